@@ -142,7 +142,8 @@ pub fn http_request(
     exchange(&mut s, addr, method, target, headers, body).expect("HTTP exchange")
 }
 
-/// Writes a request on any stream (plain or TLS) and parses the answer.
+/// Writes a request on any stream (plain or TLS) and parses the answer. A `Host` header in
+/// `headers` replaces the default `Host: ADDR`.
 pub fn exchange<S: Read + Write>(
     s: &mut S,
     addr: SocketAddr,
@@ -151,8 +152,14 @@ pub fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    // `Host: ADDR` unless the caller sends its own (as a proxy relaying a device would)
+    let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
     let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {target} HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
