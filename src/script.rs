@@ -484,17 +484,24 @@ pub fn apply_urlmod(spec: &str, url: &str) -> String {
     let replacement = parts.get(2).copied().unwrap_or("");
     let flags = parts.get(3).copied().unwrap_or("");
     let mut inline = String::new();
+    let mut anchored = false;
     for f in flags.chars() {
         match f {
-            'i' | 'm' | 's' | 'x' => inline.push(f),
-            'u' | 'U' | 'D' => {}
+            'i' | 'm' | 's' | 'x' | 'U' => inline.push(f),
+            'A' => anchored = true,
+            'u' | 'D' => {}
             other => {
                 tracing::warn!("times/@httpsurlmod: flag '{other}' not supported, ignored");
             }
         }
     }
-    let full = if inline.is_empty() {
+    let pattern = if anchored {
+        format!(r"\A(?:{pattern})")
+    } else {
         pattern.to_string()
+    };
+    let full = if inline.is_empty() {
+        pattern
     } else {
         format!("(?{inline}){pattern}")
     };
@@ -509,43 +516,66 @@ pub fn apply_urlmod(spec: &str, url: &str) -> String {
     }
 }
 
-/// PHP replacement references (`$1`, `\1`, `${1}`) in the regex crate's syntax.
+/// A `preg_replace` replacement in the regex crate's syntax, read as PHP reads it:
+/// `$N`, `\N`, `${N}` (N one or two digits) are group references, `\\` and `\$` stand for
+/// `\` and `$`, everything else is literal.
 fn php_replacement(r: &str) -> String {
     let b: Vec<char> = r.chars().collect();
+    let literal = |out: &mut String, c: char| {
+        if c == '$' {
+            out.push_str("$$");
+        } else {
+            out.push(c);
+        }
+    };
     let mut out = String::new();
+    let mut last_was_backslash = false;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        if (c == '$' || c == '\\') && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-            let mut j = i + 1;
-            while j < b.len() && j < i + 3 && b[j].is_ascii_digit() {
-                j += 1;
+        if c == '\\' || c == '$' {
+            if last_was_backslash {
+                // the backslash copied just before escapes this character
+                out.pop();
+                literal(&mut out, c);
+                last_was_backslash = false;
+                i += 1;
+                continue;
             }
-            let n: String = b[i + 1..j].iter().collect();
-            out.push_str(&format!("${{{n}}}"));
-            i = j;
-        } else if c == '$' && i + 1 < b.len() && b[i + 1] == '{' {
-            let end = b[i..].iter().position(|&x| x == '}').map(|p| p + i);
-            match end {
-                Some(e) => {
-                    let n: String = b[i + 2..e].iter().collect();
-                    out.push_str(&format!("${{{n}}}"));
-                    i = e + 1;
-                }
-                None => {
-                    out.push_str("$$");
-                    i += 1;
-                }
+            if let Some((group, next)) = php_backref(&b, i) {
+                out.push_str(&format!("${{{group}}}"));
+                i = next;
+                continue;
             }
-        } else if c == '$' {
-            out.push_str("$$");
-            i += 1;
-        } else {
-            out.push(c);
-            i += 1;
         }
+        literal(&mut out, c);
+        last_was_backslash = c == '\\';
+        i += 1;
     }
     out
+}
+
+/// PHP's `preg_get_backref`: the group number of a reference starting at `b[i]` (`$` or
+/// `\`) and the index after it.
+fn php_backref(b: &[char], i: usize) -> Option<(u32, usize)> {
+    let mut j = i + 1;
+    let braced = b[i] == '$' && b.get(j) == Some(&'{');
+    if braced {
+        j += 1;
+    }
+    let mut group = b.get(j)?.to_digit(10)?;
+    j += 1;
+    if let Some(d) = b.get(j).and_then(|c| c.to_digit(10)) {
+        group = group * 10 + d;
+        j += 1;
+    }
+    if braced {
+        if b.get(j) != Some(&'}') {
+            return None;
+        }
+        j += 1;
+    }
+    Some((group, j))
 }
 
 /// The CHECK signature: md5 over the hook's lines before, the snippets' trimmed lines, and

@@ -6,14 +6,15 @@ mod tlskit;
 
 use common::{Server, free_port, http_request, make_root};
 use rustls::SignatureScheme;
+use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use rustls::pki_types::pem::PemObject;
 use std::path::Path;
 use std::time::Duration;
 use tlskit::{Ca, ClientAuth, LeafOptions, TestKey, local, tls_get, tls_request, write_bundle};
 
-const POLL: &str = "/update/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=172.16.1.2";
+const POLL: &str =
+    "/update/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=172.16.1.2";
 const SNIPPET_LINE: &str = "config change NTP0 /server1 pool.ntp.org";
 const SNIPPETS: &[(&str, &str)] = &[(
     "update-all-default.txt",
@@ -147,8 +148,15 @@ fn trusted_device_with_its_hwid_as_cn_gets_its_snippets() {
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
     assert_eq!(r.status, 200);
     assert!(has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("good certificate(CN='IP232-30-00-af'"), "{}", r.text());
-    assert_eq!(r.command_lines().last().map(String::as_str), Some("iresetn"));
+    assert!(
+        r.text().contains("good certificate(CN='IP232-30-00-af'"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        r.command_lines().last().map(String::as_str),
+        Some("iresetn")
+    );
 }
 
 #[test]
@@ -193,12 +201,17 @@ fn certificate_of_another_device_gets_no_snippets_and_a_reason() {
     assert_eq!(r.status, 200);
     assert!(!has_snippet(&r), "{}", r.text());
     assert!(
-        r.text()
-            .contains("claims to be 'IP232-30-00-af / 0090333000af' but identifies as 'IP232-30-00-b0'"),
+        r.text().contains(
+            "claims to be 'IP232-30-00-af / 0090333000af' but identifies as 'IP232-30-00-b0'"
+        ),
         "{}",
         r.text()
     );
-    assert!(!r.command_lines().iter().any(|l| l.contains("check ser")), "{}", r.text());
+    assert!(
+        !r.command_lines().iter().any(|l| l.contains("check ser")),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -210,7 +223,10 @@ fn untrusted_issuer_is_refused_in_the_handshake_and_logged() {
     let device = rogue.issue("IP232-30-00-af");
     assert!(tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).is_err());
     let log = s.log_with("refused client certificate");
-    assert!(log.contains("CN='IP232-30-00-af' issued by 'Untrusted Test CA'"), "{log}");
+    assert!(
+        log.contains("CN='IP232-30-00-af' issued by 'Untrusted Test CA'"),
+        "{log}"
+    );
     assert!(log.contains("issuer unknown"), "{log}");
     // the listener keeps serving trusted devices
     let good = ca.issue("IP232-30-00-af");
@@ -254,7 +270,11 @@ fn no_certificate_on_the_mtls_port_is_accepted_but_gets_no_snippets() {
     let r = tls_get(s.mtls_addr(), ClientAuth::None, POLL).expect("MTLS poll without cert");
     assert_eq!(r.status, 200);
     assert!(!has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("SSL_CLIENT_S_DN_CN not present"), "{}", r.text());
+    assert!(
+        r.text().contains("SSL_CLIENT_S_DN_CN not present"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -273,7 +293,11 @@ fn the_https_listener_does_not_ask_for_a_certificate() {
     let device = ca.issue("IP232-30-00-af");
     let r = tls_get(s.https_addr(), ClientAuth::Device(&device), POLL).expect("HTTPS poll");
     assert!(!has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("SSL_CLIENT_S_DN_CN not present"), "{}", r.text());
+    assert!(
+        r.text().contains("SSL_CLIENT_S_DN_CN not present"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -290,7 +314,8 @@ fn issuer_in_the_bundle_but_not_in_caname_gets_no_snippets() {
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
     assert!(!has_snippet(&r), "{}", r.text());
     assert!(
-        r.text().contains("TLS certificate issuer (Other Device CA) not trusted"),
+        r.text()
+            .contains("TLS certificate issuer (Other Device CA) not trusted"),
         "{}",
         r.text()
     );
@@ -381,7 +406,10 @@ fn sha1_signed_device_certificate_is_accepted_as_legacy_and_logged() {
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
     assert!(has_snippet(&r), "{}", r.text());
     let log = s.log_with("only because legacy-client-certs is on");
-    assert!(log.contains("'IP232-30-00-af' is signed with sha1WithRSAEncryption"), "{log}");
+    assert!(
+        log.contains("'IP232-30-00-af' is signed with sha1WithRSAEncryption"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -399,7 +427,10 @@ fn sha1_signed_device_certificate_is_refused_with_legacy_off() {
     assert!(tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).is_err());
     let log = s.log_with("refused client certificate");
     assert!(log.contains("sha1WithRSAEncryption"), "{log}");
-    assert!(log.contains("signature algorithm not accepted (legacy-client-certs is off"), "{log}");
+    assert!(
+        log.contains("signature algorithm not accepted (legacy-client-certs is off"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -469,8 +500,14 @@ fn old_rsa_1024_device_signing_the_handshake_with_sha1_is_accepted() {
     .expect("old device poll");
     assert!(has_snippet(&r), "{}", r.text());
     let log = s.log_with("only because legacy-client-certs is on");
-    assert!(log.contains("'IP232-30-00-af' has a 1024-bit RSA key"), "{log}");
-    assert!(log.contains("'Test Device CA' has a 1024-bit RSA key"), "{log}");
+    assert!(
+        log.contains("'IP232-30-00-af' has a 1024-bit RSA key"),
+        "{log}"
+    );
+    assert!(
+        log.contains("'Test Device CA' has a 1024-bit RSA key"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -556,13 +593,17 @@ fn garbage_plain_http_and_stalled_handshakes_do_not_disturb_others() {
     for port in [s.https, s.mtls] {
         stalled.push(TcpStream::connect(local(port)).expect("silent connection"));
         let mut partial = TcpStream::connect(local(port)).expect("partial hello");
-        partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).expect("write");
+        partial
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            .expect("write");
         stalled.push(partial);
     }
     // garbage
     let mut junk = TcpStream::connect(s.mtls_addr()).expect("junk");
-    junk.write_all(&[0x00, 0xff, 0x13, 0x37, 0x42].repeat(200)).expect("write");
-    junk.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    junk.write_all(&[0x00, 0xff, 0x13, 0x37, 0x42].repeat(200))
+        .expect("write");
+    junk.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let mut buf = Vec::new();
     let _ = junk.read_to_end(&mut buf);
     // plain HTTP on the TLS port gets a plain answer saying so
@@ -590,7 +631,9 @@ fn a_stalled_handshake_is_dropped_by_the_server() {
         .set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");
     let mut buf = [0u8; 16];
-    let n = silent.read(&mut buf).expect("the server closes the connection");
+    let n = silent
+        .read(&mut buf)
+        .expect("the server closes the connection");
     assert_eq!(n, 0);
     s.log_with("TLS handshake timed out");
 }
@@ -617,7 +660,11 @@ fn a_trusted_proxy_vouches_for_https_and_the_client_certificate() {
     headers.push(("Host", "update.example.com"));
     let r = http_request(server.addr(), "GET", POLL, &headers, b"");
     assert!(has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("good certificate(CN='IP232-30-00-af'"), "{}", r.text());
+    assert!(
+        r.text().contains("good certificate(CN='IP232-30-00-af'"),
+        "{}",
+        r.text()
+    );
     assert!(
         r.command_lines().contains(
             &"mod cmd UP0 scfg https://update.example.com/update/update.php?mode=backup&hwid=#h&sn=#m"
@@ -632,14 +679,22 @@ fn a_trusted_proxy_vouches_for_https_and_the_client_certificate() {
     headers.push(("X-Remote-Cert", "CN=IP232-30-00-b0,O=innovaphone AG"));
     let r = http_request(server.addr(), "GET", POLL, &headers, b"");
     assert!(!has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("identifies as 'IP232-30-00-b0'"), "{}", r.text());
+    assert!(
+        r.text().contains("identifies as 'IP232-30-00-b0'"),
+        "{}",
+        r.text()
+    );
     // the proxy names an issuer that is not in CAname
     let mut headers = PROXY_HEADERS.to_vec();
     headers.push(("Host", "update.example.com"));
     headers.push(("X-Remote-Cert-Issuer", "CN=Someone Else CA"));
     let r = http_request(server.addr(), "GET", POLL, &headers, b"");
     assert!(!has_snippet(&r), "{}", r.text());
-    assert!(r.text().contains("issuer (Someone Else CA) not trusted"), "{}", r.text());
+    assert!(
+        r.text().contains("issuer (Someone Else CA) not trusted"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -657,11 +712,12 @@ fn proxy_headers_from_any_other_address_are_ignored_and_logged() {
         "config add UP1 /url https%3A%2F%2Fupdate.example.com%3A443%2Fupdate%2Fupdate.php%3Fpolling%3D5%26phase%3D%26type%3D%23t%26sn%3D%23m%26hwid%3D%23h%26ip%3D%23i"
     );
     // X-Forwarded-For still names the device, as in PHP
-    let state =
-        std::fs::read_to_string(root.join("status/00-90-33-30-00-af.xml")).expect("state");
+    let state = std::fs::read_to_string(root.join("status/00-90-33-30-00-af.xml")).expect("state");
     assert!(state.contains("10.1.2.3"), "{state}");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !server.log_text().contains("ignoring X-Forwarded-Proto/X-Remote-Cert headers from 127.0.0.1")
+    while !server
+        .log_text()
+        .contains("ignoring X-Forwarded-Proto/X-Remote-Cert headers from 127.0.0.1")
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(10));
@@ -678,20 +734,32 @@ fn proxy_headers_from_any_other_address_are_ignored_and_logged() {
 #[test]
 fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = make_root(dir.path(), r#"<config><master info=""/></config>"#, SNIPPETS);
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/></config>"#,
+        SNIPPETS,
+    );
     let https = free_port();
     let addr = format!("127.0.0.1:{https}");
     let fingerprint = {
         let server = Server::start(&root, &["--https", &addr]);
         server.wait_for_port(https);
-        let r = tls_get(local(https), ClientAuth::None, "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4").expect("HTTPS");
+        let r = tls_get(
+            local(https),
+            ClientAuth::None,
+            "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4",
+        )
+        .expect("HTTPS");
         assert_eq!(r.status, 200);
         let pem = std::fs::read(root.join("tls/server.crt")).expect("generated certificate");
         assert!(root.join("tls/server.key").is_file());
         let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).expect("PEM");
         let fp = sha256_hex_colons(der.as_ref());
         let log = server.log_text();
-        assert!(log.contains("generated a self-signed server certificate"), "{log}");
+        assert!(
+            log.contains("generated a self-signed server certificate"),
+            "{log}"
+        );
         assert!(log.contains(&fp), "fingerprint {fp} not in {log}");
         fp
     };
@@ -755,7 +823,10 @@ fn listeners_and_tls_settings_from_the_configuration_file() {
             .status,
         200
     );
-    assert!(!root.join("tls/server.crt").exists(), "configured certificate used");
+    assert!(
+        !root.join("tls/server.crt").exists(),
+        "configured certificate used"
+    );
     drop(guard);
 }
 
