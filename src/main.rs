@@ -189,7 +189,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     let app = Arc::new(App::new(root.clone(), &prefix));
     let router = http::router(app.clone());
 
-    trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| e.to_string())?;
+    trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
+        let file = cfg.sources.last().map_or("configuration", String::as_str);
+        format!("{file}: {e}")
+    })?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut tls_configs = None;
     if !args.https.is_empty() || !args.mtls.is_empty() {

@@ -870,3 +870,55 @@ fn https_request_sees_https_urls_and_its_port() {
     );
     assert!(r.command_lines().contains(&scfg), "{}", r.text());
 }
+
+/// Starts the binary expecting it to refuse: returns its exit status and error output.
+fn refused_start(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
+        .args(["serve", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run update-server");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_tls_settings_stop_the_server_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        r#"<config><server trusted-proxies="10.0.0.1, proxy.example"/></config>"#,
+        &[],
+    );
+    let port = format!("127.0.0.1:{}", free_port());
+    let (status, err) = refused_start(&root, &["--http", &port]);
+    assert!(!status.success());
+    assert!(
+        err.contains(
+            "config/user-config.xml: <server trusted-proxies>: 'proxy.example' is not an address"
+        ),
+        "{err}"
+    );
+    let root = make_root(dir.path(), r#"<config><master info=""/></config>"#, &[]);
+    let (status, err) = refused_start(&root, &["--mtls", &port]);
+    assert!(!status.success());
+    assert!(err.contains("--mtls needs --client-ca"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").expect("write");
+    let (status, err) = refused_start(
+        &root,
+        &["--mtls", &port, "--client-ca", &empty.display().to_string()],
+    );
+    assert!(!status.success());
+    assert!(err.contains("empty.pem: no certificate found"), "{err}");
+    // a generated key whose certificate was lost (the failed starts above generated both)
+    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
+    std::fs::write(root.join("tls/server.key"), "lost its certificate").expect("write");
+    let _ = std::fs::remove_file(root.join("tls/server.crt"));
+    let (status, err) = refused_start(&root, &["--https", &port]);
+    assert!(!status.success());
+    assert!(err.contains("server.key exists but"), "{err}");
+}

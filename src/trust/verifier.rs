@@ -340,9 +340,20 @@ impl ClientCertVerifier for DeviceCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        let result = match &self.legacy {
-            Some(legacy) => legacy.verify_tls12_signature(message, cert, dss),
-            None => self.strict.verify_tls12_signature(message, cert, dss),
+        let strict = self.strict.verify_tls12_signature(message, cert, dss);
+        let result = match (&self.legacy, strict) {
+            (Some(legacy), Err(_)) => {
+                let result = legacy.verify_tls12_signature(message, cert, dss);
+                if result.is_ok() {
+                    tracing::info!(
+                        "client certificate {} signed the TLS 1.2 handshake with {:?} and a key accepted only because legacy-client-certs is on",
+                        describe_chain(cert),
+                        dss.scheme
+                    );
+                }
+                result
+            }
+            (_, strict) => strict,
         };
         result.map_err(|e| {
             tracing::warn!(
