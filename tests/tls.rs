@@ -428,7 +428,7 @@ fn sha1_signed_device_certificate_is_refused_with_legacy_off() {
     let log = s.log_with("refused client certificate");
     assert!(log.contains("sha1WithRSAEncryption"), "{log}");
     assert!(
-        log.contains("signature algorithm not accepted (legacy-client-certs is off"),
+        log.contains("sha1WithRSAEncryption not accepted (legacy-client-certs is off"),
         "{log}"
     );
 }

@@ -500,6 +500,33 @@ fn signature_name(oid: &str) -> String {
     .to_string()
 }
 
+/// The dotted OID at the start of an `AlgorithmIdentifier`'s content (`06 len oid…`).
+fn oid_of_algorithm_id(id: &[u8]) -> Option<String> {
+    let (&tag, rest) = id.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    if tag != 0x06 || len >= 0x80 {
+        return None;
+    }
+    let body = rest.get(..usize::from(len))?;
+    let (&first, tail) = body.split_first()?;
+    let mut arcs = vec![u64::from(first / 40).min(2), 0];
+    arcs[1] = u64::from(first) - arcs[0] * 40;
+    let mut value: u64 = 0;
+    for &b in tail {
+        value = value.checked_mul(128)? | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(value);
+            value = 0;
+        }
+    }
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
 /// `'CN' issued by 'ISSUER' (ALG, KEY, valid FROM .. TO)` of a DER certificate.
 pub fn describe_chain(end_entity: &CertificateDer<'_>) -> String {
     match x509_parser::parse_x509_certificate(end_entity.as_ref()) {
@@ -551,8 +578,16 @@ pub fn reason(e: &Error, legacy_on: bool) -> String {
                 format_unix(not_before.as_secs() as i64)
             ),
             CertificateError::NotValidYet => "not valid yet".into(),
-            CertificateError::UnsupportedSignatureAlgorithm
-            | CertificateError::UnsupportedSignatureAlgorithmContext { .. } => {
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id,
+                ..
+            } => {
+                let name = oid_of_algorithm_id(signature_algorithm_id)
+                    .map(|oid| signature_name(&oid))
+                    .unwrap_or_else(|| "signature algorithm".into());
+                format!("{name} not accepted{legacy_hint}")
+            }
+            CertificateError::UnsupportedSignatureAlgorithm => {
                 format!("signature algorithm not accepted{legacy_hint}")
             }
             CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
@@ -662,11 +697,28 @@ mod tests {
             supported_algorithms: vec![],
         });
         assert!(reason(&alg, false).contains("legacy-client-certs is off"));
+        assert!(reason(&alg, true).starts_with("sha1WithRSAEncryption not accepted"));
         assert!(!reason(&alg, true).contains("legacy-client-certs is off"));
         let long = e(CertificateError::Other(OtherError(Arc::new(
             ChainRefused::TooLong(300),
         ))));
         assert!(reason(&long, true).contains("300 intermediate certificates"));
+    }
+
+    #[test]
+    fn oids_of_algorithm_identifiers() {
+        assert_eq!(
+            oid_of_algorithm_id(&SHA256_NULL).as_deref(),
+            Some("1.2.840.113549.1.1.11")
+        );
+        // ecdsa-with-SHA1
+        assert_eq!(
+            oid_of_algorithm_id(&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01]).as_deref(),
+            Some("1.2.840.10045.4.1")
+        );
+        assert_eq!(oid_of_algorithm_id(&[0x05, 0x00]), None);
+        assert_eq!(oid_of_algorithm_id(&[0x06, 0x09, 0x2a]), None);
+        assert_eq!(oid_of_algorithm_id(&[]), None);
     }
 
     #[test]
