@@ -105,22 +105,26 @@ pub struct TlsSetup {
 impl TlsSetup {
     /// Loads (or generates) the server certificate and, with `mtls`, the client CA bundle.
     pub fn load(root: &Path, opts: &TlsOptions, mtls: bool) -> Result<TlsSetup, TlsError> {
+        // the client CAs first: a broken bundle stops the start before anything is generated
+        let cas = if mtls {
+            let ca_path = opts.client_ca.as_deref().ok_or(TlsError::NoClientCa)?;
+            Some(load_client_cas(ca_path)?)
+        } else {
+            None
+        };
         let (cert_path, key_path) = server_cert_paths(root, opts.cert.clone(), opts.key.clone())?;
         let chain = load_certs(&cert_path)?;
         let key = load_key(&key_path)?;
         let fingerprint = chain.first().map(fingerprint).unwrap_or_default();
         let https = server_config(chain.clone(), key.clone_key(), None, false)?;
-        let mtls = if mtls {
-            let ca_path = opts.client_ca.as_deref().ok_or(TlsError::NoClientCa)?;
-            let cas = load_client_cas(ca_path)?;
-            Some(server_config(
+        let mtls = match cas {
+            Some(cas) => Some(server_config(
                 chain,
                 key,
                 Some(&cas),
                 opts.legacy_client_certs,
-            )?)
-        } else {
-            None
+            )?),
+            None => None,
         };
         Ok(TlsSetup {
             https,

@@ -2,17 +2,19 @@
 //!
 //! The chain is verified by webpki against the client CA bundle: signatures, validity dates,
 //! basicConstraints of intermediates, extended key usage, unknown critical extensions, path
-//! length. What webpki refuses that lighttpd/OpenSSL on the LAP accepted, measured on
-//! rustls-webpki 0.103 with the *ring* provider:
+//! length. What webpki refuses that lighttpd/OpenSSL on the LAP accepted (rustls-webpki 0.103
+//! with the *ring* provider; rows marked ✓ are exercised by `tests/tls.rs` with real
+//! handshakes, the others come from reading webpki's source):
 //!
 //! | certificate | webpki | here |
 //! | --- | --- | --- |
-//! | signed with `sha1WithRSAEncryption` | refused (unsupported algorithm) | accepted with `legacy-client-certs` |
-//! | CA or device RSA key of 1024–2047 bits | refused (bad signature) | accepted with `legacy-client-certs` |
-//! | RSA algorithm identifier without the NULL parameter, SHA-1 | refused | accepted with `legacy-client-certs` |
-//! | device signs the TLS 1.2 handshake with RSA PKCS#1 SHA-1 | not offered | offered with `legacy-client-certs` |
-//! | CA in the bundle without basicConstraints, or X.509 v1 | accepted (anchors are not checked) | accepted |
-//! | intermediate sent by the device without basicConstraints `cA` | refused | refused: add that CA to the bundle |
+//! | ✓ signed with `sha1WithRSAEncryption` | refused (unsupported algorithm) | accepted with `legacy-client-certs` |
+//! | ✓ CA or device RSA key of 1024–2047 bits | refused (bad signature) | accepted with `legacy-client-certs` |
+//! | ✓ device signs the TLS 1.2 handshake with RSA PKCS#1 SHA-1 | not offered | offered with `legacy-client-certs` |
+//! | `sha1WithRSAEncryption` identifier without the NULL parameter | refused | accepted with `legacy-client-certs` |
+//! | ✓ CA in the bundle without basicConstraints | accepted (anchors are not checked) | accepted |
+//! | X.509 v1 CA in the bundle | accepted (read as an anchor) | accepted |
+//! | ✓ intermediate sent by the device without basicConstraints `cA` | refused | refused: add that CA to the bundle |
 //! | X.509 v1 device certificate | refused | refused |
 //! | MD5, DSA, ECDSA with SHA-1 | refused | refused (broken, or *ring* cannot verify them) |
 //!
@@ -435,8 +437,8 @@ impl CertSummary {
         };
         let date = |t: &x509_parser::time::ASN1Time| format_unix(t.timestamp());
         CertSummary {
-            cn: super::common_name(cert.subject()),
-            issuer_cn: super::common_name(cert.issuer()),
+            cn: log_safe(&super::common_name(cert.subject())),
+            issuer_cn: log_safe(&super::common_name(cert.issuer())),
             signature: signature_name(&cert.signature_algorithm.algorithm.to_id_string()),
             key,
             rsa_bits,
@@ -456,6 +458,20 @@ impl CertSummary {
         }
         out
     }
+}
+
+/// A name from a certificate as it may appear in the log: control characters replaced (no
+/// forged log lines), at most 128 characters.
+fn log_safe(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(128)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if name.chars().count() > 128 {
+        out.push('…');
+    }
+    out
 }
 
 /// Bits of a big-endian unsigned integer without its leading zeros.
@@ -719,6 +735,14 @@ mod tests {
         assert_eq!(oid_of_algorithm_id(&[0x05, 0x00]), None);
         assert_eq!(oid_of_algorithm_id(&[0x06, 0x09, 0x2a]), None);
         assert_eq!(oid_of_algorithm_id(&[]), None);
+    }
+
+    #[test]
+    fn names_in_the_log_cannot_forge_lines() {
+        assert_eq!(log_safe("IP232-30-00-af"), "IP232-30-00-af");
+        assert_eq!(log_safe("a\n2026 WARN x\r"), "a?2026 WARN x?");
+        let long = "x".repeat(500);
+        assert_eq!(log_safe(&long).chars().count(), 129);
     }
 
     #[test]
