@@ -224,6 +224,124 @@ mod tests {
         assert!(!is_trusted(&[], ip("127.0.0.1")));
     }
 
+    fn config(server: &str) -> Config {
+        use crate::config::{BUILTIN_DEFAULTS, Source};
+        let defaults = Source {
+            name: "config.xml".into(),
+            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
+        };
+        let user = Source {
+            name: "config/user-config.xml".into(),
+            bytes: format!(
+                r#"<config>{server}<customcerts dir="certs" CAname="Old CA,Device CA 2"/></config>"#
+            )
+            .into_bytes(),
+        };
+        Config::from_sources(&defaults, Some(&user)).expect("config")
+    }
+
+    /// The connection facts of a plain HTTP request from `peer` to port 8080 with `headers`.
+    fn info_of(cfg: &Config, peer: &str, headers: &[(&str, &str)]) -> ConnInfo {
+        let meta = ConnMeta {
+            peer: format!("{peer}:50000").parse().expect("peer"),
+            local: "127.0.0.1:8080".parse().expect("local"),
+            tls: false,
+            client_cert: None,
+        };
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        let mut info = ConnInfo::plain("h", 8080);
+        info.remote_ip = meta.peer.ip();
+        apply_proxy_headers(&mut info, cfg, &meta, &map);
+        info
+    }
+
+    #[test]
+    fn forwarded_scheme_and_port_from_a_trusted_proxy() {
+        let cfg = config(r#"<server trusted-proxies="10.0.0.0/8"/>"#);
+        let https = [("x-forwarded-proto", "https")];
+        let i = info_of(&cfg, "10.1.1.1", &https);
+        assert!(i.https);
+        assert_eq!(i.local_port, 443);
+        let i = info_of(
+            &cfg,
+            "10.1.1.1",
+            &[("x-forwarded-proto", "https"), ("host", "u.example:444")],
+        );
+        assert_eq!(i.local_port, 444);
+        let i = info_of(
+            &cfg,
+            "10.1.1.1",
+            &[
+                ("x-forwarded-proto", "https"),
+                ("host", "u.example:444"),
+                ("x-forwarded-port", "8443"),
+            ],
+        );
+        assert_eq!(i.local_port, 8443);
+        let i = info_of(
+            &cfg,
+            "10.1.1.1",
+            &[("x-forwarded-proto", "http, https"), ("host", "[::1]")],
+        );
+        assert!(!i.https);
+        assert_eq!(i.local_port, 80);
+        // from an address that is not a trusted proxy nothing changes
+        let i = info_of(&cfg, "192.168.1.1", &https);
+        assert!(!i.https);
+        assert_eq!(i.local_port, 8080);
+    }
+
+    #[test]
+    fn forwarded_client_certificate_and_its_issuer() {
+        let cfg = config(r#"<server trusted-proxies="10.0.0.1"/>"#);
+        let cert = |cn: &str, issuer: &str| {
+            Some(ClientCert {
+                cn: cn.into(),
+                issuer_cn: issuer.into(),
+            })
+        };
+        // only the name: issued by the last CAname, as PHP assumes behind lighttpd
+        let i = info_of(
+            &cfg,
+            "10.0.0.1",
+            &[("x-remote-cert", "CN=IP232-30-00-af,O=x")],
+        );
+        assert_eq!(i.client_cert, cert("IP232-30-00-af", "Device CA 2"));
+        let i = info_of(
+            &cfg,
+            "10.0.0.1",
+            &[
+                ("x-remote-cert", "IP232-30-00-af"),
+                ("x-remote-cert-issuer", "/O=y/CN=Old CA"),
+            ],
+        );
+        assert_eq!(i.client_cert, cert("IP232-30-00-af", "Old CA"));
+        let i = info_of(&cfg, "10.0.0.1", &[("x-remote-cert", "")]);
+        assert_eq!(i.client_cert, None);
+        let i = info_of(&cfg, "10.0.0.2", &[("x-remote-cert", "IP232-30-00-af")]);
+        assert_eq!(i.client_cert, None);
+        // without customcerts there is no issuer to assume
+        let plain = Config::from_sources(
+            &crate::config::Source {
+                name: "config.xml".into(),
+                bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
+            },
+            Some(&crate::config::Source {
+                name: "u".into(),
+                bytes: br#"<config><server trusted-proxies="10.0.0.1"/></config>"#.to_vec(),
+            }),
+        )
+        .expect("config");
+        let i = info_of(&plain, "10.0.0.1", &[("x-remote-cert", "IP232-30-00-af")]);
+        assert_eq!(i.client_cert, cert("IP232-30-00-af", ""));
+    }
+
     #[test]
     fn common_names_of_forwarded_names() {
         assert_eq!(cn_of("IP232-30-00-af"), "IP232-30-00-af");
