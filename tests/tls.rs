@@ -798,12 +798,12 @@ fn listeners_and_tls_settings_from_the_configuration_file() {
         .args(["serve", "--root"])
         .arg(&root)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log"))
         .spawn()
         .expect("start");
     let guard = KillOnDrop(&mut child);
     for port in [http, https, mtls] {
-        wait_for(port);
+        wait_for(port, &dir.path().join("server.log"));
     }
     let device = ca.issue("IP232-30-00-af");
     let r = tls_get(local(mtls), ClientAuth::Device(&device), POLL).expect("MTLS poll");
@@ -839,7 +839,7 @@ impl Drop for KillOnDrop<'_> {
     }
 }
 
-fn wait_for(port: u16) {
+fn wait_for(port: u16, log: &Path) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         if TcpStream::connect(local(port)).is_ok() {
@@ -847,7 +847,10 @@ fn wait_for(port: u16) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("nothing listens on {port}");
+    panic!(
+        "nothing listens on {port}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 #[test]
