@@ -793,9 +793,9 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
         ctx.log_device("requestDownloaded", "false");
     }
     ctx.file_ops.extend(decision.file_ops.iter().cloned());
-    if let Some(last) = decision.msgs.last() {
-        let last = last.clone();
-        ctx.log_device("certstat", &last);
+    if let Some(status) = decision.certstat() {
+        let status = status.to_string();
+        ctx.log_device("certstat", &status);
     }
 
     // queries
