@@ -18,8 +18,9 @@
 use crate::answer::{Answer, Exit};
 use crate::config::Config;
 use regex::bytes::Regex;
-use std::path::Path;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::UNIX_EPOCH;
 
 /// The lines PHP drops. `(?-u)`: `.` matches any byte but `\n`, like PCRE without `/u`.
@@ -132,6 +133,18 @@ pub fn rotation(
     out
 }
 
+/// One lock per backup directory: numbering and rotation of one device's backups happen one
+/// upload at a time, also when its uploads carry no serial number (no per-device state lock).
+fn directory_lock(dir: PathBuf) -> Arc<Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    if locks.len() > 4096 {
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+    }
+    locks.entry(dir).or_default().clone()
+}
+
 /// Stores an uploaded backup (PHP's `saveBackup`). Returns the time to record as the
 /// device's last backup, or `None` when there is none.
 pub fn store(
@@ -148,6 +161,8 @@ pub fn store(
         return Err(ans.bailout("backup: no 'nbackups' attribute in backup tag in config"));
     };
     let loc = format!("{dir}/{hwid}");
+    let lock = directory_lock(root.join(&loc));
+    let _serialised = lock.lock().unwrap_or_else(|e| e.into_inner());
     let files = list(root, dir, hwid);
     let (last_content, next_index) = match files.last() {
         None => {

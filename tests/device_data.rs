@@ -867,3 +867,42 @@ fn two_requests_of_one_device_at_once() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn simultaneous_backups_without_serial_number_are_all_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (server, root) = start(
+        dir.path(),
+        BACKUP_CONFIG
+            .replace("nbackups=\"3\"", "nbackups=\"20\"")
+            .as_str(),
+    );
+    let addr = server.addr();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http_request(
+                    addr,
+                    "PUT",
+                    &format!("/update/update.php?mode=backup&hwid={HWID}"),
+                    &[],
+                    format!("config change CMD0 /name n{i}\r\n").as_bytes(),
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread").status, 200);
+    }
+    let mut contents: Vec<Vec<u8>> = std::fs::read_dir(root.join(format!("backup/{HWID}")))
+        .expect("backups")
+        .flatten()
+        .map(|e| std::fs::read(e.path()).expect("read"))
+        .collect();
+    contents.sort();
+    let mut expected: Vec<Vec<u8>> = (0..8)
+        .map(|i| format!("config change CMD0 /name n{i}").into_bytes())
+        .collect();
+    expected.sort();
+    assert_eq!(contents, expected);
+}
