@@ -11,6 +11,13 @@
 //! from `CAkeys`, and a poll is skipped so the device can report the result. When the
 //! certificate is good, the files and the CSR on the device are cleaned up.
 //!
+//! Where it deliberately differs from PHP, it sends a device less, never more: a signed
+//! "certificate" that is not one (or was made for another key than the device's CSR) and CA
+//! files that are no certificates are not sent (PHP sent them, the device failed and stopped
+//! its certificate handling for good); the status line (`device/@certstat`) says why. A CSR
+//! upload that is not a complete CSR is refused instead of stored. Only the workflow's own two
+//! files can be written through `mode=vardump` (contract §6).
+//!
 //! [`decide`] is pure: the files it looks at come in as [`CertFiles`], the file changes it
 //! wants come back as [`FileOp`]s.
 
