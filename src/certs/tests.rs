@@ -335,6 +335,11 @@ fn signed_certificates_are_checked_against_the_request() {
         Err(CertError::NotRequest(_))
     ));
     assert!(check_request(&good).is_err());
+    assert!(check_request(&ca.der).is_err());
+    // the request of the PHP recordings
+    let recorded =
+        case_file("customcerts-signed-cert-install/state/certs/00-90-33-30-00-af-request.p10.der");
+    assert_eq!(check_request(&recorded), Ok(()));
 }
 
 #[test]
