@@ -342,6 +342,39 @@ fn signed_certificates_are_checked_against_the_request() {
     assert_eq!(check_request(&recorded), Ok(()));
 }
 
+/// A DER element with a short length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag, u8::try_from(content.len()).expect("short")];
+    v.extend_from_slice(content);
+    v
+}
+
+#[test]
+fn the_structure_decides_what_the_parser_cannot_read() {
+    let int = tlv(0x02, &[1]);
+    let seq_of = |n: usize| tlv(0x30, &int.repeat(n));
+    let whole = |tbs: Vec<u8>| {
+        let mut c = tbs;
+        c.extend(tlv(0x30, &[]));
+        c.extend(tlv(0x03, &[0]));
+        tlv(0x30, &c)
+    };
+    // six fields in the to-be-signed part: shaped like a certificate, sent
+    assert_eq!(check_certificate(&whole(seq_of(6))), Ok(()));
+    assert_eq!(check_signed(&whole(seq_of(6)), b""), Ok(()));
+    // three: shaped like a request
+    assert!(check_certificate(&whole(seq_of(3))).is_err());
+    let mut info = int.clone();
+    info.extend(tlv(0x30, &[]));
+    info.extend(tlv(0x30, &[]));
+    assert_eq!(check_request(&whole(tlv(0x30, &info))), Ok(()));
+    info.extend(tlv(0xa0, &[]));
+    assert_eq!(check_request(&whole(tlv(0x30, &info))), Ok(()));
+    let cut = whole(tlv(0x30, &info));
+    assert!(check_request(&cut[..cut.len() - 1]).is_err());
+    assert!(check_request(&tlv(0x04, b"text")).is_err());
+}
+
 #[test]
 fn var_dump_values_like_php_get_var_dump() {
     let dump = b"X509/OTHER pb 00\r\nX509/REQUEST pb 3081\r\nX509/REQUEST pb ffff\r\n";
