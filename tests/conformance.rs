@@ -1,8 +1,245 @@
-//! Conformance test of `update-server` against recorded PHP behaviour
-//! (`tests/conformance/README.md`). This first part holds the normaliser and
-//! the comparators with their unit tests; the runner follows.
+//! Conformance test: runs every case of `tests/conformance/` (see its
+//! README) against the `update-server` binary and compares answers and files
+//! with what the PHP Update Server V2 did.
+//!
+//! Environment:
+//! - `CONFORMANCE_CASE=substr` – only cases whose name contains `substr`;
+//! - `CONFORMANCE_KEEP=1` – keep each case's work directory (root, server
+//!   logs) and the test PKI, and print their paths;
+//! - `CONFORMANCE_JOBS=n` – cases run in parallel (default 4).
+//!
+//! Cases flagged `security` or `divergent` are run and reported separately;
+//! they never fail the test. The test fails if any other case differs.
 
 mod support;
+
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use support::case::{self, Case};
+use support::compare;
+use support::pki::{self, Pki};
+
+/// Detail lines printed per failing case.
+const MAX_REPORT_LINES: usize = 40;
+
+struct Outcome {
+    name: String,
+    description: String,
+    flag: Option<String>,
+    requests: usize,
+    /// Differences; empty means the case matches.
+    differences: Vec<String>,
+    /// Comment-line similarity in percent (`None` if the case did not run).
+    similarity: Option<f64>,
+    seconds: f64,
+    kept: Option<PathBuf>,
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_string()
+    }
+}
+
+fn run_one(case: &Case, pki: &Pki, keep: bool) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        name: case.name.clone(),
+        description: case.description.clone(),
+        flag: case.flag(),
+        requests: case.requests.len(),
+        differences: Vec::new(),
+        similarity: None,
+        seconds: 0.0,
+        kept: None,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let run = case::run(case, pki, keep)?;
+        let comparison = compare::compare(case, &run)?;
+        Ok::<_, String>((run.kept, comparison))
+    }));
+    match result {
+        Ok(Ok((kept, comparison))) => {
+            outcome.kept = kept;
+            outcome.similarity = Some(comparison.similarity.percent());
+            outcome.differences = comparison.differences;
+        }
+        Ok(Err(error)) => outcome
+            .differences
+            .push(format!("case did not run: {error}")),
+        Err(panic) => outcome.differences.push(format!(
+            "harness panicked: {}",
+            panic_message(panic.as_ref())
+        )),
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    outcome
+}
+
+fn run_all(cases: &[Case], pki: &Pki, keep: bool, jobs: usize) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..cases.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(case) = cases.get(i) else { break };
+                    let outcome = run_one(case, pki, keep);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn format_outcome(o: &Outcome) -> String {
+    let verdict = match (o.flag.is_some(), o.passed()) {
+        (false, true) => "PASS",
+        (false, false) => "FAIL",
+        (true, true) => "SAME",
+        (true, false) => "DIFF",
+    };
+    let similarity = match o.similarity {
+        Some(p) => format!("comments {p:5.1}%"),
+        None => "comments   -   ".to_string(),
+    };
+    let mut out = format!(
+        "{verdict} {:<40} {:>2} req  {similarity}  {:5.2}s",
+        o.name, o.requests, o.seconds
+    );
+    if let Some(flag) = &o.flag {
+        out.push_str(&format!("  [{flag}]"));
+    }
+    if let Some(kept) = &o.kept {
+        out.push_str(&format!("\n      kept: {}", kept.display()));
+    }
+    if o.passed() && o.flag.as_deref().is_some_and(|f| f.starts_with("security")) {
+        out.push_str(
+            "\n      note: the server does what PHP did here, which contract section 6 forbids",
+        );
+    }
+    if !o.passed() {
+        out.push_str(&format!("\n      ({})", o.description));
+        let lines: Vec<String> = o
+            .differences
+            .iter()
+            .flat_map(|d| d.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        for line in lines.iter().take(MAX_REPORT_LINES) {
+            out.push_str(&format!("\n      {line}"));
+        }
+        if lines.len() > MAX_REPORT_LINES {
+            out.push_str(&format!(
+                "\n      ... ({} more lines)",
+                lines.len() - MAX_REPORT_LINES
+            ));
+        }
+    }
+    out
+}
+
+fn report(outcomes: &[Outcome]) -> (String, Vec<String>) {
+    let (flagged, normal): (Vec<&Outcome>, Vec<&Outcome>) =
+        outcomes.iter().partition(|o| o.flag.is_some());
+    let mut out = format!(
+        "\n=== conformance cases (server: {}) ===\n",
+        support::server::server_binary().display()
+    );
+    for o in &normal {
+        out.push_str(&format_outcome(o));
+        out.push('\n');
+    }
+    if !flagged.is_empty() {
+        out.push_str(
+            "\n=== flagged cases (security/divergent; SAME/DIFF = same as / differs from PHP; never fail) ===\n",
+        );
+        for o in &flagged {
+            out.push_str(&format_outcome(o));
+            out.push('\n');
+        }
+    }
+    let failed: Vec<String> = normal
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| o.name.clone())
+        .collect();
+    let same_as_php = flagged.iter().filter(|o| o.passed()).count();
+    let total_secs: f64 = outcomes.iter().map(|o| o.seconds).sum();
+    out.push_str(&format!(
+        "\nconformance: {} of {} cases pass, {} fail; flagged: {} (same as PHP: {}); {:.1}s case time\n",
+        normal.len() - failed.len(),
+        normal.len(),
+        failed.len(),
+        flagged.len(),
+        same_as_php,
+        total_secs
+    ));
+    (out, failed)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+#[test]
+fn conformance_cases() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let mut cases =
+        case::load_all(&base).unwrap_or_else(|e| panic!("cannot load the conformance cases: {e}"));
+    assert!(!cases.is_empty(), "no cases found in {}", base.display());
+    if let Ok(filter) = std::env::var("CONFORMANCE_CASE") {
+        cases.retain(|c| c.name.contains(&filter));
+        assert!(
+            !cases.is_empty(),
+            "CONFORMANCE_CASE={filter:?} matches no case in {}",
+            base.display()
+        );
+    }
+    let keep = env_flag("CONFORMANCE_KEEP");
+    let jobs = std::env::var("CONFORMANCE_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(4);
+
+    let pki = pki::build().unwrap_or_else(|e| panic!("cannot build the test PKI: {e}"));
+    let outcomes = run_all(&cases, &pki, keep, jobs);
+    let (text, failed) = report(&outcomes);
+    let mut text = text;
+    if keep {
+        text.push_str(&format!("test PKI kept: {}\n", pki.keep().display()));
+    }
+    // Straight to stderr, past the test harness's output capture: the report
+    // is wanted also when the test passes.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    assert!(
+        failed.is_empty(),
+        "{} conformance case(s) differ from PHP: {}",
+        failed.len(),
+        failed.join(", ")
+    );
+}
 
 // ---------------------------------------------------------------------------
 // Unit tests of the harness itself.
@@ -11,7 +248,12 @@ mod support;
 mod unit {
     use std::path::Path;
 
+    use std::collections::BTreeMap;
+
+    use crate::support::case::{FileEntry, check_value, resulting_files, sha256_hex};
+    use crate::support::compare::{split_lines, status_text};
     use crate::support::diff::{Similarity, unified};
+    use crate::support::http::{Response, decode_chunked, read_response};
     use crate::support::normalise::Normaliser;
     use crate::support::placeholders::{
         Vars, format_datetime, parse_datetime, replace, replace_bytes,
@@ -221,6 +463,14 @@ mod unit {
     }
 
     #[test]
+    fn splits_command_and_comment_lines() {
+        let (cmds, comments) =
+            split_lines("# a \r\n\r\n  \r\nconfig write  \r\n  # b\r\n mod cmd x\r\n#\r\nlast");
+        assert_eq!(cmds, vec!["config write", " mod cmd x", "last"]);
+        assert_eq!(comments, vec!["# a", "# b", "#"]);
+    }
+
+    #[test]
     fn diffs_and_similarity() {
         let e: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
         let a: Vec<String> = ["a", "x", "c", "d"].map(String::from).to_vec();
@@ -230,6 +480,49 @@ mod unit {
         s.add(&e, &a);
         assert!((s.percent() - 75.0).abs() < 1e-9);
         assert!((Similarity::default().percent() - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn status_text_has_location_line() {
+        let n = normaliser();
+        let r = Response {
+            status: Some(302),
+            location: Some("http://127.0.0.1:40001/update/x".into()),
+            ..Response::default()
+        };
+        assert_eq!(
+            status_text(&r, &n),
+            "302\nLocation: http://127.0.0.1:HTTP_PORT/update/x\n"
+        );
+        assert_eq!(status_text(&Response::default(), &n), "ERR\n");
+    }
+
+    #[test]
+    fn reads_http_responses() {
+        let mut raw: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nlocation: /x\r\n\r\nhelloEXTRA";
+        let r = read_response(&mut raw);
+        assert_eq!((r.status, r.location.as_deref()), (Some(200), Some("/x")));
+        assert_eq!(r.body, b"hello");
+
+        let mut raw: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabc\n\r\n3\r\ndef\r\n0\r\nTrailer: 1\r\n\r\n";
+        let r = read_response(&mut raw);
+        assert_eq!(r.body, b"abc\ndef");
+        assert!(r.problem.is_none());
+
+        let mut raw: &[u8] = b"HTTP/1.0 404 Not Found\r\n\r\nto the end\r\n";
+        let r = read_response(&mut raw);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (Some(404), &b"to the end\r\n"[..])
+        );
+
+        let mut raw: &[u8] = b"";
+        assert_eq!(read_response(&mut raw).status, None);
+        let mut raw: &[u8] = b"SSH-2.0-x\r\n\r\n";
+        assert_eq!(read_response(&mut raw).status, None);
+
+        assert_eq!(decode_chunked(b"5\r\nab"), Ok(None));
+        assert!(decode_chunked(b"zz\r\n").is_err());
     }
 
     #[test]
@@ -248,6 +541,65 @@ mod unit {
                 &vars
             ),
             b"<a n=\"M\xfcller\" p=\"1\" c=\"\"/>".to_vec()
+        );
+    }
+
+    #[test]
+    fn finds_the_last_check_value() {
+        let body = b"# mod cmd UP1 check ser 111\r\nmod cmd UP1 check ser aaa\r\n\
+                     x\r\n  mod cmd UP1 check ser bbb  \r\nmod cmd UP1 check server\r\n";
+        assert_eq!(check_value(body).as_deref(), Some("bbb"));
+        assert_eq!(check_value(b"config write\r\n"), None);
+    }
+
+    #[test]
+    fn collects_resulting_files() {
+        let n = normaliser();
+        let map = |entries: &[(&str, &[u8])]| -> BTreeMap<String, Vec<u8>> {
+            entries
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.to_vec()))
+                .collect()
+        };
+        let before = map(&[
+            ("config/user-config.xml", b"<config/>"),
+            ("scripts/update-all-default.txt", b"x"),
+            ("scripts/changed.txt", b"old"),
+            ("status/unchanged.xml", b"<state seen=\"1717243200\"/>"),
+            ("status/purged.xml", b"<state/>"),
+            ("status/lastcleanup", b""),
+        ]);
+        let after = map(&[
+            ("config/user-config.xml", b"<config/>"),
+            ("scripts/update-all-default.txt", b"x"),
+            ("scripts/changed.txt", b"new"),
+            ("status/unchanged.xml", b"<state seen=\"1717243200\"/>"),
+            ("certs/x.der", b"\x30\x82\xff"),
+            ("pwned.xml", b"<state/>"),
+        ]);
+        let files = resulting_files(&before, &after, &n);
+        let kinds: Vec<(String, String)> =
+            files.iter().map(|(p, e)| (p.clone(), e.kind())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (
+                    "certs/x.der".into(),
+                    format!("sha256:{}", sha256_hex(b"\x30\x82\xff"))
+                ),
+                ("pwned.xml".into(), "text".into()),
+                ("scripts/changed.txt".into(), "text".into()),
+                ("status/purged.xml".into(), "deleted".into()),
+                ("status/unchanged.xml".into(), "text".into()),
+            ]
+        );
+        assert_eq!(
+            files.get("status/unchanged.xml"),
+            Some(&FileEntry::Text("<state seen=\"[TS]\"/>".into()))
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }
 }

@@ -1,0 +1,163 @@
+//! Starting and stopping the server under test.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::pki::Pki;
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Ports handed out during this test run, so that parallel cases never get
+/// the same one.
+static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A listener on a fresh loopback port (kept open by the caller, or dropped to
+/// get a port where nothing listens).
+pub fn reserve_port() -> Result<TcpListener, String> {
+    for _ in 0..50 {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| format!("local_addr: {e}"))?
+            .port();
+        let mut used = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return Ok(listener);
+        }
+    }
+    Err("no fresh loopback port found".into())
+}
+
+/// A free port (nothing listens on it after this returns).
+pub fn free_port() -> Result<u16, String> {
+    let listener = reserve_port()?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local_addr: {e}"))
+}
+
+/// The binary under test: `update-server` of this package, or
+/// `CONFORMANCE_BIN` (another build or implementation taking the same flags).
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("CONFORMANCE_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_update-server")))
+}
+
+/// The running server; killed when dropped (also when the case panics).
+pub struct Server {
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+pub struct Ports {
+    pub http: u16,
+    pub https: u16,
+    pub mtls: u16,
+}
+
+impl Server {
+    /// Starts `serve` on `root` and waits until all three ports accept
+    /// connections. Output goes to `logs/server.{stdout,stderr}`.
+    pub fn start(root: &Path, logs: &Path, ports: &Ports, pki: &Pki) -> Result<Server, String> {
+        let stdout_path = logs.join("server.stdout");
+        let stderr_path = logs.join("server.stderr");
+        let stdout = File::create(&stdout_path).map_err(|e| format!("server stdout file: {e}"))?;
+        let stderr = File::create(&stderr_path).map_err(|e| format!("server stderr file: {e}"))?;
+        let bin = server_binary();
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .arg("--root")
+            .arg(root)
+            .args(["--prefix", "/update"])
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", ports.http))
+            .arg("--https")
+            .arg(format!("127.0.0.1:{}", ports.https))
+            .arg("--mtls")
+            .arg(format!("127.0.0.1:{}", ports.mtls))
+            .arg("--tls-cert")
+            .arg(&pki.server_cert)
+            .arg("--tls-key")
+            .arg(&pki.server_key)
+            .arg("--client-ca")
+            .arg(&pki.client_ca)
+            // Not the root: a server that writes relative to its working
+            // directory instead of --root must not get away with it.
+            .current_dir(logs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut server = Server { child, stderr_path };
+        server.wait_listening(&[ports.http, ports.https, ports.mtls])?;
+        Ok(server)
+    }
+
+    fn wait_listening(&mut self, ports: &[u16]) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut pending: Vec<u16> = ports.to_vec();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "server exited ({status}) before listening on all ports\n{}",
+                    self.stderr_tail(30)
+                ));
+            }
+            pending.retain(|&port| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+            });
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "server did not listen on port(s) {pending:?} within {START_TIMEOUT:?}\n{}",
+                    self.stderr_tail(30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last `n` lines of the server's stderr, indented, for reports.
+    pub fn stderr_tail(&self, n: usize) -> String {
+        let text = std::fs::read(&self.stderr_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| format!("(cannot read server stderr: {e})"));
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.is_empty() {
+            return "    (server stderr is empty)".into();
+        }
+        let skip = lines.len().saturating_sub(n);
+        let mut out = format!("    server stderr (last {} lines):", lines.len() - skip);
+        for line in &lines[skip..] {
+            out.push_str("\n    | ");
+            out.push_str(line);
+        }
+        out
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
