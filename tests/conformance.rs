@@ -602,4 +602,174 @@ mod unit {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }
+
+    #[test]
+    fn test_pki_chains_as_the_readme_says() {
+        use std::sync::Arc;
+
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+        use rustls::server::WebPkiClientVerifier;
+        use x509_parser::prelude::{FromDer, X509Certificate};
+
+        use crate::support::pki::{self, CLIENTS};
+
+        let pki = pki::build().expect("building the test PKI");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let ca_pem = std::fs::read(&pki.client_ca).expect("reading device-ca.pem");
+        for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+            roots
+                .add(cert.expect("PEM in device-ca.pem"))
+                .expect("device CA as trust anchor");
+        }
+        assert_eq!(
+            roots.len(),
+            1,
+            "--client-ca holds exactly the Test Device CA"
+        );
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .expect("client verifier");
+
+        let cn = |name: &x509_parser::x509::X509Name<'_>| -> String {
+            name.iter_common_name()
+                .next()
+                .and_then(|a| a.as_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        for &(label, subject_cn, trusted) in CLIENTS {
+            let id = pki.clients.get(label).expect("client identity");
+            let verdict =
+                verifier.verify_client_cert(&id.chain[0], &id.chain[1..], UnixTime::now());
+            assert_eq!(verdict.is_ok(), trusted, "{label}: {verdict:?}");
+            let (_, cert) =
+                X509Certificate::from_der(&id.chain[0]).expect("client certificate DER");
+            assert_eq!(cn(cert.subject()), subject_cn, "{label}: subject CN");
+            let issuer = if trusted {
+                "Test Device CA"
+            } else {
+                "Untrusted Test CA"
+            };
+            assert_eq!(cn(cert.issuer()), issuer, "{label}: issuer CN");
+            let org = cert
+                .subject()
+                .iter_organization()
+                .next()
+                .and_then(|a| a.as_str().ok());
+            let country = cert
+                .subject()
+                .iter_country()
+                .next()
+                .and_then(|a| a.as_str().ok());
+            assert_eq!(
+                (org, country),
+                (Some("innovaphone AG"), Some("DE")),
+                "{label}"
+            );
+        }
+
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+            .expect("server.crt")
+            .collect::<Result<_, _>>()
+            .expect("PEM in server.crt");
+        let key = PrivateKeyDer::from_pem_file(&pki.server_key).expect("server.key");
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate and key match");
+    }
+
+    /// The client against an in-process rustls server that verifies client
+    /// certificates like the MTLS listener must: trusted → answer, no
+    /// certificate → answer, untrusted → no HTTP answer (`ERR`).
+    #[test]
+    fn tls_client_gets_err_when_the_handshake_is_refused() {
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        use std::sync::Arc;
+
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use rustls::server::WebPkiClientVerifier;
+
+        use crate::support::http::{Request, tls_config};
+        use crate::support::pki;
+
+        let pki = pki::build().expect("building the test PKI");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&pki.client_ca).expect("device-ca.pem") {
+            roots.add(cert.expect("PEM")).expect("trust anchor");
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .expect("client verifier");
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+            .expect("server.crt")
+            .collect::<Result<_, _>>()
+            .expect("PEM");
+        let key = PrivateKeyDer::from_pem_file(&pki.server_key).expect("server.key");
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .expect("server config"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let server = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let Ok((tcp, _)) = listener.accept() else {
+                    continue;
+                };
+                let conn = rustls::ServerConnection::new(config.clone()).expect("server conn");
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                if head.ends_with(b"\r\n\r\n") {
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            }
+        });
+        let send = |cert: Option<&str>| {
+            let identity = cert.map(|c| pki.clients.get(c).expect("client identity"));
+            Request {
+                port,
+                method: "GET".into(),
+                target: "/update/update.php".into(),
+                headers: Vec::new(),
+                body: None,
+                tls: Some(tls_config(identity).expect("client config")),
+            }
+            .send()
+        };
+        let trusted = send(Some("IP232-30-00-af"));
+        assert_eq!(
+            (trusted.status, trusted.body.as_slice()),
+            (Some(200), &b"ok"[..])
+        );
+        let untrusted = send(Some("untrusted-IP232-30-00-af"));
+        assert_eq!(untrusted.status, None, "{untrusted:?}");
+        let anonymous = send(None);
+        assert_eq!(anonymous.status, Some(200), "{anonymous:?}");
+        server.join().expect("server thread");
+    }
 }
