@@ -1,1 +1,247 @@
-fn main() {}
+//! The `update-server` command: `serve`, `check-config`, `simulate`.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use update_server::config::Config;
+use update_server::http::{self, App};
+use update_server::trust;
+
+#[derive(Parser)]
+#[command(
+    name = "update-server",
+    version,
+    about = "Update server for innovaphone devices (drop-in replacement for the PHP Update Server V2)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve update scripts, firmware and the admin pages.
+    Serve(ServeArgs),
+    /// Print the merged configuration of an installation, or what is wrong with it.
+    CheckConfig {
+        /// The installation directory.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Print the update script a device would get, without writing its state.
+    Simulate {
+        /// The installation directory.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// URL path the installation is published under.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Host (and port) the device would use.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The poll's query string, e.g. 'type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4'.
+        query: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The installation directory (laid out like a PHP installation).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// URL path the installation is published under, e.g. /mtls/update.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Plain HTTP listener address (repeatable). Default: 127.0.0.1:8080 when no listener is configured.
+    #[arg(long)]
+    http: Vec<SocketAddr>,
+    /// HTTPS listener address, no client certificates (repeatable).
+    #[arg(long)]
+    https: Vec<SocketAddr>,
+    /// HTTPS listener that asks for a client certificate (repeatable); needs --client-ca.
+    #[arg(long)]
+    mtls: Vec<SocketAddr>,
+    /// Server certificate chain (PEM). Without it a self-signed one is generated in ROOT/tls/.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CAs trusted for client certificates on --mtls listeners (PEM bundle).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { root } => match Config::load(&root) {
+            Ok(cfg) => {
+                println!("<!-- merged from: {} -->", cfg.sources.join(", "));
+                print!("{}", cfg.tree.to_pretty_document());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Simulate {
+            root,
+            prefix,
+            host,
+            query,
+        } => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let app = Arc::new(App::new(root, &prefix));
+            match rt.block_on(http::simulate(&app, &query, &host)) {
+                Ok(body) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&body);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve(args) => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn parse_addrs(list: &[String], what: &str) -> Result<Vec<SocketAddr>, String> {
+    list.iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|_| format!("<server {what}=\"{a}\">: not an address:port"))
+        })
+        .collect()
+}
+
+async fn serve(mut args: ServeArgs) -> Result<(), String> {
+    let root = std::fs::canonicalize(&args.root)
+        .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
+    let cfg = Config::load(&root).map_err(|e| e.to_string())?;
+    let s = &cfg.server;
+    // flags win over the configuration file
+    if args.http.is_empty() && args.https.is_empty() && args.mtls.is_empty() {
+        args.http = parse_addrs(&s.http, "http")?;
+        args.https = parse_addrs(&s.https, "https")?;
+        args.mtls = parse_addrs(&s.mtls, "mtls")?;
+        if args.http.is_empty() && args.https.is_empty() && args.mtls.is_empty() {
+            args.http.push(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        }
+    }
+    let prefix = args
+        .prefix
+        .clone()
+        .or_else(|| s.prefix.clone())
+        .unwrap_or_default();
+    let tls_cert = args
+        .tls_cert
+        .clone()
+        .or_else(|| s.tls_cert.as_ref().map(|p| root.join(p)));
+    let tls_key = args
+        .tls_key
+        .clone()
+        .or_else(|| s.tls_key.as_ref().map(|p| root.join(p)));
+    let client_ca = args
+        .client_ca
+        .clone()
+        .or_else(|| s.client_ca.as_ref().map(|p| root.join(p)));
+
+    let app = Arc::new(App::new(root.clone(), &prefix));
+    let router = http::router(app.clone());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut tls_configs = None;
+    if !args.https.is_empty() || !args.mtls.is_empty() {
+        let (cert_path, key_path) =
+            trust::server_cert_paths(&root, tls_cert, tls_key).map_err(|e| e.to_string())?;
+        let chain = trust::load_certs(&cert_path).map_err(|e| e.to_string())?;
+        let key = trust::load_key(&key_path).map_err(|e| e.to_string())?;
+        tracing::info!(
+            "server certificate {} (SHA-256 {})",
+            cert_path.display(),
+            trust::fingerprint(&chain[0])
+        );
+        let plain = trust::server_config(chain.clone(), key.clone_key(), None)
+            .map_err(|e| e.to_string())?;
+        let mtls = if args.mtls.is_empty() {
+            None
+        } else {
+            let ca_path = client_ca
+                .ok_or("--mtls needs --client-ca (the CAs that issue device certificates)")?;
+            let cas = trust::load_certs(&ca_path).map_err(|e| e.to_string())?;
+            Some(trust::server_config(chain, key, Some(&cas)).map_err(|e| e.to_string())?)
+        };
+        tls_configs = Some((plain, mtls));
+    }
+    for addr in &args.http {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--http {addr}: {e}"))?;
+        tracing::info!("listening on http://{addr}{}/update.php", app.prefix);
+        tasks.spawn(http::serve_plain(l, router.clone()));
+    }
+    if let Some((plain, mtls)) = tls_configs {
+        for addr in &args.https {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--https {addr}: {e}"))?;
+            tracing::info!("listening on https://{addr}{}/update.php", app.prefix);
+            tasks.spawn(trust::serve_tls(l, plain.clone(), router.clone()));
+        }
+        if let Some(m) = mtls {
+            for addr in &args.mtls {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("--mtls {addr}: {e}"))?;
+                tracing::info!(
+                    "listening on https://{addr}{}/update.php (client certificates)",
+                    app.prefix
+                );
+                tasks.spawn(trust::serve_tls(l, m.clone(), router.clone()));
+            }
+        }
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+        }
+        _ = tasks.join_next() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The snippet files of `scripts/` (`times/@dir`), kept in memory.
+//!
+//! A poll must not list the directory or read files when nothing changed. The store keeps
+//! the directory's listing with every file's modification time, content and its contribution
+//! to the CHECK signature. Before a poll it is brought up to date cheaply: one `stat` of the
+//! directory (a created, deleted or renamed file changes its modification time) and one
+//! `stat` of each candidate file that exists (an in-place edit changes the file's). Only what
+//! changed is read again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One snippet file as the poll sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    /// Modification time, unix seconds (PHP's `filemtime`).
+    pub mtime: i64,
+    /// The content, or why it could not be read.
+    pub content: Result<Arc<Vec<u8>>, String>,
+    /// The file's part of the CHECK signature: its lines trimmed, blank ones dropped, joined.
+    pub signature_part: Arc<Vec<u8>>,
+}
+
+impl Snippet {
+    /// A snippet from its content (tests, and the store itself).
+    pub fn new(mtime: i64, content: Vec<u8>) -> Snippet {
+        let sig = signature_part(&content);
+        Snippet {
+            mtime,
+            content: Ok(Arc::new(content)),
+            signature_part: Arc::new(sig),
+        }
+    }
+}
+
+/// The lines of a file as PHP's CHECK signature reads them: split at `\n`, each trimmed of
+/// PHP's white space, empty lines skipped, concatenated.
+pub fn signature_part(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len());
+    for line in content.split(|&b| b == b'\n') {
+        let t = trim_bytes(line);
+        out.extend_from_slice(t);
+    }
+    out
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\0' | 0x0B);
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+/// Lookup of snippet files by file name (within the snippet directory).
+pub trait SnippetSource {
+    fn get(&self, name: &str) -> Option<&Snippet>;
+}
+
+impl SnippetSource for HashMap<String, Snippet> {
+    fn get(&self, name: &str) -> Option<&Snippet> {
+        HashMap::get(self, name)
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    mtime: SystemTime,
+    len: u64,
+    snippet: Snippet,
+}
+
+/// A consistent view of the directory for one poll.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    files: HashMap<String, Snippet>,
+}
+
+impl Snapshot {
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.files.keys()
+    }
+}
+
+impl SnippetSource for Snapshot {
+    fn get(&self, name: &str) -> Option<&Snippet> {
+        self.files.get(name)
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    dir_mtime: Option<SystemTime>,
+    entries: HashMap<String, Entry>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// The snippet directory, kept current.
+pub struct SnippetStore {
+    inner: RwLock<Inner>,
+}
+
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn read_entry(path: &Path, mtime: SystemTime, len: u64) -> Entry {
+    let content = match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(e.to_string()),
+    };
+    let snippet = match content {
+        Ok(bytes) => Snippet::new(secs(mtime), bytes),
+        Err(e) => Snippet {
+            mtime: secs(mtime),
+            content: Err(e),
+            signature_part: Arc::new(Vec::new()),
+        },
+    };
+    Entry {
+        mtime,
+        len,
+        snippet,
+    }
+}
+
+impl SnippetStore {
+    pub fn new(dir: PathBuf) -> SnippetStore {
+        SnippetStore {
+            inner: RwLock::new(Inner {
+                dir,
+                dir_mtime: None,
+                entries: HashMap::new(),
+                snapshot: Arc::new(Snapshot::default()),
+            }),
+        }
+    }
+
+    /// Brings the store up to date for a poll that will look at `candidates` (file names
+    /// inside the directory) and returns the snapshot to use. `dir` is the configured
+    /// directory; when it differs from the last one, everything is read again.
+    pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
+        let dir_mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        let mut changed_files: Vec<(String, SystemTime, u64)> = Vec::new();
+        let mut vanished: Vec<String> = Vec::new();
+        {
+            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            let same_dir = inner.dir == dir && inner.dir_mtime == dir_mtime && dir_mtime.is_some();
+            if same_dir {
+                for name in candidates {
+                    let Some(entry) = inner.entries.get(name) else {
+                        continue;
+                    };
+                    match std::fs::metadata(dir.join(name)) {
+                        Ok(m) => {
+                            let mt = m.modified().unwrap_or(UNIX_EPOCH);
+                            if mt != entry.mtime || m.len() != entry.len {
+                                changed_files.push((name.clone(), mt, m.len()));
+                            }
+                        }
+                        Err(_) => vanished.push(name.clone()),
+                    }
+                }
+                if changed_files.is_empty() && vanished.is_empty() {
+                    return inner.snapshot.clone();
+                }
+            }
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if inner.dir != dir || inner.dir_mtime != dir_mtime || dir_mtime.is_none() {
+            rescan(&mut inner, dir, dir_mtime);
+        } else {
+            for name in vanished {
+                inner.entries.remove(&name);
+            }
+            for (name, mt, len) in changed_files {
+                let e = read_entry(&dir.join(&name), mt, len);
+                inner.entries.insert(name, e);
+            }
+        }
+        inner.snapshot = Arc::new(Snapshot {
+            files: inner
+                .entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.snippet.clone()))
+                .collect(),
+        });
+        inner.snapshot.clone()
+    }
+}
+
+fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
+    let same_dir = inner.dir == dir;
+    let mut entries = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for de in rd.flatten() {
+            let Ok(meta) = de.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = de.file_name().to_string_lossy().into_owned();
+            let mt = meta.modified().unwrap_or(UNIX_EPOCH);
+            let reuse = if same_dir {
+                inner
+                    .entries
+                    .get(&name)
+                    .filter(|e| e.mtime == mt && e.len == meta.len())
+                    .cloned()
+            } else {
+                None
+            };
+            let entry = reuse.unwrap_or_else(|| read_entry(&de.path(), mt, meta.len()));
+            entries.insert(name, entry);
+        }
+    }
+    inner.dir = dir.to_path_buf();
+    inner.dir_mtime = dir_mtime;
+    inner.entries = entries;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_part_trims_lines() {
+        assert_eq!(
+            signature_part(b"\n  # a\r\nb  \n\n   c   \n"),
+            b"# abc".to_vec()
+        );
+    }
+
+    #[test]
+    fn picks_up_new_edited_and_deleted_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SnippetStore::new(dir.path().to_path_buf());
+        let cands = vec!["a.txt".to_string()];
+        assert!(store.refresh(dir.path(), &cands).get("a.txt").is_none());
+        std::fs::write(dir.path().join("a.txt"), "one").expect("write");
+        let s = store.refresh(dir.path(), &cands);
+        assert_eq!(
+            s.get("a.txt").map(|x| x.content.clone()),
+            Some(Ok(Arc::new(b"one".to_vec())))
+        );
+        // in-place edit with a different length is seen without a directory change
+        std::fs::write(dir.path().join("a.txt"), "two!").expect("write");
+        let s = store.refresh(dir.path(), &cands);
+        assert_eq!(
+            s.get("a.txt").map(|x| x.content.clone()),
+            Some(Ok(Arc::new(b"two!".to_vec())))
+        );
+        std::fs::remove_file(dir.path().join("a.txt")).expect("rm");
+        assert!(store.refresh(dir.path(), &cands).get("a.txt").is_none());
+    }
+}
