@@ -4,9 +4,15 @@
 //!
 //! Environment:
 //! - `CONFORMANCE_CASE=substr` – only cases whose name contains `substr`;
-//! - `CONFORMANCE_KEEP=1` – keep each case's work directory (root, server
-//!   logs) and the test PKI, and print their paths;
-//! - `CONFORMANCE_JOBS=n` – cases run in parallel (default 4).
+//! - `CONFORMANCE_KEEP=1` – keep each case's work directory (`root/`, server
+//!   logs in `logs/`, the normalised transcript of this run in `actual/`, to
+//!   be compared with `diff -r tests/conformance/CASE/expected DIR/actual`)
+//!   and the test PKI, and print their paths;
+//! - `CONFORMANCE_JOBS=n` – cases run in parallel (default 4);
+//! - `CONFORMANCE_BIN=path` – test another binary taking the same flags
+//!   instead of this package's `update-server`;
+//! - `CONFORMANCE_DIR=path` – take the cases from another directory (e.g.
+//!   `/work/shared/conformance`) instead of `tests/conformance`.
 //!
 //! Cases flagged `security` or `divergent` are run and reported separately;
 //! they never fail the test. The test fails if any other case differs.
@@ -70,6 +76,9 @@ fn run_one(case: &Case, pki: &Pki, keep: bool) -> Outcome {
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         let run = case::run(case, pki, keep)?;
+        if let Some(kept) = &run.kept {
+            compare::write_transcript(&kept.join("actual"), &run)?;
+        }
         let comparison = compare::compare(case, &run)?;
         Ok::<_, String>((run.kept, comparison))
     }));
@@ -205,7 +214,10 @@ fn env_flag(name: &str) -> bool {
 
 #[test]
 fn conformance_cases() {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let base = std::env::var_os("CONFORMANCE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"));
     let mut cases =
         case::load_all(&base).unwrap_or_else(|e| panic!("cannot load the conformance cases: {e}"));
     assert!(!cases.is_empty(), "no cases found in {}", base.display());

@@ -234,3 +234,42 @@ pub fn compare(case: &Case, run: &Run) -> Result<Comparison, String> {
         similarity,
     })
 }
+
+/// Writes what the server did in the layout of `expected/` (normalised), so
+/// that a kept case can be inspected with `diff -r expected actual`.
+pub fn write_transcript(dir: &Path, run: &Run) -> Result<(), String> {
+    let put = |rel: &str, bytes: &[u8]| -> Result<(), String> {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    for (i, response) in run.responses.iter().enumerate() {
+        let n = i + 1;
+        put(
+            &format!("{n:02}-status.txt"),
+            status_text(response, &run.normaliser).as_bytes(),
+        )?;
+        let body = run
+            .normaliser
+            .answer(&String::from_utf8_lossy(&response.body));
+        put(&format!("{n:02}-response.txt"), body.as_bytes())?;
+    }
+    let mut list = String::new();
+    for (path, entry) in &run.files {
+        list.push_str(&format!("{} {path}\n", entry.kind()));
+        if let FileEntry::Text(text) = entry {
+            put(&format!("files/{path}"), text.as_bytes())?;
+        }
+    }
+    put("files.txt", list.as_bytes())?;
+    if let Some(log) = &run.master_log {
+        let text: String = log
+            .iter()
+            .map(|l| format!("{}\n", run.normaliser.line(l, false)))
+            .collect();
+        put("master-log.txt", text.as_bytes())?;
+    }
+    Ok(())
+}
