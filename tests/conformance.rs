@@ -44,6 +44,8 @@ struct Outcome {
     similarity: Option<f64>,
     seconds: f64,
     kept: Option<PathBuf>,
+    /// Shown whatever the verdict (e.g. a retried server start).
+    notes: Vec<String>,
 }
 
 impl Outcome {
@@ -73,6 +75,7 @@ fn run_one(case: &Case, pki: &Pki, keep: bool) -> Outcome {
         similarity: None,
         seconds: 0.0,
         kept: None,
+        notes: Vec::new(),
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         let run = case::run(case, pki, keep)?;
@@ -80,11 +83,12 @@ fn run_one(case: &Case, pki: &Pki, keep: bool) -> Outcome {
             compare::write_transcript(&kept.join("actual"), &run)?;
         }
         let comparison = compare::compare(case, &run)?;
-        Ok::<_, String>((run.kept, comparison))
+        Ok::<_, String>((run.kept, run.notes, comparison))
     }));
     match result {
-        Ok(Ok((kept, comparison))) => {
+        Ok(Ok((kept, notes, comparison))) => {
             outcome.kept = kept;
+            outcome.notes = notes;
             outcome.similarity = Some(comparison.similarity.percent());
             outcome.differences = comparison.differences;
         }
@@ -140,6 +144,9 @@ fn format_outcome(o: &Outcome) -> String {
     );
     if let Some(flag) = &o.flag {
         out.push_str(&format!("  [{flag}]"));
+    }
+    for note in &o.notes {
+        out.push_str(&format!("\n      note: {note}"));
     }
     if let Some(kept) = &o.kept {
         out.push_str(&format!("\n      kept: {}", kept.display()));
@@ -783,5 +790,25 @@ mod unit {
         let anonymous = send(None);
         assert_eq!(anonymous.status, Some(200), "{anonymous:?}");
         server.join().expect("server thread");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn tells_who_owns_a_listening_port() {
+        use crate::support::server::listener_owned_by;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        assert_eq!(listener_owned_by(std::process::id(), port), Some(true));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        let owned_by_child = listener_owned_by(child.id(), port);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(owned_by_child, Some(false));
+        drop(listener);
+        assert_eq!(listener_owned_by(std::process::id(), port), None);
     }
 }

@@ -238,6 +238,8 @@ pub struct Run {
     pub kept: Option<PathBuf>,
     /// Set when the server died during the case.
     pub server_problem: Option<String>,
+    /// Things worth knowing that are no difference (e.g. a retried start).
+    pub notes: Vec<String>,
 }
 
 /// Every file below `root`, by root-relative path with `/` separators.
@@ -482,36 +484,62 @@ pub fn check_value(body: &[u8]) -> Option<String> {
 /// Runs one case: prepare, start master and server, send the requests,
 /// collect the files.
 pub fn run(case: &Case, pki: &Pki, keep: bool) -> Result<Run, String> {
-    let work = tempfile::Builder::new()
-        .prefix(&format!("conformance-{}-", case.name))
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    match run_in(case, pki, work.path()) {
-        Ok(mut run) => {
-            if keep {
-                run.kept = Some(work.keep());
+    let mut retried = Vec::new();
+    loop {
+        let work = tempfile::Builder::new()
+            .prefix(&format!("conformance-{}-", case.name))
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        match run_in(case, pki, work.path()) {
+            Ok(mut run) => {
+                if keep {
+                    run.kept = Some(work.keep());
+                }
+                run.notes = retried;
+                return Ok(run);
             }
-            Ok(run)
+            // Ports are picked by binding port 0 and releasing it, so another
+            // process can take one before the server binds it: start afresh
+            // with new ports. A server that cannot start fails every attempt.
+            Err(RunError::Start(e)) if retried.len() + 1 < START_ATTEMPTS => {
+                retried.push(format!("server start retried with new ports: {e}"));
+            }
+            Err(RunError::Start(e) | RunError::Other(e)) => {
+                let mut message = e;
+                for note in &retried {
+                    message.push_str(&format!("\n    earlier attempt: {note}"));
+                }
+                if keep {
+                    message.push_str(&format!("\n    kept: {}", work.keep().display()));
+                }
+                return Err(message);
+            }
         }
-        Err(e) if keep => Err(format!("{e}\n    kept: {}", work.keep().display())),
-        Err(e) => Err(e),
     }
 }
 
-fn run_in(case: &Case, pki: &Pki, work: &Path) -> Result<Run, String> {
+/// Attempts to start the server for one case.
+const START_ATTEMPTS: usize = 3;
+
+enum RunError {
+    /// The server did not come up on its ports.
+    Start(String),
+    Other(String),
+}
+
+impl From<String> for RunError {
+    fn from(e: String) -> Self {
+        RunError::Other(e)
+    }
+}
+
+fn run_in(case: &Case, pki: &Pki, work: &Path) -> Result<Run, RunError> {
     let root = work.join("root");
     let logs = work.join("logs");
     fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
 
-    let http_listener = server::reserve_port()?;
-    let https_listener = server::reserve_port()?;
-    let mtls_listener = server::reserve_port()?;
+    let ports = Ports::pick()?;
     let port_of = |l: &std::net::TcpListener| l.local_addr().map(|a| a.port());
-    let ports = Ports {
-        http: port_of(&http_listener).map_err(|e| e.to_string())?,
-        https: port_of(&https_listener).map_err(|e| e.to_string())?,
-        mtls: port_of(&mtls_listener).map_err(|e| e.to_string())?,
-    };
     let master_listener = if case.has_master() {
         Some(server::reserve_port()?)
     } else {
@@ -546,8 +574,7 @@ fn run_in(case: &Case, pki: &Pki, work: &Path) -> Result<Run, String> {
         }
         None => None,
     };
-    drop((http_listener, https_listener, mtls_listener));
-    let mut server = Server::start(&root, &logs, &ports, pki)?;
+    let mut server = Server::start(&root, &logs, &ports, pki).map_err(RunError::Start)?;
 
     let mut responses = Vec::new();
     for spec in &case.requests {
@@ -582,5 +609,6 @@ fn run_in(case: &Case, pki: &Pki, work: &Path) -> Result<Run, String> {
         master_log,
         kept: None,
         server_problem,
+        notes: Vec::new(),
     })
 }

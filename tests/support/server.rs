@@ -15,6 +15,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// the same one.
 static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
+/// Held while a server process is spawned and while a port is picked by
+/// binding port 0 and closing the listener again. A child process gets a
+/// copy of every descriptor of this process and keeps it until its exec has
+/// closed the CLOEXEC ones, which is slightly *after* `Command::spawn` has
+/// returned. A picking listener open during another case's spawn could thus
+/// outlive its close, answer the readiness probe in place of the server and
+/// make the server's own bind fail. Under this lock no spawn sees one.
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
+    SPAWN_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A listener on a fresh loopback port (kept open by the caller, or dropped to
 /// get a port where nothing listens).
 pub fn reserve_port() -> Result<TcpListener, String> {
@@ -35,6 +48,11 @@ pub fn reserve_port() -> Result<TcpListener, String> {
 
 /// A free port (nothing listens on it after this returns).
 pub fn free_port() -> Result<u16, String> {
+    let _guard = spawn_lock();
+    pick_port()
+}
+
+fn pick_port() -> Result<u16, String> {
     let listener = reserve_port()?;
     listener
         .local_addr()
@@ -57,10 +75,24 @@ pub struct Server {
     stderr_path: PathBuf,
 }
 
+/// The three listener ports of a server.
 pub struct Ports {
     pub http: u16,
     pub https: u16,
     pub mtls: u16,
+}
+
+impl Ports {
+    /// Three fresh ports where nothing listens. Another process may still
+    /// take one before the server binds it; `Server::start` notices.
+    pub fn pick() -> Result<Ports, String> {
+        let _guard = spawn_lock();
+        Ok(Ports {
+            http: pick_port()?,
+            https: pick_port()?,
+            mtls: pick_port()?,
+        })
+    }
 }
 
 impl Server {
@@ -96,9 +128,12 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let child = {
+            let _guard = spawn_lock();
+            command
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", bin.display()))?
+        };
         let mut server = Server { child, stderr_path };
         server.wait_listening(&[ports.http, ports.https, ports.mtls])?;
         Ok(server)
@@ -118,7 +153,24 @@ impl Server {
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
             });
+            // Another process may have taken a port between our release and
+            // the server's bind; then the probe reached a stranger.
+            let child = self.child.id();
+            if let Some(&port) = ports
+                .iter()
+                .find(|&&p| !pending.contains(&p) && listener_owned_by(child, p) == Some(false))
+            {
+                return Err(format!(
+                    "port {port} answered, but its listening socket belongs to another process"
+                ));
+            }
             if pending.is_empty() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Err(format!(
+                        "server exited ({status}) although its ports answered\n{}",
+                        self.stderr_tail(30)
+                    ));
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -160,4 +212,32 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the listening socket on 127.0.0.1:`port` belongs to process `pid`
+/// (Linux: `/proc/net/tcp` and `/proc/PID/fd`); `None` where that cannot be
+/// told.
+pub fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (_, local_port) = fields.get(1)?.split_once(':')?;
+            let listening = *fields.get(3)? == "0A";
+            (u16::from_str_radix(local_port, 16).ok()? == port && listening)
+                .then(|| fields.get(9).map(|i| format!("socket:[{i}]")))?
+        })
+        .collect();
+    if inodes.is_empty() {
+        // Nothing listens (any more): not ours, but nobody else's either.
+        return None;
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let owned = fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    });
+    Some(owned)
 }
