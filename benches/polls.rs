@@ -2,6 +2,9 @@
 //! loopback: 200 snippet files, 5 phases, 10 environments, 10,000 device state files.
 //!
 //! `cargo bench --bench polls` (add `-- --seconds 10 --threads 4` to change the load).
+//! `-- --root DIR` builds the installation in DIR and keeps it; `--external URL` also loads
+//! another server that serves the same installation under URL (e.g. the PHP server under
+//! lighttpd with DIR as its installation directory) in the same run, for a ratio.
 //! Client threads poll random devices over keep-alive connections; each scenario runs for
 //! the given time. A static file of the same installation is fetched the same way in the
 //! same run, as the ceiling of the HTTP stack on this machine, so the figures can be read as
@@ -189,16 +192,20 @@ fn load(
 fn main() {
     let mut secs = 5u64;
     let mut threads = 4usize;
+    let mut keep_root: Option<std::path::PathBuf> = None;
+    let mut external: Option<String> = None;
     let args: Vec<String> = std::env::args().collect();
     for w in args.windows(2) {
         match w[0].as_str() {
             "--seconds" => secs = w[1].parse().unwrap_or(secs),
             "--threads" => threads = w[1].parse().unwrap_or(threads),
+            "--root" => keep_root = Some(w[1].clone().into()),
+            "--external" => external = Some(w[1].clone()),
             _ => {}
         }
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("root");
+    let root = keep_root.unwrap_or_else(|| dir.path().join("root"));
     eprintln!(
         "building the installation (200 snippets, 5 phases, {ENVS} environments, {DEVICES} devices)…"
     );
@@ -245,6 +252,32 @@ fn main() {
     println!("polls (full script, state written): {full:>8.0} /s");
     println!("static 4 KiB file (HTTP ceiling):   {stat:>8.0} /s");
     println!("ratio poll / static file:           {:>8.2}", full / stat);
+    if let Some(url) = external {
+        let rest = url
+            .strip_prefix("http://")
+            .expect("--external takes an http:// URL");
+        let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let ext: SocketAddr = hostport
+            .parse()
+            .expect("--external host:port must be an address");
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", path.trim_end_matches('/'))
+        };
+        let target = poll_target(false);
+        let ext_rate = load(
+            ext,
+            threads,
+            secs,
+            Arc::new(move |t, n| format!("{prefix}{}", target(t, n))),
+        );
+        println!("external server polls:              {ext_rate:>8.0} /s");
+        println!(
+            "ratio this server / external:       {:>8.2}",
+            full / ext_rate
+        );
+    }
     println!(
         "({threads} client threads, {secs} s each, {} CPUs)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
