@@ -795,15 +795,19 @@ mod unit {
     #[cfg(target_os = "linux")]
     #[test]
     fn tells_who_owns_a_listening_port() {
-        use crate::support::server::listener_owned_by;
+        use crate::support::server::{listener_owned_by, spawn_lock};
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("local addr").port();
         assert_eq!(listener_owned_by(std::process::id(), port), Some(true));
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .expect("spawn sleep");
+        let mut child = {
+            // Like every spawn here: not while the runner picks ports.
+            let _guard = spawn_lock();
+            std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .expect("spawn sleep")
+        };
         let owned_by_child = listener_owned_by(child.id(), port);
         let _ = child.kill();
         let _ = child.wait();

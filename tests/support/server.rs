@@ -24,7 +24,8 @@ static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 /// make the server's own bind fail. Under this lock no spawn sees one.
 static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
-fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
+/// Every process this test binary starts is spawned under this guard.
+pub fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
     SPAWN_LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
