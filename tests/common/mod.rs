@@ -9,7 +9,18 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Picking a free port and starting the server that binds it take turns: otherwise another
+/// test thread could start a server between the two, or a child process could briefly hold a
+/// copy of the probing socket.
+static START: Mutex<()> = Mutex::new(());
+
+/// Holds the start-up turn (see [`START`]) for tests that pick extra ports themselves.
+pub fn start_lock() -> std::sync::MutexGuard<'static, ()> {
+    START.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
@@ -29,8 +40,10 @@ pub struct Server {
 
 impl Server {
     /// Starts `update-server serve --root ROOT --http 127.0.0.1:PORT` plus `extra` arguments,
-    /// and waits until the HTTP port accepts connections.
+    /// and waits until the HTTP port accepts connections. Tests that pass further listeners in
+    /// `extra` pick their ports with [`free_port`] while holding [`start_lock`].
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
         let http_port = free_port();
         let log = root.with_extension("server.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
