@@ -17,11 +17,6 @@ use std::time::{Duration, Instant};
 /// copy of the probing socket.
 static START: Mutex<()> = Mutex::new(());
 
-/// Holds the start-up turn (see [`START`]) for tests that pick extra ports themselves.
-pub fn start_lock() -> std::sync::MutexGuard<'static, ()> {
-    START.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -40,10 +35,22 @@ pub struct Server {
 
 impl Server {
     /// Starts `update-server serve --root ROOT --http 127.0.0.1:PORT` plus `extra` arguments,
-    /// and waits until the HTTP port accepts connections. Tests that pass further listeners in
-    /// `extra` pick their ports with [`free_port`] while holding [`start_lock`].
+    /// and waits until the HTTP port accepts connections.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        Server::start_with(root, 0, |_| extra.iter().map(|s| s.to_string()).collect()).0
+    }
+
+    /// Like [`Server::start`], with `extra_ports` more free ports picked in the same turn and
+    /// handed to `args`, which returns the further arguments (e.g. `--https 127.0.0.1:P`).
+    /// Returns the server and those ports.
+    pub fn start_with(
+        root: &Path,
+        extra_ports: usize,
+        args: impl FnOnce(&[u16]) -> Vec<String>,
+    ) -> (Server, Vec<u16>) {
         let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
+        let ports: Vec<u16> = (0..extra_ports).map(|_| free_port()).collect();
+        let extra = args(&ports);
         let http_port = free_port();
         let log = root.with_extension("server.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
@@ -65,7 +72,10 @@ impl Server {
             log,
         };
         server.wait_for_port(http_port);
-        server
+        for p in &ports {
+            server.wait_for_port(*p);
+        }
+        (server, ports)
     }
 
     /// Waits until `port` accepts connections (panics with the server log after 10 s).
