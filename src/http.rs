@@ -150,6 +150,9 @@ pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
                 continue;
             }
         };
+        // answers are written in several segments (headers, body chunks): without this,
+        // Nagle's algorithm and the client's delayed ACK stall each of them
+        let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let meta = ConnMeta {
             peer,

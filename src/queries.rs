@@ -69,7 +69,7 @@ pub fn parse(id: &str, content: &[u8]) -> Result<Element, QueryError> {
 /// Stores a query result in the answer's state (PHP's `saveQuery`). Without state tracking
 /// nothing is stored, as in PHP.
 pub fn save(ans: &mut Answer, sn: &str, id: &str, content: &[u8]) -> Result<(), Exit> {
-    if ans.state.is_none() {
+    if ans.state_mut().is_none() {
         return Ok(());
     }
     let mut result = match parse(id, content) {
@@ -83,7 +83,7 @@ pub fn save(ans: &mut Answer, sn: &str, id: &str, content: &[u8]) -> Result<(), 
         }
     };
     result.set_attr("seen", ans.now.to_string());
-    if let Some(state) = ans.state.as_mut() {
+    if let Some(state) = ans.state_mut() {
         let queries = state.child_or_insert("queries");
         queries.remove_children(id);
         queries.children.push(result);
@@ -117,11 +117,7 @@ mod tests {
         save(&mut a, "00-90", "admin", br#"<info name="B"/>"#)
             .map_err(|_| "exit")
             .expect("save");
-        let q = a
-            .state
-            .as_ref()
-            .and_then(|s| s.child("queries"))
-            .expect("queries");
+        let q = a.state().and_then(|s| s.child("queries")).expect("queries");
         assert_eq!(q.children.len(), 1);
         assert_eq!(
             q.to_xml(),

@@ -665,8 +665,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     // skipnext: a poll after certificate changes only runs the queries
     let skip = ctx
         .ans
-        .state
-        .as_ref()
+        .state()
         .and_then(|s| s.attr("skipnext"))
         .map(str::to_string);
     if let Some(t) = skip {
@@ -677,7 +676,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             Some(&format!("skipnext: {age}")),
             Target::New("msgs", now),
         );
-        if let Some(s) = ctx.ans.state.as_mut() {
+        if let Some(s) = ctx.ans.state_mut() {
             s.remove_attr("skipnext");
         }
         ctx.line("# need up-to-date query state, skipping update script, doing queries only");
@@ -770,7 +769,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     ctx.print("\r\n");
     let decision = certs::decide(&certs::CertInput {
         config: cfg,
-        state: ctx.ans.state.as_ref(),
+        state: ctx.ans.state(),
         device_type: &device_type,
         sn: Some(&sn),
         files: inp.certs,
@@ -897,8 +896,8 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             None => {
                 let snapshot = ctx
                     .ans
-                    .state
-                    .clone()
+                    .state()
+                    .cloned()
                     .unwrap_or_else(|| state::new_state(&sn));
                 return Err(Stop::Need(Need::Hook(Box::new(snapshot))));
             }

@@ -182,6 +182,7 @@ pub async fn serve_tls(
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let acceptor = acceptor.clone();
         let router = router.clone();
