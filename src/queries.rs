@@ -143,11 +143,7 @@ mod tests {
             let mut a = answer();
             assert!(save(&mut a, "00-90", "admin", bad).is_err(), "{bad:?}");
             assert!(a.state_to_write().is_none());
-            assert!(
-                a.state
-                    .as_ref()
-                    .is_some_and(|s| s.child("queries").is_none())
-            );
+            assert!(a.state().is_none_or(|s| s.child("queries").is_none()));
             let out = String::from_utf8_lossy(&a.out).into_owned();
             assert!(out.starts_with("# invalid xml: "), "{out}");
             assert_eq!(out.lines().count(), 1, "{out}");
@@ -170,8 +166,7 @@ mod tests {
             .is_err()
         );
         let q = a
-            .state
-            .as_ref()
+            .state()
             .and_then(|s| s.path(&["queries", "admin", "info"]));
         assert_eq!(q.and_then(|i| i.attr("name")), Some("A"));
         // the refused body is quoted escaped: it cannot add command lines
@@ -203,11 +198,7 @@ mod tests {
         let start = recorded.find("<queries>").expect("queries");
         let end = recorded.find("</queries>").expect("queries") + "</queries>".len();
         let expected = recorded[start..end].replace("[TS]", "77");
-        let q = a
-            .state
-            .as_ref()
-            .and_then(|s| s.child("queries"))
-            .expect("queries");
+        let q = a.state().and_then(|s| s.child("queries")).expect("queries");
         assert_eq!(q.to_xml(), expected);
         assert_eq!(
             String::from_utf8_lossy(&a.out).lines().last(),
@@ -228,7 +219,7 @@ mod tests {
     fn nothing_is_stored_without_state_tracking() {
         let mut a = Answer::new(None, &Args::parse("sn=00-90"), &Loaded::Missing, 77, 1800);
         assert!(save(&mut a, "00-90", "admin", b"not even xml").is_ok());
-        assert!(a.state.is_none() && a.out.is_empty());
+        assert!(a.state().is_none() && a.out.is_empty());
     }
 
     #[test]
