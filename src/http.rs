@@ -538,9 +538,10 @@ fn run_upload(
                 let Exit = ans.bailout("refused: empty 'hwid' for mode=backup");
                 return (StatusCode::BAD_REQUEST, Vec::new());
             }
-            // as in PHP, the state is written only when there is a backup time to record
-            if let Ok(Some(t)) = crate::backup::store(root, cfg, &hwid, body, ans) {
-                ans.log_device("backup", &t.to_string());
+            if let Ok(stamp) = crate::backup::store(root, cfg, &hwid, body, ans) {
+                if let Some(t) = stamp {
+                    ans.log_device("backup", &t.to_string());
+                }
                 ans.finish();
             }
             (StatusCode::OK, Vec::new())

@@ -687,14 +687,26 @@ fn backups_store_binary_bodies_byte_for_byte() {
     );
     assert!(!root.join(format!("backup/{HWID}/{HWID}.1.txt")).exists());
     assert!(device_attr(&root, "backup").is_some_and(|b| b <= t));
+    // an empty first backup: nothing stored, no time to record, no state written (as PHP)
+    let r = server.put(
+        &backup_target("IP232-30-00-c0", "00-90-33-30-00-c0"),
+        b"\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(!root.join("status/00-90-33-30-00-c0.xml").exists());
+    assert!(
+        !root
+            .join("backup/IP232-30-00-c0/IP232-30-00-c0.0.txt")
+            .exists()
+    );
     // an empty hwid would write hidden files into backup/
     let r = server.put(&backup_target("", SN), b"config x");
     assert_eq!(r.status, 400);
-    assert_eq!(
+    assert!(
         std::fs::read_dir(root.join("backup"))
             .expect("backup dir")
-            .count(),
-        1
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with('.'))
     );
 }
 
