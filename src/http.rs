@@ -150,6 +150,9 @@ pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
                 continue;
             }
         };
+        // answers are written in several segments (headers, body chunks): without this,
+        // Nagle's algorithm and the client's delayed ACK stall each of them
+        let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let meta = ConnMeta {
             peer,
@@ -531,6 +534,10 @@ fn run_upload(
                 let Exit = ans.bailout("need 'hwid' arg for mode=backup, use ?hwid=#h");
                 return (StatusCode::OK, Vec::new());
             };
+            if hwid.is_empty() {
+                let Exit = ans.bailout("refused: empty 'hwid' for mode=backup");
+                return (StatusCode::BAD_REQUEST, Vec::new());
+            }
             if let Ok(stamp) = crate::backup::store(root, cfg, &hwid, body, ans) {
                 if let Some(t) = stamp {
                     ans.log_device("backup", &t.to_string());

@@ -62,9 +62,14 @@ impl ConnInfo {
             },
             v4 => v4.to_string(),
         };
-        match &self.forwarded_for {
+        // an empty header is no header (lighttpd drops it); the first entry is kept as sent
+        match self
+            .forwarded_for
+            .as_deref()
+            .filter(|x| !x.trim().is_empty())
+        {
             Some(xff) => {
-                let first = xff.split(',').next().unwrap_or("").trim().to_string();
+                let first = xff.split(',').next().unwrap_or("").to_string();
                 (first, true, Some(peer))
             }
             None => (peer, false, None),
@@ -213,6 +218,10 @@ mod tests {
             c.device_ip(),
             ("10.1.2.3".into(), true, Some("127.0.0.1".into()))
         );
+        c.forwarded_for = Some("1.2.3.4 ,5.6.7.8".into());
+        assert_eq!(c.device_ip().0, "1.2.3.4 ", "kept as sent, like PHP");
+        c.forwarded_for = Some(" ".into());
+        assert_eq!(c.device_ip(), ("127.0.0.1".into(), false, None));
         c.forwarded_for = None;
         c.remote_ip = "::ffff:10.0.0.9".parse().expect("ip");
         assert_eq!(c.device_ip().0, "10.0.0.9");

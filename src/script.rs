@@ -695,8 +695,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     // skipnext: a poll after certificate changes only runs the queries
     let skip = ctx
         .ans
-        .state
-        .as_ref()
+        .state()
         .and_then(|s| s.attr("skipnext"))
         .map(str::to_string);
     if let Some(t) = skip {
@@ -707,7 +706,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             Some(&format!("skipnext: {age}")),
             Target::New("msgs", now),
         );
-        if let Some(s) = ctx.ans.state.as_mut() {
+        if let Some(s) = ctx.ans.state_mut() {
             s.remove_attr("skipnext");
         }
         ctx.line("# need up-to-date query state, skipping update script, doing queries only");
@@ -800,7 +799,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     ctx.print("\r\n");
     let decision = certs::decide(&certs::CertInput {
         config: cfg,
-        state: ctx.ans.state.as_ref(),
+        state: ctx.ans.state(),
         device_type: &device_type,
         sn: Some(&sn),
         files: inp.certs,
@@ -823,9 +822,9 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
         ctx.log_device("requestDownloaded", "false");
     }
     ctx.file_ops.extend(decision.file_ops.iter().cloned());
-    if let Some(last) = decision.msgs.last() {
-        let last = last.clone();
-        ctx.log_device("certstat", &last);
+    if let Some(status) = decision.certstat() {
+        let status = status.to_string();
+        ctx.log_device("certstat", &status);
     }
 
     // queries
@@ -927,8 +926,8 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             None => {
                 let snapshot = ctx
                     .ans
-                    .state
-                    .clone()
+                    .state()
+                    .cloned()
                     .unwrap_or_else(|| state::new_state(&sn));
                 return Err(Stop::Need(Need::Hook(Box::new(snapshot))));
             }

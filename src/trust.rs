@@ -411,6 +411,7 @@ pub async fn serve_tls(
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let span = tracing::info_span!("tls", %peer, port = local.port());
         tokio::spawn(

@@ -41,6 +41,13 @@ impl TlsServer {
         self.server.log_text()
     }
 
+    fn ports(&self) -> Ports {
+        Ports {
+            https: self.https,
+            mtls: self.mtls,
+        }
+    }
+
     /// The log, once it contains `what` (log lines are written asynchronously).
     fn log_with(&self, what: &str) -> String {
         for _ in 0..500 {
@@ -54,49 +61,50 @@ impl TlsServer {
     }
 }
 
-/// Ports chosen before the configuration is written (the configuration names them).
+/// The TLS listener ports, picked when the server starts (the configuration names them).
+#[derive(Debug, Clone, Copy)]
 struct Ports {
     https: u16,
     mtls: u16,
 }
 
-fn ports() -> Ports {
-    Ports {
-        https: free_port(),
-        mtls: free_port(),
-    }
-}
-
-fn start(dir: &Path, root: &Path, ports: &Ports, bundle: &Path, extra: &[&str]) -> TlsServer {
+/// Starts the server on `root` with `--https`, `--mtls` (client CAs: `bundle`) and `extra`;
+/// `config(ports)` becomes `config/user-config.xml`, written once the ports are known.
+fn start(
+    dir: &Path,
+    root: &Path,
+    config: impl FnOnce(&Ports) -> String,
+    bundle: &Path,
+    extra: &[&str],
+) -> TlsServer {
     let (crt, key) = tlskit::write_server_cert(dir);
-    let https = format!("127.0.0.1:{}", ports.https);
-    let mtls = format!("127.0.0.1:{}", ports.mtls);
-    let mut args: Vec<String> = [
-        "--prefix",
-        "/update",
-        "--https",
-        &https,
-        "--mtls",
-        &mtls,
-        "--tls-cert",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(crt.display().to_string());
-    args.push("--tls-key".into());
-    args.push(key.display().to_string());
-    args.push("--client-ca".into());
-    args.push(bundle.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(root, &argv);
-    server.wait_for_port(ports.https);
-    server.wait_for_port(ports.mtls);
+    let (server, picked) = Server::start_with(root, 2, |picked| {
+        let ports = Ports {
+            https: picked[0],
+            mtls: picked[1],
+        };
+        std::fs::write(root.join("config/user-config.xml"), config(&ports)).expect("config");
+        let mut args: Vec<String> = vec![
+            "--prefix".into(),
+            "/update".into(),
+            "--https".into(),
+            format!("127.0.0.1:{}", ports.https),
+            "--mtls".into(),
+            format!("127.0.0.1:{}", ports.mtls),
+            "--tls-cert".into(),
+            crt.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--client-ca".into(),
+            bundle.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    });
     TlsServer {
         server,
-        https: ports.https,
-        mtls: ports.mtls,
+        https: picked[0],
+        mtls: picked[1],
     }
 }
 
@@ -110,17 +118,16 @@ fn forcetrust_config(ports: &Ports, ca_names: &str) -> String {
 
 /// The usual set-up: the test device CA in the bundle, forcetrust on the MTLS port.
 fn forcetrust_server(dir: &Path, ca: &Ca, extra: &[&str]) -> TlsServer {
-    let p = ports();
-    let root = make_trust_root(dir, &forcetrust_config(&p, &ca.cn));
+    let root = make_trust_root(dir);
     let bundle = write_bundle(&dir.join("device-ca.pem"), &[ca]);
-    start(dir, &root, &p, &bundle, extra)
+    start(dir, &root, |p| forcetrust_config(p, &ca.cn), &bundle, extra)
 }
 
 /// `make_root` plus the device state a forcetrust installation has after the first polls:
 /// the device's certificate query answered (certificate by "Test Device CA", valid), so the
 /// custom certificate workflow does not stand in front of the snippets.
-fn make_trust_root(dir: &Path, config: &str) -> std::path::PathBuf {
-    let root = make_root(dir, config, SNIPPETS);
+fn make_trust_root(dir: &Path) -> std::path::PathBuf {
+    let root = make_root(dir, "", SNIPPETS);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -175,14 +182,15 @@ fn serial_without_dashes_and_early_broken_cns_are_accepted() {
 fn wildcard_cn_is_accepted_only_literally() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
-    let p = ports();
-    let config = forcetrust_config(&p, &ca.cn).replace(
-        r#"CAname="Test Device CA""#,
-        r#"CAname="Test Device CA" CAwildcard="*.devices.example""#,
-    );
-    let root = make_trust_root(dir.path(), &config);
+    let root = make_trust_root(dir.path());
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let config = |p: &Ports| {
+        forcetrust_config(p, &ca.cn).replace(
+            r#"CAname="Test Device CA""#,
+            r#"CAname="Test Device CA" CAwildcard="*.devices.example""#,
+        )
+    };
+    let s = start(dir.path(), &root, config, &bundle, &[]);
     let wildcard = ca.issue("*.devices.example");
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&wildcard), POLL).expect("poll");
     assert!(has_snippet(&r), "{}", r.text());
@@ -281,15 +289,16 @@ fn no_certificate_on_the_mtls_port_is_accepted_but_gets_no_snippets() {
 fn the_https_listener_does_not_ask_for_a_certificate() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
-    let p = ports();
-    // forcetrust pointed at the HTTPS port: a device certificate cannot reach the server there
-    let config = forcetrust_config(&p, &ca.cn).replace(
-        &format!(r#"httpsport="{}""#, p.mtls),
-        &format!(r#"httpsport="{}""#, p.https),
-    );
-    let root = make_trust_root(dir.path(), &config);
+    let root = make_trust_root(dir.path());
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    // forcetrust pointed at the HTTPS port: a device certificate cannot reach the server there
+    let config = |p: &Ports| {
+        forcetrust_config(p, &ca.cn).replace(
+            &format!(r#"httpsport="{}""#, p.mtls),
+            &format!(r#"httpsport="{}""#, p.https),
+        )
+    };
+    let s = start(dir.path(), &root, config, &bundle, &[]);
     let device = ca.issue("IP232-30-00-af");
     let r = tls_get(s.https_addr(), ClientAuth::Device(&device), POLL).expect("HTTPS poll");
     assert!(!has_snippet(&r), "{}", r.text());
@@ -305,11 +314,16 @@ fn issuer_in_the_bundle_but_not_in_caname_gets_no_snippets() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
     let other = Ca::new("Other Device CA");
-    let p = ports();
-    let root = make_trust_root(dir.path(), &forcetrust_config(&p, &ca.cn));
+    let root = make_trust_root(dir.path());
     // a bundle of several CAs, like innovaphone-ca.pem
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca, &other]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let s = start(
+        dir.path(),
+        &root,
+        |p| forcetrust_config(p, &ca.cn),
+        &bundle,
+        &[],
+    );
     let device = other.issue("IP232-30-00-af");
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
     assert!(!has_snippet(&r), "{}", r.text());
@@ -337,14 +351,16 @@ fn url_line(r: &common::Response) -> String {
 fn plain_http_with_forcehttps_is_switched_to_https_on_httpsport() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
-    let p = ports();
-    let config = format!(
-        r#"<config><master info=""/><status dir="status"/><backup dir="backup"/><times forcehttps="true" httpsport="{}"/></config>"#,
-        p.mtls
-    );
-    let root = make_root(dir.path(), &config, SNIPPETS);
+    let root = make_root(dir.path(), "", SNIPPETS);
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let config = |p: &Ports| {
+        format!(
+            r#"<config><master info=""/><status dir="status"/><backup dir="backup"/><times forcehttps="true" httpsport="{}"/></config>"#,
+            p.mtls
+        )
+    };
+    let s = start(dir.path(), &root, config, &bundle, &[]);
+    let p = s.ports();
     let r = s.server.get(POLL);
     assert_eq!(r.status, 200);
     assert!(!has_snippet(&r), "{}", r.text());
@@ -375,14 +391,16 @@ fn plain_http_with_forcehttps_is_switched_to_https_on_httpsport() {
 fn httpsurlmod_rewrites_the_https_url_with_backreferences() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
-    let p = ports();
-    let config = format!(
-        r##"<config><master info=""/><status dir="status"/><times forcehttps="true" httpsport="{}" httpsurlmod="#^HTTPS://127\.0\.0\.1:(\d+)/UPDATE/#https://update.example.com:$1/mtls/update/#i"/></config>"##,
-        p.mtls
-    );
-    let root = make_root(dir.path(), &config, SNIPPETS);
+    let root = make_root(dir.path(), "", SNIPPETS);
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let config = |p: &Ports| {
+        format!(
+            r##"<config><master info=""/><status dir="status"/><times forcehttps="true" httpsport="{}" httpsurlmod="#^HTTPS://127\.0\.0\.1:(\d+)/UPDATE/#https://update.example.com:$1/mtls/update/#i"/></config>"##,
+            p.mtls
+        )
+    };
+    let s = start(dir.path(), &root, config, &bundle, &[]);
+    let p = s.ports();
     let r = s.server.get(POLL);
     let expected = format!(
         "config add UP1 /url https%3A%2F%2Fupdate.example.com%3A{}%2Fmtls%2Fupdate%2Fupdate.php%3Fpolling%3D5%26phase%3D%26type%3D%23t%26sn%3D%23m%26hwid%3D%23h%26ip%3D%23i",
@@ -550,10 +568,10 @@ fn device_sending_its_intermediate_ca_is_accepted() {
     let dir = tempfile::tempdir().expect("tmp");
     let root_ca = Ca::new("Test Root CA");
     let intermediate = root_ca.intermediate("Test Device CA", true);
-    let p = ports();
-    let root = make_trust_root(dir.path(), &forcetrust_config(&p, "Test Device CA"));
+    let root = make_trust_root(dir.path());
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&root_ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let config = |p: &Ports| forcetrust_config(p, "Test Device CA");
+    let s = start(dir.path(), &root, config, &bundle, &[]);
     let device = intermediate
         .issue("IP232-30-00-af")
         .with_intermediates(std::slice::from_ref(&intermediate.der));
@@ -654,7 +672,12 @@ const PROXY_HEADERS: &[(&str, &str)] = &[
 #[test]
 fn a_trusted_proxy_vouches_for_https_and_the_client_certificate() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = make_trust_root(dir.path(), &proxy_config("10.0.0.0/8, 127.0.0.1"));
+    let root = make_trust_root(dir.path());
+    std::fs::write(
+        root.join("config/user-config.xml"),
+        proxy_config("10.0.0.0/8, 127.0.0.1"),
+    )
+    .expect("config");
     let server = Server::start(&root, &["--prefix", "/update"]);
     let mut headers = PROXY_HEADERS.to_vec();
     headers.push(("Host", "update.example.com"));
@@ -700,7 +723,12 @@ fn a_trusted_proxy_vouches_for_https_and_the_client_certificate() {
 #[test]
 fn proxy_headers_from_any_other_address_are_ignored_and_logged() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = make_trust_root(dir.path(), &proxy_config("10.9.9.9"));
+    let root = make_trust_root(dir.path());
+    std::fs::write(
+        root.join("config/user-config.xml"),
+        proxy_config("10.9.9.9"),
+    )
+    .expect("config");
     let server = Server::start(&root, &["--prefix", "/update"]);
     let mut headers = PROXY_HEADERS.to_vec();
     headers.push(("Host", "update.example.com"));
@@ -739,11 +767,10 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         r#"<config><master info=""/></config>"#,
         SNIPPETS,
     );
-    let https = free_port();
-    let addr = format!("127.0.0.1:{https}");
+    let https_flag = |p: &[u16]| vec!["--https".to_string(), format!("127.0.0.1:{}", p[0])];
     let fingerprint = {
-        let server = Server::start(&root, &["--https", &addr]);
-        server.wait_for_port(https);
+        let (server, ports) = Server::start_with(&root, 1, https_flag);
+        let https = ports[0];
         let r = tls_get(
             local(https),
             ClientAuth::None,
@@ -764,8 +791,7 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         fp
     };
     // the next start keeps it
-    let server = Server::start(&root, &["--https", &addr]);
-    server.wait_for_port(https);
+    let (server, _) = Server::start_with(&root, 1, https_flag);
     let log = server.log_text();
     assert!(!log.contains("generated a self-signed"), "{log}");
     assert!(log.contains(&fingerprint), "{log}");
@@ -784,16 +810,19 @@ fn sha256_hex_colons(data: &[u8]) -> String {
 fn listeners_and_tls_settings_from_the_configuration_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::with_key("Test Device CA", TestKey::rsa(2048), true);
-    let (https, mtls, http) = (free_port(), free_port(), free_port());
-    let config = format!(
-        r#"<config><master info=""/><status dir="status"/><server http="127.0.0.1:{http}" https="127.0.0.1:{https}" mtls="127.0.0.1:{mtls}" prefix="/update" tls-cert="tls/mine.crt" tls-key="tls/mine.key" client-ca="tls/ca.pem" legacy-client-certs="false"/><customcerts dir="certs" CAname="Test Device CA"/><times forcehttps="true" httpsport="{mtls}" forcetrust="true"/></config>"#
-    );
-    let root = make_trust_root(dir.path(), &config);
+    let root = make_trust_root(dir.path());
     std::fs::create_dir_all(root.join("tls")).expect("mkdir");
     let (c, k) = tlskit::write_server_cert(&root.join("tls"));
     std::fs::rename(c, root.join("tls/mine.crt")).expect("rename");
     std::fs::rename(k, root.join("tls/mine.key")).expect("rename");
     write_bundle(&root.join("tls/ca.pem"), &[&ca]);
+    // no listener flags at all: everything from <server>, ports picked in the start-up turn
+    let turn = common::start_turn();
+    let (https, mtls, http) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"<config><master info=""/><status dir="status"/><server http="127.0.0.1:{http}" https="127.0.0.1:{https}" mtls="127.0.0.1:{mtls}" prefix="/update" tls-cert="tls/mine.crt" tls-key="tls/mine.key" client-ca="tls/ca.pem" legacy-client-certs="false"/><customcerts dir="certs" CAname="Test Device CA"/><times forcehttps="true" httpsport="{mtls}" forcetrust="true"/></config>"#
+    );
+    std::fs::write(root.join("config/user-config.xml"), config).expect("config");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
         .args(["serve", "--root"])
         .arg(&root)
@@ -805,6 +834,7 @@ fn listeners_and_tls_settings_from_the_configuration_file() {
     for port in [http, https, mtls] {
         wait_for(port, &dir.path().join("server.log"));
     }
+    drop(turn);
     let device = ca.issue("IP232-30-00-af");
     let r = tls_get(local(mtls), ClientAuth::Device(&device), POLL).expect("MTLS poll");
     assert!(has_snippet(&r), "{}", r.text());
@@ -857,14 +887,16 @@ fn wait_for(port: u16, log: &Path) {
 fn https_request_sees_https_urls_and_its_port() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
-    let p = ports();
-    let config = format!(
-        r#"<config><master info=""/><status dir="status"/><backup dir="backup"/><times forcehttps="true" httpsport="{}"/></config>"#,
-        p.https
-    );
-    let root = make_root(dir.path(), &config, SNIPPETS);
+    let root = make_root(dir.path(), "", SNIPPETS);
     let bundle = write_bundle(&dir.path().join("ca.pem"), &[&ca]);
-    let s = start(dir.path(), &root, &p, &bundle, &[]);
+    let config = |p: &Ports| {
+        format!(
+            r#"<config><master info=""/><status dir="status"/><backup dir="backup"/><times forcehttps="true" httpsport="{}"/></config>"#,
+            p.https
+        )
+    };
+    let s = start(dir.path(), &root, config, &bundle, &[]);
+    let p = s.ports();
     let r = tls_request(s.https_addr(), ClientAuth::None, "GET", POLL, &[]).expect("HTTPS");
     assert!(has_snippet(&r), "{}", r.text());
     let scfg = format!(

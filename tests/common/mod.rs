@@ -9,7 +9,19 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Picking a free port and starting the server that binds it take turns: otherwise another
+/// test thread could start a server between the two, or a child process could briefly hold a
+/// copy of the probing socket.
+static START: Mutex<()> = Mutex::new(());
+
+/// Takes the start-up turn, for a test that starts a server process of its own (e.g. with no
+/// `--http` flag): pick its ports and start it while holding the guard.
+pub fn start_turn() -> std::sync::MutexGuard<'static, ()> {
+    START.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
@@ -31,6 +43,20 @@ impl Server {
     /// Starts `update-server serve --root ROOT --http 127.0.0.1:PORT` plus `extra` arguments,
     /// and waits until the HTTP port accepts connections.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        Server::start_with(root, 0, |_| extra.iter().map(|s| s.to_string()).collect()).0
+    }
+
+    /// Like [`Server::start`], with `extra_ports` more free ports picked in the same turn and
+    /// handed to `args`, which returns the further arguments (e.g. `--https 127.0.0.1:P`).
+    /// Returns the server and those ports.
+    pub fn start_with(
+        root: &Path,
+        extra_ports: usize,
+        args: impl FnOnce(&[u16]) -> Vec<String>,
+    ) -> (Server, Vec<u16>) {
+        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
+        let ports: Vec<u16> = (0..extra_ports).map(|_| free_port()).collect();
+        let extra = args(&ports);
         let http_port = free_port();
         let log = root.with_extension("server.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
@@ -52,7 +78,10 @@ impl Server {
             log,
         };
         server.wait_for_port(http_port);
-        server
+        for p in &ports {
+            server.wait_for_port(*p);
+        }
+        (server, ports)
     }
 
     /// Waits until `port` accepts connections (panics with the server log after 10 s).
