@@ -57,7 +57,8 @@ impl Answer {
         logkeep: i64,
     ) -> Answer {
         let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-        let state = match (status_dir, sn.is_empty()) {
+        // PHP's logInit refuses an empty() serial number, which includes "0"
+        let state = match (status_dir, crate::php::empty(&sn)) {
             (Some(_), false) => {
                 let mut s = match loaded {
                     Loaded::Ok(el) => (**el).clone(),

@@ -210,10 +210,21 @@ fn answer_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// Reads a request body up to the configured limit.
 async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("# request body larger than {limit} bytes - nothing stored\r\n"),
+                );
+            }
+            source = s.source();
+        }
+        tracing::warn!("incomplete request body: {e}");
         text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("# request body larger than {limit} bytes - nothing stored\r\n"),
+            StatusCode::BAD_REQUEST,
+            "# incomplete request body - nothing stored\r\n",
         )
     })
 }
@@ -356,7 +367,7 @@ struct Prepared {
 /// candidate files, and reads the device's certificate files (blocking I/O).
 fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateStore>) -> Prepared {
     let loaded = match store {
-        Some(s) if !sn.is_empty() => s.load(sn),
+        Some(s) if !crate::php::empty(sn) => s.load(sn),
         _ => Loaded::Missing,
     };
     let cands = script::candidates(cfg, args);
@@ -414,7 +425,7 @@ async fn build_poll(
 
 async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if sn.is_empty() {
+    let store = if crate::php::empty(&sn) {
         None
     } else {
         app.states(&cfg)
@@ -483,7 +494,7 @@ async fn device_upload(
     body: bytes::Bytes,
 ) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if sn.is_empty() {
+    let store = if crate::php::empty(&sn) {
         None
     } else {
         app.states(&cfg)

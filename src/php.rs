@@ -126,6 +126,11 @@ pub fn rawurlencode(b: &[u8]) -> String {
     out
 }
 
+/// PHP's `empty()` of a string argument: `""` and `"0"` are empty.
+pub fn empty(s: &str) -> bool {
+    s.is_empty() || s == "0"
+}
+
 /// PHP's `trim()` character set.
 pub fn trim(s: &str) -> &str {
     s.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B'])

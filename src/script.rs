@@ -106,7 +106,7 @@ pub fn candidates(config: &Config, args: &Args) -> Vec<String> {
     };
     let classes = config.classes_of(&dt);
     let phase = match args.get("phase") {
-        Some(p) if !php_empty(&p) => p.into_owned(),
+        Some(p) if !php::empty(&p) => p.into_owned(),
         _ => config.first_phase().to_string(),
     };
     let Ok(envs) = environments(config, args) else {
@@ -117,11 +117,6 @@ pub fn candidates(config: &Config, args: &Args) -> Vec<String> {
         .into_iter()
         .map(|(_, name)| name)
         .collect()
-}
-
-/// PHP's `empty()` of a string.
-fn php_empty(s: &str) -> bool {
-    s.is_empty() || s == "0"
 }
 
 /// The device's environments: `?env=a,b` (default: the first defined), each with its
@@ -166,7 +161,7 @@ fn candidate_names(
         all_phases.insert(0, "all".to_string());
     }
     let mut all_envs: Vec<String> = envs.to_vec();
-    if let Some(sn) = sn.filter(|s| !s.is_empty()) {
+    if let Some(sn) = sn.filter(|s| !php::empty(s)) {
         all_envs.insert(0, sn.to_lowercase().replace('-', "_"));
     }
     if config.environments.len() > 1 {
@@ -657,7 +652,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     }
 
     let phase = match arg("phase") {
-        Some(p) if !php_empty(&p) => {
+        Some(p) if !php::empty(&p) => {
             if !cfg.phase_exists(&p) {
                 return ctx.notify_die(&format!("invalid phase: '{p}'"));
             }
@@ -723,7 +718,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     let dir = cfg.times.dir.clone();
     ctx.print("\r\n");
     ctx.line(&format!("# existing files (from {}):", comment_safe(&dir)));
-    if sn.is_empty() {
+    if php::empty(&sn) {
         ctx.line("# no SN -- cannot log");
     }
     let mut files: Vec<(String, &crate::snippets::Snippet)> = Vec::new();
