@@ -206,6 +206,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     pub max_body: usize,
     pub master_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers.
+    pub header_timeout_secs: u64,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,
@@ -875,6 +877,10 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(5, |v| v as u64),
+        header_timeout_secs: attr_str(s, "header-timeout")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v > 0)
+            .map_or(30, |v| v as u64),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

@@ -120,6 +120,14 @@ pub fn router(app: SharedApp) -> Router {
         .with_state(app)
 }
 
+/// How long a client may take to send a request's headers (seconds; `<server header-timeout>`).
+static HEADER_READ_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30);
+
+/// Sets the header read timeout of all connections served from now on.
+pub fn set_header_timeout(secs: u64) {
+    HEADER_READ_TIMEOUT.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Serves one accepted connection (plain or TLS) with `router`, attaching `meta` to every
 /// request.
 pub async fn serve_connection<I>(io: I, meta: ConnMeta, router: Router)
@@ -133,7 +141,15 @@ where
             let mut r = router.clone();
             async move { r.call(req.map(Body::new)).await }
         });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // a client that connects and then sends nothing (or only part of its headers, also on an
+    // idle keep-alive connection) is disconnected instead of holding the connection forever
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(
+            HEADER_READ_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed),
+        ));
     if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
         tracing::debug!("connection from {peer}: {e}");
     }

@@ -188,6 +188,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .or_else(|| s.client_ca.as_ref().map(|p| root.join(p)));
 
     let app = Arc::new(App::new(root.clone(), &prefix));
+    http::set_header_timeout(cfg.server.header_timeout_secs);
     let router = http::router(app.clone());
 
     trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {

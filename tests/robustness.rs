@@ -269,3 +269,29 @@ fn the_snippet_hook_runs_over_http() {
         ]
     );
 }
+
+#[test]
+fn a_silent_client_does_not_block_others_and_is_eventually_dropped() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        &status_config(r#"<server header-timeout="2"/>"#),
+        &[],
+    );
+    let server = Server::start(&root, &[]);
+    // connects, sends half a request line, then nothing
+    let mut silent = std::net::TcpStream::connect(server.addr()).expect("connect");
+    silent.write_all(b"GET /update.php?type=IP").expect("write");
+    assert_eq!(server.get(POLL).status, 200, "others are served meanwhile");
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    // the server closes the connection (after its header timeout) rather than waiting forever
+    let n = silent.read_to_end(&mut buf);
+    assert!(
+        n.is_ok(),
+        "closed by the server, not by our 60 s read timeout: {n:?}"
+    );
+}
