@@ -217,7 +217,6 @@ pub fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BUILTIN_DEFAULTS, Source};
     use crate::php::Args;
     use crate::state::Loaded;
 
@@ -345,17 +344,8 @@ mod tests {
     }
 
     fn config(backup: &str) -> Config {
-        Config::from_sources(
-            &Source {
-                name: "config.xml".into(),
-                bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-            },
-            Some(&Source {
-                name: "config/user-config.xml".into(),
-                bytes: format!(r#"<config><master info=""/>{backup}</config>"#).into_bytes(),
-            }),
-        )
-        .expect("configuration")
+        Config::from_user_xml(&format!(r#"<config><master info=""/>{backup}</config>"#))
+            .expect("configuration")
     }
 
     fn run(root: &Path, cfg: &Config, body: &[u8], now: i64) -> (Result<Option<i64>, ()>, String) {

@@ -321,9 +321,9 @@ pub fn check_signed(cert: &[u8], request: &[u8]) -> Result<(), CertError> {
 /// third space-separated token of the first line of at least three tokens whose first token
 /// is `var`. Works on bytes: the value is stored as it came.
 pub fn var_from_dump(var: &str, dump: &[u8]) -> Option<Vec<u8>> {
-    let mut text = replace_all(dump, b"\r\n", b"\n");
-    text = replace_all(&text, b"\n\r", b"\n");
-    text = replace_all(&text, b"\r", b"\n");
+    let mut text = php::str_replace(dump, b"\r\n", b"\n");
+    text = php::str_replace(&text, b"\n\r", b"\n");
+    text = php::str_replace(&text, b"\r", b"\n");
     text.split(|&b| b == b'\n').find_map(|line| {
         let tokens: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
         (tokens.len() >= 3 && tokens[0] == var.as_bytes()).then(|| tokens[2].to_vec())
@@ -701,7 +701,7 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     }
 
     // the device must create a signing request
-    let wants_rdns = cc.csr.iter().any(|(_, v)| contains(v, b"{rdns}"));
+    let wants_rdns = cc.csr.iter().any(|(_, v)| php::contains(v, b"{rdns}"));
     let realip = state
         .child("device")
         .and_then(|dev| dev.attr("realip"))
@@ -732,25 +732,6 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     d.skipnext = true;
     d.cmds = Some(cmds);
     d
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// PHP's `replaceMagics`: the CSR attribute's magic words replaced by the device's facts; an
@@ -787,11 +768,11 @@ fn replace_magics(src: &[u8], state: &Element, rdns: Option<&str>) -> Vec<u8> {
     ];
     let mut out = src.to_vec();
     for (word, value) in words {
-        if !contains(&out, word) {
+        if !php::contains(&out, word) {
             continue;
         }
         match value {
-            Some(v) => out = replace_all(&out, word, &v),
+            Some(v) => out = php::str_replace(&out, word, &v),
             None => return Vec::new(),
         }
     }
@@ -806,29 +787,15 @@ fn cleanup(
     cmds: &mut Vec<(String, Vec<u8>)>,
 ) -> bool {
     if let Some(p) = paths {
-        if inp.files.request_der.is_some() {
-            d.msgs.push(format!("removing CSR/DER {}", p.der));
-            d.file_ops.push(FileOp::Delete {
-                path: p.der.clone(),
-            });
-        }
-        if inp.files.request_pem {
-            d.msgs.push(format!("removing CSR/PEM {}", p.pem));
-            d.file_ops.push(FileOp::Delete {
-                path: p.pem.clone(),
-            });
-        }
-        if inp.files.signed.is_some() {
-            d.msgs.push(format!("removing signed CSR {}", p.signed));
-            d.file_ops.push(FileOp::Delete {
-                path: p.signed.clone(),
-            });
-        }
-        if inp.files.request_key {
-            d.msgs.push(format!("removing CSR Key {}", p.key));
-            d.file_ops.push(FileOp::Delete {
-                path: p.key.clone(),
-            });
+        let present = [
+            (inp.files.request_der.is_some(), "CSR/DER", &p.der),
+            (inp.files.request_pem, "CSR/PEM", &p.pem),
+            (inp.files.signed.is_some(), "signed CSR", &p.signed),
+            (inp.files.request_key, "CSR Key", &p.key),
+        ];
+        for (_, what, path) in present.into_iter().filter(|(here, _, _)| *here) {
+            d.msgs.push(format!("removing {what} {path}"));
+            d.file_ops.push(FileOp::Delete { path: path.clone() });
         }
     }
     d.cleaned_up = true;

@@ -272,6 +272,19 @@ impl Config {
         build(tree, &user_tree, user_name, sources)
     }
 
+    /// The built-in defaults merged with a user configuration given as text.
+    pub fn from_user_xml(user: &str) -> Result<Config, ConfigError> {
+        let defaults = Source {
+            name: "built-in config.xml".to_string(),
+            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
+        };
+        let user = Source {
+            name: "config/user-config.xml".to_string(),
+            bytes: user.as_bytes().to_vec(),
+        };
+        Config::from_sources(&defaults, Some(&user))
+    }
+
     pub fn phase_exists(&self, phase: &str) -> bool {
         self.phases.iter().any(|p| p == phase)
     }
@@ -947,15 +960,7 @@ mod tests {
     use super::*;
 
     fn load(user: &str) -> Result<Config, ConfigError> {
-        let defaults = Source {
-            name: "config.xml".into(),
-            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = Source {
-            name: "config/user-config.xml".into(),
-            bytes: user.as_bytes().to_vec(),
-        };
-        Config::from_sources(&defaults, Some(&user))
+        Config::from_user_xml(user)
     }
 
     #[test]

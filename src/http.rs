@@ -155,21 +155,32 @@ where
     }
 }
 
-/// Accepts plain HTTP connections on `listener` forever.
-pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
+/// The next connection of `listener` as `(stream, peer, local address)`; accept errors (such
+/// as running out of file descriptors) are logged and retried after a short pause.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, SocketAddr, SocketAddr) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // answers are written in several segments (headers, body chunks): without
+                // this, Nagle's algorithm and the client's delayed ACK stall each of them
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(peer);
+                return (stream, peer, local);
+            }
             Err(e) => {
                 tracing::warn!("accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        // answers are written in several segments (headers, body chunks): without this,
-        // Nagle's algorithm and the client's delayed ACK stall each of them
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(peer);
+        }
+    }
+}
+
+/// Accepts plain HTTP connections on `listener` forever.
+pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
+    loop {
+        let (stream, peer, local) = accept(&listener).await;
         let meta = ConnMeta {
             peer,
             local,
@@ -372,6 +383,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// The state store of a device and its lock, held until the request is done: all requests of
+/// one device are served one after the other. No store (and no lock) without state tracking
+/// or serial number.
+async fn lock_device(
+    app: &App,
+    cfg: &Config,
+    sn: &str,
+) -> (
+    Option<Arc<StateStore>>,
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+) {
+    if crate::php::empty(sn) {
+        return (None, None);
+    }
+    let Some(store) = app.states(cfg) else {
+        return (None, None);
+    };
+    let guard = store.lock_for(sn).lock_owned().await;
+    (Some(store), Some(guard))
+}
+
 /// What a poll reads from disk before `script::build` runs.
 struct Prepared {
     loaded: Loaded,
@@ -441,16 +473,7 @@ async fn build_poll(
 
 async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if crate::php::empty(&sn) {
-        None
-    } else {
-        app.states(&cfg)
-    };
-    let lock = store.as_ref().map(|s| s.lock_for(&sn));
-    let _guard = match &lock {
-        Some(l) => Some(l.lock().await),
-        None => None,
-    };
+    let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let started = std::time::Instant::now();
     let prep = {
         let (app, cfg, args, store, sn) = (
@@ -510,16 +533,7 @@ async fn device_upload(
     body: bytes::Bytes,
 ) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if crate::php::empty(&sn) {
-        None
-    } else {
-        app.states(&cfg)
-    };
-    let lock = store.as_ref().map(|s| s.lock_for(&sn));
-    let _guard = match &lock {
-        Some(l) => Some(l.lock().await),
-        None => None,
-    };
+    let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let app2 = app.clone();
     let mode = mode.to_string();
     let result = blocking(move || {

@@ -1105,73 +1105,77 @@ fn firmware_section(
         return Ok(());
     }
     let ltype = device_type.to_lowercase();
-    let prot_arg = inp.args.get("PROT").map(|v| v.into_owned());
-    let boot_arg = inp.args.get("BOOT").map(|v| v.into_owned());
-    match &firmware {
-        Some(fw) if !cfg.nofirmdev.contains(&ltype) => {
-            if prot_arg
-                .as_ref()
-                .is_none_or(|p| !loose_eq(&Value::Str(p.clone()), &Value::Str(fw.clone())))
-            {
-                ctx.notify(&format!(
-                    "current firmware ({}) does not match required firmware ({fw})",
-                    prot_arg.as_deref().unwrap_or("unknown")
-                ));
-                let mut l = b"mod cmd UP0 prot ".to_vec();
-                l.extend(firmware::storage_url(
-                    cfg,
-                    &ctx.base_url,
-                    fw,
-                    device_type,
-                    "prot",
-                ));
-                l.extend(format!(" ser {fw}").as_bytes());
-                ctx.line_bytes(&l);
-                let now = inp.now.to_string();
-                ctx.log("requested", Some(fw), Target::Sub("firmware"));
-                ctx.log("requested-at", Some(&now), Target::Sub("firmware"));
-                *reset = true;
-            } else {
-                ctx.comment(&format!("firmware {fw} good"));
-            }
-        }
-        _ => ctx.comment(&format!(
-            "no firmware update for device of type '{device_type}'"
-        )),
-    }
-    match &bootcode {
-        Some(bc) if !cfg.nobootdev.contains(&ltype) => {
-            if boot_arg
-                .as_ref()
-                .is_none_or(|b| !loose_eq(&Value::Str(b.clone()), &Value::Str(bc.clone())))
-            {
-                ctx.notify(&format!(
-                    "current boot code ({}) does not match required boot code ({bc})",
-                    boot_arg.as_deref().unwrap_or("unknown")
-                ));
-                let mut l = b"mod cmd UP0 boot ".to_vec();
-                l.extend(firmware::storage_url(
-                    cfg,
-                    &ctx.base_url,
-                    bc,
-                    device_type,
-                    "boot",
-                ));
-                l.extend(format!(" ser {bc}").as_bytes());
-                ctx.line_bytes(&l);
-                let now = inp.now.to_string();
-                ctx.log("requested", Some(&format!("{bc}bootcode")), Target::Root);
-                ctx.log("requested-at", Some(&now), Target::Sub("bootcode"));
-                *reset = true;
-            } else {
-                ctx.comment(&format!("boot code {bc} good"));
-            }
-        }
-        _ => ctx.comment(&format!(
-            "no bootcode update for device of type '{device_type}'"
-        )),
+    let firmware = firmware.filter(|_| !cfg.nofirmdev.contains(&ltype));
+    let bootcode = bootcode.filter(|_| !cfg.nobootdev.contains(&ltype));
+    for (kind, build) in [(Kind::Firmware, firmware), (Kind::Bootcode, bootcode)] {
+        update_if_needed(ctx, device_type, kind, build.as_deref(), reset);
     }
     Ok(())
+}
+
+/// Firmware or boot code, with the PHP server's words and state places for each.
+#[derive(Clone, Copy)]
+enum Kind {
+    Firmware,
+    Bootcode,
+}
+
+impl Kind {
+    /// Query argument with the device's current build, `fwstorage` file type, and name.
+    fn parts(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Kind::Firmware => ("PROT", "prot", "firmware", "firmware"),
+            Kind::Bootcode => ("BOOT", "boot", "boot code", "bootcode"),
+        }
+    }
+}
+
+/// Sends the `prot`/`boot` command when the device's build differs from the required one
+/// (`None`: no update for this device).
+fn update_if_needed(
+    ctx: &mut Ctx<'_>,
+    device_type: &str,
+    kind: Kind,
+    build: Option<&str>,
+    reset: &mut bool,
+) {
+    let (arg, filetype, words, element) = kind.parts();
+    let Some(build) = build else {
+        ctx.comment(&format!(
+            "no {element} update for device of type '{device_type}'"
+        ));
+        return;
+    };
+    let current = ctx.inp.args.get(arg).map(|v| v.into_owned());
+    if current
+        .as_ref()
+        .is_some_and(|c| loose_eq(&Value::Str(c.clone()), &Value::Str(build.to_string())))
+    {
+        ctx.comment(&format!("{words} {build} good"));
+        return;
+    }
+    ctx.notify(&format!(
+        "current {words} ({}) does not match required {words} ({build})",
+        current.as_deref().unwrap_or("unknown")
+    ));
+    let mut line = format!("mod cmd UP0 {filetype} ").into_bytes();
+    line.extend(firmware::storage_url(
+        ctx.cfg,
+        &ctx.base_url,
+        build,
+        device_type,
+        filetype,
+    ));
+    line.extend(format!(" ser {build}").as_bytes());
+    ctx.line_bytes(&line);
+    let now = ctx.inp.now.to_string();
+    match kind {
+        Kind::Firmware => ctx.log("requested", Some(build), Target::Sub(element)),
+        // PHP writes this one onto the state's root element
+        Kind::Bootcode => ctx.log("requested", Some(&format!("{build}bootcode")), Target::Root),
+    }
+    ctx.log("requested-at", Some(&now), Target::Sub(element));
+    *reset = true;
 }
 
 /// Early device certificates carry a model suffix in their CN (`IP232s-…`); PHP maps them.

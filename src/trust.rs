@@ -41,7 +41,6 @@ use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{RootCertStore, ServerConfig};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -218,7 +217,8 @@ pub fn server_cert_paths(
     }
     let (cert_pem, key_pem) = generate_self_signed(&host_name())?;
     std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
-    write_private(&k, key_pem.as_bytes()).map_err(|e| file_error(&k, e))?;
+    crate::state::write_atomic_mode(&k, key_pem.as_bytes(), Some(0o600))
+        .map_err(|e| file_error(&k, e))?;
     crate::state::write_atomic(&c, cert_pem.as_bytes()).map_err(|e| file_error(&c, e))?;
     tracing::info!(
         "generated a self-signed server certificate in {} (devices accept it; browsers will warn)",
@@ -263,29 +263,6 @@ pub fn generate_self_signed(host: &str) -> Result<(String, String), TlsError> {
     let key = rcgen::KeyPair::generate().map_err(generate)?;
     let cert = params.self_signed(&key).map_err(generate)?;
     Ok((cert.pem(), key.serialize_pem()))
-}
-
-/// Writes a private key atomically, readable by the owner only from the start.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".server.key.{}.tmp", rand::random::<u64>()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// SHA-256 fingerprint of a certificate, `AA:BB:…`.
@@ -403,16 +380,7 @@ pub async fn serve_tls(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(peer);
+        let (stream, peer, local) = crate::http::accept(&listener).await;
         let span = tracing::info_span!("tls", %peer, port = local.port());
         tokio::spawn(
             serve_tls_connection(stream, peer, local, acceptor.clone(), router.clone())

@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::answer::Answer;
-use crate::config::{BUILTIN_DEFAULTS, Source};
 use crate::php::Args;
 use crate::state::Loaded;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -18,17 +17,7 @@ fn config(customcerts: &str, times: &str) -> Config {
         r#"<config><master info=""/><status dir="status"/>{times}{customcerts}
         <queries><query id="certificates"><applies>*</applies></query></queries></config>"#
     );
-    Config::from_sources(
-        &Source {
-            name: "config.xml".into(),
-            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        },
-        Some(&Source {
-            name: "config/user-config.xml".into(),
-            bytes: user.into_bytes(),
-        }),
-    )
-    .expect("configuration")
+    Config::from_user_xml(&user).expect("configuration")
 }
 
 /// The configuration of the conformance case `customcerts-wrong-issuer-creates-csr`.

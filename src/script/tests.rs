@@ -2,7 +2,7 @@
 //! server's rules (`update.php`), not from this implementation's output.
 
 use super::*;
-use crate::config::{BUILTIN_DEFAULTS, Config, Source};
+use crate::config::Config;
 use crate::firmware::BoxInfo;
 use crate::snippets::Snippet;
 use std::collections::HashMap;
@@ -12,15 +12,7 @@ const NOW: i64 = 2_000_000_000;
 const SN_POLL: &str = "type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=10.0.0.5";
 
 fn config(user: &str) -> Config {
-    let d = Source {
-        name: "config.xml".into(),
-        bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-    };
-    let u = Source {
-        name: "config/user-config.xml".into(),
-        bytes: user.as_bytes().to_vec(),
-    };
-    Config::from_sources(&d, Some(&u)).expect("config")
+    Config::from_user_xml(user).expect("config")
 }
 
 struct Case {

@@ -225,19 +225,10 @@ mod tests {
     }
 
     fn config(server: &str) -> Config {
-        use crate::config::{BUILTIN_DEFAULTS, Source};
-        let defaults = Source {
-            name: "config.xml".into(),
-            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = Source {
-            name: "config/user-config.xml".into(),
-            bytes: format!(
-                r#"<config>{server}<customcerts dir="certs" CAname="Old CA,Device CA 2"/></config>"#
-            )
-            .into_bytes(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+        Config::from_user_xml(&format!(
+            r#"<config>{server}<customcerts dir="certs" CAname="Old CA,Device CA 2"/></config>"#
+        ))
+        .expect("config")
     }
 
     /// The connection facts of a plain HTTP request from `peer` to port 8080 with `headers`.
@@ -327,17 +318,9 @@ mod tests {
         let i = info_of(&cfg, "10.0.0.2", &[("x-remote-cert", "IP232-30-00-af")]);
         assert_eq!(i.client_cert, None);
         // without customcerts there is no issuer to assume
-        let plain = Config::from_sources(
-            &crate::config::Source {
-                name: "config.xml".into(),
-                bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-            },
-            Some(&crate::config::Source {
-                name: "u".into(),
-                bytes: br#"<config><server trusted-proxies="10.0.0.1"/></config>"#.to_vec(),
-            }),
-        )
-        .expect("config");
+        let plain =
+            Config::from_user_xml(r#"<config><server trusted-proxies="10.0.0.1"/></config>"#)
+                .expect("config");
         let i = info_of(&plain, "10.0.0.1", &[("x-remote-cert", "IP232-30-00-af")]);
         assert_eq!(i.client_cert, cert("IP232-30-00-af", ""));
     }
