@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 const DEVICES: usize = 10_000;
 const PHASES: [&str; 5] = ["p1", "p2", "p3", "p4", "update"];
 const ENVS: usize = 10;
-const CLASSES: [&str; 5] = ["all", "phone", "pre_opus_phone", "phone_newui", "ip232"];
 
 fn serial(i: usize) -> String {
     format!(
@@ -64,13 +63,17 @@ fn build_installation(root: &Path) {
 </config>"#
     );
     std::fs::write(root.join("config/user-config.xml"), cfg).expect("user config");
-    // 200 snippets: every phase x class for site0 and the first three sites, plus others
+    // 200 snippets over phase x class x environment, the final phase and the wildcards first:
+    // a device in the final phase gets 18 of them (2 phases x 3 classes x 3 environments)
     let mut n = 0;
     let old = std::time::SystemTime::now() - Duration::from_secs(86400);
-    'outer: for p in PHASES.iter().chain(["all"].iter()) {
-        for c in CLASSES.iter().chain(["gw", "pbx"].iter()) {
-            for e in 0..ENVS {
-                let name = format!("{p}-{c}-site{e}.txt");
+    let envs: Vec<String> = std::iter::once("all".to_string())
+        .chain((0..ENVS).map(|e| format!("site{e}")))
+        .collect();
+    'outer: for p in ["all", "update", "p1", "p2", "p3", "p4"] {
+        for c in ["all", "phone", "ip232", "gw", "pbx"] {
+            for e in &envs {
+                let name = format!("{p}-{c}-{e}.txt");
                 let mut body = String::new();
                 for l in 0..20 {
                     body.push_str(&format!(
@@ -132,7 +135,12 @@ fn request(
     let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     conn.get_mut().write_all(req.as_bytes())?;
     let mut status = String::new();
-    conn.read_line(&mut status)?;
+    if conn.read_line(&mut status)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
     if !status.starts_with("HTTP/1.1 200") {
         return Err(std::io::Error::other(format!(
             "unexpected answer: {status}"
@@ -168,12 +176,17 @@ fn load(
         .map(|t| {
             let (stop, count, target) = (stop.clone(), count.clone(), target.clone());
             std::thread::spawn(move || {
-                let mut conn = BufReader::new(TcpStream::connect(addr).expect("connect"));
+                let connect = || BufReader::new(TcpStream::connect(addr).expect("connect"));
+                let mut conn = connect();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let t = target(t, n);
                     if let Err(e) = request(&mut conn, addr, &t) {
-                        panic!("request {t}: {e}");
+                        // servers may close kept-alive connections (lighttpd after N requests)
+                        conn = connect();
+                        if let Err(e2) = request(&mut conn, addr, &t) {
+                            panic!("request {t}: {e} / again: {e2}");
+                        }
                     }
                     n += 1;
                 }

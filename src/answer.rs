@@ -13,6 +13,9 @@ use crate::xml::Element;
 /// Text written into a comment line: line breaks and other control characters are shown
 /// escaped, so nothing a request carries can start a command line (contract §6).
 pub fn comment_safe(s: &str) -> String {
+    if !s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -368,7 +368,7 @@ fn apply_file_ops(root: &Path, ops: &[FileOp]) {
 }
 
 /// Writes a device's state and purges expired ones (at most hourly).
-fn save_state(store: &StateStore, sn: &str, state: &crate::xml::Element, cfg: &Config) {
+fn save_state(store: &StateStore, sn: &str, state: crate::xml::Element, cfg: &Config) {
     if let Err(e) = store.save(sn, state) {
         tracing::error!("cannot write state of {sn}: {e}");
     }
@@ -501,16 +501,19 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         "poll"
     );
     let root = app.root.clone();
-    let ops = output.file_ops.clone();
-    let state = output.state.clone();
+    let script::PollOutput {
+        body,
+        state,
+        file_ops,
+    } = output;
     blocking(move || {
-        apply_file_ops(&root, &ops);
+        apply_file_ops(&root, &file_ops);
         if let (Some(store), Some(state)) = (store, state) {
-            save_state(&store, &sn, &state, &cfg);
+            save_state(&store, &sn, state, &cfg);
         }
     })
     .await;
-    answer_response(StatusCode::OK, output.body)
+    answer_response(StatusCode::OK, body)
 }
 
 /// `gethostbyaddr`: the name of an address, the address itself when it has none, `None` for
@@ -545,7 +548,7 @@ async fn device_upload(
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
         apply_file_ops(&app2.root, &ops);
         if let (Some(store), Some(state)) = (&store, ans.state_to_write()) {
-            save_state(store, &sn, state, &cfg);
+            save_state(store, &sn, state.clone(), &cfg);
         }
         (status, ans.out)
     })

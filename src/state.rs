@@ -242,7 +242,7 @@ impl StateStore {
     }
 
     /// Writes the state of `sn` atomically and remembers it.
-    pub fn save(&self, sn: &str, state: &Element) -> std::io::Result<()> {
+    pub fn save(&self, sn: &str, state: Element) -> std::io::Result<()> {
         let path = self.path(sn);
         write_atomic(&path, state.to_document().as_bytes())?;
         if let Ok(meta) = std::fs::metadata(&path) {
@@ -251,7 +251,7 @@ impl StateStore {
                 Cached {
                     mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                     len: meta.len(),
-                    loaded: Loaded::Ok(Arc::new(state.clone())),
+                    loaded: Loaded::Ok(Arc::new(state)),
                 },
             );
         }
@@ -428,7 +428,7 @@ mod tests {
         let store = StateStore::new(dir.path().to_path_buf());
         assert!(matches!(store.load("a"), Loaded::Missing));
         let s = new_state("a");
-        store.save("a", &s).expect("save");
+        store.save("a", s.clone()).expect("save");
         match store.load("a") {
             Loaded::Ok(e) => assert_eq!(*e, s),
             other => panic!("{other:?}"),
@@ -444,7 +444,7 @@ mod tests {
     fn expiry_runs_at_most_hourly() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = StateStore::new(dir.path().to_path_buf());
-        store.save("old", &new_state("old")).expect("save");
+        store.save("old", new_state("old")).expect("save");
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

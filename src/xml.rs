@@ -356,6 +356,13 @@ fn declares_latin1(bytes: &[u8]) -> bool {
 
 /// Escapes an attribute value the way libxml2 does.
 pub fn escape_attr(v: &str, out: &mut String) {
+    if !v
+        .bytes()
+        .any(|b| b < 0x20 || matches!(b, b'&' | b'<' | b'>' | b'"'))
+    {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -373,6 +380,10 @@ pub fn escape_attr(v: &str, out: &mut String) {
 
 /// Escapes element text the way libxml2 does.
 pub fn escape_text(v: &str, out: &mut String) {
+    if !v.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'\r')) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '&' => out.push_str("&amp;"),
