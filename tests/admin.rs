@@ -429,7 +429,10 @@ async fn the_status_page_shows_every_device_safely() {
     );
     assert!(t.contains("<b>3</b> devices"), "summary");
     assert!(t.contains("<b class=\"err\">2</b> unreadable state files"));
-    assert!(t.contains("data-filter=\"130160\""));
+    assert!(t.contains(
+        "<tr class=\"master\"><th><button type=\"button\" class=\"fl\" data-filter=\"130160\""
+    ));
+    assert!(t.contains("<b>2</b> on the master's firmware 130160"));
     assert!(
         t.contains("href=\"https://172.16.1.21/\""),
         "usehttpsdevlinks default"

@@ -5,6 +5,8 @@
 //! on its own, so not every helper is used everywhere.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -287,7 +289,8 @@ pub fn device_state(sn: &str, ty: &str, name: &str, ip: &str, seen: i64, fw: &st
 }
 
 /// Writes a small fleet below `root`: a device with a CSR waiting for signature and a backup,
-/// a missing device whose name is a script, a gateway, a corrupt and a foreign state file.
+/// a missing device whose name is a script, a gateway, a corrupt and a foreign state file,
+/// and the cached info of a master device running firmware 130160.
 pub fn seed_fleet(root: &Path, now: i64) {
     let status = root.join("status");
     std::fs::create_dir_all(&status).expect("mkdir status");
@@ -340,6 +343,12 @@ pub fn seed_fleet(root: &Path, now: i64) {
         "-----BEGIN CERTIFICATE REQUEST-----\r\nMIIB\r\n-----END CERTIFICATE REQUEST-----\r\n",
     )
     .expect("csr pem");
+    std::fs::create_dir_all(root.join("cache")).expect("mkdir cache");
+    std::fs::write(
+        root.join("cache/master-info.xml"),
+        "<?xml version=\"1.0\"?>\n<info><sys version=\"13r1 sr9 IP811[13.0160], Bootcode[130150], Hardware[104-00]\" type=\"IP811\" name=\"master\"/></info>\n",
+    )
+    .expect("master cache");
     let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
     let bdir = root.join("backup").join(&hwid);
     std::fs::create_dir_all(&bdir).expect("mkdir backup");
