@@ -30,10 +30,16 @@ fn visible_rows(b: &Browser) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The rendered text of a device's row (read in one go: rows are replaced by the refresh).
 fn row_text(b: &Browser, sn: &str) -> String {
-    b.try_find(&format!("tr[data-sn=\"{sn}\"]"))
-        .map(|el| b.text(&el))
-        .unwrap_or_default()
+    b.exec(
+        "var tr = document.querySelector('tr[data-sn=\"' + arguments[0] + '\"]');\
+         return tr ? tr.innerText : '';",
+        json!([sn]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
 }
 
 fn set_filter(b: &Browser, text: &str) {
@@ -75,14 +81,14 @@ fn an_administrator_works_with_the_status_page() {
     let user = b.find("#user");
     b.send_keys(&user, "admin");
     b.send_keys(&b.find("#password"), "wrong");
-    b.click(&b.find("#login"));
+    b.click_css("#login");
     b.wait_for("the wrong password to be refused", |b| {
         b.try_find(".login .error").is_some()
     });
     assert!(b.try_find("#devices").is_none());
     b.send_keys(&b.find("#user"), "admin");
     b.send_keys(&b.find("#password"), "secret");
-    b.click(&b.find("#login"));
+    b.click_css("#login");
     b.wait_for("the device table", |b| b.try_find("#devices").is_some());
 
     // the seeded devices
@@ -118,7 +124,7 @@ fn an_administrator_works_with_the_status_page() {
     b.wait_for("nothing for a partial word", |b| visible_rows(b).is_empty());
     set_filter(&b, "");
     b.wait_for("all rows again", |b| visible_rows(b).len() == 5);
-    b.click(&b.find("button.fl[data-filter=\"130160\"]"));
+    b.click_css("button.fl[data-filter=\"130160\"]");
     b.wait_for("the devices on 130160", |b| {
         let mut r = visible_rows(b);
         r.sort();
@@ -133,17 +139,17 @@ fn an_administrator_works_with_the_status_page() {
         !row_text(&b, SN_RECEPTION).contains(&log_line),
         "log starts closed"
     );
-    b.click(&b.find(&format!(
+    b.click_css(&format!(
         "tr[data-sn=\"{SN_RECEPTION}\"] details.log summary"
-    )));
+    ));
     b.wait_for("the message log to open", |b| {
         row_text(b, SN_RECEPTION).contains(&log_line)
     });
 
     // download the CSR (DER)
-    b.click(&b.find(&format!(
+    b.click_css(&format!(
         "tr[data-sn=\"{SN_RECEPTION}\"] a[href*=\"request.p10.der\"]"
-    )));
+    ));
     let csr = downloads.join(format!("{SN_RECEPTION}-request.p10.der"));
     b.wait_for("the CSR download", |_| {
         std::fs::read(&csr).is_ok_and(|c| c == CSR_DER)
@@ -153,11 +159,13 @@ fn an_administrator_works_with_the_status_page() {
     let pem = test_certificate_pem(&format!("IP232-{}", &SN_RECEPTION[9..]));
     let pem_file = dir.path().join("signed.pem");
     std::fs::write(&pem_file, &pem).expect("pem");
-    let input = b.find(&format!("input[name=\"cert-{SN_RECEPTION}\"]"));
-    b.send_keys(&input, &pem_file.display().to_string());
-    b.click(&b.find(&format!(
+    b.send_keys_css(
+        &format!("input[name=\"cert-{SN_RECEPTION}\"]"),
+        &pem_file.display().to_string(),
+    );
+    b.click_css(&format!(
         "tr[data-sn=\"{SN_RECEPTION}\"] form.upload button[type=submit]"
-    )));
+    ));
     b.wait_for("the row to show the signed certificate", |b| {
         row_text(b, SN_RECEPTION).contains("signed certificate waiting for the device")
     });
@@ -190,7 +198,7 @@ fn an_administrator_works_with_the_status_page() {
     });
 
     // a picture for people
-    b.click(&b.find(&format!("tr[data-sn=\"{SN_EVIL}\"] details.log summary")));
+    b.click_css(&format!("tr[data-sn=\"{SN_EVIL}\"] details.log summary"));
     let shot = b.full_screenshot();
     assert!(shot.starts_with(b"\x89PNG"), "screenshot is a PNG");
     let out = artifact_dir();
@@ -198,9 +206,9 @@ fn an_administrator_works_with_the_status_page() {
     std::fs::write(out.join("admin-screenshot.png"), &shot).expect("screenshot");
 
     // delete a device
-    b.click(&b.find(&format!(
+    b.click_css(&format!(
         "tr[data-sn=\"{SN_GATEWAY}\"] button[data-act=\"delete\"]"
-    )));
+    ));
     b.wait_for("the confirmation", |b| b.alert_text().is_some());
     assert!(
         b.alert_text().is_some_and(|t| t.contains(SN_GATEWAY)),
@@ -220,14 +228,14 @@ fn an_administrator_works_with_the_status_page() {
     assert!(!visible_rows(&b).contains(&SN_GATEWAY.to_string()));
 
     // the other pages
-    b.click(&b.find("header nav a[href*=\"mode=show\"]"));
+    b.click_css("header nav a[href*=\"mode=show\"]");
     b.wait_for("the configuration page", |b| {
         b.try_find("section h2").is_some() && b.url().contains("mode=show")
     });
-    b.click(&b.find("header nav a[href*=\"mode=info\"]"));
+    b.click_css("header nav a[href*=\"mode=info\"]");
     b.wait_for("the info page", |b| b.try_find("#devname").is_some());
     b.send_keys(&b.find("#devname"), "Nico Mobile");
-    b.click(&b.find("form.info button[type=submit]"));
+    b.click_css("form.info button[type=submit]");
     b.wait_for("the set-up links", |b| b.try_find("#ios").is_some());
     assert!(
         b.text(&b.find("#snippet"))
@@ -235,7 +243,7 @@ fn an_administrator_works_with_the_status_page() {
     );
 
     // log out
-    b.click(&b.find("header form.logout button"));
+    b.click_css("header form.logout button");
     b.wait_for("the login form", |b| b.try_find("#login").is_some());
     b.goto(&format!("{base}/admin/admin.php?mode=status"));
     b.wait_for("the login form again", |b| b.try_find("#login").is_some());

@@ -114,6 +114,14 @@
 
   // ---- rows ---------------------------------------------------------------------------
 
+  // Whether the user is working in a row (a chosen file, a focused field): not replaced then.
+  function busy(tr) {
+    var files = tr.querySelectorAll('input[type=file]');
+    for (var i = 0; i < files.length; i++) if (files[i].files && files[i].files.length) return true;
+    var a = document.activeElement;
+    return !!(a && a !== document.body && tr.contains(a) && a.tagName === 'INPUT');
+  }
+
   function replaceRow(tr, html) {
     var open = {};
     tr.querySelectorAll('details[open]').forEach(function (d) { open[d.dataset.part] = true; });
@@ -207,7 +215,7 @@
           if (r.json[sn] === null) {
             visible.delete(sn);
             tr.remove();
-          } else {
+          } else if (!busy(tr)) {
             replaceRow(tr, r.json[sn]);
           }
         });

@@ -201,6 +201,41 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click: {e}"));
     }
 
+    /// Finds `css` and clicks it, again when the page replaced the element in between (the
+    /// status page refreshes its rows).
+    pub fn click_css(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.find(css);
+            match self.cmd("POST", &format!("/element/{}/click", el.0), json!({})) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
+    }
+
+    /// Finds `css` and types `text` into it, again when the element was replaced meanwhile.
+    pub fn send_keys_css(&self, css: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.find(css);
+            match self.cmd(
+                "POST",
+                &format!("/element/{}/value", el.0),
+                json!({ "text": text }),
+            ) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("type into {css}: {e}"),
+            }
+        }
+    }
+
     pub fn send_keys(&self, el: &El, text: &str) {
         self.cmd(
             "POST",
