@@ -424,9 +424,10 @@ async fn the_status_page_shows_every_device_safely() {
     assert!(t.contains("CSR waiting for signature"));
     assert!(t.contains(&format!("name=\"cert-{SN_RECEPTION}\"")));
     assert!(
-        t.contains(&format!("log line of {SN_RECEPTION}")),
+        t.contains("<summary>Log (2 entries, 1 poll)</summary>"),
         "message log"
     );
+    assert!(!t.contains("log line of"), "log content comes when opened");
     assert!(t.contains("<b>3</b> devices"), "summary");
     assert!(t.contains("<b class=\"err\">2</b> unreadable state files"));
     assert!(t.contains(
@@ -470,6 +471,60 @@ async fn the_filter_is_applied_on_the_server_too() {
         .await
         .text();
     assert!(t.contains("0 of 5 devices match"), "17 is no whole word");
+}
+
+#[tokio::test]
+async fn the_page_shows_a_window_of_rows_and_fetches_more() {
+    let h = Harness::admin();
+    let login = h.login().await;
+    let t = h.get("/admin/admin.php?rows=2", Some(&login)).await.text();
+    assert!(t.contains(&format!("id=\"d-{SN_RECEPTION}\"")));
+    assert!(t.contains(&format!("id=\"d-{SN_EVIL}\"")));
+    assert!(!t.contains(&format!("id=\"d-{SN_GATEWAY}\"")));
+    assert!(
+        t.contains(&format!("data-after=\"{SN_EVIL}\">Show 3 more</a>")),
+        "{t}"
+    );
+    assert!(t.contains("href=\"/admin/admin.php?mode=status&amp;filter=&amp;rows=252\""));
+    assert!(
+        t.contains("<b>3</b> devices"),
+        "the summary counts all devices"
+    );
+    let j = h
+        .get(
+            &format!("/admin/admin.php?mode=ui&cmd=rows&after={SN_EVIL}&rows=2"),
+            Some(&login),
+        )
+        .await
+        .json();
+    let rows = j["rows"].as_str().expect("rows");
+    assert!(
+        rows.starts_with(&format!("<tr id=\"d-{SN_GATEWAY}\"")),
+        "{rows}"
+    );
+    assert!(rows.contains("id=\"d-broken\""));
+    assert!(!rows.contains("id=\"d-foreign\""));
+    assert!(rows.contains("data-after=\"broken\">Show 1 more</a>"));
+    assert_eq!(j["total"], 5);
+    let j = h
+        .get(
+            "/admin/admin.php?mode=ui&cmd=rows&filter=ip811",
+            Some(&login),
+        )
+        .await
+        .json();
+    let rows = j["rows"].as_str().expect("rows");
+    assert!(rows.contains(&format!("id=\"d-{SN_GATEWAY}\"")));
+    assert!(!rows.contains(&format!("id=\"d-{SN_RECEPTION}\"")));
+    assert!(!rows.contains("class=\"more\""));
+    assert_eq!(j["count"], "1 of 5 devices match");
+    assert!(
+        j["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("<b>1</b> device"))
+    );
+    let r = h.get("/admin/admin.php?mode=ui&cmd=rows", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -584,7 +639,7 @@ async fn ui_commands_refuse_path_escapes() {
     let login = h.login().await;
     std::fs::write(h.root.join("secret.txt"), "top secret").expect("secret");
     for sn in ["../secret", "..", "a/b", "a%5Cb", "x%00y", "%0d%0a"] {
-        for cmd in ["delstatus", "touchstatus", "updatestatus"] {
+        for cmd in ["delstatus", "touchstatus", "updatestatus", "rowpart"] {
             let r = h
                 .get(
                     &format!(
@@ -698,6 +753,44 @@ async fn files_are_delivered_and_deleted() {
         .await;
     assert_eq!(r.json(), serde_json::json!(true));
     assert!(!exists(&h.root.join(&der)));
+}
+
+#[tokio::test]
+async fn row_parts_are_loaded_when_opened() {
+    let h = Harness::admin();
+    let login = h.login().await;
+    let part = |p: &str| format!("/admin/admin.php?mode=ui&cmd=rowpart&sn={SN_RECEPTION}&part={p}");
+    let log = h.get(&part("log"), Some(&login)).await;
+    assert_eq!(log.status, StatusCode::OK);
+    let log = log.json();
+    let log = log.as_str().expect("HTML");
+    assert!(
+        log.contains(&format!("<li>log line of {SN_RECEPTION}</li>")),
+        "{log}"
+    );
+    let scripts = h.get(&part("scripts"), Some(&login)).await.json();
+    assert!(
+        scripts
+            .as_str()
+            .is_some_and(|s| s.contains("fn=scripts%2Fupdate-all-default.txt"))
+    );
+    let backups = h.get(&part("backups"), Some(&login)).await.json();
+    assert!(
+        backups
+            .as_str()
+            .is_some_and(|s| s.contains("fn=backup%2FIP232-30-00-a1%2FIP232-30-00-a1.1.txt"))
+    );
+    let r = h.get(&part("secrets"), Some(&login)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = h
+        .get(
+            "/admin/admin.php?mode=ui&cmd=rowpart&sn=00-90-33-99-99-99&part=log",
+            Some(&login),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = h.get(&part("log"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -133,6 +133,13 @@ fn an_administrator_works_with_the_status_page() {
     set_filter(&b, "");
     b.wait_for("all rows again", |b| visible_rows(b).len() == 5);
 
+    // a window of rows: the rest comes when the "show more" row comes into view
+    b.goto(&format!("{base}/admin/admin.php?rows=2"));
+    b.wait_for("the rows after the first window", |b| {
+        visible_rows(b).len() == 5
+    });
+    assert!(b.try_find("tr.more").is_none());
+
     // the message log
     let log_line = format!("log line of {SN_RECEPTION}");
     assert!(
@@ -248,4 +255,58 @@ fn an_administrator_works_with_the_status_page() {
     b.goto(&format!("{base}/admin/admin.php?mode=status"));
     b.wait_for("the login form again", |b| b.try_find("#login").is_some());
     assert!(b.try_find("#devices").is_none());
+}
+
+/// Not a test: how long Chromium takes to show the status page of 10 000 devices (printed).
+/// `cargo test --release --test browser -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn measure_a_large_fleet_in_the_browser() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(dir.path(), ADMIN_CONFIG, &[]);
+    let now = unix_now();
+    std::fs::create_dir_all(root.join("status")).expect("mkdir");
+    for i in 0..10_000u32 {
+        let sn = format!(
+            "00-90-33-{:02x}-{:02x}-{:02x}",
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff
+        );
+        let xml = device_state(
+            &sn,
+            "IP232",
+            &format!("Phone {i}"),
+            "10.0.0.1",
+            now - i64::from(i),
+            "130160",
+        );
+        std::fs::write(root.join(format!("status/{sn}.xml")), xml).expect("state");
+    }
+    let downloads = dir.path().join("downloads");
+    let b = Browser::start(&downloads).unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::start(&root, &[]);
+    let base = format!("http://127.0.0.1:{}", server.http_port);
+    b.goto(&format!("{base}/admin/admin.php"));
+    b.send_keys(&b.find("#user"), "admin");
+    b.send_keys(&b.find("#password"), "secret");
+    b.click_css("#login");
+    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    for round in 0..3 {
+        b.goto(&format!("{base}/admin/admin.php"));
+        let t = b.exec(
+            "var n = performance.getEntriesByType('navigation')[0];\
+             return [n.responseStart - n.requestStart, n.responseEnd - n.requestStart, n.domContentLoadedEventEnd - n.requestStart, n.loadEventEnd - n.requestStart, n.transferSize, n.decodedBodySize, document.querySelectorAll('#devicestable tr').length];",
+            json!([]),
+        );
+        println!(
+            "round {round}: first byte {} ms, last byte {} ms, DOMContentLoaded {} ms, load {} ms, {} bytes transferred, {} bytes HTML, {} rows",
+            t[0], t[1], t[2], t[3], t[4], t[5], t[6]
+        );
+        let f = std::time::Instant::now();
+        set_filter(&b, "phone 9999");
+        b.wait_for("the filter", |b| visible_rows(b).len() == 1);
+        println!("  filter applied after {} ms", f.elapsed().as_millis());
+        set_filter(&b, "");
+    }
 }

@@ -30,78 +30,61 @@
     });
   }
 
-  // ---- filter -------------------------------------------------------------------------
+  // ---- filter and "show more": the server filters and pages ---------------------------
 
   var input = document.getElementById('filter');
   var count = document.getElementById('count');
   var table = document.getElementById('devicestable');
-
-  function escapeRe(s) {
-    return s.replace(/[.\\+*?[^\]$(){}=!<>|:\-\/]/g, '\\$&');
-  }
-
-  function normalizeMac(w) {
-    if (w.length === 12 && w.slice(0, 6) === '009033' && /^[0-9a-fA-F]+$/.test(w)) {
-      return w.match(/../g).join('-');
-    }
-    return w;
-  }
-
-  // The same rule as the server: every word must match a whole word of a field.
-  function matcher(text) {
-    var words = text.split(/\s+/).filter(Boolean).map(function (w) {
-      var p = escapeRe(normalizeMac(w)).replace(/\\\*/g, '.*').replace(/\\\?/g, '.');
-      return new RegExp('\\b' + p + '\\b', 'i');
-    });
-    return function (tr) {
-      var f = tr.getAttribute('data-f') || '';
-      return words.every(function (re) { return re.test(f); });
-    };
-  }
+  var summaryBox = document.getElementById('summary');
+  var current = input ? input.value : '';
+  var seq = 0;
 
   function rows() {
     return table ? table.querySelectorAll('tr[data-sn]') : [];
   }
 
-  function updateCount() {
-    if (!count || !table) return;
-    var all = rows();
-    var shown = 0;
-    for (var i = 0; i < all.length; i++) if (!all[i].hidden) shown++;
-    var total = parseInt(count.dataset.total || '0', 10);
-    var server = input ? (input.dataset.server || '') : '';
-    var text = shown + ' of ' + total + ' devices';
-    if (input && input.value.trim() !== '') text += ' match';
-    if (server.trim() !== '' && input && input.value.trim() !== server.trim()) {
-      text += ' (press Enter to search all devices)';
-    }
-    count.textContent = text;
+  function rowsRequest(params) {
+    return fetch(adminUrl + '?mode=ui&cmd=rows&' + new URLSearchParams(params).toString(), {
+      credentials: 'same-origin'
+    }).then(function (r) {
+      if (r.status === 403) window.location.reload();
+      return r.ok ? r.json() : null;
+    });
   }
 
   function applyFilter() {
-    if (!input) return;
-    var m = matcher(input.value);
-    var all = rows();
-    for (var i = 0; i < all.length; i++) {
-      var show = m(all[i]);
-      if (all[i].hidden === show) all[i].hidden = !show;
-    }
-    updateCount();
-    var url = new URL(window.location.href);
-    if (input.value.trim() === '') url.searchParams.delete('filter');
-    else url.searchParams.set('filter', input.value);
-    window.history.replaceState(null, '', url.toString());
-  }
-
-  function applyFilterTo(tr) {
-    if (input && input.value.trim() !== '') tr.hidden = !matcher(input.value)(tr);
+    if (!input || !table) return;
+    var value = input.value;
+    var mine = ++seq;
+    rowsRequest({ filter: value }).then(function (j) {
+      if (!j || mine !== seq) return; // a newer filter is on its way
+      current = value;
+      if (observer) {
+        observer.disconnect();
+        visible.clear();
+      }
+      table.innerHTML = j.rows;
+      if (summaryBox) summaryBox.innerHTML = j.summary;
+      if (count) count.textContent = j.count;
+      watchAll();
+      var url = new URL(window.location.href);
+      url.searchParams.delete('rows');
+      if (value.trim() === '') url.searchParams.delete('filter');
+      else url.searchParams.set('filter', value);
+      window.history.replaceState(null, '', url.toString());
+    });
   }
 
   var timer = null;
   if (input) {
     input.addEventListener('input', function () {
       clearTimeout(timer);
-      timer = setTimeout(applyFilter, 120);
+      timer = setTimeout(applyFilter, 200);
+    });
+    input.form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      clearTimeout(timer);
+      applyFilter();
     });
   }
 
@@ -110,6 +93,32 @@
     input.value = value;
     applyFilter();
     input.focus();
+  }
+
+  function showMore(tr) {
+    var a = tr.querySelector('a[data-after]');
+    if (!a || tr.dataset.loading) return;
+    tr.dataset.loading = '1';
+    var mine = seq;
+    rowsRequest({ filter: current, after: a.dataset.after }).then(function (j) {
+      if (!j || mine !== seq || !tr.parentNode) return;
+      tr.insertAdjacentHTML('afterend', j.rows);
+      tr.remove();
+      watchAll();
+    });
+  }
+
+  // load the next rows when the "show more" row comes into view
+  var moreObserver = 'IntersectionObserver' in window
+    ? new IntersectionObserver(function (entries) {
+      entries.forEach(function (en) { if (en.isIntersecting) showMore(en.target); });
+    }, { rootMargin: '400px' })
+    : null;
+
+  function watchAll() {
+    if (!table) return;
+    rows().forEach(watch);
+    if (moreObserver) table.querySelectorAll('tr.more').forEach(function (tr) { moreObserver.observe(tr); });
   }
 
   // ---- rows ---------------------------------------------------------------------------
@@ -134,7 +143,6 @@
     });
     if (observer) observer.unobserve(tr);
     tr.replaceWith(fresh);
-    applyFilterTo(fresh);
     watch(fresh);
   }
 
@@ -143,7 +151,6 @@
     return ui('updatestatus', { sn: sn }).then(function (r) {
       if (r.status === 404) {
         tr.remove();
-        updateCount();
       } else if (r.ok && typeof r.json === 'string') {
         replaceRow(tr, r.json);
       }
@@ -154,6 +161,12 @@
     var fl = ev.target.closest('button.fl[data-filter]');
     if (fl) {
       setFilter(fl.dataset.filter);
+      return;
+    }
+    var more = ev.target.closest('tr.more a[data-after]');
+    if (more) {
+      ev.preventDefault();
+      showMore(more.closest('tr'));
       return;
     }
     var btn = ev.target.closest('button[data-act]');
@@ -173,12 +186,7 @@
       case 'delete':
         if (window.confirm('Delete all status information of "' + sn + '"?')) {
           ui('delstatus', { sn: sn }).then(function (r) {
-            if (r.json === true) {
-              tr.remove();
-              var total = count ? parseInt(count.dataset.total || '0', 10) : 0;
-              if (count && total > 0) count.dataset.total = String(total - 1);
-              updateCount();
-            }
+            if (r.json === true) tr.remove();
           });
         }
         break;
@@ -192,6 +200,30 @@
     }
   });
 
+  // ---- row parts loaded when opened (message log, backups, snippets) -----------------
+
+  function loadPart(d) {
+    var tr = d.closest('tr[data-sn]');
+    if (!tr || d.dataset.loaded) return;
+    d.dataset.loaded = '1';
+    ui('rowpart', { sn: tr.dataset.sn, part: d.dataset.part }).then(function (r) {
+      if (r.ok && typeof r.json === 'string') {
+        var box = document.createElement('div');
+        box.className = 'part';
+        box.innerHTML = r.json;
+        d.appendChild(box);
+      } else {
+        delete d.dataset.loaded;
+      }
+    });
+  }
+
+  // "toggle" does not bubble: listen while it travels down
+  document.addEventListener('toggle', function (ev) {
+    var d = ev.target;
+    if (d && d.tagName === 'DETAILS' && d.open && d.dataset.part) loadPart(d);
+  }, true);
+
   // ---- automatic refresh of the rows on screen (status/@refresh seconds) -------------
 
   var visible = new Set();
@@ -203,7 +235,6 @@
         else visible.delete(en.target.dataset.sn);
       });
     });
-    rows().forEach(function (tr) { observer.observe(tr); });
     setInterval(function () {
       if (document.hidden || visible.size === 0) return;
       var list = Array.from(visible).slice(0, 200);
@@ -219,7 +250,6 @@
             replaceRow(tr, r.json[sn]);
           }
         });
-        updateCount();
       });
     }, refresh * 1000);
   }
@@ -227,4 +257,6 @@
   function watch(tr) {
     if (observer) observer.observe(tr);
   }
+
+  watchAll();
 })();

@@ -3,7 +3,7 @@
 //! `admin`) — the device status page with its fleet summary (`mode=status`, the default,
 //! [`status`]), the configuration (`mode=show`, [`show`]) and "add a new device"
 //! (`mode=info`, [`info`]); the `mode=ui&cmd=…` endpoints (`delstatus`, `touchstatus`,
-//! `updatestatus`, `updaterows`, `delfile`, `deliverfile`); the signed-certificate upload
+//! `updatestatus`, `updaterows`, `rowpart`, `delfile`, `deliverfile`); the signed-certificate upload
 //! `update.php?mode=upload` ([`upload`]); the read-only JSON API `{prefix}/api/devices[/SN]`
 //! ([`api`]); and the page's own style sheet and script, compiled in and served from memory
 //! as `{prefix}/web/update-server.css|js`.
@@ -86,6 +86,11 @@ pub fn routes(prefix: &str) -> Router<SharedApp> {
         .route(&format!("{prefix}/web/update-server.js"), get(js))
         .route(&format!("{prefix}/api/devices"), get(api_devices))
         .route(&format!("{prefix}/api/devices/{{sn}}"), get(api_device))
+        // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
 }
 
 async fn css() -> Response {
@@ -463,8 +468,14 @@ fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
 }
 
 /// The device rows of the status page and the API: every state file, its view (cached) and
-/// its files, filtered. Returns the rows and the number of state files.
-fn collect_rows(app: &SharedApp, cfg: &Arc<Config>, filter: &Filter) -> (Vec<status::Row>, usize) {
+/// its files (the backup lists only `with_backups`: the page loads them when opened),
+/// filtered. Returns the rows and the number of state files.
+fn collect_rows(
+    app: &SharedApp,
+    cfg: &Arc<Config>,
+    filter: &Filter,
+    with_backups: bool,
+) -> (Vec<status::Row>, usize) {
     let Some(store) = app.states(cfg) else {
         return (Vec::new(), 0);
     };
@@ -479,7 +490,7 @@ fn collect_rows(app: &SharedApp, cfg: &Arc<Config>, filter: &Filter) -> (Vec<sta
             filter.is_empty()
                 || filter.matches(&v.filter_text(v.is_missing(cfg.status.missing, now)))
         })
-        .map(|v| row_files(app, cfg, v, &certs))
+        .map(|v| row_files(app, cfg, v, &certs, with_backups))
         .collect();
     (rows, total)
 }
@@ -489,13 +500,14 @@ fn row_files(
     cfg: &Config,
     view: Arc<view::DeviceView>,
     certs: &CertIndex,
+    with_backups: bool,
 ) -> status::Row {
     let certs = match &cfg.customcerts {
         Some(cc) if view.problem.is_none() => certs.state(cc, &view.key),
         _ => CertState::default(),
     };
     let backups = match (&cfg.backup.dir, view.backup) {
-        (Some(dir), Some(_)) if !dir.is_empty() => {
+        (Some(dir), Some(_)) if with_backups && !dir.is_empty() => {
             app.admin.backups.list(&app.root, dir, &view.hwid)
         }
         _ => Arc::new(Vec::new()),
@@ -519,7 +531,7 @@ fn one_row(app: &SharedApp, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> 
         Some(cc) => CertIndex::for_device(&app.root, cc, sn),
         None => CertIndex::default(),
     };
-    Some(row_files(app, cfg, v, &idx))
+    Some(row_files(app, cfg, v, &idx, true))
 }
 
 fn master_of(root: &std::path::Path, cfg: &Config) -> status::MasterBuilds {
@@ -530,13 +542,27 @@ fn master_of(root: &std::path::Path, cfg: &Config) -> status::MasterBuilds {
     status::master_builds(cfg, cached.as_ref())
 }
 
+/// The `rows` argument: how many rows to show (default one page, `all` for all).
+fn rows_arg(ctx: &Ctx) -> usize {
+    match ctx.arg("rows").as_deref() {
+        Some("all") => usize::MAX,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(status::PAGE_ROWS),
+        None => status::PAGE_ROWS,
+    }
+}
+
 async fn status_page(ctx: &Ctx, s: &Session) -> Response {
     let filter_text = ctx.arg("filter").unwrap_or_default();
     let (app, cfg, f) = (ctx.app.clone(), ctx.cfg.clone(), filter_text.clone());
     let csrf = s.csrf.clone();
+    let limit = rows_arg(ctx);
     let body = blocking(move || {
         let started = std::time::Instant::now();
-        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&f));
+        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&f), false);
         let groups = view::show_groups(&cfg);
         let sctx = status::Ctx {
             cfg: &cfg,
@@ -546,10 +572,10 @@ async fn status_page(ctx: &Ctx, s: &Session) -> Response {
             groups: &groups,
             master: master_of(&app.root, &cfg),
         };
-        let html = status::render_body(&sctx, &rows, &f, total);
+        let html = status::render_body(&sctx, &rows, &f, total, limit);
         tracing::debug!(
             devices = total,
-            shown = rows.len(),
+            matching = rows.len(),
             micros = started.elapsed().as_micros() as u64,
             "status page"
         );
@@ -776,6 +802,71 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
             match html {
                 Some(Some(h)) => json_response(StatusCode::OK, serde_json::json!(h)),
                 Some(None) => json_response(StatusCode::NOT_FOUND, serde_json::json!(false)),
+                None => internal_error(),
+            }
+        }
+        "rowpart" => {
+            let sn = match sn_arg(ctx, &cmd) {
+                Ok(sn) => sn,
+                Err(m) => return plain(StatusCode::BAD_REQUEST, &m),
+            };
+            let name = ctx.arg("part").unwrap_or_default();
+            let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+            let html = blocking(move || {
+                let r = one_row(&app, &cfg, &sn)?;
+                let sctx = status::Ctx {
+                    cfg: &cfg,
+                    prefix: &app.prefix,
+                    csrf: &csrf,
+                    now: crate::http::now(),
+                    groups: &[],
+                    master: status::MasterBuilds::default(),
+                };
+                Some(status::part(&sctx, &r, &name))
+            })
+            .await;
+            match html {
+                Some(Some(Some(h))) => json_response(StatusCode::OK, serde_json::json!(h)),
+                Some(Some(None)) => plain(StatusCode::BAD_REQUEST, "unknown part"),
+                Some(None) => json_response(StatusCode::NOT_FOUND, serde_json::json!(false)),
+                None => internal_error(),
+            }
+        }
+        "rows" => {
+            // the next rows of the status page (after a key), or the first ones for a filter,
+            // with the summary and the count of the matching devices
+            let filter = ctx.arg("filter").unwrap_or_default();
+            let after = ctx.arg("after").filter(|a| !a.is_empty());
+            let limit = rows_arg(ctx);
+            let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+            let out = blocking(move || {
+                let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), false);
+                let groups = view::show_groups(&cfg);
+                let sctx = status::Ctx {
+                    cfg: &cfg,
+                    prefix: &app.prefix,
+                    csrf: &csrf,
+                    now: crate::http::now(),
+                    groups: &groups,
+                    master: master_of(&app.root, &cfg),
+                };
+                let shown = status::window(&rows, after.as_deref(), limit);
+                let before = after.as_deref().map_or(0, |a| {
+                    rows.partition_point(|r| r.view.key.as_str() <= a)
+                });
+                let remaining = rows.len() - before - shown.len();
+                let summary = status::summary(&cfg, &sctx.master, sctx.now, &rows);
+                serde_json::json!({
+                    "rows": status::rows_fragment(&sctx, shown, remaining, &filter, before + shown.len()),
+                    "summary": status::render_summary(&cfg, &summary),
+                    "count": status::count_text(rows.len(), total, &filter),
+                    "matched": rows.len(),
+                    "total": total,
+                })
+            })
+            .await;
+            match out {
+                Some(v) => json_response(StatusCode::OK, v),
                 None => internal_error(),
             }
         }
@@ -1154,7 +1245,7 @@ async fn api_devices(
         .map(|f| f.into_owned())
         .unwrap_or_default();
     let out = blocking(move || {
-        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter));
+        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), true);
         let groups = view::show_groups(&cfg);
         let now = crate::http::now();
         let summary = status::summary(&cfg, &master_of(&app.root, &cfg), now, &rows);

@@ -6,6 +6,11 @@
 //! firmware and boot code, certificates (status, request error, CSR/certificate files,
 //! upload of the signed certificate), delivered snippets, and one column group per query that
 //! has `show` expressions.
+//!
+//! To keep a page of 10 000 devices small, the message log, the backup list and the list of
+//! delivered snippets are only summarised in the row (`Log (8 entries, 1 poll)`,
+//! `3 files`, `3 snippets`); their content is rendered by [`part`] when an administrator
+//! opens them (`mode=ui&cmd=rowpart`).
 
 use super::files::CertState;
 use super::html::{age, date, deliver_url, e, q};
@@ -141,7 +146,7 @@ fn device_link(realip: &str, https: bool) -> Option<String> {
 
 fn button(act: &str, label: &str, title: &str, extra: &str) -> String {
     format!(
-        "<button type=\"button\" class=\"act act-{act}\" data-act=\"{act}\" title=\"{}\"{extra}>{label}</button>",
+        "<button type=\"button\" class=\"act\" data-act=\"{act}\" title=\"{}\"{extra}>{label}</button>",
         e(title)
     )
 }
@@ -158,10 +163,9 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     };
     let _ = write!(
         h,
-        "<tr id=\"d-{}\" class=\"{class}\" data-sn=\"{}\" data-f=\"{}\">",
+        "<tr id=\"d-{}\" class=\"{class}\" data-sn=\"{}\">",
         e(&v.key),
-        e(&v.key),
-        e(&v.filter_text(missing))
+        e(&v.key)
     );
     if let Some(problem) = &v.problem {
         let _ = write!(
@@ -176,21 +180,11 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     }
     // device
     h.push_str("<td class=\"c-dev\"><div class=\"acts\">");
-    h.push_str(&button("refresh", "\u{21bb}", "Refresh this row", ""));
+    h.push_str(&button("refresh", "\u{21bb}", "Refresh", ""));
     if missing {
-        h.push_str(&button(
-            "touch",
-            "\u{2713}",
-            "Mark as seen now (no longer missing)",
-            "",
-        ));
+        h.push_str(&button("touch", "\u{2713}", "Mark as seen", ""));
     }
-    h.push_str(&button(
-        "delete",
-        "\u{2715}",
-        "Delete the status of this device permanently",
-        "",
-    ));
+    h.push_str(&button("delete", "\u{2715}", "Delete status", ""));
     h.push_str("</div>");
     let _ = write!(h, "<div class=\"sn\">{}</div>", e(&v.sn));
     if !v.realip.is_empty() {
@@ -199,7 +193,7 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
             Some(url) => {
                 let _ = write!(
                     h,
-                    "<a href=\"{}\" target=\"_blank\" rel=\"noopener noreferrer\" title=\"Open the device's web interface\">{}</a>",
+                    "<a href=\"{}\" target=\"_blank\" rel=\"noreferrer\">{}</a>",
                     e(&url),
                     e(&v.realip)
                 );
@@ -227,26 +221,12 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
         let entries = v.msgs.iter().filter(|m| !m.text.is_empty()).count();
         let _ = write!(
             h,
-            "<details class=\"log\" data-part=\"log\"><summary>Log ({} entr{}, {} poll{})</summary><ul>",
+            "<details class=\"log\" data-part=\"log\"><summary>Log ({} entr{}, {} poll{})</summary></details>",
             entries,
             if entries == 1 { "y" } else { "ies" },
             polls,
             if polls == 1 { "" } else { "s" }
         );
-        for (i, m) in v.msgs.iter().enumerate() {
-            if i == 0 || m.text.is_empty() {
-                let _ = write!(
-                    h,
-                    "<li class=\"ruler\" title=\"{}\">{}</li>",
-                    e(&date(m.time)),
-                    e(&age(ctx.now, m.time))
-                );
-            }
-            if !m.text.is_empty() {
-                let _ = write!(h, "<li>{}</li>", e(&m.text));
-            }
-        }
-        h.push_str("</ul></details>");
     }
     h.push_str("</td>");
     // last seen
@@ -266,26 +246,7 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
                 e(&date(t)),
                 e(&age(ctx.now, t))
             );
-            if !r.backups.is_empty() {
-                let _ = write!(
-                    h,
-                    "<details data-part=\"backups\"><summary>{} file{}</summary><ul class=\"backups\">",
-                    r.backups.len(),
-                    if r.backups.len() == 1 { "" } else { "s" }
-                );
-                for b in r.backups.iter() {
-                    let name = b.path.rsplit('/').next().unwrap_or_default();
-                    let _ = write!(
-                        h,
-                        "<li><a href=\"{}\" title=\"{}\">{}</a> <span class=\"fn\">{}</span></li>",
-                        e(&deliver_url(ctx.prefix, &b.path)),
-                        e(&format!("Download {} ({})", b.path, date(b.mtime))),
-                        e(&age(ctx.now, b.mtime)),
-                        e(name)
-                    );
-                }
-                h.push_str("</ul></details>");
-            }
+            h.push_str("<details data-part=\"backups\"><summary>files</summary></details>");
         }
         h.push_str("</td>");
     }
@@ -303,40 +264,23 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     }
     // scripts
     h.push_str("<td class=\"c-scripts\"><div class=\"meta\">");
-    for (k, val, title) in [
-        ("phase", &v.phase, "current phase"),
-        ("class", &v.classes, "device classes"),
-        ("env", &v.environments, "device environments"),
+    for (k, val) in [
+        ("phase", &v.phase),
+        ("class", &v.classes),
+        ("env", &v.environments),
     ] {
         if !val.is_empty() {
-            let _ = write!(
-                h,
-                "<span class=\"k\">{k}</span> <span title=\"{title}\">{}</span> ",
-                e(val)
-            );
+            let _ = write!(h, "<span class=\"k\">{k}</span> {} ", e(val));
         }
     }
     h.push_str("</div>");
     if !v.snippets.is_empty() {
         let _ = write!(
             h,
-            "<details data-part=\"scripts\"><summary>{} snippet{}</summary><table class=\"snips\"><tr><th>File</th><th>Delivered</th><th>Version</th></tr>",
+            "<details data-part=\"scripts\"><summary>{} snippet{}</summary></details>",
             v.snippets.len(),
             if v.snippets.len() == 1 { "" } else { "s" }
         );
-        for s in &v.snippets {
-            let _ = write!(
-                h,
-                "<tr><td><a href=\"{}\">{}</a></td><td title=\"{}\">{}</td><td title=\"{}\">{}</td></tr>",
-                e(&deliver_url(ctx.prefix, &s.file)),
-                e(&s.file),
-                e(&date(s.delivered)),
-                e(&age(ctx.now, s.delivered)),
-                e(&date(s.version)),
-                e(&age(ctx.now, s.version))
-            );
-        }
-        h.push_str("</table></details>");
     }
     h.push_str("</td>");
     // queries
@@ -354,11 +298,7 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
             Some(res) => {
                 for (i, cell) in res.cells.iter().enumerate() {
                     let first = if i == 0 { " qfirst" } else { "" };
-                    let _ = write!(
-                        h,
-                        "<td class=\"q{first}\" title=\"{}\">",
-                        e(&format!("reported {} ago", age(ctx.now, res.seen)))
-                    );
+                    let _ = write!(h, "<td class=\"q{first}\">");
                     match cell {
                         Cell::Value(s) => h.push_str(&e(s)),
                         Cell::Error(s) => {
@@ -379,6 +319,70 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     }
     h.push_str("</tr>");
     h
+}
+
+/// The parts of a row that are loaded when opened (`cmd=rowpart`): `log`, `backups`,
+/// `scripts`. `None` for an unknown part.
+pub fn part(ctx: &Ctx<'_>, r: &Row, name: &str) -> Option<String> {
+    let v = &*r.view;
+    let mut h = String::new();
+    match name {
+        "log" => {
+            h.push_str("<ul>");
+            for (i, m) in v.msgs.iter().enumerate() {
+                if i == 0 || m.text.is_empty() {
+                    let _ = write!(
+                        h,
+                        "<li class=\"ruler\" title=\"{}\">{}</li>",
+                        e(&date(m.time)),
+                        e(&age(ctx.now, m.time))
+                    );
+                }
+                if !m.text.is_empty() {
+                    let _ = write!(h, "<li>{}</li>", e(&m.text));
+                }
+            }
+            h.push_str("</ul>");
+        }
+        "backups" => {
+            if r.backups.is_empty() {
+                return Some("<p class=\"undef\">no backup files</p>".to_string());
+            }
+            h.push_str("<ul class=\"backups\">");
+            for b in r.backups.iter() {
+                let file = b.path.rsplit('/').next().unwrap_or_default();
+                let _ = write!(
+                    h,
+                    "<li><a href=\"{}\" title=\"{}\">{}</a> <span class=\"fn\">{}</span></li>",
+                    e(&deliver_url(ctx.prefix, &b.path)),
+                    e(&format!("Download {} ({})", b.path, date(b.mtime))),
+                    e(&age(ctx.now, b.mtime)),
+                    e(file)
+                );
+            }
+            h.push_str("</ul>");
+        }
+        "scripts" => {
+            h.push_str(
+                "<table class=\"snips\"><tr><th>File</th><th>Delivered</th><th>Version</th></tr>",
+            );
+            for s in &v.snippets {
+                let _ = write!(
+                    h,
+                    "<tr><td><a href=\"{}\">{}</a></td><td title=\"{}\">{}</td><td title=\"{}\">{}</td></tr>",
+                    e(&deliver_url(ctx.prefix, &s.file)),
+                    e(&s.file),
+                    e(&date(s.delivered)),
+                    e(&age(ctx.now, s.delivered)),
+                    e(&date(s.version)),
+                    e(&age(ctx.now, s.version))
+                );
+            }
+            h.push_str("</table>");
+        }
+        _ => return None,
+    }
+    Some(h)
 }
 
 fn build_cell(h: &mut String, build: &str, requested: &str, what: &str) {
@@ -670,39 +674,128 @@ pub fn render_summary(cfg: &Config, s: &Summary) -> String {
     h
 }
 
-/// The body of the status page: summary, filter, table. `rows` are the devices shown,
-/// `total` the number of state files.
-pub fn render_body(ctx: &Ctx<'_>, rows: &[Row], filter: &str, total: usize) -> String {
-    let mut h = String::with_capacity(rows.len() * 2500 + 8192);
+/// How many rows the page shows at first, and how many more each "show more" brings.
+pub const PAGE_ROWS: usize = 250;
+
+/// The rows after the one with key `after` (all when `None`), at most `limit` of them.
+/// `rows` are sorted by key, as the state store lists them.
+pub fn window<'r>(rows: &'r [Row], after: Option<&str>, limit: usize) -> &'r [Row] {
+    let start = after.map_or(0, |a| rows.partition_point(|r| r.view.key.as_str() <= a));
+    let end = start.saturating_add(limit).min(rows.len());
+    &rows[start..end]
+}
+
+/// "1234 devices" or "12 of 1234 devices match".
+pub fn count_text(matched: usize, total: usize, filter: &str) -> String {
+    if filter.trim().is_empty() {
+        format!("{total} device{}", if total == 1 { "" } else { "s" })
+    } else {
+        format!("{matched} of {total} devices match")
+    }
+}
+
+/// The `<tr>`s of `shown`, followed by a "show more" row when `remaining` more match.
+/// Without script the link shows the first `shown_so_far + PAGE_ROWS` rows; the page's
+/// script fetches the next rows after the last key instead.
+pub fn rows_fragment(
+    ctx: &Ctx<'_>,
+    shown: &[Row],
+    remaining: usize,
+    filter: &str,
+    shown_so_far: usize,
+) -> String {
+    let mut h = rows_html(ctx, shown);
+    if remaining > 0
+        && let Some(last) = shown.last()
+    {
+        let query = format!(
+            "mode=status&filter={}&rows={}",
+            q(filter),
+            shown_so_far + PAGE_ROWS
+        );
+        let _ = write!(
+            h,
+            "<tr class=\"more\"><td colspan=\"{}\"><a href=\"{}\" data-after=\"{}\">Show {} more</a> <span class=\"remaining\">({remaining} not shown yet)</span></td></tr>",
+            ctx.columns(),
+            e(&super::html::admin_url(ctx.prefix, &query)),
+            e(&last.view.key),
+            remaining.min(PAGE_ROWS)
+        );
+    }
+    h
+}
+
+/// The body of the status page: summary (of all matching devices), filter, and the first
+/// `limit` matching rows. `matching` are the devices the filter lets through, `total` the
+/// number of state files.
+pub fn render_body(
+    ctx: &Ctx<'_>,
+    matching: &[Row],
+    filter: &str,
+    total: usize,
+    limit: usize,
+) -> String {
+    let shown = window(matching, None, limit);
+    let mut h = String::with_capacity(shown.len() * 1600 + 16384);
     if ctx.cfg.status_dir().is_none() {
         h.push_str("<p class=\"notice\">Device status tracking is off: set <code>status/@dir</code> (e.g. <code>&lt;status dir=\"status\"/&gt;</code>) in <code>config/user-config.xml</code>.</p>");
         return h;
     }
-    let s = summary(ctx.cfg, &ctx.master, ctx.now, rows);
-    h.push_str(&render_summary(ctx.cfg, &s));
+    let s = summary(ctx.cfg, &ctx.master, ctx.now, matching);
+    let _ = write!(
+        h,
+        "<div id=\"summary\">{}</div>",
+        render_summary(ctx.cfg, &s)
+    );
     let _ = write!(
         h,
         "<form class=\"filter\" method=\"get\" action=\"{}\" role=\"search\"><input type=\"hidden\" name=\"mode\" value=\"status\">\
-<input type=\"search\" id=\"filter\" name=\"filter\" value=\"{}\" placeholder=\"Filter devices\" title=\"Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)\" data-server=\"{}\" autocomplete=\"off\"> \
-<button type=\"submit\">Filter</button> <span id=\"count\" data-total=\"{total}\">{}</span></form>",
+<input type=\"search\" id=\"filter\" name=\"filter\" value=\"{}\" placeholder=\"Filter devices\" title=\"Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)\" autocomplete=\"off\"> \
+<button type=\"submit\">Filter</button> <span id=\"count\">{}</span></form>",
         e(&super::html::admin_url(ctx.prefix, "")),
         e(filter),
-        e(filter),
-        if filter.trim().is_empty() {
-            format!("{} of {total} devices", rows.len())
-        } else {
-            format!("{} of {total} devices match", rows.len())
-        }
+        e(&count_text(matching.len(), total, filter))
     );
     h.push_str("<div class=\"tablewrap\"><table id=\"devices\">");
     h.push_str(&header(ctx));
     h.push_str("<tbody id=\"devicestable\">");
-    for r in rows {
-        h.push_str(&row(ctx, r));
-        h.push('\n');
-    }
+    h.push_str(&rows_fragment(
+        ctx,
+        shown,
+        matching.len() - shown.len(),
+        filter,
+        shown.len(),
+    ));
     h.push_str("</tbody></table></div>");
     h
+}
+
+/// The rows, rendered on all cores when there are many.
+fn rows_html(ctx: &Ctx<'_>, rows: &[Row]) -> String {
+    let one = |rows: &[Row]| {
+        let mut h = String::with_capacity(rows.len() * 1600);
+        for r in rows {
+            h.push_str(&row(ctx, r));
+            h.push('\n');
+        }
+        h
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if rows.len() < 1000 || threads < 2 {
+        return one(rows);
+    }
+    let chunk = rows.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = rows
+            .chunks(chunk)
+            .map(|c| s.spawn(move || one(c)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().unwrap_or_default())
+            .collect::<Vec<String>>()
+            .concat()
+    })
 }
 
 #[cfg(test)]
@@ -760,7 +853,7 @@ mod tests {
                 .state(cfg.customcerts.as_ref().expect("cc"), "00-90-33-30-00-af"),
             backups: Arc::new(Vec::new()),
         };
-        let html = render_body(&ctx, &[r], "<f>", 1);
+        let html = render_body(&ctx, std::slice::from_ref(&r), "<f>", 1, PAGE_ROWS);
         for bad in [
             "<script",
             "<img",
@@ -784,6 +877,16 @@ mod tests {
         ));
         assert!(html.contains("name=\"cert-00-90-33-30-00-af\""));
         assert!(html.contains("130100 \u{2192} 130160"));
+        assert!(html.contains("<summary>Log (1 entry, 1 poll)</summary>"));
+        let log = part(&ctx, &r, "log").expect("log part");
+        assert!(
+            log.contains("<li>&lt;script&gt;alert(2)&lt;/script&gt;</li>"),
+            "{log}"
+        );
+        let scripts = part(&ctx, &r, "scripts").expect("scripts part");
+        assert!(scripts.contains("scripts/&lt;x&gt;.txt"), "{scripts}");
+        assert!(!scripts.contains("<x>"));
+        assert_eq!(part(&ctx, &r, "other"), None);
     }
 
     #[test]
@@ -812,7 +915,6 @@ mod tests {
         let first = row(&ctx, &rows[0]);
         assert!(first.starts_with("<tr id=\"d-00-90-33-30-00-af\" class=\"dev missing\""));
         assert!(first.contains("data-act=\"touch\""));
-        assert!(first.contains("\nmissing\""));
         let second = row(&ctx, &rows[1]);
         assert!(second.contains("class=\"dev problem\""));
         assert!(second.contains("cannot read state file 00-90-33-30-00-af.xml"));
