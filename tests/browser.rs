@@ -1,7 +1,8 @@
 //! The admin pages in a real browser: headless Chromium driven through ChromeDriver against
 //! the real server binary. Logs in, looks at the seeded fleet, filters, opens a message log,
 //! downloads a CSR, uploads a signed certificate, watches a row refresh itself, deletes a
-//! device, and keeps a screenshot as `target/admin-screenshot.png`.
+//! device, and keeps screenshots as `target/admin-screenshot.png` (after the upload) and
+//! `target/admin-screenshot-csr.png` (before it).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (installed by `.ci/run`); without them the
 //! test fails and says so.
@@ -153,6 +154,11 @@ fn an_administrator_works_with_the_status_page() {
         row_text(b, SN_RECEPTION).contains(&log_line)
     });
 
+    // the row with a CSR waiting for signature
+    let out = artifact_dir();
+    std::fs::create_dir_all(&out).expect("target dir");
+    std::fs::write(out.join("admin-screenshot-csr.png"), b.screenshot()).expect("screenshot");
+
     // download the CSR (DER)
     b.click_css(&format!(
         "tr[data-sn=\"{SN_RECEPTION}\"] a[href*=\"request.p10.der\"]"
@@ -208,8 +214,6 @@ fn an_administrator_works_with_the_status_page() {
     b.click_css(&format!("tr[data-sn=\"{SN_EVIL}\"] details.log summary"));
     let shot = b.full_screenshot();
     assert!(shot.starts_with(b"\x89PNG"), "screenshot is a PNG");
-    let out = artifact_dir();
-    std::fs::create_dir_all(&out).expect("target dir");
     std::fs::write(out.join("admin-screenshot.png"), &shot).expect("screenshot");
 
     // delete a device
