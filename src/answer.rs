@@ -30,8 +30,11 @@ pub fn comment_safe(s: &str) -> String {
 #[derive(Debug)]
 pub struct Answer {
     pub out: Vec<u8>,
-    /// The device's state; `None` when state tracking is off or the request has no `sn`.
-    pub state: Option<Element>,
+    /// The device's state once something was logged into it (PHP creates it lazily).
+    state: Option<Element>,
+    /// The state taken up on the first log; `None` when state tracking is off or the request
+    /// has no `sn`.
+    pending: Option<Element>,
     /// Whether the state is written when the request ends.
     pub write_state: bool,
     pub now: i64,
@@ -42,9 +45,10 @@ pub struct Answer {
 pub struct Exit;
 
 impl Answer {
-    /// Starts an answer. The state is taken up when state tracking is on (`status_dir`) and
-    /// the request names a serial number, like PHP's `logInit`: a missing file gives a fresh
-    /// state, a corrupt one a fresh state with the error noted; `seen` is set to now.
+    /// Starts an answer. The state is taken up on the first log into it when state tracking
+    /// is on (`status_dir`) and the request names a serial number, like PHP's `logInit`: a
+    /// missing file gives a fresh state, a corrupt one a fresh state with the error noted;
+    /// `seen` is set to now.
     pub fn new(
         status_dir: Option<&str>,
         args: &Args,
@@ -53,7 +57,8 @@ impl Answer {
         logkeep: i64,
     ) -> Answer {
         let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-        let state = match (status_dir, sn.is_empty()) {
+        // PHP's logInit refuses an empty() serial number, which includes "0"
+        let state = match (status_dir, crate::php::empty(&sn)) {
             (Some(_), false) => {
                 let mut s = match loaded {
                     Loaded::Ok(el) => (**el).clone(),
@@ -73,7 +78,8 @@ impl Answer {
         };
         Answer {
             out: Vec::with_capacity(4096),
-            state,
+            state: None,
+            pending: state,
             write_state: false,
             now,
             logkeep,
@@ -121,9 +127,23 @@ impl Answer {
         Exit
     }
 
+    /// The device state, if something was logged into it.
+    pub fn state(&self) -> Option<&Element> {
+        self.state.as_ref()
+    }
+
+    /// The device state, taken up now if it was not yet (PHP's `logInit`); `None` without
+    /// state tracking or serial number.
+    pub fn state_mut(&mut self) -> Option<&mut Element> {
+        if self.state.is_none() {
+            self.state = self.pending.take();
+        }
+        self.state.as_mut()
+    }
+
     /// PHP's `logDeviceState` (a no-op without state).
     pub fn log(&mut self, attr: &str, value: Option<&str>, target: Target<'_>) {
-        if let Some(s) = self.state.as_mut() {
+        if let Some(s) = self.state_mut() {
             state::log(s, attr, value, target);
         }
     }
@@ -179,28 +199,30 @@ mod tests {
         let args = Args::parse("sn=00-90");
         assert!(
             Answer::new(None, &args, &Loaded::Missing, 5, 0)
-                .state
+                .state_mut()
                 .is_none()
         );
+        let no_sn = Args::parse("sn=");
         assert!(
-            Answer::new(Some("status"), &Args::parse("sn="), &Loaded::Missing, 5, 0)
-                .state
+            Answer::new(Some("status"), &no_sn, &Loaded::Missing, 5, 0)
+                .state_mut()
                 .is_none()
         );
-        let a = Answer::new(Some("status"), &args, &Loaded::Missing, 5, 0);
+        let mut a = Answer::new(Some("status"), &args, &Loaded::Missing, 5, 0);
+        assert!(a.state().is_none(), "taken up lazily");
         assert_eq!(
-            a.state.map(|s| s.to_xml()),
+            a.state_mut().map(|s| s.to_xml()),
             Some(r#"<state seen="5"><device sn="00-90"/></state>"#.to_string())
         );
         let c = Loaded::Corrupt {
             error: "bad".into(),
             raw: "<x".into(),
         };
-        let a = Answer::new(Some("status"), &args, &c, 5, 0);
-        assert_eq!(
-            a.state.and_then(|s| s.attr("error").map(str::to_string)),
-            Some("bad(<x)".to_string())
-        );
+        let mut a = Answer::new(Some("status"), &args, &c, 5, 0);
+        let err = a
+            .state_mut()
+            .and_then(|s| s.attr("error").map(str::to_string));
+        assert_eq!(err, Some("bad(<x)".to_string()));
     }
 
     #[test]

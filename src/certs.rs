@@ -11,6 +11,13 @@
 //! from `CAkeys`, and a poll is skipped so the device can report the result. When the
 //! certificate is good, the files and the CSR on the device are cleaned up.
 //!
+//! Where it deliberately differs from PHP, it sends a device less, never more: a signed
+//! "certificate" that is not one (or was made for another key than the device's CSR) and CA
+//! files that are no certificates are not sent (PHP sent them, the device failed and stopped
+//! its certificate handling for good); the status line (`device/@certstat`) says why. A CSR
+//! upload that is not a complete CSR is refused instead of stored. Only the workflow's own two
+//! files can be written through `mode=vardump` (contract §6).
+//!
 //! [`decide`] is pure: the files it looks at come in as [`CertFiles`], the file changes it
 //! wants come back as [`FileOp`]s.
 
@@ -20,6 +27,23 @@ use crate::php;
 use crate::xml::Element;
 use base64::Engine;
 use std::path::Path;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
+
+/// Why device data or a certificate file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("odd number of hex digits ({0})")]
+    OddHex(usize),
+    #[error("byte {0} is not a hex digit")]
+    NotHex(usize),
+    #[error("not an X.509 certificate ({0})")]
+    NotCertificate(String),
+    #[error("not a complete certificate signing request ({0})")]
+    NotRequest(String),
+    #[error("its public key is not the one of the device's signing request")]
+    OtherKey,
+}
 
 /// A change to a file below the root that a pure decision asks the shell to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,18 +52,21 @@ pub enum FileOp {
     Delete { path: String },
 }
 
+/// A file that was looked at: its content, or why it cannot be read.
+pub type FileContent = Result<Vec<u8>, String>;
+
 /// What `certs/` holds for one device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertFiles {
     /// `SN-request.p10.der`, when readable.
     pub request_der: Option<Vec<u8>>,
     pub request_pem: bool,
-    /// `SN-signedrequest.cer`: its content, or why it cannot be read.
-    pub signed: Option<Result<Vec<u8>, String>>,
+    /// `SN-signedrequest.cer`, when present.
+    pub signed: Option<FileContent>,
     pub request_key: bool,
-    /// The `CAkeys` files (root-relative path, content), in name order; read only when a
-    /// signed certificate is present.
-    pub ca_keys: Vec<(String, Vec<u8>)>,
+    /// The `CAkeys` files (root-relative path as PHP's `glob` names it, content), in name
+    /// order; read only when a signed certificate is present.
+    pub ca_keys: Vec<(String, FileContent)>,
 }
 
 /// Root-relative names of a device's certificate files.
@@ -87,119 +114,220 @@ impl CertFiles {
     }
 }
 
-/// The `CAkeys` files of `dir` (a glob pattern such as `CAkey*`), sorted by name.
-pub fn read_ca_keys(root: &Path, dir: &str, pattern: &str) -> Vec<(String, Vec<u8>)> {
-    let Ok(pat) = glob::Pattern::new(pattern) else {
-        tracing::warn!("customcerts/@CAkeys '{pattern}' is not a valid pattern");
-        return Vec::new();
+/// The files PHP's `glob("DIR/PATTERN")` finds for `customcerts/@CAkeys` (e.g. `CAkey*`, or
+/// `chain/*.cer` in a sub-directory), sorted by name, with their contents. Like the C
+/// library's `glob`, wildcards do not match a leading dot or cross a `/`.
+pub fn read_ca_keys(root: &Path, dir: &str, pattern: &str) -> Vec<(String, FileContent)> {
+    let base = root.join(dir);
+    let full = format!(
+        "{}/{pattern}",
+        glob::Pattern::escape(&base.to_string_lossy())
+    );
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
     };
-    let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
-        return Vec::new();
+    let paths = match glob::glob_with(&full, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("customcerts/@CAkeys '{pattern}' is not a usable pattern: {e}");
+            return Vec::new();
+        }
     };
-    let mut names: Vec<String> = rd
+    let mut found: Vec<(String, std::path::PathBuf)> = paths
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && pat.matches(n))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .filter_map(|n| {
-            let rel = format!("{dir}/{n}");
-            std::fs::read(root.join(&rel)).ok().map(|b| (rel, b))
+        .filter_map(|p| {
+            let rest = p.strip_prefix(&base).ok()?;
+            let rest: Vec<String> = rest
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            Some((format!("{dir}/{}", rest.join("/")), p))
         })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+        .into_iter()
+        .map(|(rel, p)| (rel, std::fs::read(&p).map_err(|e| e.to_string())))
         .collect()
 }
 
 /// Hex text of a `vars read` value → bytes (PHP's `var2bin`). Refuses odd lengths and
-/// non-hex characters instead of writing garbage.
-pub fn var2bin(hex: &str) -> Result<Vec<u8>, String> {
-    let b = hex.trim().as_bytes();
-    if b.len() % 2 != 0 {
-        return Err("odd number of hex digits".to_string());
+/// anything but hex digits instead of writing garbage as PHP did.
+pub fn var2bin(hex: &[u8]) -> Result<Vec<u8>, CertError> {
+    let digit = |i: usize, c: u8| -> Result<u8, CertError> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(CertError::NotHex(i)),
+        }
+    };
+    if hex.len() % 2 != 0 {
+        return Err(CertError::OddHex(hex.len()));
     }
-    b.chunks(2)
-        .map(|p| {
-            let s = std::str::from_utf8(p).map_err(|_| "not hex".to_string())?;
-            u8::from_str_radix(s, 16).map_err(|_| format!("'{s}' is not hex"))
-        })
+    hex.chunks(2)
+        .enumerate()
+        .map(|(n, p)| Ok(digit(2 * n, p[0])? << 4 | digit(2 * n + 1, p[1])?))
         .collect()
 }
 
 /// Bytes → lower-case hex (PHP's `bin2var`).
 pub fn bin2var(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }
 
-/// A DER certificate request as PEM, exactly as the PHP server writes it (CRLF, 64 columns).
+/// A DER certificate request as PEM, exactly as the PHP server writes it: base64 in lines of
+/// 64 characters, CRLF line ends (PHP's `chunk_split`, which also ends an empty body with one
+/// CRLF).
 pub fn der2pem(der: &[u8]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE REQUEST-----\r\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push_str("\r\n");
+    let mut out = b"-----BEGIN CERTIFICATE REQUEST-----\r\n".to_vec();
+    if b64.is_empty() {
+        out.extend_from_slice(b"\r\n");
     }
-    out.push_str("-----END CERTIFICATE REQUEST-----\r\n");
-    out.into_bytes()
+    for chunk in b64.as_bytes().chunks(64) {
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"-----END CERTIFICATE REQUEST-----\r\n");
+    out
 }
 
-/// The DER bytes of a certificate file that is either DER or PEM (PHP's `getCertFromFile`).
+/// The DER bytes of a certificate file that is either DER or PEM (PHP's `getCertFromFile`):
+/// with a `-----BEGIN CERTIFICATE-----` line, the base64 up to the next END line (characters
+/// outside the base64 alphabet skipped), otherwise the file as it is.
 pub fn cert_from_file(content: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(content);
-    let upper = text.to_ascii_uppercase();
-    if !upper.contains("-----BEGIN CERTIFICATE-----") {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let has = |hay: &[u8], needle: &[u8]| {
+        hay.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    if !has(content, BEGIN) {
         return content.to_vec();
     }
-    let mut b64 = String::new();
+    let mut b64 = Vec::new();
     let mut copy = false;
-    for line in text.split(['\n', '\r']) {
-        let u = line.to_ascii_uppercase();
-        if u.contains("-----BEGIN CERTIFICATE-----") {
+    for line in content.split(|&b| b == b'\n' || b == b'\r') {
+        if has(line, BEGIN) {
             copy = true;
-        } else if u.contains("-----END CERTIFICATE-----") {
+        } else if has(line, END) {
             break;
         } else if copy {
             b64.extend(
-                line.chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || *c == '+' || *c == '/'),
+                line.iter()
+                    .filter(|c| c.is_ascii_alphanumeric() || **c == b'+' || **c == b'/'),
             );
         }
     }
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(b64.trim_end_matches('='))
-        .unwrap_or_default()
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    engine.decode(&b64).unwrap_or_default()
 }
 
-/// Checks that `der` is an X.509 certificate; the error says what is wrong.
-pub fn check_certificate(der: &[u8]) -> Result<(), String> {
+/// Whether `der` has the DER structure of an X.509 certificate: a sequence of the to-be-signed
+/// part (at least six fields: serial, algorithm, issuer, validity, subject, key), algorithm
+/// and signature bits.
+fn certificate_structure(der: &[u8]) -> Result<(), CertError> {
+    use x509_parser::der_parser::ber::BerObjectContent as C;
+    let (_, obj) = x509_parser::der_parser::parse_der(der)
+        .map_err(|e| CertError::NotCertificate(e.to_string()))?;
+    match &obj.content {
+        C::Sequence(parts)
+            if parts.len() == 3
+                && matches!(&parts[0].content, C::Sequence(tbs) if tbs.len() >= 6)
+                && matches!(parts[1].content, C::Sequence(_))
+                && matches!(parts[2].content, C::BitString(..)) =>
+        {
+            Ok(())
+        }
+        _ => Err(CertError::NotCertificate(
+            "not a to-be-signed certificate, algorithm and signature".to_string(),
+        )),
+    }
+}
+
+/// Checks that `der` starts with an X.509 certificate (trailing bytes are sent as PHP sends
+/// them). A certificate the parser cannot read in every detail still passes when its
+/// structure is right: the device is the judge of the details.
+pub fn check_certificate(der: &[u8]) -> Result<(), CertError> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok((&[], _)) => Ok(()),
-        Ok(_) => Err("trailing data after the certificate".to_string()),
-        Err(e) => Err(format!("not an X.509 certificate ({e})")),
+        Ok(_) => Ok(()),
+        Err(_) => certificate_structure(der),
     }
 }
 
-/// The value of `var` in `vars read` output (PHP's `getVarDump`): the third space-separated
-/// token of the line whose first token is `var`.
-pub fn var_from_dump(var: &str, dump: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(dump)
-        .replace("\r\n", "\n")
-        .replace("\n\r", "\n")
-        .replace('\r', "\n");
-    for line in text.split('\n') {
-        let tokens: Vec<&str> = line.split(' ').collect();
-        if tokens.len() < 3 {
-            continue;
+/// Checks that `der` is a complete PKCS#10 certificate signing request: a DER sequence of
+/// request info (version, subject, public key, attributes), algorithm and signature bits,
+/// nothing cut off. Only the structure is checked, not the contents of the attributes, so
+/// that no request a device makes is refused for a detail.
+pub fn check_request(der: &[u8]) -> Result<(), CertError> {
+    use x509_parser::der_parser::ber::BerObjectContent as C;
+    let (_, obj) = x509_parser::der_parser::parse_der(der)
+        .map_err(|e| CertError::NotRequest(e.to_string()))?;
+    let info_ok = |info: &C<'_>| match info {
+        C::Sequence(f) => {
+            (f.len() == 3 || (f.len() == 4 && f[3].header.is_contextspecific()))
+                && matches!(f[0].content, C::Integer(_))
+                && matches!(f[1].content, C::Sequence(_))
+                && matches!(f[2].content, C::Sequence(_))
         }
-        if tokens[0] == var {
-            return Some(tokens[2].to_string());
+        _ => false,
+    };
+    match &obj.content {
+        C::Sequence(parts)
+            if parts.len() == 3
+                && info_ok(&parts[0].content)
+                && matches!(parts[1].content, C::Sequence(_))
+                && matches!(parts[2].content, C::BitString(..)) =>
+        {
+            Ok(())
         }
+        _ => Err(CertError::NotRequest(
+            "not a request info, algorithm and signature".to_string(),
+        )),
     }
-    None
+}
+
+/// Checks a signed certificate before it is sent to a device: it must be an X.509
+/// certificate and, when both can be read in detail, carry the public key of the device's CSR
+/// (the device refuses anything else and stops its certificate handling, see the PHP manual's
+/// "Certificate Errors").
+pub fn check_signed(cert: &[u8], request: &[u8]) -> Result<(), CertError> {
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(cert) else {
+        return certificate_structure(cert);
+    };
+    if let Ok((_, r)) = X509CertificationRequest::from_der(request)
+        && r.certification_request_info.subject_pki.raw != c.public_key().raw
+    {
+        return Err(CertError::OtherKey);
+    }
+    Ok(())
+}
+
+/// The value of `var` in `vars read` output (PHP's `getVarDump`): line ends normalised, the
+/// third space-separated token of the first line of at least three tokens whose first token
+/// is `var`. Works on bytes: the value is stored as it came.
+pub fn var_from_dump(var: &str, dump: &[u8]) -> Option<Vec<u8>> {
+    let mut text = php::str_replace(dump, b"\r\n", b"\n");
+    text = php::str_replace(&text, b"\n\r", b"\n");
+    text = php::str_replace(&text, b"\r", b"\n");
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let tokens: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        (tokens.len() >= 3 && tokens[0] == var.as_bytes()).then(|| tokens[2].to_vec())
+    })
 }
 
 /// PHP's `str2dnsname`: runs of characters other than `- a-z 0-9` become `-`, lower case.
@@ -311,11 +439,94 @@ pub struct CertDecision {
     pub skipnext: bool,
     /// The clean-up ran (state `device/@requestDownloaded` becomes `false`).
     pub cleaned_up: bool,
+    /// Certificate processing stopped because the device reported a request error.
+    pub stopped: bool,
     /// Stop the script with this message (`# … - exit`).
     pub bailout: Option<String>,
     /// Look up this address's reverse DNS name and decide again.
     pub need_rdns: Option<String>,
 }
+
+impl CertDecision {
+    /// The certificate status line for the state (`device/@certstat`, the admin page's
+    /// "Certificates" column): PHP's last message. When processing stopped on a request error
+    /// PHP records nothing and leaves an outdated line; this server records why it stopped.
+    pub fn certstat(&self) -> Option<&str> {
+        match self.msgs.last() {
+            Some(m) => Some(m),
+            None if self.stopped => Some(STOPPED),
+            None => None,
+        }
+    }
+}
+
+const STOPPED: &str = "certificate processing STOPPED due to previous upload error, clean X509/REQUESTERROR to continue";
+
+/// The `vars create X509/REQUESTRESPONSE/0000n pb …` commands that install a signed
+/// certificate (index 0) and the CA chain (1 …), or why nothing can be sent.
+fn install_commands(
+    paths: &CertPaths,
+    signed: &[u8],
+    request: &[u8],
+    ca_keys: &[(String, FileContent)],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let nothing_sent = "nothing sent to the device";
+    let cert = cert_from_file(signed);
+    check_signed(&cert, request).map_err(|e| {
+        format!(
+            "uploaded signed certificate {} not usable: {e} - {nothing_sent}, upload the signed certificate for this device's request again",
+            paths.signed
+        )
+    })?;
+    let mut cmds = vec![(
+        "upload new signed certificate".to_string(),
+        format!(
+            "vars create X509/REQUESTRESPONSE/00000 pb {}",
+            bin2var(&cert)
+        )
+        .into_bytes(),
+    )];
+    for (index, (name, content)) in ca_keys.iter().enumerate() {
+        let index = index + 1;
+        let der = match content {
+            Ok(c) => cert_from_file(c),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read CA certificate {name}: {e} - {nothing_sent}"
+                ));
+            }
+        };
+        check_certificate(&der).map_err(|e| {
+            format!("CA certificate {name} (customcerts/@CAkeys) not usable: {e} - {nothing_sent}")
+        })?;
+        cmds.push((
+            format!("upload CA certificate #{index} ({name})"),
+            format!(
+                "vars create X509/REQUESTRESPONSE/{index:05} pb {}",
+                bin2var(&der)
+            )
+            .into_bytes(),
+        ));
+    }
+    Ok(cmds)
+}
+
+/// The `servercert-create` option names and the `customcerts/@CSR…` attribute of each.
+const CSR_OPTS: [(&str, &str); 13] = [
+    ("key", "key"),
+    ("signature", "signature"),
+    ("dn-cn", "dn-cn"),
+    ("dn-ou", "dn-ou"),
+    ("dn-o", "dn-o"),
+    ("dn-l", "dn-l"),
+    ("dn-st", "dn-st"),
+    ("dn-c", "dn-c"),
+    ("san-dns-1", "san-dns"),
+    ("san-dns-2", "san-dns"),
+    ("san-dns-3", "san-dns"),
+    ("san-ip-1", "san-ip"),
+    ("san-ip-2", "san-ip"),
+];
 
 /// PHP's `doCertificates`.
 pub fn decide(inp: &CertInput<'_>) -> CertDecision {
@@ -347,11 +558,8 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     };
     let info = certq.child("info");
     if info.and_then(|i| i.child("request-error")).is_some() {
-        cmds.push((
-            "certificate processing STOPPED due to previous upload error, clean X509/REQUESTERROR to continue"
-                .to_string(),
-            b"ser".to_vec(),
-        ));
+        cmds.push((STOPPED.to_string(), b"ser".to_vec()));
+        d.stopped = true;
         d.cmds = Some(cmds);
         return d;
     }
@@ -360,7 +568,8 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
             Some("certificates: must set customcerts/@CAname to enable certificates".to_string());
         return d;
     };
-    if cc.ca_type != "manual" {
+    // PHP looks for a method `requestCertificate_<CAtype>`; method names are case-insensitive
+    if !cc.ca_type.eq_ignore_ascii_case("manual") {
         d.bailout = Some(format!(
             "certificates: no support for certificates of type '{}'",
             cc.ca_type
@@ -384,20 +593,22 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
             need_new = true;
         }
     }
-    let renew_time = inp.now + cc.renew_days * 86400;
+    let renew_time = inp.now.saturating_add(cc.renew_days.saturating_mul(86400));
     for c in &certs {
         let (Some(nb), Some(na)) = (
             php::parse_datetime(c.not_before),
             php::parse_datetime(c.not_after),
         ) else {
+            // PHP reads a missing date as "now" and then waits as for a certificate that is
+            // not yet valid (other text makes it fail): nothing is done
             d.msgs.push(format!(
-                "{}: unreadable validity '{}' - '{}'",
+                "{}: unreadable validity '{}' - '{}', not checking",
                 c.subject, c.not_before, c.not_after
             ));
-            need_new = true;
-            continue;
+            return d;
         };
         if inp.now < nb {
+            // wait for it to become valid
             d.msgs.push(format!("{}: not yet valid", c.subject));
             return d;
         }
@@ -437,6 +648,7 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
         .and_then(|r| r.child("request"))
         .is_some()
     {
+        // a CSR is on the device: assume it is ours
         let Some(der) = inp.files.request_der.as_ref() else {
             cmds.push((
                 "need to download CSR from device".to_string(),
@@ -458,44 +670,30 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
                 bytes: der2pem(der),
             });
         }
-        match &inp.files.signed {
-            Some(Ok(content)) => {
-                let cert = cert_from_file(content);
-                match check_certificate(&cert) {
-                    Ok(()) => {
-                        d.msgs.push(format!("there is an uploaded signed CSR ({})", paths.signed));
-                        let mut index = 0;
-                        cmds.push((
-                            "upload new signed certificate".to_string(),
-                            format!("vars create X509/REQUESTRESPONSE/{index:05} pb {}", bin2var(&cert)).into_bytes(),
-                        ));
-                        index += 1;
-                        for (name, content) in &inp.files.ca_keys {
-                            cmds.push((
-                                format!("upload CA certificate #{index} ({name})"),
-                                format!(
-                                    "vars create X509/REQUESTRESPONSE/{index:05} pb {}",
-                                    bin2var(&cert_from_file(content))
-                                )
-                                .into_bytes(),
-                            ));
-                            index += 1;
-                        }
-                        d.skipnext = true;
-                        d.cmds = Some(cmds);
-                        return d;
-                    }
-                    Err(e) => d.msgs.push(format!(
-                        "uploaded file {} is not a usable signed certificate: {e} - upload the certificate again",
+        let unusable = match &inp.files.signed {
+            Some(Ok(content)) => match install_commands(&paths, content, der, &inp.files.ca_keys) {
+                Ok(install) => {
+                    d.msgs.push(format!(
+                        "there is an uploaded signed CSR ({})",
                         paths.signed
-                    )),
+                    ));
+                    cmds.extend(install);
+                    d.skipnext = true;
+                    d.cmds = Some(cmds);
+                    return d;
                 }
-            }
-            Some(Err(e)) => d.msgs.push(format!("cannot read {}: {e}", paths.signed)),
-            None => {}
-        }
+                Err(note) => Some(note),
+            },
+            Some(Err(e)) => Some(format!(
+                "cannot read {}: {e} - nothing sent to the device",
+                paths.signed
+            )),
+            None => None,
+        };
         d.msgs
             .push("signing request must be processed by CA (ongoing)".to_string());
+        // the last message becomes the status line: the problem, when there is one
+        d.msgs.extend(unusable);
         if inp.config.times.forcetrust {
             d.cmds = Some(cmds);
         }
@@ -503,7 +701,7 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     }
 
     // the device must create a signing request
-    let wants_rdns = cc.csr.iter().any(|(_, v)| contains(v, b"{rdns}"));
+    let wants_rdns = cc.csr.iter().any(|(_, v)| php::contains(v, b"{rdns}"));
     let realip = state
         .child("device")
         .and_then(|dev| dev.attr("realip"))
@@ -519,25 +717,11 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     } else {
         None
     };
-    let mut csr: Vec<u8> = match inp.device_type.to_lowercase().as_str() {
+    // myPBX for iOS/Android needs the space written differently
+    let mut csr: Vec<u8> = match inp.device_type.to_ascii_lowercase().as_str() {
         "mypbxi" | "mypbxa" => b"mod cmd X509 servercert-create /cmd servercert-create /redirect /target device /type Signing+request ".to_vec(),
         _ => b"mod cmd X509 servercert-create /cmd servercert-create /redirect /target device /type Signing%20request ".to_vec(),
     };
-    const CSR_OPTS: [(&str, &str); 13] = [
-        ("key", "key"),
-        ("signature", "signature"),
-        ("dn-cn", "dn-cn"),
-        ("dn-ou", "dn-ou"),
-        ("dn-o", "dn-o"),
-        ("dn-l", "dn-l"),
-        ("dn-st", "dn-st"),
-        ("dn-c", "dn-c"),
-        ("san-dns-1", "san-dns"),
-        ("san-dns-2", "san-dns"),
-        ("san-dns-3", "san-dns"),
-        ("san-ip-1", "san-ip"),
-        ("san-ip-2", "san-ip"),
-    ];
     for (key, opt) in CSR_OPTS {
         let value = replace_magics(cc.csr_attr(key), state, rdns.as_deref());
         csr.extend_from_slice(format!(" /{opt} ").as_bytes());
@@ -548,25 +732,6 @@ pub fn decide(inp: &CertInput<'_>) -> CertDecision {
     d.skipnext = true;
     d.cmds = Some(cmds);
     d
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// PHP's `replaceMagics`: the CSR attribute's magic words replaced by the device's facts; an
@@ -603,11 +768,11 @@ fn replace_magics(src: &[u8], state: &Element, rdns: Option<&str>) -> Vec<u8> {
     ];
     let mut out = src.to_vec();
     for (word, value) in words {
-        if !contains(&out, word) {
+        if !php::contains(&out, word) {
             continue;
         }
         match value {
-            Some(v) => out = replace_all(&out, word, &v),
+            Some(v) => out = php::str_replace(&out, word, &v),
             None => return Vec::new(),
         }
     }
@@ -622,29 +787,15 @@ fn cleanup(
     cmds: &mut Vec<(String, Vec<u8>)>,
 ) -> bool {
     if let Some(p) = paths {
-        if inp.files.request_der.is_some() {
-            d.msgs.push(format!("removing CSR/DER {}", p.der));
-            d.file_ops.push(FileOp::Delete {
-                path: p.der.clone(),
-            });
-        }
-        if inp.files.request_pem {
-            d.msgs.push(format!("removing CSR/PEM {}", p.pem));
-            d.file_ops.push(FileOp::Delete {
-                path: p.pem.clone(),
-            });
-        }
-        if inp.files.signed.is_some() {
-            d.msgs.push(format!("removing signed CSR {}", p.signed));
-            d.file_ops.push(FileOp::Delete {
-                path: p.signed.clone(),
-            });
-        }
-        if inp.files.request_key {
-            d.msgs.push(format!("removing CSR Key {}", p.key));
-            d.file_ops.push(FileOp::Delete {
-                path: p.key.clone(),
-            });
+        let present = [
+            (inp.files.request_der.is_some(), "CSR/DER", &p.der),
+            (inp.files.request_pem, "CSR/PEM", &p.pem),
+            (inp.files.signed.is_some(), "signed CSR", &p.signed),
+            (inp.files.request_key, "CSR Key", &p.key),
+        ];
+        for (_, what, path) in present.into_iter().filter(|(here, _, _)| *here) {
+            d.msgs.push(format!("removing {what} {path}"));
+            d.file_ops.push(FileOp::Delete { path: path.clone() });
         }
     }
     d.cleaned_up = true;
@@ -665,20 +816,48 @@ fn cleanup(
     has_request
 }
 
-/// PHP's `isNameInSubfolder`: the checks the PHP server made on `file` arguments. Kept for
-/// its messages; the real protection is that only the device's own files are written.
-pub fn php_name_in_subfolder(name: &str) -> bool {
-    !(name.ends_with("/..")
-        || name == ".."
-        || name.contains("\\.\\.")
-        || name.starts_with("../")
-        || name.contains("/../")
-        || name.contains("\\../")
-        || name.starts_with('/')
-        || name.starts_with("\\/"))
+/// PHP's `isNameInSubfolder` check on `file` arguments, with its regular expression's exact
+/// meaning (its `\\.\\.` is "backslash, any character, backslash, any character"; `$` also
+/// matches before a final newline). Kept for PHP's answers; the real protection is that only
+/// the device's own files can be written.
+pub fn php_name_in_subfolder(name: &[u8]) -> bool {
+    let any = |c: u8| c != b'\n';
+    let before_final_nl = name.strip_suffix(b"\n");
+    let at_end = |suffix: &[u8]| {
+        name.ends_with(suffix) || before_final_nl.is_some_and(|n| n.ends_with(suffix))
+    };
+    let whole = |x: &[u8]| name == x || before_final_nl == Some(x);
+    let bad = at_end(b"/..")
+        || whole(b"..")
+        || name
+            .windows(4)
+            .any(|w| w[0] == b'\\' && any(w[1]) && w[2] == b'\\' && any(w[3]))
+        || name.starts_with(b"../")
+        || name.windows(4).any(|w| w == b"/../")
+        || name
+            .windows(4)
+            .any(|w| w[0] == b'\\' && any(w[1]) && w[2] == b'.' && w[3] == b'/')
+        || name.starts_with(b"/")
+        || name.starts_with(b"\\/");
+    !bad
 }
 
-/// Why `mode=vardump` stored nothing: one of PHP's own checks, or this server's rule.
+/// PHP's `pathinfo($name, PATHINFO_EXTENSION)`, lower-cased: what follows the last `.` of the
+/// last path component (trailing `/` ignored).
+fn php_extension(name: &[u8]) -> Vec<u8> {
+    let mut n = name;
+    while let Some(rest) = n.strip_suffix(b"/") {
+        n = rest;
+    }
+    let base = n.rsplit(|&b| b == b'/').next().unwrap_or(n);
+    match base.iter().rposition(|&b| b == b'.') {
+        Some(i) => base[i + 1..].to_ascii_lowercase(),
+        None => Vec::new(),
+    }
+}
+
+/// Why `mode=vardump` stored nothing: one of PHP's own checks (PHP's answer, status 200), or
+/// this server's rule (status 400).
 pub enum VardumpError {
     Php(crate::answer::Exit),
     Refused(crate::answer::Exit),
@@ -686,8 +865,10 @@ pub enum VardumpError {
 
 /// `update.php?mode=vardump`: the device uploads a `vars read` dump; the certificate workflow
 /// stores its CSR (`X509/REQUEST`, hex → DER, plus a PEM copy) and its request error
-/// (`X509/REQUESTERROR`). Unlike PHP, nothing else can be written: other files, procedures or
-/// variables are refused (contract §6). Returns the file changes to make.
+/// (`X509/REQUESTERROR`, as sent). PHP's argument checks and messages come first; then, unlike
+/// PHP, nothing but these two files of the device itself can be written (contract §6), and a
+/// CSR that is not one (odd or non-hex digits, truncated) is refused instead of stored, so the
+/// next poll fetches it again. Returns the file changes to make.
 pub fn vardump(
     config: &Config,
     args: &crate::php::Args,
@@ -706,23 +887,20 @@ pub fn vardump(
             ans.bailout("need 'var' arg for mode=vardump, use ?var=varname")
         ));
     };
-    let Some(file) = arg("file") else {
+    let Some(file_raw) = args.get_bytes("file") else {
         return Err(Php(
             ans.bailout("need 'file' arg for mode=vardump, use ?file=filename")
         ));
     };
-    if !php_name_in_subfolder(&file) {
+    if !php_name_in_subfolder(file_raw) {
         return Err(Php(
             ans.bailout("?file: filename must not point to external directory")
         ));
     }
-    let ext = file
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    if file.contains('.') && matches!(ext.as_str(), "php" | "sh" | "pl") {
+    if matches!(php_extension(file_raw).as_slice(), b"php" | b"sh" | b"pl") {
         return Err(Php(ans.bailout("bad file name")));
     }
+    let file = String::from_utf8_lossy(file_raw).into_owned();
     ans.dump(&format!("vardump (before proc) {var}"), body);
     let Some(value) = var_from_dump(&var, body) else {
         return Err(Php(ans.bailout(&format!(
@@ -731,34 +909,48 @@ pub fn vardump(
     };
     let proc_ = arg("proc");
     let postproc = arg("postproc");
-    let allowed = config.customcerts.as_ref().and_then(|cc| {
-        let p = CertPaths::new(cc, &sn);
-        let csr = var == "X509/REQUEST"
-            && file == p.der
-            && proc_.as_deref() == Some("var2bin")
-            && matches!(postproc.as_deref(), None | Some("createPemFromDer"));
-        let error =
-            var == "X509/REQUESTERROR" && file == p.error && proc_.is_none() && postproc.is_none();
-        (csr || error).then_some(p)
-    });
+    let allowed = config
+        .customcerts
+        .as_ref()
+        .filter(|_| !sn.is_empty())
+        .and_then(|cc| {
+            let p = CertPaths::new(cc, &sn);
+            let csr = var == "X509/REQUEST"
+                && file == p.der
+                && proc_.as_deref() == Some("var2bin")
+                && matches!(postproc.as_deref(), None | Some("createPemFromDer"));
+            let error = var == "X509/REQUESTERROR"
+                && file == p.error
+                && proc_.is_none()
+                && postproc.is_none();
+            (csr || error).then_some(p)
+        });
     let Some(paths) = allowed else {
         return Err(Refused(ans.bailout(
             "refused: mode=vardump only stores a device's CSR (X509/REQUEST with proc=var2bin into customcerts/@dir/SN-request.p10.der) and its request error (X509/REQUESTERROR into customcerts/@dir/SN-requesterror)",
         )));
     };
-    let bytes = match proc_.as_deref() {
-        Some("var2bin") => match var2bin(&value) {
-            Ok(b) => b,
-            Err(e) => return Err(Refused(ans.bailout(&format!("cannot decode '{var}': {e}")))),
-        },
-        _ => value.into_bytes(),
+    let bytes = if proc_.is_some() {
+        match var2bin(&value).and_then(|der| check_request(&der).map(|()| der)) {
+            Ok(der) => der,
+            Err(e) => {
+                return Err(Refused(ans.bailout(&format!(
+                    "refused: '{var}' from the device is unusable: {e} - nothing stored"
+                ))));
+            }
+        }
+    } else {
+        value
     };
     let member = proc_.as_deref().unwrap_or("none");
     ans.comment(&format!(
         "processed (with '{member}') length: {}",
         bytes.len()
     ));
-    let mut ops = Vec::new();
+    let mut ops = vec![FileOp::Write {
+        path: file.clone(),
+        bytes: bytes.clone(),
+    }];
     if postproc.as_deref() == Some("createPemFromDer") {
         ops.push(FileOp::Write {
             path: paths.pem.clone(),
@@ -766,13 +958,6 @@ pub fn vardump(
         });
         ans.comment("sucessfully post-processed (with 'createPemFromDer')");
     }
-    ops.insert(
-        0,
-        FileOp::Write {
-            path: file.clone(),
-            bytes,
-        },
-    );
     let now = ans.now.to_string();
     ans.log_device(&format!("var-{}", str2dnsname(&var)), &now);
     ans.notify(&format!(
@@ -784,79 +969,4 @@ pub fn vardump(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_conversions() {
-        assert_eq!(var2bin("00ff10"), Ok(vec![0, 255, 16]));
-        assert!(var2bin("abc").is_err());
-        assert!(var2bin("zz").is_err());
-        assert_eq!(bin2var(&[0, 255, 16]), "00ff10");
-    }
-
-    #[test]
-    fn pem_layout_matches_php() {
-        let der: Vec<u8> = (0u8..96).collect();
-        let pem = String::from_utf8(der2pem(&der)).expect("utf8");
-        let lines: Vec<&str> = pem.split("\r\n").collect();
-        assert_eq!(lines[0], "-----BEGIN CERTIFICATE REQUEST-----");
-        assert_eq!(lines[1].len(), 64);
-        assert_eq!(lines[3], "-----END CERTIFICATE REQUEST-----");
-        assert!(pem.ends_with("-----\r\n"));
-    }
-
-    #[test]
-    fn certificates_from_pem_or_der() {
-        let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
-        assert_eq!(cert_from_file(&der), der);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-        let pem = format!(
-            "junk\r\n-----BEGIN CERTIFICATE-----\r\n{b64}\r\n-----END CERTIFICATE-----\r\n"
-        );
-        assert_eq!(cert_from_file(pem.as_bytes()), der);
-        assert!(check_certificate(&der).is_err());
-    }
-
-    #[test]
-    fn var_dump_lines() {
-        assert_eq!(
-            var_from_dump(
-                "X509/REQUEST",
-                b"X509/OTHER pb 00\r\nX509/REQUEST pb 3081\r\n"
-            ),
-            Some("3081".to_string())
-        );
-        assert_eq!(var_from_dump("X509/REQUEST", b"X509/REQUEST pb"), None);
-        assert_eq!(var_from_dump("X", b""), None);
-    }
-
-    #[test]
-    fn dns_names() {
-        assert_eq!(str2dnsname("Reception Desk"), "reception-desk");
-        assert_eq!(str2dnsname("a__b..C"), "a-b-c");
-        assert_eq!(str2dnsname("X509/REQUEST"), "x509-request");
-    }
-
-    #[test]
-    fn magics_empty_an_option_with_unknown_facts() {
-        let mut st = crate::state::new_state("00-90-33-30-00-af");
-        let dev = st.child_or_insert("device");
-        dev.set_attr("hwid", "IP232-30-00-af");
-        dev.set_attr("realip", "10.0.0.1");
-        assert_eq!(
-            replace_magics(b"{hwid}.x", &st, None),
-            b"IP232-30-00-af.x".to_vec()
-        );
-        assert_eq!(replace_magics(b"{sn}", &st, None), b"0090333000af".to_vec());
-        assert_eq!(replace_magics(b"{name}.x", &st, None), Vec::<u8>::new());
-        assert_eq!(
-            replace_magics(b"{rdns}", &st, Some("h.example")),
-            b"h.example".to_vec()
-        );
-        assert_eq!(
-            replace_magics(b"{proxy}", &st, None),
-            Vec::<u8>::new().to_vec()
-        );
-    }
-}
+mod tests;

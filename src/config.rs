@@ -207,6 +207,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     pub max_body: usize,
     pub master_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers.
+    pub header_timeout_secs: u64,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,
@@ -269,6 +271,19 @@ impl Config {
             sources.push(u.name.clone());
         }
         build(tree, &user_tree, user_name, sources)
+    }
+
+    /// The built-in defaults merged with a user configuration given as text.
+    pub fn from_user_xml(user: &str) -> Result<Config, ConfigError> {
+        let defaults = Source {
+            name: "built-in config.xml".to_string(),
+            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
+        };
+        let user = Source {
+            name: "config/user-config.xml".to_string(),
+            bytes: user.as_bytes().to_vec(),
+        };
+        Config::from_sources(&defaults, Some(&user))
     }
 
     pub fn phase_exists(&self, phase: &str) -> bool {
@@ -876,6 +891,10 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(5, |v| v as u64),
+        header_timeout_secs: attr_str(s, "header-timeout")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v > 0)
+            .map_or(30, |v| v as u64),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))
@@ -942,15 +961,7 @@ mod tests {
     use super::*;
 
     fn load(user: &str) -> Result<Config, ConfigError> {
-        let defaults = Source {
-            name: "config.xml".into(),
-            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = Source {
-            name: "config/user-config.xml".into(),
-            bytes: user.as_bytes().to_vec(),
-        };
-        Config::from_sources(&defaults, Some(&user))
+        Config::from_user_xml(user)
     }
 
     #[test]

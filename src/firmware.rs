@@ -106,22 +106,7 @@ pub fn storage_url(
         }
     }
     let spec = spec.into_bytes();
-    replace_bytes(&spec, b"{filename}", &filename)
-}
-
-fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    out
+    crate::php::str_replace(&spec, b"{filename}", &filename)
 }
 
 /// What looking up the master's builds gave, in the PHP server's terms: the comment lines it
@@ -324,18 +309,10 @@ impl MasterSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BUILTIN_DEFAULTS, Config, Source};
+    use crate::config::Config;
 
     fn cfg(user: &str) -> Config {
-        let d = Source {
-            name: "d".into(),
-            bytes: BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let u = Source {
-            name: "u".into(),
-            bytes: user.as_bytes().to_vec(),
-        };
-        Config::from_sources(&d, Some(&u)).expect("config")
+        Config::from_user_xml(user).expect("config")
     }
 
     #[test]

@@ -123,6 +123,14 @@ pub fn router(app: SharedApp) -> Router {
         .with_state(app)
 }
 
+/// How long a client may take to send a request's headers (seconds; `<server header-timeout>`).
+static HEADER_READ_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30);
+
+/// Sets the header read timeout of all connections served from now on.
+pub fn set_header_timeout(secs: u64) {
+    HEADER_READ_TIMEOUT.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Serves one accepted connection (plain or TLS) with `router`, attaching `meta` to every
 /// request.
 pub async fn serve_connection<I>(io: I, meta: ConnMeta, router: Router)
@@ -136,24 +144,46 @@ where
             let mut r = router.clone();
             async move { r.call(req.map(Body::new)).await }
         });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // a client that connects and then sends nothing (or only part of its headers, also on an
+    // idle keep-alive connection) is disconnected instead of holding the connection forever
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(
+            HEADER_READ_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed),
+        ));
     if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
         tracing::debug!("connection from {peer}: {e}");
+    }
+}
+
+/// The next connection of `listener` as `(stream, peer, local address)`; accept errors (such
+/// as running out of file descriptors) are logged and retried after a short pause.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, SocketAddr, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // answers are written in several segments (headers, body chunks): without
+                // this, Nagle's algorithm and the client's delayed ACK stall each of them
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(peer);
+                return (stream, peer, local);
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
 /// Accepts plain HTTP connections on `listener` forever.
 pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let local = stream.local_addr().unwrap_or(peer);
+        let (stream, peer, local) = accept(&listener).await;
         let meta = ConnMeta {
             peer,
             local,
@@ -210,10 +240,21 @@ fn answer_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// Reads a request body up to the configured limit.
 async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("# request body larger than {limit} bytes - nothing stored\r\n"),
+                );
+            }
+            source = s.source();
+        }
+        tracing::warn!("incomplete request body: {e}");
         text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("# request body larger than {limit} bytes - nothing stored\r\n"),
+            StatusCode::BAD_REQUEST,
+            "# incomplete request body - nothing stored\r\n",
         )
     })
 }
@@ -345,6 +386,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// The state store of a device and its lock, held until the request is done: all requests of
+/// one device are served one after the other. No store (and no lock) without state tracking
+/// or serial number.
+async fn lock_device(
+    app: &App,
+    cfg: &Config,
+    sn: &str,
+) -> (
+    Option<Arc<StateStore>>,
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+) {
+    if crate::php::empty(sn) {
+        return (None, None);
+    }
+    let Some(store) = app.states(cfg) else {
+        return (None, None);
+    };
+    let guard = store.lock_for(sn).lock_owned().await;
+    (Some(store), Some(guard))
+}
+
 /// What a poll reads from disk before `script::build` runs.
 struct Prepared {
     loaded: Loaded,
@@ -356,7 +418,7 @@ struct Prepared {
 /// candidate files, and reads the device's certificate files (blocking I/O).
 fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateStore>) -> Prepared {
     let loaded = match store {
-        Some(s) if !sn.is_empty() => s.load(sn),
+        Some(s) if !crate::php::empty(sn) => s.load(sn),
         _ => Loaded::Missing,
     };
     let cands = script::candidates(cfg, args);
@@ -414,16 +476,7 @@ async fn build_poll(
 
 async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if sn.is_empty() {
-        None
-    } else {
-        app.states(&cfg)
-    };
-    let lock = store.as_ref().map(|s| s.lock_for(&sn));
-    let _guard = match &lock {
-        Some(l) => Some(l.lock().await),
-        None => None,
-    };
+    let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let started = std::time::Instant::now();
     let prep = {
         let (app, cfg, args, store, sn) = (
@@ -483,16 +536,7 @@ async fn device_upload(
     body: bytes::Bytes,
 ) -> Response {
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
-    let store = if sn.is_empty() {
-        None
-    } else {
-        app.states(&cfg)
-    };
-    let lock = store.as_ref().map(|s| s.lock_for(&sn));
-    let _guard = match &lock {
-        Some(l) => Some(l.lock().await),
-        None => None,
-    };
+    let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let app2 = app.clone();
     let mode = mode.to_string();
     let result = blocking(move || {
@@ -534,6 +578,10 @@ fn run_upload(
                 let Exit = ans.bailout("need 'hwid' arg for mode=backup, use ?hwid=#h");
                 return (StatusCode::OK, Vec::new());
             };
+            if hwid.is_empty() {
+                let Exit = ans.bailout("refused: empty 'hwid' for mode=backup");
+                return (StatusCode::BAD_REQUEST, Vec::new());
+            }
             if let Ok(stamp) = crate::backup::store(root, cfg, &hwid, body, ans) {
                 if let Some(t) = stamp {
                     ans.log_device("backup", &t.to_string());

@@ -74,6 +74,10 @@ struct ServeArgs {
     /// CAs trusted for client certificates on --mtls listeners (PEM bundle).
     #[arg(long)]
     client_ca: Option<PathBuf>,
+    /// Accept old device certificates (SHA-1 signatures, RSA keys from 1024 bits) that chain
+    /// to --client-ca. Default: true, or <server legacy-client-certs=…>.
+    #[arg(long, value_name = "true|false")]
+    legacy_client_certs: Option<bool>,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -206,31 +211,30 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     if let Some(a) = args.https.first().or(args.mtls.first()) {
         app.admin.set_https_port(a.port());
     }
+    http::set_header_timeout(cfg.server.header_timeout_secs);
     let router = http::router(app.clone());
 
+    trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
+        let file = cfg.sources.last().map_or("configuration", String::as_str);
+        format!("{file}: {e}")
+    })?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut tls_configs = None;
     if !args.https.is_empty() || !args.mtls.is_empty() {
-        let (cert_path, key_path) =
-            trust::server_cert_paths(&root, tls_cert, tls_key).map_err(|e| e.to_string())?;
-        let chain = trust::load_certs(&cert_path).map_err(|e| e.to_string())?;
-        let key = trust::load_key(&key_path).map_err(|e| e.to_string())?;
+        let opts = trust::TlsOptions {
+            cert: tls_cert,
+            key: tls_key,
+            client_ca,
+            legacy_client_certs: args.legacy_client_certs.unwrap_or(s.legacy_client_certs),
+        };
+        let setup = trust::TlsSetup::load(&root, &opts, !args.mtls.is_empty())
+            .map_err(|e| e.to_string())?;
         tracing::info!(
             "server certificate {} (SHA-256 {})",
-            cert_path.display(),
-            trust::fingerprint(&chain[0])
+            setup.cert_path.display(),
+            setup.fingerprint
         );
-        let plain = trust::server_config(chain.clone(), key.clone_key(), None)
-            .map_err(|e| e.to_string())?;
-        let mtls = if args.mtls.is_empty() {
-            None
-        } else {
-            let ca_path = client_ca
-                .ok_or("--mtls needs --client-ca (the CAs that issue device certificates)")?;
-            let cas = trust::load_certs(&ca_path).map_err(|e| e.to_string())?;
-            Some(trust::server_config(chain, key, Some(&cas)).map_err(|e| e.to_string())?)
-        };
-        tls_configs = Some((plain, mtls));
+        tls_configs = Some((setup.https, setup.mtls));
     }
     for addr in &args.http {
         let l = tokio::net::TcpListener::bind(addr)

@@ -141,6 +141,35 @@ pub fn urlencode(b: &[u8]) -> String {
     out
 }
 
+/// PHP's `empty()` of a string argument: `""` and `"0"` are empty.
+pub fn empty(s: &str) -> bool {
+    s.is_empty() || s == "0"
+}
+
+/// PHP's `str_replace` on bytes: every occurrence of `needle` replaced by `with`.
+pub fn str_replace(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() {
+        return hay.to_vec();
+    }
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether `hay` contains `needle` (bytes).
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// PHP's `trim()` character set.
 pub fn trim(s: &str) -> &str {
     s.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B'])

@@ -62,9 +62,14 @@ impl ConnInfo {
             },
             v4 => v4.to_string(),
         };
-        match &self.forwarded_for {
+        // an empty header is no header (lighttpd drops it); the first entry is kept as sent
+        match self
+            .forwarded_for
+            .as_deref()
+            .filter(|x| !x.trim().is_empty())
+        {
             Some(xff) => {
-                let first = xff.split(',').next().unwrap_or("").trim().to_string();
+                let first = xff.split(',').next().unwrap_or("").to_string();
                 (first, true, Some(peer))
             }
             None => (peer, false, None),
@@ -153,12 +158,12 @@ pub fn check_args(args: &Args) -> Result<(), Refused> {
     Ok(())
 }
 
-/// A query id must also be usable as an XML element name.
+/// A query id must also be usable as an XML element name (ASCII names; like libxml, names
+/// starting with `xml` are accepted).
 pub fn valid_query_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !id.to_ascii_lowercase().starts_with("xml")
 }
 
 #[cfg(test)]
@@ -213,6 +218,10 @@ mod tests {
             c.device_ip(),
             ("10.1.2.3".into(), true, Some("127.0.0.1".into()))
         );
+        c.forwarded_for = Some("1.2.3.4 ,5.6.7.8".into());
+        assert_eq!(c.device_ip().0, "1.2.3.4 ", "kept as sent, like PHP");
+        c.forwarded_for = Some(" ".into());
+        assert_eq!(c.device_ip(), ("127.0.0.1".into(), false, None));
         c.forwarded_for = None;
         c.remote_ip = "::ffff:10.0.0.9".parse().expect("ip");
         assert_eq!(c.device_ip().0, "10.0.0.9");
@@ -227,6 +236,6 @@ mod tests {
         assert!(valid_query_id("certificates"));
         assert!(!valid_query_id("1x"));
         assert!(!valid_query_id("a b"));
-        assert!(!valid_query_id("xmlfoo"));
+        assert!(valid_query_id("xmlfoo"));
     }
 }

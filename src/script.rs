@@ -106,7 +106,7 @@ pub fn candidates(config: &Config, args: &Args) -> Vec<String> {
     };
     let classes = config.classes_of(&dt);
     let phase = match args.get("phase") {
-        Some(p) if !php_empty(&p) => p.into_owned(),
+        Some(p) if !php::empty(&p) => p.into_owned(),
         _ => config.first_phase().to_string(),
     };
     let Ok(envs) = environments(config, args) else {
@@ -117,11 +117,6 @@ pub fn candidates(config: &Config, args: &Args) -> Vec<String> {
         .into_iter()
         .map(|(_, name)| name)
         .collect()
-}
-
-/// PHP's `empty()` of a string.
-fn php_empty(s: &str) -> bool {
-    s.is_empty() || s == "0"
 }
 
 /// The device's environments: `?env=a,b` (default: the first defined), each with its
@@ -166,7 +161,7 @@ fn candidate_names(
         all_phases.insert(0, "all".to_string());
     }
     let mut all_envs: Vec<String> = envs.to_vec();
-    if let Some(sn) = sn.filter(|s| !s.is_empty()) {
+    if let Some(sn) = sn.filter(|s| !php::empty(s)) {
         all_envs.insert(0, sn.to_lowercase().replace('-', "_"));
     }
     if config.environments.len() > 1 {
@@ -484,17 +479,24 @@ pub fn apply_urlmod(spec: &str, url: &str) -> String {
     let replacement = parts.get(2).copied().unwrap_or("");
     let flags = parts.get(3).copied().unwrap_or("");
     let mut inline = String::new();
+    let mut anchored = false;
     for f in flags.chars() {
         match f {
-            'i' | 'm' | 's' | 'x' => inline.push(f),
-            'u' | 'U' | 'D' => {}
+            'i' | 'm' | 's' | 'x' | 'U' => inline.push(f),
+            'A' => anchored = true,
+            'u' | 'D' => {}
             other => {
                 tracing::warn!("times/@httpsurlmod: flag '{other}' not supported, ignored");
             }
         }
     }
-    let full = if inline.is_empty() {
+    let pattern = if anchored {
+        format!(r"\A(?:{pattern})")
+    } else {
         pattern.to_string()
+    };
+    let full = if inline.is_empty() {
+        pattern
     } else {
         format!("(?{inline}){pattern}")
     };
@@ -509,43 +511,66 @@ pub fn apply_urlmod(spec: &str, url: &str) -> String {
     }
 }
 
-/// PHP replacement references (`$1`, `\1`, `${1}`) in the regex crate's syntax.
+/// A `preg_replace` replacement in the regex crate's syntax, read as PHP reads it:
+/// `$N`, `\N`, `${N}` (N one or two digits) are group references, `\\` and `\$` stand for
+/// `\` and `$`, everything else is literal.
 fn php_replacement(r: &str) -> String {
     let b: Vec<char> = r.chars().collect();
+    let literal = |out: &mut String, c: char| {
+        if c == '$' {
+            out.push_str("$$");
+        } else {
+            out.push(c);
+        }
+    };
     let mut out = String::new();
+    let mut last_was_backslash = false;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        if (c == '$' || c == '\\') && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-            let mut j = i + 1;
-            while j < b.len() && j < i + 3 && b[j].is_ascii_digit() {
-                j += 1;
+        if c == '\\' || c == '$' {
+            if last_was_backslash {
+                // the backslash copied just before escapes this character
+                out.pop();
+                literal(&mut out, c);
+                last_was_backslash = false;
+                i += 1;
+                continue;
             }
-            let n: String = b[i + 1..j].iter().collect();
-            out.push_str(&format!("${{{n}}}"));
-            i = j;
-        } else if c == '$' && i + 1 < b.len() && b[i + 1] == '{' {
-            let end = b[i..].iter().position(|&x| x == '}').map(|p| p + i);
-            match end {
-                Some(e) => {
-                    let n: String = b[i + 2..e].iter().collect();
-                    out.push_str(&format!("${{{n}}}"));
-                    i = e + 1;
-                }
-                None => {
-                    out.push_str("$$");
-                    i += 1;
-                }
+            if let Some((group, next)) = php_backref(&b, i) {
+                out.push_str(&format!("${{{group}}}"));
+                i = next;
+                continue;
             }
-        } else if c == '$' {
-            out.push_str("$$");
-            i += 1;
-        } else {
-            out.push(c);
-            i += 1;
         }
+        literal(&mut out, c);
+        last_was_backslash = c == '\\';
+        i += 1;
     }
     out
+}
+
+/// PHP's `preg_get_backref`: the group number of a reference starting at `b[i]` (`$` or
+/// `\`) and the index after it.
+fn php_backref(b: &[char], i: usize) -> Option<(u32, usize)> {
+    let mut j = i + 1;
+    let braced = b[i] == '$' && b.get(j) == Some(&'{');
+    if braced {
+        j += 1;
+    }
+    let mut group = b.get(j)?.to_digit(10)?;
+    j += 1;
+    if let Some(d) = b.get(j).and_then(|c| c.to_digit(10)) {
+        group = group * 10 + d;
+        j += 1;
+    }
+    if braced {
+        if b.get(j) != Some(&'}') {
+            return None;
+        }
+        j += 1;
+    }
+    Some((group, j))
 }
 
 /// The CHECK signature: md5 over the hook's lines before, the snippets' trimmed lines, and
@@ -627,7 +652,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     }
 
     let phase = match arg("phase") {
-        Some(p) if !php_empty(&p) => {
+        Some(p) if !php::empty(&p) => {
             if !cfg.phase_exists(&p) {
                 return ctx.notify_die(&format!("invalid phase: '{p}'"));
             }
@@ -665,8 +690,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     // skipnext: a poll after certificate changes only runs the queries
     let skip = ctx
         .ans
-        .state
-        .as_ref()
+        .state()
         .and_then(|s| s.attr("skipnext"))
         .map(str::to_string);
     if let Some(t) = skip {
@@ -677,7 +701,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             Some(&format!("skipnext: {age}")),
             Target::New("msgs", now),
         );
-        if let Some(s) = ctx.ans.state.as_mut() {
+        if let Some(s) = ctx.ans.state_mut() {
             s.remove_attr("skipnext");
         }
         ctx.line("# need up-to-date query state, skipping update script, doing queries only");
@@ -694,7 +718,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     let dir = cfg.times.dir.clone();
     ctx.print("\r\n");
     ctx.line(&format!("# existing files (from {}):", comment_safe(&dir)));
-    if sn.is_empty() {
+    if php::empty(&sn) {
         ctx.line("# no SN -- cannot log");
     }
     let mut files: Vec<(String, &crate::snippets::Snippet)> = Vec::new();
@@ -770,7 +794,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     ctx.print("\r\n");
     let decision = certs::decide(&certs::CertInput {
         config: cfg,
-        state: ctx.ans.state.as_ref(),
+        state: ctx.ans.state(),
         device_type: &device_type,
         sn: Some(&sn),
         files: inp.certs,
@@ -793,9 +817,9 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
         ctx.log_device("requestDownloaded", "false");
     }
     ctx.file_ops.extend(decision.file_ops.iter().cloned());
-    if let Some(last) = decision.msgs.last() {
-        let last = last.clone();
-        ctx.log_device("certstat", &last);
+    if let Some(status) = decision.certstat() {
+        let status = status.to_string();
+        ctx.log_device("certstat", &status);
     }
 
     // queries
@@ -897,8 +921,8 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
             None => {
                 let snapshot = ctx
                     .ans
-                    .state
-                    .clone()
+                    .state()
+                    .cloned()
                     .unwrap_or_else(|| state::new_state(&sn));
                 return Err(Stop::Need(Need::Hook(Box::new(snapshot))));
             }
@@ -1081,73 +1105,77 @@ fn firmware_section(
         return Ok(());
     }
     let ltype = device_type.to_lowercase();
-    let prot_arg = inp.args.get("PROT").map(|v| v.into_owned());
-    let boot_arg = inp.args.get("BOOT").map(|v| v.into_owned());
-    match &firmware {
-        Some(fw) if !cfg.nofirmdev.contains(&ltype) => {
-            if prot_arg
-                .as_ref()
-                .is_none_or(|p| !loose_eq(&Value::Str(p.clone()), &Value::Str(fw.clone())))
-            {
-                ctx.notify(&format!(
-                    "current firmware ({}) does not match required firmware ({fw})",
-                    prot_arg.as_deref().unwrap_or("unknown")
-                ));
-                let mut l = b"mod cmd UP0 prot ".to_vec();
-                l.extend(firmware::storage_url(
-                    cfg,
-                    &ctx.base_url,
-                    fw,
-                    device_type,
-                    "prot",
-                ));
-                l.extend(format!(" ser {fw}").as_bytes());
-                ctx.line_bytes(&l);
-                let now = inp.now.to_string();
-                ctx.log("requested", Some(fw), Target::Sub("firmware"));
-                ctx.log("requested-at", Some(&now), Target::Sub("firmware"));
-                *reset = true;
-            } else {
-                ctx.comment(&format!("firmware {fw} good"));
-            }
-        }
-        _ => ctx.comment(&format!(
-            "no firmware update for device of type '{device_type}'"
-        )),
-    }
-    match &bootcode {
-        Some(bc) if !cfg.nobootdev.contains(&ltype) => {
-            if boot_arg
-                .as_ref()
-                .is_none_or(|b| !loose_eq(&Value::Str(b.clone()), &Value::Str(bc.clone())))
-            {
-                ctx.notify(&format!(
-                    "current boot code ({}) does not match required boot code ({bc})",
-                    boot_arg.as_deref().unwrap_or("unknown")
-                ));
-                let mut l = b"mod cmd UP0 boot ".to_vec();
-                l.extend(firmware::storage_url(
-                    cfg,
-                    &ctx.base_url,
-                    bc,
-                    device_type,
-                    "boot",
-                ));
-                l.extend(format!(" ser {bc}").as_bytes());
-                ctx.line_bytes(&l);
-                let now = inp.now.to_string();
-                ctx.log("requested", Some(&format!("{bc}bootcode")), Target::Root);
-                ctx.log("requested-at", Some(&now), Target::Sub("bootcode"));
-                *reset = true;
-            } else {
-                ctx.comment(&format!("boot code {bc} good"));
-            }
-        }
-        _ => ctx.comment(&format!(
-            "no bootcode update for device of type '{device_type}'"
-        )),
+    let firmware = firmware.filter(|_| !cfg.nofirmdev.contains(&ltype));
+    let bootcode = bootcode.filter(|_| !cfg.nobootdev.contains(&ltype));
+    for (kind, build) in [(Kind::Firmware, firmware), (Kind::Bootcode, bootcode)] {
+        update_if_needed(ctx, device_type, kind, build.as_deref(), reset);
     }
     Ok(())
+}
+
+/// Firmware or boot code, with the PHP server's words and state places for each.
+#[derive(Clone, Copy)]
+enum Kind {
+    Firmware,
+    Bootcode,
+}
+
+impl Kind {
+    /// Query argument with the device's current build, `fwstorage` file type, and name.
+    fn parts(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Kind::Firmware => ("PROT", "prot", "firmware", "firmware"),
+            Kind::Bootcode => ("BOOT", "boot", "boot code", "bootcode"),
+        }
+    }
+}
+
+/// Sends the `prot`/`boot` command when the device's build differs from the required one
+/// (`None`: no update for this device).
+fn update_if_needed(
+    ctx: &mut Ctx<'_>,
+    device_type: &str,
+    kind: Kind,
+    build: Option<&str>,
+    reset: &mut bool,
+) {
+    let (arg, filetype, words, element) = kind.parts();
+    let Some(build) = build else {
+        ctx.comment(&format!(
+            "no {element} update for device of type '{device_type}'"
+        ));
+        return;
+    };
+    let current = ctx.inp.args.get(arg).map(|v| v.into_owned());
+    if current
+        .as_ref()
+        .is_some_and(|c| loose_eq(&Value::Str(c.clone()), &Value::Str(build.to_string())))
+    {
+        ctx.comment(&format!("{words} {build} good"));
+        return;
+    }
+    ctx.notify(&format!(
+        "current {words} ({}) does not match required {words} ({build})",
+        current.as_deref().unwrap_or("unknown")
+    ));
+    let mut line = format!("mod cmd UP0 {filetype} ").into_bytes();
+    line.extend(firmware::storage_url(
+        ctx.cfg,
+        &ctx.base_url,
+        build,
+        device_type,
+        filetype,
+    ));
+    line.extend(format!(" ser {build}").as_bytes());
+    ctx.line_bytes(&line);
+    let now = ctx.inp.now.to_string();
+    match kind {
+        Kind::Firmware => ctx.log("requested", Some(build), Target::Sub(element)),
+        // PHP writes this one onto the state's root element
+        Kind::Bootcode => ctx.log("requested", Some(&format!("{build}bootcode")), Target::Root),
+    }
+    ctx.log("requested-at", Some(&now), Target::Sub(element));
+    *reset = true;
 }
 
 /// Early device certificates carry a model suffix in their CN (`IP232s-…`); PHP maps them.

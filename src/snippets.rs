@@ -191,16 +191,36 @@ impl SnippetStore {
     }
 }
 
+fn unreadable(error: String) -> Entry {
+    Entry {
+        mtime: UNIX_EPOCH,
+        len: 0,
+        snippet: Snippet {
+            mtime: 0,
+            content: Err(error),
+            signature_part: Arc::new(Vec::new()),
+        },
+    }
+}
+
 fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
     let same_dir = inner.dir == dir;
     let mut entries = HashMap::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for de in rd.flatten() {
-            let Ok(meta) = de.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
             let name = de.file_name().to_string_lossy().into_owned();
+            // follows symbolic links, as PHP's is_readable() does
+            let meta = match std::fs::metadata(de.path()) {
+                Ok(m) if m.is_file() => m,
+                Ok(_) => {
+                    entries.insert(name, unreadable("not a regular file".to_string()));
+                    continue;
+                }
+                Err(e) => {
+                    entries.insert(name, unreadable(e.to_string()));
+                    continue;
+                }
+            };
             let mt = meta.modified().unwrap_or(UNIX_EPOCH);
             let reuse = if same_dir {
                 inner
@@ -253,5 +273,19 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("a.txt")).expect("rm");
         assert!(store.refresh(dir.path(), &cands).get("a.txt").is_none());
+    }
+
+    #[test]
+    fn directories_and_dangling_links_are_unreadable_snippets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join("d.txt")).expect("mkdir");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("l.txt"))
+            .expect("symlink");
+        let store = SnippetStore::new(dir.path().to_path_buf());
+        let s = store.refresh(dir.path(), &[]);
+        assert!(s.get("d.txt").is_some_and(|x| x.content.is_err()));
+        #[cfg(unix)]
+        assert!(s.get("l.txt").is_some_and(|x| x.content.is_err()));
     }
 }

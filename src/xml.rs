@@ -220,9 +220,8 @@ impl Element {
         out
     }
 
-    fn write_pretty(&self, out: &mut String, depth: usize) {
-        let pad = "    ".repeat(depth);
-        out.push_str(&pad);
+    /// `<name a="v" …` (without the closing `>`).
+    fn write_open(&self, out: &mut String) {
         out.push('<');
         out.push_str(&self.name);
         for (k, v) in &self.attrs {
@@ -232,6 +231,12 @@ impl Element {
             escape_attr(v, out);
             out.push('"');
         }
+    }
+
+    fn write_pretty(&self, out: &mut String, depth: usize) {
+        let pad = "    ".repeat(depth);
+        out.push_str(&pad);
+        self.write_open(out);
         let text = self.text.trim();
         if text.is_empty() && self.children.is_empty() {
             out.push_str("/>\n");
@@ -252,15 +257,7 @@ impl Element {
     }
 
     fn write_to(&self, out: &mut String) {
-        out.push('<');
-        out.push_str(&self.name);
-        for (k, v) in &self.attrs {
-            out.push(' ');
-            out.push_str(k);
-            out.push_str("=\"");
-            escape_attr(v, out);
-            out.push('"');
-        }
+        self.write_open(out);
         if self.text.is_empty() && self.children.is_empty() {
             out.push_str("/>");
             return;

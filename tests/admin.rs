@@ -1137,3 +1137,58 @@ async fn our_assets_win_over_an_old_php_web_directory_and_the_prefix_is_kept() {
             .is_some_and(|c| c.contains("Path=/mtls/update;"))
     );
 }
+
+#[tokio::test]
+async fn an_upload_must_carry_the_key_of_the_devices_csr() {
+    let h = Harness::admin();
+    let login = h.login().await;
+    let device_key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["IP232-30-00-a1".to_string()]).expect("params");
+    let csr = params.serialize_request(&device_key).expect("csr");
+    std::fs::write(
+        h.root.join(format!("certs/{SN_RECEPTION}-request.p10.der")),
+        csr.der(),
+    )
+    .expect("csr file");
+    let target = h
+        .root
+        .join(format!("certs/{SN_RECEPTION}-signedrequest.cer"));
+    let uri = format!(
+        "/update.php?mode=upload&sn={SN_RECEPTION}&file=certs%2F{SN_RECEPTION}-signedrequest.cer&proceed=admin%2Fadmin.php"
+    );
+    let field = format!("cert-{SN_RECEPTION}");
+    let upload = |pem: String| {
+        let (ct, body) = multipart(&[
+            ("csrf", None, login.csrf.as_bytes()),
+            (&field, Some("c.pem"), pem.as_bytes()),
+        ]);
+        let (h, uri, cookie) = (&h, uri.clone(), login.cookie.clone());
+        async move {
+            h.call(
+                "POST",
+                &uri,
+                &[("content-type", &ct), ("cookie", &cookie)],
+                body,
+                false,
+            )
+            .await
+        }
+    };
+    let other = test_certificate_pem("IP232-30-00-a1");
+    let r = upload(other).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().contains("does not fit this device"),
+        "{}",
+        r.text()
+    );
+    assert!(!exists(&target));
+    let right = params.self_signed(&device_key).expect("cert").pem();
+    let r = upload(right.clone()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/admin/admin.php#d-{SN_RECEPTION}").as_str())
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("stored"), right);
+}

@@ -1140,14 +1140,33 @@ pub async fn upload(
             "No File uploaded (2) - use back button to continue",
         );
     };
-    if let Err(e) = crate::certs::check_certificate(&crate::certs::cert_from_file(&cert)) {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "the uploaded file is no certificate in PEM or DER format: {} - nothing stored",
-                crate::answer::comment_safe(&e)
-            ),
-        );
+    // a certificate, and (when the device's CSR is readable) for the CSR's key: anything else
+    // would stop the device's certificate handling for good ("Certificate Errors")
+    let request_path = app.root.join(crate::certs::CertPaths::new(cc, &sn).der);
+    let der = crate::certs::cert_from_file(&cert);
+    let checked = blocking(move || match std::fs::read(&request_path) {
+        Ok(request) => crate::certs::check_signed(&der, &request),
+        Err(_) => crate::certs::check_certificate(&der),
+    })
+    .await;
+    match checked {
+        Some(Ok(())) => {}
+        Some(Err(e @ crate::certs::CertError::OtherKey)) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("the uploaded certificate does not fit this device: {e} - nothing stored"),
+            );
+        }
+        Some(Err(e)) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the uploaded file is no certificate in PEM or DER format: {} - nothing stored",
+                    crate::answer::comment_safe(&e.to_string())
+                ),
+            );
+        }
+        None => return internal_error(),
     }
     let path = app.root.join(&target);
     let written = blocking(move || crate::state::write_atomic(&path, &cert)).await;

@@ -11,7 +11,19 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Picking a free port and starting the server that binds it take turns: otherwise another
+/// test thread could start a server between the two, or a child process could briefly hold a
+/// copy of the probing socket.
+static START: Mutex<()> = Mutex::new(());
+
+/// Takes the start-up turn, for a test that starts a server process of its own (e.g. with no
+/// `--http` flag): pick its ports and start it while holding the guard.
+pub fn start_turn() -> std::sync::MutexGuard<'static, ()> {
+    START.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
@@ -33,6 +45,20 @@ impl Server {
     /// Starts `update-server serve --root ROOT --http 127.0.0.1:PORT` plus `extra` arguments,
     /// and waits until the HTTP port accepts connections.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        Server::start_with(root, 0, |_| extra.iter().map(|s| s.to_string()).collect()).0
+    }
+
+    /// Like [`Server::start`], with `extra_ports` more free ports picked in the same turn and
+    /// handed to `args`, which returns the further arguments (e.g. `--https 127.0.0.1:P`).
+    /// Returns the server and those ports.
+    pub fn start_with(
+        root: &Path,
+        extra_ports: usize,
+        args: impl FnOnce(&[u16]) -> Vec<String>,
+    ) -> (Server, Vec<u16>) {
+        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
+        let ports: Vec<u16> = (0..extra_ports).map(|_| free_port()).collect();
+        let extra = args(&ports);
         let http_port = free_port();
         let log = root.with_extension("server.log");
         let log_file = std::fs::File::create(&log).expect("server log file");
@@ -54,7 +80,10 @@ impl Server {
             log,
         };
         server.wait_for_port(http_port);
-        server
+        for p in &ports {
+            server.wait_for_port(*p);
+        }
+        (server, ports)
     }
 
     /// Waits until `port` accepts connections (panics with the server log after 10 s).
@@ -144,7 +173,8 @@ pub fn http_request(
     exchange(&mut s, addr, method, target, headers, body).expect("HTTP exchange")
 }
 
-/// Writes a request on any stream (plain or TLS) and parses the answer.
+/// Writes a request on any stream (plain or TLS) and parses the answer. A `Host` header in
+/// `headers` replaces the default `Host: ADDR`.
 pub fn exchange<S: Read + Write>(
     s: &mut S,
     addr: SocketAddr,
@@ -153,8 +183,14 @@ pub fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    // `Host: ADDR` unless the caller sends its own (as a proxy relaying a device would)
+    let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
     let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {target} HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
