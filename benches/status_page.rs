@@ -7,7 +7,8 @@
 //! 1. **PHP-like**: what the PHP server does on every view — read and parse every state
 //!    file, list every device's backups, evaluate the `show` expressions, render all rows
 //!    (our code without its caches);
-//! 2. **first view**: the page through the real HTTP stack on loopback, caches empty;
+//! 2. **first view**: the page through the real HTTP stack on loopback, caches empty, and
+//!    after the warm-up `serve` runs at start;
 //! 3. **next views**: what an administrator gets afterwards (summary of all devices, the
 //!    first 250 rows), plain and gzipped;
 //! 4. **all rows**: the same with `rows=all` (the whole table, as PHP shows it);
@@ -301,6 +302,21 @@ fn main() {
     const ALL: &str = "/admin/admin.php?mode=status&rows=all";
     const FILTER: &str = "/admin/admin.php?mode=ui&cmd=rows&filter=ip811+site3";
     let (first, _) = fetch(addr, &cookie, PAGE, "");
+    // a second server, warmed up at start as `serve` does
+    let warmed = Arc::new(App::new(root.clone(), ""));
+    let t = Instant::now();
+    let w = warmed.clone();
+    rt.block_on(async move { update_server::admin::warm_up(w).await })
+        .expect("warm-up");
+    let warm_up = t.elapsed();
+    let session2 = warmed.admin.sessions.create("admin");
+    let cookie2 = format!("update_server_session={}", session2.token);
+    let listener2 = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr2 = listener2.local_addr().expect("addr");
+    rt.spawn(http::serve_plain(listener2, http::router(warmed.clone())));
+    let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");
     let page = measure(addr, &cookie, PAGE, "", 10);
     let all = measure(addr, &cookie, ALL, "", 5);
     let gz = measure(addr, &cookie, PAGE, "Accept-Encoding: gzip\r\n", 10);
@@ -342,6 +358,12 @@ fn main() {
         "{:<44} {:>9}",
         "2. first view, cold caches (250 rows)",
         ms(first)
+    );
+    println!(
+        "{:<44} {:>9}  (warm-up at start took {})",
+        "   first view after the start-up warm-up",
+        ms(first_warmed),
+        ms(warm_up)
     );
     line("3. next views (250 rows + summary)", page);
     line("   the same, gzip (as browsers ask)", gz);

@@ -211,6 +211,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     if let Some(a) = args.https.first().or(args.mtls.first()) {
         app.admin.set_https_port(a.port());
     }
+    let _warming = update_server::admin::warm_up(app.clone());
     http::set_header_timeout(cfg.server.header_timeout_secs);
     let router = http::router(app.clone());
 

@@ -76,6 +76,22 @@ impl AdminState {
     }
 }
 
+/// Reads every state file once in the background (at start-up), so that the first status
+/// page is as quick as the next ones and the first polls find their state in memory.
+pub fn warm_up(app: SharedApp) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let Ok(cfg) = app.config.get() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let (_, total) = collect_rows(&app, &cfg, &Filter::parse(""), false);
+        tracing::info!(
+            "read {total} device states in {} ms",
+            started.elapsed().as_millis()
+        );
+    })
+}
+
 /// The admin routes below `prefix`.
 pub fn routes(prefix: &str) -> Router<SharedApp> {
     Router::new()
