@@ -86,7 +86,8 @@ pub struct Master {
     pub cache: String,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// Our extension: a password hash (`sha256:HEX` or `sha256:SALT:HEX`) instead of `password`.
+    /// Our extension: `master/@passwordhash` instead of `password`: an Argon2 PHC string
+    /// (`update-server hash-password`), `sha256:HEX` or `sha256:SALT:HEX` (see `admin::session`).
     pub password_hash: Option<String>,
     /// `master`, `none` or a build number (empty means `master`).
     pub firmware: String,

@@ -51,6 +51,8 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
+    /// Sessions, caches and settings of the admin pages.
+    pub admin: crate::admin::AdminState,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -79,6 +81,7 @@ impl App {
         App {
             snippets: SnippetStore::new(root.join("scripts")),
             master: MasterSource::new(),
+            admin: crate::admin::AdminState::default(),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),

@@ -49,6 +49,8 @@ enum Command {
         /// The poll's query string, e.g. 'type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4'.
         query: String,
     },
+    /// Read a password from standard input and print its hash for master/@passwordhash.
+    HashPassword,
 }
 
 #[derive(clap::Args)]
@@ -132,6 +134,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::HashPassword => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            let password = line.trim_end_matches(['\r', '\n']);
+            match update_server::admin::session::hash_password(password) {
+                Ok(h) => {
+                    println!("{h}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -193,6 +213,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .or_else(|| s.client_ca.as_ref().map(|p| root.join(p)));
 
     let app = Arc::new(App::new(root.clone(), &prefix));
+    if let Some(a) = args.https.first().or(args.mtls.first()) {
+        app.admin.set_https_port(a.port());
+    }
+    let _warming = update_server::admin::warm_up(app.clone());
     http::set_header_timeout(cfg.server.header_timeout_secs);
     let router = http::router(app.clone());
 

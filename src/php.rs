@@ -126,6 +126,21 @@ pub fn rawurlencode(b: &[u8]) -> String {
     out
 }
 
+/// PHP's `urlencode`: like [`rawurlencode`], but a space becomes `+` and `~` is encoded.
+pub fn urlencode(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() * 3);
+    for &c in b {
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.') {
+            out.push(c as char);
+        } else if c == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
 /// PHP's `empty()` of a string argument: `""` and `"0"` are empty.
 pub fn empty(s: &str) -> bool {
     s.is_empty() || s == "0"
@@ -420,6 +435,12 @@ mod tests {
             "http%3A%2F%2Fh%3A1%2Fu.php%3Fa%3D1%26b%3D%23t"
         );
         assert_eq!(rawurlencode("ü".as_bytes()), "%C3%BC");
+    }
+
+    #[test]
+    fn urlencode_matches_php() {
+        assert_eq!(urlencode(b"a b~c/d\r\n"), "a+b%7Ec%2Fd%0D%0A");
+        assert_eq!(urlencode("Müller".as_bytes()), "M%C3%BCller");
     }
 
     #[test]

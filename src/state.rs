@@ -180,13 +180,17 @@ impl StateStore {
     }
 
     fn load_path(&self, key: &str, path: &Path) -> Loaded {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
+        match std::fs::metadata(path) {
+            Ok(meta) => self.load_meta(key, path, &meta),
             Err(_) => {
                 self.forget(key);
-                return Loaded::Missing;
+                Loaded::Missing
             }
-        };
+        }
+    }
+
+    /// [`Self::load_path`] with the file's metadata already at hand.
+    fn load_meta(&self, key: &str, path: &Path, meta: &std::fs::Metadata) -> Loaded {
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let len = meta.len();
         if let Some(c) = self.cache_get(key)
@@ -284,11 +288,17 @@ impl StateStore {
                 continue;
             }
             let path = entry.path();
-            let loaded = self.load_path(stem, &path);
-            let mtime = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            // one stat per file: a page of 10 000 devices does 10 000 of them
+            let (loaded, mtime) = match std::fs::metadata(&path) {
+                Ok(meta) => (
+                    self.load_meta(stem, &path, &meta),
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                ),
+                Err(_) => {
+                    self.forget(stem);
+                    (Loaded::Missing, SystemTime::UNIX_EPOCH)
+                }
+            };
             out.push((stem.to_string(), loaded, mtime));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));

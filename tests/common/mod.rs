@@ -5,6 +5,8 @@
 //! on its own, so not every helper is used everywhere.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -277,4 +279,134 @@ pub fn make_root(dir: &Path, user_config: &str, snippets: &[(&str, &str)]) -> Pa
         f.set_modified(day_ago).expect("mtime");
     }
     root
+}
+
+/// The user configuration of the admin tests: login admin/secret, state tracking (missing
+/// after an hour, rows refreshed every 2 s), backups, custom certificates, an API token, and
+/// an `admin` query with one good and one broken `show` expression.
+pub const ADMIN_CONFIG: &str = r#"<config>
+    <master info="" user="admin" password="secret"/>
+    <status dir="status" missing="3600" refresh="2"/>
+    <backup dir="backup"/>
+    <customcerts dir="certs" CAname="Test CA"/>
+    <api token="api-token-0123456789"/>
+    <queries>
+        <query id="admin" title="Admin"><applies>*</applies>
+            <show title="Name">string(/state/queries/admin/info/@name)</show>
+            <show title="Broken">concat(/state/queries/admin/info/@name,</show>
+        </query>
+    </queries>
+</config>"#;
+
+/// Serial numbers of the fleet [`seed_fleet`] writes.
+pub const SN_RECEPTION: &str = "00-90-33-30-00-a1";
+pub const SN_EVIL: &str = "00-90-33-30-00-b2";
+pub const SN_GATEWAY: &str = "00-90-33-30-00-c3";
+/// A device name that tries to inject markup.
+pub const EVIL_NAME: &str = "<script>alert(\"pwned\")</script>'";
+/// The CSR of [`SN_RECEPTION`] as stored in `certs/` (DER bytes).
+pub const CSR_DER: &[u8] = b"\x30\x82\x01\x0a-not-really-a-csr-\x00\xff";
+
+fn xml_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A device state file as the PHP server writes it.
+pub fn device_state(sn: &str, ty: &str, name: &str, ip: &str, seen: i64, fw: &str) -> String {
+    let hwid = format!("{ty}-{}", &sn[9..]);
+    format!(
+        "<?xml version=\"1.0\"?>\n<state seen=\"{seen}\"><device sn=\"{sn}\" type=\"{ty}\" hwid=\"{hwid}\" realip=\"{ip}\" ip=\"{ip}\" rp=\"false\" classes=\"phone, {lty}\" phase=\"update\" environments=\"default\" certstat=\"CN {hwid}: invalid issuer\" backup=\"{seen}\"/><firmware build=\"{fw}\"/><bootcode build=\"130150\"/><queries><admin seen=\"{seen}\"><info name=\"{name}\" type=\"{ty}\"/></admin></queries><msgs time=\"{seen}\" msg=\"\"/><msgs time=\"{seen}\" msg=\"phase: update, environment: default, type: {ty}\"/><msgs time=\"{seen}\" msg=\"log line of {sn}\"/><config filename=\"scripts/update-all-default.txt\" delivered=\"{seen}\" version=\"{seen}\"/></state>\n",
+        lty = ty.to_lowercase(),
+        name = xml_attr(name),
+    )
+}
+
+/// Writes a small fleet below `root`: a device with a CSR waiting for signature and a backup,
+/// a missing device whose name is a script, a gateway, a corrupt and a foreign state file,
+/// and the cached info of a master device running firmware 130160.
+pub fn seed_fleet(root: &Path, now: i64) {
+    let status = root.join("status");
+    std::fs::create_dir_all(&status).expect("mkdir status");
+    std::fs::create_dir_all(root.join("certs")).expect("mkdir certs");
+    let write = |sn: &str, xml: String| {
+        std::fs::write(status.join(format!("{sn}.xml")), xml).expect("state")
+    };
+    write(
+        SN_RECEPTION,
+        device_state(
+            SN_RECEPTION,
+            "IP232",
+            "Reception",
+            "172.16.1.21",
+            now - 30,
+            "130100",
+        ),
+    );
+    write(
+        SN_EVIL,
+        device_state(
+            SN_EVIL,
+            "IP222",
+            EVIL_NAME,
+            "172.16.1.22",
+            now - 2 * 86400,
+            "130160",
+        ),
+    );
+    write(
+        SN_GATEWAY,
+        device_state(
+            SN_GATEWAY,
+            "IP811",
+            "Gateway",
+            "192.168.0.1",
+            now - 60,
+            "130160",
+        ),
+    );
+    std::fs::write(status.join("broken.xml"), "<state seen=\"1\"><device").expect("broken");
+    std::fs::write(status.join("foreign.xml"), "<html><body/></html>").expect("foreign");
+    std::fs::write(
+        root.join(format!("certs/{SN_RECEPTION}-request.p10.der")),
+        CSR_DER,
+    )
+    .expect("csr");
+    std::fs::write(
+        root.join(format!("certs/{SN_RECEPTION}-request.p10.pem")),
+        "-----BEGIN CERTIFICATE REQUEST-----\r\nMIIB\r\n-----END CERTIFICATE REQUEST-----\r\n",
+    )
+    .expect("csr pem");
+    std::fs::create_dir_all(root.join("cache")).expect("mkdir cache");
+    std::fs::write(
+        root.join("cache/master-info.xml"),
+        "<?xml version=\"1.0\"?>\n<info><sys version=\"13r1 sr9 IP811[13.0160], Bootcode[130150], Hardware[104-00]\" type=\"IP811\" name=\"master\"/></info>\n",
+    )
+    .expect("master cache");
+    let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
+    let bdir = root.join("backup").join(&hwid);
+    std::fs::create_dir_all(&bdir).expect("mkdir backup");
+    std::fs::write(
+        bdir.join(format!("{hwid}.1.txt")),
+        "config change CMD0 /name x\r\n",
+    )
+    .expect("backup");
+}
+
+/// Current unix time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A self-signed certificate (PEM) standing in for a CA-signed device certificate.
+pub fn test_certificate_pem(cn: &str) -> String {
+    rcgen::generate_simple_self_signed(vec![cn.to_string()])
+        .expect("certificate")
+        .cert
+        .pem()
 }

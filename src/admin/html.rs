@@ -1,0 +1,206 @@
+//! The frame of every admin page (head, navigation, login form) and small helpers for
+//! writing HTML safely. Every value that goes into a page passes [`e`] (text and quoted
+//! attribute values) or [`q`] (URL query values, then [`e`]).
+
+use crate::xml::html_escape;
+
+/// Escapes text for element content and quoted attribute values.
+pub fn e(s: &str) -> String {
+    html_escape(s)
+}
+
+/// Encodes a URL query value (the result still goes through [`e`] in an attribute).
+pub fn q(s: &str) -> String {
+    crate::php::rawurlencode(s.as_bytes())
+}
+
+/// An age as the PHP pages show it ("4.1 mins"); `0` is "never" (∞).
+pub fn age(now: i64, t: i64) -> String {
+    if t == 0 {
+        "\u{221e}".to_string()
+    } else {
+        crate::php::since(now, t)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for tooltips.
+pub fn date(t: i64) -> String {
+    if t == 0 {
+        "never".to_string()
+    } else {
+        format!("{} UTC", crate::php::format_datetime(t))
+    }
+}
+
+/// The URL of the admin page with `query` (already encoded).
+pub fn admin_url(prefix: &str, query: &str) -> String {
+    if query.is_empty() {
+        format!("{prefix}/admin/admin.php")
+    } else {
+        format!("{prefix}/admin/admin.php?{query}")
+    }
+}
+
+/// The URL that downloads a root-relative file (`deliverfile`).
+pub fn deliver_url(prefix: &str, path: &str) -> String {
+    admin_url(prefix, &format!("mode=ui&cmd=deliverfile&fn={}", q(path)))
+}
+
+/// Which navigation entry is the current page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Status,
+    Show,
+    Info,
+    Login,
+}
+
+/// What the frame needs to know.
+pub struct Frame<'a> {
+    pub prefix: &'a str,
+    pub title: &'a str,
+    pub nav: Nav,
+    /// The session's CSRF token (`None`: not logged in).
+    pub csrf: Option<&'a str>,
+    pub user: Option<&'a str>,
+    /// `status/@refresh` for the row refresh (0: off).
+    pub refresh: i64,
+    /// A warning shown above the page content (already HTML).
+    pub notice: Option<String>,
+}
+
+/// A complete page around `body` (already HTML).
+pub fn page(f: &Frame<'_>, body: &str) -> String {
+    let p = f.prefix;
+    let mut out = String::with_capacity(body.len() + 2048);
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    out.push_str(&format!(
+        "<title>{} \u{2013} update-server</title>",
+        e(f.title)
+    ));
+    out.push_str(&format!(
+        "<link rel=\"stylesheet\" href=\"{}\"><script src=\"{}\" defer></script></head>\n",
+        e(&format!(
+            "{p}/web/update-server.css?v={}",
+            crate::admin::ASSET_VERSION
+        )),
+        e(&format!(
+            "{p}/web/update-server.js?v={}",
+            crate::admin::ASSET_VERSION
+        )),
+    ));
+    out.push_str(&format!(
+        "<body data-prefix=\"{}\" data-csrf=\"{}\" data-refresh=\"{}\">\n",
+        e(p),
+        e(f.csrf.unwrap_or("")),
+        f.refresh.max(0)
+    ));
+    out.push_str("<header class=\"top\"><span class=\"brand\">update-server</span>");
+    if let Some(csrf) = f.csrf {
+        out.push_str("<nav>");
+        for (nav, mode, label) in [
+            (Nav::Status, "status", "Devices"),
+            (Nav::Show, "show", "Configuration"),
+            (Nav::Info, "info", "Add device"),
+        ] {
+            out.push_str(&format!(
+                "<a href=\"{}\"{}>{label}</a>",
+                e(&admin_url(p, &format!("mode={mode}"))),
+                if nav == f.nav {
+                    " class=\"active\" aria-current=\"page\""
+                } else {
+                    ""
+                }
+            ));
+        }
+        out.push_str("</nav>");
+        out.push_str(&format!(
+            "<form class=\"logout\" method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"user\">{}</span> <button type=\"submit\">Log out</button></form>",
+            e(&admin_url(p, "")),
+            e(csrf),
+            e(f.user.unwrap_or(""))
+        ));
+    }
+    out.push_str("</header>\n<main>");
+    if let Some(n) = &f.notice {
+        out.push_str(&format!("<p class=\"notice\">{n}</p>"));
+    }
+    out.push_str(body);
+    out.push_str("</main>\n</body></html>\n");
+    out
+}
+
+/// The login form; it posts back to `action` (the page that was asked for).
+pub fn login_form(action: &str, message: Option<&str>, open_login: bool) -> String {
+    let mut out = String::from("<section class=\"login\"><h1>Log in</h1>");
+    if let Some(m) = message {
+        out.push_str(&format!("<p class=\"error\" role=\"alert\">{}</p>", e(m)));
+    }
+    if open_login {
+        out.push_str("<p class=\"notice\">No user and password are configured (<code>master/@user</code>, <code>master/@password</code>): any login is accepted.</p>");
+    }
+    out.push_str(&format!(
+        "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"login\">\
+<label>User <input name=\"user\" id=\"user\" autocomplete=\"username\" autofocus></label>\
+<label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
+<button type=\"submit\" id=\"login\">Log in</button></form></section>",
+        e(action)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_escapes_and_links_below_the_prefix() {
+        let f = Frame {
+            prefix: "/up\"date",
+            title: "<x>",
+            nav: Nav::Status,
+            csrf: Some("tok"),
+            user: Some("<admin>"),
+            refresh: 10,
+            notice: None,
+        };
+        let html = page(&f, "<p>body</p>");
+        assert!(html.contains("<title>&lt;x&gt; \u{2013} update-server</title>"));
+        assert!(html.contains("href=\"/up&quot;date/admin/admin.php?mode=show\""));
+        assert!(html.contains("<span class=\"user\">&lt;admin&gt;</span>"));
+        assert!(html.contains("data-csrf=\"tok\""));
+        assert!(html.contains("data-refresh=\"10\""));
+        assert!(!html.contains("<admin>"));
+    }
+
+    #[test]
+    fn login_page_has_no_navigation() {
+        let f = Frame {
+            prefix: "",
+            title: "Log in",
+            nav: Nav::Login,
+            csrf: None,
+            user: None,
+            refresh: 0,
+            notice: None,
+        };
+        let html = page(
+            &f,
+            &login_form("/admin/admin.php?mode=show", Some("Wrong"), false),
+        );
+        assert!(!html.contains("<nav>"));
+        assert!(html.contains("action=\"/admin/admin.php?mode=show\""));
+        assert!(html.contains("Wrong"));
+    }
+
+    #[test]
+    fn ages_and_urls() {
+        assert_eq!(age(100, 0), "\u{221e}");
+        assert_eq!(age(100, 40), "60 secs");
+        assert_eq!(
+            deliver_url("/u", "certs/a b.der"),
+            "/u/admin/admin.php?mode=ui&cmd=deliverfile&fn=certs%2Fa%20b.der"
+        );
+    }
+}

@@ -1,0 +1,723 @@
+//! What the admin pages and the JSON API show of one device, taken from its state file once
+//! (pure): [`DeviceView::from_state`], the values of the configured `queries/query/show`
+//! XPath expressions ([`ShowGroup`], evaluated with sxd-xpath), and the device filter
+//! ([`Filter`]).
+//!
+//! [`ViewCache`] keeps the views of unchanged state files: the [`StateStore`] hands out the same
+//! `Arc` for a file as long as it did not change, so a view is recomputed only when its device
+//! polled (or the configuration changed). Rendering 10 000 rows then never parses XML or
+//! evaluates an XPath expression again.
+//!
+//! [`StateStore`]: crate::state::StateStore
+
+use crate::config::Config;
+use crate::php::intval;
+use crate::state::Loaded;
+use crate::xml::Element;
+use regex::Regex;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One delivered snippet (`<config filename delivered version>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snippet {
+    pub file: String,
+    pub delivered: i64,
+    pub version: i64,
+}
+
+/// One message log entry; an empty text starts the log of a poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Msg {
+    pub time: i64,
+    pub text: String,
+}
+
+/// The value of one `show` expression for a device, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cell {
+    Value(String),
+    Error(String),
+}
+
+/// A query the device answered, with the values of its `show` columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryResult {
+    pub seen: i64,
+    pub cells: Vec<Cell>,
+}
+
+/// One `show` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShowColumn {
+    pub title: String,
+    pub expr: String,
+}
+
+/// The `show` columns of one query (a column group of the status table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShowGroup {
+    pub id: String,
+    pub title: String,
+    pub columns: Vec<ShowColumn>,
+}
+
+/// The queries that have `show` tags (a `show` reading `none` does not count, as in PHP).
+pub fn show_groups(cfg: &Config) -> Vec<ShowGroup> {
+    cfg.queries
+        .list
+        .iter()
+        .filter_map(|q| {
+            let columns: Vec<ShowColumn> = q
+                .show
+                .iter()
+                .filter(|s| !s.expr.is_empty() && s.expr != "none")
+                .map(|s| ShowColumn {
+                    title: s.title.clone(),
+                    expr: s.expr.clone(),
+                })
+                .collect();
+            (!columns.is_empty()).then(|| ShowGroup {
+                id: q.id.clone(),
+                title: q
+                    .title
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| q.id.clone()),
+                columns,
+            })
+        })
+        .collect()
+}
+
+/// Everything the pages show of one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceView {
+    /// The state file's name without `.xml` (what the actions address).
+    pub key: String,
+    /// Set when the file is no usable device state (unreadable, not XML, foreign XML).
+    pub problem: Option<String>,
+    pub sn: String,
+    pub hwid: String,
+    #[serde(rename = "type")]
+    pub device_type: String,
+    /// The device name from the `admin` query.
+    pub name: String,
+    /// The address the device reported (`ip=#i`).
+    pub realip: String,
+    /// The address the request came from.
+    pub ip: String,
+    /// Whether it came through a reverse proxy.
+    pub via_proxy: bool,
+    pub proxy: String,
+    pub phase: String,
+    pub classes: String,
+    pub environments: String,
+    pub seen: i64,
+    pub firmware: String,
+    pub firmware_requested: String,
+    pub bootcode: String,
+    pub bootcode_requested: String,
+    pub certstat: Option<String>,
+    /// The device reported a certificate upload error (`request-error`).
+    pub request_error: bool,
+    /// When the last backup was stored.
+    pub backup: Option<i64>,
+    pub msgs: Vec<Msg>,
+    pub snippets: Vec<Snippet>,
+    /// Per [`ShowGroup`] (same order): the query's result, `None` when the device has none.
+    pub queries: Vec<Option<QueryResult>>,
+}
+
+impl DeviceView {
+    fn empty(key: &str) -> DeviceView {
+        DeviceView {
+            key: key.to_string(),
+            problem: None,
+            sn: key.to_string(),
+            hwid: String::new(),
+            device_type: String::new(),
+            name: String::new(),
+            realip: String::new(),
+            ip: String::new(),
+            via_proxy: false,
+            proxy: String::new(),
+            phase: String::new(),
+            classes: String::new(),
+            environments: String::new(),
+            seen: 0,
+            firmware: String::new(),
+            firmware_requested: String::new(),
+            bootcode: String::new(),
+            bootcode_requested: String::new(),
+            certstat: None,
+            request_error: false,
+            backup: None,
+            msgs: Vec::new(),
+            snippets: Vec::new(),
+            queries: Vec::new(),
+        }
+    }
+
+    /// The view of the state file `key` (its name without `.xml`).
+    pub fn from_state(key: &str, loaded: &Loaded, groups: &[ShowGroup]) -> DeviceView {
+        match loaded {
+            Loaded::Missing => {
+                let mut v = DeviceView::empty(key);
+                v.problem = Some("no state file".to_string());
+                v
+            }
+            Loaded::Corrupt { error, .. } => {
+                let mut v = DeviceView::empty(key);
+                v.problem = Some(format!("cannot read state file {key}.xml: {error}"));
+                v
+            }
+            Loaded::Ok(el) => Self::from_element(key, el, &mut XPaths::new(groups)),
+        }
+    }
+
+    fn from_element(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
+        let mut v = DeviceView::empty(key);
+        let Some(d) = s.child("device").filter(|_| s.name == "state") else {
+            v.problem = Some(format!(
+                "{key}.xml is not a device state (root element <{}>)",
+                s.name
+            ));
+            return v;
+        };
+        let a = |e: Option<&Element>, n: &str| {
+            e.and_then(|e| e.attr(n)).unwrap_or_default().to_string()
+        };
+        let dev = Some(d);
+        v.sn = d.attr("sn").unwrap_or(key).to_string();
+        v.hwid = a(dev, "hwid");
+        v.device_type = a(dev, "type");
+        v.realip = a(dev, "realip");
+        v.ip = a(dev, "ip");
+        v.proxy = a(dev, "proxy");
+        v.via_proxy = (v.realip != v.ip) || d.attr("rp") == Some("true");
+        v.phase = a(dev, "phase");
+        v.classes = a(dev, "classes");
+        v.environments = a(dev, "environments");
+        v.seen = intval(s.attr("seen").unwrap_or("0"));
+        let fw = s.child("firmware");
+        let boot = s.child("bootcode");
+        v.firmware = a(fw, "build");
+        v.firmware_requested = a(fw, "requested");
+        v.bootcode = a(boot, "build");
+        v.bootcode_requested = a(boot, "requested");
+        v.certstat = d.attr("certstat").map(str::to_string);
+        v.request_error = s
+            .path(&["queries", "certificates", "info", "request-error"])
+            .is_some();
+        v.backup = d.attr("backup").map(intval);
+        v.name = s
+            .path(&["queries", "admin", "info"])
+            .and_then(|i| i.attr("name"))
+            .unwrap_or_default()
+            .to_string();
+        v.msgs = s
+            .children_named("msgs")
+            .map(|m| Msg {
+                time: intval(m.attr("time").unwrap_or("0")),
+                text: m.attr("msg").unwrap_or_default().to_string(),
+            })
+            .collect();
+        v.snippets = s
+            .children_named("config")
+            .map(|c| Snippet {
+                file: c.attr("filename").unwrap_or_default().to_string(),
+                delivered: intval(c.attr("delivered").unwrap_or("0")),
+                version: intval(c.attr("version").unwrap_or("0")),
+            })
+            .collect();
+        v.queries = xpaths.evaluate(s);
+        v
+    }
+
+    /// Whether the device counts as missing at `now` (`status/@missing` seconds unseen).
+    pub fn is_missing(&self, missing_after: i64, now: i64) -> bool {
+        missing_after > 0 && self.seen < now - missing_after
+    }
+
+    /// The texts the filter looks at, one per line: addresses, serial, type, name, phase,
+    /// classes, environments, firmware, boot code and `present`/`missing`.
+    pub fn filter_text(&self, missing: bool) -> String {
+        if self.problem.is_some() {
+            return format!("{}\nunreadable", self.key);
+        }
+        [
+            self.realip.as_str(),
+            &self.ip,
+            &self.sn,
+            &self.device_type,
+            &self.name,
+            &self.phase,
+            &self.classes,
+            &self.environments,
+            &self.firmware,
+            &self.bootcode,
+            if missing { "missing" } else { "present" },
+        ]
+        .join("\n")
+    }
+}
+
+/// The compiled `show` expressions of one rendering pass (compiled on first use).
+struct XPaths<'a> {
+    groups: &'a [ShowGroup],
+    compiled: Option<Vec<Vec<Result<sxd_xpath::XPath, String>>>>,
+}
+
+impl<'a> XPaths<'a> {
+    fn new(groups: &'a [ShowGroup]) -> Self {
+        XPaths {
+            groups,
+            compiled: None,
+        }
+    }
+
+    fn evaluate(&mut self, state: &Element) -> Vec<Option<QueryResult>> {
+        if self.groups.is_empty() {
+            return Vec::new();
+        }
+        let groups = self.groups;
+        let compiled = self.compiled.get_or_insert_with(|| {
+            let factory = sxd_xpath::Factory::new();
+            groups
+                .iter()
+                .map(|g| {
+                    g.columns
+                        .iter()
+                        .map(|c| compile(&factory, &c.expr))
+                        .collect()
+                })
+                .collect()
+        });
+        let queries = state.child("queries");
+        let answered: Vec<Option<i64>> = groups
+            .iter()
+            .map(|g| {
+                queries
+                    .and_then(|q| q.child(&g.id))
+                    .map(|q| intval(q.attr("seen").unwrap_or("0")))
+            })
+            .collect();
+        if answered.iter().all(Option::is_none) {
+            return vec![None; groups.len()];
+        }
+        let package = to_sxd(state);
+        let doc = package.as_document();
+        let context = sxd_xpath::Context::new();
+        groups
+            .iter()
+            .zip(compiled.iter())
+            .zip(answered)
+            .map(|((g, exprs), seen)| {
+                let seen = seen?;
+                let cells = g
+                    .columns
+                    .iter()
+                    .zip(exprs)
+                    .map(|(col, x)| match x {
+                        Ok(xp) => run(xp, &context, doc.root(), &col.expr),
+                        Err(e) => Cell::Error(e.clone()),
+                    })
+                    .collect();
+                Some(QueryResult { seen, cells })
+            })
+            .collect()
+    }
+}
+
+fn compile(factory: &sxd_xpath::Factory, expr: &str) -> Result<sxd_xpath::XPath, String> {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory.build(expr)));
+    match built {
+        Ok(Ok(Some(x))) => Ok(x),
+        Ok(Ok(None)) => Err(format!("invalid XPath expression: {expr} (empty)")),
+        Ok(Err(e)) => Err(format!("invalid XPath expression: {expr} ({e})")),
+        Err(_) => Err(format!("invalid XPath expression: {expr}")),
+    }
+}
+
+fn run<'d>(
+    xp: &sxd_xpath::XPath,
+    context: &sxd_xpath::Context<'d>,
+    root: sxd_document::dom::Root<'d>,
+    expr: &str,
+) -> Cell {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| xp.evaluate(context, root)));
+    match result {
+        Ok(Ok(v)) => Cell::Value(value_text(&v)),
+        Ok(Err(e)) => Cell::Error(format!("cannot evaluate XPath expression: {expr} ({e})")),
+        Err(_) => Cell::Error(format!("cannot evaluate XPath expression: {expr}")),
+    }
+}
+
+/// An XPath result as text, as PHP printed it: node sets as their values joined with `, `,
+/// booleans as `1`/empty, numbers without a trailing `.0`.
+pub fn value_text(v: &sxd_xpath::Value<'_>) -> String {
+    match v {
+        sxd_xpath::Value::Nodeset(ns) => ns
+            .document_order()
+            .iter()
+            .map(|n| n.string_value())
+            .collect::<Vec<_>>()
+            .join(", "),
+        sxd_xpath::Value::String(s) => s.clone(),
+        sxd_xpath::Value::Boolean(b) => if *b { "1" } else { "" }.to_string(),
+        sxd_xpath::Value::Number(n) => {
+            if n.is_nan() {
+                "NAN".to_string()
+            } else if n.is_infinite() {
+                if *n > 0.0 { "INF" } else { "-INF" }.to_string()
+            } else if n.fract() == 0.0 && n.abs() < 1e15 {
+                format!("{}", *n as i64)
+            } else {
+                format!("{n}")
+            }
+        }
+    }
+}
+
+/// The state as an sxd document for XPath.
+fn to_sxd(el: &Element) -> sxd_document::Package {
+    let package = sxd_document::Package::new();
+    {
+        let doc = package.as_document();
+        let root = doc.create_element(el.name.as_str());
+        fill(&doc, root, el);
+        doc.root().append_child(root);
+    }
+    package
+}
+
+fn fill<'d>(
+    doc: &sxd_document::dom::Document<'d>,
+    target: sxd_document::dom::Element<'d>,
+    el: &Element,
+) {
+    for (k, v) in &el.attrs {
+        target.set_attribute_value(k.as_str(), v.as_str());
+    }
+    if !el.text.is_empty() {
+        target.append_child(doc.create_text(&el.text));
+    }
+    for c in &el.children {
+        let child = doc.create_element(c.name.as_str());
+        fill(doc, child, c);
+        target.append_child(child);
+    }
+}
+
+/// The device filter: white-space separated words, each must match a whole word (`*` and `?`
+/// as wildcards) of one of the texts of [`DeviceView::filter_text`], case-insensitive.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    words: Vec<Regex>,
+}
+
+/// Longest filter text looked at.
+const MAX_FILTER: usize = 256;
+
+impl Filter {
+    pub fn parse(s: &str) -> Filter {
+        let s = match s.char_indices().nth(MAX_FILTER) {
+            Some((i, _)) => &s[..i],
+            None => s,
+        };
+        let words = s
+            .split_whitespace()
+            .filter_map(|w| {
+                let w = normalize_mac(w);
+                let pattern = regex::escape(&w).replace("\\*", ".*").replace("\\?", ".");
+                Regex::new(&format!("(?i)(?-u:\\b){pattern}(?-u:\\b)")).ok()
+            })
+            .collect();
+        Filter { words }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Whether every word matches in `text` (see [`DeviceView::filter_text`]).
+    pub fn matches(&self, text: &str) -> bool {
+        self.words.iter().all(|w| w.is_match(text))
+    }
+}
+
+/// `009033aabbcc` → `00-90-33-aa-bb-cc` (the way serial numbers are written).
+fn normalize_mac(w: &str) -> String {
+    if w.len() == 12
+        && w.get(..6).is_some_and(|p| p == "009033")
+        && w.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        let parts: Vec<&str> = (0..6).filter_map(|i| w.get(i * 2..i * 2 + 2)).collect();
+        return parts.join("-");
+    }
+    w.to_string()
+}
+
+/// The views of unchanged state files, kept between page views.
+#[derive(Default)]
+pub struct ViewCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    config: Option<Arc<Config>>,
+    views: HashMap<String, (Option<Arc<Element>>, Arc<DeviceView>)>,
+}
+
+impl ViewCache {
+    /// The views of `entries` (state file name, content), computing only those whose file
+    /// changed since the last call (or all, when the configuration changed).
+    pub fn views(&self, cfg: &Arc<Config>, entries: &[(String, Loaded)]) -> Vec<Arc<DeviceView>> {
+        let groups = show_groups(cfg);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
+            inner.views.clear();
+            inner.config = Some(cfg.clone());
+        }
+        let mut xpaths = XPaths::new(&groups);
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, loaded) in entries {
+            let state = match loaded {
+                Loaded::Ok(el) => Some(el),
+                _ => None,
+            };
+            if let Some((cached_state, view)) = inner.views.get(key)
+                && match (cached_state, state) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                }
+            {
+                out.push(view.clone());
+                continue;
+            }
+            let view = Arc::new(match state {
+                Some(el) => DeviceView::from_element(key, el, &mut xpaths),
+                None => DeviceView::from_state(key, loaded, &groups),
+            });
+            inner
+                .views
+                .insert(key.clone(), (state.cloned(), view.clone()));
+            out.push(view);
+        }
+        if inner.views.len() > entries.len() * 2 + 64 {
+            let keep: std::collections::HashSet<&String> = entries.iter().map(|(k, _)| k).collect();
+            inner.views.retain(|k, _| keep.contains(k));
+        }
+        out
+    }
+}
+
+impl ViewCache {
+    /// The view of one state file (without forgetting the others).
+    pub fn one(&self, cfg: &Arc<Config>, key: &str, loaded: &Loaded) -> Arc<DeviceView> {
+        let groups = show_groups(cfg);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
+            inner.views.clear();
+            inner.config = Some(cfg.clone());
+        }
+        let state = match loaded {
+            Loaded::Ok(el) => Some(el),
+            _ => None,
+        };
+        if let Some((Some(cached), view)) = inner.views.get(key)
+            && state.is_some_and(|s| Arc::ptr_eq(cached, s))
+        {
+            return view.clone();
+        }
+        let view = Arc::new(DeviceView::from_state(key, loaded, &groups));
+        inner
+            .views
+            .insert(key.to_string(), (state.cloned(), view.clone()));
+        view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATE: &str = r#"<?xml version="1.0"?>
+<state seen="1000"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="172.16.1.2" ip="10.0.0.1" rp="true" proxy="10.0.0.9" classes="phone, ip232" phase="update" environments="default, lab" certstat="ok" backup="900"/><firmware build="130100" requested="130160"/><bootcode build="130150"/><queries><admin seen="990"><info name="Reception &lt;Desk&gt;" type="IP232"/></admin><media seen="980"><info stun="s1" turn="t1"><nat result="ok" public-addr="1.2.3.4"/></info></media><registration seen="970"><info><reg id="0" state="up" h323="alice" e164="11"/><reg id="1" state="down" h323="bob" e164="12"/></info></registration></queries><msgs time="1000" msg=""/><msgs time="1000" msg="hello"/><config filename="scripts/update-all-default.txt" delivered="950" version="800"/></state>"#;
+
+    fn config(queries: &str) -> Config {
+        let defaults = crate::config::Source {
+            name: "config.xml".into(),
+            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
+        };
+        let user = crate::config::Source {
+            name: "config/user-config.xml".into(),
+            bytes: format!(
+                r#"<config><master info=""/><status dir="status"/><queries>{queries}</queries></config>"#
+            )
+            .into_bytes(),
+        };
+        Config::from_sources(&defaults, Some(&user)).expect("config")
+    }
+
+    fn loaded(xml: &str) -> Loaded {
+        match Element::parse(xml.as_bytes()) {
+            Ok(e) => Loaded::Ok(Arc::new(e)),
+            Err(e) => Loaded::Corrupt {
+                error: e.to_string(),
+                raw: xml.to_string(),
+            },
+        }
+    }
+
+    #[test]
+    fn reads_the_device_fields() {
+        let v = DeviceView::from_state("00-90-33-30-00-af", &loaded(STATE), &[]);
+        assert_eq!(v.problem, None);
+        assert_eq!(v.sn, "00-90-33-30-00-af");
+        assert_eq!(v.name, "Reception <Desk>");
+        assert_eq!(v.device_type, "IP232");
+        assert!(v.via_proxy);
+        assert_eq!(v.proxy, "10.0.0.9");
+        assert_eq!(v.firmware, "130100");
+        assert_eq!(v.firmware_requested, "130160");
+        assert_eq!(v.bootcode, "130150");
+        assert_eq!(v.backup, Some(900));
+        assert_eq!(v.seen, 1000);
+        assert_eq!(v.msgs.len(), 2);
+        assert_eq!(
+            v.snippets,
+            vec![Snippet {
+                file: "scripts/update-all-default.txt".into(),
+                delivered: 950,
+                version: 800
+            }]
+        );
+        assert!(v.is_missing(10, 2000));
+        assert!(!v.is_missing(0, 2000));
+        assert!(!v.is_missing(5000, 2000));
+    }
+
+    #[test]
+    fn evaluates_show_expressions_like_the_documentation() {
+        let cfg = config(
+            r#"<query id="media" title="Media"><cmd>mod cmd MEDIA xml-info</cmd><applies>*</applies>
+                <show title="NAT">concat(/state/queries/media/info/nat/@result, ' (', /state/queries/media/info/nat/@public-addr, ')')</show>
+                <show title="Server">concat('STUN: ', /state/queries/media/info/@stun, ' TURN: ', /state/queries/media/info/@turn)</show>
+            </query>
+            <query id="registration" title="Registration"><applies>phone</applies>
+                <show title="User">concat(/state/queries/registration/info/reg[@id = "0"]/@state, ': ', /state/queries/registration/info/reg[@id = "0"]/@h323)</show>
+                <show title="All">/state/queries/registration/info/reg/@h323</show>
+                <show title="Count">count(/state/queries/registration/info/reg)</show>
+                <show title="Broken">concat(/state/queries/registration/info/reg[@id = </show>
+                <show title="Hidden">none</show>
+            </query>
+            <query id="missingq" title="Nothing"><show title="X">string(/state/@seen)</show></query>"#,
+        );
+        let groups = show_groups(&cfg);
+        assert_eq!(
+            groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+            vec!["media", "registration", "missingq"]
+        );
+        assert_eq!(groups[1].columns.len(), 4, "'none' is no column");
+        let v = DeviceView::from_state("x", &loaded(STATE), &groups);
+        let media = v.queries[0].as_ref().expect("media answered");
+        assert_eq!(media.seen, 980);
+        assert_eq!(
+            media.cells,
+            vec![
+                Cell::Value("ok (1.2.3.4)".into()),
+                Cell::Value("STUN: s1 TURN: t1".into())
+            ]
+        );
+        let reg = v.queries[1].as_ref().expect("registration answered");
+        assert_eq!(reg.cells[0], Cell::Value("up: alice".into()));
+        assert_eq!(reg.cells[1], Cell::Value("alice, bob".into()));
+        assert_eq!(reg.cells[2], Cell::Value("2".into()));
+        assert!(
+            matches!(&reg.cells[3], Cell::Error(e) if e.starts_with("invalid XPath expression")),
+            "{:?}",
+            reg.cells[3]
+        );
+        assert_eq!(v.queries[2], None, "device did not answer this query");
+    }
+
+    #[test]
+    fn corrupt_and_foreign_files_say_so() {
+        let v = DeviceView::from_state("bad", &loaded("<state><device"), &[]);
+        assert!(
+            v.problem
+                .as_deref()
+                .is_some_and(|p| p.starts_with("cannot read state file bad.xml")),
+            "{:?}",
+            v.problem
+        );
+        let v = DeviceView::from_state("foreign", &loaded("<html><body/></html>"), &[]);
+        assert_eq!(
+            v.problem.as_deref(),
+            Some("foreign.xml is not a device state (root element <html>)")
+        );
+        let v = DeviceView::from_state("nodev", &loaded("<state seen=\"1\"/>"), &[]);
+        assert!(v.problem.is_some());
+    }
+
+    fn fields(ip: &str, sn: &str, ty: &str) -> String {
+        let mut v = DeviceView::empty(sn);
+        v.realip = ip.into();
+        v.ip = ip.into();
+        v.device_type = ty.into();
+        v.firmware = "130160".into();
+        v.environments = "default, lab".into();
+        v.filter_text(false)
+    }
+
+    #[test]
+    fn filter_words_match_whole_words_of_any_field() {
+        let a = fields("172.16.0.20", "00-90-33-30-00-af", "IP232");
+        let b = fields("192.168.0.1", "00-90-33-30-00-b0", "IP222");
+        let f = Filter::parse("16");
+        assert!(f.matches(&a));
+        assert!(!f.matches(&b), "16 is not a whole word of 168");
+        let f = Filter::parse("172.16. ip232");
+        assert!(f.matches(&a));
+        assert!(!f.matches(&b));
+        let f = Filter::parse("  IP2?2   lab ");
+        assert!(f.matches(&a) && f.matches(&b));
+        assert!(Filter::parse("00-90-33-30-00-*").matches(&b));
+        assert!(Filter::parse("0090333000b0").matches(&b));
+        assert!(!Filter::parse("0090333000b0").matches(&a));
+        assert!(Filter::parse("present").matches(&a));
+        assert!(!Filter::parse("missing").matches(&a));
+        assert!(!Filter::parse("ip232 missing").matches(&a));
+        assert!(Filter::parse("").is_empty());
+        assert!(Filter::parse("").matches(&a));
+        assert!(
+            Filter::parse("a(b").matches("x a(b y"),
+            "regex characters are literal"
+        );
+        assert!(!Filter::parse("a.c").matches("abc"));
+        assert!(!Filter::parse("lab\n").matches("labx"));
+    }
+
+    #[test]
+    fn the_cache_recomputes_only_changed_states() {
+        let cfg = Arc::new(config(""));
+        let cache = ViewCache::default();
+        let one = loaded(STATE);
+        let entries = vec![("a".to_string(), one.clone())];
+        let first = cache.views(&cfg, &entries);
+        let again = cache.views(&cfg, &entries);
+        assert!(Arc::ptr_eq(&first[0], &again[0]));
+        let changed = vec![("a".to_string(), loaded(STATE))];
+        let third = cache.views(&cfg, &changed);
+        assert!(!Arc::ptr_eq(&first[0], &third[0]));
+        let cfg2 = Arc::new(config(""));
+        let fourth = cache.views(&cfg2, &changed);
+        assert!(!Arc::ptr_eq(&third[0], &fourth[0]));
+    }
+}
