@@ -744,7 +744,7 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
                         Loaded::Ok(el) => {
                             let mut el = (*el).clone();
                             el.set_attr("seen", crate::http::now().to_string());
-                            store.save(&sn, &el).is_ok()
+                            store.save(&sn, el).is_ok()
                         }
                         _ => false,
                     }
