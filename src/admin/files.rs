@@ -228,18 +228,9 @@ mod tests {
     use super::*;
 
     fn config(extra: &str) -> Config {
-        let defaults = crate::config::Source {
-            name: "config.xml".into(),
-            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = crate::config::Source {
-            name: "config/user-config.xml".into(),
-            bytes: format!(
+        Config::from_user_xml(&format!(
                 r#"<config><master info=""/><status dir="status"/><backup dir="backup"/>{extra}</config>"#
-            )
-            .into_bytes(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+            )).expect("config")
     }
 
     #[test]

@@ -94,15 +94,7 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        let defaults = crate::config::Source {
-            name: "config.xml".into(),
-            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = crate::config::Source {
-            name: "config/user-config.xml".into(),
-            bytes: br#"<config><master info=""/><environments><environment id="lab"/></environments></config>"#.to_vec(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+        Config::from_user_xml(r#"<config><master info=""/><environments><environment id="lab"/></environments></config>"#).expect("config")
     }
 
     #[test]

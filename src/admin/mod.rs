@@ -1256,24 +1256,35 @@ fn api_refused() -> Response {
     r
 }
 
+/// The configuration for an API request, or the answer refusing it (configuration error, no
+/// session or token).
+async fn api_config(
+    app: &SharedApp,
+    meta: &ConnMeta,
+    headers: &HeaderMap,
+) -> Result<Arc<Config>, Response> {
+    let cfg = app.config.get().map_err(|e| {
+        json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": e.to_string() }),
+        )
+    })?;
+    if !api_allowed(app, &cfg, meta, headers).await {
+        return Err(api_refused());
+    }
+    Ok(cfg)
+}
+
 async fn api_devices(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let cfg = match app.config.get() {
+    let cfg = match api_config(&app, &meta, &headers).await {
         Ok(c) => c,
-        Err(e) => {
-            return json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({ "error": e.to_string() }),
-            );
-        }
+        Err(refused) => return refused,
     };
-    if !api_allowed(&app, &cfg, &meta, &headers).await {
-        return api_refused();
-    }
     let args = Args::parse(uri.query().unwrap_or(""));
     let filter = args
         .get("filter")
@@ -1299,18 +1310,10 @@ async fn api_device(
     UrlPath(sn): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    let cfg = match app.config.get() {
+    let cfg = match api_config(&app, &meta, &headers).await {
         Ok(c) => c,
-        Err(e) => {
-            return json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({ "error": e.to_string() }),
-            );
-        }
+        Err(refused) => return refused,
     };
-    if !api_allowed(&app, &cfg, &meta, &headers).await {
-        return api_refused();
-    }
     if let Err(e) = crate::request::check_name("sn", sn.as_bytes()) {
         return json_response(
             StatusCode::BAD_REQUEST,

@@ -235,15 +235,7 @@ mod tests {
     use super::*;
 
     fn config(user: &str) -> Config {
-        let defaults = crate::config::Source {
-            name: "config.xml".into(),
-            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = crate::config::Source {
-            name: "config/user-config.xml".into(),
-            bytes: user.as_bytes().to_vec(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+        Config::from_user_xml(user).expect("config")
     }
 
     #[test]

@@ -806,18 +806,9 @@ mod tests {
     use crate::xml::Element;
 
     fn config(extra: &str) -> Config {
-        let defaults = crate::config::Source {
-            name: "config.xml".into(),
-            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = crate::config::Source {
-            name: "config/user-config.xml".into(),
-            bytes: format!(
+        Config::from_user_xml(&format!(
                 r#"<config><master info="" firmware="130160"/><status dir="status" missing="600"/><backup dir="backup"/><customcerts dir="certs" CAname="CA"/>{extra}</config>"#
-            )
-            .into_bytes(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+            )).expect("config")
     }
 
     fn view(xml: &str, groups: &[ShowGroup]) -> Arc<DeviceView> {

@@ -551,18 +551,9 @@ mod tests {
 <state seen="1000"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="172.16.1.2" ip="10.0.0.1" rp="true" proxy="10.0.0.9" classes="phone, ip232" phase="update" environments="default, lab" certstat="ok" backup="900"/><firmware build="130100" requested="130160"/><bootcode build="130150"/><queries><admin seen="990"><info name="Reception &lt;Desk&gt;" type="IP232"/></admin><media seen="980"><info stun="s1" turn="t1"><nat result="ok" public-addr="1.2.3.4"/></info></media><registration seen="970"><info><reg id="0" state="up" h323="alice" e164="11"/><reg id="1" state="down" h323="bob" e164="12"/></info></registration></queries><msgs time="1000" msg=""/><msgs time="1000" msg="hello"/><config filename="scripts/update-all-default.txt" delivered="950" version="800"/></state>"#;
 
     fn config(queries: &str) -> Config {
-        let defaults = crate::config::Source {
-            name: "config.xml".into(),
-            bytes: crate::config::BUILTIN_DEFAULTS.as_bytes().to_vec(),
-        };
-        let user = crate::config::Source {
-            name: "config/user-config.xml".into(),
-            bytes: format!(
+        Config::from_user_xml(&format!(
                 r#"<config><master info=""/><status dir="status"/><queries>{queries}</queries></config>"#
-            )
-            .into_bytes(),
-        };
-        Config::from_sources(&defaults, Some(&user)).expect("config")
+            )).expect("config")
     }
 
     fn loaded(xml: &str) -> Loaded {
