@@ -427,7 +427,7 @@ async fn login(ctx: &Ctx) -> Response {
         Some(Ok(true)) => {
             ctx.app.admin.throttle.succeeded(ctx.peer);
             let s = ctx.app.admin.sessions.create(&user);
-            tracing::info!("admin login of '{user}' from {}", ctx.peer);
+            tracing::info!("admin login of {user:?} from {}", ctx.peer);
             let target = admin_url(ctx.prefix(), &ctx.query);
             add_cookie(
                 redirect(StatusCode::SEE_OTHER, &target),
@@ -444,7 +444,7 @@ async fn login(ctx: &Ctx) -> Response {
                 tracing::error!("{e}");
             }
             ctx.app.admin.throttle.failed(ctx.peer);
-            tracing::warn!("failed admin login of '{user}' from {}", ctx.peer);
+            tracing::warn!("failed admin login of {user:?} from {}", ctx.peer);
             login_page(ctx, StatusCode::FORBIDDEN, Some("Wrong user or password."))
         }
     }
