@@ -580,14 +580,13 @@ async fn status_page(ctx: &Ctx, s: &Session) -> Response {
         let started = std::time::Instant::now();
         let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&f), false);
         let groups = view::show_groups(&cfg);
-        let sctx = status::Ctx {
-            cfg: &cfg,
-            prefix: &app.prefix,
-            csrf: &csrf,
-            now: crate::http::now(),
-            groups: &groups,
-            master: master_of(&app.root, &cfg),
-        };
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &groups,
+            master_of(&app.root, &cfg),
+        );
         let html = status::render_body(&sctx, &rows, &f, total, limit);
         tracing::debug!(
             devices = total,
@@ -804,14 +803,13 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
             let html = blocking(move || {
                 let r = one_row(&app, &cfg, &sn)?;
                 let groups = view::show_groups(&cfg);
-                let sctx = status::Ctx {
-                    cfg: &cfg,
-                    prefix: &app.prefix,
-                    csrf: &csrf,
-                    now: crate::http::now(),
-                    groups: &groups,
-                    master: status::MasterBuilds::default(),
-                };
+                let sctx = status::Ctx::new(
+                    &cfg,
+                    &app.prefix,
+                    &csrf,
+                    &groups,
+                    status::MasterBuilds::default(),
+                );
                 Some(status::row(&sctx, &r))
             })
             .await;
@@ -830,14 +828,13 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
             let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
             let html = blocking(move || {
                 let r = one_row(&app, &cfg, &sn)?;
-                let sctx = status::Ctx {
-                    cfg: &cfg,
-                    prefix: &app.prefix,
-                    csrf: &csrf,
-                    now: crate::http::now(),
-                    groups: &[],
-                    master: status::MasterBuilds::default(),
-                };
+                let sctx = status::Ctx::new(
+                    &cfg,
+                    &app.prefix,
+                    &csrf,
+                    &[],
+                    status::MasterBuilds::default(),
+                );
                 Some(status::part(&sctx, &r, &name))
             })
             .await;
@@ -858,14 +855,7 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
             let out = blocking(move || {
                 let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), false);
                 let groups = view::show_groups(&cfg);
-                let sctx = status::Ctx {
-                    cfg: &cfg,
-                    prefix: &app.prefix,
-                    csrf: &csrf,
-                    now: crate::http::now(),
-                    groups: &groups,
-                    master: master_of(&app.root, &cfg),
-                };
+                let sctx = status::Ctx::new(&cfg, &app.prefix, &csrf, &groups, master_of(&app.root, &cfg));
                 let shown = status::window(&rows, after.as_deref(), limit);
                 let before = after.as_deref().map_or(0, |a| {
                     rows.partition_point(|r| r.view.key.as_str() <= a)
@@ -898,14 +888,13 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
             let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
             let out = blocking(move || {
                 let groups = view::show_groups(&cfg);
-                let sctx = status::Ctx {
-                    cfg: &cfg,
-                    prefix: &app.prefix,
-                    csrf: &csrf,
-                    now: crate::http::now(),
-                    groups: &groups,
-                    master: status::MasterBuilds::default(),
-                };
+                let sctx = status::Ctx::new(
+                    &cfg,
+                    &app.prefix,
+                    &csrf,
+                    &groups,
+                    status::MasterBuilds::default(),
+                );
                 let mut map = serde_json::Map::new();
                 for sn in sns {
                     let v = match one_row(&app, &cfg, &sn) {

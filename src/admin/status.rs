@@ -63,7 +63,25 @@ pub struct Ctx<'a> {
     pub master: MasterBuilds,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The rendering context of a page or row rendered now.
+    pub fn new(
+        cfg: &'a Config,
+        prefix: &'a str,
+        csrf: &'a str,
+        groups: &'a [ShowGroup],
+        master: MasterBuilds,
+    ) -> Ctx<'a> {
+        Ctx {
+            cfg,
+            prefix,
+            csrf,
+            now: crate::http::now(),
+            groups,
+            master,
+        }
+    }
+
     fn backups_on(&self) -> bool {
         self.cfg
             .backup
