@@ -417,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path();
         let cfg = config(r#"<backup dir="backup" nbackups="1" minage="2"/>"#);
-        let now = crate::http::now();
+        let now = crate::clock::now();
         assert_eq!(run(root, &cfg, b"a", now).0, Ok(Some(now)));
         let (r, out) = run(root, &cfg, b"b", now);
         assert_eq!(r, Ok(Some(now)));

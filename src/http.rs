@@ -1,232 +1,41 @@
-//! The HTTP side: the router, serving connections, and the `update.php` endpoint's shell.
+//! The device endpoints' shell: `update.php` (polls and the `mode=` uploads),
+//! `update-migrate.php` (redirect to a new server, `<migrate url=…>`) and `fw/…` (firmware
+//! files with range requests), all below `--prefix`.
 //!
-//! URLs (below `--prefix`): `update.php` (polls and the `mode=` uploads), `update-migrate.php`
-//! (redirect to a new server, `<migrate url=…>`), `fw/…` (firmware files with range
-//! requests), `web/…` (static files of the admin pages), and the admin pages (`admin`).
-//!
-//! A connection is served by [`serve_connection`], which attaches [`ConnMeta`] (peer, local
-//! address, TLS, verified client certificate) to each request; listeners for plain HTTP live
-//! here, TLS listeners in `trust`. The `update.php` handler turns the request into
-//! [`ConnInfo`] and [`Args`], takes the device's lock, loads what the pure `script::build`
-//! needs, resolves its [`Need`]s, and writes the results.
+//! The `update.php` handler turns the request into [`ConnInfo`] and [`Args`], takes the
+//! device's lock, loads what the pure `script::build` needs, resolves its [`Need`]s, and
+//! writes the results. Connections are served by `conn`, the whole router is built by
+//! `server`.
 
 use crate::answer::{Answer, Exit, comment_safe};
+use crate::app::{App, SharedApp, blocking};
 use crate::certs::{CertFiles, FileOp};
-use crate::config::{Config, ConfigStore};
-use crate::firmware::MasterSource;
+use crate::config::Config;
+use crate::conn::ConnMeta;
 use crate::php::Args;
-use crate::request::{self, ClientCert, ConnInfo};
+use crate::request::{self, ConnInfo};
+use crate::respond::text;
 use crate::script::{self, Need, Outcome, PollInput, Resolved};
-use crate::snippets::SnippetStore;
 use crate::state::{Loaded, StateStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower::Service;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// What the connection tells about a request.
-#[derive(Debug, Clone)]
-pub struct ConnMeta {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub tls: bool,
-    /// The client certificate verified in the TLS handshake.
-    pub client_cert: Option<ClientCert>,
-}
-
-/// Everything the handlers share.
-pub struct App {
-    pub root: PathBuf,
-    /// URL path prefix, empty or starting with `/` (no trailing `/`).
-    pub prefix: String,
-    pub config: ConfigStore,
-    pub snippets: SnippetStore,
-    pub master: MasterSource,
-    /// Sessions, caches and settings of the admin pages.
-    pub admin: crate::admin::AdminState,
-    states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
-}
-
-pub type SharedApp = Arc<App>;
-
-/// Current unix time.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Normalises a `--prefix` value: leading `/`, no trailing `/`, empty for the root.
-pub fn normalize_prefix(p: &str) -> String {
-    let t = p.trim().trim_matches('/');
-    if t.is_empty() {
-        String::new()
-    } else {
-        format!("/{t}")
-    }
-}
-
-impl App {
-    pub fn new(root: PathBuf, prefix: &str) -> App {
-        let config = ConfigStore::new(&root);
-        App {
-            snippets: SnippetStore::new(root.join("scripts")),
-            master: MasterSource::new(),
-            admin: crate::admin::AdminState::default(),
-            config,
-            states: Mutex::new(HashMap::new()),
-            prefix: normalize_prefix(prefix),
-            root,
-        }
-    }
-
-    /// The state store of the configured status directory, if state tracking is on.
-    pub fn states(&self, cfg: &Config) -> Option<Arc<StateStore>> {
-        let dir = self.root.join(cfg.status_dir()?);
-        let mut map = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            map.entry(dir.clone())
-                .or_insert_with(|| Arc::new(StateStore::new(dir)))
-                .clone(),
-        )
-    }
-}
-
-/// The router of all URLs.
-pub fn router(app: SharedApp) -> Router {
-    let p = app.prefix.clone();
+/// The routes of the device endpoints: `update.php`, `update-migrate.php` and the
+/// firmware files below `fw/`.
+pub fn routes(app: &App) -> Router<SharedApp> {
+    let p = &app.prefix;
     let fw = tower_http::services::ServeDir::new(app.root.join("fw"));
-    let web = tower_http::services::ServeDir::new(app.root.join("web"));
-    let mut r = Router::new()
+    Router::new()
         .route(&format!("{p}/update.php"), any(update_php))
         .route(&format!("{p}/update-migrate.php"), any(update_migrate))
         .nest_service(&format!("{p}/fw"), fw)
-        .nest_service(&format!("{p}/web"), web)
-        .merge(crate::admin::routes(&p));
-    if !p.is_empty() {
-        let target = format!("{p}/admin/admin.php");
-        r = r.route(
-            &format!("{p}/"),
-            any(move || async move { axum::response::Redirect::to(&target) }),
-        );
-    }
-    r.layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(app)
-}
-
-/// How long a client may take to send a request's headers (seconds; `<server header-timeout>`).
-static HEADER_READ_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30);
-
-/// Sets the header read timeout of all connections served from now on.
-pub fn set_header_timeout(secs: u64) {
-    HEADER_READ_TIMEOUT.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Serves one accepted connection (plain or TLS) with `router`, attaching `meta` to every
-/// request.
-pub async fn serve_connection<I>(io: I, meta: ConnMeta, router: Router)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let peer = meta.peer;
-    let service =
-        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(meta.clone());
-            let mut r = router.clone();
-            async move { r.call(req.map(Body::new)).await }
-        });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // a client that connects and then sends nothing (or only part of its headers, also on an
-    // idle keep-alive connection) is disconnected instead of holding the connection forever
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(
-            HEADER_READ_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed),
-        ));
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
-        tracing::debug!("connection from {peer}: {e}");
-    }
-}
-
-/// The next connection of `listener` as `(stream, peer, local address)`; accept errors (such
-/// as running out of file descriptors) are logged and retried after a short pause.
-pub async fn accept(
-    listener: &tokio::net::TcpListener,
-) -> (tokio::net::TcpStream, SocketAddr, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                // answers are written in several segments (headers, body chunks): without
-                // this, Nagle's algorithm and the client's delayed ACK stall each of them
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().unwrap_or(peer);
-                return (stream, peer, local);
-            }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Accepts plain HTTP connections on `listener` forever.
-pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
-    loop {
-        let (stream, peer, local) = accept(&listener).await;
-        let meta = ConnMeta {
-            peer,
-            local,
-            tls: false,
-            client_cert: None,
-        };
-        tokio::spawn(serve_connection(stream, meta, router.clone()));
-    }
-}
-
-/// A `text/plain` answer.
-pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response()
-}
-
-/// The connection facts of a request as PHP saw them (see `trust` for proxies).
-pub fn conn_info(app: &App, cfg: &Config, meta: &ConnMeta, headers: &HeaderMap) -> ConnInfo {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| request::valid_host(h))
-        .map(str::to_string)
-        .unwrap_or_else(|| meta.local.to_string());
-    let forwarded_for = headers
-        .get("x-forwarded-for")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
-    let mut info = ConnInfo {
-        https: meta.tls,
-        local_port: meta.local.port(),
-        remote_ip: meta.peer.ip(),
-        forwarded_for,
-        client_cert: meta.client_cert.clone(),
-        host,
-    };
-    crate::trust::apply_proxy_headers(&mut info, cfg, meta, headers);
-    let _ = app;
-    info
 }
 
 /// The URL of `update.php` as this request reached it.
@@ -320,7 +129,7 @@ async fn update_php(
     if args.has("show") {
         args.set("mode", "show");
     }
-    let info = conn_info(&app, &cfg, &meta, &headers);
+    let info = crate::trust::conn_info(&cfg, &meta, &headers);
     let mode = args.get("mode").map(|m| m.into_owned());
     if mode.is_none()
         && cfg.server.migrate_all
@@ -375,15 +184,10 @@ fn save_state(store: &StateStore, sn: &str, state: crate::xml::Element, cfg: &Co
     if let Err(e) = store.save(sn, state) {
         tracing::error!("cannot write state of {sn}: {e}");
     }
-    let removed = store.expire(now(), cfg.status.expire);
+    let removed = store.expire(crate::clock::now(), cfg.status.expire);
     if !removed.is_empty() {
         tracing::info!("purged {} expired device states", removed.len());
     }
-}
-
-/// Runs `f` on the blocking pool (file I/O), or inline if the pool is gone.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
 }
 
 /// The state store of a device and its lock, held until the request is done: all requests of
@@ -455,7 +259,7 @@ async fn build_poll(
             certs: &prep.certs,
             hook_configured: cfg.server.hook_exec.is_some(),
             resolved: &resolved,
-            now: now(),
+            now: crate::clock::now(),
         };
         match script::build(&input) {
             Outcome::Done(out) => return out,
@@ -547,7 +351,13 @@ async fn device_upload(
             Some(s) => s.load(&sn),
             None => Loaded::Missing,
         };
-        let mut ans = Answer::new(cfg.status_dir(), &args, &loaded, now(), cfg.status.logkeep);
+        let mut ans = Answer::new(
+            cfg.status_dir(),
+            &args,
+            &loaded,
+            crate::clock::now(),
+            cfg.status.logkeep,
+        );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
         apply_file_ops(&app2.root, &ops);
         if let (Some(store), Some(state)) = (&store, ans.state_to_write()) {

@@ -3,22 +3,28 @@
 //! The pure core turns (request, merged configuration, device state, snippet files, clock)
 //! into (answer, state changes) without I/O: [`config`], [`script`], [`firmware`] (naming and
 //! parsing), [`certs`] (decisions and conversions), [`backup`] (filtering and rotation),
-//! [`queries`]. The shell does HTTP/TLS, files and clocks: [`http`], [`trust`], [`state`]
+//! [`queries`]. The shell does HTTP/TLS, files and clocks: [`server`] (router and listeners), [`conn`]
+//! (connections), [`app`] (shared handler state), [`http`] (device endpoints), [`trust`], [`state`]
 //! (the files), [`snippets`] (the snippet directory), the master lookup in [`firmware`],
 //! [`hooks`], [`admin`].
 
 pub mod admin;
 pub mod answer;
+pub mod app;
 pub mod backup;
 pub mod certs;
+pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod firmware;
 pub mod hooks;
 pub mod http;
 pub mod php;
 pub mod queries;
 pub mod request;
+pub mod respond;
 pub mod script;
+pub mod server;
 pub mod snippets;
 pub mod state;
 pub mod trust;

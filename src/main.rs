@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use update_server::app::App;
 use update_server::config::Config;
-use update_server::http::{self, App};
+use update_server::server::{self, Listeners};
 use update_server::trust;
 
 #[derive(Parser)]
@@ -95,80 +96,63 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::CheckConfig { root } => match Config::load(&root) {
-            Ok(cfg) => {
-                println!("<!-- merged from: {} -->", cfg.sources.join(", "));
-                print!("{}", cfg.tree.to_pretty_document());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match Cli::parse().command {
+        Command::CheckConfig { root } => check_config(&root),
         Command::Simulate {
             root,
             prefix,
             host,
             query,
-        } => {
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let app = Arc::new(App::new(root, &prefix));
-            match rt.block_on(http::simulate(&app, &query, &host)) {
-                Ok(body) => {
-                    use std::io::Write;
-                    let _ = std::io::stdout().write_all(&body);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::HashPassword => {
-            let mut line = String::new();
-            if let Err(e) = std::io::stdin().read_line(&mut line) {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-            let password = line.trim_end_matches(['\r', '\n']);
-            match update_server::admin::session::hash_password(password) {
-                Ok(h) => {
-                    println!("{h}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Serve(args) => {
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(serve(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        } => with_runtime(|rt| simulate(rt, root, &prefix, &host, &query)),
+        Command::HashPassword => hash_password(),
+        Command::Serve(args) => with_runtime(|rt| rt.block_on(serve(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn with_runtime(
+    f: impl FnOnce(&tokio::runtime::Runtime) -> Result<(), String>,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    f(&rt)
+}
+
+fn check_config(root: &std::path::Path) -> Result<(), String> {
+    let cfg = Config::load(root).map_err(|e| e.to_string())?;
+    println!("<!-- merged from: {} -->", cfg.sources.join(", "));
+    print!("{}", cfg.tree.to_pretty_document());
+    Ok(())
+}
+
+fn simulate(
+    rt: &tokio::runtime::Runtime,
+    root: PathBuf,
+    prefix: &str,
+    host: &str,
+    query: &str,
+) -> Result<(), String> {
+    use std::io::Write;
+    let app = Arc::new(App::new(root, prefix));
+    let body = rt.block_on(update_server::http::simulate(&app, query, host))?;
+    let _ = std::io::stdout().write_all(&body);
+    Ok(())
+}
+
+fn hash_password() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let h = update_server::admin::session::hash_password(password).map_err(|e| e.to_string())?;
+    println!("{h}");
+    Ok(())
 }
 
 fn parse_addrs(list: &[String], what: &str) -> Result<Vec<SocketAddr>, String> {
@@ -180,12 +164,9 @@ fn parse_addrs(list: &[String], what: &str) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
-async fn serve(mut args: ServeArgs) -> Result<(), String> {
-    let root = std::fs::canonicalize(&args.root)
-        .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
-    let cfg = Config::load(&root).map_err(|e| e.to_string())?;
+/// Flags win over the configuration file: fills in what the flags left open.
+fn merge_config(args: &mut ServeArgs, root: &std::path::Path, cfg: &Config) -> Result<(), String> {
     let s = &cfg.server;
-    // flags win over the configuration file
     if args.http.is_empty() && args.https.is_empty() && args.mtls.is_empty() {
         args.http = parse_addrs(&s.http, "http")?;
         args.https = parse_addrs(&s.https, "https")?;
@@ -194,87 +175,63 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             args.http.push(SocketAddr::from(([127, 0, 0, 1], 8080)));
         }
     }
-    let prefix = args
-        .prefix
-        .clone()
-        .or_else(|| s.prefix.clone())
-        .unwrap_or_default();
-    let tls_cert = args
-        .tls_cert
-        .clone()
-        .or_else(|| s.tls_cert.as_ref().map(|p| root.join(p)));
-    let tls_key = args
-        .tls_key
-        .clone()
-        .or_else(|| s.tls_key.as_ref().map(|p| root.join(p)));
-    let client_ca = args
-        .client_ca
-        .clone()
-        .or_else(|| s.client_ca.as_ref().map(|p| root.join(p)));
-
-    let app = Arc::new(App::new(root.clone(), &prefix));
-    if let Some(a) = args.https.first().or(args.mtls.first()) {
-        app.admin.set_https_port(a.port());
-    }
-    let _warming = update_server::admin::warm_up(app.clone());
-    http::set_header_timeout(cfg.server.header_timeout_secs);
-    let router = http::router(app.clone());
-
+    let rel = |p: &Option<String>| p.as_ref().map(|p| root.join(p));
+    args.prefix = args.prefix.take().or_else(|| s.prefix.clone());
+    args.tls_cert = args.tls_cert.take().or_else(|| rel(&s.tls_cert));
+    args.tls_key = args.tls_key.take().or_else(|| rel(&s.tls_key));
+    args.client_ca = args.client_ca.take().or_else(|| rel(&s.client_ca));
+    args.legacy_client_certs = args.legacy_client_certs.or(Some(s.legacy_client_certs));
     trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
         let file = cfg.sources.last().map_or("configuration", String::as_str);
         format!("{file}: {e}")
     })?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut tls_configs = None;
-    if !args.https.is_empty() || !args.mtls.is_empty() {
-        let opts = trust::TlsOptions {
-            cert: tls_cert,
-            key: tls_key,
-            client_ca,
-            legacy_client_certs: args.legacy_client_certs.unwrap_or(s.legacy_client_certs),
-        };
-        let setup = trust::TlsSetup::load(&root, &opts, !args.mtls.is_empty())
-            .map_err(|e| e.to_string())?;
-        tracing::info!(
-            "server certificate {} (SHA-256 {})",
-            setup.cert_path.display(),
-            setup.fingerprint
-        );
-        tls_configs = Some((setup.https, setup.mtls));
-    }
-    for addr in &args.http {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("--http {addr}: {e}"))?;
-        tracing::info!("listening on http://{addr}{}/update.php", app.prefix);
-        tasks.spawn(http::serve_plain(l, router.clone()));
-    }
-    if let Some((plain, mtls)) = tls_configs {
-        for addr in &args.https {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("--https {addr}: {e}"))?;
-            tracing::info!("listening on https://{addr}{}/update.php", app.prefix);
-            tasks.spawn(trust::serve_tls(l, plain.clone(), router.clone()));
-        }
-        if let Some(m) = mtls {
-            for addr in &args.mtls {
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("--mtls {addr}: {e}"))?;
-                tracing::info!(
-                    "listening on https://{addr}{}/update.php (client certificates)",
-                    app.prefix
-                );
-                tasks.spawn(trust::serve_tls(l, m.clone(), router.clone()));
-            }
-        }
-    }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("shutting down");
-        }
-        _ = tasks.join_next() => {}
-    }
     Ok(())
+}
+
+/// Loads (or generates) the server certificate when a TLS listener is asked for.
+fn tls_setup(args: &ServeArgs, root: &std::path::Path) -> Result<Option<trust::TlsSetup>, String> {
+    if args.https.is_empty() && args.mtls.is_empty() {
+        return Ok(None);
+    }
+    let opts = trust::TlsOptions {
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+        client_ca: args.client_ca.clone(),
+        legacy_client_certs: args.legacy_client_certs.unwrap_or(true),
+    };
+    let setup =
+        trust::TlsSetup::load(root, &opts, !args.mtls.is_empty()).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "server certificate {} (SHA-256 {})",
+        setup.cert_path.display(),
+        setup.fingerprint
+    );
+    Ok(Some(setup))
+}
+
+async fn serve(mut args: ServeArgs) -> Result<(), String> {
+    let root = std::fs::canonicalize(&args.root)
+        .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
+    let cfg = Config::load(&root).map_err(|e| e.to_string())?;
+    merge_config(&mut args, &root, &cfg)?;
+    let tls = tls_setup(&args, &root)?;
+    let listeners = Listeners {
+        http: Listeners::bind("http", &args.http)
+            .await
+            .map_err(|e| e.to_string())?,
+        https: Listeners::bind("https", &args.https)
+            .await
+            .map_err(|e| e.to_string())?,
+        mtls: Listeners::bind("mtls", &args.mtls)
+            .await
+            .map_err(|e| e.to_string())?,
+        tls,
+    };
+    let app = Arc::new(App::new(root, args.prefix.as_deref().unwrap_or_default()));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    server::serve(app, listeners, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

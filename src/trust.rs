@@ -30,14 +30,17 @@
 //!   only from `<server trusted-proxies>`, and how the issuer of a proxy-verified certificate
 //!   is decided.
 
+pub mod diagnose;
 pub mod proxy;
 pub mod verifier;
 
 pub use proxy::apply_proxy_headers;
 
-use crate::http::ConnMeta;
-use crate::request::ClientCert;
+use crate::config::Config;
+use crate::conn::ConnMeta;
+use crate::request::{self, ClientCert, ConnInfo};
 use axum::Router;
+use axum::http::{HeaderMap, header};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{RootCertStore, ServerConfig};
@@ -338,6 +341,31 @@ pub fn common_name(name: &x509_parser::x509::X509Name<'_>) -> String {
     }
 }
 
+/// The connection facts of a request as PHP saw them, after the proxy headers `proxy`
+/// allows.
+pub fn conn_info(cfg: &Config, meta: &ConnMeta, headers: &HeaderMap) -> ConnInfo {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| request::valid_host(h))
+        .map(str::to_string)
+        .unwrap_or_else(|| meta.local.to_string());
+    let forwarded_for = headers
+        .get("x-forwarded-for")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let mut info = ConnInfo {
+        https: meta.tls,
+        local_port: meta.local.port(),
+        remote_ip: meta.peer.ip(),
+        forwarded_for,
+        client_cert: meta.client_cert.clone(),
+        host,
+    };
+    apply_proxy_headers(&mut info, cfg, meta, headers);
+    info
+}
+
 /// Subject CN and issuer CN of a DER certificate.
 pub fn cert_names(der: &[u8]) -> Option<ClientCert> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -377,14 +405,21 @@ pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     config: Arc<ServerConfig>,
     router: Router,
+    header_timeout: Duration,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
-        let (stream, peer, local) = crate::http::accept(&listener).await;
+        let (stream, peer, local) = crate::conn::accept(&listener).await;
         let span = tracing::info_span!("tls", %peer, port = local.port());
         tokio::spawn(
-            serve_tls_connection(stream, peer, local, acceptor.clone(), router.clone())
-                .instrument(span),
+            serve_tls_connection(
+                stream,
+                peer,
+                local,
+                acceptor.clone(),
+                (router.clone(), header_timeout),
+            )
+            .instrument(span),
         );
     }
 }
@@ -395,7 +430,7 @@ async fn serve_tls_connection(
     peer: SocketAddr,
     local: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    router: Router,
+    (router, header_timeout): (Router, Duration),
 ) {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let timed_out = || {
@@ -437,7 +472,7 @@ async fn serve_tls_connection(
         tls: true,
         client_cert,
     };
-    crate::http::serve_connection(tls, meta, router).await;
+    crate::conn::serve_connection(tls, meta, router, header_timeout).await;
 }
 
 /// Logs why a handshake failed, in words an administrator can act on. Certificate refusals

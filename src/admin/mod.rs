@@ -27,9 +27,11 @@ pub mod show;
 pub mod status;
 pub mod view;
 
+use crate::app::SharedApp;
 use crate::config::Config;
-use crate::http::{ConnMeta, SharedApp, text};
+use crate::conn::ConnMeta;
 use crate::php::Args;
+use crate::respond::text;
 use crate::state::Loaded;
 use axum::Router;
 use axum::body::Body;
@@ -276,7 +278,7 @@ async fn admin_php(
             );
         }
     };
-    let info = crate::http::conn_info(&app, &cfg, &meta, &headers);
+    let info = crate::trust::conn_info(&cfg, &meta, &headers);
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
     if method == Method::POST && is_form(&headers) {
@@ -499,7 +501,7 @@ fn collect_rows(
     let total = entries.len();
     let views = app.admin.views.views(cfg, &entries);
     let certs = CertIndex::read(&app.root, cfg.customcerts.as_ref());
-    let now = crate::http::now();
+    let now = crate::clock::now();
     let rows = views
         .into_iter()
         .filter(|v| {
@@ -742,7 +744,7 @@ async fn ui(ctx: &Ctx, s: &Session) -> Response {
                     match store.load(&sn) {
                         Loaded::Ok(el) => {
                             let mut el = (*el).clone();
-                            el.set_attr("seen", crate::http::now().to_string());
+                            el.set_attr("seen", crate::clock::now().to_string());
                             store.save(&sn, el).is_ok()
                         }
                         _ => false,
@@ -1282,7 +1284,7 @@ async fn api_devices(
     let out = blocking(move || {
         let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), true);
         let groups = view::show_groups(&cfg);
-        let now = crate::http::now();
+        let now = crate::clock::now();
         let summary = status::summary(&cfg, &master_of(&app.root, &cfg), now, &rows);
         api::devices(&rows, total, &summary, &groups, cfg.status.missing, now)
     })
@@ -1316,7 +1318,7 @@ async fn api_device(
             &r,
             &groups,
             cfg.status.missing,
-            crate::http::now(),
+            crate::clock::now(),
             true,
         ))
     })

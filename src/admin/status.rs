@@ -76,7 +76,7 @@ impl<'a> Ctx<'a> {
             cfg,
             prefix,
             csrf,
-            now: crate::http::now(),
+            now: crate::clock::now(),
             groups,
             master,
         }

@@ -28,7 +28,7 @@
 //! `$ssl_client_i_dn`) gets it checked against `CAname` like a direct connection.
 
 use crate::config::Config;
-use crate::http::ConnMeta;
+use crate::conn::ConnMeta;
 use crate::request::{ClientCert, ConnInfo};
 use axum::http::{HeaderMap, header};
 use std::net::IpAddr;
