@@ -24,8 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use update_server::admin::{files, status, view};
-use update_server::http::{self, App};
+use update_server::app::App;
 use update_server::state::{Loaded, StateStore};
+use update_server::{conn, server};
 
 const CONFIG: &str = r#"<config>
     <master info="" user="admin" password="secret"/>
@@ -267,7 +268,7 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tmp");
     let root = dir.path().to_path_buf();
-    let now = http::now();
+    let now = update_server::clock::now();
     let t = Instant::now();
     write_fleet(&root, n, now);
     println!(
@@ -296,7 +297,11 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    rt.spawn(http::serve_plain(listener, http::router(app.clone())));
+    rt.spawn(conn::serve_plain(
+        listener,
+        server::router(app.clone()),
+        Duration::from_secs(30),
+    ));
 
     const PAGE: &str = "/admin/admin.php?mode=status";
     const ALL: &str = "/admin/admin.php?mode=status&rows=all";
@@ -315,7 +320,11 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr2 = listener2.local_addr().expect("addr");
-    rt.spawn(http::serve_plain(listener2, http::router(warmed.clone())));
+    rt.spawn(conn::serve_plain(
+        listener2,
+        server::router(warmed.clone()),
+        Duration::from_secs(30),
+    ));
     let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");
     let page = measure(addr, &cookie, PAGE, "", 10);
     let all = measure(addr, &cookie, ALL, "", 5);

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower::ServiceExt;
-use update_server::http::{App, ConnMeta, SharedApp};
+use update_server::app::{App, SharedApp};
+use update_server::conn::ConnMeta;
 
 struct Harness {
     app: SharedApp,
@@ -98,7 +99,7 @@ impl Harness {
             b = b.header(*k, *v);
         }
         let req = b.body(Body::from(body)).expect("request");
-        let router = update_server::http::router(self.app.clone());
+        let router = update_server::server::router(self.app.clone());
         let resp = router.oneshot(req).await.expect("router answers");
         let status = resp.status();
         let headers = resp.headers().clone();

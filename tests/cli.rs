@@ -1,8 +1,29 @@
-//! The `check-config` and `simulate` subcommands.
+//! The binary itself: the `check-config` and `simulate` subcommands, and `serve` reading its
+//! listeners and TLS settings from the configuration file or refusing bad ones. The only
+//! integration tests that start the binary (all others serve in-process, see `common`).
 
 mod common;
 
+use common::free_port;
+use common::make_root;
+use common::tls::{
+    Ca, ClientAuth, LeafOptions, POLL, TestKey, has_snippet, local, make_trust_root, tls_get,
+    write_bundle,
+};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Picking free ports and starting the server that binds them take turns: otherwise another
+/// test thread could start a server between the two, or a child process could briefly hold a
+/// copy of the probing socket.
+static START: Mutex<()> = Mutex::new(());
+
+fn start_turn() -> std::sync::MutexGuard<'static, ()> {
+    START.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_update-server"))
@@ -78,4 +99,136 @@ fn simulate_prints_the_script_without_writing_state() {
     let cmds = common::command_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(cmds[0], "config change A /x 1");
     assert!(!root.join("status/00-90-33-30-00-af.xml").exists());
+}
+
+#[test]
+fn listeners_and_tls_settings_from_the_configuration_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = Ca::with_key("Test Device CA", TestKey::rsa(2048), true);
+    let root = make_trust_root(dir.path());
+    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
+    let (c, k) = common::tls::write_server_cert(&root.join("tls"));
+    std::fs::rename(c, root.join("tls/mine.crt")).expect("rename");
+    std::fs::rename(k, root.join("tls/mine.key")).expect("rename");
+    write_bundle(&root.join("tls/ca.pem"), &[&ca]);
+    // no listener flags at all: everything from <server>, ports picked in the start-up turn
+    let turn = start_turn();
+    let (https, mtls, http) = (free_port(), free_port(), free_port());
+    let config = format!(
+        r#"<config><master info=""/><status dir="status"/><server http="127.0.0.1:{http}" https="127.0.0.1:{https}" mtls="127.0.0.1:{mtls}" prefix="/update" tls-cert="tls/mine.crt" tls-key="tls/mine.key" client-ca="tls/ca.pem" legacy-client-certs="false"/><customcerts dir="certs" CAname="Test Device CA"/><times forcehttps="true" httpsport="{mtls}" forcetrust="true"/></config>"#
+    );
+    std::fs::write(root.join("config/user-config.xml"), config).expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
+        .args(["serve", "--root"])
+        .arg(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log"))
+        .spawn()
+        .expect("start");
+    let guard = KillOnDrop(&mut child);
+    for port in [http, https, mtls] {
+        wait_for(port, &dir.path().join("server.log"));
+    }
+    drop(turn);
+    let device = ca.issue("IP232-30-00-af");
+    let r = tls_get(local(mtls), ClientAuth::Device(&device), POLL).expect("MTLS poll");
+    assert!(has_snippet(&r), "{}", r.text());
+    // legacy-client-certs="false" from the file: a SHA-1 certificate is refused
+    let old = ca.issue_with(
+        "IP232-30-00-af",
+        LeafOptions {
+            sha1: true,
+            ..LeafOptions::default()
+        },
+    );
+    assert!(tls_get(local(mtls), ClientAuth::Device(&old), POLL).is_err());
+    assert_eq!(
+        tls_get(local(https), ClientAuth::None, POLL)
+            .expect("HTTPS")
+            .status,
+        200
+    );
+    assert!(
+        !root.join("tls/server.crt").exists(),
+        "configured certificate used"
+    );
+    drop(guard);
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(port: u16, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if TcpStream::connect(local(port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "nothing listens on {port}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Starts the binary expecting it to refuse: returns its exit status and error output.
+fn refused_start(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
+        .args(["serve", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run update-server");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_tls_settings_stop_the_server_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        r#"<config><server trusted-proxies="10.0.0.1, proxy.example"/></config>"#,
+        &[],
+    );
+    let port = format!("127.0.0.1:{}", free_port());
+    let (status, err) = refused_start(&root, &["--http", &port]);
+    assert!(!status.success());
+    assert!(
+        err.contains(
+            "config/user-config.xml: <server trusted-proxies>: 'proxy.example' is not an address"
+        ),
+        "{err}"
+    );
+    let root = make_root(dir.path(), r#"<config><master info=""/></config>"#, &[]);
+    let (status, err) = refused_start(&root, &["--mtls", &port]);
+    assert!(!status.success());
+    assert!(err.contains("--mtls needs --client-ca"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").expect("write");
+    let (status, err) = refused_start(
+        &root,
+        &["--mtls", &port, "--client-ca", &empty.display().to_string()],
+    );
+    assert!(!status.success());
+    assert!(err.contains("empty.pem: no certificate found"), "{err}");
+    assert!(
+        !root.join("tls").exists(),
+        "nothing generated for a start that fails"
+    );
+    // a generated key whose certificate was lost
+    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
+    std::fs::write(root.join("tls/server.key"), "lost its certificate").expect("write");
+    let (status, err) = refused_start(&root, &["--https", &port]);
+    assert!(!status.success());
+    assert!(err.contains("server.key exists but"), "{err}");
 }

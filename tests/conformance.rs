@@ -17,7 +17,7 @@
 //! Cases flagged `security` or `divergent` are run and reported separately;
 //! they never fail the test. The test fails if any other case differs.
 
-mod support;
+mod conformance_harness;
 
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,9 +26,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use support::case::{self, Case};
-use support::compare;
-use support::pki::{self, Pki};
+use conformance_harness::case::{self, Case};
+use conformance_harness::compare;
+use conformance_harness::pki::{self, Pki};
 
 /// Detail lines printed per failing case.
 const MAX_REPORT_LINES: usize = 40;
@@ -181,7 +181,7 @@ fn report(outcomes: &[Outcome]) -> (String, Vec<String>) {
         outcomes.iter().partition(|o| o.flag.is_some());
     let mut out = format!(
         "\n=== conformance cases (server: {}) ===\n",
-        support::server::server_binary().display()
+        conformance_harness::server::server_binary().display()
     );
     for o in &normal {
         out.push_str(&format_outcome(o));
@@ -269,15 +269,15 @@ mod unit {
 
     use std::collections::BTreeMap;
 
-    use crate::support::case::{FileEntry, check_value, resulting_files, sha256_hex};
-    use crate::support::compare::{split_lines, status_text};
-    use crate::support::diff::{Similarity, unified};
-    use crate::support::http::{Response, decode_chunked, read_response};
-    use crate::support::normalise::Normaliser;
-    use crate::support::placeholders::{
+    use crate::conformance_harness::case::{FileEntry, check_value, resulting_files, sha256_hex};
+    use crate::conformance_harness::compare::{split_lines, status_text};
+    use crate::conformance_harness::diff::{Similarity, unified};
+    use crate::conformance_harness::http::{Response, decode_chunked, read_response};
+    use crate::conformance_harness::normalise::Normaliser;
+    use crate::conformance_harness::placeholders::{
         Vars, format_datetime, parse_datetime, replace, replace_bytes,
     };
-    use crate::support::xmlcmp::{compare_documents, parse};
+    use crate::conformance_harness::xmlcmp::{compare_documents, parse};
 
     /// 2024-06-01 12:00:00 UTC
     const NOW: i64 = 1_717_243_200;
@@ -631,7 +631,7 @@ mod unit {
         use rustls::server::WebPkiClientVerifier;
         use x509_parser::prelude::{FromDer, X509Certificate};
 
-        use crate::support::pki::{self, CLIENTS};
+        use crate::conformance_harness::pki::{self, CLIENTS};
 
         let pki = pki::build().expect("building the test PKI");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -717,8 +717,8 @@ mod unit {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         use rustls::server::WebPkiClientVerifier;
 
-        use crate::support::http::{Request, tls_config};
-        use crate::support::pki;
+        use crate::conformance_harness::http::{Request, tls_config};
+        use crate::conformance_harness::pki;
 
         let pki = pki::build().expect("building the test PKI");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -795,7 +795,7 @@ mod unit {
     #[cfg(target_os = "linux")]
     #[test]
     fn tells_who_owns_a_listening_port() {
-        use crate::support::server::{listener_owned_by, spawn_lock};
+        use crate::conformance_harness::server::{listener_owned_by, spawn_lock};
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("local addr").port();

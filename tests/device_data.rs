@@ -153,7 +153,7 @@ fn params(cn: &str, not_before: i64, not_after: i64) -> CertificateParams {
 }
 
 fn now() -> i64 {
-    update_server::http::now()
+    update_server::clock::now()
 }
 
 struct Pki {

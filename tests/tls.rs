@@ -2,24 +2,18 @@
 //! in the test: the running server, a device with a certificate, and what it gets.
 
 mod common;
-mod tlskit;
 
-use common::{Server, free_port, http_request, make_root};
+use common::tls::{
+    self as tlskit, Ca, ClientAuth, LeafOptions, TestKey, local, tls_get, tls_request, write_bundle,
+};
+use common::tls::{POLL, SNIPPETS, has_snippet, make_trust_root};
+use common::{Server, Setup, http_request, make_root};
 use rustls::SignatureScheme;
 use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
-use tlskit::{Ca, ClientAuth, LeafOptions, TestKey, local, tls_get, tls_request, write_bundle};
-
-const POLL: &str =
-    "/update/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=172.16.1.2";
-const SNIPPET_LINE: &str = "config change NTP0 /server1 pool.ntp.org";
-const SNIPPETS: &[(&str, &str)] = &[(
-    "update-all-default.txt",
-    "# every device\nconfig change NTP0 /server1 pool.ntp.org\n",
-)];
 
 /// A server with `--http`, `--https` and `--mtls` listeners, prefix `/update`.
 struct TlsServer {
@@ -68,8 +62,9 @@ struct Ports {
     mtls: u16,
 }
 
-/// Starts the server on `root` with `--https`, `--mtls` (client CAs: `bundle`) and `extra`;
-/// `config(ports)` becomes `config/user-config.xml`, written once the ports are known.
+/// Starts the server on `root` with `--https`, `--mtls` (client CAs: `bundle`) and `extra`
+/// (`--legacy-client-certs false`); `config(ports)` becomes `config/user-config.xml`, written
+/// once the ports are known.
 fn start(
     dir: &Path,
     root: &Path,
@@ -78,33 +73,33 @@ fn start(
     extra: &[&str],
 ) -> TlsServer {
     let (crt, key) = tlskit::write_server_cert(dir);
-    let (server, picked) = Server::start_with(root, 2, |picked| {
+    let legacy_client_certs = match extra {
+        [] => true,
+        ["--legacy-client-certs", "false"] => false,
+        other => panic!("unsupported arguments {other:?}"),
+    };
+    let setup = Setup {
+        prefix: "/update".into(),
+        https: true,
+        mtls: true,
+        tls: update_server::trust::TlsOptions {
+            cert: Some(crt),
+            key: Some(key),
+            client_ca: Some(bundle.to_path_buf()),
+            legacy_client_certs,
+        },
+    };
+    let (server, picked) = Server::start_with(root, setup, |picked| {
         let ports = Ports {
-            https: picked[0],
-            mtls: picked[1],
+            https: picked.https,
+            mtls: picked.mtls,
         };
         std::fs::write(root.join("config/user-config.xml"), config(&ports)).expect("config");
-        let mut args: Vec<String> = vec![
-            "--prefix".into(),
-            "/update".into(),
-            "--https".into(),
-            format!("127.0.0.1:{}", ports.https),
-            "--mtls".into(),
-            format!("127.0.0.1:{}", ports.mtls),
-            "--tls-cert".into(),
-            crt.display().to_string(),
-            "--tls-key".into(),
-            key.display().to_string(),
-            "--client-ca".into(),
-            bundle.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
     });
     TlsServer {
         server,
-        https: picked[0],
-        mtls: picked[1],
+        https: picked.https,
+        mtls: picked.mtls,
     }
 }
 
@@ -121,29 +116,6 @@ fn forcetrust_server(dir: &Path, ca: &Ca, extra: &[&str]) -> TlsServer {
     let root = make_trust_root(dir);
     let bundle = write_bundle(&dir.join("device-ca.pem"), &[ca]);
     start(dir, &root, |p| forcetrust_config(p, &ca.cn), &bundle, extra)
-}
-
-/// `make_root` plus the device state a forcetrust installation has after the first polls:
-/// the device's certificate query answered (certificate by "Test Device CA", valid), so the
-/// custom certificate workflow does not stand in front of the snippets.
-fn make_trust_root(dir: &Path) -> std::path::PathBuf {
-    let root = make_root(dir, "", SNIPPETS);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        - 600;
-    let state = format!(
-        r#"<?xml version="1.0"?>
-<state seen="{now}"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="172.16.1.2" ip="127.0.0.1" rp="false"/><queries><certificates seen="{now}"><info><servercert><certificate subject_cn="IP232-30-00-af" issuer_cn="Test Device CA" not_before="2019-05-01 00:00:00" not_after="2039-05-01 00:00:00"/></servercert></info></certificates><admin seen="{now}"><info name="Reception Desk" type="IP232"/></admin></queries></state>"#
-    );
-    std::fs::create_dir_all(root.join("status")).expect("mkdir status");
-    std::fs::write(root.join("status/00-90-33-30-00-af.xml"), state).expect("state");
-    root
-}
-
-fn has_snippet(r: &common::Response) -> bool {
-    r.command_lines().iter().any(|l| l == SNIPPET_LINE)
 }
 
 #[test]
@@ -767,10 +739,13 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         r#"<config><master info=""/></config>"#,
         SNIPPETS,
     );
-    let https_flag = |p: &[u16]| vec!["--https".to_string(), format!("127.0.0.1:{}", p[0])];
+    let https_only = Setup {
+        https: true,
+        ..Setup::default()
+    };
     let fingerprint = {
-        let (server, ports) = Server::start_with(&root, 1, https_flag);
-        let https = ports[0];
+        let (server, ports) = Server::start_with(&root, https_only.clone(), |_| {});
+        let https = ports.https;
         let r = tls_get(
             local(https),
             ClientAuth::None,
@@ -791,7 +766,7 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         fp
     };
     // the next start keeps it
-    let (server, _) = Server::start_with(&root, 1, https_flag);
+    let (server, _) = Server::start_with(&root, https_only, |_| {});
     let log = server.log_text();
     assert!(!log.contains("generated a self-signed"), "{log}");
     assert!(log.contains(&fingerprint), "{log}");
@@ -804,83 +779,6 @@ fn sha256_hex_colons(data: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-#[test]
-fn listeners_and_tls_settings_from_the_configuration_file() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ca = Ca::with_key("Test Device CA", TestKey::rsa(2048), true);
-    let root = make_trust_root(dir.path());
-    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
-    let (c, k) = tlskit::write_server_cert(&root.join("tls"));
-    std::fs::rename(c, root.join("tls/mine.crt")).expect("rename");
-    std::fs::rename(k, root.join("tls/mine.key")).expect("rename");
-    write_bundle(&root.join("tls/ca.pem"), &[&ca]);
-    // no listener flags at all: everything from <server>, ports picked in the start-up turn
-    let turn = common::start_turn();
-    let (https, mtls, http) = (free_port(), free_port(), free_port());
-    let config = format!(
-        r#"<config><master info=""/><status dir="status"/><server http="127.0.0.1:{http}" https="127.0.0.1:{https}" mtls="127.0.0.1:{mtls}" prefix="/update" tls-cert="tls/mine.crt" tls-key="tls/mine.key" client-ca="tls/ca.pem" legacy-client-certs="false"/><customcerts dir="certs" CAname="Test Device CA"/><times forcehttps="true" httpsport="{mtls}" forcetrust="true"/></config>"#
-    );
-    std::fs::write(root.join("config/user-config.xml"), config).expect("config");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
-        .args(["serve", "--root"])
-        .arg(&root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log"))
-        .spawn()
-        .expect("start");
-    let guard = KillOnDrop(&mut child);
-    for port in [http, https, mtls] {
-        wait_for(port, &dir.path().join("server.log"));
-    }
-    drop(turn);
-    let device = ca.issue("IP232-30-00-af");
-    let r = tls_get(local(mtls), ClientAuth::Device(&device), POLL).expect("MTLS poll");
-    assert!(has_snippet(&r), "{}", r.text());
-    // legacy-client-certs="false" from the file: a SHA-1 certificate is refused
-    let old = ca.issue_with(
-        "IP232-30-00-af",
-        LeafOptions {
-            sha1: true,
-            ..LeafOptions::default()
-        },
-    );
-    assert!(tls_get(local(mtls), ClientAuth::Device(&old), POLL).is_err());
-    assert_eq!(
-        tls_get(local(https), ClientAuth::None, POLL)
-            .expect("HTTPS")
-            .status,
-        200
-    );
-    assert!(
-        !root.join("tls/server.crt").exists(),
-        "configured certificate used"
-    );
-    drop(guard);
-}
-
-struct KillOnDrop<'a>(&'a mut std::process::Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(port: u16, log: &Path) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if TcpStream::connect(local(port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "nothing listens on {port}; log:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 #[test]
@@ -904,59 +802,4 @@ fn https_request_sees_https_urls_and_its_port() {
         p.https
     );
     assert!(r.command_lines().contains(&scfg), "{}", r.text());
-}
-
-/// Starts the binary expecting it to refuse: returns its exit status and error output.
-fn refused_start(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
-        .args(["serve", "--root"])
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run update-server");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn bad_tls_settings_stop_the_server_with_one_clear_line() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let root = make_root(
-        dir.path(),
-        r#"<config><server trusted-proxies="10.0.0.1, proxy.example"/></config>"#,
-        &[],
-    );
-    let port = format!("127.0.0.1:{}", free_port());
-    let (status, err) = refused_start(&root, &["--http", &port]);
-    assert!(!status.success());
-    assert!(
-        err.contains(
-            "config/user-config.xml: <server trusted-proxies>: 'proxy.example' is not an address"
-        ),
-        "{err}"
-    );
-    let root = make_root(dir.path(), r#"<config><master info=""/></config>"#, &[]);
-    let (status, err) = refused_start(&root, &["--mtls", &port]);
-    assert!(!status.success());
-    assert!(err.contains("--mtls needs --client-ca"), "{err}");
-    let empty = dir.path().join("empty.pem");
-    std::fs::write(&empty, "no certificates here\n").expect("write");
-    let (status, err) = refused_start(
-        &root,
-        &["--mtls", &port, "--client-ca", &empty.display().to_string()],
-    );
-    assert!(!status.success());
-    assert!(err.contains("empty.pem: no certificate found"), "{err}");
-    assert!(
-        !root.join("tls").exists(),
-        "nothing generated for a start that fails"
-    );
-    // a generated key whose certificate was lost
-    std::fs::create_dir_all(root.join("tls")).expect("mkdir");
-    std::fs::write(root.join("tls/server.key"), "lost its certificate").expect("write");
-    let (status, err) = refused_start(&root, &["--https", &port]);
-    assert!(!status.success());
-    assert!(err.contains("server.key exists but"), "{err}");
 }

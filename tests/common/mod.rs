@@ -1,128 +1,31 @@
-//! Shared helpers for integration tests: start the real `update-server` binary on loopback
-//! ports and talk raw HTTP/1.1 to it (the request target is sent exactly as given).
+//! The one harness of the integration tests: the server in this process on loopback ports
+//! ([`Server`], see `server`), a raw HTTP/1.1 client (the request target is sent exactly as
+//! given), installation roots and device states, the TLS test PKI and client (`tls`), and a
+//! WebDriver client for the browser tests (`webdriver`). See `tests/README.md`.
 //!
 //! Use from a test file with `mod common;`. Each integration test crate compiles this module
 //! on its own, so not every helper is used everywhere.
 #![allow(dead_code)]
 
+pub mod server;
+pub mod tls;
 pub mod webdriver;
+
+#[allow(unused_imports)]
+pub use server::{Server, Setup, TlsPorts};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Picking a free port and starting the server that binds it take turns: otherwise another
-/// test thread could start a server between the two, or a child process could briefly hold a
-/// copy of the probing socket.
-static START: Mutex<()> = Mutex::new(());
-
-/// Takes the start-up turn, for a test that starts a server process of its own (e.g. with no
-/// `--http` flag): pick its ports and start it while holding the guard.
-pub fn start_turn() -> std::sync::MutexGuard<'static, ()> {
-    START.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A free loopback port (bound once and released).
+/// A free loopback port (bound once and released), for processes that are not the server
+/// under test (ChromeDriver) and for `tests/cli.rs`, which starts the binary.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
-}
-
-/// A running server; killed when dropped.
-pub struct Server {
-    child: Child,
-    pub http_port: u16,
-    pub root: PathBuf,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `update-server serve --root ROOT --http 127.0.0.1:PORT` plus `extra` arguments,
-    /// and waits until the HTTP port accepts connections.
-    pub fn start(root: &Path, extra: &[&str]) -> Server {
-        Server::start_with(root, 0, |_| extra.iter().map(|s| s.to_string()).collect()).0
-    }
-
-    /// Like [`Server::start`], with `extra_ports` more free ports picked in the same turn and
-    /// handed to `args`, which returns the further arguments (e.g. `--https 127.0.0.1:P`).
-    /// Returns the server and those ports.
-    pub fn start_with(
-        root: &Path,
-        extra_ports: usize,
-        args: impl FnOnce(&[u16]) -> Vec<String>,
-    ) -> (Server, Vec<u16>) {
-        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
-        let ports: Vec<u16> = (0..extra_ports).map(|_| free_port()).collect();
-        let extra = args(&ports);
-        let http_port = free_port();
-        let log = root.with_extension("server.log");
-        let log_file = std::fs::File::create(&log).expect("server log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_update-server"));
-        cmd.arg("serve")
-            .arg("--root")
-            .arg(root)
-            .arg("--http")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file));
-        let child = cmd.spawn().expect("start update-server");
-        let server = Server {
-            child,
-            http_port,
-            root: root.to_path_buf(),
-            log,
-        };
-        server.wait_for_port(http_port);
-        for p in &ports {
-            server.wait_for_port(*p);
-        }
-        (server, ports)
-    }
-
-    /// Waits until `port` accepts connections (panics with the server log after 10 s).
-    pub fn wait_for_port(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server did not listen on {port}; log:\n{}", self.log_text());
-    }
-
-    /// What the server logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.http_port))
-    }
-
-    /// `GET target` over plain HTTP.
-    pub fn get(&self, target: &str) -> Response {
-        http_request(self.addr(), "GET", target, &[], b"")
-    }
-
-    /// `PUT target` with `body` over plain HTTP.
-    pub fn put(&self, target: &str, body: &[u8]) -> Response {
-        http_request(self.addr(), "PUT", target, &[], body)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An HTTP response.

@@ -2,10 +2,10 @@
 //! key sizes and SHA-1 signatures rcgen and *ring* cannot make), and a rustls client that
 //! talks raw HTTP/1.1 over a real handshake.
 //!
-//! Use from a test file with `mod common; mod tlskit;`.
+//! Use from a test file with `mod common;` as `common::tls`.
 #![allow(dead_code)]
 
-use crate::common::{Response, exchange};
+use super::{Response, exchange, make_root};
 use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
@@ -468,4 +468,39 @@ pub fn tls_get(addr: SocketAddr, auth: ClientAuth<'_>, target: &str) -> std::io:
 /// A loopback address with `port`.
 pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+// --- an installation with a trusted device, as the TLS tests use it ---
+
+/// A poll of the test device below prefix `/update`.
+pub const POLL: &str =
+    "/update/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=172.16.1.2";
+pub const SNIPPET_LINE: &str = "config change NTP0 /server1 pool.ntp.org";
+pub const SNIPPETS: &[(&str, &str)] = &[(
+    "update-all-default.txt",
+    "# every device\nconfig change NTP0 /server1 pool.ntp.org\n",
+)];
+
+/// `make_root` plus the device state a forcetrust installation has after the first polls:
+/// the device's certificate query answered (certificate by "Test Device CA", valid), so the
+/// custom certificate workflow does not stand in front of the snippets.
+pub fn make_trust_root(dir: &Path) -> std::path::PathBuf {
+    let root = make_root(dir, "", SNIPPETS);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 600;
+    let state = format!(
+        r#"<?xml version="1.0"?>
+<state seen="{now}"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="172.16.1.2" ip="127.0.0.1" rp="false"/><queries><certificates seen="{now}"><info><servercert><certificate subject_cn="IP232-30-00-af" issuer_cn="Test Device CA" not_before="2019-05-01 00:00:00" not_after="2039-05-01 00:00:00"/></servercert></info></certificates><admin seen="{now}"><info name="Reception Desk" type="IP232"/></admin></queries></state>"#
+    );
+    std::fs::create_dir_all(root.join("status")).expect("mkdir status");
+    std::fs::write(root.join("status/00-90-33-30-00-af.xml"), state).expect("state");
+    root
+}
+
+/// Whether the answer carries the snippet of [`SNIPPETS`].
+pub fn has_snippet(r: &Response) -> bool {
+    r.command_lines().iter().any(|l| l == SNIPPET_LINE)
 }
