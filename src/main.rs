@@ -199,14 +199,9 @@ fn tls_setup(args: &ServeArgs, root: &std::path::Path) -> Result<Option<trust::T
         client_ca: args.client_ca.clone(),
         legacy_client_certs: args.legacy_client_certs.unwrap_or(true),
     };
-    let setup =
-        trust::TlsSetup::load(root, &opts, !args.mtls.is_empty()).map_err(|e| e.to_string())?;
-    tracing::info!(
-        "server certificate {} (SHA-256 {})",
-        setup.cert_path.display(),
-        setup.fingerprint
-    );
-    Ok(Some(setup))
+    trust::TlsSetup::load(root, &opts, !args.mtls.is_empty())
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 async fn serve(mut args: ServeArgs) -> Result<(), String> {

@@ -102,6 +102,13 @@ pub async fn serve(
         (None, false) => return Err(ServeError::NoTls),
     };
     let tls_mtls = tls.as_ref().and_then(|t| t.mtls.clone());
+    if let Some(t) = &tls {
+        tracing::info!(
+            "server certificate {} (SHA-256 {})",
+            t.cert_path.display(),
+            t.fingerprint
+        );
+    }
     if tls_mtls.is_none() && !mtls.is_empty() {
         return Err(ServeError::NoMtls);
     }
