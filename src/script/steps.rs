@@ -1,13 +1,13 @@
 //! The script's steps in the PHP server's order ([`run`]), with the device facts they share
 //! ([`Device`]), worked out once at the start.
 
+use super::Need;
 use super::candidates::{candidate_names, environments};
 use super::ctx::{Ctx, Step, Stop};
 use super::delivery::{check, deliver, hook};
 use super::identity::enforce_trust;
 use super::upgrade::firmware_section;
 use super::urlmod::Rewrite;
-use super::Need;
 use crate::answer::comment_safe;
 use crate::certs::{self, CertDecision as Decision};
 use crate::php::{self, Value, loose_eq};

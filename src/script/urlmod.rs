@@ -21,7 +21,12 @@ pub(super) struct Rewrite {
 impl Ctx<'_> {
     /// PHP's `rewriteUrl`: reconfigures the device's Command File URL (and fast polling) when
     /// state arguments changed, arguments are missing, or HTTPS must be used.
-    pub(super) fn rewrite_url(&mut self, rw: &Rewrite, usehttps: bool, usehttpsport: &Value) -> bool {
+    pub(super) fn rewrite_url(
+        &mut self,
+        rw: &Rewrite,
+        usehttps: bool,
+        usehttpsport: &Value,
+    ) -> bool {
         self.print("\r\n");
         if !(self.statechanged || !rw.missing.is_empty() || usehttps) {
             return false;
