@@ -510,7 +510,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     tracing::info!(
         sn = %sn,
         device_type = %args.get("type").unwrap_or_default(),
-        ip = %info.device_ip().0,
+        ip = %info.device_ip().ip,
         bytes = output.body.len(),
         micros = started.elapsed().as_micros() as u64,
         "poll"

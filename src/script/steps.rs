@@ -65,11 +65,11 @@ impl Device {
         let classes = cfg.classes_of(&device_type);
         ctx.log_device("type", &device_type);
         ctx.log_device("classes", &classes.join(", "));
-        let (ip, rp, via) = inp.conn.device_ip();
-        ctx.log_device("ip", &ip);
-        ctx.log_device("rp", if rp { "true" } else { "false" });
-        if let Some(via) = via {
-            ctx.log_device("proxy", &via);
+        let from = inp.conn.device_ip();
+        ctx.log_device("ip", &from.ip);
+        ctx.log_device("rp", if from.via_proxy { "true" } else { "false" });
+        if let Some(proxy) = &from.proxy {
+            ctx.log_device("proxy", proxy);
         }
         let phase = match arg("phase") {
             Some(p) if !php::empty(&p) => {
