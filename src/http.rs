@@ -15,7 +15,7 @@ use crate::conn::ConnMeta;
 use crate::php::Args;
 use crate::request::{self, ConnInfo};
 use crate::respond::text;
-use crate::script::{self, Need, Outcome, PollInput, Resolved};
+use crate::script::{self, PollInput};
 use crate::state::{Loaded, StateStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -238,7 +238,30 @@ fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateS
     }
 }
 
+/// Answers the update script's needs: the master device, reverse DNS, the snippet hook.
+struct PollResolver<'a> {
+    app: &'a App,
+    cfg: &'a Config,
+}
+
+impl script::Resolver for PollResolver<'_> {
+    async fn master(&self) -> crate::firmware::MasterResolution {
+        self.app.master.resolve(self.cfg, &self.app.root).await
+    }
+
+    async fn rdns(&self, ip: &str) -> Option<String> {
+        reverse_dns(ip).await
+    }
+
+    async fn hook(&self, state: &crate::xml::Element) -> script::HookAnswer {
+        let exec = self.cfg.server.hook_exec.clone().unwrap_or_default();
+        let timeout = Duration::from_secs(self.cfg.server.hook_timeout_secs);
+        crate::hooks::run(&self.app.root, &exec, timeout, state).await
+    }
+}
+
 /// Runs `script::build`, answering its needs (master device, reverse DNS, snippet hook).
+/// The clock is read once: every round of the script sees the same time.
 async fn build_poll(
     app: &App,
     cfg: &Config,
@@ -247,35 +270,24 @@ async fn build_poll(
     prep: &Prepared,
 ) -> script::PollOutput {
     let script_url = script_url(app, info);
-    let mut resolved = Resolved::default();
-    loop {
-        let input = PollInput {
-            config: cfg,
-            args,
-            conn: info,
-            script_url: &script_url,
-            state: &prep.loaded,
-            snippets: &*prep.snippets,
-            certs: &prep.certs,
-            hook_configured: cfg.server.hook_exec.is_some(),
-            resolved: &resolved,
-            now: crate::clock::now(),
-        };
-        match script::build(&input) {
-            Outcome::Done(out) => return out,
-            Outcome::Need(Need::Master) => {
-                resolved.master = Some(app.master.resolve(cfg, &app.root).await);
-            }
-            Outcome::Need(Need::Rdns(ip)) => {
-                resolved.rdns = Some(reverse_dns(&ip).await);
-            }
-            Outcome::Need(Need::Hook(state)) => {
-                let exec = cfg.server.hook_exec.clone().unwrap_or_default();
-                let timeout = Duration::from_secs(cfg.server.hook_timeout_secs);
-                resolved.hook = Some(crate::hooks::run(&app.root, &exec, timeout, &state).await);
-            }
-        }
-    }
+    let input = PollInput {
+        config: cfg,
+        args,
+        conn: info,
+        script_url: &script_url,
+        state: &prep.loaded,
+        snippets: &*prep.snippets,
+        certs: &prep.certs,
+        hook_configured: cfg.server.hook_exec.is_some(),
+        now: crate::clock::now(),
+    };
+    let resolver = PollResolver { app, cfg };
+    script::build_resolving(&input, &resolver)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "poll");
+            script::PollOutput::internal_error()
+        })
 }
 
 async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> Response {
@@ -302,7 +314,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     tracing::info!(
         sn = %sn,
         device_type = %args.get("type").unwrap_or_default(),
-        ip = %info.device_ip().0,
+        ip = %info.device_ip().ip,
         bytes = output.body.len(),
         micros = started.elapsed().as_micros() as u64,
         "poll"

@@ -38,6 +38,17 @@ pub struct ConnInfo {
     pub host: String,
 }
 
+/// Where a request came from, as PHP's `getRemoteIp` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIp {
+    /// The device's address (the first `X-Forwarded-For` entry as sent, or the peer).
+    pub ip: String,
+    /// Whether the request came through a proxy.
+    pub via_proxy: bool,
+    /// The proxy's address, when it did.
+    pub proxy: Option<String>,
+}
+
 impl ConnInfo {
     /// A plain HTTP connection from `127.0.0.1` to `host` (tests, `simulate`).
     pub fn plain(host: &str, port: u16) -> ConnInfo {
@@ -53,8 +64,8 @@ impl ConnInfo {
 
     /// The device's address as PHP's `getRemoteIp` determines it: the first entry of
     /// `X-Forwarded-For` if present (then the peer is the proxy), else the peer address
-    /// (IPv4-mapped IPv6 shown as IPv4). Returns `(ip, via_proxy, proxy)`.
-    pub fn device_ip(&self) -> (String, bool, Option<String>) {
+    /// (IPv4-mapped IPv6 shown as IPv4).
+    pub fn device_ip(&self) -> DeviceIp {
         let peer = match self.remote_ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => v4.to_string(),
@@ -70,9 +81,17 @@ impl ConnInfo {
         {
             Some(xff) => {
                 let first = xff.split(',').next().unwrap_or("").to_string();
-                (first, true, Some(peer))
+                DeviceIp {
+                    ip: first,
+                    via_proxy: true,
+                    proxy: Some(peer),
+                }
             }
-            None => (peer, false, None),
+            None => DeviceIp {
+                ip: peer,
+                via_proxy: false,
+                proxy: None,
+            },
         }
     }
 
@@ -212,19 +231,28 @@ mod tests {
     #[test]
     fn device_ip_from_forwarded_for() {
         let mut c = ConnInfo::plain("h", 80);
-        assert_eq!(c.device_ip(), ("127.0.0.1".into(), false, None));
+        let direct = DeviceIp {
+            ip: "127.0.0.1".into(),
+            via_proxy: false,
+            proxy: None,
+        };
+        assert_eq!(c.device_ip(), direct);
         c.forwarded_for = Some("10.1.2.3, 192.168.100.1".into());
         assert_eq!(
             c.device_ip(),
-            ("10.1.2.3".into(), true, Some("127.0.0.1".into()))
+            DeviceIp {
+                ip: "10.1.2.3".into(),
+                via_proxy: true,
+                proxy: Some("127.0.0.1".into())
+            }
         );
         c.forwarded_for = Some("1.2.3.4 ,5.6.7.8".into());
-        assert_eq!(c.device_ip().0, "1.2.3.4 ", "kept as sent, like PHP");
+        assert_eq!(c.device_ip().ip, "1.2.3.4 ", "kept as sent, like PHP");
         c.forwarded_for = Some(" ".into());
-        assert_eq!(c.device_ip(), ("127.0.0.1".into(), false, None));
+        assert_eq!(c.device_ip(), direct);
         c.forwarded_for = None;
         c.remote_ip = "::ffff:10.0.0.9".parse().expect("ip");
-        assert_eq!(c.device_ip().0, "10.0.0.9");
+        assert_eq!(c.device_ip().ip, "10.0.0.9");
     }
 
     #[test]

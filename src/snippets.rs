@@ -143,7 +143,7 @@ impl SnippetStore {
     /// directory; when it differs from the last one, everything is read again.
     pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
         let dir_mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
-        let mut changed_files: Vec<(String, SystemTime, u64)> = Vec::new();
+        let mut changed_files: Vec<Changed> = Vec::new();
         let mut vanished: Vec<String> = Vec::new();
         {
             let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
@@ -157,7 +157,11 @@ impl SnippetStore {
                         Ok(m) => {
                             let mt = m.modified().unwrap_or(UNIX_EPOCH);
                             if mt != entry.mtime || m.len() != entry.len {
-                                changed_files.push((name.clone(), mt, m.len()));
+                                changed_files.push(Changed {
+                                    name: name.clone(),
+                                    mtime: mt,
+                                    len: m.len(),
+                                });
                             }
                         }
                         Err(_) => vanished.push(name.clone()),
@@ -175,9 +179,9 @@ impl SnippetStore {
             for name in vanished {
                 inner.entries.remove(&name);
             }
-            for (name, mt, len) in changed_files {
-                let e = read_entry(&dir.join(&name), mt, len);
-                inner.entries.insert(name, e);
+            for c in changed_files {
+                let e = read_entry(&dir.join(&c.name), c.mtime, c.len);
+                inner.entries.insert(c.name, e);
             }
         }
         inner.snapshot = Arc::new(Snapshot {
@@ -189,6 +193,13 @@ impl SnippetStore {
         });
         inner.snapshot.clone()
     }
+}
+
+/// A snippet file whose modification time or length changed since it was read.
+struct Changed {
+    name: String,
+    mtime: SystemTime,
+    len: u64,
 }
 
 fn unreadable(error: String) -> Entry {

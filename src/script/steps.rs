@@ -1,0 +1,417 @@
+//! The script's steps in the PHP server's order ([`run`]), with the device facts they share
+//! ([`Device`]), worked out once at the start.
+
+use super::Need;
+use super::candidates::{candidate_names, environments};
+use super::ctx::{Ctx, Step, Stop};
+use super::delivery::{check, deliver, hook};
+use super::identity::enforce_trust;
+use super::upgrade::firmware_section;
+use super::urlmod::Rewrite;
+use crate::answer::comment_safe;
+use crate::certs::{self, CertDecision as Decision};
+use crate::php::{self, Value, loose_eq};
+use crate::snippets::Snippet;
+use crate::state::Target;
+
+/// The whole script, step by step.
+pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
+    ctx.notify("");
+    rewrite_for_missing_args(ctx)?;
+    let dev = Device::read(ctx)?;
+    skipnext(ctx, &dev)?;
+    let listing = list_snippets(ctx, &dev);
+    backup_line(ctx);
+    grace(ctx, &listing)?;
+    let decision = certificates(ctx, &dev)?;
+    ctx.do_queries(&dev.classes, &dev.envs)?;
+    times(ctx, &dev);
+    firmware(ctx, &dev)?;
+    certificate_cmds(ctx, &dev, &decision)?;
+    enforce_https(ctx, &dev)?;
+    advance_phase(ctx, &dev);
+    let hook = hook(ctx, &dev)?;
+    let check = check(ctx, &dev, &listing, &hook);
+    deliver(ctx, &dev, &listing, &hook, &check);
+    ctx.finish();
+    Ok(())
+}
+
+/// What the poll says about the device.
+pub(super) struct Device {
+    pub device_type: String,
+    /// The classes of the device's type.
+    pub classes: Vec<String>,
+    /// The phase the device is in (the first one when it sent none).
+    pub phase: String,
+    /// The phase after it (`None` in the last phase).
+    pub nextphase: Option<String>,
+    /// The device's environments, with their `implies`.
+    pub envs: Vec<String>,
+    /// `?polling=` as sent.
+    pub polling: Value,
+    /// `?sn=` as sent (empty when missing).
+    pub sn: String,
+}
+
+impl Device {
+    /// Reads the facts from the request and logs them; ends the script on an unknown phase
+    /// or environment.
+    fn read(ctx: &mut Ctx<'_>) -> Step<Device> {
+        let inp = ctx.inp;
+        let cfg = ctx.cfg;
+        let arg = |k: &str| inp.args.get(k).map(|v| v.into_owned());
+        let device_type = arg("type").unwrap_or_default();
+        let classes = cfg.classes_of(&device_type);
+        ctx.log_device("type", &device_type);
+        ctx.log_device("classes", &classes.join(", "));
+        let from = inp.conn.device_ip();
+        ctx.log_device("ip", &from.ip);
+        ctx.log_device("rp", if from.via_proxy { "true" } else { "false" });
+        if let Some(proxy) = &from.proxy {
+            ctx.log_device("proxy", proxy);
+        }
+        let phase = match arg("phase") {
+            Some(p) if !php::empty(&p) => {
+                if !cfg.phase_exists(&p) {
+                    return ctx.notify_die(&format!("invalid phase: '{p}'"));
+                }
+                p
+            }
+            _ => cfg.first_phase().to_string(),
+        };
+        let nextphase = cfg.next_phase(&phase).map(str::to_string);
+        ctx.log_device("phase", &phase);
+        let envs = match environments(cfg, inp.args) {
+            Ok(e) => e,
+            Err(bad) => {
+                let raw = arg("env").unwrap_or_default();
+                return ctx.notify_die(&format!("invalid environment: '{bad}' ({raw})"));
+            }
+        };
+        ctx.log_device("environments", &envs.join(", "));
+        ctx.notify(&format!(
+            "phase: {phase}, nextphase: {}, environment: {}, type: {device_type}, classes: {}",
+            nextphase.as_deref().unwrap_or(""),
+            envs.join("+"),
+            classes.join("+")
+        ));
+        Ok(Device {
+            device_type,
+            classes,
+            phase,
+            nextphase,
+            envs,
+            polling: arg("polling").into(),
+            sn: arg("sn").unwrap_or_default(),
+        })
+    }
+
+    /// What a URL rewrite needs from the device facts.
+    pub fn rewrite(&self) -> Rewrite {
+        Rewrite {
+            missing: Vec::new(),
+            polling: self.polling.clone(),
+            phase: Some(self.phase.clone()),
+            nextphase: self.nextphase.clone(),
+        }
+    }
+}
+
+/// Without `type`, `sn`, `hwid` and `ip` the device only gets its URL rewritten (with the
+/// `stdargs` macros) and the script ends.
+fn rewrite_for_missing_args(ctx: &mut Ctx<'_>) -> Step {
+    let args = ctx.inp.args;
+    let missing: Vec<String> = ["type", "sn", "hwid", "ip"]
+        .iter()
+        .filter(|k| !args.has(k))
+        .map(|k| k.to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !args.has("phase") {
+        let first = ctx.cfg.first_phase().to_string();
+        ctx.set_state_arg("phase", Value::Str(first));
+    }
+    if !args.has("polling") {
+        let p = ctx.polling();
+        ctx.set_state_arg("polling", p);
+    }
+    let rw = Rewrite {
+        missing,
+        polling: Value::Null,
+        phase: None,
+        nextphase: None,
+    };
+    ctx.rewrite_url(&rw, false, &Value::Null);
+    Err(Stop::Exit)
+}
+
+/// `skipnext`: a poll after certificate changes only runs the queries.
+fn skipnext(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
+    let skip = ctx
+        .ans
+        .state()
+        .and_then(|s| s.attr("skipnext"))
+        .map(str::to_string);
+    let Some(t) = skip else {
+        return Ok(());
+    };
+    let now = ctx.inp.now;
+    let age = php::since(now, php::intval(&t));
+    ctx.log(
+        "msg",
+        Some(&format!("skipnext: {age}")),
+        Target::New("msgs", now),
+    );
+    if let Some(s) = ctx.ans.state_mut() {
+        s.remove_attr("skipnext");
+    }
+    ctx.line("# need up-to-date query state, skipping update script, doing queries only");
+    ctx.do_queries(&dev.classes, &dev.envs)?;
+    let p = ctx.polling();
+    ctx.set_state_arg("polling", p);
+    ctx.finish();
+    Err(Stop::Exit)
+}
+
+/// A snippet file that exists and is readable.
+pub(super) struct Found<'a> {
+    /// The path as printed.
+    pub path: String,
+    pub snippet: &'a Snippet,
+}
+
+/// The snippets found for the device and the newest of them.
+pub(super) struct Listing<'a> {
+    pub files: Vec<Found<'a>>,
+    /// Modification time of the newest (0: none found).
+    pub newest_time: i64,
+    /// Path of the newest (`unknown`: none found).
+    pub newest_file: String,
+}
+
+/// Lists the candidate snippets: those that exist (with their age), then the others.
+fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
+    let inp = ctx.inp;
+    let cands = candidate_names(ctx.cfg, Some(&dev.sn), &dev.classes, &dev.phase, &dev.envs);
+    let dir = ctx.cfg.times.dir.clone();
+    ctx.print("\r\n");
+    ctx.line(&format!("# existing files (from {}):", comment_safe(&dir)));
+    if php::empty(&dev.sn) {
+        ctx.line("# no SN -- cannot log");
+    }
+    let mut listing = Listing {
+        files: Vec::new(),
+        newest_time: 0,
+        newest_file: String::from("unknown"),
+    };
+    for c in &cands {
+        if let Some(s) = inp.snippets.get(&c.name)
+            && s.content.is_ok()
+        {
+            let age = php::since(inp.now, s.mtime);
+            ctx.line(&format!("# > {}: {age}", comment_safe(&c.path)));
+            listing.files.push(Found {
+                path: c.path.clone(),
+                snippet: s,
+            });
+            if s.mtime > listing.newest_time {
+                listing.newest_time = s.mtime;
+                listing.newest_file = c.path.clone();
+            }
+        }
+    }
+    ctx.print("\r\n");
+    let further = format!("# possible further files (from {}):", comment_safe(&dir));
+    ctx.line(&further);
+    for c in &cands {
+        match inp.snippets.get(&c.name) {
+            Some(s) => {
+                if let Err(e) = &s.content {
+                    let (path, e) = (comment_safe(&c.path), comment_safe(e));
+                    ctx.line(&format!("# {path}   (cannot read: {e})"));
+                }
+            }
+            None => ctx.line(&format!("# {}   ", comment_safe(&c.path))),
+        }
+    }
+    ctx.print("\r\n");
+    listing
+}
+
+/// The backup line (`mod cmd UP0 scfg …`), unless backups are off or need HTTPS.
+fn backup_line(ctx: &mut Ctx<'_>) {
+    let cfg = ctx.cfg;
+    if !cfg.backups_enabled() {
+        ctx.print("\r\n");
+        ctx.notify("Backups not enabled in config");
+    } else if cfg.times.forcehttps && !ctx.inp.conn.https {
+        ctx.notify("backups enabled but forcehttps is true and not using HTTPS");
+    } else {
+        let scfg = ctx.full_url(cfg.backup.scfg.as_deref().unwrap_or(""));
+        ctx.print("\r\n");
+        ctx.line(&format!("mod cmd UP0 scfg {scfg}"));
+    }
+}
+
+/// The grace period: nothing while a snippet is younger than `times/@grace`.
+fn grace(ctx: &mut Ctx<'_>, listing: &Listing<'_>) -> Step {
+    if listing.newest_time == 0 {
+        return Ok(());
+    }
+    let age = ctx.inp.now - listing.newest_time;
+    let grace = ctx.cfg.times.grace;
+    let newest_file = &listing.newest_file;
+    ctx.print(&format!(
+        "\r\n# {}\r\n",
+        comment_safe(&format!("newest script ({newest_file}) {age}s old"))
+    ));
+    if age < grace {
+        return ctx.notify_die(&format!(
+            "files being updated ({newest_file} {age}s old, waiting for at least {grace}s to expire)"
+        ));
+    }
+    Ok(())
+}
+
+/// Certificates: what to do about the device's certificate (the commands are sent later,
+/// after the firmware).
+fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<Decision> {
+    let inp = ctx.inp;
+    ctx.print("\r\n");
+    let decision = certs::decide(&certs::CertInput {
+        config: ctx.cfg,
+        state: ctx.ans.state(),
+        device_type: &dev.device_type,
+        sn: Some(&dev.sn),
+        files: inp.certs,
+        base_url: &ctx.base_url,
+        now: inp.now,
+        rdns: ctx.resolved.rdns.clone(),
+    });
+    if let Some(ip) = decision.need_rdns.clone() {
+        return Err(Stop::Need(Need::Rdns(ip)));
+    }
+    if let Some(msg) = decision.bailout.clone() {
+        return ctx.bailout(&msg);
+    }
+    if decision.skipnext {
+        let now = inp.now;
+        ctx.log("skipnext", Some(&now.to_string()), Target::Root);
+        ctx.log("msg", Some("skipnext set"), Target::New("msgs", now));
+    }
+    if decision.cleaned_up {
+        ctx.log_device("requestDownloaded", "false");
+    }
+    ctx.file_ops.extend(decision.file_ops.iter().cloned());
+    if let Some(status) = decision.certstat() {
+        let status = status.to_string();
+        ctx.log_device("certstat", &status);
+    }
+    Ok(decision)
+}
+
+/// Restricted update times.
+fn times(ctx: &mut Ctx<'_>, dev: &Device) {
+    if let Some(times) = ctx.restricted_times(dev.nextphase.is_some()) {
+        ctx.print(&format!("\r\n# Restricted times\r\n{times}\r\n"));
+    }
+    ctx.print("\r\n");
+}
+
+/// Firmware and boot code, the builds the device reports, and the reset after an update.
+fn firmware(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
+    let args = ctx.inp.args;
+    let arg = |k: &str| args.get(k).map(|v| v.into_owned());
+    let mut reset = false;
+    if !ctx.cfg.master.info.is_empty() {
+        reset = firmware_section(ctx, &dev.device_type, &dev.classes, &dev.envs)?;
+    }
+    if let Some(p) = arg("PROT") {
+        ctx.log("build", Some(&p), Target::Sub("firmware"));
+    }
+    if let Some(b) = arg("BOOT") {
+        ctx.log("build", Some(&b), Target::Sub("bootcode"));
+    }
+    if let Some(h) = arg("hwid") {
+        ctx.log_device("hwid", &h);
+    }
+    if let Some(i) = arg("ip") {
+        ctx.log_device("realip", &i);
+    }
+    if reset {
+        ctx.line("# make sure remaining update scripts are executed with up-to-date firmware and update URL");
+        ctx.line("iresetn");
+    }
+    Ok(())
+}
+
+/// The certificate messages and commands; with commands, nothing else is sent.
+fn certificate_cmds(ctx: &mut Ctx<'_>, dev: &Device, decision: &Decision) -> Step {
+    for m in &decision.msgs {
+        ctx.notify(&format!("certificates: {m} "));
+    }
+    if let Some(cmds) = &decision.cmds {
+        for (cmt, c) in cmds {
+            ctx.notify(&format!("certificates: {cmt}"));
+            ctx.line_bytes(c);
+        }
+        let p = ctx.polling();
+        ctx.set_state_arg("polling", p);
+        if !ctx.rewrite_url(&dev.rewrite(), false, &Value::Null) {
+            ctx.line("config write");
+            ctx.line("config activate");
+        }
+        ctx.line("iresetn");
+        return ctx.notify_die("certificate cmds need to process - no further cmds");
+    }
+    ctx.line("# no certificate cmds required - processing normal updates");
+    Ok(())
+}
+
+/// `times/@forcehttps`: a device not on HTTPS at the right port gets its URL switched and
+/// nothing else; with `times/@forcetrust` its client certificate is checked.
+fn enforce_https(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
+    let cfg = ctx.cfg;
+    let conn = ctx.inp.conn;
+    if !cfg.times.forcehttps {
+        return Ok(());
+    }
+    let https_port: Value = if conn.https {
+        Value::Str(conn.local_port.to_string())
+    } else {
+        Value::Null
+    };
+    let need_port = cfg.times.httpsport.clone();
+    let need_port = Value::Str(need_port.unwrap_or_else(|| "443".to_string()));
+    if !conn.https || !loose_eq(&need_port, &https_port) {
+        let p = ctx.polling();
+        ctx.set_state_arg("polling", p.clone());
+        ctx.rewrite_url(&dev.rewrite(), true, &https_port);
+        return ctx.notify_die(&format!(
+            "forcehttps - currently {}using HTTPS on port {}, new polling: {}",
+            if conn.https { "" } else { "NOT " },
+            https_port.to_php_string(),
+            p.to_php_string()
+        ));
+    }
+    if cfg.times.forcetrust {
+        enforce_trust(ctx)?;
+    }
+    Ok(())
+}
+
+/// The next poll's phase and polling: fast polling while staging, off in the last phase.
+fn advance_phase(ctx: &mut Ctx<'_>, dev: &Device) {
+    ctx.print("\r\n");
+    match &dev.nextphase {
+        Some(np) => {
+            ctx.set_state_arg("phase", Value::Str(np.clone()));
+            let p = ctx.polling();
+            ctx.set_state_arg("polling", p);
+        }
+        None => ctx.set_state_arg("polling", Value::Int(0)),
+    }
+}
