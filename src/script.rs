@@ -802,17 +802,23 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
         now: inp.now,
         rdns: inp.resolved.rdns.clone(),
     });
-    if let Some(ip) = decision.need_rdns.clone() {
-        return Err(Stop::Need(Need::Rdns(ip)));
-    }
-    if let Some(msg) = decision.bailout.clone() {
-        return ctx.bailout(&msg);
-    }
-    if decision.skipnext {
-        let now = inp.now;
-        ctx.log("skipnext", Some(&now.to_string()), Target::Root);
-        ctx.log("msg", Some("skipnext set"), Target::New("msgs", now));
-    }
+    let (decision, cert_cmds) = match decision {
+        certs::CertDecision::NeedRdns(ip) => return Err(Stop::Need(Need::Rdns(ip))),
+        certs::CertDecision::Bailout(msg) => return ctx.bailout(&msg),
+        certs::CertDecision::Continue(report) => (report, None),
+        certs::CertDecision::SendAndStop {
+            report,
+            cmds,
+            skipnext,
+        } => {
+            if skipnext {
+                let now = inp.now;
+                ctx.log("skipnext", Some(&now.to_string()), Target::Root);
+                ctx.log("msg", Some("skipnext set"), Target::New("msgs", now));
+            }
+            (report, Some(cmds))
+        }
+    };
     if decision.cleaned_up {
         ctx.log_device("requestDownloaded", "false");
     }
@@ -856,7 +862,7 @@ fn run(ctx: &mut Ctx<'_>) -> Step {
     for m in &decision.msgs {
         ctx.notify(&format!("certificates: {m} "));
     }
-    if let Some(cmds) = &decision.cmds {
+    if let Some(cmds) = &cert_cmds {
         for (cmt, c) in cmds {
             ctx.notify(&format!("certificates: {cmt}"));
             ctx.line_bytes(c);
