@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tower::Service;
 
 /// What the connection tells about a request.
@@ -60,9 +60,7 @@ pub type SharedApp = Arc<App>;
 
 /// Current unix time.
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::now()
 }
 
 /// Normalises a `--prefix` value: leading `/`, no trailing `/`, empty for the root.
