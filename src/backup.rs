@@ -14,6 +14,11 @@
 //! so backups within one second, or a directory copied from another server (all files with
 //! the copy's ctime), confuse it (it may even overwrite a newer file). Here the file number
 //! decides, and the age that `minage` looks at is the modification time, which a copy keeps.
+//!
+//! Core and shell: [`filter`], [`rotation`] and [`plan`] are pure; [`plan`] returns the file
+//! changes as [`FileOp`]s (like the certificate workflow's `mode=vardump`), which the shell
+//! (`http::apply_file_ops`) makes. [`list`] and [`store`] are the shell side: they list and
+//! read the device's backups and hold its backup directory until the changes are made.
 
 use crate::answer::{Answer, Exit};
 use crate::config::Config;
