@@ -14,14 +14,19 @@
 //! so backups within one second, or a directory copied from another server (all files with
 //! the copy's ctime), confuse it (it may even overwrite a newer file). Here the file number
 //! decides, and the age that `minage` looks at is the modification time, which a copy keeps.
+//!
+//! Core and shell: [`filter`], [`rotation`] and [`plan`] are pure; [`plan`] returns the file
+//! changes as [`FileOp`]s (like the certificate workflow's `mode=vardump`), which the shell
+//! (`http::apply_file_ops`) makes. [`list`] and [`store`] are the shell side: they list and
+//! read the device's backups and hold its backup directory until the changes are made.
 
 use crate::answer::{Answer, Exit};
 use crate::config::Config;
+use crate::fileop::FileOp;
 use regex::bytes::Regex;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::UNIX_EPOCH;
+use std::sync::{Condvar, LazyLock, Mutex};
 
 /// The lines PHP drops. `(?-u)`: `.` matches any byte but `\n`, like PCRE without `/u`.
 static DROP: LazyLock<[Regex; 4]> = LazyLock::new(|| {
@@ -98,9 +103,7 @@ pub fn list(root: &Path, dir: &str, hwid: &str) -> Vec<Stored> {
             let mtime = e
                 .metadata()
                 .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
+                .map_or(0, crate::clock::unix_secs);
             Some(Stored {
                 path: format!("{loc}/{name}"),
                 index,
@@ -133,52 +136,89 @@ pub fn rotation(
     out
 }
 
-/// One lock per backup directory: numbering and rotation of one device's backups happen one
-/// upload at a time, also when its uploads carry no serial number (no per-device state lock).
-fn directory_lock(dir: PathBuf) -> Arc<Mutex<()>> {
-    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
-    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-    if locks.len() > 4096 {
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-    }
-    locks.entry(dir).or_default().clone()
+/// The directories whose backups are being stored: numbering and rotation of one device's
+/// backups happen one upload at a time, also when its uploads carry no serial number (no
+/// per-device state lock).
+static BUSY: LazyLock<(Mutex<HashSet<PathBuf>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+
+/// Holds a backup directory until the new backup is stored and the old ones are removed.
+pub struct DirLock {
+    dir: PathBuf,
 }
 
-/// Stores an uploaded backup (PHP's `saveBackup`). Returns the time to record as the
-/// device's last backup, or `None` when there is none.
-pub fn store(
-    root: &Path,
-    cfg: &Config,
+impl DirLock {
+    fn acquire(dir: PathBuf) -> DirLock {
+        let (set, freed) = &*BUSY;
+        let mut busy = set.lock().unwrap_or_else(|e| e.into_inner());
+        while busy.contains(&dir) {
+            busy = freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        busy.insert(dir.clone());
+        DirLock { dir }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let (set, freed) = &*BUSY;
+        set.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.dir);
+        freed.notify_all();
+    }
+}
+
+/// What storing a backup means: the file changes, the comments to print once they are made,
+/// and the time to record as the device's last backup (`None`: there is none).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub ops: Vec<FileOp>,
+    pub notes: Vec<String>,
+    pub stamp: Option<i64>,
+}
+
+impl Plan {
+    /// Prints the comments (after the shell made the file changes).
+    pub fn report(&self, ans: &mut Answer) {
+        for n in &self.notes {
+            ans.comment(n);
+        }
+    }
+}
+
+/// A planned backup, with its directory held until the shell applied the changes.
+pub struct Saved {
+    pub plan: Plan,
+    _lock: DirLock,
+}
+
+/// What a new backup changes (PHP's `saveBackup`, without I/O): `files` are the device's
+/// backups below `loc` (oldest first), `newest` the content of the last of them.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    loc: &str,
     hwid: &str,
+    nbackups: i64,
+    minage: i64,
+    files: &[Stored],
+    newest: Option<Result<Vec<u8>, ()>>,
     body: &[u8],
     ans: &mut Answer,
-) -> Result<Option<i64>, Exit> {
-    let Some(dir) = cfg.backup.dir.as_deref() else {
-        return Err(ans.bailout("backup: no backup tag or no 'dir'  attribute in config"));
-    };
-    let Some(nbackups) = cfg.backup.nbackups else {
-        return Err(ans.bailout("backup: no 'nbackups' attribute in backup tag in config"));
-    };
-    let loc = format!("{dir}/{hwid}");
-    let lock = directory_lock(root.join(&loc));
-    let _serialised = lock.lock().unwrap_or_else(|e| e.into_inner());
-    let files = list(root, dir, hwid);
-    let (last_content, next_index) = match files.last() {
-        None => {
+) -> Result<Plan, Exit> {
+    let (last_content, next_index) = match (files.last(), newest) {
+        (Some(newest), Some(Ok(c))) => (c, newest.index + 1),
+        (Some(newest), _) => {
+            return Err(ans.bailout(&format!("backup: cannot read file '{}'", newest.path)));
+        }
+        (None, _) => {
             ans.comment(&format!("no saved files for {hwid} ({loc}/{hwid}.*.txt)"));
             (Vec::new(), 0)
         }
-        Some(newest) => match std::fs::read(root.join(&newest.path)) {
-            Ok(c) => (c, newest.index + 1),
-            Err(_) => {
-                return Err(ans.bailout(&format!("backup: cannot read file '{}'", newest.path)));
-            }
-        },
     };
     let content = filter(body);
     if php_equal(&content, &last_content) {
-        return Ok(match files.last() {
+        let stamp = match files.last() {
             Some(newest) => {
                 ans.comment(&format!(
                     "no change (newest {}) {}",
@@ -190,28 +230,62 @@ pub fn store(
                 ans.comment("no change (newest ) - nothing to store");
                 None
             }
+        };
+        return Ok(Plan {
+            stamp,
+            ..Plan::default()
         });
     }
     let new_path = format!("{loc}/{hwid}.{next_index}.txt");
-    if let Err(e) = crate::state::write_atomic(&root.join(&new_path), &content) {
-        tracing::error!("cannot store backup {new_path}: {e}");
-        return Err(ans.bailout(&format!("backup: cannot save backup to file '{new_path}'")));
-    }
-    ans.comment(&format!("saving {new_path}"));
+    let mut plan = Plan {
+        notes: vec![format!("saving {new_path}")],
+        ops: vec![FileOp::Write {
+            path: new_path,
+            bytes: content,
+        }],
+        stamp: Some(ans.now),
+    };
     let now = ans.now;
-    let minage = cfg.backup.minage;
     let t0 = now - minage * 86400;
-    for (f, remove) in rotation(&files, nbackups, minage, now) {
+    for (f, remove) in rotation(files, nbackups, minage, now) {
         let verb = if remove { "removing" } else { "not removing" };
-        ans.comment(&format!(
+        plan.notes.push(format!(
             "{verb} {} tnow={now} t0={t0} minage={minage} mtime={}",
             f.path, f.mtime
         ));
-        if remove && let Err(e) = std::fs::remove_file(root.join(&f.path)) {
-            tracing::warn!("cannot remove old backup {}: {e}", f.path);
+        if remove {
+            plan.ops.push(FileOp::Delete { path: f.path });
         }
     }
-    Ok(Some(now))
+    Ok(plan)
+}
+
+/// Plans storing an uploaded backup (shell side: holds the directory, lists and reads the
+/// device's backups). The shell applies the plan's file changes (the first, writing the new
+/// backup, must succeed: else `backup: cannot save backup to file '…'`), then prints its
+/// report.
+pub fn store(
+    root: &Path,
+    cfg: &Config,
+    hwid: &str,
+    body: &[u8],
+    ans: &mut Answer,
+) -> Result<Saved, Exit> {
+    let Some(dir) = cfg.backup.dir.as_deref() else {
+        return Err(ans.bailout("backup: no backup tag or no 'dir'  attribute in config"));
+    };
+    let Some(nbackups) = cfg.backup.nbackups else {
+        return Err(ans.bailout("backup: no 'nbackups' attribute in backup tag in config"));
+    };
+    let loc = format!("{dir}/{hwid}");
+    let lock = DirLock::acquire(root.join(&loc));
+    let files = list(root, dir, hwid);
+    let newest = files
+        .last()
+        .map(|n| std::fs::read(root.join(&n.path)).map_err(|_| ()));
+    let minage = cfg.backup.minage;
+    let plan = plan(&loc, hwid, nbackups, minage, &files, newest, body, ans)?;
+    Ok(Saved { plan, _lock: lock })
 }
 
 #[cfg(test)]
@@ -350,8 +424,26 @@ mod tests {
 
     fn run(root: &Path, cfg: &Config, body: &[u8], now: i64) -> (Result<Option<i64>, ()>, String) {
         let mut ans = Answer::new(None, &Args::default(), &Loaded::Missing, now, 0);
-        let r = store(root, cfg, "IP232-30-00-af", body, &mut ans).map_err(|_| ());
+        let r = store(root, cfg, "IP232-30-00-af", body, &mut ans)
+            .map(|saved| {
+                apply(root, &saved.plan.ops);
+                saved.plan.report(&mut ans);
+                saved.plan.stamp
+            })
+            .map_err(|_| ());
         (r, String::from_utf8_lossy(&ans.out).into_owned())
+    }
+
+    /// What the shell (`http::apply_file_ops`) does with the plan.
+    fn apply(root: &Path, ops: &[FileOp]) {
+        for op in ops {
+            match op {
+                FileOp::Write { path, bytes } => {
+                    crate::state::write_atomic(&root.join(path), bytes).expect("write")
+                }
+                FileOp::Delete { path } => std::fs::remove_file(root.join(path)).expect("remove"),
+            }
+        }
     }
 
     fn names(root: &Path) -> Vec<String> {
@@ -371,7 +463,7 @@ mod tests {
             .write(true)
             .open(path)
             .expect("open");
-        f.set_modified(UNIX_EPOCH + std::time::Duration::from_secs(t as u64))
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64))
             .expect("mtime");
     }
 

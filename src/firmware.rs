@@ -138,9 +138,7 @@ impl Default for MasterSource {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::now()
 }
 
 impl MasterSource {
@@ -160,9 +158,7 @@ impl MasterSource {
     fn read_cache(&self, path: &Path, name: &str) -> Option<(i64, Result<BoxInfo, String>)> {
         let meta = std::fs::metadata(path).ok()?;
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-        let secs = mtime
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let secs = crate::clock::unix_secs(mtime);
         {
             let guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((p, e)) = guard.as_ref()

@@ -161,13 +161,16 @@ async fn update_php(
     }
 }
 
-/// Applies file changes a pure step asked for (paths are root-relative).
-fn apply_file_ops(root: &Path, ops: &[FileOp]) {
+/// Applies file changes a pure step asked for (paths are root-relative), in order. A failed
+/// write stops there (its path is returned; what follows may depend on it); a failed removal
+/// is logged and the rest goes on.
+fn apply_file_ops(root: &Path, ops: &[FileOp]) -> Result<(), String> {
     for op in ops {
         match op {
             FileOp::Write { path, bytes } => {
                 if let Err(e) = crate::state::write_atomic(&root.join(path), bytes) {
                     tracing::error!("cannot write {path}: {e}");
+                    return Err(path.clone());
                 }
             }
             FileOp::Delete { path } => match std::fs::remove_file(root.join(path)) {
@@ -177,6 +180,7 @@ fn apply_file_ops(root: &Path, ops: &[FileOp]) {
             },
         }
     }
+    Ok(())
 }
 
 /// Writes a device's state and purges expired ones (at most hourly).
@@ -326,7 +330,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         file_ops,
     } = output;
     blocking(move || {
-        apply_file_ops(&root, &file_ops);
+        let _logged = apply_file_ops(&root, &file_ops);
         if let (Some(store), Some(state)) = (store, state) {
             save_state(&store, &sn, state, &cfg);
         }
@@ -371,7 +375,7 @@ async fn device_upload(
             cfg.status.logkeep,
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
-        apply_file_ops(&app2.root, &ops);
+        let _logged = apply_file_ops(&app2.root, &ops);
         if let (Some(store), Some(state)) = (&store, ans.state_to_write()) {
             save_state(store, &sn, state.clone(), &cfg);
         }
@@ -407,8 +411,13 @@ fn run_upload(
                 let Exit = ans.bailout("refused: empty 'hwid' for mode=backup");
                 return (StatusCode::BAD_REQUEST, Vec::new());
             }
-            if let Ok(stamp) = crate::backup::store(root, cfg, &hwid, body, ans) {
-                if let Some(t) = stamp {
+            if let Ok(saved) = crate::backup::store(root, cfg, &hwid, body, ans) {
+                if let Err(path) = apply_file_ops(root, &saved.plan.ops) {
+                    let Exit = ans.bailout(&format!("backup: cannot save backup to file '{path}'"));
+                    return (StatusCode::OK, Vec::new());
+                }
+                saved.plan.report(ans);
+                if let Some(t) = saved.plan.stamp {
                     ans.log_device("backup", &t.to_string());
                 }
                 ans.finish();

@@ -1,12 +1,20 @@
 //! update-server: a drop-in replacement for the innovaphone PHP Update Server V2.
 //!
-//! The pure core turns (request, merged configuration, device state, snippet files, clock)
-//! into (answer, state changes) without I/O: [`config`], [`script`], [`firmware`] (naming and
-//! parsing), [`certs`] (decisions and conversions), [`backup`] (filtering and rotation),
-//! [`queries`]. The shell does HTTP/TLS, files and clocks: [`server`] (router and listeners), [`conn`]
-//! (connections), [`app`] (shared handler state), [`http`] (device endpoints), [`trust`], [`state`]
-//! (the files), [`snippets`] (the snippet directory), the master lookup in [`firmware`],
-//! [`hooks`], [`admin`].
+//! The pure core turns (request, merged configuration, device state, snippet files, clock
+//! value) into (answer, state changes, [`fileop::FileOp`]s) without I/O:
+//! - [`config`]: types and accessors, the PHP merge, the typed sections (reading the files
+//!   and re-reading them on change, `config::ConfigStore`, is its shell part);
+//! - [`script`]: the poll's update script; [`firmware`]: naming and parsing;
+//! - [`certs`]: conversions, the decision, `mode=vardump` (reading `certs/`, `CertFiles::load`
+//!   and `read_ca_keys`, is its shell part);
+//! - [`backup`]: filtering, rotation, the plan of file changes (listing and reading the
+//!   backups, `backup::store`, is its shell part);
+//! - [`queries`], [`answer`], [`request`], [`fileop`], and the helpers [`xml`] and [`php`].
+//!
+//! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
+//! [`conn`] (connections), [`app`] (shared handler state), [`respond`], [`http`] (device
+//! endpoints; it also applies the [`fileop::FileOp`]s), [`trust`], [`state`] (the state files), [`snippets`] (the snippet
+//! directory), the master lookup in [`firmware`], [`hooks`], [`admin`], [`clock`].
 
 pub mod admin;
 pub mod answer;
@@ -16,6 +24,7 @@ pub mod certs;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod fileop;
 pub mod firmware;
 pub mod hooks;
 pub mod http;

@@ -102,8 +102,7 @@ pub struct SnippetStore {
 }
 
 fn secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::unix_secs(t)
 }
 
 fn read_entry(path: &Path, mtime: SystemTime, len: u64) -> Entry {

@@ -332,9 +332,7 @@ impl StateStore {
             let mtime = entry
                 .metadata()
                 .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
+                .map_or(0, crate::clock::unix_secs);
             if now - mtime > expire && std::fs::remove_file(entry.path()).is_ok() {
                 self.forget(stem);
                 removed.push(stem.to_string());
@@ -455,10 +453,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = StateStore::new(dir.path().to_path_buf());
         store.save("old", new_state("old")).expect("save");
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::clock::now();
         assert!(store.expire(now, 1000).is_empty());
         assert!(store.expire(now + 2000, 1000).is_empty(), "within the hour");
         assert_eq!(store.expire(now + 5000, 1000), vec!["old".to_string()]);

@@ -471,11 +471,7 @@ fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
     let Ok(meta) = std::fs::metadata(&path) else {
         return show::CachedInfo::None;
     };
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
+    let mtime = meta.modified().map_or(0, crate::clock::unix_secs);
     match std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|b| crate::firmware::parse_box_info(&b, &cfg.master.cache))
@@ -643,11 +639,7 @@ fn read_snippets(root: &std::path::Path, dir: &str) -> Vec<show::SnippetFile> {
             if !meta.is_file() {
                 return None;
             }
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
+            let mtime = meta.modified().map_or(0, crate::clock::unix_secs);
             let content = if meta.len() > MAX_SHOWN {
                 Err(format!("{} bytes: too large to show here", meta.len()))
             } else {

@@ -278,7 +278,7 @@ fn grace(ctx: &mut Ctx<'_>, listing: &Listing<'_>) -> Step {
 
 /// Certificates: what to do about the device's certificate (the commands are sent later,
 /// after the firmware).
-fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<Decision> {
+fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<CertOutcome> {
     let inp = ctx.inp;
     ctx.print("\r\n");
     let decision = certs::decide(&certs::CertInput {
@@ -291,26 +291,43 @@ fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<Decision> {
         now: inp.now,
         rdns: ctx.resolved.rdns.clone(),
     });
-    if let Some(ip) = decision.need_rdns.clone() {
-        return Err(Stop::Need(Need::Rdns(ip)));
-    }
-    if let Some(msg) = decision.bailout.clone() {
-        return ctx.bailout(&msg);
-    }
-    if decision.skipnext {
-        let now = inp.now;
-        ctx.log("skipnext", Some(&now.to_string()), Target::Root);
-        ctx.log("msg", Some("skipnext set"), Target::New("msgs", now));
-    }
-    if decision.cleaned_up {
+    let outcome = match decision {
+        Decision::NeedRdns(ip) => return Err(Stop::Need(Need::Rdns(ip))),
+        Decision::Bailout(msg) => return ctx.bailout(&msg),
+        Decision::Continue(report) => CertOutcome { report, cmds: None },
+        Decision::SendAndStop {
+            report,
+            cmds,
+            skipnext,
+        } => {
+            if skipnext {
+                let now = inp.now;
+                ctx.log("skipnext", Some(&now.to_string()), Target::Root);
+                ctx.log("msg", Some("skipnext set"), Target::New("msgs", now));
+            }
+            CertOutcome {
+                report,
+                cmds: Some(cmds),
+            }
+        }
+    };
+    let report = &outcome.report;
+    if report.cleaned_up {
         ctx.log_device("requestDownloaded", "false");
     }
-    ctx.file_ops.extend(decision.file_ops.iter().cloned());
-    if let Some(status) = decision.certstat() {
+    ctx.file_ops.extend(report.file_ops.iter().cloned());
+    if let Some(status) = report.certstat() {
         let status = status.to_string();
         ctx.log_device("certstat", &status);
     }
-    Ok(decision)
+    Ok(outcome)
+}
+
+/// The certificate decision once the need for more input and the bail-outs are handled:
+/// what to report, and the commands to send (then nothing else is sent).
+struct CertOutcome {
+    report: certs::CertReport,
+    cmds: Option<Vec<certs::Command>>,
 }
 
 /// Restricted update times.
@@ -349,8 +366,8 @@ fn firmware(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
 }
 
 /// The certificate messages and commands; with commands, nothing else is sent.
-fn certificate_cmds(ctx: &mut Ctx<'_>, dev: &Device, decision: &Decision) -> Step {
-    for m in &decision.msgs {
+fn certificate_cmds(ctx: &mut Ctx<'_>, dev: &Device, decision: &CertOutcome) -> Step {
+    for m in &decision.report.msgs {
         ctx.notify(&format!("certificates: {m} "));
     }
     if let Some(cmds) = &decision.cmds {

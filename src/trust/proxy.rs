@@ -28,6 +28,7 @@
 //! `$ssl_client_i_dn`) gets it checked against `CAname` like a direct connection.
 
 use crate::config::Config;
+pub use crate::config::{BadProxy, ProxyNet};
 use crate::conn::ConnMeta;
 use crate::request::{ClientCert, ConnInfo};
 use axum::http::{HeaderMap, header};
@@ -41,72 +42,16 @@ const PROXY_HEADERS: [&str; 4] = [
     "x-remote-cert-issuer",
 ];
 
-/// One entry of `trusted-proxies`: an address, or a network in CIDR notation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProxyNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// Why a `trusted-proxies` entry is not usable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("<server trusted-proxies>: '{0}' is not an address or address/prefix")]
-pub struct BadProxy(pub String);
-
-impl ProxyNet {
-    /// Parses `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
-    pub fn parse(s: &str) -> Result<ProxyNet, BadProxy> {
-        let bad = || BadProxy(s.to_string());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let addr = addr.to_canonical();
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(ProxyNet { addr, prefix })
-    }
-
-    /// Whether `ip` is in this network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        let (a, b, bits) = match (self.addr, ip) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => (
-                u128::from(u32::from(a)) << 96,
-                u128::from(u32::from(b)) << 96,
-                self.prefix,
-            ),
-            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), self.prefix),
-            _ => return false,
-        };
-        let mask = if bits == 0 {
-            0
-        } else {
-            u128::MAX << (128 - u32::from(bits))
-        };
-        a & mask == b & mask
-    }
-}
-
 /// Parses the whole `trusted-proxies` list (for the start-up check).
 pub fn parse_trusted(list: &[String]) -> Result<Vec<ProxyNet>, BadProxy> {
     list.iter().map(|s| ProxyNet::parse(s)).collect()
 }
 
-/// Whether `peer` is a trusted proxy; unusable entries are skipped (and were reported when
-/// the server started, or are logged here after a configuration change).
-pub fn is_trusted(list: &[String], peer: IpAddr) -> bool {
-    list.iter().any(|s| match ProxyNet::parse(s) {
-        Ok(net) => net.contains(peer),
-        Err(e) => {
-            tracing::warn!("{e}");
-            false
-        }
-    })
+/// Whether `peer` is a trusted proxy (one of the usable entries, parsed with the
+/// configuration; unusable ones were reported when the server started, or are logged when the
+/// configuration is loaded).
+pub fn is_trusted(nets: &[ProxyNet], peer: IpAddr) -> bool {
+    nets.iter().any(|net| net.contains(peer))
 }
 
 /// The CN of a certificate name as proxies forward it: a bare CN, or a DN in either order
@@ -138,7 +83,7 @@ pub fn apply_proxy_headers(
         return;
     }
     let peer = meta.peer.ip().to_canonical();
-    if !is_trusted(&cfg.server.trusted_proxies, peer) {
+    if !is_trusted(&cfg.server.proxy_nets, peer) {
         tracing::warn!(
             "ignoring X-Forwarded-Proto/X-Remote-Cert headers from {peer}: not in <server trusted-proxies>"
         );
@@ -218,7 +163,7 @@ mod tests {
             assert!(ProxyNet::parse(bad).is_err(), "{bad}");
         }
         assert!(is_trusted(
-            &["bogus".into(), "127.0.0.1".into()],
+            &ProxyNet::usable(&["bogus".into(), "127.0.0.1".into()]),
             ip("127.0.0.1")
         ));
         assert!(!is_trusted(&[], ip("127.0.0.1")));
