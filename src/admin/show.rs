@@ -89,54 +89,72 @@ pub fn render_body(cfg: &Config, cache: &CachedInfo, snippets: &[SnippetFile]) -
         let _ = write!(h, "<section><h2>{name}</h2>");
         attrs_table(&mut h, tree.child(name));
         if name == "master" {
-            let applies: Vec<String> = cfg
-                .master
-                .applies
-                .iter()
-                .map(|a| {
-                    format!(
-                        "{}{}",
-                        e(&a.value),
-                        if a.env { " (environment)" } else { "" }
-                    )
-                })
-                .collect();
-            if !applies.is_empty() {
-                let _ = write!(h, "<p>applies to: {}</p>", applies.join(", "));
-            }
-            h.push_str("<h3>Cached master info</h3>");
-            match cache {
-                CachedInfo::None => {
-                    let _ = write!(
-                        h,
-                        "<p class=\"undef\">no cache file <code>{}</code> yet</p>",
-                        e(&cfg.master.cache)
-                    );
-                }
-                CachedInfo::Unreadable(err) => {
-                    let _ = write!(
-                        h,
-                        "<p class=\"err\"><code>{}</code>: {}</p>",
-                        e(&cfg.master.cache),
-                        e(err)
-                    );
-                }
-                CachedInfo::Ok { info, mtime } => {
-                    let _ = write!(
-                        h,
-                        "<table class=\"attrs\"><tr><th>file</th><td><code>{}</code>, {}</td></tr><tr><th>device</th><td>{}</td></tr><tr><th>firmware</th><td>{}</td></tr><tr><th>boot code</th><td>{}</td></tr><tr><th>hardware</th><td>{}</td></tr></table>",
-                        e(&cfg.master.cache),
-                        e(&date(*mtime)),
-                        e(&info.label),
-                        e(&info.prot),
-                        e(&info.boot),
-                        e(&info.hw)
-                    );
-                }
-            }
+            master_extra(&mut h, cfg, cache);
         }
         h.push_str("</section>");
     }
+    phases_environments(&mut h, cfg);
+    classes_queries(&mut h, cfg);
+    snippet_files(&mut h, cfg, snippets);
+    // everything
+    let _ = write!(
+        h,
+        "<h2>The complete merged configuration</h2><details><summary>XML</summary><pre class=\"xml\">{}</pre></details>",
+        e(&tree.to_pretty_document())
+    );
+    h
+}
+
+/// What `master` applies to, and the cached master info.
+fn master_extra(h: &mut String, cfg: &Config, cache: &CachedInfo) {
+    let applies: Vec<String> = cfg
+        .master
+        .applies
+        .iter()
+        .map(|a| {
+            format!(
+                "{}{}",
+                e(&a.value),
+                if a.env { " (environment)" } else { "" }
+            )
+        })
+        .collect();
+    if !applies.is_empty() {
+        let _ = write!(h, "<p>applies to: {}</p>", applies.join(", "));
+    }
+    h.push_str("<h3>Cached master info</h3>");
+    match cache {
+        CachedInfo::None => {
+            let _ = write!(
+                h,
+                "<p class=\"undef\">no cache file <code>{}</code> yet</p>",
+                e(&cfg.master.cache)
+            );
+        }
+        CachedInfo::Unreadable(err) => {
+            let _ = write!(
+                h,
+                "<p class=\"err\"><code>{}</code>: {}</p>",
+                e(&cfg.master.cache),
+                e(err)
+            );
+        }
+        CachedInfo::Ok { info, mtime } => {
+            let _ = write!(
+                h,
+                "<table class=\"attrs\"><tr><th>file</th><td><code>{}</code>, {}</td></tr><tr><th>device</th><td>{}</td></tr><tr><th>firmware</th><td>{}</td></tr><tr><th>boot code</th><td>{}</td></tr><tr><th>hardware</th><td>{}</td></tr></table>",
+                e(&cfg.master.cache),
+                e(&date(*mtime)),
+                e(&info.label),
+                e(&info.prot),
+                e(&info.boot),
+                e(&info.hw)
+            );
+        }
+    }
+}
+
+fn phases_environments(h: &mut String, cfg: &Config) {
     // phases
     h.push_str("<section><h2>phases</h2><ol class=\"phases\">");
     for p in &cfg.phases {
@@ -161,6 +179,9 @@ pub fn render_body(cfg: &Config, cache: &CachedInfo, snippets: &[SnippetFile]) -
         h.push_str("</li>");
     }
     h.push_str("</ul></section>");
+}
+
+fn classes_queries(h: &mut String, cfg: &Config) {
     // classes
     h.push_str("<section class=\"wide\"><h2>classes</h2><table class=\"attrs\">");
     for c in &cfg.classes {
@@ -195,6 +216,9 @@ pub fn render_body(cfg: &Config, cache: &CachedInfo, snippets: &[SnippetFile]) -
         );
     }
     h.push_str("</table></section></div>");
+}
+
+fn snippet_files(h: &mut String, cfg: &Config, snippets: &[SnippetFile]) {
     // snippets
     let _ = write!(
         h,
@@ -221,13 +245,6 @@ pub fn render_body(cfg: &Config, cache: &CachedInfo, snippets: &[SnippetFile]) -
         }
         h.push_str("</details>");
     }
-    // everything
-    let _ = write!(
-        h,
-        "<h2>The complete merged configuration</h2><details><summary>XML</summary><pre class=\"xml\">{}</pre></details>",
-        e(&tree.to_pretty_document())
-    );
-    h
 }
 
 #[cfg(test)]

@@ -1,0 +1,86 @@
+//! The login page, the login (throttled, password checked off the async threads) and the
+//! logout (CSRF-checked) of the admin pages.
+
+use super::html::{self, Nav, admin_url};
+use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
+use super::router::{Ctx, cookie_path};
+use super::session::{self, Session};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+/// The login form, with a notice on plain HTTP when a login is configured.
+pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
+    let mut frame = ctx.frame(None, "Log in", Nav::Login);
+    if !ctx.https && session::login_configured(&ctx.cfg.master) {
+        frame.notice = Some(
+            "This connection is not encrypted: the password travels in clear text. Use the server's HTTPS address."
+                .to_string(),
+        );
+    }
+    let action = if ctx.query.is_empty() {
+        admin_url(ctx.prefix(), "")
+    } else {
+        admin_url(ctx.prefix(), &ctx.query)
+    };
+    let body = html::login_form(
+        &action,
+        message,
+        !session::login_configured(&ctx.cfg.master),
+    );
+    html_response(status, html::page(&frame, &body))
+}
+
+/// `action=login`: a session and its cookie, or the login page again (403).
+pub async fn login(ctx: &Ctx) -> Response {
+    let wait = ctx.app.admin.throttle.reserve(ctx.peer);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let user = ctx.arg("user").unwrap_or_default();
+    let password = ctx
+        .arg("password")
+        .or_else(|| ctx.arg("pw"))
+        .unwrap_or_default();
+    let master = ctx.cfg.master.clone();
+    let u = user.clone();
+    let checked = blocking(move || session::check_login(&master, &u, &password)).await;
+    match checked {
+        Ok(Ok(true)) => {
+            ctx.app.admin.throttle.succeeded(ctx.peer);
+            let s = ctx.app.admin.sessions.create(&user);
+            tracing::info!("admin login of {user:?} from {}", ctx.peer);
+            let target = admin_url(ctx.prefix(), &ctx.query);
+            add_cookie(
+                redirect(StatusCode::SEE_OTHER, &target),
+                &session::set_cookie(
+                    session::COOKIE,
+                    Some(&s.token),
+                    cookie_path(ctx.prefix()),
+                    ctx.https,
+                ),
+            )
+        }
+        other => {
+            if let Ok(Err(e)) = &other {
+                tracing::error!("{e}");
+            }
+            ctx.app.admin.throttle.failed(ctx.peer);
+            tracing::warn!("failed admin login of {user:?} from {}", ctx.peer);
+            login_page(ctx, StatusCode::FORBIDDEN, Some("Wrong user or password."))
+        }
+    }
+}
+
+/// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
+pub fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
+    if let Some(s) = s {
+        if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
+            return Err(AdminError::forbidden("bad or missing CSRF token"));
+        }
+        ctx.app.admin.sessions.remove(&s.token);
+    }
+    Ok(add_cookie(
+        redirect(StatusCode::SEE_OTHER, &admin_url(ctx.prefix(), "")),
+        &session::set_cookie(session::COOKIE, None, cookie_path(ctx.prefix()), ctx.https),
+    ))
+}

@@ -1,0 +1,135 @@
+//! The admin pages behind a session: the device status page (`mode=status`), the
+//! configuration (`mode=show`) and "add a new device" (`mode=info`), each in the page frame.
+
+use super::fleet::{cached_master, collect_rows, master_of};
+use super::html::{self, Nav};
+use super::respond::{Answer, blocking, html_response};
+use super::router::Ctx;
+use super::session::Session;
+use super::view::{self, Filter};
+use super::{info, show, status};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+/// The `rows` argument: how many rows to show (default one page, `all` for all).
+pub fn rows_arg(ctx: &Ctx) -> usize {
+    match ctx.arg("rows").as_deref() {
+        Some("all") => usize::MAX,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(status::PAGE_ROWS),
+        None => status::PAGE_ROWS,
+    }
+}
+
+pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
+    let filter_text = ctx.arg("filter").unwrap_or_default();
+    let (app, cfg, f) = (ctx.app.clone(), ctx.cfg.clone(), filter_text.clone());
+    let csrf = s.csrf.clone();
+    let limit = rows_arg(ctx);
+    let body = blocking(move || {
+        let started = std::time::Instant::now();
+        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&f), false);
+        let groups = view::show_groups(&cfg);
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &groups,
+            master_of(&app.root, &cfg),
+        );
+        let html = status::render_body(&sctx, &rows, &f, total, limit);
+        tracing::debug!(
+            devices = total,
+            matching = rows.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "status page"
+        );
+        html
+    })
+    .await?;
+    Ok(html_response(
+        StatusCode::OK,
+        html::page(&ctx.frame(Some(s), "Devices", Nav::Status), &body),
+    ))
+}
+
+pub async fn show_page(ctx: &Ctx, s: &Session) -> Answer {
+    let (app, cfg) = (ctx.app.clone(), ctx.cfg.clone());
+    let body = blocking(move || {
+        let cache = cached_master(&app.root, &cfg);
+        let snippets = read_snippets(&app.root, &cfg.times.dir);
+        show::render_body(&cfg, &cache, &snippets)
+    })
+    .await?;
+    Ok(html_response(
+        StatusCode::OK,
+        html::page(&ctx.frame(Some(s), "Configuration", Nav::Show), &body),
+    ))
+}
+
+/// The snippet files (`*-*-*.txt`) of the scripts directory, by name.
+fn read_snippets(root: &std::path::Path, dir: &str) -> Vec<show::SnippetFile> {
+    const MAX_SHOWN: u64 = 256 * 1024;
+    let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<show::SnippetFile> = rd
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".txt")?;
+            if stem.split('-').count() < 3 || name.starts_with('.') {
+                return None;
+            }
+            let meta = entry.metadata().ok()?;
+            if !meta.is_file() {
+                return None;
+            }
+            let mtime = meta.modified().map_or(0, crate::clock::unix_secs);
+            let content = if meta.len() > MAX_SHOWN {
+                Err(format!("{} bytes: too large to show here", meta.len()))
+            } else {
+                std::fs::read(entry.path())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .map_err(|e| e.to_string())
+            };
+            Some(show::SnippetFile {
+                name: format!("{dir}/{name}"),
+                mtime,
+                content,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn info_page(ctx: &Ctx, s: &Session) -> Response {
+    let base = format!(
+        "{}://{}{}",
+        if ctx.https { "https" } else { "http" },
+        ctx.host,
+        ctx.prefix()
+    );
+    let devname: String = ctx
+        .arg("devname")
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
+    let env = ctx.arg("env");
+    let body = info::render_body(
+        &ctx.cfg,
+        ctx.prefix(),
+        &base,
+        env.as_deref(),
+        devname.trim(),
+    );
+    html_response(
+        StatusCode::OK,
+        html::page(&ctx.frame(Some(s), "Add device", Nav::Info), &body),
+    )
+}

@@ -1,0 +1,247 @@
+//! The routing of the admin side: the routes below the prefix, the parsing of an
+//! `admin/admin.php` request into a [`Ctx`], the HTTPS redirect and the dispatch by `mode`
+//! (and by `action` for the login and logout forms).
+
+use super::respond::{AdminError, Answer, add_cookie, asset, json_response, plain, redirect};
+use super::session::{self, Session};
+use super::{api_http, html, login, pages, ui};
+use crate::app::SharedApp;
+use crate::config::Config;
+use crate::conn::ConnMeta;
+use crate::php::Args;
+use axum::Extension;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use html::{Frame, Nav, admin_url};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const CSS: &str = include_str!("../../web/update-server.css");
+const JS: &str = include_str!("../../web/update-server.js");
+
+/// Largest form body (login, actions) read.
+const MAX_FORM: usize = 64 * 1024;
+
+/// The admin routes below `prefix`.
+pub fn routes(prefix: &str) -> Router<SharedApp> {
+    Router::new()
+        .route(&format!("{prefix}/admin/admin.php"), any(admin_php))
+        .route(&format!("{prefix}/admin/"), any(admin_php))
+        .route(&format!("{prefix}/admin"), any(admin_php))
+        .route(&format!("{prefix}/web/update-server.css"), get(css))
+        .route(&format!("{prefix}/web/update-server.js"), get(js))
+        .route(&format!("{prefix}/api/devices"), get(api_http::devices))
+        .route(
+            &format!("{prefix}/api/devices/{{sn}}"),
+            get(api_http::device),
+        )
+        // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
+}
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+pub fn cookie_path(prefix: &str) -> &str {
+    if prefix.is_empty() { "/" } else { prefix }
+}
+
+/// One admin request, parsed.
+pub struct Ctx {
+    pub app: SharedApp,
+    pub cfg: Arc<Config>,
+    pub https: bool,
+    pub host: String,
+    pub peer: IpAddr,
+    pub args: Args,
+    pub headers: HeaderMap,
+    pub method: Method,
+    pub query: String,
+}
+
+impl Ctx {
+    pub fn arg(&self, k: &str) -> Option<String> {
+        self.args.get(k).map(|v| v.into_owned())
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.app.prefix
+    }
+
+    fn session(&self) -> Option<Session> {
+        let token = session::cookie(&self.headers, session::COOKIE)?;
+        self.app.admin.sessions.get(token)
+    }
+
+    /// The CSRF token the request carries (header, else `csrf` argument).
+    pub fn csrf_given(&self) -> Option<String> {
+        self.headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| self.arg("csrf"))
+    }
+
+    pub fn frame<'a>(&'a self, s: Option<&'a Session>, title: &'a str, nav: Nav) -> Frame<'a> {
+        Frame {
+            prefix: self.prefix(),
+            title,
+            nav,
+            csrf: s.map(|s| s.csrf.as_str()),
+            user: s.map(|s| s.user.as_str()),
+            refresh: self.cfg.status.refresh,
+            notice: None,
+        }
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// `admin/admin.php` and its aliases.
+async fn admin_php(
+    State(app): State<SharedApp>,
+    Extension(meta): Extension<ConnMeta>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    request: Request,
+) -> Answer {
+    let cfg = app.config.get().map_err(|err| {
+        tracing::error!("admin page: configuration error: {err}");
+        AdminError::Plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration error: {err}"),
+        )
+    })?;
+    let info = crate::trust::conn_info(&cfg, &meta, &headers);
+    let query = uri.query().unwrap_or("").to_string();
+    let mut args = Args::parse(&query);
+    if method == Method::POST && is_form(&headers) {
+        let body = axum::body::to_bytes(request.into_body(), MAX_FORM)
+            .await
+            .map_err(|_| {
+                AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into())
+            })?;
+        for (k, v) in Args::parse(&String::from_utf8_lossy(&body)).iter() {
+            args.set(k, v.to_vec());
+        }
+    }
+    if args.has("show") {
+        args.set("mode", "show");
+    }
+    let nohttps_now = args.has("nohttps");
+    let ctx = Ctx {
+        https: info.https,
+        host: info.host.clone(),
+        peer: meta.peer.ip().to_canonical(),
+        app,
+        cfg,
+        args,
+        headers,
+        method,
+        query,
+    };
+    let r = dispatch(&ctx, nohttps_now).await.into_response();
+    Ok(if nohttps_now {
+        add_cookie(
+            r,
+            &session::set_cookie(
+                session::NOHTTPS_COOKIE,
+                Some("1"),
+                cookie_path(ctx.prefix()),
+                ctx.https,
+            ),
+        )
+    } else {
+        r
+    })
+}
+
+/// `https://host:port/path?query` for a plain-HTTP request, when a login is configured and
+/// an HTTPS listener is known.
+fn https_redirect(ctx: &Ctx, nohttps_now: bool) -> Option<String> {
+    if ctx.https
+        || !session::login_configured(&ctx.cfg.master)
+        || nohttps_now
+        || session::cookie(&ctx.headers, session::NOHTTPS_COOKIE) == Some("1")
+    {
+        return None;
+    }
+    let port = ctx.app.admin.https_port()?;
+    let host = match ctx.host.rfind(':') {
+        Some(i) if !ctx.host[i..].contains(']') => &ctx.host[..i],
+        _ => ctx.host.as_str(),
+    };
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let q = if ctx.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", ctx.query)
+    };
+    Some(format!(
+        "https://{host}{port}{}{q}",
+        admin_url(ctx.prefix(), "")
+    ))
+}
+
+async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
+    if let Some(url) = https_redirect(ctx, nohttps_now) {
+        let status = if matches!(ctx.method, Method::GET | Method::HEAD) {
+            StatusCode::FOUND
+        } else {
+            StatusCode::TEMPORARY_REDIRECT
+        };
+        return Ok(redirect(status, &url));
+    }
+    let session = ctx.session();
+    if ctx.method == Method::POST {
+        match ctx.arg("action").as_deref() {
+            Some("login") => return Ok(login::login(ctx).await),
+            Some("logout") => return login::logout(ctx, session.as_ref()),
+            _ => {}
+        }
+    }
+    let mode = ctx.arg("mode").unwrap_or_else(|| "status".to_string());
+    let Some(session) = session else {
+        return Ok(match mode.as_str() {
+            "ui" => json_response(
+                StatusCode::FORBIDDEN,
+                serde_json::json!({ "error": "not logged in" }),
+            ),
+            _ => login::login_page(ctx, StatusCode::OK, None),
+        });
+    };
+    match mode.as_str() {
+        "status" => pages::status_page(ctx, &session).await,
+        "show" => pages::show_page(ctx, &session).await,
+        "info" => Ok(pages::info_page(ctx, &session)),
+        "ui" => ui::ui(ctx, &session).await,
+        other => Ok(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("unknown mode={}", crate::answer::comment_safe(other)),
+        )),
+    }
+}

@@ -1,0 +1,303 @@
+//! The `mode=ui&cmd=…` endpoints the status page's script calls: a CSRF check for the
+//! commands that change something (and for every POST), then one function per command.
+
+use super::fleet::{collect_rows, master_of, one_row};
+use super::pages::rows_arg;
+use super::respond::{AdminError, Answer, blocking, harden, json_response};
+use super::router::Ctx;
+use super::session::{self, Session};
+use super::view::{self, Filter};
+use super::{files, status};
+use crate::state::{Loaded, StateStore};
+use axum::body::Body;
+use axum::http::{Method, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::net::IpAddr;
+
+/// `mode=ui`: checks the CSRF token where needed and runs `cmd`.
+pub async fn ui(ctx: &Ctx, s: &Session) -> Answer {
+    let Some(cmd) = ctx.arg("cmd") else {
+        return Err(AdminError::bad("need 'cmd' arg for mode=ui"));
+    };
+    let changes = matches!(cmd.as_str(), "delstatus" | "touchstatus" | "delfile");
+    if (changes || ctx.method == Method::POST)
+        && !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref())
+    {
+        tracing::warn!(
+            "refused mode=ui&cmd={cmd} from {}: bad CSRF token",
+            ctx.peer
+        );
+        return Err(AdminError::json(
+            StatusCode::FORBIDDEN,
+            "bad or missing CSRF token",
+        ));
+    }
+    match cmd.as_str() {
+        "delstatus" => delstatus(ctx).await,
+        "touchstatus" => touchstatus(ctx).await,
+        "delfile" => delfile(ctx).await,
+        "updatestatus" => updatestatus(ctx, s).await,
+        "rowpart" => rowpart(ctx, s).await,
+        "rows" => rows(ctx, s).await,
+        "updaterows" => updaterows(ctx, s).await,
+        "deliverfile" => deliverfile(ctx).await,
+        other => Err(AdminError::bad(format!(
+            "unknown cmd={} for mode=ui",
+            crate::answer::comment_safe(other)
+        ))),
+    }
+}
+
+/// Checks the `sn` argument of a ui command.
+fn sn_arg(ctx: &Ctx, cmd: &str) -> Result<String, AdminError> {
+    let Some(sn) = ctx.arg("sn") else {
+        return Err(AdminError::bad(format!(
+            "need 'sn' arg for mode=ui and cmd={cmd}"
+        )));
+    };
+    match ctx
+        .args
+        .get_bytes("sn")
+        .map(|b| crate::request::check_name("sn", b))
+    {
+        Some(Ok(())) if !sn.is_empty() => Ok(sn),
+        Some(Err(e)) => Err(AdminError::bad(e.to_string())),
+        _ => Err(AdminError::bad("argument 'sn' is empty")),
+    }
+}
+
+/// A change of one device's state file under its lock; answers whether it was done.
+async fn change_state(
+    ctx: &Ctx,
+    cmd: &str,
+    change: fn(&StateStore, &str, IpAddr) -> bool,
+) -> Answer {
+    let sn = sn_arg(ctx, cmd)?;
+    let Some(store) = ctx.app.states(&ctx.cfg) else {
+        return Ok(json_response(StatusCode::OK, json!(false)));
+    };
+    let lock = store.lock_for(&sn);
+    let _guard = lock.lock().await;
+    let who = ctx.peer;
+    let done = blocking(move || change(&store, &sn, who))
+        .await
+        .unwrap_or(false);
+    Ok(json_response(StatusCode::OK, json!(done)))
+}
+
+/// `delstatus`: deletes a device's state file.
+async fn delstatus(ctx: &Ctx) -> Answer {
+    change_state(ctx, "delstatus", |store, sn, who| match store.delete(sn) {
+        Ok(deleted) => {
+            if deleted {
+                tracing::info!("admin at {who} deleted the status of {sn}");
+            }
+            deleted
+        }
+        Err(e) => {
+            tracing::error!("cannot delete the status of {sn}: {e}");
+            false
+        }
+    })
+    .await
+}
+
+/// `touchstatus`: marks a missing device as seen now.
+async fn touchstatus(ctx: &Ctx) -> Answer {
+    change_state(ctx, "touchstatus", |store, sn, _| match store.load(sn) {
+        Loaded::Ok(el) => {
+            let mut el = (*el).clone();
+            el.set_attr("seen", crate::clock::now().to_string());
+            store.save(sn, el).is_ok()
+        }
+        _ => false,
+    })
+    .await
+}
+
+/// `delfile`: deletes a certificate file of a device.
+async fn delfile(ctx: &Ctx) -> Answer {
+    let sn = sn_arg(ctx, "delfile")?;
+    let Some(file) = ctx.arg("file") else {
+        return Err(AdminError::bad(
+            "need 'file' arg for mode=ui and cmd=delfile",
+        ));
+    };
+    let rel = files::deletable(&ctx.cfg, &sn, &file).map_err(|e| AdminError::bad(e.to_string()))?;
+    let path = ctx.app.root.join(&rel);
+    let who = ctx.peer;
+    let done = blocking(move || match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::info!("admin at {who} deleted {rel}");
+            true
+        }
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false);
+    Ok(json_response(StatusCode::OK, json!(done)))
+}
+
+/// The answer for a device without state file.
+fn no_device() -> AdminError {
+    AdminError::Json(StatusCode::NOT_FOUND, json!(false))
+}
+
+/// `updatestatus`: one device's row, again.
+async fn updatestatus(ctx: &Ctx, s: &Session) -> Answer {
+    let sn = sn_arg(ctx, "updatestatus")?;
+    let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+    let html = blocking(move || {
+        let r = one_row(&app, &cfg, &sn)?;
+        let groups = view::show_groups(&cfg);
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &groups,
+            status::MasterBuilds::default(),
+        );
+        Some(status::row(&sctx, &r))
+    })
+    .await?
+    .ok_or_else(no_device)?;
+    Ok(json_response(StatusCode::OK, json!(html)))
+}
+
+/// `rowpart`: the content of a part of a row opened on the page (`part=log|backups|scripts`).
+async fn rowpart(ctx: &Ctx, s: &Session) -> Answer {
+    let sn = sn_arg(ctx, "rowpart")?;
+    let name = ctx.arg("part").unwrap_or_default();
+    let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+    let html = blocking(move || {
+        let r = one_row(&app, &cfg, &sn)?;
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &[],
+            status::MasterBuilds::default(),
+        );
+        Some(status::part(&sctx, &r, &name))
+    })
+    .await?
+    .ok_or_else(no_device)?
+    .ok_or_else(|| AdminError::bad("unknown part"))?;
+    Ok(json_response(StatusCode::OK, json!(html)))
+}
+
+/// `rows`: the next rows of the status page (after a key), or the first ones for a filter,
+/// with the summary and the count of the matching devices.
+async fn rows(ctx: &Ctx, s: &Session) -> Answer {
+    let filter = ctx.arg("filter").unwrap_or_default();
+    let after = ctx.arg("after").filter(|a| !a.is_empty());
+    let limit = rows_arg(ctx);
+    let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+    let out = blocking(move || {
+        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), false);
+        let groups = view::show_groups(&cfg);
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &groups,
+            master_of(&app.root, &cfg),
+        );
+        let shown = status::window(&rows, after.as_deref(), limit);
+        let before = after
+            .as_deref()
+            .map_or(0, |a| rows.partition_point(|r| r.view.key.as_str() <= a));
+        let remaining = rows.len() - before - shown.len();
+        let summary = status::summary(&cfg, &sctx.master, sctx.now, &rows);
+        json!({
+            "rows": status::rows_fragment(&sctx, shown, remaining, &filter, before + shown.len()),
+            "summary": status::render_summary(&cfg, &summary),
+            "count": status::count_text(rows.len(), total, &filter),
+            "matched": rows.len(),
+            "total": total,
+        })
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, out))
+}
+
+/// `updaterows`: the rows of the devices `sn=SN,SN,…` (at most 500), `null` for those
+/// without state file.
+async fn updaterows(ctx: &Ctx, s: &Session) -> Answer {
+    let list = ctx.arg("sn").unwrap_or_default();
+    let sns: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && crate::request::check_name("sn", s.as_bytes()).is_ok())
+        .take(500)
+        .map(str::to_string)
+        .collect();
+    let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
+    let out = blocking(move || {
+        let groups = view::show_groups(&cfg);
+        let sctx = status::Ctx::new(
+            &cfg,
+            &app.prefix,
+            &csrf,
+            &groups,
+            status::MasterBuilds::default(),
+        );
+        let mut map = serde_json::Map::new();
+        for sn in sns {
+            let v = match one_row(&app, &cfg, &sn) {
+                Some(r) => serde_json::Value::String(status::row(&sctx, &r)),
+                None => serde_json::Value::Null,
+            };
+            map.insert(sn, v);
+        }
+        serde_json::Value::Object(map)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, out))
+}
+
+/// `deliverfile`: a download of a file below the status, backup, certificate or snippet
+/// directory.
+async fn deliverfile(ctx: &Ctx) -> Answer {
+    let Some(name) = ctx.arg("fn") else {
+        return Err(AdminError::bad(
+            "need 'fn' arg for mode=ui and cmd=deliverfile",
+        ));
+    };
+    let (root, cfg) = (ctx.app.root.clone(), ctx.cfg.clone());
+    let n = name.clone();
+    let bytes = blocking(move || {
+        let path = files::resolve(&root, &cfg, &n).map_err(|e| e.to_string())?;
+        std::fs::read(&path).map_err(|e| e.to_string())
+    })
+    .await?
+    .map_err(|e| {
+        tracing::warn!("deliverfile refused from {}: {e}", ctx.peer);
+        AdminError::Plain(StatusCode::NOT_FOUND, e)
+    })?;
+    let base = name.rsplit('/').next().unwrap_or("download");
+    let safe: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(harden(
+        (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{safe}\""),
+                ),
+            ],
+            Body::from(bytes),
+        )
+            .into_response(),
+    ))
+}
