@@ -1,6 +1,6 @@
 //! The `update-server` command: `serve`, `check-config`, `simulate`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // Every poll builds and drops many small strings (the answer, the device state); mimalloc
 // handles that allocation pattern across threads far better than the system allocator.
@@ -30,10 +30,17 @@ enum Command {
     /// Serve update scripts, firmware and the admin pages.
     Serve(ServeArgs),
     /// Print the merged configuration of an installation, or what is wrong with it.
+    ///
+    /// Warnings (unknown elements and attributes, values that are no numbers or booleans) go
+    /// to standard error. Exit codes: 0 usable, 1 unusable or no --root directory, 2 wrong
+    /// command line, 3 warnings with --strict.
     CheckConfig {
         /// The installation directory.
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Fail (exit code 3) when there are warnings.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the update script a device would get, without writing its state.
     Simulate {
@@ -49,8 +56,14 @@ enum Command {
         /// The poll's query string, e.g. 'type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4'.
         query: String,
     },
-    /// Read a password from standard input and print its hash for master/@passwordhash.
+    /// Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash.
     HashPassword,
+    /// Print the completion script for a shell.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page.
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(clap::Args)]
@@ -97,17 +110,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { root } => match Config::load(&root) {
-            Ok(cfg) => {
-                println!("<!-- merged from: {} -->", cfg.sources.join(", "));
-                print!("{}", cfg.tree.to_pretty_document());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::CheckConfig { root, strict } => update_server::config_check::run(&root, strict),
         Command::Simulate {
             root,
             prefix,
@@ -134,24 +137,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::HashPassword => {
-            let mut line = String::new();
-            if let Err(e) = std::io::stdin().read_line(&mut line) {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-            let password = line.trim_end_matches(['\r', '\n']);
-            match update_server::admin::session::hash_password(password) {
-                Ok(h) => {
-                    println!("{h}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::HashPassword => update_server::cli_tools::hash_password(),
+        Command::Completions { shell } => {
+            update_server::cli_tools::completions(Cli::command(), shell)
         }
+        Command::Manpage => update_server::cli_tools::manpage(Cli::command()),
         Command::Serve(args) => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
