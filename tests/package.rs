@@ -85,7 +85,7 @@ fn extract(deb: &Path, file: &str, dir: &Path) -> String {
 /// Builds the package (debug profile: quick, as the test binary is built already).
 fn build_deb(out_dir: &Path) -> PathBuf {
     let out = Command::new("cargo")
-        .args(["deb", "--profile", "dev", "--no-strip", "--output"])
+        .args(["deb", "--profile", "dev", "--fast", "--output"])
         .arg(out_dir)
         .current_dir(repo())
         .output()
