@@ -1,6 +1,6 @@
 //! The `update-server` command: `serve`, `check-config`, `simulate`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // Every poll builds and drops many small strings (the answer, the device state); mimalloc
 // handles that allocation pattern across threads far better than the system allocator.
@@ -31,10 +31,17 @@ enum Command {
     /// Serve update scripts, firmware and the admin pages.
     Serve(ServeArgs),
     /// Print the merged configuration of an installation, or what is wrong with it.
+    ///
+    /// Warnings (unknown elements and attributes, values that are no numbers or booleans) go
+    /// to standard error. Exit codes: 0 usable, 1 unusable or no --root directory, 2 wrong
+    /// command line, 3 warnings with --strict.
     CheckConfig {
         /// The installation directory.
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Fail (exit code 3) when there are warnings.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the update script a device would get, without writing its state.
     Simulate {
@@ -50,8 +57,14 @@ enum Command {
         /// The poll's query string, e.g. 'type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4'.
         query: String,
     },
-    /// Read a password from standard input and print its hash for master/@passwordhash.
+    /// Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash.
     HashPassword,
+    /// Print the completion script for a shell.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page.
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(clap::Args)]
@@ -97,14 +110,20 @@ fn main() -> ExitCode {
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::CheckConfig { root } => check_config(&root),
+        Command::CheckConfig { root, strict } => {
+            return update_server::config_check::run(&root, strict);
+        }
         Command::Simulate {
             root,
             prefix,
             host,
             query,
         } => with_runtime(|rt| simulate(rt, root, &prefix, &host, &query)),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => return update_server::cli_tools::hash_password(),
+        Command::Completions { shell } => {
+            return update_server::cli_tools::completions(Cli::command(), shell);
+        }
+        Command::Manpage => return update_server::cli_tools::manpage(Cli::command()),
         Command::Serve(args) => with_runtime(|rt| rt.block_on(serve(args))),
     };
     match result {
@@ -123,13 +142,6 @@ fn with_runtime(
     f(&rt)
 }
 
-fn check_config(root: &std::path::Path) -> Result<(), String> {
-    let cfg = Config::load(root).map_err(|e| e.to_string())?;
-    println!("<!-- merged from: {} -->", cfg.sources.join(", "));
-    print!("{}", cfg.tree.to_pretty_document());
-    Ok(())
-}
-
 fn simulate(
     rt: &tokio::runtime::Runtime,
     root: PathBuf,
@@ -141,17 +153,6 @@ fn simulate(
     let app = Arc::new(App::new(root, prefix));
     let body = rt.block_on(update_server::http::simulate(&app, query, host))?;
     let _ = std::io::stdout().write_all(&body);
-    Ok(())
-}
-
-fn hash_password() -> Result<(), String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    let h = update_server::admin::session::hash_password(password).map_err(|e| e.to_string())?;
-    println!("{h}");
     Ok(())
 }
 

@@ -1,0 +1,408 @@
+//! The `check-config` command: what is wrong or suspicious in an installation's
+//! configuration, and the merged configuration as a well-formed XML document.
+//!
+//! The configuration loader ([`crate::config`]) refuses what makes a configuration unusable.
+//! This module adds the warnings that the PHP server never gave: elements and attributes that
+//! neither the PHP server nor this one knows (typically typos, silently ignored otherwise),
+//! and numbers or booleans that are not. The table of known names follows the PHP server's
+//! DTD plus this server's own elements. The pure core is [`lint`]; [`check`] and [`run`] are
+//! the shell.
+//!
+//! Exit codes of `check-config`: 0 the configuration is usable (warnings, if any, went to
+//! standard error); 1 it is not (or `--root` is no directory); 2 wrong command line;
+//! 3 `--strict` and there were warnings.
+
+use crate::config::{Config, ConfigError, read_sources};
+use crate::xml::Element;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use thiserror::Error;
+
+/// Exit code of `check-config --strict` when there were warnings.
+pub const EXIT_WARNINGS: u8 = 3;
+
+/// What `check-config` cannot get past.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error("--root {0}: no such directory")]
+    NoRoot(PathBuf),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// One element the configuration may contain.
+struct Rule {
+    name: &'static str,
+    attrs: &'static [&'static str],
+    children: &'static [&'static str],
+}
+
+const fn rule(
+    name: &'static str,
+    attrs: &'static [&'static str],
+    children: &'static [&'static str],
+) -> Rule {
+    Rule {
+        name,
+        attrs,
+        children,
+    }
+}
+
+/// Every element and attribute the PHP server's DTD names, plus this server's own.
+const RULES: &[Rule] = &[
+    rule(
+        "config",
+        &["debugmerge", "debugcerts", "debugscript"],
+        &[
+            "fwstorage",
+            "master",
+            "backup",
+            "status",
+            "customcerts",
+            "queries",
+            "stdargs",
+            "times",
+            "phases",
+            "environments",
+            "classes",
+            "nobootdev",
+            "nofirmdev",
+            "filenames",
+            "server",
+            "snippethook",
+            "migrate",
+            "api",
+        ],
+    ),
+    rule(
+        "master",
+        &[
+            "info",
+            "expire",
+            "cache",
+            "user",
+            "password",
+            "passwordhash",
+            "firmware",
+            "bootcode",
+        ],
+        &["applies"],
+    ),
+    rule("applies", &["env"], &[]),
+    rule("fwstorage", &["url"], &[]),
+    rule("backup", &["dir", "nbackups", "scfg", "minage"], &[]),
+    rule(
+        "status",
+        &[
+            "dir",
+            "missing",
+            "refresh",
+            "expire",
+            "logkeep",
+            "usehttpsdevlinks",
+        ],
+        &[],
+    ),
+    rule(
+        "times",
+        &[
+            "polling",
+            "dir",
+            "allow",
+            "initial",
+            "check",
+            "interval",
+            "grace",
+            "forcestaging",
+            "forcehttps",
+            "httpsport",
+            "forcetrust",
+            "httpsurlmod",
+        ],
+        &[],
+    ),
+    rule("phases", &[], &["phase"]),
+    rule("phase", &["id", "seq"], &[]),
+    rule("environments", &[], &["environment"]),
+    rule("environment", &["id"], &["implies"]),
+    rule("implies", &[], &[]),
+    rule("classes", &[], &["class"]),
+    rule("class", &["id"], &["model"]),
+    rule("model", &["id", "prot", "boot"], &[]),
+    rule("nobootdev", &[], &["model"]),
+    rule("nofirmdev", &[], &["model"]),
+    rule("filenames", &[], &["model"]),
+    rule(
+        "customcerts",
+        &[
+            "CAtype",
+            "dir",
+            "CAkeys",
+            "CAuser",
+            "CApassword",
+            "CAurl",
+            "CAname",
+            "CAnamesep",
+            "CAwildcard",
+            "storekey",
+            "auto-sign-off",
+            "network",
+            "netmask",
+            "renew",
+            "CSRkey",
+            "CSRsignature",
+            "CSRdn-cn",
+            "CSRdn-ou",
+            "CSRdn-o",
+            "CSRdn-l",
+            "CSRdn-st",
+            "CSRdn-c",
+            "CSRsan-dns-1",
+            "CSRsan-dns-2",
+            "CSRsan-dns-3",
+            "CSRsan-ip-1",
+            "CSRsan-ip-2",
+        ],
+        &[],
+    ),
+    rule("stdargs", &[], &["stdarg"]),
+    rule("stdarg", &["key", "value"], &[]),
+    rule("queries", &["scfg"], &["query"]),
+    rule("query", &["id", "title"], &["cmd", "applies", "show"]),
+    rule("cmd", &[], &[]),
+    rule("show", &["title"], &[]),
+    rule(
+        "server",
+        &[
+            "http",
+            "https",
+            "mtls",
+            "prefix",
+            "tls-cert",
+            "tls-key",
+            "client-ca",
+            "legacy-client-certs",
+            "trusted-proxies",
+            "max-body",
+            "master-timeout",
+            "header-timeout",
+        ],
+        &[],
+    ),
+    rule("snippethook", &["exec", "timeout"], &[]),
+    rule("migrate", &["url", "all"], &[]),
+    rule("api", &["token"], &[]),
+];
+
+/// Settings that are whole numbers (an empty value means "not set" and is fine).
+const NUMERIC: &[(&str, &str)] = &[
+    ("master", "expire"),
+    ("backup", "nbackups"),
+    ("backup", "minage"),
+    ("status", "missing"),
+    ("status", "refresh"),
+    ("status", "expire"),
+    ("status", "logkeep"),
+    ("times", "polling"),
+    ("times", "interval"),
+    ("times", "grace"),
+    ("times", "httpsport"),
+    ("phase", "seq"),
+    ("customcerts", "renew"),
+    ("server", "max-body"),
+    ("server", "master-timeout"),
+    ("server", "header-timeout"),
+    ("snippethook", "timeout"),
+];
+
+/// Settings that only count when they are exactly `true` (anything else means false).
+const BOOLEAN: &[(&str, &str)] = &[
+    ("config", "debugmerge"),
+    ("config", "debugcerts"),
+    ("config", "debugscript"),
+    ("status", "usehttpsdevlinks"),
+    ("times", "check"),
+    ("times", "forcestaging"),
+    ("times", "forcehttps"),
+    ("times", "forcetrust"),
+    ("server", "legacy-client-certs"),
+    ("migrate", "all"),
+];
+
+fn rule_for(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
+
+fn is_number(v: &str) -> bool {
+    let v = v.trim();
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The warnings for one configuration document, each prefixed with `source` (its file name).
+pub fn lint(source: &str, root: &Element) -> Vec<String> {
+    let mut out = Vec::new();
+    if root.name != "config" {
+        out.push(format!(
+            "{source}: root element <{}> (expected <config>)",
+            root.name
+        ));
+        return out;
+    }
+    lint_element(source, root, &mut out);
+    out
+}
+
+fn lint_element(source: &str, el: &Element, out: &mut Vec<String>) {
+    let Some(rule) = rule_for(&el.name) else {
+        return;
+    };
+    for (k, v) in &el.attrs {
+        let at = format!("{source}: <{} {k}=\"{v}\">", el.name);
+        if !rule.attrs.contains(&k.as_str()) {
+            out.push(format!("{at}: unknown attribute"));
+        } else if NUMERIC.contains(&(el.name.as_str(), k.as_str()))
+            && !v.trim().is_empty()
+            && !is_number(v)
+        {
+            out.push(format!("{at}: not a whole number"));
+        } else if BOOLEAN.contains(&(el.name.as_str(), k.as_str()))
+            && !matches!(v.as_str(), "" | "true" | "false")
+        {
+            out.push(format!("{at}: neither \"true\" nor \"false\""));
+        }
+    }
+    for c in &el.children {
+        if rule.children.contains(&c.name.as_str()) {
+            lint_element(source, c, out);
+        } else {
+            out.push(format!(
+                "{source}: unknown element <{}> in <{}>",
+                c.name, el.name
+            ));
+        }
+    }
+}
+
+/// The merged configuration as a document: declaration, a comment naming the sources, root.
+pub fn merged_document(cfg: &Config) -> String {
+    let pretty = cfg.tree.to_pretty_document();
+    let (decl, body) = pretty.split_once('\n').unwrap_or(("", pretty.as_str()));
+    // "--" may not appear inside a comment
+    let sources = cfg.sources.join(", ").replace("--", "- -");
+    format!("{decl}\n<!-- merged from: {sources} -->\n{body}")
+}
+
+/// What `check-config` found in a usable configuration.
+#[derive(Debug)]
+pub struct Report {
+    pub merged: String,
+    pub warnings: Vec<String>,
+}
+
+/// Loads and checks the configuration of `root`.
+pub fn check(root: &Path) -> Result<Report, CheckError> {
+    if !root.is_dir() {
+        return Err(CheckError::NoRoot(root.to_path_buf()));
+    }
+    let cfg = Config::load(root)?;
+    let (defaults, user) = read_sources(root)?;
+    let mut warnings = Vec::new();
+    for src in std::iter::once(&defaults).chain(user.as_ref()) {
+        // the loader accepted these, so they parse
+        if let Ok(tree) = Element::parse(&src.bytes) {
+            warnings.extend(lint(&src.name, &tree));
+        }
+    }
+    Ok(Report {
+        merged: merged_document(&cfg),
+        warnings,
+    })
+}
+
+/// `check-config`: prints the merged configuration, warnings and errors; see the exit codes
+/// in the module documentation.
+pub fn run(root: &Path, strict: bool) -> ExitCode {
+    match check(root) {
+        Ok(report) => {
+            print!("{}", report.merged);
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if strict && !report.warnings.is_empty() {
+                eprintln!("error: {} warning(s) and --strict", report.warnings.len());
+                ExitCode::from(EXIT_WARNINGS)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint_str(xml: &str) -> Vec<String> {
+        lint("u.xml", &Element::parse_str(xml).expect("xml"))
+    }
+
+    #[test]
+    fn shipped_and_reference_configurations_are_clean() {
+        let builtin = Element::parse_str(crate::config::BUILTIN_DEFAULTS).expect("defaults");
+        assert_eq!(lint("config.xml", &builtin), Vec::<String>::new());
+        for f in ["config/user-config.xml", "config/user-config-sample.xml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            let tree = Element::parse(&std::fs::read(&p).expect("read")).expect("parse");
+            assert_eq!(lint(f, &tree), Vec::<String>::new(), "{f}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_bad_values_are_reported() {
+        let w = lint_str(
+            r#"<config><mastr/><times intervall="3" polling="abc" interval=" 15 " forcehttps="yes"/>
+               <phases><phase id="x" seq="1o0"/><stage/></phases><mastr><deeper/></mastr></config>"#,
+        );
+        assert_eq!(
+            w,
+            vec![
+                "u.xml: unknown element <mastr> in <config>",
+                "u.xml: <times intervall=\"3\">: unknown attribute",
+                "u.xml: <times polling=\"abc\">: not a whole number",
+                "u.xml: <times forcehttps=\"yes\">: neither \"true\" nor \"false\"",
+                "u.xml: <phase seq=\"1o0\">: not a whole number",
+                "u.xml: unknown element <stage> in <phases>",
+                "u.xml: unknown element <mastr> in <config>",
+            ]
+        );
+    }
+
+    #[test]
+    fn our_own_elements_and_empty_numbers_are_fine() {
+        let w = lint_str(
+            r#"<config><server http="0.0.0.0:80" max-body="10"/><snippethook exec="x" timeout="5"/>
+               <migrate url="u" all="true"/><api token="t"/><times httpsport="" polling="-1"/>
+               <master passwordhash="h"><applies env="">x</applies></master></config>"#,
+        );
+        assert_eq!(w, Vec::<String>::new());
+        assert_eq!(
+            lint_str("<settings/>"),
+            vec!["u.xml: root element <settings> (expected <config>)"]
+        );
+    }
+
+    #[test]
+    fn merged_document_has_the_declaration_first() {
+        let mut cfg = Config::from_user_xml("<config/>").expect("cfg");
+        cfg.sources.push("odd--name.xml".into());
+        let doc = merged_document(&cfg);
+        assert!(doc.starts_with("<?xml version=\"1.0\""), "{doc}");
+        assert!(doc.contains("<!-- merged from: built-in config.xml, config/user-config.xml, odd- -name.xml -->\n<config"));
+    }
+}
