@@ -179,22 +179,7 @@ impl Element {
                     }
                 }
                 Event::GeneralRef(r) => {
-                    let ch = match r.resolve_char_ref() {
-                        Ok(Some(c)) if forbidden(c) => {
-                            return Err(syntax(
-                                pos,
-                                "reference to a character not allowed in XML 1.0",
-                            ));
-                        }
-                        Ok(Some(c)) => c.to_string(),
-                        Ok(None) => {
-                            let name = r.to_string();
-                            predefined_entity(&name)
-                                .ok_or(XmlError::UndefinedEntity(name))?
-                                .to_string()
-                        }
-                        Err(e) => return Err(syntax(pos, &e.to_string())),
-                    };
+                    let ch = resolve_ref(&r, pos)?;
                     match stack.last_mut() {
                         Some(top) => top.text.push_str(&ch),
                         None => return Err(syntax(pos, "reference outside the root element")),
@@ -285,6 +270,25 @@ impl Element {
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
+    }
+}
+
+/// The text a reference in element content stands for (character references to characters
+/// XML 1.0 cannot hold, and entities other than the predefined ones, are refused).
+fn resolve_ref(r: &quick_xml::events::BytesRef<'_>, pos: u64) -> Result<String, XmlError> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) if forbidden(c) => Err(syntax(
+            pos,
+            "reference to a character not allowed in XML 1.0",
+        )),
+        Ok(Some(c)) => Ok(c.to_string()),
+        Ok(None) => {
+            let name = r.to_string();
+            Ok(predefined_entity(&name)
+                .ok_or(XmlError::UndefinedEntity(name))?
+                .to_string())
+        }
+        Err(e) => Err(syntax(pos, &e.to_string())),
     }
 }
 
