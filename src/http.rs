@@ -109,6 +109,8 @@ async fn update_php(
     request: Request,
 ) -> Response {
     let mut args = Args::parse(uri.query().unwrap_or(""));
+    // PHP switches on `$_GET['mode']`; only a poll's form body adds to `$_REQUEST`
+    let mut mode = args.get("mode").map(|m| m.into_owned());
     let cfg = match app.config.get() {
         Ok(c) => c,
         Err(e) => {
@@ -119,6 +121,19 @@ async fn update_php(
             );
         }
     };
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(crate::php::is_form_content_type);
+    let request = if mode.is_none() && method == Method::POST && form {
+        match read_body(request.into_body(), cfg.server.max_body).await {
+            Ok(body) => args = Args::parse_request(uri.query().unwrap_or(""), Some(&body)),
+            Err(r) => return r,
+        }
+        Request::default()
+    } else {
+        request
+    };
     if let Err(refused) = request::check_args(&args) {
         tracing::warn!("refused {} from {}: {refused}", uri.path(), meta.peer);
         return text(
@@ -128,9 +143,9 @@ async fn update_php(
     }
     if args.has("show") {
         args.set("mode", "show");
+        mode = Some("show".to_string());
     }
     let info = crate::trust::conn_info(&cfg, &meta, &headers);
-    let mode = args.get("mode").map(|m| m.into_owned());
     if mode.is_none()
         && cfg.server.migrate_all
         && let Some(url) = &cfg.server.migrate_url

@@ -6,111 +6,15 @@
 //! the rest of the code can say what it means ("loosely equal", "PHP integer value") instead of
 //! re-deriving them.
 
-use std::borrow::Cow;
+mod args;
+mod numeric;
 
-/// An ordered list of request arguments as PHP's `$_REQUEST` holds them: keys in the order of
-/// their first appearance, a repeated key keeps its first position and takes the last value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Args(Vec<(String, Vec<u8>)>);
-
-impl Args {
-    /// Parses a raw query string (`a=1&b=x%20y`) like PHP's `parse_str`.
-    pub fn parse(query: &str) -> Args {
-        let mut args = Args::default();
-        for part in query.split('&') {
-            if part.is_empty() {
-                continue;
-            }
-            let (k, v) = match part.find('=') {
-                Some(i) => (&part[..i], &part[i + 1..]),
-                None => (part, ""),
-            };
-            let key = php_mangle_key(&urldecode(k));
-            if key.is_empty() {
-                continue;
-            }
-            args.set(&key, urldecode(v));
-        }
-        args
-    }
-
-    pub fn set(&mut self, key: &str, value: impl Into<Vec<u8>>) {
-        let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
-        }
-    }
-
-    /// The raw bytes of argument `key`.
-    pub fn get_bytes(&self, key: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// Argument `key` as text (invalid UTF-8 replaced).
-    pub fn get(&self, key: &str) -> Option<Cow<'_, str>> {
-        self.get_bytes(key).map(String::from_utf8_lossy)
-    }
-
-    pub fn has(&self, key: &str) -> bool {
-        self.get_bytes(key).is_some()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// PHP turns `.` and spaces in argument names into `_` (and drops leading spaces).
-fn php_mangle_key(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
-    s.trim_start_matches(' ')
-        .chars()
-        .map(|c| if c == '.' || c == ' ' { '_' } else { c })
-        .collect()
-}
+pub use args::{Args, MAX_INPUT_VARS, is_form_content_type};
+pub use numeric::{Value, intval, is_numeric, loose_eq, loose_str_eq};
 
 /// Decodes `%XX` and `+` like PHP's `urldecode` (malformed escapes are kept literally).
 pub fn urldecode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex_val(b.get(i + 1)), hex_val(b.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex_val(c: Option<&u8>) -> Option<u8> {
-    let c = *c?;
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    args::urldecode_bytes(s.as_bytes())
 }
 
 /// PHP's `rawurlencode`: everything but `A-Z a-z 0-9 - _ . ~` as upper-case `%XX`.
@@ -173,135 +77,6 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// PHP's `trim()` character set.
 pub fn trim(s: &str) -> &str {
     s.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B'])
-}
-
-/// PHP's `(int)` of a string: optional whitespace and sign, then leading digits; else 0.
-pub fn intval(s: &str) -> i64 {
-    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0B', '\x0C']);
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    for c in digits.bytes() {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        v = v.saturating_mul(10).saturating_add(i64::from(c - b'0'));
-    }
-    if neg { -v } else { v }
-}
-
-/// PHP 8's `is_numeric` for strings.
-pub fn is_numeric(s: &str) -> bool {
-    parse_numeric(s).is_some()
-}
-
-fn parse_numeric(s: &str) -> Option<f64> {
-    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0B', '\x0C']);
-    let t = t.trim_end_matches([' ', '\t', '\n', '\r', '\x0B', '\x0C']);
-    if t.is_empty() {
-        return None;
-    }
-    let b = t.as_bytes();
-    let mut i = 0;
-    if matches!(b[0], b'+' | b'-') {
-        i = 1;
-    }
-    let start_digits = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let mut nd = i - start_digits;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let s2 = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        nd += i - s2;
-    }
-    if nd == 0 {
-        return None;
-    }
-    if i < b.len() && matches!(b[i], b'e' | b'E') {
-        let mut j = i + 1;
-        if j < b.len() && matches!(b[j], b'+' | b'-') {
-            j += 1;
-        }
-        let s3 = j;
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        if j > s3 {
-            i = j;
-        }
-    }
-    if i != b.len() {
-        return None;
-    }
-    t.parse::<f64>().ok()
-}
-
-/// A PHP value as far as the update script compares them: missing, integer or string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Null,
-    Int(i64),
-    Str(String),
-}
-
-impl Value {
-    /// PHP's string conversion (`"$v"`).
-    pub fn to_php_string(&self) -> String {
-        match self {
-            Value::Null => String::new(),
-            Value::Int(i) => i.to_string(),
-            Value::Str(s) => s.clone(),
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
-    }
-}
-
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Str(s.to_string())
-    }
-}
-
-impl From<String> for Value {
-    fn from(s: String) -> Self {
-        Value::Str(s)
-    }
-}
-
-impl From<Option<String>> for Value {
-    fn from(s: Option<String>) -> Self {
-        s.map_or(Value::Null, Value::Str)
-    }
-}
-
-/// PHP 8's loose comparison `==` for the value kinds above.
-pub fn loose_eq(a: &Value, b: &Value) -> bool {
-    use Value::*;
-    match (a, b) {
-        (Null, Null) => true,
-        (Null, Str(s)) | (Str(s), Null) => s.is_empty(),
-        (Null, Int(i)) | (Int(i), Null) => *i == 0,
-        (Int(x), Int(y)) => x == y,
-        (Int(i), Str(s)) | (Str(s), Int(i)) => match parse_numeric(s) {
-            Some(f) => f == *i as f64,
-            None => *s == i.to_string(),
-        },
-        (Str(x), Str(y)) => match (parse_numeric(x), parse_numeric(y)) {
-            (Some(fx), Some(fy)) => fx == fy,
-            _ => x == y,
-        },
-    }
 }
 
 /// The age of `t` at `now` the way the PHP server writes it: "42 secs", "4.1 mins",
@@ -402,25 +177,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_query_like_php() {
-        let a = Args::parse("type=IP232&sn=00-90&foo=bar%20baz&x+y=1+2&type=IP111&e");
-        let v: Vec<_> = a
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        assert_eq!(
-            v,
-            vec![
-                ("type".into(), "IP111".into()),
-                ("sn".into(), "00-90".into()),
-                ("foo".into(), "bar baz".into()),
-                ("x_y".into(), "1 2".into()),
-                ("e".into(), "".into()),
-            ]
-        );
-    }
-
-    #[test]
     fn urldecode_keeps_malformed_escapes() {
         assert_eq!(urldecode("%zz%4"), b"%zz%4".to_vec());
         assert_eq!(urldecode("%0D%0a"), b"\r\n".to_vec());
@@ -441,36 +197,6 @@ mod tests {
     fn urlencode_matches_php() {
         assert_eq!(urlencode(b"a b~c/d\r\n"), "a+b%7Ec%2Fd%0D%0A");
         assert_eq!(urlencode("Müller".as_bytes()), "M%C3%BCller");
-    }
-
-    #[test]
-    fn loose_comparison_follows_php8() {
-        use Value::*;
-        assert!(loose_eq(&Str("0".into()), &Int(0)));
-        assert!(loose_eq(&Str("5".into()), &Str("5.0".into())));
-        assert!(!loose_eq(&Str("abc".into()), &Int(0)));
-        assert!(loose_eq(&Null, &Int(0)));
-        assert!(!loose_eq(&Null, &Str("0".into())));
-        assert!(loose_eq(&Null, &Str("".into())));
-        assert!(!loose_eq(&Str("update".into()), &Null));
-    }
-
-    #[test]
-    fn intval_reads_leading_digits() {
-        assert_eq!(intval("  42abc"), 42);
-        assert_eq!(intval("-7"), -7);
-        assert_eq!(intval("x1"), 0);
-        assert_eq!(intval(""), 0);
-        assert_eq!(intval("99999999999999999999999"), i64::MAX);
-    }
-
-    #[test]
-    fn numeric_strings() {
-        assert!(is_numeric("131000"));
-        assert!(is_numeric(" 1.5e3 "));
-        assert!(!is_numeric("13r1"));
-        assert!(!is_numeric(""));
-        assert!(!is_numeric("."));
     }
 
     #[test]

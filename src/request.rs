@@ -151,11 +151,24 @@ pub fn check_name(arg: &str, value: &[u8]) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Arguments PHP's `update.php` cannot take as an array (`sn[]=…`): it stops with an error
+/// (HTTP 500) where it hands them to a string function; they are refused instead. Other
+/// arrays read as the string `Array`, as in PHP.
+const ARRAY_CRASHES_PHP: [&str; 5] = ["sn", "type", "env", "id", "var"];
+
 /// Checks every argument of `args` that the update script turns into file or element names:
 /// `sn`, `hwid`, `type` and `id`; `type` may not contain white space either. `var` names a
 /// device variable (`X509/REQUEST`), never a file: it may contain `/`, but nothing else the
 /// other checks refuse.
 pub fn check_args(args: &Args) -> Result<(), Refused> {
+    for key in ARRAY_CRASHES_PHP {
+        if args.is_array(key) {
+            return Err(Refused {
+                arg: key.to_string(),
+                reason: "is an array (name[]=…), not a value",
+            });
+        }
+    }
     if let Some(v) = args.get_bytes("var") {
         let without_slashes: Vec<u8> = v
             .iter()
@@ -220,6 +233,18 @@ mod tests {
         assert!(check_args(&Args::parse("var=X509/REQUEST")).is_ok());
         assert!(check_args(&Args::parse("var=X509/../x")).is_err());
         assert!(check_args(&Args::parse("var=a%0Db")).is_err());
+        for array in [
+            "sn[]=1",
+            "type[]=IP232",
+            "env[x]=a",
+            "id[]=i",
+            "var[]=v",
+            "sn=1&sn[]=2",
+        ] {
+            let refused = check_args(&Args::parse(array)).expect_err(array);
+            assert!(refused.to_string().contains("is an array"), "{refused}");
+        }
+        assert!(check_args(&Args::parse("phase[]=1&hwid[]=2&x[]=3&sn[]=1&sn=2")).is_ok());
         assert!(
             check_args(&Args::parse(
                 "type=IP232&sn=00-90&hwid=IP232-1&id=admin&foo=../x"

@@ -8,6 +8,12 @@
 //! references, so a hostile DOCTYPE cannot make the parser do work. Writing produces the
 //! layout of SimpleXML's `asXML()` (`<?xml version="1.0"?>`, one line, `<empty/>` elements),
 //! so files stay readable by a PHP installation.
+//!
+//! Every document written is well-formed XML 1.0, whatever a request or a device sent: the
+//! characters XML 1.0 cannot represent at all, not even as a character reference (the C0
+//! controls other than tab, LF and CR, and U+FFFE/U+FFFF), are written as U+FFFD (the
+//! replacement character). Reading refuses them, raw or as a reference (`&#1;`), as libxml2
+//! (and so PHP) does.
 
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
@@ -121,6 +127,9 @@ impl Element {
 
     /// Parses a document from a string.
     pub fn parse_str(text: &str) -> Result<Element, XmlError> {
+        if let Some(bad) = text.find(forbidden) {
+            return Err(syntax(bad as u64, "character not allowed in XML 1.0"));
+        }
         let mut reader = Reader::from_str(text);
         reader.config_mut().trim_text(false);
         let mut stack: Vec<Element> = Vec::new();
@@ -170,16 +179,7 @@ impl Element {
                     }
                 }
                 Event::GeneralRef(r) => {
-                    let ch = match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
-                        Ok(None) => {
-                            let name = r.to_string();
-                            predefined_entity(&name)
-                                .ok_or(XmlError::UndefinedEntity(name))?
-                                .to_string()
-                        }
-                        Err(e) => return Err(syntax(pos, &e.to_string())),
-                    };
+                    let ch = resolve_ref(&r, pos)?;
                     match stack.last_mut() {
                         Some(top) => top.text.push_str(&ch),
                         None => return Err(syntax(pos, "reference outside the root element")),
@@ -273,6 +273,25 @@ impl Element {
     }
 }
 
+/// The text a reference in element content stands for (character references to characters
+/// XML 1.0 cannot hold, and entities other than the predefined ones, are refused).
+fn resolve_ref(r: &quick_xml::events::BytesRef<'_>, pos: u64) -> Result<String, XmlError> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) if forbidden(c) => Err(syntax(
+            pos,
+            "reference to a character not allowed in XML 1.0",
+        )),
+        Ok(Some(c)) => Ok(c.to_string()),
+        Ok(None) => {
+            let name = r.to_string();
+            Ok(predefined_entity(&name)
+                .ok_or(XmlError::UndefinedEntity(name))?
+                .to_string())
+        }
+        Err(e) => Err(syntax(pos, &e.to_string())),
+    }
+}
+
 fn syntax(pos: u64, msg: &str) -> XmlError {
     XmlError::Syntax {
         pos,
@@ -312,6 +331,12 @@ fn element_from_start(start: &BytesStart<'_>, pos: u64) -> Result<Element, XmlEr
                     ) => XmlError::UndefinedEntity(name),
                     other => syntax(pos, &other.to_string()),
                 })?;
+        if value.contains(forbidden) {
+            return Err(syntax(
+                pos,
+                "reference to a character not allowed in XML 1.0",
+            ));
+        }
         if el.attr(&key).is_some() {
             return Err(syntax(pos, &format!("duplicate attribute '{key}'")));
         }
@@ -354,11 +379,23 @@ fn declares_latin1(bytes: &[u8]) -> bool {
     )
 }
 
-/// Escapes an attribute value the way libxml2 does.
+/// Whether XML 1.0 cannot represent `c` at all (not even as a character reference).
+pub fn forbidden(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\x08' | '\x0B' | '\x0C' | '\x0E'..='\x1F' | '\u{FFFE}' | '\u{FFFF}'
+    )
+}
+
+/// What a character XML 1.0 cannot represent is written as.
+pub const REPLACEMENT: char = '\u{FFFD}';
+
+/// Escapes an attribute value the way libxml2 does; characters XML 1.0 cannot represent
+/// become U+FFFD.
 pub fn escape_attr(v: &str, out: &mut String) {
     if !v
         .bytes()
-        .any(|b| b < 0x20 || matches!(b, b'&' | b'<' | b'>' | b'"'))
+        .any(|b| b < 0x20 || matches!(b, b'&' | b'<' | b'>' | b'"' | 0xEF))
     {
         out.push_str(v);
         return;
@@ -372,15 +409,18 @@ pub fn escape_attr(v: &str, out: &mut String) {
             '\r' => out.push_str("&#13;"),
             '\n' => out.push_str("&#10;"),
             '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("&#{};", c as u32)),
+            c if forbidden(c) => out.push(REPLACEMENT),
             c => out.push(c),
         }
     }
 }
 
-/// Escapes element text the way libxml2 does.
+/// Escapes element text the way libxml2 does; characters XML 1.0 cannot represent become
+/// U+FFFD.
 pub fn escape_text(v: &str, out: &mut String) {
-    if !v.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'\r')) {
+    if !v.bytes().any(|b| {
+        matches!(b, b'&' | b'<' | b'>' | b'\r' | 0xEF) || (b < 0x20 && b != b'\t' && b != b'\n')
+    }) {
         out.push_str(v);
         return;
     }
@@ -390,6 +430,7 @@ pub fn escape_text(v: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\r' => out.push_str("&#13;"),
+            c if forbidden(c) => out.push(REPLACEMENT),
             c => out.push(c),
         }
     }
@@ -410,6 +451,9 @@ pub fn html_escape(v: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
