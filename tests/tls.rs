@@ -765,8 +765,10 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         assert!(log.contains(&fp), "fingerprint {fp} not in {log}");
         fp
     };
-    // the next start keeps it
-    let (server, _) = Server::start_with(&root, https_only, |_| {});
+    // the next start keeps it (a request first: the server has logged its start-up by then)
+    let (server, ports) = Server::start_with(&root, https_only, |_| {});
+    let r = tls_get(local(ports.https), ClientAuth::None, "/update.php").expect("HTTPS");
+    assert_eq!(r.status, 200);
     let log = server.log_text();
     assert!(!log.contains("generated a self-signed"), "{log}");
     assert!(log.contains(&fingerprint), "{log}");

@@ -168,7 +168,17 @@ impl Server {
             root,
             log,
         };
+        server.wait_until_serving();
         (server, ports)
+    }
+
+    /// Waits (at most 10 s) until `serve` has logged its start-up, so a test that reads the
+    /// log right after starting sees the start-up lines.
+    fn wait_until_serving(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.log_text().contains("listening on") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// What the server logged so far.
