@@ -23,12 +23,17 @@
 
 pub mod api;
 mod api_http;
+mod export;
 pub mod files;
+pub mod flash;
 mod fleet;
 pub mod html;
 pub mod info;
 mod login;
+pub mod openapi;
+pub mod order;
 mod pages;
+pub mod query;
 mod respond;
 mod router;
 pub mod session;
@@ -42,7 +47,7 @@ use crate::app::SharedApp;
 use files::BackupCache;
 use session::{Sessions, Throttle};
 use std::sync::OnceLock;
-use view::{Filter, ViewCache};
+use view::ViewCache;
 
 pub use respond::AdminError;
 pub use router::routes;
@@ -80,7 +85,13 @@ pub fn warm_up(app: SharedApp) -> tokio::task::JoinHandle<()> {
             return;
         };
         let started = std::time::Instant::now();
-        let (_, total) = fleet::collect_rows(&app, &cfg, &Filter::parse(""), false);
+        let (_, total) = fleet::collect_rows(
+            &app,
+            &cfg,
+            &query::Query::default(),
+            order::Sort::default(),
+            false,
+        );
         tracing::info!(
             "read {total} device states in {} ms",
             started.elapsed().as_millis()

@@ -33,11 +33,7 @@ pub fn routes(prefix: &str) -> Router<SharedApp> {
         .route(&format!("{prefix}/admin"), any(admin_php))
         .route(&format!("{prefix}/web/update-server.css"), get(css))
         .route(&format!("{prefix}/web/update-server.js"), get(js))
-        .route(&format!("{prefix}/api/devices"), get(api_http::devices))
-        .route(
-            &format!("{prefix}/api/devices/{{sn}}"),
-            get(api_http::device),
-        )
+        .merge(api_http::routes(prefix))
         // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
         .layer(
             tower_http::compression::CompressionLayer::new()

@@ -1,9 +1,12 @@
 //! The signed-certificate upload `update.php?mode=upload`: PHP's argument checks, then an
 //! administrator session and its CSRF token; only the signed certificate of that device,
-//! and only a certificate (PEM or DER) that fits the device's CSR, is stored.
+//! and only a certificate (PEM or DER) that fits the device's CSR, is stored. Afterwards
+//! the browser goes back to `proceed` (keeping its `filter` and `sort`), and the flash
+//! cookie tells the page what happened (see [`super::flash`]).
 
+use super::flash::{self, Flash};
 use super::html::{self, admin_url};
-use super::respond::{AdminError, Answer, blocking, plain, redirect};
+use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
 use super::session::{self, Session};
 use crate::app::SharedApp;
 use crate::config::Config;
@@ -101,6 +104,10 @@ async fn accept(
         .extensions()
         .get::<ConnMeta>()
         .map(|m| m.peer.ip().to_canonical());
+    let tls = request
+        .extensions()
+        .get::<ConnMeta>()
+        .is_some_and(|m| m.tls);
     let Some(s) =
         session::cookie(&headers, session::COOKIE).and_then(|t| app.admin.sessions.get(t))
     else {
@@ -135,9 +142,12 @@ async fn accept(
         }
     }
     Ok(match target.proceed {
-        Some(t) => redirect(
-            StatusCode::SEE_OTHER,
-            &format!("{t}#d-{}", html::q(&target.sn)),
+        Some(t) => add_cookie(
+            redirect(
+                StatusCode::SEE_OTHER,
+                &format!("{t}#d-{}", html::q(&target.sn)),
+            ),
+            &flash::cookie(&app.prefix, Flash::CertUploaded, &target.sn, tls),
         ),
         None => plain(StatusCode::OK, "file upload - ?proceed= missing"),
     })

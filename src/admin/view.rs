@@ -208,6 +208,14 @@ impl DeviceView {
         v.firmware_requested = a(fw, "requested");
         v.bootcode = a(boot, "build");
         v.bootcode_requested = a(boot, "requested");
+        if v.bootcode_requested.is_empty() {
+            // script/upgrade.rs writes it onto the root as `BUILDbootcode`, as PHP does
+            v.bootcode_requested = s
+                .attr("requested")
+                .and_then(|r| r.strip_suffix("bootcode"))
+                .unwrap_or_default()
+                .to_string();
+        }
         v.certstat = d.attr("certstat").map(str::to_string);
         v.request_error = s
             .path(&["queries", "certificates", "info", "request-error"])
