@@ -46,6 +46,33 @@ pub fn deliver_url(prefix: &str, path: &str) -> String {
     admin_url(prefix, &format!("mode=ui&cmd=deliverfile&fn={}", q(path)))
 }
 
+/// The message keys an action's redirect may carry (`msg=`), with their text; others are
+/// ignored.
+pub const MESSAGES: [(&str, &str); 4] = [
+    ("uploaded", "The certificate was uploaded."),
+    ("deleted", "Deleted."),
+    ("touched", "Marked as seen."),
+    ("failed", "The action failed; nothing was changed."),
+];
+
+/// The banner for the `msg=` key `key` (`None` for an unknown key).
+pub fn msg_banner(key: &str) -> Option<String> {
+    let (k, text) = MESSAGES.iter().find(|(k, _)| *k == key)?;
+    let class = if *k == "failed" {
+        "banner error"
+    } else {
+        "banner"
+    };
+    Some(
+        maud::html! {
+            p class=(class) role="status" data-msg=(k) {
+                (text) " " a.dismiss href="#" aria-label="Dismiss" { "\u{2715}" }
+            }
+        }
+        .into_string(),
+    )
+}
+
 /// Which navigation entry is the current page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -192,6 +219,14 @@ mod tests {
         assert!(!html.contains("<nav>"));
         assert!(html.contains("action=\"/admin/admin.php?mode=show\""));
         assert!(html.contains("Wrong"));
+    }
+
+    #[test]
+    fn only_known_messages_make_a_banner() {
+        let b = msg_banner("uploaded").expect("banner");
+        assert!(b.contains("data-msg=\"uploaded\""), "{b}");
+        assert!(b.contains("The certificate was uploaded."));
+        assert_eq!(msg_banner("<script>"), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 pub mod api;
 mod api_http;
+mod backups;
 pub mod files;
 mod fleet;
 pub mod html;

@@ -26,6 +26,11 @@ pub fn rows_arg(ctx: &Ctx) -> usize {
 
 pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
     let filter_text = ctx.arg("filter").unwrap_or_default();
+    let sort: String = ctx
+        .arg("sort")
+        .filter(|v| status::parse_sort(v).is_some())
+        .unwrap_or_default();
+    let banner = ctx.arg("msg").as_deref().and_then(html::msg_banner);
     let (app, cfg, f) = (ctx.app.clone(), ctx.cfg.clone(), filter_text.clone());
     let csrf = s.csrf.clone();
     let limit = rows_arg(ctx);
@@ -40,7 +45,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
             &groups,
             master_of(&app.root, &cfg),
         );
-        let html = status::render_body(&sctx, &rows, &f, total, limit);
+        let html = status::render_body_sorted(&sctx, &rows, &f, &sort, total, limit);
         tracing::debug!(
             devices = total,
             matching = rows.len(),
@@ -50,6 +55,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
         html
     })
     .await?;
+    let body = format!("{}{body}", banner.unwrap_or_default());
     Ok(html_response(
         StatusCode::OK,
         html::page(&ctx.frame(Some(s), "Devices", Nav::Status), &body),
