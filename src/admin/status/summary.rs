@@ -195,7 +195,10 @@ pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
                     (dot) (count_link(s.signed_waiting, &plural(s.signed_waiting, "signed certificate waiting for the device", "signed certificates waiting for the device"), "is:signed", sort))
                 }
                 @if s.unreadable > 0 {
-                    (dot) span.err { (count_link(s.unreadable, &plural(s.unreadable, "unreadable state file", "unreadable state files"), "is:unreadable", sort)) }
+                    (dot)
+                    a.fl href=(filter_href("is:unreadable", sort)) data-filter="is:unreadable" {
+                        b.err { (s.unreadable) } " " (plural(s.unreadable, "unreadable state file", "unreadable state files"))
+                    }
                 }
             }
             @if s.devices > 0 {
