@@ -432,7 +432,7 @@ async fn the_status_page_shows_every_device_safely() {
     assert!(t.contains("<b>3</b> devices"), "summary");
     assert!(t.contains("<b class=\"err\">2</b> unreadable state files"));
     assert!(t.contains(
-        "<tr class=\"master\"><th><button type=\"button\" class=\"fl\" data-filter=\"130160\""
+        "<tr class=\"master\"><th><a class=\"fl\" href=\"?mode=status&amp;filter=fw%3A130160\" data-filter=\"fw:130160\""
     ));
     assert!(t.contains("<b>2</b> on the master's firmware 130160"));
     assert!(

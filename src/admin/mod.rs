@@ -24,6 +24,7 @@
 pub mod api;
 mod api_http;
 mod export;
+mod backups;
 pub mod files;
 pub mod flash;
 mod fleet;

@@ -28,6 +28,10 @@ pub fn rows_arg(ctx: &Ctx) -> usize {
 pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
     let va = ViewArgs::from_args(&ctx.args);
     let f = va.filter.clone();
+    let sort: String = ctx
+        .arg("sort")
+        .filter(|v| status::parse_sort(v).is_some())
+        .unwrap_or_default();
     let (app, cfg) = (ctx.app.clone(), ctx.cfg.clone());
     let csrf = s.csrf.clone();
     let limit = rows_arg(ctx);
@@ -47,7 +51,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
             &groups,
             master_of(&app.root, &cfg),
         );
-        let html = status::render_body(&sctx, &rows, &f, total, limit);
+        let html = status::render_body_sorted(&sctx, &rows, &f, &sort, total, limit);
         tracing::debug!(
             devices = total,
             matching = rows.len(),

@@ -4,7 +4,7 @@
 
 use super::respond::{AdminError, Answer, add_cookie, asset, json_response, plain, redirect};
 use super::session::{self, Session};
-use super::{api_http, html, login, pages, ui};
+use super::{api_http, backups, html, login, pages, ui};
 use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
@@ -234,6 +234,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "status" => pages::status_page(ctx, &session).await,
         "show" => pages::show_page(ctx, &session).await,
         "info" => Ok(pages::info_page(ctx, &session)),
+        "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
         other => Ok(plain(
             StatusCode::BAD_REQUEST,
