@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod config_check;
 pub mod conn;
+pub mod conn_guard;
 pub mod fileop;
 pub mod firmware;
 pub mod hooks;
