@@ -35,6 +35,7 @@ pub mod php;
 pub mod queries;
 pub mod request;
 pub mod respond;
+pub mod safe_path;
 pub mod script;
 pub mod server;
 pub mod snippets;

@@ -64,7 +64,7 @@ impl Listeners {
 /// The router of all URLs.
 pub fn router(app: SharedApp) -> Router {
     let p = app.prefix.clone();
-    let web = tower_http::services::ServeDir::new(app.root.join("web"));
+    let web = crate::safe_path::serve_dir(app.root.join("web"));
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
         .merge(crate::admin::routes(&p));

@@ -5,6 +5,7 @@
 use super::fleet::{collect_rows, master_of, one_row};
 use super::respond::{AdminError, Answer, blocking, json_response};
 use super::session;
+use super::throttle::retry_after_secs;
 use super::view::{self, Filter};
 use super::{api, status};
 use crate::app::SharedApp;
@@ -16,38 +17,48 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use std::sync::Arc;
 
+/// The credentials of an `Authorization: Bearer …` value (the scheme is case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// Whether an API request may read: an admin session, or the configured API token as
-/// `Authorization: Bearer …`.
-async fn api_allowed(app: &SharedApp, cfg: &Config, meta: &ConnMeta, headers: &HeaderMap) -> bool {
+/// `Authorization: Bearer …` (failures throttled apart from the logins: `Err` is the 429).
+async fn api_allowed(
+    app: &SharedApp,
+    cfg: &Config,
+    meta: &ConnMeta,
+    headers: &HeaderMap,
+) -> Result<bool, AdminError> {
     if session::cookie(headers, session::COOKIE)
         .and_then(|t| app.admin.sessions.get(t))
         .is_some()
     {
-        return true;
+        return Ok(true);
     }
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
     else {
-        return false;
+        return Ok(false);
     };
     let Some(token) = &cfg.server.api_token else {
-        return false;
+        return Ok(false);
     };
     let peer = meta.peer.ip().to_canonical();
-    let wait = app.admin.throttle.reserve(peer);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    let throttle = &app.admin.api_throttle;
+    if let Err(wait) = throttle.check(peer) {
+        return Err(AdminError::TooMany(retry_after_secs(wait)));
     }
     if session::csrf_ok(token, Some(given)) {
-        app.admin.throttle.succeeded(peer);
-        true
+        throttle.succeeded(peer);
+        Ok(true)
     } else {
-        app.admin.throttle.failed(peer);
+        throttle.failed(peer);
         tracing::warn!("API request from {peer} with a wrong token");
-        false
+        Ok(false)
     }
 }
 
@@ -62,7 +73,7 @@ async fn api_config(
         .config
         .get()
         .map_err(|e| AdminError::json(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if !api_allowed(app, &cfg, meta, headers).await {
+    if !api_allowed(app, &cfg, meta, headers).await? {
         return Err(AdminError::Unauthorized);
     }
     Ok(cfg)
@@ -116,4 +127,18 @@ pub async fn device(
     .await?
     .ok_or_else(|| AdminError::json(StatusCode::NOT_FOUND, "no such device"))?;
     Ok(json_response(StatusCode::OK, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
 }

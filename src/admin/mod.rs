@@ -34,14 +34,16 @@ mod router;
 pub mod session;
 pub mod show;
 pub mod status;
+pub mod throttle;
 mod ui;
 mod upload;
 pub mod view;
 
 use crate::app::SharedApp;
 use files::BackupCache;
-use session::{Sessions, Throttle};
+use session::Sessions;
 use std::sync::OnceLock;
+use throttle::Throttle;
 use view::{Filter, ViewCache};
 
 pub use respond::AdminError;
@@ -55,7 +57,10 @@ pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Default)]
 pub struct AdminState {
     pub sessions: Sessions,
+    /// Failed admin logins.
     pub throttle: Throttle,
+    /// Failed API tokens, apart from the logins.
+    pub api_throttle: Throttle,
     views: ViewCache,
     backups: BackupCache,
     https_port: OnceLock<u16>,
