@@ -311,8 +311,9 @@ fn static_directories_refuse_nul_dotfiles_and_symlinks_out() {
     std::fs::write(root.join("outside.txt"), b"secret").expect("outside file");
     let server = Server::start(&root, &[]);
     for d in ["fw", "web"] {
-        let r = http_request(server.addr(), "HEAD", &format!("/{d}/%00"), &[], b"");
-        assert!(matches!(r.status, 400 | 404), "HEAD /{d}/%00: {}", r.status);
+        // (GET: the test client does not know that a HEAD answer has no body)
+        let r = http_request(server.addr(), "GET", &format!("/{d}/%00"), &[], b"");
+        assert!(matches!(r.status, 400 | 404), "GET /{d}/%00: {}", r.status);
         assert_eq!(
             server.get(&format!("/{d}/.htpasswd")).status,
             404,
