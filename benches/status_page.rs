@@ -300,7 +300,7 @@ fn main() {
     rt.spawn(conn::serve_plain(
         listener,
         server::router(app.clone()),
-        Duration::from_secs(30),
+        update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
     ));
 
     const PAGE: &str = "/admin/admin.php?mode=status";
@@ -323,7 +323,7 @@ fn main() {
     rt.spawn(conn::serve_plain(
         listener2,
         server::router(warmed.clone()),
-        Duration::from_secs(30),
+        update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
     ));
     let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");
     let page = measure(addr, &cookie, PAGE, "", 10);

@@ -187,6 +187,7 @@ const RULES: &[Rule] = &[
             "max-body",
             "master-timeout",
             "header-timeout",
+            "max-connections",
         ],
         &[],
     ),
@@ -213,6 +214,7 @@ const NUMERIC: &[(&str, &str)] = &[
     ("server", "max-body"),
     ("server", "master-timeout"),
     ("server", "header-timeout"),
+    ("server", "max-connections"),
     ("snippethook", "timeout"),
 ];
 

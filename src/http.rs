@@ -31,7 +31,7 @@ use std::time::Duration;
 /// firmware files below `fw/`.
 pub fn routes(app: &App) -> Router<SharedApp> {
     let p = &app.prefix;
-    let fw = tower_http::services::ServeDir::new(app.root.join("fw"));
+    let fw = crate::safe_path::serve_dir(app.root.join("fw"));
     Router::new()
         .route(&format!("{p}/update.php"), any(update_php))
         .route(&format!("{p}/update-migrate.php"), any(update_migrate))

@@ -64,7 +64,7 @@ impl Listeners {
 /// The router of all URLs.
 pub fn router(app: SharedApp) -> Router {
     let p = app.prefix.clone();
-    let web = tower_http::services::ServeDir::new(app.root.join("web"));
+    let web = crate::safe_path::serve_dir(app.root.join("web"));
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
         .merge(crate::admin::routes(&p));
@@ -119,17 +119,25 @@ pub async fn serve(
     {
         app.admin.set_https_port(a.port());
     }
-    let header_timeout =
-        Duration::from_secs(app.config.get().map_or(DEFAULT_HEADER_TIMEOUT_SECS, |c| {
-            c.server.header_timeout_secs
-        }));
+    let limits = app.config.get().map_or(
+        crate::conn_guard::Limits::new(
+            Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
+        ),
+        |c| {
+            crate::conn_guard::Limits::new(
+                Duration::from_secs(c.server.header_timeout_secs),
+                c.server.max_connections,
+            )
+        },
+    );
     let _warming = crate::admin::warm_up(app.clone());
     let router = router(app.clone());
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
         tracing::info!("listening on http://{}{prefix}/update.php", local_addr(&l));
-        tasks.spawn(crate::conn::serve_plain(l, router.clone(), header_timeout));
+        tasks.spawn(crate::conn::serve_plain(l, router.clone(), limits.clone()));
     }
     let tls_lists = [
         (https, tls_https, ""),
@@ -142,7 +150,7 @@ pub async fn serve(
                 "listening on https://{}{prefix}/update.php{what}",
                 local_addr(&l)
             );
-            tasks.spawn(serve_tls(l, config, router.clone(), header_timeout));
+            tasks.spawn(serve_tls(l, config, router.clone(), limits.clone()));
         }
     }
     tokio::select! {
@@ -156,7 +164,7 @@ async fn serve_tls(
     l: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
-    header_timeout: Duration,
+    limits: crate::conn_guard::Limits,
 ) {
-    crate::trust::serve_tls(l, config, router, header_timeout).await
+    crate::trust::serve_tls(l, config, router, limits).await
 }

@@ -1193,3 +1193,54 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
     );
     assert_eq!(std::fs::read_to_string(&target).expect("stored"), right);
 }
+
+#[tokio::test]
+async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_the_login() {
+    let h = Harness::admin();
+    for _ in 0..10 {
+        let r = h
+            .call(
+                "GET",
+                "/api/devices",
+                &[("authorization", "bearer wrong")],
+                Vec::new(),
+                false,
+            )
+            .await;
+        assert!(matches!(r.status.as_u16(), 401 | 429), "{}", r.status);
+    }
+    let r = h
+        .call(
+            "GET",
+            "/api/devices",
+            &[("authorization", "Bearer wrong")],
+            Vec::new(),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "API throttled");
+    // the API failures did not count against the login
+    h.login().await;
+    let mut throttled = None;
+    for _ in 0..10 {
+        let r = h
+            .post_form(
+                "/admin/admin.php",
+                None,
+                "action=login&user=admin&password=wrong",
+            )
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let r = throttled.expect("a burst of wrong passwords is throttled");
+    let secs: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=15).contains(&secs), "{secs}");
+    assert!(r.text().contains("try again in"), "{}", r.text());
+}

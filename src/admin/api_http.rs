@@ -9,6 +9,7 @@ use super::order::Sort;
 use super::query::Query;
 use super::respond::{AdminError, Answer, blocking, harden, json_response};
 use super::session;
+use super::throttle::retry_after_secs;
 use super::view;
 use super::{api, export, openapi, status};
 use crate::app::SharedApp;
@@ -49,37 +50,48 @@ enum Caller {
     Token,
 }
 
+/// The credentials of an `Authorization: Bearer …` value (the scheme is case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// Who may read: an admin session, or the configured API token as
-/// `Authorization: Bearer …`; `None` for nobody.
+/// `Authorization: Bearer …` (failures throttled apart from the logins: `Err` is the 429);
+/// `None` for nobody.
 async fn api_caller(
     app: &SharedApp,
     cfg: &Config,
     meta: &ConnMeta,
     headers: &HeaderMap,
-) -> Option<Caller> {
+) -> Result<Option<Caller>, AdminError> {
     if let Some(s) =
         session::cookie(headers, session::COOKIE).and_then(|t| app.admin.sessions.get(t))
     {
-        return Some(Caller::Session(s));
+        return Ok(Some(Caller::Session(s)));
     }
-    let given = headers
+    let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)?;
-    let token = cfg.server.api_token.as_ref()?;
+        .and_then(bearer)
+    else {
+        return Ok(None);
+    };
+    let Some(token) = &cfg.server.api_token else {
+        return Ok(None);
+    };
     let peer = meta.peer.ip().to_canonical();
-    let wait = app.admin.throttle.reserve(peer);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    let throttle = &app.admin.api_throttle;
+    if let Err(wait) = throttle.check(peer) {
+        return Err(AdminError::TooMany(retry_after_secs(wait)));
     }
     if session::csrf_ok(token, Some(given)) {
-        app.admin.throttle.succeeded(peer);
-        Some(Caller::Token)
+        throttle.succeeded(peer);
+        Ok(Some(Caller::Token))
     } else {
-        app.admin.throttle.failed(peer);
+        throttle.failed(peer);
         tracing::warn!("API request from {peer} with a wrong token");
-        None
+        Ok(None)
     }
 }
 
@@ -94,7 +106,7 @@ async fn api_config(
         .config
         .get()
         .map_err(|e| AdminError::json(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match api_caller(app, &cfg, meta, headers).await {
+    match api_caller(app, &cfg, meta, headers).await? {
         Some(c) => Ok((cfg, c)),
         None => Err(AdminError::Unauthorized),
     }
@@ -299,4 +311,18 @@ pub async fn device(
     .await?
     .ok_or_else(|| AdminError::json(StatusCode::NOT_FOUND, "no such device"))?;
     Ok(json_response(StatusCode::OK, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
 }

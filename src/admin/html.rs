@@ -184,7 +184,6 @@ mod tests {
         assert!(html.contains("Wrong"));
     }
 
-
     #[test]
     fn ages_and_urls() {
         assert_eq!(age(100, 0), "\u{221e}");

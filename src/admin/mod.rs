@@ -23,8 +23,8 @@
 
 pub mod api;
 mod api_http;
-mod export;
 mod backups;
+mod export;
 pub mod files;
 pub mod flash;
 mod fleet;
@@ -40,14 +40,16 @@ mod router;
 pub mod session;
 pub mod show;
 pub mod status;
+pub mod throttle;
 mod ui;
 mod upload;
 pub mod view;
 
 use crate::app::SharedApp;
 use files::BackupCache;
-use session::{Sessions, Throttle};
+use session::Sessions;
 use std::sync::OnceLock;
+use throttle::Throttle;
 use view::ViewCache;
 
 pub use respond::AdminError;
@@ -61,7 +63,10 @@ pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Default)]
 pub struct AdminState {
     pub sessions: Sessions,
+    /// Failed admin logins.
     pub throttle: Throttle,
+    /// Failed API tokens, apart from the logins.
+    pub api_throttle: Throttle,
     views: ViewCache,
     backups: BackupCache,
     https_port: OnceLock<u16>,

@@ -22,8 +22,11 @@ use std::sync::Arc;
 const CSS: &str = include_str!("../../web/update-server.css");
 const JS: &str = include_str!("../../web/update-server.js");
 
-/// Largest form body (login, actions) read.
+/// Largest form body (actions) read for a logged-in administrator …
 const MAX_FORM: usize = 64 * 1024;
+/// … and without a session (a login form is a few hundred bytes): an unauthenticated
+/// request cannot make the server read and parse much (fields are capped by `Args` too).
+const MAX_ANON_FORM: usize = 4 * 1024;
 
 /// The admin routes below `prefix`.
 pub fn routes(prefix: &str) -> Router<SharedApp> {
@@ -132,7 +135,15 @@ async fn admin_php(
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
     if method == Method::POST && is_form(&headers) {
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM)
+        let session = session::cookie(&headers, session::COOKIE)
+            .and_then(|t| app.admin.sessions.get(t))
+            .is_some();
+        let limit = if session || !session::login_configured(&cfg.master) {
+            MAX_FORM
+        } else {
+            MAX_ANON_FORM
+        };
+        let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| {
                 AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into())

@@ -441,6 +441,10 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(30, |v| v as u64),
+        max_connections: attr_str(s, "max-connections")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v > 0)
+            .map_or(crate::conn_guard::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

@@ -169,6 +169,8 @@ pub struct ServerSettings {
     pub master_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
+    /// Connections open at once, all listeners together (`<server max-connections>`).
+    pub max_connections: usize,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,

@@ -460,6 +460,23 @@ pub fn tls_request(
     exchange(&mut tls, addr, method, target, headers, b"")
 }
 
+/// A TLS connection whose handshake is complete, for tests that then speak (or stay silent)
+/// on it themselves.
+pub fn tls_stream(
+    addr: SocketAddr,
+    auth: ClientAuth<'_>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let config = client_config(&auth);
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
 /// `GET target` over TLS.
 pub fn tls_get(addr: SocketAddr, auth: ClientAuth<'_>, target: &str) -> std::io::Result<Response> {
     tls_request(addr, auth, "GET", target, &[])
