@@ -164,7 +164,8 @@ async fn update_php(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            device_upload(&app, cfg, args, mode.as_deref().unwrap_or(""), body).await
+            let mode = mode.as_deref().unwrap_or("");
+            device_upload(&app, cfg, args, &info, mode, body).await
         }
         Some("upload") => {
             crate::admin::upload(app.clone(), cfg, args, method, headers, request).await
@@ -370,6 +371,7 @@ async fn device_upload(
     app: &SharedApp,
     cfg: Arc<Config>,
     args: Args,
+    info: &ConnInfo,
     mode: &str,
     body: bytes::Bytes,
 ) -> Response {
@@ -377,11 +379,20 @@ async fn device_upload(
     let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let app2 = app.clone();
     let mode = mode.to_string();
+    let info = info.clone();
     let result = blocking(move || {
         let loaded = match &store {
             Some(s) => s.load(&sn),
             None => Loaded::Missing,
         };
+        if let Err(refused) = crate::upload_trust::check(&cfg, &info, &args, &loaded, &mode) {
+            tracing::warn!(
+                "refused upload for sn '{sn}' from {}: {refused}",
+                info.remote_ip
+            );
+            let out = format!("# {} - exit\r\n", comment_safe(&refused.to_string()));
+            return (StatusCode::FORBIDDEN, out.into_bytes());
+        }
         let mut ans = Answer::new(
             cfg.status_dir(),
             &args,

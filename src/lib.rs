@@ -9,7 +9,8 @@
 //!   and `read_ca_keys`, is its shell part);
 //! - [`backup`]: filtering, rotation, the plan of file changes (listing and reading the
 //!   backups, `backup::store`, is its shell part);
-//! - [`queries`], [`answer`], [`request`], [`fileop`], and the helpers [`xml`] and [`php`].
+//! - [`queries`], [`answer`], [`request`], [`fileop`], [`upload_trust`] (forcetrust for the
+//!   uploads), and the helpers [`xml`] and [`php`].
 //!
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
 //! [`conn`] (connections), [`app`] (shared handler state), [`respond`], [`http`] (device
@@ -41,4 +42,5 @@ pub mod server;
 pub mod snippets;
 pub mod state;
 pub mod trust;
+pub mod upload_trust;
 pub mod xml;

@@ -11,6 +11,8 @@
 //! rename), serialises all requests of one device with a per-device lock, and purges the
 //! files of devices not seen for `status/@expire` seconds, at most hourly.
 
+mod cleanup;
+
 use crate::xml::Element;
 use std::collections::HashMap;
 use std::io::Write;
@@ -305,20 +307,26 @@ impl StateStore {
         out
     }
 
-    /// Removes state files older than `expire` seconds, at most once an hour.
-    /// Returns the serial numbers removed.
+    /// Removes state files older than `expire` seconds, at most once an hour: when the
+    /// `lastcleanup` marker (PHP's) is missing or older than an hour; the marker is touched
+    /// after the purge. Returns the serial numbers removed.
     pub fn expire(&self, now: i64, expire: i64) -> Vec<String> {
         if expire <= 0 {
             return Vec::new();
         }
         {
             let mut last = self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(t) = *last
-                && now - t <= 3600
-            {
+            let in_memory = last.is_some_and(|t| !cleanup::due(now, Some(t)));
+            if in_memory || !cleanup::due(now, cleanup::read_marker(&self.dir)) {
                 return Vec::new();
             }
             *last = Some(now);
+            if let Err(e) = cleanup::touch_marker(&self.dir, now) {
+                tracing::warn!(
+                    "cannot touch {}: {e}",
+                    cleanup::marker_path(&self.dir).display()
+                );
+            }
         }
         let mut removed = Vec::new();
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
@@ -457,5 +465,27 @@ mod tests {
         assert!(store.expire(now, 1000).is_empty());
         assert!(store.expire(now + 2000, 1000).is_empty(), "within the hour");
         assert_eq!(store.expire(now + 5000, 1000), vec!["old".to_string()]);
+    }
+
+    #[test]
+    fn expiry_follows_the_lastcleanup_marker_across_restarts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let now = crate::clock::now();
+        // a marker written half an hour ago (by PHP or an earlier run): no purge yet
+        cleanup::touch_marker(dir.path(), now - 1800).expect("touch");
+        let store = StateStore::new(dir.path().to_path_buf());
+        store.save("old", new_state("old")).expect("save");
+        assert!(store.expire(now + 1000, 500).is_empty(), "marker is recent");
+        assert!(store.path("old").exists());
+        // a fresh process sees an old marker: purges and moves the marker to now
+        let store = StateStore::new(dir.path().to_path_buf());
+        assert_eq!(store.expire(now + 1801, 500), vec!["old".to_string()]);
+        assert_eq!(cleanup::read_marker(dir.path()), Some(now + 1801));
+        let again = StateStore::new(dir.path().to_path_buf());
+        assert!(
+            again.expire(now + 1900, 1).is_empty(),
+            "next process waits for the hour"
+        );
+        assert!(store.all().is_empty(), "the marker is not a device state");
     }
 }

@@ -238,8 +238,13 @@ fn master_of(m: Option<&Element>) -> Master {
         user: attr_str(m, "user"),
         password: attr_str(m, "password"),
         password_hash: non_empty(attr_str(m, "passwordhash")),
-        firmware: non_empty(attr_str(m, "firmware")).unwrap_or_else(|| "master".to_string()),
-        bootcode: non_empty(attr_str(m, "bootcode")).unwrap_or_else(|| "master".to_string()),
+        // PHP tests these with empty(): "" and "0" both mean the master's builds
+        firmware: attr_str(m, "firmware")
+            .filter(|v| !php::empty(v))
+            .unwrap_or_else(|| "master".to_string()),
+        bootcode: attr_str(m, "bootcode")
+            .filter(|v| !php::empty(v))
+            .unwrap_or_else(|| "master".to_string()),
         applies: m.map(applies_of).unwrap_or_default(),
     }
 }

@@ -521,3 +521,19 @@ pub fn make_trust_root(dir: &Path) -> std::path::PathBuf {
 pub fn has_snippet(r: &Response) -> bool {
     r.command_lines().iter().any(|l| l == SNIPPET_LINE)
 }
+
+/// `PUT target` with `body` over TLS (a device upload).
+pub fn tls_put(
+    addr: SocketAddr,
+    auth: ClientAuth<'_>,
+    target: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let config = client_config(&auth);
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange(&mut tls, addr, "PUT", target, &[], body)
+}
