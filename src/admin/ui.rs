@@ -80,9 +80,12 @@ async fn change_state(
     let lock = store.lock_for(&sn);
     let _guard = lock.lock().await;
     let who = ctx.peer;
-    let done = blocking(move || change(&store, &sn, who))
+    let store2 = store.clone();
+    let done = blocking(move || change(&store2, &sn, who))
         .await
         .unwrap_or(false);
+    // an administrator's change is on disk before it is confirmed
+    store.flush().await;
     Ok(json_response(StatusCode::OK, json!(done)))
 }
 
