@@ -70,6 +70,18 @@ async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes,
     })
 }
 
+/// The largest body of a `mode=` upload, and what it is called in a refusal.
+fn upload_limit(cfg: &Config, mode: Option<&str>) -> (usize, &'static str) {
+    if mode == Some("query") {
+        (
+            cfg.server.max_query.min(cfg.server.max_body),
+            "query result (server/@max-query)",
+        )
+    } else {
+        (cfg.server.max_body, "request body")
+    }
+}
+
 async fn update_migrate(State(app): State<SharedApp>, uri: Uri) -> Response {
     let cfg = match app.config.get() {
         Ok(c) => c,
@@ -161,17 +173,7 @@ async fn update_php(
             "for user interface functions, call admin/admin.php instead",
         ),
         Some("backup" | "query" | "vardump") => {
-            let query = mode.as_deref() == Some("query");
-            let limit = if query {
-                cfg.server.max_query.min(cfg.server.max_body)
-            } else {
-                cfg.server.max_body
-            };
-            let what = if query {
-                "query result (server/@max-query)"
-            } else {
-                "request body"
-            };
+            let (limit, what) = upload_limit(&cfg, mode.as_deref());
             let body = match read_body(request.into_body(), limit, what).await {
                 Ok(b) => b,
                 Err(r) => return r,

@@ -1,7 +1,8 @@
 //! The read-only JSON API for monitoring and scripts (pure):
 //!
 //! - `GET {prefix}/api/devices[?filter=…]`: `{"now", "total", "count", "summary", "devices": […]}`
-//! - `GET {prefix}/api/devices/SN`: one device, with its message log.
+//! - `GET {prefix}/api/devices/SN`: one device, with its message log and delivered snippets
+//!   (the list gives their counts, `log_entries` and `snippet_count`).
 //!
 //! Both need an admin session or `Authorization: Bearer TOKEN` with the token of
 //! `<api token="…"/>` in the configuration.
@@ -78,10 +79,13 @@ pub fn device(
         },
         "backup": v.backup,
         "backups": r.backups.iter().map(|b| json!({ "path": b.path, "mtime": b.mtime })).collect::<Vec<_>>(),
-        "snippets": v.snippets,
+        "snippet_count": v.snippet_count,
+        "log_entries": v.log_entries,
         "queries": queries,
     });
+    // the message log and the snippet list are read from the state file: detail only
     if with_log && let Some(o) = out.as_object_mut() {
+        o.insert("snippets".to_string(), json!(v.snippets));
         o.insert("msgs".to_string(), json!(v.msgs));
     }
     out
