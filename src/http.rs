@@ -72,11 +72,8 @@ async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes,
 
 /// The largest body of a `mode=` upload, and what it is called in a refusal.
 fn upload_limit(cfg: &Config, mode: Option<&str>) -> (usize, &'static str) {
-    if mode == Some("query") {
-        (
-            cfg.server.max_query.min(cfg.server.max_body),
-            "query result (server/@max-query)",
-        )
+    if mode == Some("query") && cfg.server.max_query <= cfg.server.max_body {
+        (cfg.server.max_query, "query result (server/@max-query)")
     } else {
         (cfg.server.max_body, "request body")
     }

@@ -39,6 +39,29 @@ fn store(server: &Server) -> std::sync::Arc<update_server::state::StateStore> {
     server.app.states(&cfg).expect("state tracking on")
 }
 
+/// `PUT` whose answer is read while the body is still being sent (the server answers a body
+/// over the limit early and closes).
+fn put_while_reading(server: &Server, target: &str, body: Vec<u8>) -> common::Response {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.addr()).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        server.addr(),
+        body.len()
+    );
+    let mut w = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let _ = w.write_all(head.as_bytes());
+        let _ = w.write_all(&body);
+    });
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let _ = sender.join();
+    common::parse_response(&raw).expect("an HTTP answer")
+}
+
 #[test]
 fn a_16_mib_query_result_is_refused_and_nothing_kept() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -48,7 +71,12 @@ fn a_16_mib_query_result_is_refused_and_nothing_kept() {
     let mut body = b"<info name=\"".to_vec();
     body.resize(16 * 1024 * 1024, b'x');
     body.extend_from_slice(b"\"/>");
-    let r = server.put(&format!("/update.php?mode=query&sn={SN}&id=admin"), &body);
+    let r = put_while_reading(
+        &server,
+        &format!("/update.php?mode=query&sn={SN}&id=admin"),
+        body,
+    );
+    server.flush();
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(
         r.text()

@@ -39,6 +39,13 @@ pub fn collect_rows(
     let Some(store) = app.states(cfg) else {
         return (Vec::new(), 0);
     };
+    // the first page after a start lists the whole fleet
+    if !store
+        .index()
+        .wait_complete(std::time::Duration::from_secs(60))
+    {
+        tracing::warn!("the device index is not complete yet");
+    }
     let now = crate::clock::now();
     let (views, total) = store.index().views(|v| {
         filter.is_empty() || filter.matches(&v.filter_text(v.is_missing(cfg.status.missing, now)))

@@ -163,6 +163,7 @@ impl Entry {
             })
             .sum();
         std::mem::size_of::<Entry>()
+            + 16 // the box's allocation overhead and the map slot
             + own(&self.key)
             + 16
             + self.sn.as_deref().map_or(0, own)
@@ -201,7 +202,8 @@ impl Interner {
 
 #[derive(Default)]
 struct Inner {
-    entries: BTreeMap<Arc<str>, Entry>,
+    /// Boxed: a map node's slots stay small (nodes are not always full).
+    entries: BTreeMap<Arc<str>, Box<Entry>>,
     groups: Arc<Vec<ShowGroup>>,
     strings: Interner,
 }
@@ -211,6 +213,7 @@ struct Inner {
 pub struct Index {
     inner: RwLock<Inner>,
     complete: AtomicBool,
+    done: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl Index {
@@ -235,6 +238,23 @@ impl Index {
     /// Whether the start-up scan has finished (every state file is in the index).
     pub fn is_complete(&self) -> bool {
         self.complete.load(Ordering::Acquire)
+    }
+
+    /// Waits (blocking, at most `limit`) until the start-up scan has finished.
+    pub fn wait_complete(&self, limit: std::time::Duration) -> bool {
+        let (lock, cv) = &self.done;
+        let g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = cv
+            .wait_timeout_while(g, limit, |done| !*done)
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+
+    fn mark_complete(&self) {
+        self.complete.store(true, Ordering::Release);
+        let (lock, cv) = &self.done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -292,7 +312,7 @@ impl Index {
             None => key.into(),
         };
         let entry = Entry::from_view(k.clone(), v, &mut inner.strings);
-        inner.entries.insert(k, entry);
+        inner.entries.insert(k, Box::new(entry));
     }
 
     pub fn remove(&self, key: &str) {
@@ -309,7 +329,7 @@ impl Index {
         let out = inner
             .entries
             .values()
-            .map(Entry::to_view)
+            .map(|e| e.to_view())
             .filter(|v| keep(v))
             .map(Arc::new)
             .collect();
@@ -318,12 +338,12 @@ impl Index {
 
     /// The entry of `key`.
     pub fn get(&self, key: &str) -> Option<Entry> {
-        self.read().entries.get(key).cloned()
+        self.read().entries.get(key).map(|e| (**e).clone())
     }
 
     /// Bytes all entries cost ([`Entry::cost`]).
     pub fn cost(&self) -> usize {
-        self.read().entries.values().map(Entry::cost).sum()
+        self.read().entries.values().map(|e| e.cost()).sum()
     }
 
     /// Reads every state file of `dir` not in the index yet (at start; entries written in the
@@ -331,7 +351,7 @@ impl Index {
     /// Returns the number of files read.
     pub fn scan(&self, dir: &Path, load: impl Fn(&str) -> super::Loaded, all: bool) -> usize {
         let Ok(rd) = std::fs::read_dir(dir) else {
-            self.complete.store(true, Ordering::Release);
+            self.mark_complete();
             return 0;
         };
         let mut n = 0;
@@ -353,7 +373,7 @@ impl Index {
                 super::Loaded::Missing => {}
             }
         }
-        self.complete.store(true, Ordering::Release);
+        self.mark_complete();
         n
     }
 }

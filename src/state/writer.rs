@@ -173,7 +173,10 @@ fn run(shared: &Shared) {
                 .unwrap_or_else(|e| e.into_inner());
             q = g;
         }
+        // lock order: `io` before `queue` (as in `forget`)
+        drop(q);
         let io = lock(&shared.io);
+        let mut q = lock(&shared.queue);
         let batch: Vec<(Box<str>, Pending)> = q
             .files
             .iter()
