@@ -142,9 +142,12 @@ fn write_fleet(root: &Path, n: usize, now: i64) {
 /// backups, then render.
 fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) -> usize {
     let store = StateStore::new(root.join("status"));
-    let cache = view::ViewCache::default();
     let entries: Vec<(String, Loaded)> = store.all().into_iter().map(|(k, l, _)| (k, l)).collect();
-    let views = cache.views(cfg, &entries);
+    let groups = view::show_groups(cfg);
+    let views: Vec<Arc<view::DeviceView>> = entries
+        .iter()
+        .map(|(k, l)| Arc::new(view::DeviceView::from_state(k, l, &groups)))
+        .collect();
     let certs = files::CertIndex::read(root, cfg.customcerts.as_ref());
     let backups = files::BackupCache::default();
     let rows: Vec<status::Row> = views
@@ -173,15 +176,15 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
 
 /// Where the time of a view with warm caches goes (in-process, no HTTP).
 fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) -> [Duration; 4] {
-    let store = StateStore::new(root.join("status"));
-    let cache = view::ViewCache::default();
+    let store = Arc::new(StateStore::new(root.join("status")));
+    store.configure(cfg);
+    store.scan(false);
+    store.index().wait_complete(Duration::from_secs(600));
     let mut out = [Duration::ZERO; 4];
     for round in 0..2 {
         let t0 = Instant::now();
-        let entries: Vec<(String, Loaded)> =
-            store.all().into_iter().map(|(k, l, _)| (k, l)).collect();
         let t1 = Instant::now();
-        let views = cache.views(cfg, &entries);
+        let (views, _) = store.index().views(|_| true);
         let t2 = Instant::now();
         let certs = files::CertIndex::read(root, cfg.customcerts.as_ref());
         let rows: Vec<status::Row> = views

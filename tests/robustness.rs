@@ -39,6 +39,7 @@ fn concurrent_uploads_of_one_device_lose_nothing() {
     for t in threads {
         t.join().expect("thread");
     }
+    server.flush();
     let state = std::fs::read_to_string(root.join("status/00-90-33-30-00-af.xml")).expect("state");
     for i in 0..16 {
         assert!(

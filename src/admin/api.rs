@@ -4,6 +4,8 @@
 //!   (matching devices), "count" (in this page), "offset", "limit", "files" (state files),
 //!   "summary" (of all matching devices), "devices": […]}`
 //! - `GET {prefix}/api/devices/SN`: one device, with its message log.
+//!   The list gives counts of the message log and the delivered snippets (`log_entries`,
+//!   `snippet_count`); one device gives them in full.
 //!
 //! The HTTP side (authentication, CSV, OpenAPI, `DELETE`) is `api_http`.
 
@@ -79,10 +81,13 @@ pub fn device(
         },
         "backup": v.backup,
         "backups": r.backups.iter().map(|b| json!({ "path": b.path, "mtime": b.mtime })).collect::<Vec<_>>(),
-        "snippets": v.snippets,
+        "snippet_count": v.snippet_count,
+        "log_entries": v.log_entries,
         "queries": queries,
     });
+    // the message log and the snippet list are read from the state file: detail only
     if with_log && let Some(o) = out.as_object_mut() {
+        o.insert("snippets".to_string(), json!(v.snippets));
         o.insert("msgs".to_string(), json!(v.msgs));
     }
     out

@@ -1,6 +1,6 @@
-//! The device rows the status page, the `ui` commands and the API show: every state file's
-//! view (cached per file version), its certificate files and backups, filtered and sorted
-//! ([`Query`], [`Sort`] over the row's [`Fields`]); and the
+//! The device rows the status page, the `ui` commands and the API show: the views of the
+//! device index (one device's full view from its state), its certificate files and
+//! backups, filtered and sorted ([`Query`], [`Sort`] over the row's [`Fields`]); and the
 //! cached master info the builds of the fleet are compared with.
 
 use super::files::{CertIndex, CertState};
@@ -44,9 +44,14 @@ pub fn collect_rows(
     let Some(store) = app.states(cfg) else {
         return (Vec::new(), 0);
     };
-    let entries: Vec<(String, Loaded)> = store.all().into_iter().map(|(k, l, _)| (k, l)).collect();
-    let total = entries.len();
-    let views = app.admin.views.views(cfg, &entries);
+    // the first page after a start lists the whole fleet
+    if !store
+        .index()
+        .wait_complete(std::time::Duration::from_secs(60))
+    {
+        tracing::warn!("the device index is not complete yet");
+    }
+    let (views, total) = store.index().views(|_| true);
     let certs = CertIndex::read(&app.root, cfg.customcerts.as_ref());
     let clock = Clock {
         now: crate::clock::now(),
@@ -158,7 +163,11 @@ pub fn one_row(app: &SharedApp, cfg: &Arc<Config>, sn: &str) -> Option<status::R
     if matches!(loaded, Loaded::Missing) {
         return None;
     }
-    let v = app.admin.views.one(cfg, sn, &loaded);
+    let v = Arc::new(view::DeviceView::from_state(
+        sn,
+        &loaded,
+        &view::show_groups(cfg),
+    ));
     let idx = match &cfg.customcerts {
         Some(cc) => CertIndex::for_device(&app.root, cc, sn),
         None => CertIndex::default(),

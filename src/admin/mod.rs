@@ -13,9 +13,9 @@
 //! concern: `router` (routes, request parsing, HTTPS redirect, dispatch by `mode`),
 //! `respond` (answers, the common headers and [`AdminError`]), `login`, `pages`, `ui` (one
 //! function per `cmd`), `upload`, `api_http` (the API's HTTP side) and `fleet` (the device
-//! rows from state files, certificate files and backups). What is shown of a device is computed
-//! once per state file version ([`view::ViewCache`]), so a page of 10 000 devices costs a
-//! directory listing, a `stat` per file and string formatting.
+//! rows from the device index, certificate files and backups). What is shown of a device is
+//! computed when its state is written (`state::index`), so a page of 10 000 devices costs no
+//! file access for the states, only string formatting.
 //!
 //! Rules (contract §6): every page, endpoint and download needs a session; state-changing
 //! requests need the session's CSRF token; with a login configured, plain-HTTP requests are
@@ -50,7 +50,6 @@ use files::BackupCache;
 use session::Sessions;
 use std::sync::OnceLock;
 use throttle::Throttle;
-use view::ViewCache;
 
 pub use respond::AdminError;
 pub use router::routes;
@@ -67,7 +66,6 @@ pub struct AdminState {
     pub throttle: Throttle,
     /// Failed API tokens, apart from the logins.
     pub api_throttle: Throttle,
-    views: ViewCache,
     backups: BackupCache,
     https_port: OnceLock<u16>,
 }
@@ -83,24 +81,12 @@ impl AdminState {
     }
 }
 
-/// Reads every state file once in the background (at start-up), so that the first status
-/// page is as quick as the next ones and the first polls find their state in memory.
+/// Opens the state store at start-up: it removes leftover temporary files and indexes every
+/// state file in the background, so that the first status page lists the whole fleet.
 pub fn warm_up(app: SharedApp) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        let Ok(cfg) = app.config.get() else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let (_, total) = fleet::collect_rows(
-            &app,
-            &cfg,
-            &query::Query::default(),
-            order::Sort::default(),
-            false,
-        );
-        tracing::info!(
-            "read {total} device states in {} ms",
-            started.elapsed().as_millis()
-        );
+        if let Ok(cfg) = app.config.get() {
+            let _store = app.states(&cfg);
+        }
     })
 }

@@ -88,9 +88,12 @@ async fn change_state(
     let _guard = lock.lock().await;
     let who = ctx.peer;
     let key = sn.clone();
-    let done = blocking(move || change(&store, &key, who))
+    let store2 = store.clone();
+    let done = blocking(move || change(&store2, &key, who))
         .await
         .unwrap_or(false);
+    // an administrator's change is on disk before it is confirmed
+    store.flush().await;
     Ok(done_answer(ctx, done, flash, &sn))
 }
 

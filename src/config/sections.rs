@@ -418,6 +418,14 @@ fn list_attr(el: Option<&Element>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A positive whole number attribute, `default` when missing or not positive.
+fn positive(el: Option<&Element>, name: &str, default: i64) -> i64 {
+    attr_str(el, name)
+        .map(|v| php::intval(&v))
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
 fn server_settings(tree: &Element) -> ServerSettings {
     let s = tree.child("server");
     let hook = tree.child("snippethook");
@@ -438,6 +446,11 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(16 * 1024 * 1024, |v| v as usize),
+        max_query: positive(s, "max-query", 64 * 1024) as usize,
+        max_msgs: positive(s, "max-msgs", 200) as usize,
+        max_state: positive(s, "max-state", 1024 * 1024) as usize,
+        commit_delay_ms: positive(s, "commit-delay", 200) as u64,
+        state_cache: positive(s, "state-cache", 16 * 1024 * 1024) as usize,
         master_timeout_secs: attr_str(s, "master-timeout")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)

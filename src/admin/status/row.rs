@@ -109,9 +109,8 @@ fn device_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, missing: bool) {
     if !v.realip.is_empty() {
         address(ctx, h, v);
     }
-    if !v.msgs.is_empty() {
-        let polls = v.msgs.iter().filter(|m| m.text.is_empty()).count().max(1);
-        let entries = v.msgs.iter().filter(|m| !m.text.is_empty()).count();
+    if v.log_polls > 0 {
+        let (polls, entries) = (v.log_polls, v.log_entries);
         let _ = write!(
             h,
             "<details class=\"log\" data-part=\"log\"><summary>Log ({} entr{}, {} poll{})</summary></details>",
@@ -177,12 +176,12 @@ fn scripts_cell(h: &mut String, v: &DeviceView) {
         }
     }
     h.push_str("</span>");
-    if !v.snippets.is_empty() {
+    if v.snippet_count > 0 {
         let _ = write!(
             h,
             "<details data-part=\"scripts\"><summary>{} snippet{}</summary></details>",
-            v.snippets.len(),
-            if v.snippets.len() == 1 { "" } else { "s" }
+            v.snippet_count,
+            if v.snippet_count == 1 { "" } else { "s" }
         );
     }
     h.push_str("</td>");
