@@ -53,6 +53,16 @@ fn artifact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Clicks `css` from the page's script: returns at once, also when the click navigates (a
+/// WebDriver click waits for the new page, which can outlast its read timeout on a busy host).
+fn click_js(b: &Browser, css: &str) {
+    b.wait_for(css, |b| b.try_find(css).is_some());
+    b.exec(
+        "document.querySelector(arguments[0]).click();",
+        json!([css]),
+    );
+}
+
 fn resize(b: &Browser, w: u32, h: u32) {
     b.cmd("POST", "/window/rect", json!({ "width": w, "height": h }))
         .unwrap_or_else(|e| panic!("resize: {e}"));
@@ -135,14 +145,14 @@ fn links(b: &Browser, base: &str) {
     b.goto(&format!("{base}/admin/admin.php?filter=ip232"));
     b.wait_for("the device table", |b| b.try_find("#devices").is_some());
     // a sortable header keeps the filter and toggles the direction
-    b.click_css("thead a.sort[data-sort=\"seen\"]");
+    click_js(b, "thead a.sort[data-sort=\"seen\"]");
     b.wait_for("sorted by last seen", |b| b.url().contains("sort=seen"));
     assert!(b.url().contains("filter=ip232"), "{}", b.url());
     assert!(
         b.try_find("thead th[aria-sort=\"ascending\"] a[data-sort=\"-seen\"]")
             .is_some()
     );
-    b.click_css("thead a.sort[data-sort=\"-seen\"]");
+    click_js(b, "thead a.sort[data-sort=\"-seen\"]");
     b.wait_for("sorted newest first", |b| b.url().contains("sort=-seen"));
     assert!(b.try_find("thead th[aria-sort=\"descending\"]").is_some());
     // every count of the summary is a link to its filter
@@ -155,7 +165,7 @@ fn links(b: &Browser, base: &str) {
     ] {
         b.goto(&format!("{base}/admin/admin.php?sort=-seen"));
         b.wait_for("the summary", |b| b.try_find(sel).is_some());
-        b.click_css(sel);
+        click_js(b, sel);
         b.wait_for("the filtered view", |b| {
             b.exec("return document.getElementById('filter').value;", json!([])) == json!(filter)
         });
@@ -185,7 +195,7 @@ fn backups(b: &Browser, base: &str, root: &Path) {
     b.wait_for("the backup list", |b| {
         b.try_find("ul.backups a.cmp").is_some()
     });
-    b.click_css("ul.backups a.view");
+    click_js(b, "ul.backups a.view");
     b.wait_for("the backup text", |b| b.try_find("#backuptext").is_some());
     assert!(b.alert_text().is_none(), "a backup ran a script");
     assert_eq!(
@@ -199,7 +209,7 @@ fn backups(b: &Browser, base: &str, root: &Path) {
     b.wait_for("the backup list", |b| {
         b.try_find("ul.backups a.cmp").is_some()
     });
-    b.click_css("ul.backups a.cmp");
+    click_js(b, "ul.backups a.cmp");
     b.wait_for("the comparison", |b| b.try_find("#diff").is_some());
     assert!(b.text(&b.find("#diff tr.del")).contains("/name x"));
     assert!(

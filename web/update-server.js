@@ -192,7 +192,12 @@
     if (!form.classList || !form.classList.contains('upload')) return;
     var action = new URL(form.getAttribute('action'), window.location.href);
     var back = pageUrl({ msg: 'cert-uploaded' });
-    action.searchParams.set('proceed', 'admin/admin.php' + back.search);
+    // the server accepts only plain URL characters in `proceed`, up to 512 bytes
+    var query = back.search.slice(1).replace(/[*!'()]/g, function (c) {
+      return '%' + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+    if (query.length > 500) query = 'mode=status&msg=cert-uploaded';
+    action.searchParams.set('proceed', 'admin/admin.php?' + query);
     form.setAttribute('action', action.pathname + action.search);
   }, true);
 

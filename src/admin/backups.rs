@@ -158,7 +158,7 @@ pub async fn backup_page(ctx: &Ctx, s: &Session) -> Answer {
     let body = blocking(move || {
         let row = one_row(&app, &cfg, &sn2)?;
         let mut all: Vec<Stored> = row.backups.iter().cloned().collect();
-        all.sort_by(|x, y| y.index.cmp(&x.index));
+        all.sort_by_key(|b| std::cmp::Reverse(b.index));
         let find = |i: i64| all.iter().find(|b| b.index == i);
         let now = crate::clock::now();
         Some(match (a, b) {
