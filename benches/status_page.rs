@@ -293,7 +293,7 @@ fn main() {
 
     // 2.-4. the real server on loopback
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let app = Arc::new(App::new(root.clone(), ""));
+    let app = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
     let session = app.admin.sessions.create("admin");
     let cookie = format!("update_server_session={}", session.token);
     let listener = rt
@@ -302,7 +302,7 @@ fn main() {
     let addr = listener.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener,
-        server::router(app.clone()),
+        server::router_with(app.clone()),
         update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
     ));
 
@@ -311,7 +311,7 @@ fn main() {
     const FILTER: &str = "/admin/admin.php?mode=ui&cmd=rows&filter=ip811+site3";
     let (first, _) = fetch(addr, &cookie, PAGE, "");
     // a second server, warmed up at start as `serve` does
-    let warmed = Arc::new(App::new(root.clone(), ""));
+    let warmed = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
     let t = Instant::now();
     let w = warmed.clone();
     rt.block_on(async move { update_server::admin::warm_up(w).await })
@@ -325,7 +325,7 @@ fn main() {
     let addr2 = listener2.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener2,
-        server::router(warmed.clone()),
+        server::router_with(warmed.clone()),
         update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
     ));
     let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");

@@ -1,5 +1,5 @@
 //! What all handlers share: the installation root, the URL prefix, the configuration,
-//! snippet and state stores, the master source and the admin pages' state ([`App`]), and
+//! snippet and state stores and the master source ([`App`]; the admin pages wrap it with their own state), and
 //! running file work off the async threads ([`blocking`]).
 
 use crate::config::{Config, ConfigStore};
@@ -18,8 +18,6 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
-    /// Sessions, caches and settings of the admin pages.
-    pub admin: crate::admin::AdminState,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -41,7 +39,6 @@ impl App {
         App {
             snippets: SnippetStore::new(root.join("scripts")),
             master: MasterSource::new(),
-            admin: crate::admin::AdminState::default(),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),

@@ -114,6 +114,7 @@ fn migrate_response(url: &str, query: &str) -> Response {
 async fn update_php(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
+    Extension(admin): Extension<crate::admin::SharedAdmin>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -179,7 +180,7 @@ async fn update_php(
             device_upload(&app, cfg, args, &info, mode, body).await
         }
         Some("upload") => {
-            crate::admin::upload(app.clone(), cfg, args, method, headers, request).await
+            crate::admin::upload(admin, cfg, args, method, headers, request).await
         }
         Some(other) => text(
             StatusCode::OK,

@@ -61,13 +61,19 @@ impl Listeners {
     }
 }
 
-/// The router of all URLs.
+/// The router of all URLs, with a new admin side (no sessions yet).
 pub fn router(app: SharedApp) -> Router {
+    router_with(crate::admin::AdminApp::shared(app))
+}
+
+/// The router of all URLs for the admin side `admin` (and the [`App`] it wraps).
+pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
+    let app = admin.core.clone();
     let p = app.prefix.clone();
     let web = crate::safe_path::serve_dir(app.root.join("web"));
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
-        .merge(crate::admin::routes(&p));
+        .merge(crate::admin::routes(&p).with_state(admin.clone()));
     if !p.is_empty() {
         let target = format!("{p}/admin/admin.php");
         r = r.route(
@@ -75,7 +81,8 @@ pub fn router(app: SharedApp) -> Router {
             any(move || async move { axum::response::Redirect::to(&target) }),
         );
     }
-    r.layer(tower_http::trace::TraceLayer::new_for_http())
+    r.layer(axum::Extension(admin))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
 
@@ -96,6 +103,7 @@ pub async fn serve(
         mtls,
         tls,
     } = listeners;
+    let admin = crate::admin::AdminApp::shared(app.clone());
     let tls_https = match (&tls, https.is_empty()) {
         (Some(t), _) => Some(t.https.clone()),
         (None, true) => None,
@@ -117,7 +125,7 @@ pub async fn serve(
         .or(mtls.first())
         .and_then(|l| l.local_addr().ok())
     {
-        app.admin.set_https_port(a.port());
+        admin.admin.set_https_port(a.port());
     }
     let limits = app.config.get().map_or(
         crate::conn_guard::Limits::new(
@@ -131,8 +139,8 @@ pub async fn serve(
             )
         },
     );
-    let _warming = crate::admin::warm_up(app.clone());
-    let router = router(app.clone());
+    let _warming = crate::admin::warm_up(admin.clone());
+    let router = router_with(admin);
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {

@@ -15,6 +15,7 @@
 //! belongs to the server: a file changed behind its back is seen after a restart.
 
 mod cleanup;
+pub mod view;
 
 use crate::xml::Element;
 use std::collections::HashMap;
@@ -249,7 +250,7 @@ impl StateStore {
             *l = limits;
         }
         drop(l);
-        self.index.set_groups(crate::admin::view::show_groups(cfg))
+        self.index.set_groups(view::show_groups(cfg))
     }
 
     fn limits(&self) -> Limits {

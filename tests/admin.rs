@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower::ServiceExt;
-use update_server::app::{App, SharedApp};
+use update_server::admin::{AdminApp, SharedAdmin};
+use update_server::app::App;
 use update_server::conn::ConnMeta;
 
 struct Harness {
-    app: SharedApp,
+    app: SharedAdmin,
     root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -57,7 +58,7 @@ impl Harness {
             &[("update-all-default.txt", "# x\n")],
         );
         seed_fleet(&root, unix_now());
-        let app = Arc::new(App::new(root.clone(), prefix));
+        let app = AdminApp::shared(Arc::new(App::new(root.clone(), prefix)));
         Harness {
             app,
             root,
@@ -99,7 +100,7 @@ impl Harness {
             b = b.header(*k, *v);
         }
         let req = b.body(Body::from(body)).expect("request");
-        let router = update_server::server::router(self.app.clone());
+        let router = update_server::server::router_with(self.app.clone());
         let resp = router.oneshot(req).await.expect("router answers");
         let status = resp.status();
         let headers = resp.headers().clone();

@@ -12,7 +12,7 @@ use super::session;
 use super::throttle::retry_after_secs;
 use super::view;
 use super::{api, export, openapi, status};
-use crate::app::SharedApp;
+use crate::admin::SharedAdmin;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -33,7 +33,7 @@ pub const PATHS: [(&str, &[&str]); 4] = [
 ];
 
 /// The API routes below `prefix`.
-pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
+pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
     axum::Router::new()
         .route(&format!("{prefix}{}", PATHS[0].0), get(devices))
         .route(&format!("{prefix}{}", PATHS[1].0), get(devices_csv))
@@ -60,7 +60,7 @@ fn bearer(value: &str) -> Option<&str> {
 /// `Authorization: Bearer …` (failures throttled apart from the logins: `Err` is the 429);
 /// `None` for nobody.
 async fn api_caller(
-    app: &SharedApp,
+    app: &SharedAdmin,
     cfg: &Config,
     meta: &ConnMeta,
     headers: &HeaderMap,
@@ -98,7 +98,7 @@ async fn api_caller(
 /// The configuration for an API request and who sends it, or the refusal (configuration
 /// error, no session or token).
 async fn api_config(
-    app: &SharedApp,
+    app: &SharedAdmin,
     meta: &ConnMeta,
     headers: &HeaderMap,
 ) -> Result<(Arc<Config>, Caller), AdminError> {
@@ -151,7 +151,7 @@ fn list_args(args: &Args) -> Result<(Query, Sort, api::Page), AdminError> {
 /// `api/devices[?filter=…&sort=…&limit=…&offset=…]`: a page of the matching devices with
 /// the summary of all matching ones.
 pub async fn devices(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
@@ -177,7 +177,7 @@ pub async fn devices(
 
 /// `api/devices.csv[?filter=…&sort=…]`: every matching device as a CSV table.
 pub async fn devices_csv(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
@@ -211,7 +211,7 @@ pub async fn devices_csv(
 
 /// `api/openapi.json`: the description of this API.
 pub async fn openapi_json(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
 ) -> Answer {
@@ -226,7 +226,7 @@ pub async fn openapi_json(
 /// in memory; not its backups). A session must send its CSRF token (`X-CSRF-Token` or
 /// `?csrf=`); the API token is enough by itself.
 pub async fn forget_device(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     uri: Uri,
@@ -289,7 +289,7 @@ pub async fn forget_device(
 
 /// `api/devices/SN`: one device.
 pub async fn device(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     headers: HeaderMap,

@@ -8,7 +8,7 @@ use super::order::Sort;
 use super::query::{Clock, DeviceFields, Fields, Query};
 use super::view;
 use super::{show, status};
-use crate::app::SharedApp;
+use crate::admin::SharedAdmin;
 use crate::backup::Stored;
 use crate::config::Config;
 use crate::state::Loaded;
@@ -35,7 +35,7 @@ pub fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
 /// only `with_backups` (the page loads them when opened, the API for its page with
 /// [`add_backups`]). Returns the rows and the number of state files.
 pub fn collect_rows(
-    app: &SharedApp,
+    app: &SharedAdmin,
     cfg: &Arc<Config>,
     query: &Query,
     sort: Sort,
@@ -90,13 +90,13 @@ impl ViewArgs {
 }
 
 /// Reads the backup lists of `rows`.
-pub fn add_backups(app: &SharedApp, cfg: &Config, rows: &mut [status::Row]) {
+pub fn add_backups(app: &SharedAdmin, cfg: &Config, rows: &mut [status::Row]) {
     for r in rows {
         r.backups = backups_of(app, cfg, &r.view);
     }
 }
 
-fn backups_of(app: &SharedApp, cfg: &Config, view: &view::DeviceView) -> Arc<Vec<Stored>> {
+fn backups_of(app: &SharedAdmin, cfg: &Config, view: &view::DeviceView) -> Arc<Vec<Stored>> {
     match (&cfg.backup.dir, view.backup) {
         (Some(dir), Some(_)) if !dir.is_empty() => {
             app.admin.backups.list(&app.root, dir, &view.hwid)
@@ -134,7 +134,7 @@ impl DeviceFields for status::Row {
 }
 
 fn row_files(
-    app: &SharedApp,
+    app: &SharedAdmin,
     cfg: &Config,
     view: Arc<view::DeviceView>,
     certs: &CertIndex,
@@ -157,7 +157,7 @@ fn row_files(
 }
 
 /// One device's row data (for `updatestatus`), `None` when it has no state file.
-pub fn one_row(app: &SharedApp, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> {
+pub fn one_row(app: &SharedAdmin, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> {
     let store = app.states(cfg)?;
     let loaded = store.load(sn);
     if matches!(loaded, Loaded::Missing) {

@@ -43,12 +43,12 @@ pub mod status;
 pub mod throttle;
 mod ui;
 mod upload;
-pub mod view;
+pub use crate::state::view;
 
-use crate::app::SharedApp;
+use crate::app::{App, SharedApp};
 use files::BackupCache;
 use session::Sessions;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use throttle::Throttle;
 
 pub use respond::AdminError;
@@ -57,6 +57,34 @@ pub use upload::{proceed_target, upload};
 
 /// Bumped with the style sheet and script, so browsers fetch the new ones.
 pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The admin pages' view of the server: the shared [`App`] and what the admin side keeps
+/// between requests. The admin handlers' state; it reads like the [`App`] it wraps.
+pub struct AdminApp {
+    pub core: SharedApp,
+    pub admin: AdminState,
+}
+
+/// The state of the admin routes.
+pub type SharedAdmin = Arc<AdminApp>;
+
+impl AdminApp {
+    /// The admin side of `core`, with no sessions yet.
+    pub fn shared(core: SharedApp) -> SharedAdmin {
+        Arc::new(AdminApp {
+            core,
+            admin: AdminState::default(),
+        })
+    }
+}
+
+impl std::ops::Deref for AdminApp {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.core
+    }
+}
 
 /// What the admin side keeps between requests.
 #[derive(Default)]
@@ -83,7 +111,7 @@ impl AdminState {
 
 /// Opens the state store at start-up: it removes leftover temporary files and indexes every
 /// state file in the background, so that the first status page lists the whole fleet.
-pub fn warm_up(app: SharedApp) -> tokio::task::JoinHandle<()> {
+pub fn warm_up(app: SharedAdmin) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         if let Ok(cfg) = app.config.get() {
             let _store = app.states(&cfg);

@@ -14,7 +14,7 @@
 //! background scan of the directory ([`Index::scan`]); the XPath columns are evaluated again
 //! only when the device's query results changed (their `seen`) or the configured columns did.
 
-use crate::admin::view::{self, Cell, DeviceView, QueryResult, ShowGroup};
+use super::view::{self, Cell, DeviceView, QueryResult, ShowGroup};
 use crate::xml::Element;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

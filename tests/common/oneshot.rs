@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
-use update_server::app::{App, SharedApp};
+use update_server::admin::{AdminApp, SharedAdmin};
+use update_server::app::App;
 use update_server::conn::ConnMeta;
 
 /// An answer of the router.
@@ -34,7 +35,7 @@ impl Answer {
 
 /// An installation with the admin test fleet, called through the router.
 pub struct Admin {
-    pub app: SharedApp,
+    pub app: SharedAdmin,
     pub root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -57,7 +58,7 @@ impl Admin {
             &[("update-all-default.txt", "# x\n")],
         );
         super::seed_fleet(&root, super::unix_now());
-        let app = Arc::new(App::new(root.clone(), ""));
+        let app = AdminApp::shared(Arc::new(App::new(root.clone(), "")));
         Admin {
             app,
             root,
@@ -87,7 +88,7 @@ impl Admin {
             b = b.header(*k, *v);
         }
         let req = b.body(Body::from(body)).expect("request");
-        let resp = update_server::server::router(self.app.clone())
+        let resp = update_server::server::router_with(self.app.clone())
             .oneshot(req)
             .await
             .expect("router answers");
