@@ -179,9 +179,7 @@ async fn update_php(
             let mode = mode.as_deref().unwrap_or("");
             device_upload(&app, cfg, args, &info, mode, body).await
         }
-        Some("upload") => {
-            crate::admin::upload(admin, cfg, args, method, headers, request).await
-        }
+        Some("upload") => crate::admin::upload(admin, cfg, args, method, headers, request).await,
         Some(other) => text(
             StatusCode::OK,
             format!("# unknown cmd={} - exit\r\n", comment_safe(other)),
