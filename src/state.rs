@@ -607,6 +607,7 @@ mod tests {
         cleanup::touch_marker(dir.path(), now - 1800).expect("touch");
         let store = StateStore::new(dir.path().to_path_buf());
         store.save("old", new_state("old")).expect("save");
+        store.flush_blocking();
         assert!(store.expire(now + 1000, 500).is_empty(), "marker is recent");
         assert!(store.path("old").exists());
         // a fresh process sees an old marker: purges and moves the marker to now
