@@ -1245,3 +1245,31 @@ async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_t
     assert!((1..=15).contains(&secs), "{secs}");
     assert!(r.text().contains("try again in"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    let h = Harness::admin();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "IP232-30-00-a1");
+    let csr = params.serialize_request(&key).expect("csr").der().to_vec();
+    let der = h.root.join(format!("certs/{SN_RECEPTION}-request.p10.der"));
+    std::fs::write(&der, &csr).expect("write CSR");
+    let _ = std::fs::remove_file(
+        h.root
+            .join(format!("certs/{SN_RECEPTION}-signedrequest.cer")),
+    );
+    let login = h.login().await;
+    let page = h.get("/admin/admin.php?mode=status", Some(&login)).await;
+    let fingerprint: Vec<String> = sha2::Sha256::digest(key.subject_public_key_info())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let text = page.text();
+    assert!(text.contains("CN=IP232-30-00-a1"), "{text}");
+    assert!(text.contains(&fingerprint.join(":")), "{text}");
+}

@@ -141,7 +141,7 @@ fn row_files(
     with_backups: bool,
 ) -> status::Row {
     let certs = match &cfg.customcerts {
-        Some(cc) if view.problem.is_none() => certs.state(cc, &view.key),
+        Some(cc) if view.problem.is_none() => certs.state(cc, &view.key).read_csr(&app.root),
         _ => CertState::default(),
     };
     let backups = if with_backups {

@@ -433,6 +433,40 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
+        let cfg = config("");
+        let ctx = Ctx {
+            cfg: &cfg,
+            prefix: "/u",
+            csrf: "tok",
+            now: 5000,
+            groups: &[],
+            master: master_builds(&cfg, None),
+        };
+        let r = Row {
+            view: view(
+                r#"<state seen="5000"><device sn="00-90-33-30-00-af" type="IP232"/></state>"#,
+                &[],
+            ),
+            certs: CertState {
+                der: Some("certs/00-90-33-30-00-af-request.p10.der".into()),
+                csr: Some(crate::certs::CsrSummary {
+                    subject: "CN=<evil>".into(),
+                    key_sha256: "AB:CD".into(),
+                }),
+                ..CertState::default()
+            },
+            backups: Arc::new(Vec::new()),
+        };
+        let html = row(&ctx, &r);
+        assert!(
+            html.contains("subject CN=&lt;evil&gt;, key SHA-256 AB:CD"),
+            "{html}"
+        );
+        assert!(!html.contains("<evil>"));
+    }
+
+    #[test]
     fn missing_devices_and_broken_files_look_different() {
         let cfg = config("");
         let ctx = Ctx {

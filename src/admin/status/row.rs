@@ -326,6 +326,14 @@ fn cert_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, c: &CertState) {
     cert_files(ctx, h, c);
     if c.csr_waiting() {
         h.push_str("<span class=\"note\">CSR waiting for signature</span>");
+        if let Some(csr) = &c.csr {
+            let _ = write!(
+                h,
+                "<span class=\"csr\" title=\"check before signing\">subject {}, key SHA-256 {}</span>",
+                e(&csr.subject),
+                e(&csr.key_sha256)
+            );
+        }
     } else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
         h.push_str("<span class=\"note\">signed certificate waiting for the device</span>");
     }
