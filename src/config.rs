@@ -209,4 +209,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod merge_proptests;
+#[cfg(test)]
 mod tests;
