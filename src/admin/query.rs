@@ -420,6 +420,46 @@ mod tests {
     }
 
     #[test]
+    fn free_words_against_another_device_and_literal_characters() {
+        let b = Fields {
+            key: "00-90-33-30-00-b0",
+            sn: "00-90-33-30-00-b0",
+            device_type: "IP222",
+            realip: "192.168.0.1",
+            ip: "192.168.0.1",
+            environments: "default, lab",
+            firmware: "130160",
+            seen: 9_990,
+            ..Fields::default()
+        };
+        assert!(!m("16", &b), "16 is not a whole word of 168");
+        assert!(!m("172.16. ip232", &b));
+        assert!(m("  IP2?2   lab ", &b));
+        assert!(m("00-90-33-30-00-*", &b));
+        assert!(m("0090333000b0", &b));
+        assert!(!m("0090333000b0", &bench()));
+        let literal = Fields {
+            name: "x a(b y",
+            ..Fields::default()
+        };
+        assert!(m("a(b", &literal), "regex characters are literal");
+        assert!(!m(
+            "a.c",
+            &Fields {
+                name: "abc",
+                ..Fields::default()
+            }
+        ));
+        assert!(!m(
+            "lab\n",
+            &Fields {
+                name: "labx",
+                ..Fields::default()
+            }
+        ));
+    }
+
+    #[test]
     fn field_terms_match_the_whole_value_of_that_field_only() {
         let f = bench();
         assert!(!m("name:lab", &f), "lab is the environment, not the name");

@@ -1,7 +1,7 @@
 //! What the admin pages and the JSON API show of one device, taken from its state file once
 //! (pure): [`DeviceView::from_state`], the values of the configured `queries/query/show`
-//! XPath expressions ([`ShowGroup`], evaluated with sxd-xpath), and the device filter
-//! ([`Filter`]).
+//! XPath expressions ([`ShowGroup`], evaluated with sxd-xpath). The filter is
+//! `admin::query`.
 //!
 //! The status page and the device list read compact views from the device index
 //! (`state::index`), which computes them here when a state is written or first read; the
@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::php::intval;
 use crate::state::Loaded;
 use crate::xml::Element;
-use regex::Regex;
 use serde::Serialize;
 
 /// One delivered snippet (`<config filename delivered version>`).
@@ -262,28 +261,6 @@ impl DeviceView {
     pub fn is_missing(&self, missing_after: i64, now: i64) -> bool {
         missing_after > 0 && self.seen < now - missing_after
     }
-
-    /// The texts the filter looks at, one per line: addresses, serial, type, name, phase,
-    /// classes, environments, firmware, boot code and `present`/`missing`.
-    pub fn filter_text(&self, missing: bool) -> String {
-        if self.problem.is_some() {
-            return format!("{}\nunreadable", self.key);
-        }
-        [
-            self.realip.as_str(),
-            &self.ip,
-            &self.sn,
-            &self.device_type,
-            &self.name,
-            &self.phase,
-            &self.classes,
-            &self.environments,
-            &self.firmware,
-            &self.bootcode,
-            if missing { "missing" } else { "present" },
-        ]
-        .join("\n")
-    }
 }
 
 /// When the device last answered each group's query (`None`: never), without evaluating.
@@ -439,55 +416,6 @@ fn fill<'d>(
     }
 }
 
-/// The device filter: white-space separated words, each must match a whole word (`*` and `?`
-/// as wildcards) of one of the texts of [`DeviceView::filter_text`], case-insensitive.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    words: Vec<Regex>,
-}
-
-/// Longest filter text looked at.
-const MAX_FILTER: usize = 256;
-
-impl Filter {
-    pub fn parse(s: &str) -> Filter {
-        let s = match s.char_indices().nth(MAX_FILTER) {
-            Some((i, _)) => &s[..i],
-            None => s,
-        };
-        let words = s
-            .split_whitespace()
-            .filter_map(|w| {
-                let w = normalize_mac(w);
-                let pattern = regex::escape(&w).replace("\\*", ".*").replace("\\?", ".");
-                Regex::new(&format!("(?i)(?-u:\\b){pattern}(?-u:\\b)")).ok()
-            })
-            .collect();
-        Filter { words }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
-    }
-
-    /// Whether every word matches in `text` (see [`DeviceView::filter_text`]).
-    pub fn matches(&self, text: &str) -> bool {
-        self.words.iter().all(|w| w.is_match(text))
-    }
-}
-
-/// `009033aabbcc` → `00-90-33-aa-bb-cc` (the way serial numbers are written).
-fn normalize_mac(w: &str) -> String {
-    if w.len() == 12
-        && w.get(..6).is_some_and(|p| p == "009033")
-        && w.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        let parts: Vec<&str> = (0..6).filter_map(|i| w.get(i * 2..i * 2 + 2)).collect();
-        return parts.join("-");
-    }
-    w.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,43 +529,5 @@ mod tests {
         );
         let v = DeviceView::from_state("nodev", &loaded("<state seen=\"1\"/>"), &[]);
         assert!(v.problem.is_some());
-    }
-
-    fn fields(ip: &str, sn: &str, ty: &str) -> String {
-        let mut v = DeviceView::empty(sn);
-        v.realip = ip.into();
-        v.ip = ip.into();
-        v.device_type = ty.into();
-        v.firmware = "130160".into();
-        v.environments = "default, lab".into();
-        v.filter_text(false)
-    }
-
-    #[test]
-    fn filter_words_match_whole_words_of_any_field() {
-        let a = fields("172.16.0.20", "00-90-33-30-00-af", "IP232");
-        let b = fields("192.168.0.1", "00-90-33-30-00-b0", "IP222");
-        let f = Filter::parse("16");
-        assert!(f.matches(&a));
-        assert!(!f.matches(&b), "16 is not a whole word of 168");
-        let f = Filter::parse("172.16. ip232");
-        assert!(f.matches(&a));
-        assert!(!f.matches(&b));
-        let f = Filter::parse("  IP2?2   lab ");
-        assert!(f.matches(&a) && f.matches(&b));
-        assert!(Filter::parse("00-90-33-30-00-*").matches(&b));
-        assert!(Filter::parse("0090333000b0").matches(&b));
-        assert!(!Filter::parse("0090333000b0").matches(&a));
-        assert!(Filter::parse("present").matches(&a));
-        assert!(!Filter::parse("missing").matches(&a));
-        assert!(!Filter::parse("ip232 missing").matches(&a));
-        assert!(Filter::parse("").is_empty());
-        assert!(Filter::parse("").matches(&a));
-        assert!(
-            Filter::parse("a(b").matches("x a(b y"),
-            "regex characters are literal"
-        );
-        assert!(!Filter::parse("a.c").matches("abc"));
-        assert!(!Filter::parse("lab\n").matches("labx"));
     }
 }
