@@ -373,6 +373,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     }
     if let (Some(store), Some(state)) = (store, state) {
         save_state(&store, &sn, state, &cfg);
+        store.backpressure().await;
     }
     answer_response(StatusCode::OK, body)
 }

@@ -217,7 +217,6 @@ impl StateStore {
     /// The index is filled by [`Self::scan`].
     pub fn new(dir: PathBuf) -> StateStore {
         let limits = Limits::default();
-        writer::remove_leftovers(&dir);
         StateStore {
             cache: cache::Lru::new(limits.cache_bytes),
             writer: writer::Writer::start(dir.clone(), limits.commit_delay),
@@ -362,6 +361,14 @@ impl StateStore {
         self.cache.put(sn, state.clone(), doc.len());
         self.writer.submit(sn, state, doc);
         Ok(())
+    }
+
+    /// Waits for the writer when too many files wait to be written (a disk slower than the
+    /// polls), so pending states cannot fill the memory.
+    pub async fn backpressure(&self) {
+        if self.writer.backlogged() {
+            self.writer.sync().await;
+        }
     }
 
     /// [`Self::save`], then waits until the file is durable (device uploads).

@@ -4,13 +4,19 @@
 //! writer thread per status directory takes all pending files at once (several polls of one
 //! device in between coalesce into the newest content), writes each atomically (a temporary
 //! file `.SN.xml.N.tmp`, then a rename) and makes the batch durable with one round of syncs:
-//! every temporary file is synced before its rename, then the directory is synced once. A
-//! batch starts at most `commit-delay` after its first file was handed over, at once when
-//! somebody waits for it ([`Writer::sync`], [`Writer::flush`]). A crash loses at most the
-//! batch being collected, never a file's integrity (the rename is atomic).
+//! on Linux one `syncfs` for all temporary files before they are renamed, then one sync of
+//! the directory (elsewhere every temporary file is synced on its own). A batch starts at
+//! most `commit-delay` after its first file was handed over, at once when somebody waits for
+//! it ([`Writer::sync`], [`Writer::flush`]). A crash loses at most the batch being
+//! collected, never a file's integrity (the rename is atomic).
 //!
 //! Until its file is written, the content stays readable through [`Writer::pending`]
-//! (read-your-writes).
+//! (read-your-writes). The files waiting are bounded: above [`MAX_BACKLOG`] a poll waits
+//! for the batch ([`Writer::backlogged`]), so a disk slower than the polls slows the polls
+//! down instead of filling the memory.
+//!
+//! Before its first batch the writer thread removes the temporary files a crash left behind
+//! (polls are answered meanwhile).
 
 use crate::xml::Element;
 use std::collections::HashMap;
@@ -18,6 +24,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Files waiting to be written above which a poll waits for the batch (each costs its
+/// parsed state and its bytes, a few KB to some tens of KB).
+pub const MAX_BACKLOG: usize = 2048;
 
 /// One file waiting to be written.
 #[derive(Clone)]
@@ -54,7 +64,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Writer {
-    /// Starts the writer thread of `dir` (created here, once, when missing).
+    /// Starts the writer thread of `dir` (created here, once, when missing); it first
+    /// removes the temporary files a crash left there.
     pub fn start(dir: PathBuf, delay: Duration) -> Writer {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::error!("cannot create status directory {}: {e}", dir.display());
@@ -69,7 +80,10 @@ impl Writer {
         let s = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || run(&s));
+            .spawn(move || {
+                remove_leftovers(&s.dir);
+                run(&s)
+            });
         if let Err(e) = spawned {
             tracing::error!("cannot start the state writer: {e}");
         }
@@ -120,6 +134,11 @@ impl Writer {
     /// Number of files waiting.
     pub fn backlog(&self) -> usize {
         lock(&self.shared.queue).files.len()
+    }
+
+    /// Whether more than [`MAX_BACKLOG`] files wait: the caller should [`Self::sync`].
+    pub fn backlogged(&self) -> bool {
+        self.backlog() > MAX_BACKLOG
     }
 
     /// Commits everything handed over so far now, and waits until it is durable.
@@ -202,7 +221,8 @@ fn run(shared: &Shared) {
     }
 }
 
-/// Writes and syncs every file to a temporary name, renames them, syncs the directory.
+/// Writes every file to a temporary name, makes them durable (one round of syncs), renames
+/// them and syncs the directory.
 fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
     if batch.is_empty() {
         return;
@@ -211,13 +231,21 @@ fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
     for (sn, p) in batch {
         let path = dir.join(format!("{sn}.xml"));
         let tmp = dir.join(format!(".{sn}.xml.{}.tmp", p.generation));
-        match write_synced(&tmp, &p.bytes) {
+        match write_tmp(&tmp, &p.bytes) {
             Ok(()) => renames.push((tmp, path)),
             Err(e) => {
                 tracing::error!("cannot write state of {sn}: {e}");
                 let _ = std::fs::remove_file(&tmp);
             }
         }
+    }
+    if let Err(e) = sync_files(dir, &renames) {
+        // not durable: better the old files than renamed ones that may be empty after a crash
+        tracing::error!("cannot sync the state files in {}: {e}", dir.display());
+        for (tmp, _) in &renames {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return;
     }
     for (tmp, path) in &renames {
         if let Err(e) = std::fs::rename(tmp, path) {
@@ -231,13 +259,35 @@ fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
     tracing::debug!(files = batch.len(), "state batch committed");
 }
 
-fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_tmp(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    f.write_all(bytes)
+}
+
+/// Makes the written temporary files durable: one `syncfs` of their file system on Linux,
+/// each file on its own elsewhere.
+fn sync_files(dir: &Path, files: &[(PathBuf, PathBuf)]) -> std::io::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let _ = files;
+        let d = std::fs::File::open(dir)?;
+        rustix::fs::syncfs(&d)?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        for (tmp, _) in files {
+            std::fs::File::open(tmp)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 /// Syncs a directory (its entries: the renames), where the platform can.
@@ -253,8 +303,10 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Removes temporary files a crash left in `dir` (`.NAME.tmp`); returns how many.
+/// Removes temporary files a crash left in `dir` (`.NAME.tmp`, older than this call, so
+/// a write under way is left alone); returns how many.
 pub fn remove_leftovers(dir: &Path) -> usize {
+    let started = std::time::SystemTime::now();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -262,8 +314,13 @@ pub fn remove_leftovers(dir: &Path) -> usize {
     for entry in rd.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < started);
         if name.starts_with('.')
             && name.ends_with(".tmp")
+            && old
             && std::fs::remove_file(entry.path()).is_ok()
         {
             n += 1;
@@ -292,7 +349,33 @@ mod tests {
         assert!(w.pending("a").is_none());
         let text = std::fs::read_to_string(dir.path().join("a.xml")).expect("written");
         assert_eq!(text, "<state n=\"4\"/>");
-        std::fs::write(dir.path().join(".a.xml.7.tmp"), "x").expect("tmp");
+        let tmp = dir.path().join(".a.xml.7.tmp");
+        std::fs::write(&tmp, "x").expect("tmp");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .expect("open");
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .expect("mtime");
         assert_eq!(remove_leftovers(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_backlog_above_the_bound_asks_polls_to_wait() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
+        for i in 0..=MAX_BACKLOG {
+            let el = Arc::new(Element::new("state"));
+            w.submit(&format!("d{i}"), el, b"<state/>".to_vec());
+            assert_eq!(w.backlogged(), i >= MAX_BACKLOG, "after {} files", i + 1);
+        }
+        w.sync_blocking();
+        assert!(!w.backlogged());
+        let files = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(
+            files,
+            MAX_BACKLOG + 1,
+            "every file written, no temporary file left"
+        );
     }
 }
