@@ -2,12 +2,12 @@
 //! the fleet summary and the device list need, kept in memory instead of the states
 //! themselves.
 //!
-//! An [`Entry`] holds typed fields; strings many devices share (type, classes, phase,
-//! environments, builds, certificate status, proxy) are interned, the message log and the
+//! An [`Entry`] holds typed fields; what many devices share (type, classes, phase,
+//! environments, builds, certificate status, proxy) is one shared `Profile`, the message log and the
 //! delivered snippets are only counted, and the values of the `queries/query/show` XPath
 //! columns are evaluated when the entry is (re)built from a state and kept as short strings
-//! (at most [`MAX_CELL`] characters). A typical device costs about 450 bytes
-//! ([`Entry::cost`]; 100 000 devices ≈ 45 MB). The full state is read from its file when a
+//! (at most [`MAX_CELL`] characters). A typical device costs about 300 bytes
+//! ([`Entry::cost`]; 100 000 devices ≈ 30 MB). The full state is read from its file when a
 //! poll or a detail view needs it.
 //!
 //! Entries are built when a state is written (from the element at hand) and, at start, by a
@@ -36,16 +36,8 @@ pub struct Entry {
     realip: Box<str>,
     /// The request's address, when it differs from `realip`.
     ip: Option<Box<str>>,
-    proxy: Arc<str>,
-    device_type: Arc<str>,
-    phase: Arc<str>,
-    classes: Arc<str>,
-    environments: Arc<str>,
-    firmware: Arc<str>,
-    firmware_requested: Arc<str>,
-    bootcode: Arc<str>,
-    bootcode_requested: Arc<str>,
-    certstat: Option<Arc<str>>,
+    /// What many devices have in common, shared between them.
+    profile: Arc<Profile>,
     seen: i64,
     backup: Option<i64>,
     log_entries: u32,
@@ -54,6 +46,22 @@ pub struct Entry {
     via_proxy: bool,
     request_error: bool,
     queries: Box<[Option<QueryResult>]>,
+}
+
+/// The fields devices of one kind, phase and rollout state have in common; one copy is
+/// shared by all entries with the same values (a fleet has few of them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Profile {
+    proxy: Box<str>,
+    device_type: Box<str>,
+    phase: Box<str>,
+    classes: Box<str>,
+    environments: Box<str>,
+    firmware: Box<str>,
+    firmware_requested: Box<str>,
+    bootcode: Box<str>,
+    bootcode_requested: Box<str>,
+    certstat: Option<Box<str>>,
 }
 
 fn boxed(s: &str) -> Box<str> {
@@ -91,16 +99,18 @@ impl Entry {
             name: boxed(&v.name),
             ip: (v.ip != v.realip).then(|| boxed(&v.ip)),
             realip: boxed(&v.realip),
-            proxy: strings.get(&v.proxy),
-            device_type: strings.get(&v.device_type),
-            phase: strings.get(&v.phase),
-            classes: strings.get(&v.classes),
-            environments: strings.get(&v.environments),
-            firmware: strings.get(&v.firmware),
-            firmware_requested: strings.get(&v.firmware_requested),
-            bootcode: strings.get(&v.bootcode),
-            bootcode_requested: strings.get(&v.bootcode_requested),
-            certstat: v.certstat.as_deref().map(|c| strings.get(c)),
+            profile: strings.get(Profile {
+                proxy: boxed(&v.proxy),
+                device_type: boxed(&v.device_type),
+                phase: boxed(&v.phase),
+                classes: boxed(&v.classes),
+                environments: boxed(&v.environments),
+                firmware: boxed(&v.firmware),
+                firmware_requested: boxed(&v.firmware_requested),
+                bootcode: boxed(&v.bootcode),
+                bootcode_requested: boxed(&v.bootcode_requested),
+                certstat: v.certstat.as_deref().map(boxed),
+            }),
             seen: v.seen,
             backup: v.backup,
             log_entries: v.log_entries as u32,
@@ -122,16 +132,17 @@ impl Entry {
         v.name = s(&self.name);
         v.realip = s(&self.realip);
         v.ip = self.ip.as_deref().map_or_else(|| s(&self.realip), s);
-        v.proxy = s(&self.proxy);
-        v.device_type = s(&self.device_type);
-        v.phase = s(&self.phase);
-        v.classes = s(&self.classes);
-        v.environments = s(&self.environments);
-        v.firmware = s(&self.firmware);
-        v.firmware_requested = s(&self.firmware_requested);
-        v.bootcode = s(&self.bootcode);
-        v.bootcode_requested = s(&self.bootcode_requested);
-        v.certstat = self.certstat.as_deref().map(s);
+        let p = &self.profile;
+        v.proxy = s(&p.proxy);
+        v.device_type = s(&p.device_type);
+        v.phase = s(&p.phase);
+        v.classes = s(&p.classes);
+        v.environments = s(&p.environments);
+        v.firmware = s(&p.firmware);
+        v.firmware_requested = s(&p.firmware_requested);
+        v.bootcode = s(&p.bootcode);
+        v.bootcode_requested = s(&p.bootcode_requested);
+        v.certstat = p.certstat.as_deref().map(s);
         v.seen = self.seen;
         v.backup = self.backup;
         v.log_entries = self.log_entries as usize;
@@ -143,7 +154,7 @@ impl Entry {
         v
     }
 
-    /// Bytes this entry costs: the struct and the strings only it holds (interned strings are
+    /// Bytes this entry costs: the struct and the strings only it holds (the profile is
     /// shared and not counted; the index's map adds about 20 % for its nodes).
     pub fn cost(&self) -> usize {
         let own = |s: &str| {
@@ -177,24 +188,24 @@ impl Entry {
     }
 }
 
-/// Shared copies of strings many devices have in common.
+/// Shared copies of the [`Profile`]s devices have in common.
 #[derive(Default)]
 struct Interner {
-    set: HashSet<Arc<str>>,
+    set: HashSet<Arc<Profile>>,
     purge_at: usize,
 }
 
 impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.set.get(s) {
+    fn get(&mut self, p: Profile) -> Arc<Profile> {
+        if let Some(a) = self.set.get(&p) {
             return a.clone();
         }
         if self.set.len() >= self.purge_at {
-            // strings no entry uses any more
+            // profiles no entry uses any more
             self.set.retain(|a| Arc::strong_count(a) > 1);
             self.purge_at = self.set.len() * 2 + 1024;
         }
-        let a: Arc<str> = s.into();
+        let a = Arc::new(p);
         self.set.insert(a.clone());
         a
     }
@@ -394,7 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn a_typical_device_costs_less_than_500_bytes() {
+    fn a_typical_device_costs_less_than_350_bytes() {
         let index = Index::default();
         for i in 0..1000 {
             let sn = format!(
@@ -406,7 +417,7 @@ mod tests {
             index.update(&sn, &state(&sn, i), false);
         }
         let per = index.cost() / 1000;
-        assert!(per < 500, "{per} bytes per device");
+        assert!(per < 350, "{per} bytes per device");
         assert!(per > std::mem::size_of::<Entry>(), "{per}");
     }
 

@@ -1,0 +1,306 @@
+//! Memory of the real server (resident set, `VmRSS` in `/proc/PID/status`) under what
+//! devices and administrators can make it keep: a large fleet, a large query result, the
+//! device list over the whole fleet, and a restart on that fleet.
+//!
+//! `cargo bench --bench memory` (`-- --devices 100000 --threads 4` to change the fleet,
+//! `-- --server 'state-cache="0"'` for attributes of `<server>`).
+//! Steps, each reported with the resident set before and after:
+//! 1. the server starts on an empty installation (state, backups and two queries on);
+//! 2. `--devices` distinct devices poll once each (new serial numbers);
+//! 3. one device sends a 16 MiB query result (`PUT update.php?mode=query&id=admin`), which
+//!    the server refuses beyond `server/@max-query`;
+//! 4. an API client reads the whole device list, page by page (`api/devices?limit=1000`)
+//!    and as CSV (`api/devices.csv`);
+//! 5. the server is stopped and started again on the same root: the time until the first
+//!    poll is answered, and the resident set once the device index is built.
+//!
+//! Linux only (it reads `/proc`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token-0123456789";
+
+fn serial(i: usize) -> String {
+    format!(
+        "00-90-34-{:02x}-{:02x}-{:02x}",
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+fn build_installation(root: &Path, server_attrs: &str) {
+    for d in ["config", "scripts", "status", "backup"] {
+        std::fs::create_dir_all(root.join(d)).expect("installation dir");
+    }
+    let config = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<config>
+    <master info="none" firmware="130178" bootcode="firmware"/>
+    <status dir="status" missing="604800" expire="7776000"/>
+    <backup dir="backup"/>
+    <times check="true" grace="90"/>
+    <environments><environment id="site"/></environments>
+    <queries>
+        <query id="admin"><applies>*</applies></query>
+        <query id="certificates"><applies>phone</applies></query>
+    </queries>
+    <api token="{TOKEN}"/>
+    <server {server_attrs}/>
+</config>
+"#
+    );
+    std::fs::write(root.join("config/user-config.xml"), config).expect("config");
+    for (i, name) in ["all-all-all.txt", "all-phone-all.txt", "all-ip232-site.txt"]
+        .iter()
+        .enumerate()
+    {
+        let body = format!("# bench snippet {i}\r\nconfig change SNTP0 ADDR 10.0.0.{i}\r\n");
+        std::fs::write(root.join("scripts").join(name), body).expect("snippet");
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for e in std::fs::read_dir(root.join("scripts")).expect("scripts") {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(e.expect("entry").path())
+            .expect("open snippet");
+        f.set_modified(old).expect("mtime");
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+struct ServerGuard(Child);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(root: &Path, port: u16) -> ServerGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_update-server"))
+        .args(["serve", "--root"])
+        .arg(root)
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    ServerGuard(child)
+}
+
+/// Resident set in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// One HTTP/1.1 exchange on a keep-alive connection; the status and the body length.
+fn exchange(
+    conn: &mut BufReader<TcpStream>,
+    method: &str,
+    target: &str,
+    headers: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, usize)> {
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: bench\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.get_mut().write_all(head.as_bytes())?;
+    // a server that refuses the body may close before reading it: its answer still counts
+    let _ = conn.get_mut().write_all(body);
+    let mut line = String::new();
+    conn.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0usize;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        conn.read_line(&mut line)?;
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        chunked |= l == "transfer-encoding: chunked";
+    }
+    if !chunked {
+        let mut buf = vec![0u8; len];
+        conn.read_exact(&mut buf)?;
+        return Ok((status, len));
+    }
+    let mut total = 0;
+    loop {
+        line.clear();
+        conn.read_line(&mut line)?;
+        let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+        let mut buf = vec![0u8; n + 2];
+        conn.read_exact(&mut buf)?;
+        total += n;
+        if n == 0 {
+            return Ok((status, total));
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    BufReader::new(TcpStream::connect(addr).expect("connect"))
+}
+
+fn poll_target(i: usize) -> String {
+    let sn = serial(i);
+    format!(
+        "/update.php?type=IP232&sn={sn}&hwid=IP232-{}&ip=10.0.0.1&env=site&phase=update&polling=0&PROT=130178&BOOT=130178",
+        &sn[9..]
+    )
+}
+
+/// Every device polls once, from `threads` keep-alive connections.
+fn fill(addr: SocketAddr, devices: usize, threads: usize) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut conn = connect(addr);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= devices {
+                        break;
+                    }
+                    let (status, _) =
+                        exchange(&mut conn, "GET", &poll_target(i), "", b"").expect("poll");
+                    assert_eq!(status, 200, "poll of device {i}");
+                }
+            });
+        }
+    });
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The whole device list over the API; the bytes read.
+fn read_device_list(addr: SocketAddr, devices: usize) -> (usize, usize) {
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let mut conn = connect(addr);
+    let mut json = 0;
+    for offset in (0..devices).step_by(1000) {
+        let target = format!("/api/devices?limit=1000&offset={offset}");
+        let (status, n) = exchange(&mut conn, "GET", &target, &auth, b"").expect("api");
+        assert_eq!(status, 200, "{target}");
+        json += n;
+    }
+    let (status, csv) = exchange(&mut conn, "GET", "/api/devices.csv", &auth, b"").expect("csv");
+    assert_eq!(status, 200, "api/devices.csv");
+    (json, csv)
+}
+
+fn main() {
+    let mut devices = 100_000usize;
+    let mut threads = 4usize;
+    let mut server_attrs = String::new();
+    let args: Vec<String> = std::env::args().collect();
+    for w in args.windows(2) {
+        match w[0].as_str() {
+            "--devices" => devices = w[1].parse().unwrap_or(devices),
+            "--threads" => threads = w[1].parse().unwrap_or(threads),
+            "--server" => server_attrs = w[1].clone(),
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    build_installation(&root, &server_attrs);
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = start(&root, port);
+    wait_listening(addr);
+    let pid = server.0.id();
+    println!("started:                 {:7.1} MiB", rss_mib(pid));
+
+    let t = Instant::now();
+    fill(addr, devices, threads);
+    std::thread::sleep(Duration::from_millis(500));
+    let after_fill = rss_mib(pid);
+    println!(
+        "{devices} devices polled: {after_fill:7.1} MiB  ({:.1} s, {:.0} polls/s)",
+        t.elapsed().as_secs_f64(),
+        devices as f64 / t.elapsed().as_secs_f64()
+    );
+
+    let big = vec![b'x'; 16 << 20];
+    let target = format!("/update.php?mode=query&sn={}&id=admin", serial(0));
+    let (status, _) = exchange(&mut connect(addr), "PUT", &target, "", &big).expect("query");
+    let after_query = rss_mib(pid);
+    println!(
+        "16 MiB query (HTTP {status}): {after_query:7.1} MiB  (+{:.1})",
+        after_query - after_fill
+    );
+
+    let (json, csv) = read_device_list(addr, devices);
+    let after_api = rss_mib(pid);
+    println!(
+        "device list ({:.1} MB JSON in pages, {:.1} MB CSV): {after_api:7.1} MiB  (+{:.1})",
+        json as f64 / 1e6,
+        csv as f64 / 1e6,
+        after_api - after_query
+    );
+
+    restart(&root, &mut server, addr, port);
+}
+
+/// Stop (SIGTERM, so pending states are written) and start again on the same root.
+fn restart(root: &Path, server: &mut ServerGuard, addr: SocketAddr, port: u16) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status();
+    let _ = server.0.wait();
+    let t = Instant::now();
+    *server = start(root, port);
+    wait_listening(addr);
+    let mut conn = connect(addr);
+    let (status, _) = exchange(&mut conn, "GET", &poll_target(1), "", b"").expect("poll");
+    println!(
+        "restart: first poll answered (HTTP {status}) after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let pid = server.0.id();
+    let mut peak = 0f64;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss_mib(pid));
+    }
+    println!(
+        "restart: after 20 s (index built): {:7.1} MiB (highest seen {peak:.1})",
+        rss_mib(pid)
+    );
+}
