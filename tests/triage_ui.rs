@@ -181,6 +181,57 @@ fn links(b: &Browser, base: &str) {
     );
 }
 
+/// The rows of the table: how many, how many pass the JS expression `check` (over `tr`), and
+/// the count text.
+fn rows_passing(b: &Browser, check: &str) -> Value {
+    b.exec(
+        &format!(
+            "var rows = Array.from(document.querySelectorAll('#devicestable tr[data-sn]'));\
+             var ok = rows.filter(function (tr) {{ return {check}; }}).length;\
+             return [rows.length, ok, document.getElementById('count').textContent];"
+        ),
+        json!([]),
+    )
+}
+
+/// Filter terms typed into the filter box: the rows the server sends back all match, and
+/// there are fewer than before.
+fn filter_terms(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/admin/admin.php"));
+    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    let all = rows_passing(b, "true")[0].as_u64().unwrap_or(0);
+    let text = |tr_css: &str| format!("(tr.querySelector('{tr_css}') || {{}}).textContent || ''");
+    for (terms, check) in [
+        (
+            "is:csr",
+            format!("{}.indexOf('CSR waiting') >= 0", text(".c-cert")),
+        ),
+        (
+            "type:ip811 -is:missing",
+            format!(
+                "{} === 'IP811' && !tr.classList.contains('missing')",
+                text(".type")
+            ),
+        ),
+        (
+            "fw:130178",
+            format!("{}.indexOf('130178') === 0", text(".c-fw")),
+        ),
+        ("name:phone*", format!("/^Phone /.test({})", text(".name"))),
+        ("is:missing", "tr.classList.contains('missing')".to_string()),
+    ] {
+        let input = b.find("#filter");
+        b.clear(&input);
+        b.send_keys(&input, terms);
+        b.wait_for(terms, |b| {
+            let v = rows_passing(b, &check);
+            let (n, ok) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
+            n > 0 && n == ok && n < all && v[2].as_str().is_some_and(|c| c.contains("match"))
+        });
+        println!("{terms}: {}", rows_passing(b, &check));
+    }
+}
+
 fn backups(b: &Browser, base: &str, root: &Path) {
     let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
     std::fs::write(
@@ -260,6 +311,7 @@ fn triage_on_the_status_page() {
     login(&b, &base);
     layout(&b, &base);
     links(&b, &base);
+    filter_terms(&b, &base);
     backups(&b, &base, &root);
     upload_message(&b, &base, dir.path());
 }
