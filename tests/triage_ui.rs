@@ -200,11 +200,13 @@ fn filter_terms(b: &Browser, base: &str) {
     b.goto(&format!("{base}/admin/admin.php"));
     b.wait_for("the device table", |b| b.try_find("#devices").is_some());
     let all = rows_passing(b, "true")[0].as_u64().unwrap_or(0);
-    let text = |tr_css: &str| format!("(tr.querySelector('{tr_css}') || {{}}).textContent || ''");
-    for (terms, check) in [
+    let text = |css: &str| format!("((tr.querySelector('{css}') || {{}}).textContent || '')");
+    // (terms, what every row must show, how many devices match)
+    for (terms, check, expected) in [
         (
             "is:csr",
             format!("{}.indexOf('CSR waiting') >= 0", text(".c-cert")),
+            40,
         ),
         (
             "type:ip811 -is:missing",
@@ -212,21 +214,33 @@ fn filter_terms(b: &Browser, base: &str) {
                 "{} === 'IP811' && !tr.classList.contains('missing')",
                 text(".type")
             ),
+            34,
         ),
         (
             "fw:130178",
             format!("{}.indexOf('130178') === 0", text(".c-fw")),
+            49,
         ),
-        ("name:phone*", format!("/^Phone /.test({})", text(".name"))),
-        ("is:missing", "tr.classList.contains('missing')".to_string()),
+        (
+            "name:phone*",
+            format!("/^Phone /.test({})", text(".name")),
+            130,
+        ),
+        (
+            "is:missing",
+            "tr.classList.contains('missing')".to_string(),
+            29,
+        ),
     ] {
         let input = b.find("#filter");
         b.clear(&input);
         b.send_keys(&input, terms);
+        let count = format!("{expected} of {all} devices match");
         b.wait_for(terms, |b| {
             let v = rows_passing(b, &check);
             let (n, ok) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
-            n > 0 && n == ok && n < all && v[2].as_str().is_some_and(|c| c.contains("match"))
+            let c = v[2].as_str().unwrap_or_default();
+            n > 0 && n == ok && n < all && c == count
         });
         println!("{terms}: {}", rows_passing(b, &check));
     }
