@@ -157,6 +157,10 @@ pub fn header(ctx: &Ctx<'_>) -> String {
 /// The table header: each sortable column's title is a link that sorts by it, keeping
 /// `filter`; the current `sort` is marked (`aria-sort`).
 pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
+    header_markup(ctx, filter, sort).into_string()
+}
+
+fn header_markup(ctx: &Ctx<'_>, filter: &str, sort: &str) -> Markup {
     let two = !ctx.groups.is_empty();
     let rs = two.then_some("2");
     let cell = |keys: &[(&str, &str)], class: &str| {
@@ -194,7 +198,6 @@ pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
             }
         }
     }
-    .into_string()
 }
 
 /// How many rows the page shows at first, and how many more each "show more" brings.
@@ -318,7 +321,7 @@ pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> 
     let shown = page.shown;
     let rows = rows_fragment(ctx, shown, page.matched - shown.len(), filter, shown.len());
     html! {
-        div id="summary" { (PreEscaped(render_summary_for(ctx.cfg, page.summary, sort))) }
+        div id="summary" { (summary::summary_markup(ctx.cfg, page.summary, sort)) }
         form class="filter" method="get" action=(admin_url(ctx.prefix, "")) role="search" {
             input type="hidden" name="mode" value="status";
             @if !sort.is_empty() { input type="hidden" name="sort" id="sort" value=(Text(sort)); }
@@ -330,7 +333,7 @@ pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> 
         }
         div class="tablewrap" {
             table id="devices" {
-                (PreEscaped(header_sorted(ctx, filter, sort)))
+                (header_markup(ctx, filter, sort))
                 tbody id="devicestable" { (PreEscaped(rows)) }
             }
         }

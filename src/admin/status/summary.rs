@@ -189,6 +189,11 @@ pub fn render_summary(cfg: &Config, s: &Summary) -> String {
 
 /// The summary section; its links keep the sort order `sort`.
 pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
+    summary_markup(cfg, s, sort).into_string()
+}
+
+/// The summary section as markup.
+pub(super) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
     let dot = " \u{b7} ";
     html! {
         section.summary aria-label="Fleet summary" {
@@ -221,5 +226,4 @@ pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
             }
         }
     }
-    .into_string()
 }
