@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::webdriver::Browser;
+use common::webdriver::{Browser, artifact};
 use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TYPES: [&str; 5] = ["IP232", "IP112", "IP811", "IP1060", "IPVA"];
 const FW: [&str; 4] = ["130160", "130100", "130178", "140012"];
@@ -43,14 +43,6 @@ fn seed_varied(root: &Path, now: i64) {
             std::fs::write(root.join(format!("certs/{sn}-request.p10.der")), CSR_DER).expect("csr");
         }
     }
-}
-
-fn artifact(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    std::fs::create_dir_all(&dir).expect("target dir");
-    dir.join(name)
 }
 
 /// Clicks `css` from the page's script: returns at once, also when the click navigates (a

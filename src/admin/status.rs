@@ -369,6 +369,24 @@ fn rows_html(ctx: &Ctx<'_>, rows: &[Row]) -> String {
     })
 }
 
+/// The rendering context of the unit tests: CSRF token `tok`, the configured master builds.
+#[cfg(test)]
+pub(crate) fn test_ctx<'a>(
+    cfg: &'a Config,
+    groups: &'a [ShowGroup],
+    prefix: &'a str,
+    now: i64,
+) -> Ctx<'a> {
+    Ctx {
+        cfg,
+        prefix,
+        csrf: "tok",
+        now,
+        groups,
+        master: master_builds(cfg, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,17 +398,6 @@ mod tests {
         Config::from_user_xml(&format!(
                 r#"<config><master info="" firmware="130160"/><status dir="status" missing="600"/><backup dir="backup"/><customcerts dir="certs" CAname="CA"/>{extra}</config>"#
             )).expect("config")
-    }
-
-    fn ctx<'a>(cfg: &'a Config, groups: &'a [ShowGroup], prefix: &'a str, now: i64) -> Ctx<'a> {
-        Ctx {
-            cfg,
-            prefix,
-            csrf: "tok",
-            now,
-            groups,
-            master: master_builds(cfg, None),
-        }
     }
 
     fn view(xml: &str, groups: &[ShowGroup]) -> Arc<DeviceView> {
@@ -412,7 +419,7 @@ mod tests {
             r#"<queries><query id="media" title="M&lt;b&gt;"><show title="T&lt;i&gt;">/state/queries/media/info/@v</show><show title="bad">concat(&lt;script&gt;</show></query></queries>"#,
         );
         let groups = super::super::view::show_groups(&cfg);
-        let ctx = ctx(&cfg, &groups, "", 1000);
+        let ctx = test_ctx(&cfg, &groups, "", 1000);
         let r = Row {
             view: view(EVIL, &groups),
             certs: CertIndex::of(&["00-90-33-30-00-af-request.p10.der"])
@@ -458,7 +465,7 @@ mod tests {
     #[test]
     fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
         let cfg = config("");
-        let ctx = ctx(&cfg, &[], "/u", 5000);
+        let ctx = test_ctx(&cfg, &[], "/u", 5000);
         let r = Row {
             view: view(
                 r#"<state seen="5000"><device sn="00-90-33-30-00-af" type="IP232"/></state>"#,
@@ -485,7 +492,7 @@ mod tests {
     #[test]
     fn missing_devices_and_broken_files_look_different() {
         let cfg = config("");
-        let ctx = ctx(&cfg, &[], "/u", 5000);
+        let ctx = test_ctx(&cfg, &[], "/u", 5000);
         let rows = [
             Row {
                 view: view(EVIL, &[]),

@@ -363,7 +363,7 @@ fn upload_form(ctx: &Ctx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::status::{MasterBuilds, render_body};
+    use crate::admin::status::render_body;
     use crate::admin::view::{Msg, QueryResult, Snippet, show_groups};
     use crate::backup::Stored;
     use crate::certs::CsrSummary;
@@ -444,14 +444,7 @@ mod tests {
         )
         .expect("config");
         let groups = show_groups(&cfg);
-        let ctx = Ctx {
-            cfg: &cfg,
-            prefix: "",
-            csrf: "tok",
-            now: 1000,
-            groups: &groups,
-            master: MasterBuilds::default(),
-        };
+        let ctx = crate::admin::status::test_ctx(&cfg, &groups, "", 1000);
         let r = evil_row();
         let html = row(&ctx, &r);
         for (column, expected) in [
