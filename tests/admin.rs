@@ -4,171 +4,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use common::oneshot::Admin as Harness;
 use common::*;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tower::ServiceExt;
-use update_server::admin::{AdminApp, SharedAdmin};
-use update_server::app::App;
-use update_server::conn::ConnMeta;
-
-struct Harness {
-    app: SharedAdmin,
-    root: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-/// A logged-in browser: its cookie header and the session's CSRF token.
-struct Login {
-    cookie: String,
-    csrf: String,
-}
-
-impl Harness {
-    fn new(user_config: &str, prefix: &str) -> Harness {
-        // App::new builds the master device's HTTP client, which needs a TLS provider
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = make_root(
-            dir.path(),
-            user_config,
-            &[("update-all-default.txt", "# x\n")],
-        );
-        seed_fleet(&root, unix_now());
-        let app = AdminApp::shared(Arc::new(App::new(root.clone(), prefix)));
-        Harness {
-            app,
-            root,
-            _dir: dir,
-        }
-    }
-
-    fn admin() -> Harness {
-        Harness::new(ADMIN_CONFIG, "")
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-        tls: bool,
-    ) -> Resp {
-        let meta = ConnMeta {
-            peer: SocketAddr::from(([192, 0, 2, 10], 50000)),
-            local: SocketAddr::from(([127, 0, 0, 1], if tls { 8443 } else { 8080 })),
-            tls,
-            client_cert: None,
-        };
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(
-                "host",
-                if tls {
-                    "admin.test:8443"
-                } else {
-                    "admin.test:8080"
-                },
-            )
-            .extension(meta);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let req = b.body(Body::from(body)).expect("request");
-        let router = update_server::server::router_with(self.app.clone());
-        let resp = router.oneshot(req).await.expect("router answers");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .expect("body")
-            .to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, uri: &str, login: Option<&Login>) -> Resp {
-        let cookie = login.map(|l| l.cookie.clone()).unwrap_or_default();
-        let h: Vec<(&str, &str)> = if cookie.is_empty() {
-            vec![]
-        } else {
-            vec![("cookie", cookie.as_str())]
-        };
-        self.call("GET", uri, &h, Vec::new(), false).await
-    }
-
-    async fn post_form(&self, uri: &str, login: Option<&Login>, form: &str) -> Resp {
-        let cookie = login.map(|l| l.cookie.clone()).unwrap_or_default();
-        let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
-        if !cookie.is_empty() {
-            h.push(("cookie", cookie.as_str()));
-        }
-        self.call("POST", uri, &h, form.as_bytes().to_vec(), false)
-            .await
-    }
-
-    async fn login(&self) -> Login {
-        let r = self
-            .post_form(
-                "/admin/admin.php",
-                None,
-                "action=login&user=admin&password=secret",
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-        let set = r.header("set-cookie").expect("session cookie");
-        let cookie = set.split(';').next().expect("cookie pair").to_string();
-        let login = Login {
-            cookie,
-            csrf: String::new(),
-        };
-        let page = self.get("/admin/admin.php?mode=status", Some(&login)).await;
-        let text = page.text();
-        let csrf = text
-            .split("data-csrf=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("CSRF token on the page")
-            .to_string();
-        assert_eq!(csrf.len(), 64, "{csrf}");
-        Login {
-            cookie: login.cookie,
-            csrf,
-        }
-    }
-
-    fn state_path(&self, sn: &str) -> PathBuf {
-        self.root.join("status").join(format!("{sn}.xml"))
-    }
-}
+use std::path::Path;
 
 fn exists(p: &Path) -> bool {
     p.exists()
@@ -176,7 +15,7 @@ fn exists(p: &Path) -> bool {
 
 #[tokio::test]
 async fn nothing_is_shown_or_done_without_a_session() {
-    let h = Harness::admin();
+    let h = Harness::new();
     for uri in [
         "/admin/admin.php",
         "/admin/admin.php?mode=status",
@@ -224,7 +63,7 @@ async fn nothing_is_shown_or_done_without_a_session() {
 
 #[tokio::test]
 async fn login_sets_a_hardened_session_cookie_and_logout_ends_it() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let bad = h
         .post_form(
             "/admin/admin.php",
@@ -266,7 +105,7 @@ async fn login_sets_a_hardened_session_cookie_and_logout_ends_it() {
 
     // over TLS the cookie is Secure
     let r = h
-        .call(
+        .call_on(
             "POST",
             "/admin/admin.php",
             &[("content-type", "application/x-www-form-urlencoded")],
@@ -324,7 +163,7 @@ async fn a_password_hash_replaces_the_password() {
         r#"password="secret""#,
         &format!(r#"password="secret" passwordhash="{hash}""#),
     );
-    let h = Harness::new(&cfg, "");
+    let h = Harness::with_config(&cfg, "");
     let r = h
         .post_form(
             "/admin/admin.php",
@@ -349,7 +188,7 @@ async fn a_password_hash_replaces_the_password() {
 
 #[tokio::test]
 async fn plain_http_is_redirected_to_https_unless_nohttps() {
-    let h = Harness::admin();
+    let h = Harness::new();
     h.app.admin.set_https_port(8443);
     let r = h.get("/admin/admin.php?mode=show", None).await;
     assert_eq!(r.status, StatusCode::FOUND);
@@ -368,7 +207,7 @@ async fn plain_http_is_redirected_to_https_unless_nohttps() {
     assert!(r.header("set-cookie").is_none());
     // over TLS: no redirect
     let r = h
-        .call("GET", "/admin/admin.php", &[], Vec::new(), true)
+        .call_on("GET", "/admin/admin.php", &[], Vec::new(), true)
         .await;
     assert_eq!(r.status, StatusCode::OK);
     // PHP's escape
@@ -377,7 +216,7 @@ async fn plain_http_is_redirected_to_https_unless_nohttps() {
     let c = r.header("set-cookie").expect("nohttps cookie");
     assert!(c.starts_with("update_server_nohttps=1"), "{c}");
     let r = h
-        .call(
+        .call_on(
             "GET",
             "/admin/admin.php?mode=show",
             &[("cookie", "update_server_nohttps=1")],
@@ -387,7 +226,7 @@ async fn plain_http_is_redirected_to_https_unless_nohttps() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     // no login configured: no redirect (as PHP)
-    let open = Harness::new(
+    let open = Harness::with_config(
         &ADMIN_CONFIG.replace(
             r#"user="admin" password="secret""#,
             r#"user="" password="""#,
@@ -402,7 +241,7 @@ async fn plain_http_is_redirected_to_https_unless_nohttps() {
 
 #[tokio::test]
 async fn the_status_page_shows_every_device_safely() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let r = h.get("/admin/admin.php", Some(&login)).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -448,7 +287,7 @@ async fn the_status_page_shows_every_device_safely() {
 
 #[tokio::test]
 async fn the_filter_is_applied_on_the_server_too() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let t = h
         .get("/admin/admin.php?mode=status&filter=IP232", Some(&login))
@@ -477,7 +316,7 @@ async fn the_filter_is_applied_on_the_server_too() {
 
 #[tokio::test]
 async fn the_page_shows_a_window_of_rows_and_fetches_more() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let t = h.get("/admin/admin.php?rows=2", Some(&login)).await.text();
     assert!(t.contains(&format!("id=\"d-{SN_RECEPTION}\"")));
@@ -531,7 +370,7 @@ async fn the_page_shows_a_window_of_rows_and_fetches_more() {
 
 #[tokio::test]
 async fn state_changes_need_the_csrf_token() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let path = h.state_path(SN_RECEPTION);
     for (how, uri, form) in [
@@ -565,7 +404,7 @@ async fn state_changes_need_the_csrf_token() {
     assert!(exists(&path));
     // the header form is what the page's script sends
     let r = h
-        .call(
+        .call_on(
             "POST",
             "/admin/admin.php?mode=ui&cmd=delstatus",
             &[
@@ -595,7 +434,7 @@ async fn state_changes_need_the_csrf_token() {
 
 #[tokio::test]
 async fn touch_marks_a_missing_device_as_seen() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let before = std::fs::read_to_string(h.state_path(SN_EVIL)).expect("state");
     let r = h
@@ -637,7 +476,7 @@ async fn touch_marks_a_missing_device_as_seen() {
 
 #[tokio::test]
 async fn ui_commands_refuse_path_escapes() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     std::fs::write(h.root.join("secret.txt"), "top secret").expect("secret");
     for sn in ["../secret", "..", "a/b", "a%5Cb", "x%00y", "%0d%0a"] {
@@ -716,7 +555,7 @@ async fn ui_commands_refuse_path_escapes() {
 
 #[tokio::test]
 async fn files_are_delivered_and_deleted() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let der = format!("certs/{SN_RECEPTION}-request.p10.der");
     let r = h
@@ -759,7 +598,7 @@ async fn files_are_delivered_and_deleted() {
 
 #[tokio::test]
 async fn row_parts_are_loaded_when_opened() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let part = |p: &str| format!("/admin/admin.php?mode=ui&cmd=rowpart&sn={SN_RECEPTION}&part={p}");
     let log = h.get(&part("log"), Some(&login)).await;
@@ -797,7 +636,7 @@ async fn row_parts_are_loaded_when_opened() {
 
 #[tokio::test]
 async fn rows_refresh_one_by_one_and_in_bulk() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let r = h
         .get(
@@ -881,7 +720,7 @@ fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
-    let h = Harness::admin();
+    let h = Harness::new();
     // PHP's argument checks come first (recorded conformance case)
     let r = h
         .get(&format!("/update.php?mode=upload&sn={SN_RECEPTION}"), None)
@@ -906,7 +745,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
     // no session
     let (ct, body) = multipart(&[(&field, Some("c.pem"), pem.as_bytes())]);
     let r = h
-        .call("POST", &uri, &[("content-type", &ct)], body, false)
+        .call_on("POST", &uri, &[("content-type", &ct)], body, false)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!exists(&target));
@@ -920,7 +759,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
         }
         let (ct, body) = multipart(&fields);
         let r = h
-            .call(
+            .call_on(
                 "POST",
                 &uri,
                 &[("content-type", &ct), ("cookie", &login.cookie)],
@@ -945,7 +784,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
             (&field, Some("c.pem"), pem.as_bytes()),
         ]);
         let r = h
-            .call(
+            .call_on(
                 "POST",
                 &u,
                 &[("content-type", &ct), ("cookie", &login.cookie)],
@@ -965,7 +804,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
         (&field, Some("c.pem"), pem.as_bytes()),
     ]);
     let r = h
-        .call(
+        .call_on(
             "POST",
             &evil,
             &[("content-type", &ct), ("cookie", &login.cookie)],
@@ -981,7 +820,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
         (&field, Some("c.pem"), b"hello"),
     ]);
     let r = h
-        .call(
+        .call_on(
             "POST",
             &uri,
             &[("content-type", &ct), ("cookie", &login.cookie)],
@@ -997,7 +836,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
         (&field, Some("c.pem"), pem.as_bytes()),
     ]);
     let r = h
-        .call(
+        .call_on(
             "POST",
             &uri,
             &[("content-type", &ct), ("cookie", &login.cookie)],
@@ -1029,7 +868,7 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
 
 #[tokio::test]
 async fn show_and_info_pages() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let t = h
         .get("/admin/admin.php?mode=show", Some(&login))
@@ -1057,9 +896,9 @@ async fn show_and_info_pages() {
 
 #[tokio::test]
 async fn the_api_answers_with_a_session_or_the_token() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let r = h
-        .call(
+        .call_on(
             "GET",
             "/api/devices",
             &[("authorization", "Bearer api-token-0123456789")],
@@ -1083,7 +922,7 @@ async fn the_api_answers_with_a_session_or_the_token() {
     assert_eq!(evil["missing"], true);
     assert_eq!(evil["queries"]["admin"]["values"]["Name"], EVIL_NAME);
     let r = h
-        .call(
+        .call_on(
             "GET",
             "/api/devices",
             &[("authorization", "Bearer wrong")],
@@ -1114,7 +953,7 @@ async fn the_api_answers_with_a_session_or_the_token() {
 
 #[tokio::test]
 async fn our_assets_win_over_an_old_php_web_directory_and_the_prefix_is_kept() {
-    let h = Harness::new(ADMIN_CONFIG, "/mtls/update");
+    let h = Harness::with_config(ADMIN_CONFIG, "/mtls/update");
     std::fs::create_dir_all(h.root.join("web")).expect("mkdir");
     std::fs::write(h.root.join("web/update-server.css"), "PHP's").expect("write");
     std::fs::write(h.root.join("web/style.css"), "body{}").expect("write");
@@ -1142,7 +981,7 @@ async fn our_assets_win_over_an_old_php_web_directory_and_the_prefix_is_kept() {
 
 #[tokio::test]
 async fn an_upload_must_carry_the_key_of_the_devices_csr() {
-    let h = Harness::admin();
+    let h = Harness::new();
     let login = h.login().await;
     let device_key = rcgen::KeyPair::generate().expect("key");
     let params = rcgen::CertificateParams::new(vec!["IP232-30-00-a1".to_string()]).expect("params");
@@ -1166,7 +1005,7 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
         ]);
         let (h, uri, cookie) = (&h, uri.clone(), login.cookie.clone());
         async move {
-            h.call(
+            h.call_on(
                 "POST",
                 &uri,
                 &[("content-type", &ct), ("cookie", &cookie)],
@@ -1197,10 +1036,10 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
 
 #[tokio::test]
 async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_the_login() {
-    let h = Harness::admin();
+    let h = Harness::new();
     for _ in 0..10 {
         let r = h
-            .call(
+            .call_on(
                 "GET",
                 "/api/devices",
                 &[("authorization", "bearer wrong")],
@@ -1211,7 +1050,7 @@ async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_t
         assert!(matches!(r.status.as_u16(), 401 | 429), "{}", r.status);
     }
     let r = h
-        .call(
+        .call_on(
             "GET",
             "/api/devices",
             &[("authorization", "Bearer wrong")],
@@ -1250,7 +1089,7 @@ async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_t
 async fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
     use rcgen::PublicKeyData;
     use sha2::Digest;
-    let h = Harness::admin();
+    let h = Harness::new();
     let key = rcgen::KeyPair::generate().expect("key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     params

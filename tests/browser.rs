@@ -9,10 +9,9 @@
 
 mod common;
 
-use common::webdriver::Browser;
+use common::webdriver::{Browser, artifact};
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
 
 /// The rows of the device table that are shown.
 fn visible_rows(b: &Browser) -> Vec<String> {
@@ -54,12 +53,6 @@ fn set_filter(b: &Browser, text: &str) {
             json!([]),
         );
     }
-}
-
-fn artifact_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 #[test]
@@ -154,9 +147,7 @@ fn an_administrator_works_with_the_status_page() {
     });
 
     // the row with a CSR waiting for signature
-    let out = artifact_dir();
-    std::fs::create_dir_all(&out).expect("target dir");
-    std::fs::write(out.join("admin-screenshot-csr.png"), b.screenshot()).expect("screenshot");
+    std::fs::write(artifact("admin-screenshot-csr.png"), b.screenshot()).expect("screenshot");
 
     // download the CSR (DER), listed with the certificate files
     b.click_css(&format!(
@@ -216,7 +207,7 @@ fn an_administrator_works_with_the_status_page() {
     b.click_css(&format!("tr[data-sn=\"{SN_EVIL}\"] details.log summary"));
     let shot = b.full_screenshot();
     assert!(shot.starts_with(b"\x89PNG"), "screenshot is a PNG");
-    std::fs::write(out.join("admin-screenshot.png"), &shot).expect("screenshot");
+    std::fs::write(artifact("admin-screenshot.png"), &shot).expect("screenshot");
 
     // delete a device
     b.click_css(&format!(

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::webdriver::Browser;
+use common::webdriver::{Browser, artifact};
 use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TYPES: [&str; 5] = ["IP232", "IP112", "IP811", "IP1060", "IPVA"];
 const FW: [&str; 4] = ["130160", "130100", "130178", "140012"];
@@ -43,14 +43,6 @@ fn seed_varied(root: &Path, now: i64) {
             std::fs::write(root.join(format!("certs/{sn}-request.p10.der")), CSR_DER).expect("csr");
         }
     }
-}
-
-fn artifact(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    std::fs::create_dir_all(&dir).expect("target dir");
-    dir.join(name)
 }
 
 /// Clicks `css` from the page's script: returns at once, also when the click navigates (a
@@ -181,6 +173,71 @@ fn links(b: &Browser, base: &str) {
     );
 }
 
+/// The rows of the table: how many, how many pass the JS expression `check` (over `tr`), and
+/// the count text.
+fn rows_passing(b: &Browser, check: &str) -> Value {
+    b.exec(
+        &format!(
+            "var rows = Array.from(document.querySelectorAll('#devicestable tr[data-sn]'));\
+             var ok = rows.filter(function (tr) {{ return {check}; }}).length;\
+             return [rows.length, ok, document.getElementById('count').textContent];"
+        ),
+        json!([]),
+    )
+}
+
+/// Filter terms typed into the filter box: the rows the server sends back all match, and
+/// there are fewer than before.
+fn filter_terms(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/admin/admin.php"));
+    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    let all = rows_passing(b, "true")[0].as_u64().unwrap_or(0);
+    let text = |css: &str| format!("((tr.querySelector('{css}') || {{}}).textContent || '')");
+    // (terms, what every row must show, how many devices match)
+    for (terms, check, expected) in [
+        (
+            "is:csr",
+            format!("{}.indexOf('CSR waiting') >= 0", text(".c-cert")),
+            40,
+        ),
+        (
+            "type:ip811 -is:missing",
+            format!(
+                "{} === 'IP811' && !tr.classList.contains('missing')",
+                text(".type")
+            ),
+            34,
+        ),
+        (
+            "fw:130178",
+            format!("{}.indexOf('130178') === 0", text(".c-fw")),
+            49,
+        ),
+        (
+            "name:phone*",
+            format!("/^Phone /.test({})", text(".name")),
+            130,
+        ),
+        (
+            "is:missing",
+            "tr.classList.contains('missing')".to_string(),
+            29,
+        ),
+    ] {
+        let input = b.find("#filter");
+        b.clear(&input);
+        b.send_keys(&input, terms);
+        let count = format!("{expected} of {all} devices match");
+        b.wait_for(terms, |b| {
+            let v = rows_passing(b, &check);
+            let (n, ok) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
+            let c = v[2].as_str().unwrap_or_default();
+            n > 0 && n == ok && n < all && c == count
+        });
+        println!("{terms}: {}", rows_passing(b, &check));
+    }
+}
+
 fn backups(b: &Browser, base: &str, root: &Path) {
     let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
     std::fs::write(
@@ -260,6 +317,7 @@ fn triage_on_the_status_page() {
     login(&b, &base);
     layout(&b, &base);
     links(&b, &base);
+    filter_terms(&b, &base);
     backups(&b, &base, &root);
     upload_message(&b, &base, dir.path());
 }

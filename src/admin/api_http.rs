@@ -4,7 +4,7 @@
 //! one change, `DELETE api/devices/SN` (a session's CSRF token or the API token).
 
 use super::flash::Flash;
-use super::fleet::{ViewArgs, add_backups, collect_rows, master_of, one_row};
+use super::fleet::{ViewArgs, collect_rows, master_of, matching, one_row, rows_of};
 use super::order::Sort;
 use super::query::Query;
 use super::respond::{AdminError, Answer, blocking, harden, json_response};
@@ -159,17 +159,16 @@ pub async fn devices(
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let (query, sort, mut page) = list_args(&Args::parse(uri.query().unwrap_or("")))?;
     let out = blocking(move || {
-        let (mut rows, files) = collect_rows(&app, &cfg, &query, sort, false);
+        let m = matching(&app, &cfg, &query, sort);
         let groups = view::show_groups(&cfg);
         let now = crate::clock::now();
-        let summary = status::summary(&cfg, &master_of(&app.root, &cfg), now, &rows);
-        page.matched = rows.len();
-        page.files = files;
-        let start = page.offset.min(rows.len());
-        let end = start.saturating_add(page.limit).min(rows.len());
-        let shown = &mut rows[start..end];
-        add_backups(&app, &cfg, shown);
-        api::devices(shown, &page, &summary, &groups, cfg.status.missing, now)
+        let summary = status::summary(&cfg, &master_of(&app.root, &cfg), now, &m.devices);
+        page.matched = m.devices.len();
+        page.files = m.total;
+        let start = page.offset.min(m.devices.len());
+        let end = start.saturating_add(page.limit).min(m.devices.len());
+        let shown = rows_of(&app, &cfg, &m.devices[start..end], true);
+        api::devices(&shown, &page, &summary, &groups, cfg.status.missing, now)
     })
     .await?;
     Ok(json_response(StatusCode::OK, out))

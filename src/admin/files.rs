@@ -131,18 +131,14 @@ impl CertState {
         (self.der.is_some() || self.pem.is_some()) && self.signed.is_none()
     }
 
-    /// Reads the subject and key fingerprint of a waiting CSR (its DER file below `root`, at
-    /// most 64 KiB); nothing for a device without one.
-    pub fn read_csr(mut self, root: &Path) -> CertState {
+    /// The subject and key fingerprint of a waiting CSR (its DER file below `root`, read
+    /// through `cache`); nothing for a device without one.
+    pub fn read_csr(mut self, root: &Path, cache: &super::csrs::CsrCache) -> CertState {
         if !self.csr_waiting() {
             return self;
         }
-        if let Some(der) = &self.der
-            && let Ok(meta) = std::fs::metadata(root.join(der))
-            && meta.len() <= 64 * 1024
-            && let Ok(bytes) = std::fs::read(root.join(der))
-        {
-            self.csr = crate::certs::csr_summary(&bytes);
+        if let Some(der) = &self.der {
+            self.csr = cache.summary(&root.join(der));
         }
         self
     }

@@ -7,7 +7,8 @@
 //! Only keys of [`Flash`] are shown; anything else in `msg` is ignored, so a link cannot put
 //! words of its own on the page.
 
-use super::html::{e, q};
+use super::html::{Text, q};
+use maud::{Markup, html};
 
 /// The messages after an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,19 +117,15 @@ pub fn from_cookie(value: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
-/// The message of a page request (`msg`, `msgsn`) as HTML for the page's notice, `None`
-/// for no or an unknown key. A `msgsn` that is no serial number is left out.
-pub fn notice(msg: Option<&str>, sn: Option<&str>) -> Option<String> {
+/// The message of a page request (`msg`, `msgsn`) for the page's notice, `None` for no or
+/// an unknown key. A `msgsn` that is no serial number is left out.
+pub fn notice(msg: Option<&str>, sn: Option<&str>) -> Option<Markup> {
     let f = Flash::parse(msg?)?;
     let sn = sn.filter(|s| {
         !s.is_empty() && s.len() <= 64 && crate::request::check_name("sn", s.as_bytes()).is_ok()
     });
-    Some(format!(
-        "<span class=\"flash{}\" role=\"status\" data-msg=\"{}\">{}</span>",
-        if f.is_error() { " error" } else { "" },
-        f.key(),
-        e(&f.text(sn))
-    ))
+    let class = if f.is_error() { "flash error" } else { "flash" };
+    Some(html! { span class=(class) role="status" data-msg=(f.key()) { (Text(&f.text(sn))) } })
 }
 
 #[cfg(test)]
@@ -140,12 +137,14 @@ mod tests {
         for f in Flash::ALL {
             assert_eq!(Flash::parse(f.key()), Some(f));
         }
+        let notice = |m, sn| notice(m, sn).map(Markup::into_string);
         assert_eq!(notice(Some("<b>hi</b>"), None), None);
         assert_eq!(notice(None, Some("00-90")), None);
     }
 
     #[test]
     fn the_notice_names_the_device_escaped() {
+        let notice = |m, sn| notice(m, sn).map(Markup::into_string);
         let n = notice(Some("cert-uploaded"), Some("00-90-33-30-00-a1")).expect("notice");
         assert_eq!(
             n,

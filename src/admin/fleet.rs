@@ -1,7 +1,8 @@
-//! The device rows the status page, the `ui` commands and the API show: the views of the
-//! device index (one device's full view from its state), its certificate files and
-//! backups, filtered and sorted ([`Query`], [`Sort`] over the row's [`Fields`]); and the
-//! cached master info the builds of the fleet are compared with.
+//! The device rows the status page, the `ui` commands and the API show: the devices of the
+//! index with their certificate files, filtered and sorted on the index entries ([`Query`],
+//! [`Sort`] over their [`Fields`], [`matching`]), then rows — views, CSR summaries, backups —
+//! built only for the devices a page shows ([`rows_of`]; one device's full view from its
+//! state: [`one_row`]); and the cached master info the builds of the fleet are compared with.
 
 use super::files::{CertIndex, CertState};
 use super::order::Sort;
@@ -12,6 +13,7 @@ use crate::admin::SharedAdmin;
 use crate::backup::Stored;
 use crate::config::Config;
 use crate::state::Loaded;
+use crate::state::index::Entry;
 use std::sync::Arc;
 
 /// Reads the cached master info (`master/@cache`).
@@ -30,19 +32,38 @@ pub fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
     }
 }
 
-/// The device rows of the status page and the API: every state file, its view (cached) and
-/// its certificate files, filtered by `query` and in the order of `sort`; the backup lists
-/// only `with_backups` (the page loads them when opened, the API for its page with
-/// [`add_backups`]). Returns the rows and the number of state files.
-pub fn collect_rows(
-    app: &SharedAdmin,
-    cfg: &Arc<Config>,
-    query: &Query,
-    sort: Sort,
-    with_backups: bool,
-) -> (Vec<status::Row>, usize) {
+/// A device a view lets through, before its row is built: its index entry and its
+/// certificate files (what the filter, the sort and the summary look at).
+pub struct Candidate {
+    pub entry: Arc<Entry>,
+    pub certs: CertState,
+}
+
+impl DeviceFields for Candidate {
+    fn fields(&self) -> Fields<'_> {
+        let mut f = self.entry.fields();
+        f.csr_waiting = self.certs.csr_waiting();
+        f.signed_waiting = self.certs.signed.is_some();
+        f.cert_error |= self.certs.error.is_some();
+        f
+    }
+}
+
+/// The devices of a view: those `query` lets through in the order of `sort`, and the number
+/// of state files. Rows are built ([`rows_of`]) only for the devices a page shows.
+pub struct Matching {
+    pub devices: Vec<Candidate>,
+    pub total: usize,
+}
+
+/// The devices of the status page and the API: every state file's index entry and its
+/// certificate files, filtered by `query` and in the order of `sort`.
+pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> Matching {
     let Some(store) = app.states(cfg) else {
-        return (Vec::new(), 0);
+        return Matching {
+            devices: Vec::new(),
+            total: 0,
+        };
     };
     // the first page after a start lists the whole fleet
     if !store
@@ -51,22 +72,65 @@ pub fn collect_rows(
     {
         tracing::warn!("the device index is not complete yet");
     }
-    let (views, total) = store.index().views(|_| true);
+    let (entries, total) = store.index().entries(|_| true);
     let certs = CertIndex::read(&app.root, cfg.customcerts.as_ref());
     let clock = Clock {
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
-    let mut rows: Vec<status::Row> = views
+    let mut devices: Vec<Candidate> = entries
         .into_iter()
-        .map(|v| row_files(app, cfg, v, &certs, false))
-        .filter(|r| query.is_empty() || query.matches(&r.fields(), clock))
+        .map(|entry| Candidate {
+            certs: match &cfg.customcerts {
+                Some(cc) if !entry.fields().unreadable => certs.state(cc, entry.key()),
+                _ => CertState::default(),
+            },
+            entry,
+        })
+        .filter(|c| query.is_empty() || query.matches(&c.fields(), clock))
         .collect();
-    sort.apply(&mut rows);
-    if with_backups {
-        add_backups(app, cfg, &mut rows);
-    }
-    (rows, total)
+    sort.apply(&mut devices);
+    Matching { devices, total }
+}
+
+/// The rows of `devices`: their views, the summaries of their waiting CSRs and, with
+/// `with_backups`, their backup lists.
+pub fn rows_of(
+    app: &SharedAdmin,
+    cfg: &Config,
+    devices: &[Candidate],
+    with_backups: bool,
+) -> Vec<status::Row> {
+    devices
+        .iter()
+        .map(|c| {
+            let view = Arc::new(c.entry.to_view());
+            let certs = c.certs.clone().read_csr(&app.root, &app.admin.csrs);
+            let backups = if with_backups {
+                backups_of(app, cfg, &view)
+            } else {
+                Arc::new(Vec::new())
+            };
+            status::Row {
+                view,
+                certs,
+                backups,
+            }
+        })
+        .collect()
+}
+
+/// The rows of all devices `query` lets through, in the order of `sort` (the CSV export),
+/// and the number of state files.
+pub fn collect_rows(
+    app: &SharedAdmin,
+    cfg: &Arc<Config>,
+    query: &Query,
+    sort: Sort,
+    with_backups: bool,
+) -> (Vec<status::Row>, usize) {
+    let m = matching(app, cfg, query, sort);
+    (rows_of(app, cfg, &m.devices, with_backups), m.total)
 }
 
 /// The `filter` and `sort` arguments of a request, as given and parsed (the error says
@@ -86,13 +150,6 @@ impl ViewArgs {
             (_, Err(e)) => Err(e.to_string()),
         };
         ViewArgs { filter, parsed }
-    }
-}
-
-/// Reads the backup lists of `rows`.
-pub fn add_backups(app: &SharedAdmin, cfg: &Config, rows: &mut [status::Row]) {
-    for r in rows {
-        r.backups = backups_of(app, cfg, &r.view);
     }
 }
 
@@ -133,29 +190,6 @@ impl DeviceFields for status::Row {
     }
 }
 
-fn row_files(
-    app: &SharedAdmin,
-    cfg: &Config,
-    view: Arc<view::DeviceView>,
-    certs: &CertIndex,
-    with_backups: bool,
-) -> status::Row {
-    let certs = match &cfg.customcerts {
-        Some(cc) if view.problem.is_none() => certs.state(cc, &view.key).read_csr(&app.root),
-        _ => CertState::default(),
-    };
-    let backups = if with_backups {
-        backups_of(app, cfg, &view)
-    } else {
-        Arc::new(Vec::new())
-    };
-    status::Row {
-        view,
-        certs,
-        backups,
-    }
-}
-
 /// One device's row data (for `updatestatus`), `None` when it has no state file.
 pub fn one_row(app: &SharedAdmin, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> {
     let store = app.states(cfg)?;
@@ -168,11 +202,17 @@ pub fn one_row(app: &SharedAdmin, cfg: &Arc<Config>, sn: &str) -> Option<status:
         &loaded,
         &view::show_groups(cfg),
     ));
-    let idx = match &cfg.customcerts {
-        Some(cc) => CertIndex::for_device(&app.root, cc, sn),
-        None => CertIndex::default(),
+    let certs = match &cfg.customcerts {
+        Some(cc) if v.problem.is_none() => CertIndex::for_device(&app.root, cc, sn)
+            .state(cc, sn)
+            .read_csr(&app.root, &app.admin.csrs),
+        _ => CertState::default(),
     };
-    Some(row_files(app, cfg, v, &idx, true))
+    Some(status::Row {
+        backups: backups_of(app, cfg, &v),
+        view: v,
+        certs,
+    })
 }
 
 /// The builds the master asks for (configuration, else the cached master info).
@@ -182,4 +222,22 @@ pub fn master_of(root: &std::path::Path, cfg: &Config) -> status::MasterBuilds {
         _ => None,
     };
     status::master_builds(cfg, cached.as_ref())
+}
+
+/// Runs `render` with the rendering context of the status page for a session's `csrf`: the
+/// configured `show` columns and, `with_master`, the builds the master asks for.
+pub fn with_ctx<T>(
+    app: &SharedAdmin,
+    cfg: &Config,
+    csrf: &str,
+    with_master: bool,
+    render: impl FnOnce(&status::Ctx<'_>) -> T,
+) -> T {
+    let groups = view::show_groups(cfg);
+    let master = if with_master {
+        master_of(&app.root, cfg)
+    } else {
+        status::MasterBuilds::default()
+    };
+    render(&status::Ctx::new(cfg, &app.prefix, csrf, &groups, master))
 }

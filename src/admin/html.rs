@@ -1,16 +1,23 @@
 //! The frame of every admin page (head, navigation, login form) and small helpers for
-//! writing HTML safely. Every value that goes into a page passes [`e`] (text and quoted
-//! attribute values) or [`q`] (URL query values, then [`e`]).
+//! writing HTML. Every admin page is a `maud` template: a value put into one is escaped by
+//! `maud` (text and double-quoted attribute values), so nothing reaches a page unescaped.
+//! Text that came from a device, a file or a user is wrapped in [`Text`], which also
+//! escapes `'` (`&#39;`, as the PHP pages do). [`q`] encodes URL query values.
 
 use crate::xml::html_escape;
-use maud::{DOCTYPE, PreEscaped, html};
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
-/// Escapes text for element content and quoted attribute values.
-pub fn e(s: &str) -> String {
-    html_escape(s)
+/// Text from a device, a file or a user in a `maud` template: escaped like any value, and
+/// `'` as `&#39;` too.
+pub struct Text<'a>(pub &'a str);
+
+impl Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        buffer.push_str(&html_escape(self.0));
+    }
 }
 
-/// Encodes a URL query value (the result still goes through [`e`] in an attribute).
+/// Encodes a URL query value (the result is escaped by `maud` in an attribute).
 pub fn q(s: &str) -> String {
     crate::php::rawurlencode(s.as_bytes())
 }
@@ -66,8 +73,8 @@ pub struct Frame<'a> {
     pub user: Option<&'a str>,
     /// `status/@refresh` for the row refresh (0: off).
     pub refresh: i64,
-    /// A warning shown above the page content (already HTML).
-    pub notice: Option<String>,
+    /// A message shown above the page content.
+    pub notice: Option<Markup>,
 }
 
 /// A complete page around `body` (already HTML); everything else is escaped by `maud`.
@@ -112,7 +119,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                     }
                 }
                 main {
-                    @if let Some(n) = &f.notice { p.notice { (PreEscaped(n)) } }
+                    @if let Some(n) = &f.notice { p.notice { (n) } }
                     (PreEscaped(body))
                 }
             }
@@ -123,21 +130,30 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
 
 /// The login form; it posts back to `action` (the page that was asked for).
 pub fn login_form(action: &str, message: Option<&str>, open_login: bool) -> String {
-    let mut out = String::from("<section class=\"login\"><h1>Log in</h1>");
-    if let Some(m) = message {
-        out.push_str(&format!("<p class=\"error\" role=\"alert\">{}</p>", e(m)));
+    html! {
+        section class="login" {
+            h1 { "Log in" }
+            @if let Some(m) = message {
+                p class="error" role="alert" { (Text(m)) }
+            }
+            @if open_login {
+                p class="notice" {
+                    "No user and password are configured (" code { "master/@user" } ", "
+                    code { "master/@password" } "): any login is accepted."
+                }
+            }
+            form method="post" action=(action) {
+                input type="hidden" name="action" value="login";
+                label { "User " input name="user" id="user" autocomplete="username" autofocus; }
+                label {
+                    "Password "
+                    input name="password" id="password" type="password" autocomplete="current-password";
+                }
+                button type="submit" id="login" { "Log in" }
+            }
+        }
     }
-    if open_login {
-        out.push_str("<p class=\"notice\">No user and password are configured (<code>master/@user</code>, <code>master/@password</code>): any login is accepted.</p>");
-    }
-    out.push_str(&format!(
-        "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"login\">\
-<label>User <input name=\"user\" id=\"user\" autocomplete=\"username\" autofocus></label>\
-<label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
-<button type=\"submit\" id=\"login\">Log in</button></form></section>",
-        e(action)
-    ));
-    out
+    .into_string()
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! the *Command File URL* for *Services/Update*, the set-up links for myPBX for iOS and
 //! Android, and the set-up snippet for any other device (pure).
 
-use super::html::{admin_url, e};
+use super::html::{Text, admin_url};
 use crate::config::Config;
 use crate::php::urlencode;
-use std::fmt::Write;
+use maud::{Markup, html};
 
 /// The device commands that point a device at this server (what the links carry).
 pub fn setup_commands(update_url: &str, env: &str, devname: &str) -> String {
@@ -40,53 +40,80 @@ pub fn render_body(
         .map(str::to_string)
         .or_else(|| envs.first().cloned())
         .unwrap_or_default();
-    let mut h = String::from("<h1>Add a new device</h1>");
-    let _ = write!(
-        h,
-        "<form class=\"info\" method=\"get\" action=\"{}\"><input type=\"hidden\" name=\"mode\" value=\"info\">\
-<label>Environment <select name=\"env\" id=\"env\">",
-        e(&admin_url(prefix, ""))
-    );
-    for x in &envs {
-        let _ = write!(
-            h,
-            "<option value=\"{}\"{}>{}</option>",
-            e(x),
-            if *x == env { " selected" } else { "" },
-            e(x)
-        );
-    }
-    let _ = write!(
-        h,
-        "</select></label> <label>Device name <input name=\"devname\" id=\"devname\" value=\"{}\" size=\"40\" maxlength=\"32\" placeholder=\"the device's name\"></label> \
-<button type=\"submit\">Update links</button></form>",
-        e(devname)
-    );
     let update_url = format!("{base}/update.php");
-    let _ = write!(
-        h,
-        "<section><h2>Command File URL</h2><p>Enter this as <i>Command File URL</i> in <i>Services/Update</i> of the device, and <code>1</code> as <i>Interval [min]</i>:</p><pre id=\"cmdurl\">{}</pre></section>",
-        e(&format!("{update_url}?env={}", urlencode(env.as_bytes())))
-    );
-    if devname.is_empty() {
-        h.push_str("<p class=\"hint\">Enter a device name to get the set-up links for myPBX and the set-up snippet.</p>");
-        return h;
+    let cmd_url = format!("{update_url}?env={}", urlencode(env.as_bytes()));
+    html! {
+        h1 { "Add a new device" }
+        form class="info" method="get" action=(admin_url(prefix, "")) {
+            input type="hidden" name="mode" value="info";
+            label {
+                "Environment "
+                select name="env" id="env" {
+                    @for x in &envs {
+                        option value=(Text(x)) selected[*x == env] { (Text(x)) }
+                    }
+                }
+            }
+            " "
+            label {
+                "Device name "
+                input name="devname" id="devname" value=(Text(devname)) size="40" maxlength="32" placeholder="the device's name";
+            }
+            " "
+            button type="submit" { "Update links" }
+        }
+        section {
+            h2 { "Command File URL" }
+            p {
+                "Enter this as " i { "Command File URL" } " in " i { "Services/Update" }
+                " of the device, and " code { "1" } " as " i { "Interval [min]" } ":"
+            }
+            pre id="cmdurl" { (Text(&cmd_url)) }
+        }
+        @if devname.is_empty() {
+            p class="hint" { "Enter a device name to get the set-up links for myPBX and the set-up snippet." }
+        } @else {
+            (setup_links(&setup_commands(&update_url, &env, devname), devname))
+        }
     }
-    let cmd = setup_commands(&update_url, &env, devname);
+    .into_string()
+}
+
+/// The set-up links for myPBX and the snippet for other devices that run `cmd`.
+fn setup_links(cmd: &str, devname: &str) -> Markup {
     let encoded = urlencode(cmd.as_bytes());
-    let _ = write!(
-        h,
-        "<section><h2>myPBX for iOS</h2><p>Send this link to the user of <i>myPBX for iOS</i>: it sets the app up as <i>{name}</i>.</p>\
-<p><a id=\"ios\" href=\"{}\">Set up myPBX for iOS as {name}</a></p></section>\
-<section><h2>myPBX for Android</h2><p>Send this link to the user of <i>myPBX for Android</i>: it sets the app up as <i>{name}</i>.</p>\
-<p><a id=\"android\" href=\"{}\">Set up myPBX for Android as {name}</a></p></section>\
-<section><h2>Any other device</h2><p>Save these lines to a file and load it on the device with <i>Maintenance/Upload/Config</i>:</p><pre id=\"snippet\">{}</pre></section>",
-        e(&format!("com.innovaphone.commands://{encoded}")),
-        e(&format!("https://com.innovaphone.commands/{encoded}")),
-        e(&cmd),
-        name = e(devname)
-    );
-    h
+    let apps = [
+        (
+            "iOS",
+            "ios",
+            format!("com.innovaphone.commands://{encoded}"),
+        ),
+        (
+            "Android",
+            "android",
+            format!("https://com.innovaphone.commands/{encoded}"),
+        ),
+    ];
+    html! {
+        @for (os, id, href) in &apps {
+            section {
+                h2 { "myPBX for " (os) }
+                p {
+                    "Send this link to the user of " i { "myPBX for " (os) } ": it sets the app up as "
+                    i { (Text(devname)) } "."
+                }
+                p { a id=(id) href=(Text(href)) { "Set up myPBX for " (os) " as " (Text(devname)) } }
+            }
+        }
+        section {
+            h2 { "Any other device" }
+            p {
+                "Save these lines to a file and load it on the device with "
+                i { "Maintenance/Upload/Config" } ":"
+            }
+            pre id="snippet" { (Text(cmd)) }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,10 +19,9 @@ static PASSWORD_CHECKS: tokio::sync::Semaphore =
 pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
-        frame.notice = Some(
+        frame.notice = Some(maud::html! {
             "This connection is not encrypted: the password travels in clear text. Use the server's HTTPS address."
-                .to_string(),
-        );
+        });
     }
     let action = if ctx.query.is_empty() {
         admin_url(ctx.prefix(), "")

@@ -24,6 +24,7 @@
 pub mod api;
 mod api_http;
 mod backups;
+pub mod csrs;
 mod export;
 pub mod files;
 pub mod flash;
@@ -95,6 +96,8 @@ pub struct AdminState {
     /// Failed API tokens, apart from the logins.
     pub api_throttle: Throttle,
     backups: BackupCache,
+    /// Summaries of waiting CSRs.
+    csrs: csrs::CsrCache,
     https_port: OnceLock<u16>,
 }
 

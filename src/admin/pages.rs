@@ -1,13 +1,12 @@
 //! The admin pages behind a session: the device status page (`mode=status`), the
 //! configuration (`mode=show`) and "add a new device" (`mode=info`), each in the page frame.
 
-use super::fleet::{ViewArgs, cached_master, collect_rows, master_of};
+use super::fleet::{Matching, ViewArgs, cached_master, matching, rows_of, with_ctx};
 use super::html::{self, Nav};
 use super::respond::{Answer, add_cookie, blocking, html_response};
 use super::router::Ctx;
 use super::router::cookie_path;
 use super::session::{self, Session};
-use super::view;
 use super::{flash, info, show, status};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -38,23 +37,27 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
     let problem = va.parsed.as_ref().err().cloned();
     let body = blocking(move || {
         let started = std::time::Instant::now();
-        let (rows, total) = match va.parsed {
-            Ok((query, sort)) => collect_rows(&app, &cfg, &query, sort, false),
+        let m = match va.parsed {
+            Ok((query, sort)) => matching(&app, &cfg, &query, sort),
             // a filter that cannot be read shows nothing but says why
-            Err(_) => (Vec::new(), app.states(&cfg).map_or(0, |st| st.all().len())),
+            Err(_) => Matching {
+                devices: Vec::new(),
+                total: app.states(&cfg).map_or(0, |st| st.all().len()),
+            },
         };
-        let groups = view::show_groups(&cfg);
-        let sctx = status::Ctx::new(
-            &cfg,
-            &app.prefix,
-            &csrf,
-            &groups,
-            master_of(&app.root, &cfg),
-        );
-        let html = status::render_body_sorted(&sctx, &rows, &f, &sort, total, limit);
+        let html = with_ctx(&app, &cfg, &csrf, true, |sctx| {
+            let first = &m.devices[..limit.min(m.devices.len())];
+            let page = status::Page {
+                summary: &status::summary(&cfg, &sctx.master, sctx.now, &m.devices),
+                shown: &rows_of(&app, &cfg, first, false),
+                matched: m.devices.len(),
+                total: m.total,
+            };
+            status::render_page(sctx, &page, &f, &sort)
+        });
         tracing::debug!(
-            devices = total,
-            matching = rows.len(),
+            devices = m.total,
+            matching = m.devices.len(),
             micros = started.elapsed().as_micros() as u64,
             "status page"
         );
@@ -71,14 +74,11 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
         }
         (None, None) => None,
     };
-    let problem = problem.map(|p| {
-        format!(
-            "<span class=\"flash error\" role=\"alert\">Filter: {}</span>",
-            html::e(&p)
-        )
-    });
+    let problem = problem.map(
+        |p| maud::html! { span class="flash error" role="alert" { "Filter: " (html::Text(&p)) } },
+    );
     frame.notice = match (flash, problem) {
-        (Some(a), Some(b)) => Some(format!("{a} {b}")),
+        (Some(a), Some(b)) => Some(maud::html! { (a) " " (b) }),
         (a, b) => a.or(b),
     };
     let r = html_response(StatusCode::OK, html::page(&frame, &body));

@@ -2,11 +2,11 @@
 //! cached master info, phases, environments, classes, queries and the snippet files (pure;
 //! the shell reads the cache file and the snippets). Passwords and tokens are never shown.
 
-use super::html::{date, e};
+use super::html::{Text, date};
 use crate::config::Config;
 use crate::firmware::BoxInfo;
 use crate::xml::Element;
-use std::fmt::Write;
+use maud::{Markup, html};
 
 /// Attributes whose values are secrets (element, attribute).
 const SECRETS: [(&str, &str); 3] = [
@@ -44,206 +44,166 @@ pub struct SnippetFile {
     pub content: Result<String, String>,
 }
 
-fn attrs_table(h: &mut String, el: Option<&Element>) {
-    let Some(el) = el.filter(|el| !el.attrs.is_empty()) else {
-        h.push_str("<p class=\"undef\">\u{2013} not set \u{2013}</p>");
-        return;
-    };
-    h.push_str("<table class=\"attrs\">");
-    for (k, v) in &el.attrs {
-        let _ = write!(
-            h,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            e(k),
-            if v.is_empty() {
-                "<span class=\"undef\">(empty)</span>".to_string()
-            } else {
-                e(v)
-            }
-        );
+fn attrs_table(el: Option<&Element>) -> Markup {
+    html! {
+        @match el.filter(|el| !el.attrs.is_empty()) {
+            None => p class="undef" { "\u{2013} not set \u{2013}" },
+            Some(el) => table class="attrs" {
+                @for (k, v) in &el.attrs {
+                    tr {
+                        th { (Text(k)) }
+                        td {
+                            @if v.is_empty() { span class="undef" { "(empty)" } } @else { (Text(v)) }
+                        }
+                    }
+                }
+            },
+        }
     }
-    h.push_str("</table>");
 }
 
 /// The body of the configuration page.
 pub fn render_body(cfg: &Config, cache: &CachedInfo, snippets: &[SnippetFile]) -> String {
     let tree = masked_tree(cfg);
-    let mut h = String::with_capacity(16 * 1024);
-    let _ = write!(
-        h,
-        "<h1>Configuration</h1><p class=\"sources\">Merged from {}.</p><div class=\"cfg\">",
-        cfg.sources
-            .iter()
-            .map(|s| format!("<code>{}</code>", e(s)))
-            .collect::<Vec<_>>()
-            .join(" and ")
-    );
-    for name in [
+    let sections = [
         "master",
         "fwstorage",
         "backup",
         "times",
         "status",
         "customcerts",
-    ] {
-        let _ = write!(h, "<section><h2>{name}</h2>");
-        attrs_table(&mut h, tree.child(name));
-        if name == "master" {
-            master_extra(&mut h, cfg, cache);
+    ];
+    html! {
+        h1 { "Configuration" }
+        p class="sources" {
+            "Merged from "
+            @for (i, s) in cfg.sources.iter().enumerate() {
+                @if i > 0 { " and " }
+                code { (Text(s)) }
+            }
+            "."
         }
-        h.push_str("</section>");
+        div class="cfg" {
+            @for name in sections {
+                section {
+                    h2 { (name) }
+                    (attrs_table(tree.child(name)))
+                    @if name == "master" { (master_extra(cfg, cache)) }
+                }
+            }
+            (phases_environments(cfg))
+            (classes_queries(cfg))
+        }
+        (snippet_files(cfg, snippets))
+        h2 { "The complete merged configuration" }
+        details { summary { "XML" } pre class="xml" { (Text(&tree.to_pretty_document())) } }
     }
-    phases_environments(&mut h, cfg);
-    classes_queries(&mut h, cfg);
-    snippet_files(&mut h, cfg, snippets);
-    // everything
-    let _ = write!(
-        h,
-        "<h2>The complete merged configuration</h2><details><summary>XML</summary><pre class=\"xml\">{}</pre></details>",
-        e(&tree.to_pretty_document())
-    );
-    h
+    .into_string()
 }
 
 /// What `master` applies to, and the cached master info.
-fn master_extra(h: &mut String, cfg: &Config, cache: &CachedInfo) {
-    let applies: Vec<String> = cfg
-        .master
-        .applies
-        .iter()
-        .map(|a| {
-            format!(
-                "{}{}",
-                e(&a.value),
-                if a.env { " (environment)" } else { "" }
-            )
-        })
-        .collect();
-    if !applies.is_empty() {
-        let _ = write!(h, "<p>applies to: {}</p>", applies.join(", "));
-    }
-    h.push_str("<h3>Cached master info</h3>");
-    match cache {
-        CachedInfo::None => {
-            let _ = write!(
-                h,
-                "<p class=\"undef\">no cache file <code>{}</code> yet</p>",
-                e(&cfg.master.cache)
-            );
-        }
-        CachedInfo::Unreadable(err) => {
-            let _ = write!(
-                h,
-                "<p class=\"err\"><code>{}</code>: {}</p>",
-                e(&cfg.master.cache),
-                e(err)
-            );
-        }
-        CachedInfo::Ok { info, mtime } => {
-            let _ = write!(
-                h,
-                "<table class=\"attrs\"><tr><th>file</th><td><code>{}</code>, {}</td></tr><tr><th>device</th><td>{}</td></tr><tr><th>firmware</th><td>{}</td></tr><tr><th>boot code</th><td>{}</td></tr><tr><th>hardware</th><td>{}</td></tr></table>",
-                e(&cfg.master.cache),
-                e(&date(*mtime)),
-                e(&info.label),
-                e(&info.prot),
-                e(&info.boot),
-                e(&info.hw)
-            );
-        }
-    }
-}
-
-fn phases_environments(h: &mut String, cfg: &Config) {
-    // phases
-    h.push_str("<section><h2>phases</h2><ol class=\"phases\">");
-    for p in &cfg.phases {
-        let _ = write!(h, "<li>{}</li>", e(p));
-    }
-    h.push_str("</ol></section>");
-    // environments
-    h.push_str("<section><h2>environments</h2><ul class=\"envs\">");
-    for env in &cfg.environments {
-        let _ = write!(h, "<li>{}", e(&env.id));
-        if !env.implies.is_empty() {
-            let _ = write!(
-                h,
-                " <span class=\"implies\">\u{21d2} {}</span>",
-                env.implies
-                    .iter()
-                    .map(|i| e(i))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        h.push_str("</li>");
-    }
-    h.push_str("</ul></section>");
-}
-
-fn classes_queries(h: &mut String, cfg: &Config) {
-    // classes
-    h.push_str("<section class=\"wide\"><h2>classes</h2><table class=\"attrs\">");
-    for c in &cfg.classes {
-        let _ = write!(
-            h,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            e(&c.id),
-            e(&c.models.join(", "))
-        );
-    }
-    h.push_str("</table></section>");
-    // queries
-    h.push_str("<section class=\"wide\"><h2>queries</h2><table class=\"grid\"><tr><th>id</th><th>title</th><th>command</th><th>applies</th><th>shown</th></tr>");
-    for qu in &cfg.queries.list {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            e(&qu.id),
-            e(qu.title.as_deref().unwrap_or("")),
-            e(qu.cmd.as_deref().unwrap_or("")),
-            e(&qu
-                .applies
-                .iter()
-                .map(|a| format!("{}{}", a.value, if a.env { " (env)" } else { "" }))
-                .collect::<Vec<_>>()
-                .join(", ")),
-            qu.show
-                .iter()
-                .map(|s| format!("<b>{}</b>: <code>{}</code>", e(&s.title), e(&s.expr)))
-                .collect::<Vec<_>>()
-                .join("<br>")
-        );
-    }
-    h.push_str("</table></section></div>");
-}
-
-fn snippet_files(h: &mut String, cfg: &Config, snippets: &[SnippetFile]) {
-    // snippets
-    let _ = write!(
-        h,
-        "<h2>Snippet files in <code>{}/</code></h2>",
-        e(&cfg.times.dir)
-    );
-    if snippets.is_empty() {
-        h.push_str("<p class=\"undef\">none</p>");
-    }
-    for s in snippets {
-        let _ = write!(
-            h,
-            "<details class=\"snippet\"><summary><code>{}</code> <small>{}</small></summary>",
-            e(&s.name),
-            e(&date(s.mtime))
-        );
-        match &s.content {
-            Ok(c) => {
-                let _ = write!(h, "<pre>{}</pre>", e(c));
-            }
-            Err(err) => {
-                let _ = write!(h, "<p class=\"err\">{}</p>", e(err));
+fn master_extra(cfg: &Config, cache: &CachedInfo) -> Markup {
+    let applies = &cfg.master.applies;
+    let file = &cfg.master.cache;
+    html! {
+        @if !applies.is_empty() {
+            p {
+                "applies to: "
+                @for (i, a) in applies.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (Text(&a.value)) @if a.env { " (environment)" }
+                }
             }
         }
-        h.push_str("</details>");
+        h3 { "Cached master info" }
+        @match cache {
+            CachedInfo::None => p class="undef" { "no cache file " code { (Text(file)) } " yet" },
+            CachedInfo::Unreadable(err) => p class="err" { code { (Text(file)) } ": " (Text(err)) },
+            CachedInfo::Ok { info, mtime } => table class="attrs" {
+                tr { th { "file" } td { code { (Text(file)) } ", " (date(*mtime)) } }
+                tr { th { "device" } td { (Text(&info.label)) } }
+                tr { th { "firmware" } td { (Text(&info.prot)) } }
+                tr { th { "boot code" } td { (Text(&info.boot)) } }
+                tr { th { "hardware" } td { (Text(&info.hw)) } }
+            },
+        }
+    }
+}
+
+fn phases_environments(cfg: &Config) -> Markup {
+    html! {
+        section {
+            h2 { "phases" }
+            ol class="phases" { @for p in &cfg.phases { li { (Text(p)) } } }
+        }
+        section {
+            h2 { "environments" }
+            ul class="envs" {
+                @for env in &cfg.environments {
+                    li {
+                        (Text(&env.id))
+                        @if !env.implies.is_empty() {
+                            " "
+                            span class="implies" { "\u{21d2} " (Text(&env.implies.join(", "))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn classes_queries(cfg: &Config) -> Markup {
+    let applies = |qu: &crate::config::Query| {
+        qu.applies
+            .iter()
+            .map(|a| format!("{}{}", a.value, if a.env { " (env)" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    html! {
+        section class="wide" {
+            h2 { "classes" }
+            table class="attrs" {
+                @for c in &cfg.classes { tr { th { (Text(&c.id)) } td { (Text(&c.models.join(", "))) } } }
+            }
+        }
+        section class="wide" {
+            h2 { "queries" }
+            table class="grid" {
+                tr { th { "id" } th { "title" } th { "command" } th { "applies" } th { "shown" } }
+                @for qu in &cfg.queries.list {
+                    tr {
+                        td { (Text(&qu.id)) }
+                        td { (Text(qu.title.as_deref().unwrap_or(""))) }
+                        td { code { (Text(qu.cmd.as_deref().unwrap_or(""))) } }
+                        td { (Text(&applies(qu))) }
+                        td {
+                            @for (i, s) in qu.show.iter().enumerate() {
+                                @if i > 0 { br; }
+                                b { (Text(&s.title)) } ": " code { (Text(&s.expr)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn snippet_files(cfg: &Config, snippets: &[SnippetFile]) -> Markup {
+    html! {
+        h2 { "Snippet files in " code { (Text(&cfg.times.dir)) "/" } }
+        @if snippets.is_empty() { p class="undef" { "none" } }
+        @for s in snippets {
+            details class="snippet" {
+                summary { code { (Text(&s.name)) } " " small { (date(s.mtime)) } }
+                @match &s.content {
+                    Ok(c) => pre { (Text(c)) },
+                    Err(err) => p class="err" { (Text(err)) },
+                }
+            }
+        }
     }
 }
 

@@ -19,14 +19,13 @@ pub use row::{part, row};
 pub use summary::{Bar, Summary, filter_href, render_summary, render_summary_for, summary};
 
 use super::files::CertState;
-use super::html::{e, q};
+use super::html::{Text, admin_url, q};
 use super::view::{DeviceView, ShowGroup};
 use crate::backup::Stored;
 use crate::config::Config;
 use crate::firmware::BoxInfo;
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, Render, html};
 use serde::Serialize;
-use std::fmt::Write;
 use std::sync::Arc;
 
 /// The builds the master device (or the configuration) asks for.
@@ -158,6 +157,10 @@ pub fn header(ctx: &Ctx<'_>) -> String {
 /// The table header: each sortable column's title is a link that sorts by it, keeping
 /// `filter`; the current `sort` is marked (`aria-sort`).
 pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
+    header_markup(ctx, filter, sort).into_string()
+}
+
+fn header_markup(ctx: &Ctx<'_>, filter: &str, sort: &str) -> Markup {
     let two = !ctx.groups.is_empty();
     let rs = two.then_some("2");
     let cell = |keys: &[(&str, &str)], class: &str| {
@@ -195,7 +198,6 @@ pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
             }
         }
     }
-    .into_string()
 }
 
 /// How many rows the page shows at first, and how many more each "show more" brings.
@@ -229,31 +231,32 @@ pub fn rows_fragment(
     shown_so_far: usize,
 ) -> String {
     let mut h = rows_html(ctx, shown);
-    if shown.is_empty() && shown_so_far == 0 && !filter.trim().is_empty() {
-        let _ = write!(
-            h,
-            "<tr class=\"empty\"><td colspan=\"{}\">no device matches \u{201c}{}\u{201d}</td></tr>",
-            ctx.columns(),
-            e(filter)
-        );
-    }
-    if remaining > 0
-        && let Some(last) = shown.last()
-    {
+    let empty = shown.is_empty() && shown_so_far == 0 && !filter.trim().is_empty();
+    let more = shown.last().filter(|_| remaining > 0).map(|last| {
         let query = format!(
             "mode=status&filter={}&rows={}",
             q(filter),
             shown_so_far + PAGE_ROWS
         );
-        let _ = write!(
-            h,
-            "<tr class=\"more\"><td colspan=\"{}\"><a href=\"{}\" data-after=\"{}\">Show {} more</a> <span class=\"remaining\">({remaining} not shown yet)</span></td></tr>",
-            ctx.columns(),
-            e(&super::html::admin_url(ctx.prefix, &query)),
-            e(&last.view.key),
-            remaining.min(PAGE_ROWS)
-        );
+        (admin_url(ctx.prefix, &query), &last.view.key)
+    });
+    html! {
+        @if empty {
+            tr class="empty" {
+                td colspan=(ctx.columns()) { "no device matches \u{201c}" (Text(filter)) "\u{201d}" }
+            }
+        }
+        @if let Some((href, last)) = more {
+            tr class="more" {
+                td colspan=(ctx.columns()) {
+                    a href=(href) data-after=(Text(last)) { "Show " (remaining.min(PAGE_ROWS)) " more" }
+                    " "
+                    span class="remaining" { "(" (remaining) " not shown yet)" }
+                }
+            }
+        }
     }
+    .render_to(&mut h);
     h
 }
 
@@ -270,6 +273,8 @@ pub fn render_body(
     render_body_sorted(ctx, matching, filter, "", total, limit)
 }
 
+const FILTER_HELP: &str = "Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)";
+
 /// [`render_body`] with the sort order `sort` (`sort=` argument) kept in its links.
 pub fn render_body_sorted(
     ctx: &Ctx<'_>,
@@ -280,46 +285,60 @@ pub fn render_body_sorted(
     limit: usize,
 ) -> String {
     let shown = window(matching, None, limit);
-    let mut h = String::with_capacity(shown.len() * 1600 + 16384);
-    if ctx.cfg.status_dir().is_none() {
-        h.push_str("<p class=\"notice\">Device status tracking is off: set <code>status/@dir</code> (e.g. <code>&lt;status dir=\"status\"/&gt;</code>) in <code>config/user-config.xml</code>.</p>");
-        return h;
-    }
-    let s = summary(ctx.cfg, &ctx.master, ctx.now, matching);
-    let _ = write!(
-        h,
-        "<div id=\"summary\">{}</div>",
-        render_summary_for(ctx.cfg, &s, sort)
-    );
-    let _ = write!(
-        h,
-        "<form class=\"filter\" method=\"get\" action=\"{}\" role=\"search\"><input type=\"hidden\" name=\"mode\" value=\"status\">{}\
-<input type=\"search\" id=\"filter\" name=\"filter\" value=\"{}\" placeholder=\"Filter devices\" title=\"Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)\" autocomplete=\"off\"> \
-<button type=\"submit\">Filter</button> <span id=\"count\">{}</span></form>",
-        e(&super::html::admin_url(ctx.prefix, "")),
-        if sort.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<input type=\"hidden\" name=\"sort\" id=\"sort\" value=\"{}\">",
-                e(sort)
-            )
-        },
-        e(filter),
-        e(&count_text(matching.len(), total, filter))
-    );
-    h.push_str("<div class=\"tablewrap\"><table id=\"devices\">");
-    h.push_str(&header_sorted(ctx, filter, sort));
-    h.push_str("<tbody id=\"devicestable\">");
-    h.push_str(&rows_fragment(
-        ctx,
+    let page = Page {
+        summary: &summary(ctx.cfg, &ctx.master, ctx.now, matching),
         shown,
-        matching.len() - shown.len(),
-        filter,
-        shown.len(),
-    ));
-    h.push_str("</tbody></table></div>");
-    h
+        matched: matching.len(),
+        total,
+    };
+    render_page(ctx, &page, filter, sort)
+}
+
+/// What the status page shows of a filtered and sorted fleet.
+pub struct Page<'p> {
+    /// Of all matching devices.
+    pub summary: &'p Summary,
+    /// The rows of the first matching devices.
+    pub shown: &'p [Row],
+    /// How many devices match.
+    pub matched: usize,
+    /// How many state files there are.
+    pub total: usize,
+}
+
+/// The body of the status page: summary, filter (`filter`, `sort` kept in the links) and
+/// the rows shown.
+pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
+    if ctx.cfg.status_dir().is_none() {
+        return html! {
+            p class="notice" {
+                "Device status tracking is off: set " code { "status/@dir" } " (e.g. "
+                code { "<status dir=\"status\"/>" } ") in " code { "config/user-config.xml" } "."
+            }
+        }
+        .into_string();
+    }
+    let shown = page.shown;
+    let rows = rows_fragment(ctx, shown, page.matched - shown.len(), filter, shown.len());
+    html! {
+        div id="summary" { (summary::summary_markup(ctx.cfg, page.summary, sort)) }
+        form class="filter" method="get" action=(admin_url(ctx.prefix, "")) role="search" {
+            input type="hidden" name="mode" value="status";
+            @if !sort.is_empty() { input type="hidden" name="sort" id="sort" value=(Text(sort)); }
+            input type="search" id="filter" name="filter" value=(Text(filter)) placeholder="Filter devices" title=(FILTER_HELP) autocomplete="off";
+            " "
+            button type="submit" { "Filter" }
+            " "
+            span id="count" { (count_text(page.matched, page.total, filter)) }
+        }
+        div class="tablewrap" {
+            table id="devices" {
+                (header_markup(ctx, filter, sort))
+                tbody id="devicestable" { (PreEscaped(rows)) }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The rows, rendered on all cores when there are many.
@@ -348,6 +367,24 @@ fn rows_html(ctx: &Ctx<'_>, rows: &[Row]) -> String {
             .collect::<Vec<String>>()
             .concat()
     })
+}
+
+/// The rendering context of the unit tests: CSRF token `tok`, the configured master builds.
+#[cfg(test)]
+pub(crate) fn test_ctx<'a>(
+    cfg: &'a Config,
+    groups: &'a [ShowGroup],
+    prefix: &'a str,
+    now: i64,
+) -> Ctx<'a> {
+    Ctx {
+        cfg,
+        prefix,
+        csrf: "tok",
+        now,
+        groups,
+        master: master_builds(cfg, None),
+    }
 }
 
 #[cfg(test)]
@@ -382,14 +419,7 @@ mod tests {
             r#"<queries><query id="media" title="M&lt;b&gt;"><show title="T&lt;i&gt;">/state/queries/media/info/@v</show><show title="bad">concat(&lt;script&gt;</show></query></queries>"#,
         );
         let groups = super::super::view::show_groups(&cfg);
-        let ctx = Ctx {
-            cfg: &cfg,
-            prefix: "",
-            csrf: "tok",
-            now: 1000,
-            groups: &groups,
-            master: master_builds(&cfg, None),
-        };
+        let ctx = test_ctx(&cfg, &groups, "", 1000);
         let r = Row {
             view: view(EVIL, &groups),
             certs: CertIndex::of(&["00-90-33-30-00-af-request.p10.der"])
@@ -435,14 +465,7 @@ mod tests {
     #[test]
     fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
         let cfg = config("");
-        let ctx = Ctx {
-            cfg: &cfg,
-            prefix: "/u",
-            csrf: "tok",
-            now: 5000,
-            groups: &[],
-            master: master_builds(&cfg, None),
-        };
+        let ctx = test_ctx(&cfg, &[], "/u", 5000);
         let r = Row {
             view: view(
                 r#"<state seen="5000"><device sn="00-90-33-30-00-af" type="IP232"/></state>"#,
@@ -469,14 +492,7 @@ mod tests {
     #[test]
     fn missing_devices_and_broken_files_look_different() {
         let cfg = config("");
-        let ctx = Ctx {
-            cfg: &cfg,
-            prefix: "/u",
-            csrf: "tok",
-            now: 5000,
-            groups: &[],
-            master: master_builds(&cfg, None),
-        };
+        let ctx = test_ctx(&cfg, &[], "/u", 5000);
         let rows = [
             Row {
                 view: view(EVIL, &[]),

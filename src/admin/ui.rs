@@ -5,14 +5,13 @@
 //! with a message (`msg=`, see [`super::flash`]).
 
 use super::flash::{Flash, status_query};
-use super::fleet::{ViewArgs, collect_rows, master_of, one_row};
+use super::fleet::{ViewArgs, matching, one_row, rows_of, with_ctx};
 use super::html::admin_url;
 use super::order::start_after;
 use super::pages::rows_arg;
 use super::respond::{AdminError, Answer, blocking, harden, json_response, redirect};
 use super::router::Ctx;
 use super::session::{self, Session};
-use super::view;
 use super::{files, status};
 use crate::state::{Loaded, StateStore};
 use axum::body::Body;
@@ -187,15 +186,9 @@ async fn updatestatus(ctx: &Ctx, s: &Session) -> Answer {
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let html = blocking(move || {
         let r = one_row(&app, &cfg, &sn)?;
-        let groups = view::show_groups(&cfg);
-        let sctx = status::Ctx::new(
-            &cfg,
-            &app.prefix,
-            &csrf,
-            &groups,
-            status::MasterBuilds::default(),
-        );
-        Some(status::row(&sctx, &r))
+        Some(with_ctx(&app, &cfg, &csrf, false, |sctx| {
+            status::row(sctx, &r)
+        }))
     })
     .await?
     .ok_or_else(no_device)?;
@@ -209,14 +202,9 @@ async fn rowpart(ctx: &Ctx, s: &Session) -> Answer {
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let html = blocking(move || {
         let r = one_row(&app, &cfg, &sn)?;
-        let sctx = status::Ctx::new(
-            &cfg,
-            &app.prefix,
-            &csrf,
-            &[],
-            status::MasterBuilds::default(),
-        );
-        Some(status::part(&sctx, &r, &name))
+        Some(with_ctx(&app, &cfg, &csrf, false, |sctx| {
+            status::part(sctx, &r, &name)
+        }))
     })
     .await?
     .ok_or_else(no_device)?
@@ -247,27 +235,23 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
     let limit = rows_arg(ctx);
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let out = blocking(move || {
-        let (rows, total) = collect_rows(&app, &cfg, &query, sort, false);
-        let groups = view::show_groups(&cfg);
-        let sctx = status::Ctx::new(
-            &cfg,
-            &app.prefix,
-            &csrf,
-            &groups,
-            master_of(&app.root, &cfg),
-        );
-        let before = start_after(&rows, after.as_deref(), offset);
-        let shown = &rows[before..before.saturating_add(limit).min(rows.len())];
-        let remaining = rows.len() - before - shown.len();
-        let summary = status::summary(&cfg, &sctx.master, sctx.now, &rows);
-        json!({
-            "rows": status::rows_fragment(&sctx, shown, remaining, &filter, before + shown.len()),
-            "summary": status::render_summary(&cfg, &summary),
-            "count": status::count_text(rows.len(), total, &filter),
-            "matched": rows.len(),
-            "total": total,
-            "offset": before,
-            "sort": sort.param(),
+        let m = matching(&app, &cfg, &query, sort);
+        with_ctx(&app, &cfg, &csrf, true, |sctx| {
+            let all = &m.devices;
+            let before = start_after(all, after.as_deref(), offset);
+            let page = &all[before..before.saturating_add(limit).min(all.len())];
+            let shown = rows_of(&app, &cfg, page, false);
+            let remaining = all.len() - before - shown.len();
+            let summary = status::summary(&cfg, &sctx.master, sctx.now, all);
+            json!({
+                "rows": status::rows_fragment(sctx, &shown, remaining, &filter, before + shown.len()),
+                "summary": status::render_summary(&cfg, &summary),
+                "count": status::count_text(all.len(), m.total, &filter),
+                "matched": all.len(),
+                "total": m.total,
+                "offset": before,
+                "sort": sort.param(),
+            })
         })
     })
     .await?;
@@ -287,23 +271,17 @@ async fn updaterows(ctx: &Ctx, s: &Session) -> Answer {
         .collect();
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let out = blocking(move || {
-        let groups = view::show_groups(&cfg);
-        let sctx = status::Ctx::new(
-            &cfg,
-            &app.prefix,
-            &csrf,
-            &groups,
-            status::MasterBuilds::default(),
-        );
-        let mut map = serde_json::Map::new();
-        for sn in sns {
-            let v = match one_row(&app, &cfg, &sn) {
-                Some(r) => serde_json::Value::String(status::row(&sctx, &r)),
-                None => serde_json::Value::Null,
-            };
-            map.insert(sn, v);
-        }
-        serde_json::Value::Object(map)
+        with_ctx(&app, &cfg, &csrf, false, |sctx| {
+            let mut map = serde_json::Map::new();
+            for sn in sns {
+                let v = match one_row(&app, &cfg, &sn) {
+                    Some(r) => serde_json::Value::String(status::row(sctx, &r)),
+                    None => serde_json::Value::Null,
+                };
+                map.insert(sn, v);
+            }
+            serde_json::Value::Object(map)
+        })
     })
     .await?;
     Ok(json_response(StatusCode::OK, out))

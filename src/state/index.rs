@@ -122,6 +122,38 @@ impl Entry {
         }
     }
 
+    /// The state file's name without `.xml`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What the filter, the sort and the fleet summary look at; the certificate facts that
+    /// come from files (`csr_waiting`, `signed_waiting`, an error file) are the caller's.
+    pub fn fields(&self) -> crate::admin::query::Fields<'_> {
+        crate::admin::query::Fields {
+            key: &self.key,
+            unreadable: self.problem.is_some(),
+            sn: self.sn.as_deref().unwrap_or(&self.key),
+            device_type: &self.device_type,
+            name: &self.name,
+            realip: &self.realip,
+            ip: self.ip.as_deref().unwrap_or(&self.realip),
+            phase: &self.phase,
+            classes: &self.classes,
+            environments: &self.environments,
+            firmware: &self.firmware,
+            firmware_requested: &self.firmware_requested,
+            bootcode: &self.bootcode,
+            bootcode_requested: &self.bootcode_requested,
+            seen: self.seen,
+            backup: self.backup,
+            certstat: self.certstat.as_deref(),
+            csr_waiting: false,
+            signed_waiting: false,
+            cert_error: self.request_error,
+        }
+    }
+
     /// The view the pages render (without message log and snippet list).
     pub fn to_view(&self) -> DeviceView {
         let s = |a: &str| a.to_string();
@@ -214,7 +246,7 @@ impl Interner {
 #[derive(Default)]
 struct Inner {
     /// Boxed: a map node's slots stay small (nodes are not always full).
-    entries: BTreeMap<Arc<str>, Box<Entry>>,
+    entries: BTreeMap<Arc<str>, Arc<Entry>>,
     groups: Arc<Vec<ShowGroup>>,
     strings: Interner,
 }
@@ -323,7 +355,7 @@ impl Index {
             None => key.into(),
         };
         let entry = Entry::from_view(k.clone(), v, &mut inner.strings);
-        inner.entries.insert(k, Box::new(entry));
+        inner.entries.insert(k, Arc::new(entry));
     }
 
     pub fn remove(&self, key: &str) {
@@ -345,6 +377,19 @@ impl Index {
             .map(Arc::new)
             .collect();
         (out, total)
+    }
+
+    /// The entries of all devices, sorted by key, those `keep` lets through (shared, not
+    /// copied), and the number of entries.
+    pub fn entries(&self, mut keep: impl FnMut(&Entry) -> bool) -> (Vec<Arc<Entry>>, usize) {
+        let inner = self.read();
+        let out = inner
+            .entries
+            .values()
+            .filter(|e| keep(e))
+            .cloned()
+            .collect();
+        (out, inner.entries.len())
     }
 
     /// The entry of `key`.

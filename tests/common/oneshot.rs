@@ -1,6 +1,7 @@
 //! The router called in-process with `oneshot` (no sockets): [`Admin`] seeds the fleet of
-//! [`super::seed_fleet`] under [`super::ADMIN_CONFIG`], logs in and sends requests with the
-//! connection facts a listener would attach.
+//! [`super::seed_fleet`] under [`super::ADMIN_CONFIG`] (or another configuration and
+//! prefix), logs in and sends requests with the connection facts a listener would attach
+//! (plain or TLS).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -49,16 +50,23 @@ pub struct Session {
 pub const TOKEN: &str = "Bearer api-token-0123456789";
 
 impl Admin {
+    /// The test fleet under [`super::ADMIN_CONFIG`].
     pub fn new() -> Admin {
+        Admin::with_config(super::ADMIN_CONFIG, "")
+    }
+
+    /// The test fleet under `user_config`, the server below `prefix`.
+    pub fn with_config(user_config: &str, prefix: &str) -> Admin {
+        // App::new builds the master device's HTTP client, which needs a TLS provider
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tmp");
         let root = super::make_root(
             dir.path(),
-            super::ADMIN_CONFIG,
+            user_config,
             &[("update-all-default.txt", "# x\n")],
         );
         super::seed_fleet(&root, super::unix_now());
-        let app = AdminApp::shared(Arc::new(App::new(root.clone(), "")));
+        let app = AdminApp::shared(Arc::new(App::new(root.clone(), prefix)));
         Admin {
             app,
             root,
@@ -66,6 +74,7 @@ impl Admin {
         }
     }
 
+    /// A request over plain HTTP.
     pub async fn call(
         &self,
         method: &str,
@@ -73,16 +82,29 @@ impl Admin {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Answer {
+        self.call_on(method, uri, headers, body, false).await
+    }
+
+    /// A request over plain HTTP (port 8080) or, with `tls`, HTTPS (port 8443).
+    pub async fn call_on(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        tls: bool,
+    ) -> Answer {
+        let port = if tls { 8443 } else { 8080 };
         let meta = ConnMeta {
             peer: SocketAddr::from(([192, 0, 2, 10], 50000)),
-            local: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            tls: false,
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls,
             client_cert: None,
         };
         let mut b = Request::builder()
             .method(method)
             .uri(uri)
-            .header("host", "admin.test:8080")
+            .header("host", format!("admin.test:{port}"))
             .extension(meta);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -111,19 +133,33 @@ impl Admin {
             .await
     }
 
-    /// A GET in a session.
-    pub async fn get(&self, uri: &str, s: &Session) -> Answer {
-        self.call("GET", uri, &[("cookie", &s.cookie)], Vec::new())
-            .await
+    /// A GET in a session (`&s`, `Some(&s)`) or without one (`None`).
+    pub async fn get<'s>(&self, uri: &str, s: impl Into<Option<&'s Session>>) -> Answer {
+        match s.into() {
+            Some(s) => {
+                self.call("GET", uri, &[("cookie", &s.cookie)], Vec::new())
+                    .await
+            }
+            None => self.call("GET", uri, &[], Vec::new()).await,
+        }
     }
 
+    /// A form POST in a session or without one.
+    pub async fn post_form(&self, uri: &str, s: Option<&Session>, form: &str) -> Answer {
+        let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(s) = s {
+            h.push(("cookie", s.cookie.as_str()));
+        }
+        self.call("POST", uri, &h, form.as_bytes().to_vec()).await
+    }
+
+    /// Logs in as `admin` and reads the session's CSRF token from the status page.
     pub async fn login(&self) -> Session {
         let r = self
-            .call(
-                "POST",
+            .post_form(
                 "/admin/admin.php",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                b"action=login&user=admin&password=secret".to_vec(),
+                None,
+                "action=login&user=admin&password=secret",
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
@@ -147,6 +183,7 @@ impl Admin {
             .and_then(|s| s.split('"').next())
             .expect("CSRF token on the page")
             .to_string();
+        assert_eq!(csrf.len(), 64, "{csrf}");
         Session { cookie, csrf }
     }
 

@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Where a browser test keeps `name` (screenshots, figures): `$CARGO_TARGET_DIR` or
+/// `target/`.
+pub fn artifact(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&dir).expect("target dir");
+    dir.join(name)
+}
+
 /// Where Chromium and ChromeDriver are; `Err` says how to install them.
 pub fn find_browser() -> Result<(PathBuf, PathBuf), String> {
     let find = |env: &str, names: &[&str]| -> Option<PathBuf> {

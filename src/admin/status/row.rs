@@ -1,11 +1,11 @@
 //! One device's row of the status page (also the answer of `cmd=updatestatus`) and the
-//! parts of a row that are loaded when opened (`cmd=rowpart`).
+//! parts of a row that are loaded when opened (`cmd=rowpart`), as `maud` templates.
 
 use super::{Ctx, Row};
 use crate::admin::files::CertState;
-use crate::admin::html::{admin_url, age, date, deliver_url, e, q};
+use crate::admin::html::{Text, admin_url, age, date, deliver_url, q};
 use crate::admin::view::{Cell, DeviceView};
-use std::fmt::Write;
+use maud::{Markup, html};
 
 fn device_link(realip: &str, https: bool) -> Option<String> {
     let ok = !realip.is_empty()
@@ -23,200 +23,153 @@ fn device_link(realip: &str, https: bool) -> Option<String> {
     })
 }
 
-fn button(act: &str, label: &str, title: &str, extra: &str) -> String {
-    format!(
-        "<button type=\"button\" class=\"act\" data-act=\"{act}\" title=\"{}\"{extra}>{label}</button>",
-        e(title)
-    )
+/// An action button of a row (`file`: the file `delfile` deletes).
+fn button(act: &str, label: &str, title: &str, file: Option<&str>) -> Markup {
+    html! {
+        button type="button" class="act" data-act=(act) title=(Text(title)) data-file=[file.map(Text)] { (label) }
+    }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// A time as its age, with the date as tooltip.
+fn when(ctx: &Ctx<'_>, t: i64) -> (String, String) {
+    (date(t), age(ctx.now, t))
 }
 
 /// One device's `<tr>` (also the answer of `cmd=updatestatus`).
 pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     let v = &*r.view;
     let missing = v.is_missing(ctx.cfg.status.missing, ctx.now);
-    let mut h = String::with_capacity(2048);
     let class = match (&v.problem, missing) {
         (Some(_), _) => "dev problem",
         (None, true) => "dev missing",
         (None, false) => "dev",
     };
-    let _ = write!(
-        h,
-        "<tr id=\"d-{}\" class=\"{class}\" data-sn=\"{}\">",
-        e(&v.key),
-        e(&v.key)
-    );
-    if let Some(problem) = &v.problem {
-        let _ = write!(
-            h,
-            "<td colspan=\"{}\"><div class=\"acts\">{}</div><strong>{}</strong>: {}</td></tr>",
-            ctx.columns(),
-            button("delete", "\u{2715}", &format!("Delete {}.xml", v.key), ""),
-            e(&v.key),
-            e(problem)
-        );
-        return h;
+    html! {
+        tr id=(format!("d-{}", v.key)) class=(class) data-sn=(Text(&v.key)) {
+            @if let Some(problem) = &v.problem {
+                td colspan=(ctx.columns()) {
+                    div class="acts" { (button("delete", "\u{2715}", &format!("Delete {}.xml", v.key), None)) }
+                    strong { (Text(&v.key)) } ": " (Text(problem))
+                }
+            } @else {
+                (device_cell(ctx, v, missing))
+                @let (d, a) = when(ctx, v.seen);
+                td class="c-seen" title=(d) { (a) }
+                @if ctx.backups_on() { (backup_cell(ctx, v)) }
+                td class="c-fw" {
+                    (build_cell(&v.firmware, &v.firmware_requested, "firmware"))
+                    span class="sep" { " / " }
+                    (build_cell(&v.bootcode, &v.bootcode_requested, "boot code"))
+                }
+                @if ctx.cfg.customcerts.is_some() {
+                    td class="c-cert" { (cert_cell(ctx, v, &r.certs)) }
+                }
+                (scripts_cell(v))
+                (query_cells(ctx, v))
+            }
+        }
     }
-    device_cell(ctx, &mut h, v, missing);
-    // last seen
-    let _ = write!(
-        h,
-        "<td class=\"c-seen\" title=\"{}\">{}</td>",
-        e(&date(v.seen)),
-        e(&age(ctx.now, v.seen))
-    );
-    if ctx.backups_on() {
-        backup_cell(ctx, &mut h, v);
-    }
-    // firmware, boot code
-    h.push_str("<td class=\"c-fw\">");
-    build_cell(&mut h, &v.firmware, &v.firmware_requested, "firmware");
-    h.push_str("<span class=\"sep\"> / </span>");
-    build_cell(&mut h, &v.bootcode, &v.bootcode_requested, "boot code");
-    h.push_str("</td>");
-    if ctx.cfg.customcerts.is_some() {
-        h.push_str("<td class=\"c-cert\">");
-        cert_cell(ctx, &mut h, v, &r.certs);
-        h.push_str("</td>");
-    }
-    scripts_cell(&mut h, v);
-    query_cells(ctx, &mut h, v);
-    h.push_str("</tr>");
-    h
+    .into_string()
 }
 
 /// The device cell: actions, serial, address, type, name, message log summary.
-fn device_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, missing: bool) {
-    h.push_str("<td class=\"c-dev\"><span class=\"acts\">");
-    h.push_str(&button("refresh", "\u{21bb}", "Refresh", ""));
-    if missing {
-        h.push_str(&button("touch", "\u{2713}", "Mark as seen", ""));
+fn device_cell(ctx: &Ctx<'_>, v: &DeviceView, missing: bool) -> Markup {
+    let (polls, entries) = (v.log_polls, v.log_entries);
+    html! {
+        td class="c-dev" {
+            span class="acts" {
+                (button("refresh", "\u{21bb}", "Refresh", None))
+                @if missing { (button("touch", "\u{2713}", "Mark as seen", None)) }
+                (button("delete", "\u{2715}", "Delete status", None))
+            }
+            span class="sn" { (Text(&v.sn)) }
+            @if !v.device_type.is_empty() { span class="type" { (Text(&v.device_type)) } }
+            @if !v.name.is_empty() { span class="name" title=(Text(&v.name)) { (Text(&v.name)) } }
+            @if !v.realip.is_empty() { (address(ctx, v)) }
+            @if polls > 0 {
+                details class="log" data-part="log" {
+                    summary {
+                        "Log (" (entries) " entr" (plural(entries, "y", "ies")) ", "
+                        (polls) " poll" (plural(polls, "", "s")) ")"
+                    }
+                }
+            }
+        }
     }
-    h.push_str(&button("delete", "\u{2715}", "Delete status", ""));
-    h.push_str("</span>");
-    let _ = write!(h, "<span class=\"sn\">{}</span>", e(&v.sn));
-    if !v.device_type.is_empty() {
-        let _ = write!(h, "<span class=\"type\">{}</span>", e(&v.device_type));
-    }
-    if !v.name.is_empty() {
-        let _ = write!(
-            h,
-            "<span class=\"name\" title=\"{}\">{}</span>",
-            e(&v.name),
-            e(&v.name)
-        );
-    }
-    if !v.realip.is_empty() {
-        address(ctx, h, v);
-    }
-    if v.log_polls > 0 {
-        let (polls, entries) = (v.log_polls, v.log_entries);
-        let _ = write!(
-            h,
-            "<details class=\"log\" data-part=\"log\"><summary>Log ({} entr{}, {} poll{})</summary></details>",
-            entries,
-            if entries == 1 { "y" } else { "ies" },
-            polls,
-            if polls == 1 { "" } else { "s" }
-        );
-    }
-    h.push_str("</td>");
 }
 
 /// The device's address (a link to its web UI when it looks like one), and the proxy.
-fn address(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
-    h.push_str("<span class=\"ip\">");
-    match device_link(&v.realip, ctx.cfg.status.usehttpsdevlinks) {
-        Some(url) => {
-            let _ = write!(
-                h,
-                "<a href=\"{}\" target=\"_blank\" rel=\"noreferrer\">{}</a>",
-                e(&url),
-                e(&v.realip)
-            );
+fn address(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+    let via = if v.proxy.is_empty() {
+        v.ip.clone()
+    } else {
+        format!("{} and {}", v.proxy, v.ip)
+    };
+    html! {
+        span class="ip" {
+            @match device_link(&v.realip, ctx.cfg.status.usehttpsdevlinks) {
+                Some(url) => a href=(url) target="_blank" rel="noreferrer" { (Text(&v.realip)) },
+                None => { (Text(&v.realip)) },
+            }
+            @if v.via_proxy { " " span class="via" { "(via " (Text(&via)) ")" } }
         }
-        None => h.push_str(&e(&v.realip)),
     }
-    if v.via_proxy {
-        let via = if v.proxy.is_empty() {
-            v.ip.clone()
-        } else {
-            format!("{} and {}", v.proxy, v.ip)
-        };
-        let _ = write!(h, " <span class=\"via\">(via {})</span>", e(&via));
-    }
-    h.push_str("</span>");
 }
 
 /// The last backup (its files are loaded when opened).
-fn backup_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
-    h.push_str("<td class=\"c-backup\">");
-    if let Some(t) = v.backup {
-        let _ = write!(
-            h,
-            "<span title=\"{}\">{}</span>",
-            e(&date(t)),
-            e(&age(ctx.now, t))
-        );
-        h.push_str("<details data-part=\"backups\"><summary>files</summary></details>");
+fn backup_cell(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+    html! {
+        td class="c-backup" {
+            @if let Some(t) = v.backup {
+                @let (d, a) = when(ctx, t);
+                span title=(d) { (a) }
+                details data-part="backups" { summary { "files" } }
+            }
+        }
     }
-    h.push_str("</td>");
 }
 
 /// Phase, classes, environments and the delivered snippets (loaded when opened).
-fn scripts_cell(h: &mut String, v: &DeviceView) {
-    h.push_str("<td class=\"c-scripts\"><span class=\"meta\">");
-    for (k, val) in [
-        ("phase", &v.phase),
-        ("class", &v.classes),
-        ("env", &v.environments),
-    ] {
-        if !val.is_empty() {
-            let _ = write!(h, "<span class=\"k\">{k}</span> {} ", e(val));
+fn scripts_cell(v: &DeviceView) -> Markup {
+    let n = v.snippet_count;
+    html! {
+        td class="c-scripts" {
+            span class="meta" {
+                @for (k, val) in [("phase", &v.phase), ("class", &v.classes), ("env", &v.environments)] {
+                    @if !val.is_empty() { span class="k" { (k) } " " (Text(val)) " " }
+                }
+            }
+            @if n > 0 {
+                details data-part="scripts" { summary { (n) " snippet" (plural(n, "", "s")) } }
+            }
         }
     }
-    h.push_str("</span>");
-    if v.snippet_count > 0 {
-        let _ = write!(
-            h,
-            "<details data-part=\"scripts\"><summary>{} snippet{}</summary></details>",
-            v.snippet_count,
-            if v.snippet_count == 1 { "" } else { "s" }
-        );
-    }
-    h.push_str("</td>");
 }
 
 /// One cell per `show` expression of each query group.
-fn query_cells(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
-    for (gi, g) in ctx.groups.iter().enumerate() {
-        let Some(res) = v.queries.get(gi).and_then(Option::as_ref) else {
-            for i in 0..g.columns.len() {
-                let _ = write!(
-                    h,
-                    "<td class=\"q na{}\"></td>",
-                    if i == 0 { " qfirst" } else { "" }
-                );
-            }
-            continue;
-        };
-        for (i, cell) in res.cells.iter().enumerate() {
-            let first = if i == 0 { " qfirst" } else { "" };
-            let _ = write!(h, "<td class=\"q{first}\">");
-            match cell {
-                Cell::Value(s) => h.push_str(&e(s)),
-                Cell::Error(s) => {
-                    let _ = write!(h, "<span class=\"err\">{}</span>", e(s));
+fn query_cells(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+    let first = |i: usize| if i == 0 { "q qfirst" } else { "q" };
+    html! {
+        @for (gi, g) in ctx.groups.iter().enumerate() {
+            @if let Some(res) = v.queries.get(gi).and_then(Option::as_ref) {
+                @for (i, cell) in res.cells.iter().enumerate() {
+                    td class=(first(i)) {
+                        @match cell {
+                            Cell::Value(s) => (Text(s)),
+                            Cell::Error(s) => span class="err" { (Text(s)) },
+                        }
+                        @if i == 0 { " " small class="age" { "(" (age(ctx.now, res.seen)) ")" } }
+                    }
+                }
+            } @else {
+                @for i in 0..g.columns.len() {
+                    td class=(if i == 0 { "q na qfirst" } else { "q na" }) {}
                 }
             }
-            if i == 0 {
-                let _ = write!(
-                    h,
-                    " <small class=\"age\">({})</small>",
-                    e(&age(ctx.now, res.seen))
-                );
-            }
-            h.push_str("</td>");
         }
     }
 }
@@ -225,127 +178,118 @@ fn query_cells(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
 /// `scripts`. `None` for an unknown part.
 pub fn part(ctx: &Ctx<'_>, r: &Row, name: &str) -> Option<String> {
     let v = &*r.view;
-    let mut h = String::new();
-    match name {
-        "log" => {
-            h.push_str("<ul>");
-            for (i, m) in v.msgs.iter().enumerate() {
-                if i == 0 || m.text.is_empty() {
-                    let _ = write!(
-                        h,
-                        "<li class=\"ruler\" title=\"{}\">{}</li>",
-                        e(&date(m.time)),
-                        e(&age(ctx.now, m.time))
-                    );
-                }
-                if !m.text.is_empty() {
-                    let _ = write!(h, "<li>{}</li>", e(&m.text));
+    let markup = match name {
+        "log" => html! {
+            ul {
+                @for (i, m) in v.msgs.iter().enumerate() {
+                    @if i == 0 || m.text.is_empty() {
+                        @let (d, a) = when(ctx, m.time);
+                        li class="ruler" title=(d) { (a) }
+                    }
+                    @if !m.text.is_empty() { li { (Text(&m.text)) } }
                 }
             }
-            h.push_str("</ul>");
-        }
-        "backups" => {
-            if r.backups.is_empty() {
-                return Some("<p class=\"undef\">no backup files</p>".to_string());
-            }
-            h.push_str("<ul class=\"backups\">");
-            let backup = |extra: &str| {
-                admin_url(ctx.prefix, &format!("mode=backup&sn={}&{extra}", q(&v.key)))
-            };
-            for (i, b) in r.backups.iter().enumerate() {
-                let file = b.path.rsplit('/').next().unwrap_or_default();
-                let _ = write!(
-                    h,
-                    "<li><a href=\"{}\" title=\"{}\">{}</a> <span class=\"fn\">{}</span> <a class=\"view\" href=\"{}\">view</a>",
-                    e(&deliver_url(ctx.prefix, &b.path)),
-                    e(&format!("Download {} ({})", b.path, date(b.mtime))),
-                    e(&age(ctx.now, b.mtime)),
-                    e(file),
-                    e(&backup(&format!("n={}", b.index)))
-                );
-                if let Some(older) = r.backups.get(i + 1) {
-                    let _ = write!(
-                        h,
-                        " <a class=\"cmp\" href=\"{}\">changes</a>",
-                        e(&backup(&format!("a={}&b={}", older.index, b.index)))
-                    );
+        },
+        "backups" => backups_part(ctx, r),
+        "scripts" => html! {
+            table class="snips" {
+                tr { th { "File" } th { "Delivered" } th { "Version" } }
+                @for s in &v.snippets {
+                    @let (dd, da) = when(ctx, s.delivered);
+                    @let (vd, va) = when(ctx, s.version);
+                    tr {
+                        td { a href=(deliver_url(ctx.prefix, &s.file)) { (Text(&s.file)) } }
+                        td title=(dd) { (da) }
+                        td title=(vd) { (va) }
+                    }
                 }
-                h.push_str("</li>");
             }
-            h.push_str("</ul>");
-        }
-        "scripts" => {
-            h.push_str(
-                "<table class=\"snips\"><tr><th>File</th><th>Delivered</th><th>Version</th></tr>",
-            );
-            for s in &v.snippets {
-                let _ = write!(
-                    h,
-                    "<tr><td><a href=\"{}\">{}</a></td><td title=\"{}\">{}</td><td title=\"{}\">{}</td></tr>",
-                    e(&deliver_url(ctx.prefix, &s.file)),
-                    e(&s.file),
-                    e(&date(s.delivered)),
-                    e(&age(ctx.now, s.delivered)),
-                    e(&date(s.version)),
-                    e(&age(ctx.now, s.version))
-                );
-            }
-            h.push_str("</table>");
-        }
+        },
         _ => return None,
-    }
-    Some(h)
+    };
+    Some(markup.into_string())
 }
 
-fn build_cell(h: &mut String, build: &str, requested: &str, what: &str) {
-    let shown = if build.is_empty() { "\u{2013}" } else { build };
-    if !requested.is_empty() && requested != build {
-        let _ = write!(
-            h,
-            "<span class=\"pending\" title=\"{}\">{} \u{2192} {}</span>",
-            e(&format!("{what} {requested} requested")),
-            e(shown),
-            e(requested)
-        );
-    } else {
-        h.push_str(&e(shown));
-    }
-}
-
-fn cert_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, c: &CertState) {
-    let stat = v.certstat.as_deref().unwrap_or("unknown");
-    let _ = write!(
-        h,
-        "<span class=\"certstat\" title=\"{}\">{}</span>",
-        e(stat),
-        e(stat)
-    );
-    if v.request_error {
-        h.push_str("<details class=\"warn\"><summary>upload error</summary><div class=\"part\">Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable <code>X509/REQUESTERROR</code> (<code>vars del X509/REQUESTERROR</code>), delete the certificate files, and the process starts again.</div></details>");
-    }
-    cert_files(ctx, h, c);
-    if c.csr_waiting() {
-        h.push_str("<span class=\"note\">CSR waiting for signature</span>");
-        if let Some(csr) = &c.csr {
-            let _ = write!(
-                h,
-                "<span class=\"csr\" title=\"check before signing\">subject {}, key SHA-256 {}</span>",
-                e(&csr.subject),
-                e(&csr.key_sha256)
-            );
+/// The backup files of a row, each with download, view and the changes to the one before.
+fn backups_part(ctx: &Ctx<'_>, r: &Row) -> Markup {
+    let backup = |extra: &str| {
+        admin_url(
+            ctx.prefix,
+            &format!("mode=backup&sn={}&{extra}", q(&r.view.key)),
+        )
+    };
+    html! {
+        @if r.backups.is_empty() {
+            p class="undef" { "no backup files" }
+        } @else {
+            ul class="backups" {
+                @for (i, b) in r.backups.iter().enumerate() {
+                    @let file = b.path.rsplit('/').next().unwrap_or_default();
+                    li {
+                        a href=(deliver_url(ctx.prefix, &b.path))
+                            title=(Text(&format!("Download {} ({})", b.path, date(b.mtime)))) {
+                            (age(ctx.now, b.mtime))
+                        }
+                        " " span class="fn" { (Text(file)) } " "
+                        a class="view" href=(backup(&format!("n={}", b.index))) { "view" }
+                        @if let Some(older) = r.backups.get(i + 1) {
+                            " "
+                            a class="cmp" href=(backup(&format!("a={}&b={}", older.index, b.index))) { "changes" }
+                        }
+                    }
+                }
+            }
         }
-    } else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
-        h.push_str("<span class=\"note\">signed certificate waiting for the device</span>");
     }
-    if c.csr_waiting()
-        && let Some(cc) = &ctx.cfg.customcerts
-    {
-        upload_form(ctx, h, v, cc);
+}
+
+fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
+    let shown = if build.is_empty() { "\u{2013}" } else { build };
+    html! {
+        @if !requested.is_empty() && requested != build {
+            span class="pending" title=(Text(&format!("{what} {requested} requested"))) {
+                (Text(shown)) " \u{2192} " (Text(requested))
+            }
+        } @else {
+            (Text(shown))
+        }
+    }
+}
+
+const REQUEST_ERROR_HELP: &str = "Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable ";
+
+fn cert_cell(ctx: &Ctx<'_>, v: &DeviceView, c: &CertState) -> Markup {
+    let stat = v.certstat.as_deref().unwrap_or("unknown");
+    html! {
+        span class="certstat" title=(Text(stat)) { (Text(stat)) }
+        @if v.request_error {
+            details class="warn" {
+                summary { "upload error" }
+                div class="part" {
+                    (REQUEST_ERROR_HELP) code { "X509/REQUESTERROR" } " (" code { "vars del X509/REQUESTERROR" }
+                    "), delete the certificate files, and the process starts again."
+                }
+            }
+        }
+        (cert_files(ctx, c))
+        @if c.csr_waiting() {
+            span class="note" { "CSR waiting for signature" }
+            @if let Some(csr) = &c.csr {
+                span class="csr" title="check before signing" {
+                    "subject " (Text(&csr.subject)) ", key SHA-256 " (Text(&csr.key_sha256))
+                }
+            }
+        } @else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
+            span class="note" { "signed certificate waiting for the device" }
+        }
+        @if let (true, Some(cc)) = (c.csr_waiting(), &ctx.cfg.customcerts) {
+            (upload_form(ctx, v, cc))
+        }
     }
 }
 
 /// The certificate files of the device, each with a download link and a delete button.
-fn cert_files(ctx: &Ctx<'_>, h: &mut String, c: &CertState) {
+fn cert_files(ctx: &Ctx<'_>, c: &CertState) -> Markup {
     let files = [
         (
             &c.der,
@@ -373,34 +317,28 @@ fn cert_files(ctx: &Ctx<'_>, h: &mut String, c: &CertState) {
         ),
     ];
     let n = files.iter().filter(|(p, ..)| p.is_some()).count();
-    if n > 0 {
-        let _ = write!(
-            h,
-            "<details class=\"certfiles\"><summary>{n} file{}</summary><ul class=\"files part\">",
-            if n == 1 { "" } else { "s" }
-        );
-        for (path, label, kind, title) in files {
-            if let Some(p) = path {
-                let _ = write!(
-                    h,
-                    "<li><a href=\"{}\" title=\"{}\" download>{label}</a> <small>({kind})</small> {}</li>",
-                    e(&deliver_url(ctx.prefix, p)),
-                    e(title),
-                    button(
-                        "delfile",
-                        "\u{2715}",
-                        &format!("Delete {p}"),
-                        &format!(" data-file=\"{}\"", e(p))
-                    )
-                );
+    html! {
+        @if n > 0 {
+            details class="certfiles" {
+                summary { (n) " file" (plural(n, "", "s")) }
+                ul class="files part" {
+                    @for (path, label, kind, title) in files {
+                        @if let Some(p) = path {
+                            li {
+                                a href=(deliver_url(ctx.prefix, p)) title=(title) download { (label) }
+                                " " small { "(" (kind) ")" } " "
+                                (button("delfile", "\u{2715}", &format!("Delete {p}"), Some(p)))
+                            }
+                        }
+                    }
+                }
             }
         }
-        h.push_str("</ul></details>");
     }
 }
 
 /// The upload form for the signed certificate of a device whose CSR waits.
-fn upload_form(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, cc: &crate::config::CustomCerts) {
+fn upload_form(ctx: &Ctx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -> Markup {
     let target = crate::certs::CertPaths::new(cc, &v.key).signed;
     let action = format!(
         "{}/update.php?mode=upload&sn={}&file={}&proceed={}",
@@ -409,14 +347,161 @@ fn upload_form(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, cc: &crate::config
         q(&target),
         q("admin/admin.php?mode=status")
     );
-    let _ = write!(
-        h,
-        "<form class=\"upload\" method=\"post\" enctype=\"multipart/form-data\" action=\"{}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-<label>Signed certificate (PEM or DER) <input type=\"file\" name=\"{}\" accept=\".pem,.der,.cer,.crt\" required></label> \
-<button type=\"submit\">Upload</button></form>",
-        e(&action),
-        e(ctx.csrf),
-        e(&format!("cert-{}", v.key))
-    );
+    html! {
+        form class="upload" method="post" enctype="multipart/form-data" action=(action) {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            label {
+                "Signed certificate (PEM or DER) "
+                input type="file" name=(Text(&format!("cert-{}", v.key))) accept=".pem,.der,.cer,.crt" required;
+            }
+            " "
+            button type="submit" { "Upload" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::status::render_body;
+    use crate::admin::view::{Msg, QueryResult, Snippet, show_groups};
+    use crate::backup::Stored;
+    use crate::certs::CsrSummary;
+    use crate::config::Config;
+    use std::sync::Arc;
+
+    /// What a device (or whoever writes its files) could send in any value.
+    const EVIL: &str = "<script>alert(\"x'y\")</script>";
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&#39;y&quot;)&lt;/script&gt;";
+
+    fn evil_row() -> Row {
+        let mut v = DeviceView::empty("00-90-33-30-00-af");
+        v.sn = "00-90-33-30-00-af".into();
+        v.hwid = "IP232-30-00-af".into();
+        for s in [
+            &mut v.device_type,
+            &mut v.name,
+            &mut v.realip,
+            &mut v.ip,
+            &mut v.proxy,
+            &mut v.phase,
+            &mut v.classes,
+            &mut v.environments,
+            &mut v.firmware,
+            &mut v.bootcode,
+        ] {
+            *s = EVIL.into();
+        }
+        v.firmware_requested = format!("1{EVIL}");
+        v.via_proxy = true;
+        v.seen = 900;
+        v.backup = Some(900);
+        v.certstat = Some(EVIL.into());
+        v.request_error = true;
+        v.msgs = vec![
+            Msg {
+                time: 900,
+                text: String::new(),
+            },
+            Msg {
+                time: 900,
+                text: EVIL.into(),
+            },
+        ];
+        (v.log_entries, v.log_polls) = (1, 1);
+        v.snippets = vec![Snippet {
+            file: format!("scripts/{EVIL}.txt"),
+            delivered: 900,
+            version: 800,
+        }];
+        v.snippet_count = 1;
+        v.queries = vec![Some(QueryResult {
+            seen: 900,
+            cells: vec![Cell::Value(EVIL.into()), Cell::Error(EVIL.into())],
+        })];
+        Row {
+            view: Arc::new(v),
+            certs: CertState {
+                der: Some("certs/00-90-33-30-00-af-request.p10.der".into()),
+                csr: Some(CsrSummary {
+                    subject: format!("CN={EVIL}"),
+                    key_sha256: EVIL.into(),
+                }),
+                ..CertState::default()
+            },
+            backups: Arc::new(vec![Stored {
+                path: "backup/IP232-30-00-af/<b onclick=\"x('y')\">.1.txt".into(),
+                index: 1,
+                mtime: 900,
+            }]),
+        }
+    }
+
+    #[test]
+    fn a_device_value_is_escaped_in_every_column_and_part() {
+        let cfg = Config::from_user_xml(
+            r#"<config><master info=""/><status dir="status" missing="600"/><backup dir="backup"/><customcerts dir="certs"/><queries><query id="q" title="Q"><show title="A">1</show><show title="B">2</show></query></queries></config>"#,
+        )
+        .expect("config");
+        let groups = show_groups(&cfg);
+        let ctx = crate::admin::status::test_ctx(&cfg, &groups, "", 1000);
+        let r = evil_row();
+        let html = row(&ctx, &r);
+        for (column, expected) in [
+            ("type", format!("<span class=\"type\">{ESCAPED}</span>")),
+            (
+                "name",
+                format!("<span class=\"name\" title=\"{ESCAPED}\">{ESCAPED}</span>"),
+            ),
+            ("address", format!("<span class=\"ip\">{ESCAPED}")),
+            ("proxy", format!("(via {ESCAPED} and {ESCAPED})")),
+            (
+                "phase",
+                format!("<span class=\"k\">phase</span> {ESCAPED} "),
+            ),
+            ("firmware", format!("{ESCAPED} \u{2192} 1{ESCAPED}")),
+            (
+                "certificate status",
+                format!("<span class=\"certstat\" title=\"{ESCAPED}\">{ESCAPED}</span>"),
+            ),
+            (
+                "CSR subject",
+                format!("subject CN={ESCAPED}, key SHA-256 {ESCAPED}"),
+            ),
+            (
+                "query result",
+                format!("<td class=\"q qfirst\">{ESCAPED} <small"),
+            ),
+            (
+                "query error",
+                format!("<td class=\"q\"><span class=\"err\">{ESCAPED}</span></td>"),
+            ),
+        ] {
+            assert!(
+                html.contains(&expected),
+                "{column}: {expected} not in {html}"
+            );
+        }
+        let log = part(&ctx, &r, "log").expect("log");
+        assert!(log.contains(&format!("<li>{ESCAPED}</li>")), "{log}");
+        let scripts = part(&ctx, &r, "scripts").expect("scripts");
+        assert!(
+            scripts.contains(&format!(">scripts/{ESCAPED}.txt</a>")),
+            "{scripts}"
+        );
+        let backups = part(&ctx, &r, "backups").expect("backups");
+        assert!(
+            backups.contains(
+                "<span class=\"fn\">&lt;b onclick=&quot;x(&#39;y&#39;)&quot;&gt;.1.txt</span>"
+            ),
+            "{backups}"
+        );
+        assert!(!backups.contains("<b "), "{backups}");
+        let page = render_body(&ctx, std::slice::from_ref(&r), EVIL, 1, 10);
+        assert!(page.contains(&format!("value=\"{ESCAPED}\"")), "the filter");
+        for out in [&html, &log, &scripts, &backups, &page] {
+            assert!(!out.contains("<script"), "{out}");
+            assert!(!out.contains("\"x'y"), "{out}");
+        }
+    }
 }

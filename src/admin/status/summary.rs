@@ -1,8 +1,9 @@
 //! The fleet summary of the status page: counts of the devices, their builds, phases and
 //! environments, and its bar charts.
 
-use super::{MasterBuilds, Row};
+use super::MasterBuilds;
 use crate::admin::html::q;
+use crate::admin::query::{Clock, DeviceFields};
 use crate::config::Config;
 use maud::{Markup, html};
 use serde::Serialize;
@@ -37,12 +38,12 @@ pub struct Summary {
     pub environment: Vec<Bar>,
 }
 
-fn bars(counts: HashMap<String, usize>, master: Option<&str>) -> Vec<Bar> {
+fn bars(counts: HashMap<&str, usize>, master: Option<&str>) -> Vec<Bar> {
     let mut v: Vec<Bar> = counts
         .into_iter()
         .map(|(value, count)| Bar {
             master: master.is_some_and(|m| m == value),
-            value,
+            value: value.to_string(),
             count,
         })
         .collect();
@@ -50,8 +51,13 @@ fn bars(counts: HashMap<String, usize>, master: Option<&str>) -> Vec<Bar> {
     v
 }
 
-/// Counts the fleet of `rows`.
-pub fn summary(cfg: &Config, master: &MasterBuilds, now: i64, rows: &[Row]) -> Summary {
+/// Counts the fleet of `rows` (rows, or devices before their rows are built).
+pub fn summary<T: DeviceFields>(
+    cfg: &Config,
+    master: &MasterBuilds,
+    now: i64,
+    rows: &[T],
+) -> Summary {
     let mut s = Summary {
         master: master.clone(),
         ..Default::default()
@@ -62,29 +68,33 @@ pub fn summary(cfg: &Config, master: &MasterBuilds, now: i64, rows: &[Row]) -> S
         HashMap::new(),
         HashMap::new(),
     );
+    let clock = Clock {
+        now,
+        missing_after: cfg.status.missing,
+    };
     for r in rows {
-        let v = &r.view;
-        if v.problem.is_some() {
+        let v = r.fields();
+        if v.unreadable {
             s.unreadable += 1;
             continue;
         }
         s.devices += 1;
-        if v.is_missing(cfg.status.missing, now) {
+        if v.is_missing(clock) {
             s.missing += 1;
         }
-        if r.certs.csr_waiting() {
+        if v.csr_waiting {
             s.csr_waiting += 1;
-        } else if r.certs.signed.is_some() {
+        } else if v.signed_waiting {
             s.signed_waiting += 1;
         }
         if master.firmware.as_deref().is_some_and(|m| m == v.firmware) {
             s.on_master_firmware += 1;
         }
-        *fw.entry(v.firmware.clone()).or_insert(0) += 1;
-        *boot.entry(v.bootcode.clone()).or_insert(0) += 1;
-        *phase.entry(v.phase.clone()).or_insert(0) += 1;
+        *fw.entry(v.firmware).or_insert(0) += 1;
+        *boot.entry(v.bootcode).or_insert(0) += 1;
+        *phase.entry(v.phase).or_insert(0) += 1;
         for e in v.environments.split(',').map(str::trim) {
-            *env.entry(e.to_string()).or_insert(0) += 1;
+            *env.entry(e).or_insert(0) += 1;
         }
     }
     s.firmware = bars(fw, master.firmware.as_deref());
@@ -179,6 +189,11 @@ pub fn render_summary(cfg: &Config, s: &Summary) -> String {
 
 /// The summary section; its links keep the sort order `sort`.
 pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
+    summary_markup(cfg, s, sort).into_string()
+}
+
+/// The summary section as markup.
+pub(super) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
     let dot = " \u{b7} ";
     html! {
         section.summary aria-label="Fleet summary" {
@@ -211,5 +226,4 @@ pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
             }
         }
     }
-    .into_string()
 }
