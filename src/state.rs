@@ -23,6 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub mod cache;
+pub mod fields;
 pub mod index;
 pub mod writer;
 

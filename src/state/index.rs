@@ -129,25 +129,25 @@ impl Entry {
 
     /// What the filter, the sort and the fleet summary look at; the certificate facts that
     /// come from files (`csr_waiting`, `signed_waiting`, an error file) are the caller's.
-    pub fn fields(&self) -> crate::admin::query::Fields<'_> {
-        crate::admin::query::Fields {
+    pub fn fields(&self) -> super::fields::Fields<'_> {
+        super::fields::Fields {
             key: &self.key,
             unreadable: self.problem.is_some(),
             sn: self.sn.as_deref().unwrap_or(&self.key),
-            device_type: &self.device_type,
+            device_type: &self.profile.device_type,
             name: &self.name,
             realip: &self.realip,
             ip: self.ip.as_deref().unwrap_or(&self.realip),
-            phase: &self.phase,
-            classes: &self.classes,
-            environments: &self.environments,
-            firmware: &self.firmware,
-            firmware_requested: &self.firmware_requested,
-            bootcode: &self.bootcode,
-            bootcode_requested: &self.bootcode_requested,
+            phase: &self.profile.phase,
+            classes: &self.profile.classes,
+            environments: &self.profile.environments,
+            firmware: &self.profile.firmware,
+            firmware_requested: &self.profile.firmware_requested,
+            bootcode: &self.profile.bootcode,
+            bootcode_requested: &self.profile.bootcode_requested,
             seen: self.seen,
             backup: self.backup,
-            certstat: self.certstat.as_deref(),
+            certstat: self.profile.certstat.as_deref(),
             csr_waiting: false,
             signed_waiting: false,
             cert_error: self.request_error,
