@@ -18,6 +18,8 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
+    /// Notices changes to the installation's files (configuration, snippets, static files).
+    pub watch: Arc<crate::watch::FsWatch>,
     /// Sessions, caches and settings of the admin pages.
     pub admin: crate::admin::AdminState,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
@@ -37,9 +39,16 @@ pub fn normalize_prefix(p: &str) -> String {
 
 impl App {
     pub fn new(root: PathBuf, prefix: &str) -> App {
-        let config = ConfigStore::new(&root);
+        App::with_watch(root, prefix, &crate::watch::WatchOptions::from_env())
+    }
+
+    /// [`App::new`] with the given way of noticing file changes.
+    pub fn with_watch(root: PathBuf, prefix: &str, opts: &crate::watch::WatchOptions) -> App {
+        let watch = Arc::new(crate::watch::FsWatch::start(&root, opts));
+        let config = ConfigStore::watched(&root, watch.freshness());
         App {
-            snippets: SnippetStore::new(root.join("scripts")),
+            snippets: SnippetStore::watched(root.join("scripts"), watch.freshness()),
+            watch,
             master: MasterSource::new(),
             admin: crate::admin::AdminState::default(),
             config,

@@ -38,5 +38,7 @@ pub mod script;
 pub mod server;
 pub mod snippets;
 pub mod state;
+pub mod static_files;
 pub mod trust;
+pub mod watch;
 pub mod xml;

@@ -64,7 +64,8 @@ impl Listeners {
 /// The router of all URLs.
 pub fn router(app: SharedApp) -> Router {
     let p = app.prefix.clone();
-    let web = tower_http::services::ServeDir::new(app.root.join("web"));
+    let web = crate::static_files::StaticDir::new(app.root.join("web"), app.watch.freshness());
+    let web = Arc::new(web).service();
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
         .merge(crate::admin::routes(&p));
