@@ -33,7 +33,7 @@ fn a_new_snippet_and_a_changed_configuration_are_seen_by_later_polls() {
     let server = Server::start(&root, &[]);
     assert_eq!(server.get(POLL).command_lines()[0], "config change A /x 1");
     std::fs::write(
-        root.join("scripts/update-phone.txt"),
+        root.join("scripts/update-ip232-default.txt"),
         "config change B /y 1\n",
     )
     .expect("new snippet");
