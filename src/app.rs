@@ -1,5 +1,5 @@
 //! What all handlers share: the installation root, the URL prefix, the configuration,
-//! snippet and state stores, the master source and the admin pages' state ([`App`]), and
+//! snippet and state stores and the master source ([`App`]; the admin pages wrap it with their own state), and
 //! running file work off the async threads ([`blocking`]).
 
 use crate::config::{Config, ConfigStore};
@@ -20,8 +20,6 @@ pub struct App {
     pub master: MasterSource,
     /// Notices changes to the installation's files (configuration, snippets, static files).
     pub watch: Arc<crate::watch::FsWatch>,
-    /// Sessions, caches and settings of the admin pages.
-    pub admin: crate::admin::AdminState,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -50,7 +48,6 @@ impl App {
             snippets: SnippetStore::watched(root.join("scripts"), watch.freshness()),
             watch,
             master: MasterSource::new(),
-            admin: crate::admin::AdminState::default(),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
@@ -59,14 +56,43 @@ impl App {
     }
 
     /// The state store of the configured status directory, if state tracking is on.
+    /// The first call for a directory creates its store and starts indexing its files.
     pub fn states(&self, cfg: &Config) -> Option<Arc<StateStore>> {
         let dir = self.root.join(cfg.status_dir()?);
         let mut map = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            map.entry(dir.clone())
-                .or_insert_with(|| Arc::new(StateStore::new(dir)))
-                .clone(),
-        )
+        let (store, new) = match map.get(&dir) {
+            Some(s) => (s.clone(), false),
+            None => {
+                let s = Arc::new(StateStore::new(dir.clone()));
+                map.insert(dir, s.clone());
+                (s, true)
+            }
+        };
+        drop(map);
+        let columns_changed = store.configure(cfg);
+        if new || columns_changed {
+            store.scan(!new);
+        }
+        Some(store)
+    }
+
+    fn stores(&self) -> Vec<Arc<StateStore>> {
+        let map = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// Writes every pending device state now and waits until it is durable (at shutdown).
+    pub async fn flush_pending(&self) {
+        for s in self.stores() {
+            s.flush().await;
+        }
+    }
+
+    /// [`Self::flush_pending`] for a thread outside the runtime (blocks it).
+    pub fn flush_pending_blocking(&self) {
+        for s in self.stores() {
+            s.flush_blocking();
+        }
     }
 }
 

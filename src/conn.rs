@@ -2,12 +2,14 @@
 //! router on a connection (plain or TLS) with [`ConnMeta`] (peer, local address, TLS,
 //! verified client certificate) attached to each request. TLS handshakes live in `trust`.
 
+use crate::conn_guard::Limits;
 use crate::request::ClientCert;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use tower::Service;
 
 /// What the connection tells about a request.
@@ -45,11 +47,19 @@ where
     }
 }
 
-/// The next connection of `listener` as `(stream, peer, local address)`; accept errors (such
-/// as running out of file descriptors) are logged and retried after a short pause.
+/// The next connection of `listener` as `(stream, peer, local address)` with its slot under
+/// `<server max-connections>`; accept errors (such as running out of file descriptors) are
+/// logged at most once a second and retried after a pause (see [`crate::conn_guard`]).
 pub async fn accept(
     listener: &tokio::net::TcpListener,
-) -> (tokio::net::TcpStream, SocketAddr, SocketAddr) {
+    limits: &Limits,
+) -> (
+    tokio::net::TcpStream,
+    SocketAddr,
+    SocketAddr,
+    OwnedSemaphorePermit,
+) {
+    let slot = limits.slot().await;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -57,36 +67,28 @@ pub async fn accept(
                 // this, Nagle's algorithm and the client's delayed ACK stall each of them
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
-                return (stream, peer, local);
+                return (stream, peer, local, slot);
             }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(e) => limits.accept_failed(&e).await,
         }
     }
 }
 
-/// Accepts plain HTTP connections on `listener` forever; a client gets `header_timeout` to
-/// send a request's headers (`<server header-timeout>`).
-pub async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    header_timeout: Duration,
-) {
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `limits`.
+pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router, limits: Limits) {
     loop {
-        let (stream, peer, local) = accept(&listener).await;
+        let (stream, peer, local, slot) = accept(&listener, &limits).await;
         let meta = ConnMeta {
             peer,
             local,
             tls: false,
             client_cert: None,
         };
-        tokio::spawn(serve_connection(
-            stream,
-            meta,
-            router.clone(),
-            header_timeout,
-        ));
+        let io = limits.watch(stream);
+        let (router, timeout) = (router.clone(), limits.header_timeout);
+        tokio::spawn(async move {
+            serve_connection(io, meta, router, timeout).await;
+            drop(slot);
+        });
     }
 }

@@ -61,14 +61,20 @@ impl Listeners {
     }
 }
 
-/// The router of all URLs.
+/// The router of all URLs, with a new admin side (no sessions yet).
 pub fn router(app: SharedApp) -> Router {
+    router_with(crate::admin::AdminApp::shared(app))
+}
+
+/// The router of all URLs for the admin side `admin` (and the [`App`] it wraps).
+pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
+    let app = admin.core.clone();
     let p = app.prefix.clone();
     let web = crate::static_files::StaticDir::new(app.root.join("web"), app.watch.freshness());
     let web = Arc::new(web).service();
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
-        .merge(crate::admin::routes(&p));
+        .merge(crate::admin::routes(&p).with_state(admin.clone()));
     if !p.is_empty() {
         let target = format!("{p}/admin/admin.php");
         r = r.route(
@@ -76,7 +82,8 @@ pub fn router(app: SharedApp) -> Router {
             any(move || async move { axum::response::Redirect::to(&target) }),
         );
     }
-    r.layer(tower_http::trace::TraceLayer::new_for_http())
+    r.layer(axum::Extension(admin))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
 
@@ -97,6 +104,7 @@ pub async fn serve(
         mtls,
         tls,
     } = listeners;
+    let admin = crate::admin::AdminApp::shared(app.clone());
     let tls_https = match (&tls, https.is_empty()) {
         (Some(t), _) => Some(t.https.clone()),
         (None, true) => None,
@@ -118,19 +126,27 @@ pub async fn serve(
         .or(mtls.first())
         .and_then(|l| l.local_addr().ok())
     {
-        app.admin.set_https_port(a.port());
+        admin.admin.set_https_port(a.port());
     }
-    let header_timeout =
-        Duration::from_secs(app.config.get().map_or(DEFAULT_HEADER_TIMEOUT_SECS, |c| {
-            c.server.header_timeout_secs
-        }));
-    let _warming = crate::admin::warm_up(app.clone());
-    let router = router(app.clone());
+    let limits = app.config.get().map_or(
+        crate::conn_guard::Limits::new(
+            Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
+        ),
+        |c| {
+            crate::conn_guard::Limits::new(
+                Duration::from_secs(c.server.header_timeout_secs),
+                c.server.max_connections,
+            )
+        },
+    );
+    let _warming = crate::admin::warm_up(admin.clone());
+    let router = router_with(admin);
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
         tracing::info!("listening on http://{}{prefix}/update.php", local_addr(&l));
-        tasks.spawn(crate::conn::serve_plain(l, router.clone(), header_timeout));
+        tasks.spawn(crate::conn::serve_plain(l, router.clone(), limits.clone()));
     }
     let tls_lists = [
         (https, tls_https, ""),
@@ -143,7 +159,7 @@ pub async fn serve(
                 "listening on https://{}{prefix}/update.php{what}",
                 local_addr(&l)
             );
-            tasks.spawn(serve_tls(l, config, router.clone(), header_timeout));
+            tasks.spawn(serve_tls(l, config, router.clone(), limits.clone()));
         }
     }
     tokio::select! {
@@ -157,7 +173,7 @@ async fn serve_tls(
     l: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
-    header_timeout: Duration,
+    limits: crate::conn_guard::Limits,
 ) {
-    crate::trust::serve_tls(l, config, router, header_timeout).await
+    crate::trust::serve_tls(l, config, router, limits).await
 }

@@ -405,20 +405,18 @@ pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     config: Arc<ServerConfig>,
     router: Router,
-    header_timeout: Duration,
+    limits: crate::conn_guard::Limits,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
-        let (stream, peer, local) = crate::conn::accept(&listener).await;
+        let (stream, peer, local, slot) = crate::conn::accept(&listener, &limits).await;
         let span = tracing::info_span!("tls", %peer, port = local.port());
+        let (acceptor, router, limits) = (acceptor.clone(), router.clone(), limits.clone());
         tokio::spawn(
-            serve_tls_connection(
-                stream,
-                peer,
-                local,
-                acceptor.clone(),
-                (router.clone(), header_timeout),
-            )
+            async move {
+                serve_tls_connection(stream, peer, local, acceptor, (router, limits)).await;
+                drop(slot);
+            }
             .instrument(span),
         );
     }
@@ -430,7 +428,7 @@ async fn serve_tls_connection(
     peer: SocketAddr,
     local: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    (router, header_timeout): (Router, Duration),
+    (router, limits): (Router, crate::conn_guard::Limits),
 ) {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let timed_out = || {
@@ -455,7 +453,7 @@ async fn serve_tls_connection(
         }
         Err(_) => return timed_out(),
     }
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(limits.watch(stream))).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return log_handshake_error(&e),
         Err(_) => return timed_out(),
@@ -472,7 +470,7 @@ async fn serve_tls_connection(
         tls: true,
         client_cert,
     };
-    crate::conn::serve_connection(tls, meta, router, header_timeout).await;
+    crate::conn::serve_connection(tls, meta, router, limits.header_timeout).await;
 }
 
 /// Logs why a handshake failed, in words an administrator can act on. Certificate refusals
