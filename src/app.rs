@@ -20,6 +20,8 @@ pub struct App {
     pub master: MasterSource,
     /// Notices changes to the installation's files (configuration, snippets, static files).
     pub watch: Arc<crate::watch::FsWatch>,
+    /// The devices' certificate files, kept while unchanged.
+    pub certs: crate::certs::CertCache,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -46,8 +48,9 @@ impl App {
         let config = ConfigStore::watched(&root, watch.freshness());
         App {
             snippets: SnippetStore::watched(root.join("scripts"), watch.freshness()),
+            certs: crate::certs::CertCache::new(watch.freshness()),
+            master: MasterSource::watched(watch.freshness()),
             watch,
-            master: MasterSource::new(),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),

@@ -258,7 +258,7 @@ async fn lock_device(
 struct Prepared {
     loaded: Loaded,
     snippets: Arc<crate::snippets::Snapshot>,
-    certs: CertFiles,
+    certs: Arc<CertFiles>,
 }
 
 /// Reads the device's state, brings the snippet snapshot up to date for this request's
@@ -271,14 +271,37 @@ fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateS
     let cands = script::candidates(cfg, args);
     let snippets = app.snippets.refresh(&app.root.join(&cfg.times.dir), &cands);
     let certs = match (&cfg.customcerts, sn.is_empty()) {
-        (Some(cc), false) => CertFiles::load(&app.root, cc, sn),
-        _ => CertFiles::default(),
+        (Some(cc), false) => app.certs.load(&app.root, cc, sn),
+        _ => Arc::default(),
     };
     Prepared {
         loaded,
         snippets,
         certs,
     }
+}
+
+/// [`prepare`] from memory, without a system call: `None` when something must be read.
+fn prepare_cached(
+    app: &App,
+    cfg: &Config,
+    sn: &str,
+    store: Option<&StateStore>,
+) -> Option<Prepared> {
+    let loaded = match store {
+        Some(s) if !crate::php::empty(sn) => s.load_cached(sn)?,
+        _ => Loaded::Missing,
+    };
+    let snippets = app.snippets.cached(&app.root.join(&cfg.times.dir))?;
+    let certs = match (&cfg.customcerts, sn.is_empty()) {
+        (Some(cc), false) => app.certs.cached(&app.root, cc, sn)?,
+        _ => Arc::default(),
+    };
+    Some(Prepared {
+        loaded,
+        snippets,
+        certs,
+    })
 }
 
 /// Answers the update script's needs: the master device, reverse DNS, the snippet hook.
@@ -337,7 +360,9 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
     let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let started = std::time::Instant::now();
-    let prep = {
+    let prep = if let Some(p) = prepare_cached(app, &cfg, &sn, store.as_deref()) {
+        Some(p)
+    } else {
         let (app, cfg, args, store, sn) = (
             app.clone(),
             cfg.clone(),

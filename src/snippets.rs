@@ -152,19 +152,28 @@ impl SnippetStore {
     /// concern another poll's candidates) and returns the snapshot to use. `dir` is the configured
     /// directory; when it differs from the last one, everything is read again.
     pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
+        if let Some(snap) = self.cached(dir) {
+            return snap;
+        }
         let Some(generation) = self.fresh.stale() else {
-            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            if inner.dir == dir && inner.dir_mtime.is_some() {
-                return inner.snapshot.clone();
-            }
-            drop(inner);
             self.fresh.reset();
             return self.refresh(dir, candidates);
         };
+        self.fresh.ensure(dir, false);
         // a change noticed now may concern a file another poll asks for: check them all
         let snap = self.check(dir);
         self.fresh.checked(generation);
         snap
+    }
+
+    /// The snapshot of `dir` while nothing changed since it was checked (no system call);
+    /// `None` when [`SnippetStore::refresh`] must look at the files.
+    pub fn cached(&self, dir: &Path) -> Option<Arc<Snapshot>> {
+        if self.fresh.stale().is_some() {
+            return None;
+        }
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        (inner.dir == dir && inner.dir_mtime.is_some()).then(|| inner.snapshot.clone())
     }
 
     /// Looks at the directory and its known files, reads what changed.

@@ -1,13 +1,17 @@
 //! Static files below `fw/` and `web/` at web-server speed.
 //!
-//! Small files (up to [`SMALL`] bytes) are kept in memory with their headers (`ETag`,
-//! `Last-Modified`, `Content-Type`) while unchanged: the file watcher's generation
-//! ([`crate::watch::Freshness`]) empties the cache after a change, so a request for a cached
-//! file makes no system call. Larger files and range requests go to tower-http's `ServeDir`
-//! (ranges, `HEAD`, `If-Modified-Since`) with big read buffers; this module adds the `ETag`
-//! and answers `If-None-Match` with 304. Paths with a segment starting with `.` (dot files,
-//! `..`) and files reached through a symbolic link leading out of the directory are 404.
+//! Which path may be served is [`crate::safe_path::resolve`]'s decision (NUL bytes 400;
+//! dotfiles, `..`, symbolic links leading out of the directory 404), taken when a path is
+//! first asked for. Files up to [`StaticLimits::small`] bytes (256 KiB by default) are then
+//! kept in memory with their headers (`ETag`, `Last-Modified`, `Content-Type`) while
+//! unchanged, at most [`StaticLimits::total`] bytes (64 MiB by default; the cache is emptied
+//! when full): a request for such a file makes no system call. The file watcher's
+//! generation ([`crate::watch::Freshness`]) empties the cache after a change. Larger files
+//! and range requests go to tower-http's `ServeDir` (ranges, `HEAD`) with 1 MiB reads; their
+//! validators are cached too. `If-None-Match` (the `ETag`, size and modification time) and
+//! `If-Modified-Since` are answered with 304.
 
+use crate::safe_path::Refusal;
 use crate::watch::Freshness;
 use axum::body::Body;
 use axum::extract::Request;
@@ -21,12 +25,48 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
-/// Files up to this size are kept in memory.
-pub const SMALL: u64 = 64 * 1024;
 /// Read buffer of `ServeDir` for large files.
 const CHUNK: usize = 1024 * 1024;
-/// At most this many files are cached (the cache is emptied when full).
-const MAX_FILES: usize = 1024;
+/// What an entry costs besides its content (validators, path, map slot), for the bound.
+const ENTRY_OVERHEAD: usize = 512;
+
+/// How much of a directory is kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticLimits {
+    /// Files up to this size are kept in memory.
+    pub small: u64,
+    /// At most this many bytes of files (and validators) are kept.
+    pub total: usize,
+}
+
+impl Default for StaticLimits {
+    fn default() -> Self {
+        StaticLimits {
+            small: 256 * 1024,
+            total: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl StaticLimits {
+    /// The defaults, with `UPDATE_SERVER_FILE_CACHE` (total bytes, 0 turns the memory copy
+    /// off) and `UPDATE_SERVER_FILE_CACHE_MAX` (largest file kept) when set.
+    pub fn from_env() -> StaticLimits {
+        let mut l = StaticLimits::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(t) = num("UPDATE_SERVER_FILE_CACHE") {
+            l.total = usize::try_from(t).unwrap_or(usize::MAX);
+        }
+        if let Some(s) = num("UPDATE_SERVER_FILE_CACHE_MAX") {
+            l.small = s;
+        }
+        l
+    }
+}
 
 /// A file as served: validators and, for small files, the content.
 struct Entry {
@@ -38,34 +78,33 @@ struct Entry {
     body: Option<bytes::Bytes>,
 }
 
+impl Entry {
+    fn cost(&self, key: &str) -> usize {
+        ENTRY_OVERHEAD + key.len() + self.body.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    files: HashMap<String, Arc<Entry>>,
+    bytes: usize,
+}
+
 /// One served directory.
 pub struct StaticDir {
     root: PathBuf,
     serve_dir: ServeDir,
-    cache: RwLock<HashMap<String, Arc<Entry>>>,
+    cache: RwLock<Cache>,
     fresh: Freshness,
+    limits: StaticLimits,
 }
 
-fn not_found() -> Response {
-    let mut r = Response::new(Body::from("Not Found"));
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
-}
-
-/// The request path, percent-decoded, as a relative path; `None` for anything with a
-/// segment starting with `.`, a backslash or a NUL.
-fn relative_path(uri_path: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(uri_path)
-        .decode_utf8()
-        .ok()?;
-    let mut out = Vec::new();
-    for seg in decoded.split('/').filter(|s| !s.is_empty()) {
-        if seg.starts_with('.') || seg.contains(['\\', '\0']) {
-            return None;
-        }
-        out.push(seg);
-    }
-    Some(out.join("/"))
+/// The answer to a refused path: its status and reason phrase (why is only logged).
+fn refused(r: &Refusal) -> Response {
+    let status = r.status();
+    let mut resp = Response::new(Body::from(status.canonical_reason().unwrap_or("")));
+    *resp.status_mut() = status;
+    resp
 }
 
 fn etag_of(len: u64, mtime: SystemTime) -> String {
@@ -73,31 +112,29 @@ fn etag_of(len: u64, mtime: SystemTime) -> String {
     format!("\"{len:x}-{nanos:x}\"")
 }
 
-/// Reads a file's validators (and its content when small); `None` when it does not exist,
-/// is no regular file, or resolves to a place outside `root`.
-fn load(root: &Path, rel: &str) -> Option<Entry> {
-    let real_root = root.canonicalize().ok()?;
-    let real = root.join(rel).canonicalize().ok()?;
-    if !real.starts_with(&real_root) {
-        tracing::warn!("refused {}: leads out of {}", rel, root.display());
-        return None;
-    }
-    let meta = std::fs::metadata(&real).ok()?;
+/// Reads a file's validators (and its content when at most `small` bytes), or why it is not
+/// served ([`crate::safe_path::resolve`]; not a regular file: 404).
+fn load(root: &Path, url_path: &str, small: u64) -> Result<Entry, Refusal> {
+    let real = crate::safe_path::resolve(root, url_path)?;
+    let meta = std::fs::metadata(&real).map_err(|_| Refusal::NotFound)?;
     if !meta.is_file() {
-        return None;
+        return Err(Refusal::NotFound);
     }
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    let body = if meta.len() <= SMALL {
-        Some(bytes::Bytes::from(std::fs::read(&real).ok()?))
+    let body = if meta.len() <= small {
+        Some(bytes::Bytes::from(
+            std::fs::read(&real).map_err(|_| Refusal::NotFound)?,
+        ))
     } else {
         None
     };
     let mime = mime_guess::from_path(&real).first_or_octet_stream();
-    Some(Entry {
-        etag: HeaderValue::from_str(&etag_of(meta.len(), mtime)).ok()?,
-        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(mtime)).ok()?,
+    let value = |s: &str| HeaderValue::from_str(s).map_err(|_| Refusal::NotFound);
+    Ok(Entry {
+        etag: value(&etag_of(meta.len(), mtime))?,
+        last_modified: value(&httpdate::fmt_http_date(mtime))?,
         mtime_secs: mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        content_type: HeaderValue::from_str(mime.as_ref()).ok()?,
+        content_type: value(mime.as_ref())?,
         body,
     })
 }
@@ -127,14 +164,16 @@ fn validators(r: &mut Response, e: &Entry) {
     h.insert(header::LAST_MODIFIED, e.last_modified.clone());
 }
 
-/// The answer from a cached small file (no range).
-fn from_memory(method: &Method, headers: &HeaderMap, e: &Entry, body: &bytes::Bytes) -> Response {
-    if not_modified(headers, e) {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        validators(&mut r, e);
-        return r;
-    }
+/// 304 with the validators.
+fn not_modified_response(e: &Entry) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    validators(&mut r, e);
+    r
+}
+
+/// The answer from a cached small file (no range, validators already compared).
+fn from_memory(method: &Method, e: &Entry, body: &bytes::Bytes) -> Response {
     let len = body.len();
     let mut r = if method == Method::HEAD {
         Response::new(Body::empty())
@@ -150,69 +189,83 @@ fn from_memory(method: &Method, headers: &HeaderMap, e: &Entry, body: &bytes::By
 }
 
 impl StaticDir {
+    /// The directory `root` with the default limits (or those of the environment).
     pub fn new(root: PathBuf, fresh: Freshness) -> StaticDir {
+        StaticDir::with_limits(root, fresh, StaticLimits::from_env())
+    }
+
+    pub fn with_limits(root: PathBuf, fresh: Freshness, limits: StaticLimits) -> StaticDir {
         StaticDir {
             serve_dir: ServeDir::new(&root).with_buf_chunk_size(CHUNK),
             root,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache::default()),
             fresh,
+            limits,
         }
     }
 
-    /// The cached entry of `rel`, loading it on a miss.
-    async fn entry(self: &Arc<Self>, rel: &str) -> Option<Arc<Entry>> {
+    /// The cached entry of `url_path` (as requested), loading it on a miss.
+    async fn entry(self: &Arc<Self>, url_path: &str) -> Result<Arc<Entry>, Refusal> {
         if let Some(g) = self.fresh.stale() {
-            self.cache
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Cache::default();
             self.fresh.checked(g);
         }
         if let Some(e) = self
             .cache
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(rel)
+            .files
+            .get(url_path)
         {
-            return Some(e.clone());
+            return Ok(e.clone());
         }
-        let (me, key) = (self.clone(), rel.to_string());
-        let e = Arc::new(crate::app::blocking(move || load(&me.root, &key)).await??);
+        let (me, key) = (self.clone(), url_path.to_string());
+        let small = if self.limits.total == 0 {
+            0
+        } else {
+            self.limits.small
+        };
+        let loaded = crate::app::blocking(move || load(&me.root, &key, small)).await;
+        let e = Arc::new(loaded.ok_or(Refusal::NotFound)??);
+        let cost = e.cost(url_path);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_FILES {
-            cache.clear();
+        if cost <= self.limits.total {
+            if cache.bytes + cost > self.limits.total {
+                *cache = Cache::default();
+            }
+            if let Some(old) = cache.files.insert(url_path.to_string(), e.clone()) {
+                cache.bytes -= old.cost(url_path);
+            }
+            cache.bytes += cost;
         }
-        if e.body.is_some() {
-            cache.insert(rel.to_string(), e.clone());
-        }
-        Some(e)
+        Ok(e)
     }
 
     /// Answers one request (the path relative to the served directory).
-    pub async fn serve(self: Arc<Self>, req: Request) -> Response {
-        let Some(rel) = relative_path(req.uri().path()) else {
-            return not_found();
+    pub async fn serve(self: Arc<Self>, mut req: Request) -> Response {
+        let e = match self.entry(req.uri().path()).await {
+            Ok(e) => e,
+            Err(r) => {
+                tracing::debug!("{}: {r}", req.uri().path());
+                return refused(&r);
+            }
         };
         let method = req.method().clone();
         if method != Method::GET && method != Method::HEAD {
             return self.delegate(req, None).await;
         }
-        let Some(e) = self.entry(&rel).await else {
-            return not_found();
-        };
+        if not_modified(req.headers(), &e) {
+            return not_modified_response(&e);
+        }
         match &e.body {
             Some(body) if !req.headers().contains_key(header::RANGE) => {
-                from_memory(&method, req.headers(), &e, body)
+                from_memory(&method, &e, body)
             }
-            _ if not_modified(req.headers(), &e)
-                && req.headers().contains_key(header::IF_NONE_MATCH) =>
-            {
-                let mut r = Response::new(Body::empty());
-                *r.status_mut() = StatusCode::NOT_MODIFIED;
-                validators(&mut r, &e);
-                r
+            _ => {
+                // the validators were compared here: ServeDir must not answer 304 itself
+                req.headers_mut().remove(header::IF_MODIFIED_SINCE);
+                self.delegate(req, Some(&e)).await
             }
-            _ => self.delegate(req, Some(&e)).await,
         }
     }
 
@@ -251,17 +304,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_segments_and_backslashes_are_refused() {
-        assert_eq!(relative_path("/a/b.bin").as_deref(), Some("a/b.bin"));
-        assert_eq!(relative_path("/a%20b").as_deref(), Some("a b"));
-        assert_eq!(relative_path("/../x"), None);
-        assert_eq!(relative_path("/%2e%2e/x"), None);
-        assert_eq!(relative_path("/.hidden"), None);
-        assert_eq!(relative_path("/a\\b"), None);
-        assert_eq!(relative_path("/a%00"), None);
-    }
-
-    #[test]
     fn validators_compare_etag_first() {
         let e = Entry {
             etag: HeaderValue::from_static("\"1-2\""),
@@ -285,5 +327,20 @@ mod tests {
         assert!(!not_modified(&h, &e), "If-None-Match wins");
         h.remove(header::IF_NONE_MATCH);
         assert!(not_modified(&h, &e), "100 s after 1970 is before 1994");
+    }
+
+    #[test]
+    fn files_are_loaded_through_the_path_checks() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("a.txt"), b"small").expect("file");
+        std::fs::write(d.path().join("b.bin"), vec![0u8; 100]).expect("file");
+        std::fs::write(d.path().join(".secret"), b"x").expect("file");
+        let a = load(d.path(), "/a.txt", 10).expect("a");
+        assert_eq!(a.body.as_deref(), Some(&b"small"[..]));
+        assert_eq!(a.content_type, "text/plain");
+        assert!(load(d.path(), "/b.bin", 10).expect("b").body.is_none());
+        assert_eq!(load(d.path(), "/.secret", 10).err(), Some(Refusal::Hidden));
+        assert_eq!(load(d.path(), "/%00", 10).err(), Some(Refusal::BadPath));
+        assert_eq!(load(d.path(), "/", 10).err(), Some(Refusal::NotFound));
     }
 }

@@ -2,22 +2,31 @@
 //!
 //! [`FsWatch`] keeps a generation number that goes up whenever something may have changed:
 //! on a file-system notification (the `notify` crate: inotify on Linux) for the installation
-//! root, `config/`, `scripts/`, `cache/`, `certs/`, and the trees below `fw/` and `web/`; on a
-//! periodic rescan tick (every 2 s by default, `UPDATE_SERVER_RESCAN_SECS`), the fallback for
-//! file systems without notifications and for directories that appear later; and when the
-//! server itself writes such a file ([`FsWatch::bump`]).
+//! root, `config/`, `scripts/`, `cache/`, `certs/`, the trees below `fw/` and `web/`, and the
+//! directories the configuration names (snippets, certificates, master cache; added with
+//! [`Freshness::ensure`] when a cache first looks at them); and when a periodic rescan (every
+//! 2 s by default, `UPDATE_SERVER_RESCAN_SECS`) finds that a file in those directories has a
+//! new size or modification time, or appeared or disappeared. The rescan is the fallback for
+//! file systems without notifications (NFS, some container mounts) and for lost events; it
+//! runs on its own thread, and when a scan is slow (many files) it waits 20 times as long as
+//! the scan took before the next one. The status, backup and query directories are not
+//! watched: the server's own writes there change nothing that is cached here.
 //!
 //! Caches ([`Freshness`]) remember the generation they last checked their files at: while
 //! it is unchanged a request uses the cached content without a system call; after a change it
 //! checks modification times and sizes again (the cached times keep the grace period exact).
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Default interval of the periodic rescan.
 pub const DEFAULT_RESCAN: Duration = Duration::from_secs(2);
+/// The rescan looks at no more than this many files (the rest is left to notifications).
+const RESCAN_MAX_FILES: usize = 200_000;
 
 /// How [`FsWatch`] notices changes.
 #[derive(Debug, Clone)]
@@ -53,33 +62,45 @@ impl WatchOptions {
     }
 }
 
+/// A watched directory: the tree below it (`deep`) or only its files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Dir {
+    path: PathBuf,
+    deep: bool,
+}
+
 struct Shared {
-    generation: AtomicU64,
+    generation: Arc<AtomicU64>,
     stop: AtomicBool,
+    dirs: Mutex<Vec<Dir>>,
+    /// The notification watcher and the directories it watches.
+    notifier: Mutex<Option<(notify::RecommendedWatcher, HashSet<PathBuf>)>>,
 }
 
 /// The change counter of an installation root (see the module documentation).
 pub struct FsWatch {
     shared: Arc<Shared>,
-    _watcher: Option<notify::RecommendedWatcher>,
     notifying: bool,
     /// Every look is a new generation (no caching).
     always: bool,
 }
 
-/// The directories watched (non-recursive, recursive) below a root.
-fn watched(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let flat = ["", "config", "scripts", "cache", "certs"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect();
-    let deep = ["fw", "web"].iter().map(|d| root.join(d)).collect();
-    (flat, deep)
+/// The directories watched below a root.
+fn watched(root: &Path) -> Vec<Dir> {
+    let flat = ["", "config", "scripts", "cache", "certs"].map(|d| Dir {
+        path: root.join(d),
+        deep: false,
+    });
+    let deep = ["fw", "web"].map(|d| Dir {
+        path: root.join(d),
+        deep: true,
+    });
+    flat.into_iter().chain(deep).collect()
 }
 
-fn start_notify(root: &Path, shared: &Arc<Shared>) -> Option<notify::RecommendedWatcher> {
-    use notify::{EventKind, RecursiveMode, Watcher};
-    let s = shared.clone();
+fn notifier(generation: &Arc<AtomicU64>) -> Option<notify::RecommendedWatcher> {
+    use notify::EventKind;
+    let g = generation.clone();
     let handler = move |ev: notify::Result<notify::Event>| {
         // reads (our own included) change nothing
         if let Ok(e) = &ev
@@ -87,59 +108,142 @@ fn start_notify(root: &Path, shared: &Arc<Shared>) -> Option<notify::Recommended
         {
             return;
         }
-        s.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::trace!("file change: {ev:?}");
+        g.fetch_add(1, Ordering::AcqRel);
     };
-    let mut w = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
+    match notify::recommended_watcher(handler) {
+        Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!("no file-system notifications ({e}); rescanning periodically");
-            return None;
+            None
         }
-    };
-    let (flat, deep) = watched(root);
-    let mut any = false;
-    for (dirs, mode) in [
-        (flat, RecursiveMode::NonRecursive),
-        (deep, RecursiveMode::Recursive),
-    ] {
-        for d in dirs.iter().filter(|d| d.is_dir()) {
-            match w.watch(d, mode) {
-                Ok(()) => any = true,
-                Err(e) => tracing::warn!("cannot watch {}: {e}", d.display()),
+    }
+}
+
+impl Shared {
+    /// Adds notification watches for the directories that exist and have none yet.
+    fn watch_new_dirs(&self) {
+        use notify::{RecursiveMode, Watcher};
+        let dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut n = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((w, watching)) = n.as_mut() else {
+            return;
+        };
+        for d in dirs {
+            if watching.contains(&d.path) || !d.path.is_dir() {
+                continue;
+            }
+            let mode = if d.deep {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            match w.watch(&d.path, mode) {
+                Ok(()) => {
+                    watching.insert(d.path);
+                }
+                Err(e) => tracing::warn!("cannot watch {}: {e}", d.path.display()),
             }
         }
     }
-    any.then_some(w)
+
+    /// Sizes, modification times and names of the files in the watched directories, hashed.
+    fn fingerprint(&self) -> u64 {
+        let dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut h = std::hash::DefaultHasher::new();
+        let mut budget = RESCAN_MAX_FILES;
+        for d in &dirs {
+            d.path.hash(&mut h);
+            hash_dir(&d.path, d.deep, &mut h, &mut budget);
+        }
+        h.finish()
+    }
+}
+
+/// Hashes the files of `dir` (and, when `deep`, of its sub-directories): name, size and
+/// modification time, symbolic links followed.
+fn hash_dir(dir: &Path, deep: bool, h: &mut impl Hasher, budget: &mut usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        0u8.hash(h);
+        return;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let path = dir.join(&name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if deep {
+                name.hash(h);
+                hash_dir(&path, true, h, budget);
+            }
+            continue;
+        }
+        name.hash(h);
+        meta.len().hash(h);
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH).hash(h);
+    }
+}
+
+/// The rescan thread: compares fingerprints, adds watches for new directories.
+fn rescan(shared: &Shared, every: Duration) {
+    let mut last = shared.fingerprint();
+    let mut spent = Duration::ZERO;
+    while !shared.stop.load(Ordering::Acquire) {
+        std::thread::sleep(every.max(spent * 20));
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let started = Instant::now();
+        shared.watch_new_dirs();
+        let fp = shared.fingerprint();
+        if fp != last {
+            tracing::debug!("rescan: files changed");
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+            last = fp;
+        }
+        spent = started.elapsed();
+    }
 }
 
 impl FsWatch {
-    /// Starts watching `root` (and the rescan ticker).
+    /// Starts watching `root` (and the rescan thread).
     pub fn start(root: &Path, opts: &WatchOptions) -> FsWatch {
-        let shared = Arc::new(Shared {
-            generation: AtomicU64::new(1),
-            stop: AtomicBool::new(false),
-        });
-        let watcher = if opts.notify {
-            start_notify(root, &shared)
+        let generation = Arc::new(AtomicU64::new(1));
+        let notifier = if opts.notify {
+            notifier(&generation).map(|w| (w, HashSet::new()))
         } else {
             None
         };
+        let shared = Arc::new(Shared {
+            generation,
+            stop: AtomicBool::new(false),
+            dirs: Mutex::new(watched(root)),
+            notifier: Mutex::new(notifier),
+        });
+        shared.watch_new_dirs();
+        let notifying = shared
+            .notifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(_, watching)| !watching.is_empty());
         let s = shared.clone();
         let every = opts.rescan;
         let spawned = std::thread::Builder::new()
             .name("rescan".into())
-            .spawn(move || {
-                while !s.stop.load(Ordering::Acquire) {
-                    std::thread::sleep(every);
-                    s.generation.fetch_add(1, Ordering::AcqRel);
-                }
-            });
+            .spawn(move || rescan(&s, every));
         if let Err(e) = spawned {
             tracing::error!("cannot start the rescan thread: {e}");
         }
         FsWatch {
-            notifying: watcher.is_some(),
-            _watcher: watcher,
+            notifying,
             shared,
             always: false,
         }
@@ -150,10 +254,11 @@ impl FsWatch {
     pub fn always_check() -> FsWatch {
         FsWatch {
             shared: Arc::new(Shared {
-                generation: AtomicU64::new(1),
+                generation: Arc::new(AtomicU64::new(1)),
                 stop: AtomicBool::new(true),
+                dirs: Mutex::new(Vec::new()),
+                notifier: Mutex::new(None),
             }),
-            _watcher: None,
             notifying: false,
             always: true,
         }
@@ -175,6 +280,25 @@ impl FsWatch {
     /// Marks everything as possibly changed (after the server wrote a watched file).
     pub fn bump(&self) {
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Watches `dir` too (the whole tree below it when `deep`); nothing when it is already.
+    pub fn ensure(&self, dir: &Path, deep: bool) {
+        if self.always {
+            return;
+        }
+        let d = Dir {
+            path: dir.to_path_buf(),
+            deep,
+        };
+        {
+            let mut dirs = self.shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            if dirs.iter().any(|x| x.path == d.path && (x.deep || !deep)) {
+                return;
+            }
+            dirs.push(d);
+        }
+        self.shared.watch_new_dirs();
     }
 
     /// A handle for a cache.
@@ -215,6 +339,11 @@ impl Freshness {
     pub fn reset(&self) {
         self.checked.store(0, Ordering::Release);
     }
+
+    /// Watches `dir` too (see [`FsWatch::ensure`]); call it where the files are checked.
+    pub fn ensure(&self, dir: &Path, deep: bool) {
+        self.watch.ensure(dir, deep);
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rescan_ticks_without_notifications() {
+    fn without_notifications_the_rescan_sees_changes_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tmp");
         let opts = WatchOptions {
             notify: false,
@@ -258,6 +387,10 @@ mod tests {
         let f = w.freshness();
         let g = f.stale().expect("stale at first");
         f.checked(g);
+        // ten rescans over unchanged files change nothing
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(f.stale(), None, "a rescan without a change");
+        std::fs::write(dir.path().join("a.txt"), "x").expect("write");
         let mut seen = false;
         for _ in 0..500 {
             if f.stale().is_some() {
@@ -266,7 +399,33 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(seen, "no rescan tick");
+        assert!(seen, "the rescan did not see the new file");
+    }
+
+    #[test]
+    fn an_ensured_directory_is_rescanned() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let other = tempfile::tempdir().expect("tmp");
+        let opts = WatchOptions {
+            notify: false,
+            rescan: Duration::from_millis(20),
+        };
+        let w = Arc::new(FsWatch::start(dir.path(), &opts));
+        let f = w.freshness();
+        f.ensure(other.path(), false);
+        std::thread::sleep(Duration::from_millis(100));
+        let g = f.stale().expect("stale at first");
+        f.checked(g);
+        std::fs::write(other.path().join("cert.cer"), "x").expect("write");
+        let mut seen = false;
+        for _ in 0..500 {
+            if f.stale().is_some() {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(seen, "the rescan did not see the new file");
     }
 
     #[test]
