@@ -395,6 +395,8 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     } = output;
     if !file_ops.is_empty() {
         blocking(move || apply_file_ops(&root, &file_ops)).await;
+        // what is cached from those files is looked at again, notified yet or not
+        app.watch.bump();
     }
     if let (Some(store), Some(state)) = (store, state) {
         save_state(&store, &sn, state, &cfg);
@@ -450,6 +452,10 @@ async fn device_upload(
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
         let _logged = apply_file_ops(&app2.root, &ops);
+        // certificate files are cached (backups are not)
+        if mode == "vardump" && !ops.is_empty() {
+            app2.watch.bump();
+        }
         let state = ans.state_to_write().cloned();
         (status, ans.out, state, sn, cfg)
     })
