@@ -151,14 +151,12 @@ impl SnippetStore {
     /// inside the directory; after a change every known file is checked, as the change may
     /// concern another poll's candidates) and returns the snapshot to use. `dir` is the configured
     /// directory; when it differs from the last one, everything is read again.
-    pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
+    pub fn refresh(&self, dir: &Path, _candidates: &[String]) -> Arc<Snapshot> {
         if let Some(snap) = self.cached(dir) {
             return snap;
         }
-        let Some(generation) = self.fresh.stale() else {
-            self.fresh.reset();
-            return self.refresh(dir, candidates);
-        };
+        // nothing changed, but another directory (or none read yet): look at it now
+        let generation = self.fresh.stale().unwrap_or(0);
         self.fresh.ensure(dir, false);
         // a change noticed now may concern a file another poll asks for: check them all
         let snap = self.check(dir);
