@@ -18,6 +18,10 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
+    /// Notices changes to the installation's files (configuration, snippets, static files).
+    pub watch: Arc<crate::watch::FsWatch>,
+    /// The devices' certificate files, kept while unchanged.
+    pub certs: crate::certs::CertCache,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -35,10 +39,18 @@ pub fn normalize_prefix(p: &str) -> String {
 
 impl App {
     pub fn new(root: PathBuf, prefix: &str) -> App {
-        let config = ConfigStore::new(&root);
+        App::with_watch(root, prefix, &crate::watch::WatchOptions::from_env())
+    }
+
+    /// [`App::new`] with the given way of noticing file changes.
+    pub fn with_watch(root: PathBuf, prefix: &str, opts: &crate::watch::WatchOptions) -> App {
+        let watch = Arc::new(crate::watch::FsWatch::start(&root, opts));
+        let config = ConfigStore::watched(&root, watch.freshness());
         App {
-            snippets: SnippetStore::new(root.join("scripts")),
-            master: MasterSource::new(),
+            snippets: SnippetStore::watched(root.join("scripts"), watch.freshness()),
+            certs: crate::certs::CertCache::new(watch.freshness()),
+            master: MasterSource::watched(watch.freshness()),
+            watch,
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),

@@ -21,15 +21,17 @@
 //! [`decide`] is pure: the files it looks at come in as [`CertFiles`] (read by the shell with
 //! [`CertFiles::load`]), the file changes it wants come back as [`FileOp`]s.
 //!
-//! Files: `convert` (hex, DER/PEM, structure checks), `decide` (the poll's decision),
+//! Files: `cache` (the files kept in memory between changes), `convert` (hex, DER/PEM, structure checks), `decide` (the poll's decision),
 //! `vardump` (`mode=vardump` uploads), `files` (reading the files: the shell part).
 
+mod cache;
 mod convert;
 mod decide;
 mod files;
 mod vardump;
 
 pub use crate::fileop::FileOp;
+pub use cache::CertCache;
 pub use convert::*;
 pub use decide::{CertDecision, CertInput, CertReport, Command, decide, vardump_command};
 pub use files::read_ca_keys;

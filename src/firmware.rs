@@ -11,6 +11,7 @@
 //! time ask the master.
 
 use crate::config::Config;
+use crate::watch::Freshness;
 use crate::xml::Element;
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -127,8 +128,11 @@ struct CacheEntry {
 /// Looks up the master device's builds (cache, then online, then stale cache).
 pub struct MasterSource {
     client: reqwest::Client,
-    cache: Mutex<Option<(PathBuf, CacheEntry)>>,
+    /// The cache file last looked at and what it held (`None`: no such file).
+    cache: Mutex<Option<(PathBuf, Option<CacheEntry>)>>,
     fetching: tokio::sync::Mutex<()>,
+    /// With a file watcher: the cache file is looked at again only after a change.
+    fresh: Option<Freshness>,
 }
 
 impl Default for MasterSource {
@@ -151,17 +155,59 @@ impl MasterSource {
             client,
             cache: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            fresh: None,
         }
     }
 
+    /// A source that looks at the cache file only when `fresh` reports a possible change.
+    pub fn watched(fresh: Freshness) -> MasterSource {
+        MasterSource {
+            fresh: Some(fresh),
+            ..MasterSource::new()
+        }
+    }
+
+    /// What the cache file held when last looked at, while nothing changed since.
+    fn remembered(&self, path: &Path) -> Option<Option<(i64, Result<BoxInfo, String>)>> {
+        self.fresh.as_ref()?.stale().is_none().then_some(())?;
+        let guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (p, e) = guard.as_ref()?;
+        (p == path).then(|| {
+            e.as_ref()
+                .map(|e| (crate::clock::unix_secs(e.mtime), e.parsed.clone()))
+        })
+    }
+
     /// The cache file content, parsed once per file version. `None` when there is no file.
+    /// With a watcher, nothing is looked at while nothing changed.
     fn read_cache(&self, path: &Path, name: &str) -> Option<(i64, Result<BoxInfo, String>)> {
-        let meta = std::fs::metadata(path).ok()?;
+        if let Some(known) = self.remembered(path) {
+            return known;
+        }
+        let generation = self.fresh.as_ref().and_then(|f| {
+            if let Some(dir) = path.parent() {
+                f.ensure(dir, false);
+            }
+            f.stale()
+        });
+        let read = self.read_cache_file(path, name);
+        if let (Some(f), Some(g)) = (&self.fresh, generation) {
+            f.checked(g);
+        }
+        read
+    }
+
+    fn read_cache_file(&self, path: &Path, name: &str) -> Option<(i64, Result<BoxInfo, String>)> {
+        let Ok(meta) = std::fs::metadata(path) else {
+            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((path.to_path_buf(), None));
+            return None;
+        };
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
         let secs = crate::clock::unix_secs(mtime);
         {
             let guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((p, e)) = guard.as_ref()
+            if let Some((p, Some(e))) = guard.as_ref()
                 && p == path
                 && e.mtime == mtime
                 && e.len == meta.len()
@@ -175,11 +221,11 @@ impl MasterSource {
         };
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((
             path.to_path_buf(),
-            CacheEntry {
+            Some(CacheEntry {
                 mtime,
                 len: meta.len(),
                 parsed: parsed.clone(),
-            },
+            }),
         ));
         Some((secs, parsed))
     }
@@ -275,6 +321,10 @@ impl MasterSource {
                             notes,
                             info: Err(format!("cannot write to cache file {name}")),
                         };
+                    }
+                    // look at the new file at the next poll, notified yet or not
+                    if let Some(f) = &self.fresh {
+                        f.reset();
                     }
                     Ok(info)
                 }

@@ -31,11 +31,11 @@ use std::time::Duration;
 /// firmware files below `fw/`.
 pub fn routes(app: &App) -> Router<SharedApp> {
     let p = &app.prefix;
-    let fw = crate::safe_path::serve_dir(app.root.join("fw"));
+    let fw = crate::static_files::StaticDir::new(app.root.join("fw"), app.watch.freshness());
     Router::new()
         .route(&format!("{p}/update.php"), any(update_php))
         .route(&format!("{p}/update-migrate.php"), any(update_migrate))
-        .nest_service(&format!("{p}/fw"), fw)
+        .nest_service(&format!("{p}/fw"), Arc::new(fw).service())
 }
 
 /// The URL of `update.php` as this request reached it.
@@ -258,7 +258,7 @@ async fn lock_device(
 struct Prepared {
     loaded: Loaded,
     snippets: Arc<crate::snippets::Snapshot>,
-    certs: CertFiles,
+    certs: Arc<CertFiles>,
 }
 
 /// Reads the device's state, brings the snippet snapshot up to date for this request's
@@ -271,14 +271,37 @@ fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateS
     let cands = script::candidates(cfg, args);
     let snippets = app.snippets.refresh(&app.root.join(&cfg.times.dir), &cands);
     let certs = match (&cfg.customcerts, sn.is_empty()) {
-        (Some(cc), false) => CertFiles::load(&app.root, cc, sn),
-        _ => CertFiles::default(),
+        (Some(cc), false) => app.certs.load(&app.root, cc, sn),
+        _ => Arc::default(),
     };
     Prepared {
         loaded,
         snippets,
         certs,
     }
+}
+
+/// [`prepare`] from memory, without a system call: `None` when something must be read.
+fn prepare_cached(
+    app: &App,
+    cfg: &Config,
+    sn: &str,
+    store: Option<&StateStore>,
+) -> Option<Prepared> {
+    let loaded = match store {
+        Some(s) if !crate::php::empty(sn) => s.load_cached(sn)?,
+        _ => Loaded::Missing,
+    };
+    let snippets = app.snippets.cached(&app.root.join(&cfg.times.dir))?;
+    let certs = match (&cfg.customcerts, sn.is_empty()) {
+        (Some(cc), false) => app.certs.cached(&app.root, cc, sn)?,
+        _ => Arc::default(),
+    };
+    Some(Prepared {
+        loaded,
+        snippets,
+        certs,
+    })
 }
 
 /// Answers the update script's needs: the master device, reverse DNS, the snippet hook.
@@ -337,7 +360,9 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
     let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let started = std::time::Instant::now();
-    let prep = {
+    let prep = if let Some(p) = prepare_cached(app, &cfg, &sn, store.as_deref()) {
+        Some(p)
+    } else {
         let (app, cfg, args, store, sn) = (
             app.clone(),
             cfg.clone(),
@@ -370,6 +395,8 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
     } = output;
     if !file_ops.is_empty() {
         blocking(move || apply_file_ops(&root, &file_ops)).await;
+        // what is cached from those files is looked at again, notified yet or not
+        app.watch.bump();
     }
     if let (Some(store), Some(state)) = (store, state) {
         save_state(&store, &sn, state, &cfg);
@@ -426,6 +453,10 @@ async fn device_upload(
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
         let _logged = apply_file_ops(&app2.root, &ops);
+        // certificate files are cached (backups are not)
+        if mode == "vardump" && !ops.is_empty() {
+            app2.watch.bump();
+        }
         let state = ans.state_to_write().cloned();
         (status, ans.out, state, sn, cfg)
     })

@@ -5,8 +5,8 @@
 //! - [`config`]: types and accessors, the PHP merge, the typed sections (reading the files
 //!   and re-reading them on change, `config::ConfigStore`, is its shell part);
 //! - [`script`]: the poll's update script; [`firmware`]: naming and parsing;
-//! - [`certs`]: conversions, the decision, `mode=vardump` (reading `certs/`, `CertFiles::load`
-//!   and `read_ca_keys`, is its shell part);
+//! - [`certs`]: conversions, the decision, `mode=vardump` (reading `certs/`, `CertFiles::load`,
+//!   `read_ca_keys` and the `CertCache`, is its shell part);
 //! - [`backup`]: filtering, rotation, the plan of file changes (listing and reading the
 //!   backups, `backup::store`, is its shell part);
 //! - [`queries`], [`answer`], [`request`], [`fileop`], [`upload_trust`] (forcetrust for the
@@ -15,7 +15,8 @@
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
 //! [`conn`] (connections), [`app`] (shared handler state), [`respond`], [`http`] (device
 //! endpoints; it also applies the [`fileop::FileOp`]s), [`trust`], [`state`] (the state files), [`snippets`] (the snippet
-//! directory), the master lookup in [`firmware`], [`hooks`], [`admin`], [`clock`].
+//! directory), the master lookup in [`firmware`], [`hooks`], [`admin`], [`clock`], [`watch`]
+//! (noticing file changes without a system call per request), [`static_files`] (`fw/`, `web/`).
 
 pub mod admin;
 pub mod answer;
@@ -41,6 +42,8 @@ pub mod script;
 pub mod server;
 pub mod snippets;
 pub mod state;
+pub mod static_files;
 pub mod trust;
 pub mod upload_trust;
+pub mod watch;
 pub mod xml;

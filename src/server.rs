@@ -70,7 +70,8 @@ pub fn router(app: SharedApp) -> Router {
 pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
     let app = admin.core.clone();
     let p = app.prefix.clone();
-    let web = crate::safe_path::serve_dir(app.root.join("web"));
+    let web = crate::static_files::StaticDir::new(app.root.join("web"), app.watch.freshness());
+    let web = Arc::new(web).service();
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
         .merge(crate::admin::routes(&p).with_state(admin.clone()));

@@ -5,8 +5,10 @@
 //! to the CHECK signature. Before a poll it is brought up to date cheaply: one `stat` of the
 //! directory (a created, deleted or renamed file changes its modification time) and one
 //! `stat` of each candidate file that exists (an in-place edit changes the file's). Only what
-//! changed is read again.
+//! changed is read again. With a [`Freshness`] from the file watcher even that happens only
+//! after a notification or rescan tick: a warm poll makes no system call here.
 
+use crate::watch::{Freshness, FsWatch};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -99,6 +101,7 @@ struct Inner {
 /// The snippet directory, kept current.
 pub struct SnippetStore {
     inner: RwLock<Inner>,
+    fresh: Freshness,
 }
 
 fn secs(t: SystemTime) -> i64 {
@@ -126,8 +129,15 @@ fn read_entry(path: &Path, mtime: SystemTime, len: u64) -> Entry {
 }
 
 impl SnippetStore {
+    /// A store that checks the files on every `refresh`.
     pub fn new(dir: PathBuf) -> SnippetStore {
+        SnippetStore::watched(dir, Arc::new(FsWatch::always_check()).freshness())
+    }
+
+    /// A store that checks the files only when `fresh` reports a possible change.
+    pub fn watched(dir: PathBuf, fresh: Freshness) -> SnippetStore {
         SnippetStore {
+            fresh,
             inner: RwLock::new(Inner {
                 dir,
                 dir_mtime: None,
@@ -138,9 +148,34 @@ impl SnippetStore {
     }
 
     /// Brings the store up to date for a poll that will look at `candidates` (file names
-    /// inside the directory) and returns the snapshot to use. `dir` is the configured
+    /// inside the directory; after a change every known file is checked, as the change may
+    /// concern another poll's candidates) and returns the snapshot to use. `dir` is the configured
     /// directory; when it differs from the last one, everything is read again.
-    pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
+    pub fn refresh(&self, dir: &Path, _candidates: &[String]) -> Arc<Snapshot> {
+        if let Some(snap) = self.cached(dir) {
+            return snap;
+        }
+        // nothing changed, but another directory (or none read yet): look at it now
+        let generation = self.fresh.stale().unwrap_or(0);
+        self.fresh.ensure(dir, false);
+        // a change noticed now may concern a file another poll asks for: check them all
+        let snap = self.check(dir);
+        self.fresh.checked(generation);
+        snap
+    }
+
+    /// The snapshot of `dir` while nothing changed since it was checked (no system call);
+    /// `None` when [`SnippetStore::refresh`] must look at the files.
+    pub fn cached(&self, dir: &Path) -> Option<Arc<Snapshot>> {
+        if self.fresh.stale().is_some() {
+            return None;
+        }
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        (inner.dir == dir && inner.dir_mtime.is_some()).then(|| inner.snapshot.clone())
+    }
+
+    /// Looks at the directory and its known files, reads what changed.
+    fn check(&self, dir: &Path) -> Arc<Snapshot> {
         let dir_mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
         let mut changed_files: Vec<Changed> = Vec::new();
         let mut vanished: Vec<String> = Vec::new();
@@ -148,10 +183,12 @@ impl SnippetStore {
             let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
             let same_dir = inner.dir == dir && inner.dir_mtime == dir_mtime && dir_mtime.is_some();
             if same_dir {
-                for name in candidates {
-                    let Some(entry) = inner.entries.get(name) else {
-                        continue;
-                    };
+                // unreadable ones (directories, dangling links) wait for a directory change
+                for (name, entry) in inner
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.snippet.content.is_ok())
+                {
                     match std::fs::metadata(dir.join(name)) {
                         Ok(m) => {
                             let mt = m.modified().unwrap_or(UNIX_EPOCH);
@@ -297,5 +334,29 @@ mod tests {
         assert!(s.get("d.txt").is_some_and(|x| x.content.is_err()));
         #[cfg(unix)]
         assert!(s.get("l.txt").is_some_and(|x| x.content.is_err()));
+    }
+
+    #[test]
+    fn without_notifications_the_rescan_sees_a_new_file() {
+        use crate::watch::{FsWatch, WatchOptions};
+        let dir = tempfile::tempdir().expect("tmp");
+        let opts = WatchOptions {
+            notify: false,
+            rescan: std::time::Duration::from_millis(20),
+        };
+        let watch = Arc::new(FsWatch::start(dir.path(), &opts));
+        let store = SnippetStore::watched(dir.path().to_path_buf(), watch.freshness());
+        let cands = vec!["a.txt".to_string()];
+        assert!(store.refresh(dir.path(), &cands).get("a.txt").is_none());
+        std::fs::write(dir.path().join("a.txt"), "one").expect("write");
+        let mut seen = false;
+        for _ in 0..500 {
+            if store.refresh(dir.path(), &cands).get("a.txt").is_some() {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(seen);
     }
 }

@@ -318,6 +318,18 @@ impl StateStore {
         loaded
     }
 
+    /// [`StateStore::load`] from memory only (a pending write, the cache, or a device the
+    /// complete index does not know); `None` when the file must be read.
+    pub fn load_cached(&self, sn: &str) -> Option<Loaded> {
+        if let Some(el) = self.writer.pending(sn) {
+            return Some(Loaded::Ok(el));
+        }
+        if let Some(el) = self.cache.get(sn) {
+            return Some(Loaded::Ok(el));
+        }
+        (self.index.is_complete() && !self.index.contains(sn)).then_some(Loaded::Missing)
+    }
+
     /// Reads and parses the file of `sn` (a pending write first).
     fn read_file(&self, sn: &str) -> Loaded {
         if let Some(el) = self.writer.pending(sn) {

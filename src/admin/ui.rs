@@ -163,9 +163,11 @@ async fn delfile(ctx: &Ctx) -> Answer {
     let rel = files::deletable(&ctx.cfg, &sn, &file).map_err(|e| AdminError::bad(e.to_string()))?;
     let path = ctx.app.root.join(&rel);
     let who = ctx.peer;
+    let watch = ctx.app.watch.clone();
     let done = blocking(move || match std::fs::remove_file(&path) {
         Ok(()) => {
             tracing::info!("admin at {who} deleted {rel}");
+            watch.bump();
             true
         }
         Err(_) => false,

@@ -127,6 +127,7 @@ async fn accept(
     let file = target.file.clone();
     match blocking(move || crate::state::write_atomic(&path, &cert)).await? {
         Ok(()) => {
+            app.watch.bump();
             tracing::info!(
                 "admin '{}' at {} uploaded {file}",
                 s.user,

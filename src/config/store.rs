@@ -1,7 +1,9 @@
 //! Reading the configuration files and re-reading them when they change (the shell part of
-//! the configuration).
+//! the configuration). With a [`Freshness`] from the file watcher, the files are looked at
+//! only after a notification or rescan tick; in between `get` makes no system call.
 
 use super::{BUILTIN_DEFAULTS, Config, ConfigError, Source};
+use crate::watch::{Freshness, FsWatch};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -68,26 +70,47 @@ fn fingerprint(root: &Path) -> Fingerprint {
 pub struct ConfigStore {
     root: PathBuf,
     current: RwLock<(Fingerprint, Result<Arc<Config>, ConfigError>)>,
+    fresh: Freshness,
 }
 
 impl ConfigStore {
+    /// A store that looks at the files on every `get`.
     pub fn new(root: &Path) -> ConfigStore {
+        ConfigStore::watched(root, Arc::new(FsWatch::always_check()).freshness())
+    }
+
+    /// A store that looks at the files only when `fresh` reports a possible change.
+    pub fn watched(root: &Path, fresh: Freshness) -> ConfigStore {
         let fp = fingerprint(root);
         let cfg = Config::load(root).map(Arc::new);
         ConfigStore {
             root: root.to_path_buf(),
             current: RwLock::new((fp, cfg)),
+            fresh,
         }
     }
 
     /// The configuration as the files are now; re-reads them only when they changed.
     pub fn get(&self) -> Result<Arc<Config>, ConfigError> {
-        let fp = fingerprint(&self.root);
-        if let Ok(guard) = self.current.read() {
-            if guard.0 == fp {
+        let Some(generation) = self.fresh.stale() else {
+            if let Ok(guard) = self.current.read() {
                 return guard.1.clone();
             }
+            return self.reload(fingerprint(&self.root));
+        };
+        let fp = fingerprint(&self.root);
+        if let Ok(guard) = self.current.read()
+            && guard.0 == fp
+        {
+            self.fresh.checked(generation);
+            return guard.1.clone();
         }
+        let loaded = self.reload(fp);
+        self.fresh.checked(generation);
+        loaded
+    }
+
+    fn reload(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
         let loaded = Config::load(&self.root).map(Arc::new);
         match &loaded {
             Ok(_) => tracing::info!("configuration (re)loaded"),

@@ -180,6 +180,33 @@ fn broken_user_config_names_the_file() {
 }
 
 #[test]
+fn without_notifications_the_rescan_sees_a_changed_user_config() {
+    use crate::watch::{FsWatch, WatchOptions};
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+    let user = dir.path().join("config/user-config.xml");
+    std::fs::write(&user, r#"<config><status dir="one"/></config>"#).expect("write");
+    let opts = WatchOptions {
+        notify: false,
+        rescan: std::time::Duration::from_millis(20),
+    };
+    let watch = std::sync::Arc::new(FsWatch::start(dir.path(), &opts));
+    let store = ConfigStore::watched(dir.path(), watch.freshness());
+    let dir_of = |s: &ConfigStore| s.get().expect("config").status_dir().map(str::to_string);
+    assert_eq!(dir_of(&store).as_deref(), Some("one"));
+    std::fs::write(&user, r#"<config><status dir="two"/></config>"#).expect("edit");
+    let mut seen = None;
+    for _ in 0..500 {
+        seen = dir_of(&store);
+        if seen.as_deref() == Some("two") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(seen.as_deref(), Some("two"));
+}
+
+#[test]
 fn a_single_tag_merged_by_name_keeps_its_text() {
     let c = load(
         r#"<config><queries><query id="admin"><cmd>mod cmd OTHER</cmd></query></queries></config>"#,

@@ -111,12 +111,18 @@ pub fn exchange<S: Read + Write>(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(e) => return Err(e),
     }
-    parse_response(&raw)
+    // the answer to HEAD has no body, whatever its Content-Length says
+    parse_answer(&raw, method.eq_ignore_ascii_case("HEAD"))
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no HTTP answer"))
 }
 
 /// Parses a complete HTTP/1.1 response (Content-Length, chunked, or to EOF).
 pub fn parse_response(raw: &[u8]) -> Option<Response> {
+    parse_answer(raw, false)
+}
+
+/// [`parse_response`]; `to_head`: the answer to a HEAD request (no body).
+fn parse_answer(raw: &[u8], to_head: bool) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
@@ -131,7 +137,10 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
     });
-    let body = if chunked {
+    // 1xx, 204 and 304 answers have no body (RFC 9112 §6.3), whatever their headers say
+    let body = if to_head || status / 100 == 1 || status == 204 || status == 304 {
+        Vec::new()
+    } else if chunked {
         let mut out = Vec::new();
         let mut r = rest;
         loop {
