@@ -18,6 +18,8 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
+    /// Staged rollout states (`rollouts/ID.xml`), see [`crate::rollout::store`].
+    pub rollouts: crate::rollout::RolloutStore,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -39,6 +41,7 @@ impl App {
         App {
             snippets: SnippetStore::new(root.join("scripts")),
             master: MasterSource::new(),
+            rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
@@ -77,6 +80,7 @@ impl App {
         for s in self.stores() {
             s.flush().await;
         }
+        self.rollouts.write_dirty();
     }
 
     /// [`Self::flush_pending`] for a thread outside the runtime (blocks it).
@@ -84,6 +88,7 @@ impl App {
         for s in self.stores() {
             s.flush_blocking();
         }
+        self.rollouts.write_dirty();
     }
 }
 
