@@ -140,6 +140,7 @@ pub async fn serve(
         },
     );
     let _warming = crate::admin::warm_up(admin.clone());
+    let _rollouts = crate::rollout::store::start_ticker(app.clone());
     let router = router_with(admin);
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();

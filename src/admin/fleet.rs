@@ -60,7 +60,7 @@ pub fn collect_rows(
     let mut rows: Vec<status::Row> = views
         .into_iter()
         .map(|v| row_files(app, cfg, v, &certs, false))
-        .filter(|r| query.is_empty() || query.matches(&r.fields(), clock))
+        .filter(|r| query.is_empty() || query.matches_in(&r.fields(), clock, &cfg.rollouts))
         .collect();
     sort.apply(&mut rows);
     if with_backups {

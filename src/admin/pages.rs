@@ -52,6 +52,8 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
             master_of(&app.root, &cfg),
         );
         let html = status::render_body_sorted(&sctx, &rows, &f, &sort, total, limit);
+        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf, sctx.now);
+        let html = format!("{panel}{html}");
         tracing::debug!(
             devices = total,
             matching = rows.len(),

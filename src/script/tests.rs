@@ -67,6 +67,7 @@ impl Case {
             certs: &CertFiles::default(),
             hook_configured: self.hook,
             now: NOW,
+            rollouts: &[],
         };
         build(&input, &self.resolved)
     }
