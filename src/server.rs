@@ -166,6 +166,9 @@ pub async fn serve(
         _ = shutdown => tracing::info!("shutting down"),
         _ = tasks.join_next() => {}
     }
+    drop(_rollouts);
+    let core = app.clone();
+    crate::app::blocking(move || core.rollouts.write_dirty()).await;
     Ok(())
 }
 
