@@ -1,6 +1,7 @@
 //! The shell of the rollouts: their states in memory ([`RolloutStore`], one per installation,
 //! in `App`), loaded from `rollouts/ID.xml` under the installation root the first time a
-//! configured rollout is used, and written behind: a ticker ([`start_ticker`]) advances
+//! configured rollout is used (and moved on at once: a new rollout opens its first wave), and
+//! written behind: a ticker ([`start_ticker`]) advances
 //! every rollout each second and writes the changed ones atomically (temporary file, then
 //! rename). A state file whose rollout is no longer configured is left alone; a broken file,
 //! or one written for other target builds, starts the rollout afresh (logged).
@@ -94,11 +95,17 @@ impl RolloutStore {
                 let target_same = map.get(&r.id).is_some_and(|e| {
                     e.rollout.firmware == r.firmware && e.rollout.bootcode == r.bootcode
                 });
-                let state = match map.remove(&r.id) {
+                let mut state = match map.remove(&r.id) {
                     Some(e) if target_same => e.state,
                     _ => self.load(r),
                 };
-                let dirty = false;
+                // at once, so the first poll after loading sees the first wave open
+                let changes = advance(r, &state, &|_| false, crate::clock::now());
+                for c in &changes {
+                    tracing::info!("rollout {}: {c}", r.id);
+                    state.apply(c);
+                }
+                let dirty = !changes.is_empty();
                 map.insert(
                     r.id.clone(),
                     Entry {

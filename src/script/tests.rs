@@ -7,6 +7,7 @@ mod device;
 mod firmware;
 mod https;
 mod replay;
+mod rollouts;
 mod urlmod;
 
 use super::candidates::environments;
