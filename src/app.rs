@@ -22,6 +22,8 @@ pub struct App {
     pub watch: Arc<crate::watch::FsWatch>,
     /// The devices' certificate files, kept while unchanged.
     pub certs: crate::certs::CertCache,
+    /// Staged rollout states (`rollouts/ID.xml`), see [`crate::rollout::store`].
+    pub rollouts: crate::rollout::RolloutStore,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -51,6 +53,7 @@ impl App {
             certs: crate::certs::CertCache::new(watch.freshness()),
             master: MasterSource::watched(watch.freshness()),
             watch,
+            rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
@@ -89,6 +92,7 @@ impl App {
         for s in self.stores() {
             s.flush().await;
         }
+        self.rollouts.write_dirty();
     }
 
     /// [`Self::flush_pending`] for a thread outside the runtime (blocks it).
@@ -96,6 +100,7 @@ impl App {
         for s in self.stores() {
             s.flush_blocking();
         }
+        self.rollouts.write_dirty();
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Config {
     pub customcerts: Option<CustomCerts>,
     pub queries: Queries,
     pub server: ServerSettings,
+    /// Staged firmware rollouts (`<rollouts>`, our extension; none without it).
+    pub rollouts: Vec<crate::rollout::Rollout>,
     /// Where the pieces came from, for messages.
     pub sources: Vec<String>,
 }

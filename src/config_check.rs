@@ -73,6 +73,7 @@ const RULES: &[Rule] = &[
             "snippethook",
             "migrate",
             "api",
+            "rollouts",
         ],
     ),
     rule(
@@ -199,6 +200,14 @@ const RULES: &[Rule] = &[
     rule("snippethook", &["exec", "timeout"], &[]),
     rule("migrate", &["url", "all"], &[]),
     rule("api", &["token"], &[]),
+    rule("rollouts", &[], &["rollout"]),
+    rule(
+        "rollout",
+        &[
+            "id", "firmware", "bootcode", "applies", "waves", "success", "halt", "soak", "timeout",
+        ],
+        &["applies"],
+    ),
 ];
 
 /// Settings that are whole numbers (an empty value means "not set" and is fine).

@@ -336,6 +336,8 @@ async fn build_poll(
     prep: &Prepared,
 ) -> script::PollOutput {
     let script_url = script_url(app, info);
+    let sn = args.get("sn").unwrap_or_default();
+    let rollouts = app.rollouts.for_device(&cfg.rollouts, &sn);
     let input = PollInput {
         config: cfg,
         args,
@@ -346,14 +348,17 @@ async fn build_poll(
         certs: &prep.certs,
         hook_configured: cfg.server.hook_exec.is_some(),
         now: crate::clock::now(),
+        rollouts: &rollouts,
     };
     let resolver = PollResolver { app, cfg };
-    script::build_resolving(&input, &resolver)
+    let output = script::build_resolving(&input, &resolver)
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "poll");
             script::PollOutput::internal_error()
-        })
+        });
+    app.rollouts.apply(&cfg.rollouts, &output.rollout_changes);
+    output
 }
 
 async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> Response {
@@ -392,6 +397,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         body,
         state,
         file_ops,
+        ..
     } = output;
     if !file_ops.is_empty() {
         blocking(move || apply_file_ops(&root, &file_ops)).await;

@@ -37,6 +37,7 @@ pub mod php;
 pub mod queries;
 pub mod request;
 pub mod respond;
+pub mod rollout;
 pub mod safe_path;
 pub mod script;
 pub mod server;

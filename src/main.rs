@@ -1,4 +1,4 @@
-//! The `update-server` command: `serve`, `check-config`, `simulate`.
+//! The `update-server` command: `serve`, `check-config`, `simulate`, `rollout-plan`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -59,6 +59,15 @@ enum Command {
     },
     /// Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash.
     HashPassword,
+    /// Print which devices (from the status directory) fall in which wave of a staged
+    /// rollout, and what the rollout recorded for them; changes nothing.
+    RolloutPlan {
+        /// The installation directory.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// The rollout's id (<rollout id=…> in the configuration).
+        id: String,
+    },
     /// Print the completion script for a shell.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -120,6 +129,9 @@ fn main() -> ExitCode {
             query,
         } => with_runtime(|rt| simulate(rt, root, &prefix, &host, &query)),
         Command::HashPassword => return update_server::cli_tools::hash_password(),
+        Command::RolloutPlan { root, id } => update_server::rollout::plan::run(&root, &id)
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string()),
         Command::Completions { shell } => {
             return update_server::cli_tools::completions(Cli::command(), shell);
         }

@@ -19,7 +19,7 @@
 //!
 //! Files: `candidates` (snippet names), `ctx` (the run's state and output helpers),
 //! `steps` (the order and the early steps), `commands` (queries, times), `upgrade`
-//! (firmware), `identity` (forcetrust), `urlmod` (URL rewriting), `delivery` (hook, CHECK,
+//! (firmware; `rollouts` for devices in a staged rollout), `identity` (forcetrust), `urlmod` (URL rewriting), `delivery` (hook, CHECK,
 //! snippets).
 
 mod candidates;
@@ -27,6 +27,7 @@ mod commands;
 mod ctx;
 mod delivery;
 mod identity;
+mod rollouts;
 mod steps;
 mod upgrade;
 mod urlmod;
@@ -93,6 +94,9 @@ pub struct PollInput<'a> {
     pub hook_configured: bool,
     /// The clock (unix seconds), read once per poll.
     pub now: i64,
+    /// The state of each configured rollout as this device sees it (by rollout id; see
+    /// `rollout::RolloutStore::for_device`). Empty without `<rollouts>`.
+    pub rollouts: &'a [(String, crate::rollout::RolloutState)],
 }
 
 /// The result of a poll.
@@ -102,6 +106,8 @@ pub struct PollOutput {
     /// The device state to write, if any.
     pub state: Option<Element>,
     pub file_ops: Vec<FileOp>,
+    /// What the poll changes in the rollouts (rollout id, change).
+    pub rollout_changes: Vec<(String, crate::rollout::Change)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +123,7 @@ impl PollOutput {
             body: b"# internal error - exit\r\n".to_vec(),
             state: None,
             file_ops: Vec::new(),
+            rollout_changes: Vec::new(),
         }
     }
 }
@@ -132,6 +139,7 @@ pub fn build(inp: &PollInput<'_>, resolved: &Resolved) -> Outcome {
             state: ctx.ans.state_to_write().cloned(),
             body: ctx.ans.out,
             file_ops: ctx.file_ops,
+            rollout_changes: ctx.rollout_changes,
         }),
     }
 }

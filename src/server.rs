@@ -141,6 +141,7 @@ pub async fn serve(
         },
     );
     let _warming = crate::admin::warm_up(admin.clone());
+    let _rollouts = crate::rollout::store::start_ticker(app.clone());
     let router = router_with(admin);
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
@@ -166,6 +167,9 @@ pub async fn serve(
         _ = shutdown => tracing::info!("shutting down"),
         _ = tasks.join_next() => {}
     }
+    drop(_rollouts);
+    let core = app.clone();
+    crate::app::blocking(move || core.rollouts.write_dirty()).await;
     Ok(())
 }
 

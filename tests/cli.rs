@@ -335,3 +335,48 @@ fn hash_password_refuses_an_empty_password() {
         assert!(err.contains("empty password refused"), "{err}");
     }
 }
+
+#[test]
+fn rollout_plan_lists_the_devices_by_wave_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/><status dir="status"/>
+           <rollouts><rollout id="r1" firmware="140010" applies="phone" waves="50,100"/></rollouts></config>"#,
+        &[],
+    );
+    common::seed_fleet(&root, common::unix_now());
+    let out = bin()
+        .args(["rollout-plan", "--root"])
+        .arg(&root)
+        .arg("r1")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("rollout r1: firmware 140010, boot code unchanged\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wave 1 (50%): ") && text.contains("wave 2 (100%): "),
+        "{text}"
+    );
+    assert!(
+        text.contains(common::SN_RECEPTION),
+        "the IP232 is in scope: {text}"
+    );
+    assert!(!root.join("rollouts").exists(), "nothing written");
+    let out = bin()
+        .args(["rollout-plan", "--root"])
+        .arg(&root)
+        .arg("nope")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no rollout 'nope'"));
+}

@@ -25,11 +25,14 @@ use std::sync::Arc;
 
 /// The API's paths (below the prefix) and methods; the OpenAPI document describes exactly
 /// these (checked by its test).
-pub const PATHS: [(&str, &[&str]); 4] = [
+pub const PATHS: [(&str, &[&str]); 6] = [
     ("/api/devices", &["get"]),
     ("/api/devices.csv", &["get"]),
     ("/api/devices/{sn}", &["get", "delete"]),
     ("/api/openapi.json", &["get"]),
+    // routed in `super::rollouts`
+    ("/api/rollouts", &["get"]),
+    ("/api/rollouts/{id}/{action}", &["post"]),
 ];
 
 /// The API routes below `prefix`.
@@ -42,10 +45,11 @@ pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
             get(device).delete(forget_device),
         )
         .route(&format!("{prefix}{}", PATHS[3].0), get(openapi_json))
+        .merge(super::rollouts::routes(prefix))
 }
 
 /// Who sends an API request.
-enum Caller {
+pub(super) enum Caller {
     Session(session::Session),
     Token,
 }
@@ -97,7 +101,7 @@ async fn api_caller(
 
 /// The configuration for an API request and who sends it, or the refusal (configuration
 /// error, no session or token).
-async fn api_config(
+pub(super) async fn api_config(
     app: &SharedAdmin,
     meta: &ConnMeta,
     headers: &HeaderMap,
@@ -232,32 +236,8 @@ pub async fn forget_device(
     headers: HeaderMap,
 ) -> Answer {
     let (cfg, caller) = api_config(&app, &meta, &headers).await?;
-    let peer = meta.peer.ip().to_canonical();
-    let who = match &caller {
-        Caller::Session(s) => {
-            let given = headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| {
-                    Args::parse(uri.query().unwrap_or(""))
-                        .get("csrf")
-                        .map(|c| c.into_owned())
-                });
-            if !session::csrf_ok(&s.csrf, given.as_deref()) {
-                tracing::warn!(
-                    "refused DELETE api/devices/{} from {peer}: bad CSRF token",
-                    crate::answer::comment_safe(&sn)
-                );
-                return Err(AdminError::json(
-                    StatusCode::FORBIDDEN,
-                    "bad or missing CSRF token",
-                ));
-            }
-            format!("admin '{}' at {peer}", s.user)
-        }
-        Caller::Token => format!("API token user at {peer}"),
-    };
+    let what = format!("DELETE api/devices/{}", crate::answer::comment_safe(&sn));
+    let who = changer(&caller, &headers, &uri, meta.peer.ip(), &what)?;
     crate::request::check_name("sn", sn.as_bytes())
         .map_err(|e| AdminError::json(StatusCode::BAD_REQUEST, e.to_string()))?;
     let Some(store) = app.states(&cfg) else {
@@ -284,6 +264,40 @@ pub async fn forget_device(
         StatusCode::OK,
         serde_json::json!({ "deleted": true, "sn": sn, "msg": Flash::StatusDeleted.key() }),
     ))
+}
+
+/// Who makes a change through the API, for the log: a session must send its CSRF token
+/// (`X-CSRF-Token` or `?csrf=`); the API token is enough by itself.
+pub(super) fn changer(
+    caller: &Caller,
+    headers: &HeaderMap,
+    uri: &Uri,
+    peer: std::net::IpAddr,
+    what: &str,
+) -> Result<String, AdminError> {
+    let peer = peer.to_canonical();
+    Ok(match caller {
+        Caller::Session(s) => {
+            let given = headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    Args::parse(uri.query().unwrap_or(""))
+                        .get("csrf")
+                        .map(|c| c.into_owned())
+                });
+            if !session::csrf_ok(&s.csrf, given.as_deref()) {
+                tracing::warn!("refused {what} from {peer}: bad CSRF token");
+                return Err(AdminError::json(
+                    StatusCode::FORBIDDEN,
+                    "bad or missing CSRF token",
+                ));
+            }
+            format!("admin '{}' at {peer}", s.user)
+        }
+        Caller::Token => format!("API token user at {peer}"),
+    })
 }
 
 /// `api/devices/SN`: one device.

@@ -87,7 +87,7 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
             },
             entry,
         })
-        .filter(|c| query.is_empty() || query.matches(&c.fields(), clock))
+        .filter(|c| query.is_empty() || query.matches_in(&c.fields(), clock, &cfg.rollouts))
         .collect();
     sort.apply(&mut devices);
     Matching { devices, total }

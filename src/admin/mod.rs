@@ -37,6 +37,7 @@ pub mod order;
 mod pages;
 pub mod query;
 mod respond;
+mod rollouts;
 mod router;
 pub mod session;
 pub mod show;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 fn filter_params(paged: bool) -> Value {
     let mut p = vec![
         json!({ "name": "filter", "in": "query", "required": false,
-            "description": "Filter terms, all must hold: free words (whole words of any field), field:value (sn, type, name, ip, phase, env, class, fw, boot; whole value), is:STATE (missing, present, csr, signed, certerror, fwpending, unreadable); * and ? wildcards, \"quoted values\", -term negates.",
+            "description": "Filter terms, all must hold: free words (whole words of any field), field:value (sn, type, name, ip, phase, env, class, fw, boot; whole value), is:STATE (missing, present, csr, signed, certerror, fwpending, unreadable), rollout:ID, wave:N; * and ? wildcards, \"quoted values\", -term negates.",
             "schema": { "type": "string", "maxLength": 256 }, "example": "type:ip2* -is:missing" }),
         json!({ "name": "sort", "in": "query", "required": false,
             "description": "Sort key, a leading - for descending (default: sn).",
@@ -135,6 +135,15 @@ fn schemas() -> Value {
     })
 }
 
+fn with_rollouts(mut paths: Value) -> Value {
+    if let (Some(p), Value::Object(more)) =
+        (paths.as_object_mut(), super::rollouts::openapi_paths())
+    {
+        p.extend(more);
+    }
+    paths
+}
+
 /// The document, for an installation below `prefix`.
 pub fn document(prefix: &str) -> Value {
     json!({
@@ -142,7 +151,7 @@ pub fn document(prefix: &str) -> Value {
         "info": { "title": "update-server API", "version": env!("CARGO_PKG_VERSION") },
         "servers": [{ "url": if prefix.is_empty() { "/" } else { prefix } }],
         "security": [{ "bearer": [] }, { "session": [] }],
-        "paths": paths(),
+        "paths": with_rollouts(paths()),
         "components": {
             "schemas": schemas(),
             "securitySchemes": {

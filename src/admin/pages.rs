@@ -55,6 +55,8 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
             };
             status::render_page(sctx, &page, &f, &sort)
         });
+        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf, crate::clock::now());
+        let html = format!("{panel}{html}");
         tracing::debug!(
             devices = m.total,
             matching = m.devices.len(),

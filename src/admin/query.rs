@@ -14,11 +14,16 @@
 //!   certificate waits for the device), `certerror` (the device reported a certificate
 //!   request error, or its error file is there), `fwpending` (a firmware or boot code update
 //!   was sent and the device does not report that build yet), `unreadable`;
+//! - `rollout:ID`: the device is in the scope of the staged rollout `ID`; `wave:N`: it falls
+//!   in wave `N` (1-based) of the rollouts named by `rollout:` terms, or of any configured
+//!   rollout without one (both need the rollouts, [`Query::matches_in`]; an unknown rollout
+//!   matches no device);
 //! - `*` and `?` are wildcards everywhere, `"…"` quotes a value with spaces, a leading `-`
 //!   negates a term; all terms must hold.
 //!
 //! An unknown `field:` or `is:` is a [`QueryError`] the pages show to the user.
 
+use crate::rollout::Rollout;
 use regex::Regex;
 use thiserror::Error;
 
@@ -63,9 +68,11 @@ pub enum QueryError {
     OpenQuote,
     #[error("more than {MAX_TERMS} filter terms")]
     TooManyTerms,
+    #[error("'wave:' needs a wave number from 1")]
+    BadWave,
 }
 
-const FIELD_NAMES: &str = "sn, type, name, ip, phase, env, class, fw, boot, is";
+const FIELD_NAMES: &str = "sn, type, name, ip, phase, env, class, fw, boot, is, rollout, wave";
 const STATE_NAMES: &str = "missing, present, csr, signed, certerror, fwpending, unreadable";
 
 /// Longest filter text looked at (characters; the rest is ignored).
@@ -104,6 +111,10 @@ enum Test {
     /// The whole value of one field.
     Field(Field, Regex),
     State(State),
+    /// In the scope of this rollout.
+    Rollout(String),
+    /// In this wave (0-based) of the named rollouts (of any without `rollout:` terms).
+    Wave(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +215,14 @@ fn term(token: &str) -> Result<Option<Term>, QueryError> {
             if value.is_empty() {
                 return Err(QueryError::EmptyValue(name.to_string()));
             }
-            if name.eq_ignore_ascii_case("is") {
+            if name.eq_ignore_ascii_case("rollout") {
+                Test::Rollout(value.to_string())
+            } else if name.eq_ignore_ascii_case("wave") {
+                match value.parse::<usize>() {
+                    Ok(n) if n >= 1 => Test::Wave(n - 1),
+                    _ => return Err(QueryError::BadWave),
+                }
+            } else if name.eq_ignore_ascii_case("is") {
                 Test::State(state_of(value).ok_or_else(|| QueryError::UnknownState(value.into()))?)
             } else {
                 let field =
@@ -266,20 +284,65 @@ impl Query {
         self.terms.is_empty()
     }
 
-    /// Whether every term holds for the device.
+    /// Whether every term holds for the device (no rollouts configured).
     pub fn matches(&self, f: &Fields<'_>, c: Clock) -> bool {
-        self.terms.iter().all(|t| t.negated != t.test.holds(f, c))
+        self.matches_in(f, c, &[])
+    }
+
+    /// Whether every term holds for the device, with the configured rollouts.
+    pub fn matches_in(&self, f: &Fields<'_>, c: Clock, rollouts: &[Rollout]) -> bool {
+        let named: Vec<&Rollout> = self
+            .terms
+            .iter()
+            .filter_map(|t| match &t.test {
+                Test::Rollout(id) if !t.negated => rollouts.iter().find(|r| &r.id == id),
+                _ => None,
+            })
+            .collect();
+        let named = if named.is_empty() {
+            rollouts.iter().collect()
+        } else {
+            named
+        };
+        let ctx = RolloutCtx {
+            all: rollouts,
+            named: &named,
+        };
+        self.terms
+            .iter()
+            .all(|t| t.negated != t.test.holds(f, c, &ctx))
     }
 }
 
+/// The rollouts `rollout:` and `wave:` look at.
+struct RolloutCtx<'a> {
+    all: &'a [Rollout],
+    /// Named by `rollout:` terms, else all.
+    named: &'a [&'a Rollout],
+}
+
 impl Test {
-    fn holds(&self, f: &Fields<'_>, c: Clock) -> bool {
+    fn holds(&self, f: &Fields<'_>, c: Clock, r: &RolloutCtx<'_>) -> bool {
         match self {
             Test::Word(re) => texts(f, c).iter().any(|t| re.is_match(t)),
             Test::Field(field, re) => field_holds(*field, re, f),
             Test::State(s) => state_holds(*s, f, c),
+            Test::Rollout(id) => r
+                .all
+                .iter()
+                .find(|x| &x.id == id)
+                .is_some_and(|x| in_scope(x, f)),
+            Test::Wave(w) => r
+                .named
+                .iter()
+                .any(|x| in_scope(x, f) && crate::rollout::wave_of(x, f.sn) == Some(*w)),
         }
     }
+}
+
+fn in_scope(r: &Rollout, f: &Fields<'_>) -> bool {
+    let owned = |s: &str| list(s).map(str::to_string).collect::<Vec<_>>();
+    !f.unreadable && r.in_scope(&owned(f.classes), &owned(f.environments))
 }
 
 /// The texts free words look at.
@@ -510,5 +573,43 @@ mod tests {
             ),
             "regex characters are literal"
         );
+    }
+}
+
+#[cfg(test)]
+mod rollout_terms {
+    use super::*;
+
+    #[test]
+    fn rollout_and_wave_terms() {
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="r1" firmware="1" applies="phone" waves="50,100"/>
+               <rollout id="r2" firmware="1" applies="gateway"/></rollouts></config>"#,
+        )
+        .unwrap();
+        let rs = &cfg.rollouts;
+        let sns: Vec<String> = (0..40).map(|i| format!("00-90-33-00-00-{i:02x}")).collect();
+        let c = Clock::default();
+        let m = |q: &str, sn: &str, classes: &str| {
+            let f = Fields {
+                key: sn,
+                sn,
+                classes,
+                ..Fields::default()
+            };
+            Query::parse(q).expect(q).matches_in(&f, c, rs)
+        };
+        for sn in &sns {
+            let p = crate::rollout::percentile(sn);
+            assert!(m("rollout:r1", sn, "phone, ip232"));
+            assert!(!m("rollout:r2", sn, "phone, ip232"));
+            assert!(!m("rollout:nope", sn, "phone"));
+            assert_eq!(m("rollout:r1 wave:1", sn, "phone"), p < 50, "{sn} {p}");
+            assert_eq!(m("rollout:r1 wave:2", sn, "phone"), p >= 50, "{sn} {p}");
+            assert!(!m("wave:2", sn, "gateway"), "r2 has one wave");
+            assert!(m("wave:1", sn, "gateway"));
+        }
+        assert_eq!(Query::parse("wave:0").unwrap_err(), QueryError::BadWave);
+        assert_eq!(Query::parse("wave:x").unwrap_err(), QueryError::BadWave);
     }
 }

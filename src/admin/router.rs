@@ -247,6 +247,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "info" => Ok(pages::info_page(ctx, &session)),
         "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
+        "rollout" => super::rollouts::form_action(ctx, &session).await,
         other => Ok(plain(
             StatusCode::BAD_REQUEST,
             &format!("unknown mode={}", crate::answer::comment_safe(other)),

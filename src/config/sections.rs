@@ -63,7 +63,10 @@ pub(super) fn build(
     if customcerts.is_none() {
         tree.remove_children("customcerts");
     }
+    let rollouts = crate::rollout::config::rollouts_of(&tree)
+        .map_err(|e| ConfigError::new(FILE, format!("<rollout id='{}'>", e.id), e.to_string()))?;
     Ok(Config {
+        rollouts,
         master: master_of(tree.child("master")),
         fwstorage_url,
         backup: backup_of(tree.child("backup")),

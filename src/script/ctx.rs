@@ -35,6 +35,7 @@ pub(super) struct Ctx<'a> {
     pub statechanged: bool,
     pub file_ops: Vec<FileOp>,
     pub base_url: String,
+    pub rollout_changes: Vec<(String, crate::rollout::Change)>,
 }
 
 /// `dirname()` of a URL: everything before its last `/` (not inside `scheme://`).
@@ -72,6 +73,7 @@ impl<'a> Ctx<'a> {
             ],
             statechanged: false,
             file_ops: Vec::new(),
+            rollout_changes: Vec::new(),
             base_url: url_dirname(inp.script_url),
         }
     }

@@ -342,10 +342,8 @@ fn times(ctx: &mut Ctx<'_>, dev: &Device) {
 fn firmware(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
     let args = ctx.inp.args;
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
-    let mut reset = false;
-    if !ctx.cfg.master.info.is_empty() {
-        reset = firmware_section(ctx, &dev.device_type, &dev.classes, &dev.envs)?;
-    }
+    // without rollouts, nothing happens here when `master/@info` is empty (as in PHP)
+    let reset = firmware_section(ctx, &dev.device_type, &dev.classes, &dev.envs)?;
     if let Some(p) = arg("PROT") {
         ctx.log("build", Some(&p), Target::Sub("firmware"));
     }

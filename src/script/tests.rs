@@ -7,6 +7,7 @@ mod device;
 mod firmware;
 mod https;
 mod replay;
+mod rollouts;
 mod urlmod;
 
 use super::candidates::environments;
@@ -67,6 +68,7 @@ impl Case {
             certs: &CertFiles::default(),
             hook_configured: self.hook,
             now: NOW,
+            rollouts: &[],
         };
         build(&input, &self.resolved)
     }

@@ -16,7 +16,13 @@ pub(super) fn firmware_section(
     classes: &[String],
     envs: &[String],
 ) -> Step<bool> {
+    if let Some(reset) = super::rollouts::rollout_section(ctx, device_type, classes, envs) {
+        return Ok(reset);
+    }
     let cfg = ctx.cfg;
+    if cfg.master.info.is_empty() {
+        return Ok(false);
+    }
     let info = master_info(ctx)?;
     let firmware = required_firmware(ctx, info.as_ref())?;
     let bootcode = required_bootcode(ctx, info.as_ref(), firmware.as_deref())?;
@@ -124,7 +130,7 @@ fn required_bootcode(
 
 /// Firmware or boot code, with the PHP server's words and state places for each.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Firmware,
     Bootcode,
 }
@@ -162,7 +168,12 @@ impl Kind {
 
 /// Sends the `prot`/`boot` command when the device's build differs from the required one
 /// (`None`: no update for this device); `true` when it did.
-fn update_if_needed(ctx: &mut Ctx<'_>, device_type: &str, kind: Kind, build: Option<&str>) -> bool {
+pub(super) fn update_if_needed(
+    ctx: &mut Ctx<'_>,
+    device_type: &str,
+    kind: Kind,
+    build: Option<&str>,
+) -> bool {
     let KindNames {
         arg,
         filetype,

@@ -64,6 +64,7 @@ async fn needs_are_resolved_and_the_script_built_again() {
         certs: &CertFiles::default(),
         hook_configured: true,
         now: NOW,
+        rollouts: &[],
     };
     let resolver = Fixed::default();
     let out = build_resolving(&input, &resolver).await.expect("answered");

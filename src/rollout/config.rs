@@ -1,0 +1,237 @@
+//! The `<rollouts><rollout …/></rollouts>` section: one [`Rollout`] per element, checked.
+//!
+//! `<rollout id="v14r2" firmware="140010" bootcode="140010" applies="phone, env:lab"
+//! waves="1,10,50,100" success="95" halt="2" soak="3600" timeout="7200"/>`; `applies` may
+//! also be given as `<applies>` children exactly as in `<master>`.
+
+use crate::config::Applies;
+use crate::php;
+use crate::xml::Element;
+use thiserror::Error;
+
+/// Longest rollout id (it names the state file `rollouts/ID.xml`).
+pub const MAX_ID: usize = 64;
+/// Most waves in a rollout.
+pub const MAX_WAVES: usize = 20;
+
+/// One staged rollout as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub id: String,
+    /// The firmware build devices are moved to (`None`: firmware is left alone).
+    pub firmware: Option<String>,
+    /// The boot code build (`None`: boot code is left alone).
+    pub bootcode: Option<String>,
+    /// The scope: a device is in it when it fits any of these (all devices when empty).
+    pub applies: Vec<Applies>,
+    /// Cumulative percentages of the devices in scope, strictly increasing, 1..=100.
+    pub waves: Vec<u8>,
+    /// Percentage of a wave that must have succeeded before the next one opens.
+    pub success: u8,
+    /// The rollout halts when more than this percentage of a wave failed.
+    pub halt: u8,
+    /// Seconds a wave stays open at least before the next one opens.
+    pub soak: i64,
+    /// Seconds a told device has to report the target builds.
+    pub timeout: i64,
+}
+
+/// Why a `<rollout>` element is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("<rollout id='{id}'>: {msg}")]
+pub struct RolloutError {
+    pub id: String,
+    pub msg: String,
+}
+
+impl Rollout {
+    /// Whether a device with these classes and environments is in the rollout's scope.
+    pub fn in_scope(&self, classes: &[String], envs: &[String]) -> bool {
+        self.applies.is_empty() || self.applies.iter().any(|a| a.matches(classes, envs))
+    }
+
+    /// The 1-based number and the percentage bound of a wave, for messages.
+    pub fn wave_label(&self, wave: usize) -> String {
+        match self.waves.get(wave) {
+            Some(p) => format!("wave {} ({p}%)", wave + 1),
+            None => format!("wave {}", wave + 1),
+        }
+    }
+}
+
+/// The rollouts of a merged configuration tree (none without `<rollouts>`).
+pub fn rollouts_of(tree: &Element) -> Result<Vec<Rollout>, RolloutError> {
+    let Some(section) = tree.child("rollouts") else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Rollout> = Vec::new();
+    for el in section.children_named("rollout") {
+        let r = rollout_of(el)?;
+        if out.iter().any(|o| o.id == r.id) {
+            return Err(err(&r.id, "duplicate rollout id"));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn err(id: &str, msg: impl Into<String>) -> RolloutError {
+    RolloutError {
+        id: id.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Whether `id` can name a rollout (and its state file).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        && !id.starts_with('.')
+}
+
+fn rollout_of(el: &Element) -> Result<Rollout, RolloutError> {
+    let id = el.attr("id").unwrap_or("").trim().to_string();
+    if !valid_id(&id) {
+        return Err(err(
+            &id,
+            format!("the id must be 1 to {MAX_ID} letters, digits, '_' or '.'"),
+        ));
+    }
+    let build = |name: &str| -> Result<Option<String>, RolloutError> {
+        match el.attr(name).map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if php::is_numeric(v) => Ok(Some(v.to_string())),
+            Some(v) => Err(err(&id, format!("{name}='{v}' is not a build number"))),
+        }
+    };
+    let firmware = build("firmware")?;
+    let bootcode = build("bootcode")?;
+    if firmware.is_none() && bootcode.is_none() {
+        return Err(err(&id, "needs a firmware or a bootcode build"));
+    }
+    let waves = waves_of(&id, el.attr("waves").unwrap_or("100"))?;
+    let number = |name: &str, default: i64, max: i64| -> Result<i64, RolloutError> {
+        match el.attr(name).map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (0..=max).contains(&n) => Ok(n),
+                _ => Err(err(
+                    &id,
+                    format!("{name}='{v}' is not a number from 0 to {max}"),
+                )),
+            },
+        }
+    };
+    Ok(Rollout {
+        firmware,
+        bootcode,
+        applies: applies_of(el),
+        waves,
+        success: number("success", 95, 100)? as u8,
+        halt: number("halt", 2, 100)? as u8,
+        soak: number("soak", 3600, 365 * 86400)?,
+        timeout: number("timeout", 7200, 365 * 86400)?.max(1),
+        id,
+    })
+}
+
+fn waves_of(id: &str, v: &str) -> Result<Vec<u8>, RolloutError> {
+    let bad = || {
+        err(
+            id,
+            format!("waves='{v}' must be 1 to {MAX_WAVES} increasing percentages from 1 to 100"),
+        )
+    };
+    let mut waves: Vec<u8> = Vec::new();
+    for part in v.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        let p: u8 = part.trim_end_matches('%').parse().map_err(|_| bad())?;
+        if p == 0 || p > 100 || waves.last().is_some_and(|l| *l >= p) {
+            return Err(bad());
+        }
+        waves.push(p);
+    }
+    if waves.is_empty() || waves.len() > MAX_WAVES {
+        return Err(bad());
+    }
+    Ok(waves)
+}
+
+/// The `applies` attribute (`class`, `env:NAME`, `*`, separated by commas or spaces) and the
+/// `<applies>` children (as in `<master>`).
+fn applies_of(el: &Element) -> Vec<Applies> {
+    let mut out: Vec<Applies> = el
+        .attr("applies")
+        .unwrap_or("")
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_prefix("env:") {
+            Some(e) => Applies {
+                value: e.to_string(),
+                env: true,
+            },
+            None => Applies {
+                value: s.to_string(),
+                env: false,
+            },
+        })
+        .collect();
+    out.extend(el.children_named("applies").map(|a| Applies {
+        value: php::trim(&a.text).to_string(),
+        env: a.attr("env").is_some(),
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Result<Vec<Rollout>, RolloutError> {
+        rollouts_of(&Element::parse_str(xml).unwrap())
+    }
+
+    #[test]
+    fn parses_a_rollout_with_defaults() {
+        let r = parse(r#"<config><rollouts><rollout id="v14" firmware="140010" applies="phone, env:lab"/></rollouts></config>"#)
+            .unwrap();
+        assert_eq!(r.len(), 1);
+        let r = &r[0];
+        assert_eq!(r.firmware.as_deref(), Some("140010"));
+        assert_eq!(r.bootcode, None);
+        assert_eq!(r.waves, vec![100]);
+        assert_eq!((r.success, r.halt, r.soak, r.timeout), (95, 2, 3600, 7200));
+        assert_eq!(r.applies.len(), 2);
+        assert!(r.applies[1].env);
+        assert!(r.in_scope(&["phone".into()], &[]));
+        assert!(r.in_scope(&[], &["lab".into()]));
+        assert!(!r.in_scope(&["gateway".into()], &["prod".into()]));
+    }
+
+    #[test]
+    fn no_section_no_rollouts() {
+        assert_eq!(parse("<config/>").unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn refuses_bad_rollouts() {
+        for bad in [
+            r#"<rollout id="" firmware="1"/>"#,
+            r#"<rollout id="../x" firmware="1"/>"#,
+            r#"<rollout id="a"/>"#,
+            r#"<rollout id="a" firmware="abc"/>"#,
+            r#"<rollout id="a" firmware="1" waves="10,5"/>"#,
+            r#"<rollout id="a" firmware="1" waves="0,5"/>"#,
+            r#"<rollout id="a" firmware="1" waves="101"/>"#,
+            r#"<rollout id="a" firmware="1" success="120"/>"#,
+            r#"<rollout id="a" firmware="1" soak="-1"/>"#,
+            r#"<rollout id="a" firmware="1"/><rollout id="a" firmware="2"/>"#,
+        ] {
+            let xml = format!("<config><rollouts>{bad}</rollouts></config>");
+            assert!(parse(&xml).is_err(), "{bad}");
+        }
+    }
+}

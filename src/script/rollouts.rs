@@ -1,0 +1,67 @@
+//! Firmware and boot code for a device in a staged rollout's scope: the rollout's decision
+//! ([`crate::rollout::decide`]) instead of the master's or the pinned builds. The first
+//! configured rollout whose scope the device fits decides; outside every scope (and without
+//! `<rollouts>`) nothing here happens.
+
+use super::ctx::Ctx;
+use super::upgrade::{Kind, update_if_needed};
+use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
+
+/// The firmware step for a device in a rollout: `Some(reset)` when a rollout decided
+/// (`reset`: update commands were sent), `None` when no rollout has the device in scope.
+pub(super) fn rollout_section(
+    ctx: &mut Ctx<'_>,
+    device_type: &str,
+    classes: &[String],
+    envs: &[String],
+) -> Option<bool> {
+    let cfg = ctx.cfg;
+    if cfg.rollouts.is_empty() {
+        return None;
+    }
+    let arg = |k: &str| ctx.inp.args.get(k).map(|v| v.into_owned());
+    let (sn, prot, boot) = (arg("sn").unwrap_or_default(), arg("PROT"), arg("BOOT"));
+    let facts = DeviceFacts {
+        sn: &sn,
+        classes,
+        envs,
+        prot: prot.as_deref(),
+        boot: boot.as_deref(),
+    };
+    let fresh = RolloutState::default();
+    for r in &cfg.rollouts {
+        let state = ctx
+            .inp
+            .rollouts
+            .iter()
+            .find(|(id, _)| *id == r.id)
+            .map_or(&fresh, |(_, s)| s);
+        let (decision, changes) = decide(r, state, &facts, ctx.inp.now);
+        let (firmware, bootcode) = match decision {
+            Decision::NotInScope => continue,
+            Decision::Hold(why) => {
+                ctx.comment(&why);
+                ctx.comment("no firmware/bootcode update while the rollout holds this device");
+                return Some(false);
+            }
+            Decision::Update { firmware, bootcode } => (firmware, bootcode),
+        };
+        ctx.comment(&format!(
+            "rollout {}: firmware {}, bootcode {}",
+            r.id,
+            firmware.as_deref().unwrap_or("unchanged"),
+            bootcode.as_deref().unwrap_or("unchanged")
+        ));
+        let ltype = device_type.to_lowercase();
+        let firmware = firmware.filter(|_| !cfg.nofirmdev.contains(&ltype));
+        let bootcode = bootcode.filter(|_| !cfg.nobootdev.contains(&ltype));
+        let mut reset = false;
+        for (kind, build) in [(Kind::Firmware, firmware), (Kind::Bootcode, bootcode)] {
+            reset |= update_if_needed(ctx, device_type, kind, build.as_deref());
+        }
+        ctx.rollout_changes
+            .extend(changes.into_iter().map(|c| (r.id.clone(), c)));
+        return Some(reset);
+    }
+    None
+}
