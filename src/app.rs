@@ -49,6 +49,10 @@ impl App {
         }
     }
 
+    /// Writes device state still held in memory (called once at a graceful stop). The
+    /// device-state writer fills this in; until then nothing is pending.
+    pub async fn flush_pending(&self) {}
+
     /// The state store of the configured status directory, if state tracking is on.
     pub fn states(&self, cfg: &Config) -> Option<Arc<StateStore>> {
         let dir = self.root.join(cfg.status_dir()?);

@@ -187,6 +187,8 @@ const RULES: &[Rule] = &[
             "max-body",
             "master-timeout",
             "header-timeout",
+            "shutdown-grace",
+            "metrics-public",
         ],
         &[],
     ),
@@ -213,6 +215,7 @@ const NUMERIC: &[(&str, &str)] = &[
     ("server", "max-body"),
     ("server", "master-timeout"),
     ("server", "header-timeout"),
+    ("server", "shutdown-grace"),
     ("snippethook", "timeout"),
 ];
 
@@ -227,6 +230,7 @@ const BOOLEAN: &[(&str, &str)] = &[
     ("times", "forcehttps"),
     ("times", "forcetrust"),
     ("server", "legacy-client-certs"),
+    ("server", "metrics-public"),
     ("migrate", "all"),
 ];
 

@@ -6,7 +6,9 @@ use crate::request::ClientCert;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::Service;
 
@@ -20,13 +22,52 @@ pub struct ConnMeta {
     pub client_cert: Option<ClientCert>,
 }
 
+/// What every connection is served with: the router, the header timeout and the watcher
+/// that a graceful stop waits for.
+#[derive(Clone)]
+pub struct Serving {
+    pub router: Router,
+    pub header_timeout: Duration,
+    pub tracker: Tracker,
+}
+
+/// The open connections a graceful stop waits for (hyper-util's `GracefulShutdown`, which
+/// the stop takes out).
+#[derive(Clone, Default)]
+pub struct Tracker(Arc<Mutex<Option<GracefulShutdown>>>);
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker(Arc::new(Mutex::new(Some(GracefulShutdown::new()))))
+    }
+
+    /// A watcher for a new connection; `None` once the stop began.
+    fn watcher(&self) -> Option<Watcher> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(GracefulShutdown::watcher)
+    }
+
+    /// Takes the tracker out for the stop: new connections are refused from now on.
+    pub fn take(&self) -> Option<GracefulShutdown> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Serves one accepted connection (plain or TLS) with `router`, attaching `meta` to every
-/// request.
-pub async fn serve_connection<I>(io: I, meta: ConnMeta, router: Router, header_timeout: Duration)
+/// request. On a graceful stop the connection finishes the request in flight and closes.
+pub async fn serve_connection<I>(io: I, meta: ConnMeta, serving: Serving)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = meta.peer;
+    let Serving {
+        router,
+        header_timeout,
+        tracker,
+    } = serving;
+    let Some(watcher) = tracker.watcher() else {
+        return;
+    };
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(meta.clone());
@@ -40,7 +81,8 @@ where
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("connection from {peer}: {e}");
     }
 }
@@ -69,11 +111,7 @@ pub async fn accept(
 
 /// Accepts plain HTTP connections on `listener` forever; a client gets `header_timeout` to
 /// send a request's headers (`<server header-timeout>`).
-pub async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    header_timeout: Duration,
-) {
+pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving) {
     loop {
         let (stream, peer, local) = accept(&listener).await;
         let meta = ConnMeta {
@@ -82,11 +120,6 @@ pub async fn serve_plain(
             tls: false,
             client_cert: None,
         };
-        tokio::spawn(serve_connection(
-            stream,
-            meta,
-            router.clone(),
-            header_timeout,
-        ));
+        tokio::spawn(serve_connection(stream, meta, serving.clone()));
     }
 }

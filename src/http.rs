@@ -390,6 +390,9 @@ async fn device_upload(
             cfg.status.logkeep,
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
+        let hwid = args.get("hwid").map(|s| s.into_owned()).unwrap_or_default();
+        let what = if mode == "vardump" { "vardump (CSR)" } else { mode.as_str() };
+        tracing::info!(sn = %sn, hwid = %hwid, bytes = body.len(), status = status.as_u16(), files = ops.len(), "upload {what}");
         let _logged = apply_file_ops(&app2.root, &ops);
         if let (Some(store), Some(state)) = (&store, ans.state_to_write()) {
             save_state(store, &sn, state.clone(), &cfg);

@@ -39,7 +39,6 @@ pub use proxy::apply_proxy_headers;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::request::{self, ClientCert, ConnInfo};
-use axum::Router;
 use axum::http::{HeaderMap, header};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -102,6 +101,15 @@ pub struct TlsSetup {
     pub cert_path: PathBuf,
     /// SHA-256 fingerprint of the server certificate.
     pub fingerprint: String,
+    /// Where the files came from (read again on reload).
+    pub source: TlsSource,
+}
+
+/// What [`TlsSetup::load`] was given, kept to load again.
+#[derive(Debug, Clone)]
+pub struct TlsSource {
+    pub root: PathBuf,
+    pub opts: TlsOptions,
 }
 
 impl TlsSetup {
@@ -133,6 +141,10 @@ impl TlsSetup {
             mtls,
             cert_path,
             fingerprint,
+            source: TlsSource {
+                root: root.to_path_buf(),
+                opts: opts.clone(),
+            },
         })
     }
 }
@@ -403,23 +415,15 @@ Content-Length: 58\r\n\
 /// Accepts TLS connections on `listener` forever.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    config: Arc<ServerConfig>,
-    router: Router,
-    header_timeout: Duration,
+    config: crate::lifecycle::TlsSlot,
+    serving: crate::conn::Serving,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
         let (stream, peer, local) = crate::conn::accept(&listener).await;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
         let span = tracing::info_span!("tls", %peer, port = local.port());
         tokio::spawn(
-            serve_tls_connection(
-                stream,
-                peer,
-                local,
-                acceptor.clone(),
-                (router.clone(), header_timeout),
-            )
-            .instrument(span),
+            serve_tls_connection(stream, peer, local, acceptor, serving.clone()).instrument(span),
         );
     }
 }
@@ -430,7 +434,7 @@ async fn serve_tls_connection(
     peer: SocketAddr,
     local: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    (router, header_timeout): (Router, Duration),
+    serving: crate::conn::Serving,
 ) {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let timed_out = || {
@@ -472,7 +476,7 @@ async fn serve_tls_connection(
         tls: true,
         client_cert,
     };
-    crate::conn::serve_connection(tls, meta, router, header_timeout).await;
+    crate::conn::serve_connection(tls, meta, serving).await;
 }
 
 /// Logs why a handshake failed, in words an administrator can act on. Certificate refusals

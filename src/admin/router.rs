@@ -101,7 +101,7 @@ impl Ctx {
             csrf: s.map(|s| s.csrf.as_str()),
             user: s.map(|s| s.user.as_str()),
             refresh: self.cfg.status.refresh,
-            notice: None,
+            notice: crate::health::admin_notice(&self.app, &self.cfg),
         }
     }
 }

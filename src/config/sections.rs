@@ -441,6 +441,11 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(30, |v| v as u64),
+        shutdown_grace_secs: attr_str(s, "shutdown-grace")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v >= 0)
+            .map_or(30, |v| v as u64),
+        metrics_public: attr_str(s, "metrics-public").as_deref() == Some("true"),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

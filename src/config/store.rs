@@ -64,38 +64,91 @@ fn fingerprint(root: &Path) -> Fingerprint {
         .collect()
 }
 
-/// The current configuration of a root, re-read when its files change.
+/// What was read last, and the last configuration that was good.
+struct Loaded {
+    fingerprint: Fingerprint,
+    latest: Result<Arc<Config>, ConfigError>,
+    good: Option<Arc<Config>>,
+}
+
+impl Loaded {
+    /// The configuration to serve: the latest when good, else the last good one.
+    fn served(&self) -> Result<Arc<Config>, ConfigError> {
+        match (&self.latest, &self.good) {
+            (Err(_), Some(good)) => Ok(good.clone()),
+            (latest, _) => latest.clone(),
+        }
+    }
+}
+
+/// The current configuration of a root, re-read when its files change. A configuration that
+/// breaks while running does not stop the fleet: the last good one stays in use and the
+/// error is reported by [`ConfigStore::problem`] (health, metrics, admin banner).
 pub struct ConfigStore {
     root: PathBuf,
-    current: RwLock<(Fingerprint, Result<Arc<Config>, ConfigError>)>,
+    current: RwLock<Loaded>,
 }
 
 impl ConfigStore {
     pub fn new(root: &Path) -> ConfigStore {
-        let fp = fingerprint(root);
-        let cfg = Config::load(root).map(Arc::new);
+        let fingerprint = fingerprint(root);
+        let latest = Config::load(root).map(Arc::new);
         ConfigStore {
             root: root.to_path_buf(),
-            current: RwLock::new((fp, cfg)),
+            current: RwLock::new(Loaded {
+                good: latest.as_ref().ok().cloned(),
+                fingerprint,
+                latest,
+            }),
         }
     }
 
-    /// The configuration as the files are now; re-reads them only when they changed.
+    /// The configuration to use (the files as they are now, or the last good one while they
+    /// are broken); re-reads the files only when they changed.
     pub fn get(&self) -> Result<Arc<Config>, ConfigError> {
         let fp = fingerprint(&self.root);
         if let Ok(guard) = self.current.read() {
-            if guard.0 == fp {
-                return guard.1.clone();
+            if guard.fingerprint == fp {
+                return guard.served();
             }
         }
+        self.load(fp)
+    }
+
+    /// Reads the files again even when they look unchanged (SIGHUP); the error of a broken
+    /// configuration (the last good one stays in use).
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        self.load(fingerprint(&self.root))?;
+        match self.problem() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// What is wrong with the files on disk, if anything.
+    pub fn problem(&self) -> Option<ConfigError> {
+        let _ = self.get();
+        let guard = self.current.read().ok()?;
+        guard.latest.as_ref().err().cloned()
+    }
+
+    fn load(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
         let loaded = Config::load(&self.root).map(Arc::new);
+        let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
         match &loaded {
             Ok(_) => tracing::info!("configuration (re)loaded"),
+            Err(e) if guard.good.is_some() => {
+                tracing::error!(
+                    "configuration error, the last good configuration stays in use: {e}"
+                )
+            }
             Err(e) => tracing::error!("configuration error: {e}"),
         }
-        if let Ok(mut guard) = self.current.write() {
-            *guard = (fp, loaded.clone());
+        if let Ok(c) = &loaded {
+            guard.good = Some(c.clone());
         }
-        loaded
+        guard.fingerprint = fp;
+        guard.latest = loaded;
+        guard.served()
     }
 }
