@@ -142,9 +142,12 @@ fn write_fleet(root: &Path, n: usize, now: i64) {
 /// backups, then render.
 fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) -> usize {
     let store = StateStore::new(root.join("status"));
-    let cache = view::ViewCache::default();
     let entries: Vec<(String, Loaded)> = store.all().into_iter().map(|(k, l, _)| (k, l)).collect();
-    let views = cache.views(cfg, &entries);
+    let groups = view::show_groups(cfg);
+    let views: Vec<Arc<view::DeviceView>> = entries
+        .iter()
+        .map(|(k, l)| Arc::new(view::DeviceView::from_state(k, l, &groups)))
+        .collect();
     let certs = files::CertIndex::read(root, cfg.customcerts.as_ref());
     let backups = files::BackupCache::default();
     let rows: Vec<status::Row> = views
@@ -173,15 +176,15 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
 
 /// Where the time of a view with warm caches goes (in-process, no HTTP).
 fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) -> [Duration; 4] {
-    let store = StateStore::new(root.join("status"));
-    let cache = view::ViewCache::default();
+    let store = Arc::new(StateStore::new(root.join("status")));
+    store.configure(cfg);
+    store.scan(false);
+    store.index().wait_complete(Duration::from_secs(600));
     let mut out = [Duration::ZERO; 4];
     for round in 0..2 {
         let t0 = Instant::now();
-        let entries: Vec<(String, Loaded)> =
-            store.all().into_iter().map(|(k, l, _)| (k, l)).collect();
         let t1 = Instant::now();
-        let views = cache.views(cfg, &entries);
+        let (views, _) = store.index().views(|_| true);
         let t2 = Instant::now();
         let certs = files::CertIndex::read(root, cfg.customcerts.as_ref());
         let rows: Vec<status::Row> = views
@@ -290,7 +293,7 @@ fn main() {
 
     // 2.-4. the real server on loopback
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let app = Arc::new(App::new(root.clone(), ""));
+    let app = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
     let session = app.admin.sessions.create("admin");
     let cookie = format!("update_server_session={}", session.token);
     let listener = rt
@@ -299,8 +302,10 @@ fn main() {
     let addr = listener.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener,
-        server::router(app.clone()),
-        Duration::from_secs(30),
+        conn::Serving::new(
+            server::router_with(app.clone()),
+            update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        ),
     ));
 
     const PAGE: &str = "/admin/admin.php?mode=status";
@@ -308,7 +313,7 @@ fn main() {
     const FILTER: &str = "/admin/admin.php?mode=ui&cmd=rows&filter=ip811+site3";
     let (first, _) = fetch(addr, &cookie, PAGE, "");
     // a second server, warmed up at start as `serve` does
-    let warmed = Arc::new(App::new(root.clone(), ""));
+    let warmed = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
     let t = Instant::now();
     let w = warmed.clone();
     rt.block_on(async move { update_server::admin::warm_up(w).await })
@@ -322,8 +327,10 @@ fn main() {
     let addr2 = listener2.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener2,
-        server::router(warmed.clone()),
-        Duration::from_secs(30),
+        conn::Serving::new(
+            server::router_with(warmed.clone()),
+            update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        ),
     ));
     let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");
     let page = measure(addr, &cookie, PAGE, "", 10);

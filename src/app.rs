@@ -1,5 +1,5 @@
 //! What all handlers share: the installation root, the URL prefix, the configuration,
-//! snippet and state stores, the master source and the admin pages' state ([`App`]), and
+//! snippet and state stores and the master source ([`App`]; the admin pages wrap it with their own state), and
 //! running file work off the async threads ([`blocking`]).
 
 use crate::config::{Config, ConfigStore};
@@ -18,8 +18,6 @@ pub struct App {
     pub config: ConfigStore,
     pub snippets: SnippetStore,
     pub master: MasterSource,
-    /// Sessions, caches and settings of the admin pages.
-    pub admin: crate::admin::AdminState,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -41,7 +39,6 @@ impl App {
         App {
             snippets: SnippetStore::new(root.join("scripts")),
             master: MasterSource::new(),
-            admin: crate::admin::AdminState::default(),
             config,
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
@@ -49,19 +46,44 @@ impl App {
         }
     }
 
-    /// Writes device state still held in memory (called once at a graceful stop). The
-    /// device-state writer fills this in; until then nothing is pending.
-    pub async fn flush_pending(&self) {}
-
     /// The state store of the configured status directory, if state tracking is on.
+    /// The first call for a directory creates its store and starts indexing its files.
     pub fn states(&self, cfg: &Config) -> Option<Arc<StateStore>> {
         let dir = self.root.join(cfg.status_dir()?);
         let mut map = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            map.entry(dir.clone())
-                .or_insert_with(|| Arc::new(StateStore::new(dir)))
-                .clone(),
-        )
+        let (store, new) = match map.get(&dir) {
+            Some(s) => (s.clone(), false),
+            None => {
+                let s = Arc::new(StateStore::new(dir.clone()));
+                map.insert(dir, s.clone());
+                (s, true)
+            }
+        };
+        drop(map);
+        let columns_changed = store.configure(cfg);
+        if new || columns_changed {
+            store.scan(!new);
+        }
+        Some(store)
+    }
+
+    fn stores(&self) -> Vec<Arc<StateStore>> {
+        let map = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// Writes every pending device state now and waits until it is durable (at shutdown).
+    pub async fn flush_pending(&self) {
+        for s in self.stores() {
+            s.flush().await;
+        }
+    }
+
+    /// [`Self::flush_pending`] for a thread outside the runtime (blocks it).
+    pub fn flush_pending_blocking(&self) {
+        for s in self.stores() {
+            s.flush_blocking();
+        }
     }
 }
 

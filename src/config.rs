@@ -8,10 +8,13 @@
 //! (a missing user config counts as empty). [`ConfigStore`] re-reads them when one of these
 //! files changes (checked with a `stat` per request, never re-parsed otherwise).
 //!
-//! Merge rules (PHP's `mergeConfigs`): attributes of the user element overwrite; a leaf's text
-//! is replaced; a sub-tag missing on the left is added; when the existing tag has an `id`, the
-//! user tag must have one too and merges into the tag with the same `id` (or is added); a single
-//! tag merges into the single existing one; where either side has several, it is appended.
+//! Merge rules (PHP's `mergeConfigs`): attributes of the user element overwrite; a sub-tag
+//! missing on the left is added; when the existing tag has an `id`, the user tag must have one
+//! too and merges into the tag with the same `id` (compared with PHP's `==`, so `1.0` is `1`) or
+//! is added; a single tag merges into the single existing one; where either side has several, it
+//! is appended. Text is copied into an added tag and into a leaf matched by `id`; a single
+//! existing tag merged by name keeps its own text (a user `<cmd>` in the shipped
+//! `<query id="admin">` does not replace its command).
 //! After merging, children carrying a `seq` attribute are re-sorted numerically.
 //!
 //! Files: this one holds [`Config`], its errors and accessors; `types` the typed sections,
@@ -26,6 +29,7 @@ mod types;
 pub use store::{ConfigStore, read_sources, watched_files};
 pub use types::*;
 
+use crate::php;
 use crate::xml::Element;
 use std::path::Path;
 use thiserror::Error;
@@ -124,14 +128,32 @@ impl Config {
         Config::from_sources(&defaults, Some(&user))
     }
 
+    /// Whether a phase id from a request names a configured phase (PHP's loose `==`: numeric
+    /// strings compare as numbers, so `1e1` is phase `10`).
     pub fn phase_exists(&self, phase: &str) -> bool {
-        self.phases.iter().any(|p| p == phase)
+        self.phases.iter().any(|p| php::loose_str_eq(p, phase))
     }
 
-    /// The phase after `phase`, if any.
+    /// The phase after `phase`, if any: as PHP walks the list, the first configured phase
+    /// after a (loosely) matching one that does not itself match, in the configuration's
+    /// spelling.
     pub fn next_phase(&self, phase: &str) -> Option<&str> {
-        let i = self.phases.iter().position(|p| p == phase)?;
-        self.phases.get(i + 1).map(String::as_str)
+        let mut found = false;
+        for p in &self.phases {
+            if php::loose_str_eq(p, phase) {
+                found = true;
+            } else if found {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Whether `phase` (as the request spells it) is the hidden staging phase `_first_<last>`.
+    pub fn is_fake_last_phase(&self, phase: &str) -> bool {
+        self.fake_last_phase
+            .as_deref()
+            .is_some_and(|f| php::loose_str_eq(f, phase))
     }
 
     pub fn first_phase(&self) -> &str {
@@ -142,8 +164,12 @@ impl Config {
         self.environments.first().map_or("", |e| e.id.as_str())
     }
 
+    /// The first environment whose id loosely equals `id` (PHP's `==`: `1.0` and ` 1` name
+    /// environment `1`).
     pub fn environment(&self, id: &str) -> Option<&Environment> {
-        self.environments.iter().find(|e| e.id == id)
+        self.environments
+            .iter()
+            .find(|e| php::loose_str_eq(&e.id, id))
     }
 
     /// A device type's classes: every class listing the model (case-insensitive), in
@@ -182,5 +208,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod merge_proptests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! router on a connection (plain or TLS) with [`ConnMeta`] (peer, local address, TLS,
 //! verified client certificate) attached to each request. TLS handshakes live in `trust`.
 
+use crate::conn_guard::Limits;
 use crate::request::ClientCert;
 use axum::Router;
 use axum::body::Body;
@@ -9,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use tower::Service;
 
 /// What the connection tells about a request.
@@ -22,13 +23,24 @@ pub struct ConnMeta {
     pub client_cert: Option<ClientCert>,
 }
 
-/// What every connection is served with: the router, the header timeout and the watcher
+/// What every connection is served with: the router, the connection limits and the tracker
 /// that a graceful stop waits for.
 #[derive(Clone)]
 pub struct Serving {
     pub router: Router,
-    pub header_timeout: Duration,
+    pub limits: Limits,
     pub tracker: Tracker,
+}
+
+impl Serving {
+    /// `router` under `limits`, with a tracker of its own.
+    pub fn new(router: Router, limits: Limits) -> Serving {
+        Serving {
+            router,
+            limits,
+            tracker: Tracker::new(),
+        }
+    }
 }
 
 /// The open connections a graceful stop waits for (hyper-util's `GracefulShutdown`, which
@@ -62,9 +74,10 @@ where
     let peer = meta.peer;
     let Serving {
         router,
-        header_timeout,
+        limits,
         tracker,
     } = serving;
+    let header_timeout = limits.header_timeout;
     let Some(watcher) = tracker.watcher() else {
         return;
     };
@@ -87,11 +100,19 @@ where
     }
 }
 
-/// The next connection of `listener` as `(stream, peer, local address)`; accept errors (such
-/// as running out of file descriptors) are logged and retried after a short pause.
+/// The next connection of `listener` as `(stream, peer, local address)` with its slot under
+/// `<server max-connections>`; accept errors (such as running out of file descriptors) are
+/// logged at most once a second and retried after a pause (see [`crate::conn_guard`]).
 pub async fn accept(
     listener: &tokio::net::TcpListener,
-) -> (tokio::net::TcpStream, SocketAddr, SocketAddr) {
+    limits: &Limits,
+) -> (
+    tokio::net::TcpStream,
+    SocketAddr,
+    SocketAddr,
+    OwnedSemaphorePermit,
+) {
+    let slot = limits.slot().await;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -99,27 +120,28 @@ pub async fn accept(
                 // this, Nagle's algorithm and the client's delayed ACK stall each of them
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
-                return (stream, peer, local);
+                return (stream, peer, local, slot);
             }
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(e) => limits.accept_failed(&e).await,
         }
     }
 }
 
-/// Accepts plain HTTP connections on `listener` forever; a client gets `header_timeout` to
-/// send a request's headers (`<server header-timeout>`).
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`.
 pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving) {
     loop {
-        let (stream, peer, local) = accept(&listener).await;
+        let (stream, peer, local, slot) = accept(&listener, &serving.limits).await;
         let meta = ConnMeta {
             peer,
             local,
             tls: false,
             client_cert: None,
         };
-        tokio::spawn(serve_connection(stream, meta, serving.clone()));
+        let io = serving.limits.watch(stream);
+        let serving = serving.clone();
+        tokio::spawn(async move {
+            serve_connection(io, meta, serving).await;
+            drop(slot);
+        });
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 /// firmware files below `fw/`.
 pub fn routes(app: &App) -> Router<SharedApp> {
     let p = &app.prefix;
-    let fw = tower_http::services::ServeDir::new(app.root.join("fw"));
+    let fw = crate::safe_path::serve_dir(app.root.join("fw"));
     Router::new()
         .route(&format!("{p}/update.php"), any(update_php))
         .route(&format!("{p}/update-migrate.php"), any(update_migrate))
@@ -48,14 +48,16 @@ fn answer_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 /// Reads a request body up to the configured limit.
-async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
+/// `what` names the body in the refusal (e.g. `request body`).
+async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes, Response> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = source {
             if s.is::<http_body_util::LengthLimitError>() {
+                tracing::warn!("refused a {what} larger than {limit} bytes");
                 return text(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("# request body larger than {limit} bytes - nothing stored\r\n"),
+                    format!("# {what} larger than {limit} bytes - nothing stored\r\n"),
                 );
             }
             source = s.source();
@@ -66,6 +68,15 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response> {
             "# incomplete request body - nothing stored\r\n",
         )
     })
+}
+
+/// The largest body of a `mode=` upload, and what it is called in a refusal.
+fn upload_limit(cfg: &Config, mode: Option<&str>) -> (usize, &'static str) {
+    if mode == Some("query") && cfg.server.max_query <= cfg.server.max_body {
+        (cfg.server.max_query, "query result (server/@max-query)")
+    } else {
+        (cfg.server.max_body, "request body")
+    }
 }
 
 async fn update_migrate(State(app): State<SharedApp>, uri: Uri) -> Response {
@@ -103,6 +114,7 @@ fn migrate_response(url: &str, query: &str) -> Response {
 async fn update_php(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
+    Extension(admin): Extension<crate::admin::SharedAdmin>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -126,7 +138,7 @@ async fn update_php(
         .and_then(|v| v.to_str().ok())
         .is_some_and(crate::php::is_form_content_type);
     let request = if mode.is_none() && method == Method::POST && form {
-        match read_body(request.into_body(), cfg.server.max_body).await {
+        match read_body(request.into_body(), cfg.server.max_body, "request body").await {
             Ok(body) => args = Args::parse_request(uri.query().unwrap_or(""), Some(&body)),
             Err(r) => return r,
         }
@@ -159,16 +171,15 @@ async fn update_php(
             "for user interface functions, call admin/admin.php instead",
         ),
         Some("backup" | "query" | "vardump") => {
-            let limit = cfg.server.max_body;
-            let body = match read_body(request.into_body(), limit).await {
+            let (limit, what) = upload_limit(&cfg, mode.as_deref());
+            let body = match read_body(request.into_body(), limit, what).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            device_upload(&app, cfg, args, mode.as_deref().unwrap_or(""), body).await
+            let mode = mode.as_deref().unwrap_or("");
+            device_upload(&app, cfg, args, &info, mode, body).await
         }
-        Some("upload") => {
-            crate::admin::upload(app.clone(), cfg, args, method, headers, request).await
-        }
+        Some("upload") => crate::admin::upload(admin, cfg, args, method, headers, request).await,
         Some(other) => text(
             StatusCode::OK,
             format!("# unknown cmd={} - exit\r\n", comment_safe(other)),
@@ -198,15 +209,28 @@ fn apply_file_ops(root: &Path, ops: &[FileOp]) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes a device's state and purges expired ones (at most hourly).
-fn save_state(store: &StateStore, sn: &str, state: crate::xml::Element, cfg: &Config) {
+/// Hands a device's state to the writer and purges expired ones (at most hourly, on the
+/// blocking pool).
+fn save_state(store: &Arc<StateStore>, sn: &str, state: crate::xml::Element, cfg: &Config) {
     if let Err(e) = store.save(sn, state) {
-        tracing::error!("cannot write state of {sn}: {e}");
+        tracing::error!("cannot store state: {e}");
     }
-    let removed = store.expire(crate::clock::now(), cfg.status.expire);
-    if !removed.is_empty() {
-        tracing::info!("purged {} expired device states", removed.len());
+    expire_states(store, cfg);
+}
+
+/// Purges expired states when due (at most hourly), off the async threads.
+fn expire_states(store: &Arc<StateStore>, cfg: &Config) {
+    let (now, expire) = (crate::clock::now(), cfg.status.expire);
+    if !store.expiry_due(now, expire) {
+        return;
     }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let removed = store.expire_now(now, expire);
+        if !removed.is_empty() {
+            tracing::info!("purged {} expired device states", removed.len());
+        }
+    });
 }
 
 /// The state store of a device and its lock, held until the request is done: all requests of
@@ -344,13 +368,12 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         state,
         file_ops,
     } = output;
-    blocking(move || {
-        let _logged = apply_file_ops(&root, &file_ops);
-        if let (Some(store), Some(state)) = (store, state) {
-            save_state(&store, &sn, state, &cfg);
-        }
-    })
-    .await;
+    if !file_ops.is_empty() {
+        blocking(move || apply_file_ops(&root, &file_ops)).await;
+    }
+    if let (Some(store), Some(state)) = (store, state) {
+        save_state(&store, &sn, state, &cfg);
+    }
     answer_response(StatusCode::OK, body)
 }
 
@@ -370,6 +393,7 @@ async fn device_upload(
     app: &SharedApp,
     cfg: Arc<Config>,
     args: Args,
+    info: &ConnInfo,
     mode: &str,
     body: bytes::Bytes,
 ) -> Response {
@@ -377,11 +401,21 @@ async fn device_upload(
     let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let app2 = app.clone();
     let mode = mode.to_string();
+    let info = info.clone();
+    let store2 = store.clone();
     let result = blocking(move || {
-        let loaded = match &store {
+        let loaded = match &store2 {
             Some(s) => s.load(&sn),
             None => Loaded::Missing,
         };
+        if let Err(refused) = crate::upload_trust::check(&cfg, &info, &args, &loaded, &mode) {
+            tracing::warn!(
+                "refused upload for sn '{sn}' from {}: {refused}",
+                info.remote_ip
+            );
+            let out = format!("# {} - exit\r\n", comment_safe(&refused.to_string()));
+            return (StatusCode::FORBIDDEN, out.into_bytes(), None, sn, cfg);
+        }
         let mut ans = Answer::new(
             cfg.status_dir(),
             &args,
@@ -394,19 +428,28 @@ async fn device_upload(
         let what = if mode == "vardump" { "vardump (CSR)" } else { mode.as_str() };
         tracing::info!(sn = %sn, hwid = %hwid, bytes = body.len(), status = status.as_u16(), files = ops.len(), "upload {what}");
         let _logged = apply_file_ops(&app2.root, &ops);
-        if let (Some(store), Some(state)) = (&store, ans.state_to_write()) {
-            save_state(store, &sn, state.clone(), &cfg);
-        }
-        (status, ans.out)
+        let state = ans.state_to_write().cloned();
+        (status, ans.out, state, sn, cfg)
     })
     .await;
-    match result {
-        Some((status, out)) => answer_response(status, out),
-        None => text(
+    let Some((status, out, state, sn, cfg)) = result else {
+        return text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "# internal error - exit\r\n",
-        ),
+        );
+    };
+    if let (Some(store), Some(state)) = (&store, state) {
+        // what the device uploaded is durable before it is confirmed
+        if let Err(e) = store.save_durable(&sn, state).await {
+            tracing::warn!("refused upload: {e}");
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("# {} - nothing stored\r\n", comment_safe(&e.to_string())),
+            );
+        }
+        expire_states(store, &cfg);
     }
+    answer_response(status, out)
 }
 
 /// The `mode=` uploads on an [`Answer`]; returns the HTTP status and file changes.

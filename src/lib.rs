@@ -9,7 +9,8 @@
 //!   and `read_ca_keys`, is its shell part);
 //! - [`backup`]: filtering, rotation, the plan of file changes (listing and reading the
 //!   backups, `backup::store`, is its shell part);
-//! - [`queries`], [`answer`], [`request`], [`fileop`], and the helpers [`xml`] and [`php`].
+//! - [`queries`], [`answer`], [`request`], [`fileop`], [`upload_trust`] (forcetrust for the
+//!   uploads), and the helpers [`xml`] and [`php`].
 //!
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
 //! [`conn`] (connections), [`app`] (shared handler state), [`respond`], [`http`] (device
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod config_check;
 pub mod conn;
+pub mod conn_guard;
 pub mod fileop;
 pub mod firmware;
 pub mod health;
@@ -37,9 +39,11 @@ pub mod php;
 pub mod queries;
 pub mod request;
 pub mod respond;
+pub mod safe_path;
 pub mod script;
 pub mod server;
 pub mod snippets;
 pub mod state;
 pub mod trust;
+pub mod upload_trust;
 pub mod xml;

@@ -33,6 +33,7 @@ mod urlmod;
 
 pub use candidates::candidates;
 pub use ctx::url_dirname;
+pub use identity::{IdentityError, Verified, verify_identity};
 pub use urlmod::apply_urlmod;
 
 use crate::certs::{CertFiles, FileOp};

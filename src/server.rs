@@ -62,13 +62,19 @@ impl Listeners {
     }
 }
 
-/// The router of all URLs.
+/// The router of all URLs, with a new admin side (no sessions yet).
 pub fn router(app: SharedApp) -> Router {
+    router_with(crate::admin::AdminApp::shared(app))
+}
+
+/// The router of all URLs for the admin side `admin` (and the [`App`] it wraps).
+pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
+    let app = admin.core.clone();
     let p = app.prefix.clone();
-    let web = tower_http::services::ServeDir::new(app.root.join("web"));
+    let web = crate::safe_path::serve_dir(app.root.join("web"));
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
-        .merge(crate::admin::routes(&p));
+        .merge(crate::admin::routes(&p).with_state(admin.clone()));
     let target = format!("{p}/admin/admin.php");
     let mut tops = vec!["/".to_string()];
     if !p.is_empty() {
@@ -83,6 +89,7 @@ pub fn router(app: SharedApp) -> Router {
     }
     r = r.merge(crate::health::routes(&p));
     r.layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::Extension(admin))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
@@ -119,6 +126,7 @@ pub async fn serve_with(
     if tls.is_none() && !https.is_empty() {
         return Err(ServeError::NoTls);
     }
+    let admin = crate::admin::AdminApp::shared(app.clone());
     if let Some(t) = &tls {
         tracing::info!(
             "server certificate {} (SHA-256 {})",
@@ -136,20 +144,12 @@ pub async fn serve_with(
         .or(mtls.first())
         .and_then(|l| l.local_addr().ok())
     {
-        app.admin.set_https_port(a.port());
+        admin.admin.set_https_port(a.port());
     }
-    let header_timeout =
-        Duration::from_secs(app.config.get().map_or(DEFAULT_HEADER_TIMEOUT_SECS, |c| {
-            c.server.header_timeout_secs
-        }));
     crate::health::warn_at_start(&app);
-    let _warming = crate::admin::warm_up(app.clone());
-    let tracker = crate::conn::Tracker::new();
-    let serving = crate::conn::Serving {
-        router: router(app.clone()),
-        header_timeout,
-        tracker: tracker.clone(),
-    };
+    let _warming = crate::admin::warm_up(admin.clone());
+    let serving = crate::conn::Serving::new(router_with(admin), limits(&app));
+    let tracker = serving.tracker.clone();
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
@@ -181,6 +181,18 @@ pub async fn serve_with(
     }
     stop(&app, tasks, tracker).await;
     Ok(())
+}
+
+/// The connection limits of the configuration (defaults when it cannot be read).
+fn limits(app: &SharedApp) -> crate::conn_guard::Limits {
+    let (timeout, max) = app.config.get().map_or(
+        (
+            DEFAULT_HEADER_TIMEOUT_SECS,
+            crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
+        ),
+        |c| (c.server.header_timeout_secs, c.server.max_connections),
+    );
+    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max)
 }
 
 async fn next_reload(r: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {

@@ -6,15 +6,26 @@
 //! `<queries>` the device reported, and the `<msgs>` message log. [`log`] applies PHP's
 //! `logDeviceState` rules to an element tree; [`trim_msgs`] trims the log.
 //!
-//! [`StateStore`] owns the files: it reads a state once and keeps it in memory while the file
-//! is unchanged (checked by modification time and size), writes atomically (temporary file and
-//! rename), serialises all requests of one device with a per-device lock, and purges the
-//! files of devices not seen for `status/@expire` seconds, at most hourly.
+//! [`StateStore`] owns the files: it keeps a compact [`index`] of all devices (not their
+//! states), the parsed states of recently used devices in a cache bounded in bytes
+//! ([`cache`]), hands new states to a write-behind [`writer`] (atomic files, group commit,
+//! read-your-writes), caps the message log (`max-msgs`) and the file size (`max-state`),
+//! serialises all requests of one device with a per-device lock, and purges the files of
+//! devices not seen for `status/@expire` seconds, at most hourly. The status directory
+//! belongs to the server: a file changed behind its back is seen after a restart.
+
+mod cleanup;
+pub mod view;
 
 use crate::xml::Element;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+pub mod cache;
+pub mod index;
+pub mod writer;
+
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -131,29 +142,142 @@ pub enum Loaded {
     },
 }
 
-#[derive(Clone)]
-struct Cached {
-    mtime: SystemTime,
-    len: u64,
-    loaded: Loaded,
+/// What a device may make the server keep (`<server max-msgs max-state state-cache
+/// commit-delay>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_msgs: usize,
+    pub max_state: usize,
+    pub cache_bytes: usize,
+    pub commit_delay: std::time::Duration,
 }
 
-/// The state files of one status directory.
+impl Limits {
+    pub fn of(cfg: &crate::config::Config) -> Limits {
+        Limits {
+            max_msgs: cfg.server.max_msgs,
+            max_state: cfg.server.max_state,
+            cache_bytes: cfg.server.state_cache,
+            commit_delay: std::time::Duration::from_millis(cfg.server.commit_delay_ms),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_msgs: 200,
+            max_state: 1024 * 1024,
+            cache_bytes: 16 * 1024 * 1024,
+            commit_delay: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+/// Why a state was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("state of {sn} would be {len} bytes, more than server/@max-state ({max})")]
+    TooLarge { sn: String, len: usize, max: usize },
+}
+
+/// Drops the oldest message log entries beyond `max`.
+pub fn cap_msgs(state: &mut Element, max: usize) {
+    let count = state.children_named("msgs").count();
+    if count <= max {
+        return;
+    }
+    let mut excess = count - max;
+    state.children.retain(|c| {
+        if excess > 0 && c.name == "msgs" {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// The state files of one status directory: the device [`index::Index`], a byte-bounded
+/// cache of recently used states ([`cache::Lru`]) and the write-behind [`writer::Writer`].
 pub struct StateStore {
     dir: PathBuf,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: cache::Lru,
+    writer: writer::Writer,
+    index: Arc<index::Index>,
+    limits: Mutex<Limits>,
+    /// Address of the configuration last taken up.
+    configured: std::sync::atomic::AtomicUsize,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     last_cleanup: Mutex<Option<i64>>,
 }
 
 impl StateStore {
+    /// The store of `dir`: removes temporary files a crash left there and starts its writer.
+    /// The index is filled by [`Self::scan`].
     pub fn new(dir: PathBuf) -> StateStore {
+        let limits = Limits::default();
+        writer::remove_leftovers(&dir);
         StateStore {
+            cache: cache::Lru::new(limits.cache_bytes),
+            writer: writer::Writer::start(dir.clone(), limits.commit_delay),
+            index: Arc::new(index::Index::default()),
+            limits: Mutex::new(limits),
+            configured: std::sync::atomic::AtomicUsize::new(0),
             dir,
-            cache: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             last_cleanup: Mutex::new(None),
         }
+    }
+
+    /// Takes up the limits and the `show` columns of the configuration; `true` when the
+    /// columns changed (then [`Self::scan`] with `all` rebuilds the index).
+    pub fn configure(&self, cfg: &crate::config::Config) -> bool {
+        // the same configuration as last time (it is re-read only when its files change)
+        let ptr = cfg as *const crate::config::Config as usize;
+        if self
+            .configured
+            .swap(ptr, std::sync::atomic::Ordering::AcqRel)
+            == ptr
+        {
+            return false;
+        }
+        let limits = Limits::of(cfg);
+        let mut l = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if *l != limits {
+            self.cache.set_cap(limits.cache_bytes);
+            self.writer.set_delay(limits.commit_delay);
+            *l = limits;
+        }
+        drop(l);
+        self.index.set_groups(view::show_groups(cfg))
+    }
+
+    fn limits(&self) -> Limits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fills the index from the files (all of them with `all`), on a thread of its own.
+    pub fn scan(self: &Arc<Self>, all: bool) {
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("state-index".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let n = store.index.scan(&store.dir, |sn| store.read_file(sn), all);
+                tracing::info!(
+                    "indexed {n} device states in {} ms",
+                    started.elapsed().as_millis()
+                );
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the state index scan: {e}");
+        }
+    }
+
+    /// The device index (what the admin pages list).
+    pub fn index(&self) -> &index::Index {
+        &self.index
     }
 
     pub fn dir(&self) -> &Path {
@@ -174,32 +298,32 @@ impl StateStore {
         locks.entry(sn.to_string()).or_default().clone()
     }
 
-    /// Reads the state of `sn`, from memory when the file did not change.
+    /// The state of `sn`: a pending write, else the cache, else its file (no system call
+    /// when the device is in memory or, once the index is complete, has no file).
     pub fn load(&self, sn: &str) -> Loaded {
-        self.load_path(sn, &self.path(sn))
+        if let Some(el) = self.writer.pending(sn) {
+            return Loaded::Ok(el);
+        }
+        if let Some(el) = self.cache.get(sn) {
+            return Loaded::Ok(el);
+        }
+        if self.index.is_complete() && !self.index.contains(sn) {
+            return Loaded::Missing;
+        }
+        let loaded = self.read_file(sn);
+        if let Loaded::Ok(el) = &loaded {
+            let len = std::fs::metadata(self.path(sn)).map_or(0, |m| m.len() as usize);
+            self.cache.put(sn, el.clone(), len);
+        }
+        loaded
     }
 
-    fn load_path(&self, key: &str, path: &Path) -> Loaded {
-        match std::fs::metadata(path) {
-            Ok(meta) => self.load_meta(key, path, &meta),
-            Err(_) => {
-                self.forget(key);
-                Loaded::Missing
-            }
+    /// Reads and parses the file of `sn` (a pending write first).
+    fn read_file(&self, sn: &str) -> Loaded {
+        if let Some(el) = self.writer.pending(sn) {
+            return Loaded::Ok(el);
         }
-    }
-
-    /// [`Self::load_path`] with the file's metadata already at hand.
-    fn load_meta(&self, key: &str, path: &Path, meta: &std::fs::Metadata) -> Loaded {
-        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let len = meta.len();
-        if let Some(c) = self.cache_get(key)
-            && c.mtime == mtime
-            && c.len == len
-        {
-            return c.loaded;
-        }
-        let loaded = match std::fs::read(path) {
+        match std::fs::read(self.path(sn)) {
             Ok(bytes) => match Element::parse(&bytes) {
                 Ok(el) => Loaded::Ok(Arc::new(el)),
                 Err(e) => Loaded::Corrupt {
@@ -207,73 +331,70 @@ impl StateStore {
                     raw: String::from_utf8_lossy(&bytes).into_owned(),
                 },
             },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing,
             Err(e) => Loaded::Corrupt {
                 error: e.to_string(),
                 raw: String::new(),
             },
-        };
-        self.cache_put(
-            key,
-            Cached {
-                mtime,
-                len,
-                loaded: loaded.clone(),
-            },
-        );
-        loaded
-    }
-
-    fn cache_get(&self, key: &str) -> Option<Cached> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn cache_put(&self, key: &str, c: Cached) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), c);
-    }
-
-    fn forget(&self, key: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-
-    /// Writes the state of `sn` atomically and remembers it.
-    pub fn save(&self, sn: &str, state: Element) -> std::io::Result<()> {
-        let path = self.path(sn);
-        write_atomic(&path, state.to_document().as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(&path) {
-            self.cache_put(
-                sn,
-                Cached {
-                    mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    len: meta.len(),
-                    loaded: Loaded::Ok(Arc::new(state)),
-                },
-            );
         }
+    }
+
+    /// Stores the state of `sn`: caps its message log, updates the index and the cache and
+    /// hands the file to the writer (durable within `commit-delay`). Refused when larger
+    /// than `max-state`.
+    pub fn save(&self, sn: &str, state: Element) -> Result<(), SaveError> {
+        self.save_with(sn, state, false)
+    }
+
+    fn save_with(&self, sn: &str, mut state: Element, fresh: bool) -> Result<(), SaveError> {
+        let limits = self.limits();
+        cap_msgs(&mut state, limits.max_msgs);
+        let doc = state.to_document().into_bytes();
+        if doc.len() > limits.max_state {
+            return Err(SaveError::TooLarge {
+                sn: sn.to_string(),
+                len: doc.len(),
+                max: limits.max_state,
+            });
+        }
+        let state = Arc::new(state);
+        self.index.update(sn, &state, fresh);
+        self.cache.put(sn, state.clone(), doc.len());
+        self.writer.submit(sn, state, doc);
         Ok(())
+    }
+
+    /// [`Self::save`], then waits until the file is durable (device uploads).
+    pub async fn save_durable(&self, sn: &str, state: Element) -> Result<(), SaveError> {
+        self.save_with(sn, state, true)?;
+        self.writer.sync().await;
+        Ok(())
+    }
+
+    /// Writes every pending state now and waits until it is durable.
+    pub async fn flush(&self) {
+        self.writer.sync().await;
+    }
+
+    /// [`Self::flush`] outside the runtime (blocks).
+    pub fn flush_blocking(&self) {
+        self.writer.sync_blocking();
     }
 
     /// Deletes the state of `sn`; `Ok(false)` when there was none.
     pub fn delete(&self, sn: &str) -> std::io::Result<bool> {
-        self.forget(sn);
-        match std::fs::remove_file(self.path(sn)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.cache.remove(sn);
+        self.index.remove(sn);
+        let pending = self.writer.pending(sn).is_some();
+        self.writer
+            .forget(sn, || match std::fs::remove_file(self.path(sn)) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(pending),
+                Err(e) => Err(e),
+            })
     }
 
-    /// Every state file (`*.xml`) of the directory with its parsed content, for the admin
-    /// pages; unchanged files come from memory.
+    /// Every state file (`*.xml`) of the directory with its parsed content, read now.
     pub fn all(&self) -> Vec<(String, Loaded, SystemTime)> {
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
@@ -287,39 +408,55 @@ impl StateStore {
             if stem.is_empty() || name.starts_with('.') {
                 continue;
             }
-            let path = entry.path();
-            // one stat per file: a page of 10 000 devices does 10 000 of them
-            let (loaded, mtime) = match std::fs::metadata(&path) {
-                Ok(meta) => (
-                    self.load_meta(stem, &path, &meta),
-                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                ),
-                Err(_) => {
-                    self.forget(stem);
-                    (Loaded::Missing, SystemTime::UNIX_EPOCH)
-                }
-            };
-            out.push((stem.to_string(), loaded, mtime));
+            let mtime = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push((stem.to_string(), self.read_file(stem), mtime));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
-    /// Removes state files older than `expire` seconds, at most once an hour.
-    /// Returns the serial numbers removed.
-    pub fn expire(&self, now: i64, expire: i64) -> Vec<String> {
+    /// Whether an expiry run is due: at most once an hour, and not when PHP's `lastcleanup`
+    /// marker says a purge ran in the last hour (also one by the PHP server, or before a
+    /// restart). Marks it started and touches the marker.
+    pub fn expiry_due(&self, now: i64, expire: i64) -> bool {
         if expire <= 0 {
+            return false;
+        }
+        let mut last = self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| !cleanup::due(now, Some(t))) {
+            return false;
+        }
+        let marker = cleanup::read_marker(&self.dir);
+        if let Some(t) = marker
+            && !cleanup::due(now, Some(t))
+        {
+            *last = Some(t);
+            return false;
+        }
+        *last = Some(now);
+        if let Err(e) = cleanup::touch_marker(&self.dir, now) {
+            tracing::warn!(
+                "cannot touch {}: {e}",
+                cleanup::marker_path(&self.dir).display()
+            );
+        }
+        true
+    }
+
+    /// Removes state files older than `expire` seconds, at most once an hour (see
+    /// [`Self::expiry_due`]). Returns the serial numbers removed.
+    pub fn expire(&self, now: i64, expire: i64) -> Vec<String> {
+        if !self.expiry_due(now, expire) {
             return Vec::new();
         }
-        {
-            let mut last = self.last_cleanup.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(t) = *last
-                && now - t <= 3600
-            {
-                return Vec::new();
-            }
-            *last = Some(now);
-        }
+        self.expire_now(now, expire)
+    }
+
+    /// Removes state files older than `expire` seconds (blocking: reads the directory).
+    pub fn expire_now(&self, now: i64, expire: i64) -> Vec<String> {
         let mut removed = Vec::new();
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return removed;
@@ -333,9 +470,10 @@ impl StateStore {
                 .metadata()
                 .and_then(|m| m.modified())
                 .map_or(0, crate::clock::unix_secs);
-            if now - mtime > expire && std::fs::remove_file(entry.path()).is_ok() {
-                self.forget(stem);
-                removed.push(stem.to_string());
+            if now - mtime > expire && self.writer.pending(stem).is_none() {
+                if let Ok(true) = self.delete(stem) {
+                    removed.push(stem.to_string());
+                }
             }
         }
         removed
@@ -437,6 +575,7 @@ mod tests {
         assert!(matches!(store.load("a"), Loaded::Missing));
         let s = new_state("a");
         store.save("a", s.clone()).expect("save");
+        store.flush_blocking();
         match store.load("a") {
             Loaded::Ok(e) => assert_eq!(*e, s),
             other => panic!("{other:?}"),
@@ -453,9 +592,33 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = StateStore::new(dir.path().to_path_buf());
         store.save("old", new_state("old")).expect("save");
+        store.flush_blocking();
         let now = crate::clock::now();
         assert!(store.expire(now, 1000).is_empty());
         assert!(store.expire(now + 2000, 1000).is_empty(), "within the hour");
         assert_eq!(store.expire(now + 5000, 1000), vec!["old".to_string()]);
+    }
+
+    #[test]
+    fn expiry_follows_the_lastcleanup_marker_across_restarts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let now = crate::clock::now();
+        // a marker written half an hour ago (by PHP or an earlier run): no purge yet
+        cleanup::touch_marker(dir.path(), now - 1800).expect("touch");
+        let store = StateStore::new(dir.path().to_path_buf());
+        store.save("old", new_state("old")).expect("save");
+        store.flush_blocking();
+        assert!(store.expire(now + 1000, 500).is_empty(), "marker is recent");
+        assert!(store.path("old").exists());
+        // a fresh process sees an old marker: purges and moves the marker to now
+        let store = StateStore::new(dir.path().to_path_buf());
+        assert_eq!(store.expire(now + 1801, 500), vec!["old".to_string()]);
+        assert_eq!(cleanup::read_marker(dir.path()), Some(now + 1801));
+        let again = StateStore::new(dir.path().to_path_buf());
+        assert!(
+            again.expire(now + 1900, 1).is_empty(),
+            "next process waits for the hour"
+        );
+        assert!(store.all().is_empty(), "the marker is not a device state");
     }
 }

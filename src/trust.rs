@@ -419,11 +419,17 @@ pub async fn serve_tls(
     serving: crate::conn::Serving,
 ) {
     loop {
-        let (stream, peer, local) = crate::conn::accept(&listener).await;
+        let (stream, peer, local, slot) = crate::conn::accept(&listener, &serving.limits).await;
+        // the certificate of this moment: a reload (SIGHUP) swaps it for new handshakes
         let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
         let span = tracing::info_span!("tls", %peer, port = local.port());
+        let serving = serving.clone();
         tokio::spawn(
-            serve_tls_connection(stream, peer, local, acceptor, serving.clone()).instrument(span),
+            async move {
+                serve_tls_connection(stream, peer, local, acceptor, serving).await;
+                drop(slot);
+            }
+            .instrument(span),
         );
     }
 }
@@ -459,7 +465,9 @@ async fn serve_tls_connection(
         }
         Err(_) => return timed_out(),
     }
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(serving.limits.watch(stream)))
+        .await
+    {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return log_handshake_error(&e),
         Err(_) => return timed_out(),

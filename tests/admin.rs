@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower::ServiceExt;
-use update_server::app::{App, SharedApp};
+use update_server::admin::{AdminApp, SharedAdmin};
+use update_server::app::App;
 use update_server::conn::ConnMeta;
 
 struct Harness {
-    app: SharedApp,
+    app: SharedAdmin,
     root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -57,7 +58,7 @@ impl Harness {
             &[("update-all-default.txt", "# x\n")],
         );
         seed_fleet(&root, unix_now());
-        let app = Arc::new(App::new(root.clone(), prefix));
+        let app = AdminApp::shared(Arc::new(App::new(root.clone(), prefix)));
         Harness {
             app,
             root,
@@ -99,7 +100,7 @@ impl Harness {
             b = b.header(*k, *v);
         }
         let req = b.body(Body::from(body)).expect("request");
-        let router = update_server::server::router(self.app.clone());
+        let router = update_server::server::router_with(self.app.clone());
         let resp = router.oneshot(req).await.expect("router answers");
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -432,7 +433,7 @@ async fn the_status_page_shows_every_device_safely() {
     assert!(t.contains("<b>3</b> devices"), "summary");
     assert!(t.contains("<b class=\"err\">2</b> unreadable state files"));
     assert!(t.contains(
-        "<tr class=\"master\"><th><button type=\"button\" class=\"fl\" data-filter=\"130160\""
+        "<tr class=\"master\"><th><a class=\"fl\" href=\"?mode=status&amp;filter=fw%3A130160\" data-filter=\"fw:130160\""
     ));
     assert!(t.contains("<b>2</b> on the master's firmware 130160"));
     assert!(
@@ -1192,4 +1193,83 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
         Some(format!("/admin/admin.php#d-{SN_RECEPTION}").as_str())
     );
     assert_eq!(std::fs::read_to_string(&target).expect("stored"), right);
+}
+
+#[tokio::test]
+async fn a_login_burst_is_answered_at_once_with_429_and_bad_tokens_do_not_lock_the_login() {
+    let h = Harness::admin();
+    for _ in 0..10 {
+        let r = h
+            .call(
+                "GET",
+                "/api/devices",
+                &[("authorization", "bearer wrong")],
+                Vec::new(),
+                false,
+            )
+            .await;
+        assert!(matches!(r.status.as_u16(), 401 | 429), "{}", r.status);
+    }
+    let r = h
+        .call(
+            "GET",
+            "/api/devices",
+            &[("authorization", "Bearer wrong")],
+            Vec::new(),
+            false,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "API throttled");
+    // the API failures did not count against the login
+    h.login().await;
+    let mut throttled = None;
+    for _ in 0..10 {
+        let r = h
+            .post_form(
+                "/admin/admin.php",
+                None,
+                "action=login&user=admin&password=wrong",
+            )
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let r = throttled.expect("a burst of wrong passwords is throttled");
+    let secs: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=15).contains(&secs), "{secs}");
+    assert!(r.text().contains("try again in"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    let h = Harness::admin();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "IP232-30-00-a1");
+    let csr = params.serialize_request(&key).expect("csr").der().to_vec();
+    let der = h.root.join(format!("certs/{SN_RECEPTION}-request.p10.der"));
+    std::fs::write(&der, &csr).expect("write CSR");
+    let _ = std::fs::remove_file(
+        h.root
+            .join(format!("certs/{SN_RECEPTION}-signedrequest.cer")),
+    );
+    let login = h.login().await;
+    let page = h.get("/admin/admin.php?mode=status", Some(&login)).await;
+    let fingerprint: Vec<String> = sha2::Sha256::digest(key.subject_public_key_info())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let text = page.text();
+    assert!(text.contains("CN=IP232-30-00-a1"), "{text}");
+    assert!(text.contains(&fingerprint.join(":")), "{text}");
 }

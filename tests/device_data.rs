@@ -858,6 +858,7 @@ fn two_requests_of_one_device_at_once() {
         let r = t.join().expect("thread");
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    server.flush();
     let st = state(&root, SN);
     let dev = st.child("device").expect("device");
     assert_eq!(dev.attr("hwid"), Some(HWID));

@@ -39,6 +39,7 @@ fn concurrent_uploads_of_one_device_lose_nothing() {
     for t in threads {
         t.join().expect("thread");
     }
+    server.flush();
     let state = std::fs::read_to_string(root.join("status/00-90-33-30-00-af.xml")).expect("state");
     for i in 0..16 {
         assert!(
@@ -294,4 +295,41 @@ fn a_silent_client_does_not_block_others_and_is_eventually_dropped() {
         n.is_ok(),
         "closed by the server, not by our 60 s read timeout: {n:?}"
     );
+}
+
+#[test]
+fn static_directories_refuse_nul_dotfiles_and_symlinks_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(dir.path(), &status_config(""), &[]);
+    for d in ["fw", "web"] {
+        std::fs::create_dir_all(root.join(d)).expect("dir");
+        std::fs::write(root.join(d).join("ok.txt"), b"fine").expect("file");
+        std::fs::write(root.join(d).join(".htpasswd"), b"secret").expect("file");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root.join("outside.txt"), root.join(d).join("out"))
+            .expect("link");
+    }
+    std::fs::write(root.join("outside.txt"), b"secret").expect("outside file");
+    let server = Server::start(&root, &[]);
+    for d in ["fw", "web"] {
+        // (GET: the test client does not know that a HEAD answer has no body)
+        let r = http_request(server.addr(), "GET", &format!("/{d}/%00"), &[], b"");
+        assert!(matches!(r.status, 400 | 404), "GET /{d}/%00: {}", r.status);
+        assert_eq!(
+            server.get(&format!("/{d}/.htpasswd")).status,
+            404,
+            "{d} dotfile"
+        );
+        assert_eq!(
+            server.get(&format!("/{d}/out")).status,
+            404,
+            "{d} symlink out"
+        );
+        let r = server.get(&format!("/{d}/ok.txt"));
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"fine"[..]),
+            "{d}/ok.txt"
+        );
+    }
 }

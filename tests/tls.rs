@@ -712,6 +712,7 @@ fn proxy_headers_from_any_other_address_are_ignored_and_logged() {
         "config add UP1 /url https%3A%2F%2Fupdate.example.com%3A443%2Fupdate%2Fupdate.php%3Fpolling%3D5%26phase%3D%26type%3D%23t%26sn%3D%23m%26hwid%3D%23h%26ip%3D%23i"
     );
     // X-Forwarded-For still names the device, as in PHP
+    server.flush();
     let state = std::fs::read_to_string(root.join("status/00-90-33-30-00-af.xml")).expect("state");
     assert!(state.contains("10.1.2.3"), "{state}");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -765,8 +766,10 @@ fn without_a_certificate_one_is_generated_kept_and_its_fingerprint_logged() {
         assert!(log.contains(&fp), "fingerprint {fp} not in {log}");
         fp
     };
-    // the next start keeps it
-    let (server, _) = Server::start_with(&root, https_only, |_| {});
+    // the next start keeps it (a request first: the server has logged its start-up by then)
+    let (server, ports) = Server::start_with(&root, https_only, |_| {});
+    let r = tls_get(local(ports.https), ClientAuth::None, "/update.php").expect("HTTPS");
+    assert_eq!(r.status, 200);
     let log = server.log_text();
     assert!(!log.contains("generated a self-signed"), "{log}");
     assert!(log.contains(&fingerprint), "{log}");

@@ -43,7 +43,14 @@
     return table ? table.querySelectorAll('tr[data-sn]') : [];
   }
 
+  // the sort order of the page (sort=, kept in the URL and in every rows request)
+  function currentSort() {
+    return new URL(window.location.href).searchParams.get('sort') || '';
+  }
+
   function rowsRequest(params) {
+    var sort = currentSort();
+    if (sort) params.sort = sort;
     return fetch(adminUrl + '?mode=ui&cmd=rows&' + new URLSearchParams(params).toString(), {
       credentials: 'same-origin'
     }).then(function (r) {
@@ -69,6 +76,7 @@
       watchAll();
       var url = new URL(window.location.href);
       url.searchParams.delete('rows');
+      url.searchParams.delete('msg');
       if (value.trim() === '') url.searchParams.delete('filter');
       else url.searchParams.set('filter', value);
       window.history.replaceState(null, '', url.toString());
@@ -157,7 +165,58 @@
     });
   }
 
+  // the page's URL with the current filter and sort and `extra` parameters
+  function pageUrl(extra) {
+    var url = new URL(adminUrl, window.location.href);
+    url.searchParams.set('mode', 'status');
+    var f = input ? input.value : '';
+    if (f.trim() !== '') url.searchParams.set('filter', f);
+    var sort = currentSort();
+    if (sort) url.searchParams.set('sort', sort);
+    Object.keys(extra || {}).forEach(function (k) { url.searchParams.set(k, extra[k]); });
+    return url;
+  }
+
+  // a message after an action (msg=) is shown once: not again on reload
+  (function () {
+    var url = new URL(window.location.href);
+    if (url.searchParams.has('msg')) {
+      url.searchParams.delete('msg');
+      window.history.replaceState(null, '', url.toString());
+    }
+  })();
+
+  // the upload of a signed certificate comes back to this view, with a message
+  document.addEventListener('submit', function (ev) {
+    var form = ev.target;
+    if (!form.classList || !form.classList.contains('upload')) return;
+    var action = new URL(form.getAttribute('action'), window.location.href);
+    var back = pageUrl({ msg: 'cert-uploaded' });
+    // the server accepts only plain URL characters in `proceed`, up to 512 bytes
+    var query = back.search.slice(1).replace(/[*!'()]/g, function (c) {
+      return '%' + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+    if (query.length > 500) query = 'mode=status&msg=cert-uploaded';
+    action.searchParams.set('proceed', 'admin/admin.php?' + query);
+    form.setAttribute('action', action.pathname + action.search);
+  }, true);
+
   document.addEventListener('click', function (ev) {
+    var dismiss = ev.target.closest('.banner .dismiss');
+    if (dismiss) {
+      ev.preventDefault();
+      dismiss.closest('.banner').remove();
+      return;
+    }
+    var sortLink = ev.target.closest('thead a.sort[data-sort]');
+    if (sortLink && input) {
+      // the filter may have changed since the page was rendered
+      ev.preventDefault();
+      var to = pageUrl();
+      to.searchParams.set('sort', sortLink.dataset.sort);
+      window.location.href = to.toString();
+      return;
+    }
     var fl = ev.target.closest('button.fl[data-filter]');
     if (fl) {
       setFilter(fl.dataset.filter);

@@ -1,10 +1,13 @@
-//! The read-only JSON API for monitoring and scripts (pure):
+//! The JSON of the API for monitoring and scripts (pure):
 //!
-//! - `GET {prefix}/api/devices[?filter=…]`: `{"now", "total", "count", "summary", "devices": […]}`
+//! - `GET {prefix}/api/devices[?filter=…&sort=…&limit=…&offset=…]`: `{"now", "total"
+//!   (matching devices), "count" (in this page), "offset", "limit", "files" (state files),
+//!   "summary" (of all matching devices), "devices": […]}`
 //! - `GET {prefix}/api/devices/SN`: one device, with its message log.
+//!   The list gives counts of the message log and the delivered snippets (`log_entries`,
+//!   `snippet_count`); one device gives them in full.
 //!
-//! Both need an admin session or `Authorization: Bearer TOKEN` with the token of
-//! `<api token="…"/>` in the configuration.
+//! The HTTP side (authentication, CSV, OpenAPI, `DELETE`) is `api_http`.
 
 use super::status::{Row, Summary};
 use super::view::{Cell, ShowGroup};
@@ -78,19 +81,40 @@ pub fn device(
         },
         "backup": v.backup,
         "backups": r.backups.iter().map(|b| json!({ "path": b.path, "mtime": b.mtime })).collect::<Vec<_>>(),
-        "snippets": v.snippets,
+        "snippet_count": v.snippet_count,
+        "log_entries": v.log_entries,
         "queries": queries,
     });
+    // the message log and the snippet list are read from the state file: detail only
     if with_log && let Some(o) = out.as_object_mut() {
+        o.insert("snippets".to_string(), json!(v.snippets));
         o.insert("msgs".to_string(), json!(v.msgs));
     }
     out
 }
 
-/// The device list.
+/// Devices in a page of the list unless `limit=` says otherwise.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest `limit=` (a larger one is refused with 400).
+pub const MAX_LIMIT: usize = 1000;
+
+/// Where a page of the device list is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Devices skipped.
+    pub offset: usize,
+    /// Most devices in the page.
+    pub limit: usize,
+    /// Devices the filter lets through.
+    pub matched: usize,
+    /// State files (all devices, also broken files).
+    pub files: usize,
+}
+
+/// A page of the device list: `total` matching devices, `count` in this page.
 pub fn devices(
-    rows: &[Row],
-    total: usize,
+    shown: &[Row],
+    page: &Page,
     summary: &Summary,
     groups: &[ShowGroup],
     missing_after: i64,
@@ -98,10 +122,13 @@ pub fn devices(
 ) -> Value {
     json!({
         "now": now,
-        "total": total,
-        "count": rows.len(),
+        "total": page.matched,
+        "count": shown.len(),
+        "offset": page.offset,
+        "limit": page.limit,
+        "files": page.files,
         "summary": summary,
-        "devices": rows.iter().map(|r| device(r, groups, missing_after, now, false)).collect::<Vec<_>>(),
+        "devices": shown.iter().map(|r| device(r, groups, missing_after, now, false)).collect::<Vec<_>>(),
     })
 }
 

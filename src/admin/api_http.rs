@@ -1,105 +1,300 @@
-//! The HTTP shell of the read-only JSON API `{prefix}/api/devices[/SN]`: who may read (an
-//! admin session or the API token, throttled like the login), and the rows it renders with
-//! [`super::api`].
+//! The HTTP shell of the JSON API below `{prefix}/api/` ([`PATHS`]): who may read (an admin
+//! session or the API token, throttled like the login), the list's filter, order and page,
+//! the CSV export ([`super::export`]), the OpenAPI document ([`super::openapi`]) and the
+//! one change, `DELETE api/devices/SN` (a session's CSRF token or the API token).
 
-use super::fleet::{collect_rows, master_of, one_row};
-use super::respond::{AdminError, Answer, blocking, json_response};
+use super::flash::Flash;
+use super::fleet::{ViewArgs, add_backups, collect_rows, master_of, one_row};
+use super::order::Sort;
+use super::query::Query;
+use super::respond::{AdminError, Answer, blocking, harden, json_response};
 use super::session;
-use super::view::{self, Filter};
-use super::{api, status};
-use crate::app::SharedApp;
+use super::throttle::retry_after_secs;
+use super::view;
+use super::{api, export, openapi, status};
+use crate::admin::SharedAdmin;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
 use axum::Extension;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use std::sync::Arc;
 
-/// Whether an API request may read: an admin session, or the configured API token as
-/// `Authorization: Bearer …`.
-async fn api_allowed(app: &SharedApp, cfg: &Config, meta: &ConnMeta, headers: &HeaderMap) -> bool {
-    if session::cookie(headers, session::COOKIE)
-        .and_then(|t| app.admin.sessions.get(t))
-        .is_some()
+/// The API's paths (below the prefix) and methods; the OpenAPI document describes exactly
+/// these (checked by its test).
+pub const PATHS: [(&str, &[&str]); 4] = [
+    ("/api/devices", &["get"]),
+    ("/api/devices.csv", &["get"]),
+    ("/api/devices/{sn}", &["get", "delete"]),
+    ("/api/openapi.json", &["get"]),
+];
+
+/// The API routes below `prefix`.
+pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
+    axum::Router::new()
+        .route(&format!("{prefix}{}", PATHS[0].0), get(devices))
+        .route(&format!("{prefix}{}", PATHS[1].0), get(devices_csv))
+        .route(
+            &format!("{prefix}{}", PATHS[2].0),
+            get(device).delete(forget_device),
+        )
+        .route(&format!("{prefix}{}", PATHS[3].0), get(openapi_json))
+}
+
+/// Who sends an API request.
+enum Caller {
+    Session(session::Session),
+    Token,
+}
+
+/// The credentials of an `Authorization: Bearer …` value (the scheme is case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Who may read: an admin session, or the configured API token as
+/// `Authorization: Bearer …` (failures throttled apart from the logins: `Err` is the 429);
+/// `None` for nobody.
+async fn api_caller(
+    app: &SharedAdmin,
+    cfg: &Config,
+    meta: &ConnMeta,
+    headers: &HeaderMap,
+) -> Result<Option<Caller>, AdminError> {
+    if let Some(s) =
+        session::cookie(headers, session::COOKIE).and_then(|t| app.admin.sessions.get(t))
     {
-        return true;
+        return Ok(Some(Caller::Session(s)));
     }
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
     else {
-        return false;
+        return Ok(None);
     };
     let Some(token) = &cfg.server.api_token else {
-        return false;
+        return Ok(None);
     };
     let peer = meta.peer.ip().to_canonical();
-    let wait = app.admin.throttle.reserve(peer);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    let throttle = &app.admin.api_throttle;
+    if let Err(wait) = throttle.check(peer) {
+        return Err(AdminError::TooMany(retry_after_secs(wait)));
     }
     if session::csrf_ok(token, Some(given)) {
-        app.admin.throttle.succeeded(peer);
-        true
+        throttle.succeeded(peer);
+        Ok(Some(Caller::Token))
     } else {
-        app.admin.throttle.failed(peer);
+        throttle.failed(peer);
         tracing::warn!("API request from {peer} with a wrong token");
-        false
+        Ok(None)
     }
 }
 
-/// The configuration for an API request, or the refusal (configuration error, no session
-/// or token).
+/// The configuration for an API request and who sends it, or the refusal (configuration
+/// error, no session or token).
 async fn api_config(
-    app: &SharedApp,
+    app: &SharedAdmin,
     meta: &ConnMeta,
     headers: &HeaderMap,
-) -> Result<Arc<Config>, AdminError> {
+) -> Result<(Arc<Config>, Caller), AdminError> {
     let cfg = app
         .config
         .get()
         .map_err(|e| AdminError::json(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if !api_allowed(app, &cfg, meta, headers).await {
-        return Err(AdminError::Unauthorized);
+    match api_caller(app, &cfg, meta, headers).await? {
+        Some(c) => Ok((cfg, c)),
+        None => Err(AdminError::Unauthorized),
     }
-    Ok(cfg)
 }
 
-/// `api/devices[?filter=…]`: the matching devices with the fleet summary.
+fn bad_request(msg: impl Into<String>) -> AdminError {
+    AdminError::json(StatusCode::BAD_REQUEST, msg)
+}
+
+/// The filter, the order and the page of a list request.
+fn list_args(args: &Args) -> Result<(Query, Sort, api::Page), AdminError> {
+    let (query, sort) = ViewArgs::from_args(args).parsed.map_err(bad_request)?;
+    let number = |k: &str, default: usize| -> Result<usize, AdminError> {
+        match args.get(k) {
+            None => Ok(default),
+            Some(v) if v.is_empty() => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| bad_request(format!("'{k}' must be a number of 0 or more"))),
+        }
+    };
+    let limit = number("limit", api::DEFAULT_LIMIT)?;
+    if limit > api::MAX_LIMIT {
+        return Err(bad_request(format!(
+            "'limit' is at most {} (page with 'offset')",
+            api::MAX_LIMIT
+        )));
+    }
+    let offset = number("offset", 0)?;
+    Ok((
+        query,
+        sort,
+        api::Page {
+            offset,
+            limit,
+            matched: 0,
+            files: 0,
+        },
+    ))
+}
+
+/// `api/devices[?filter=…&sort=…&limit=…&offset=…]`: a page of the matching devices with
+/// the summary of all matching ones.
 pub async fn devices(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Answer {
-    let cfg = api_config(&app, &meta, &headers).await?;
-    let args = Args::parse(uri.query().unwrap_or(""));
-    let filter = args
-        .get("filter")
-        .map(|f| f.into_owned())
-        .unwrap_or_default();
+    let (cfg, _) = api_config(&app, &meta, &headers).await?;
+    let (query, sort, mut page) = list_args(&Args::parse(uri.query().unwrap_or("")))?;
     let out = blocking(move || {
-        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), true);
+        let (mut rows, files) = collect_rows(&app, &cfg, &query, sort, false);
         let groups = view::show_groups(&cfg);
         let now = crate::clock::now();
         let summary = status::summary(&cfg, &master_of(&app.root, &cfg), now, &rows);
-        api::devices(&rows, total, &summary, &groups, cfg.status.missing, now)
+        page.matched = rows.len();
+        page.files = files;
+        let start = page.offset.min(rows.len());
+        let end = start.saturating_add(page.limit).min(rows.len());
+        let shown = &mut rows[start..end];
+        add_backups(&app, &cfg, shown);
+        api::devices(shown, &page, &summary, &groups, cfg.status.missing, now)
     })
     .await?;
     Ok(json_response(StatusCode::OK, out))
 }
 
+/// `api/devices.csv[?filter=…&sort=…]`: every matching device as a CSV table.
+pub async fn devices_csv(
+    State(app): State<SharedAdmin>,
+    Extension(meta): Extension<ConnMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Answer {
+    let (cfg, _) = api_config(&app, &meta, &headers).await?;
+    let args = Args::parse(uri.query().unwrap_or(""));
+    let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
+    let body = blocking(move || {
+        let (rows, _) = collect_rows(&app, &cfg, &query, sort, false);
+        export::csv(&rows, cfg.status.missing, crate::clock::now())
+    })
+    .await?
+    .map_err(|e| {
+        tracing::error!("CSV export failed: {e}");
+        AdminError::Internal
+    })?;
+    Ok(harden(
+        (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"devices.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+    ))
+}
+
+/// `api/openapi.json`: the description of this API.
+pub async fn openapi_json(
+    State(app): State<SharedAdmin>,
+    Extension(meta): Extension<ConnMeta>,
+    headers: HeaderMap,
+) -> Answer {
+    let _ = api_config(&app, &meta, &headers).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        openapi::document(&app.prefix),
+    ))
+}
+
+/// `DELETE api/devices/SN`: forgets a device's state (its state file and what is kept of it
+/// in memory; not its backups). A session must send its CSRF token (`X-CSRF-Token` or
+/// `?csrf=`); the API token is enough by itself.
+pub async fn forget_device(
+    State(app): State<SharedAdmin>,
+    Extension(meta): Extension<ConnMeta>,
+    UrlPath(sn): UrlPath<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Answer {
+    let (cfg, caller) = api_config(&app, &meta, &headers).await?;
+    let peer = meta.peer.ip().to_canonical();
+    let who = match &caller {
+        Caller::Session(s) => {
+            let given = headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| {
+                    Args::parse(uri.query().unwrap_or(""))
+                        .get("csrf")
+                        .map(|c| c.into_owned())
+                });
+            if !session::csrf_ok(&s.csrf, given.as_deref()) {
+                tracing::warn!(
+                    "refused DELETE api/devices/{} from {peer}: bad CSRF token",
+                    crate::answer::comment_safe(&sn)
+                );
+                return Err(AdminError::json(
+                    StatusCode::FORBIDDEN,
+                    "bad or missing CSRF token",
+                ));
+            }
+            format!("admin '{}' at {peer}", s.user)
+        }
+        Caller::Token => format!("API token user at {peer}"),
+    };
+    crate::request::check_name("sn", sn.as_bytes())
+        .map_err(|e| AdminError::json(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let Some(store) = app.states(&cfg) else {
+        return Err(AdminError::json(
+            StatusCode::NOT_FOUND,
+            "device status tracking is off",
+        ));
+    };
+    let lock = store.lock_for(&sn);
+    let _guard = lock.lock().await;
+    let key = sn.clone();
+    let deleted = blocking(move || store.delete(&key)).await?.map_err(|e| {
+        tracing::error!("cannot delete the status of {sn}: {e}");
+        AdminError::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot delete the state file",
+        )
+    })?;
+    if !deleted {
+        return Err(AdminError::json(StatusCode::NOT_FOUND, "no such device"));
+    }
+    tracing::info!("{who} deleted the status of {sn} (API)");
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::json!({ "deleted": true, "sn": sn, "msg": Flash::StatusDeleted.key() }),
+    ))
+}
+
 /// `api/devices/SN`: one device.
 pub async fn device(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     headers: HeaderMap,
 ) -> Answer {
-    let cfg = api_config(&app, &meta, &headers).await?;
+    let (cfg, _) = api_config(&app, &meta, &headers).await?;
     crate::request::check_name("sn", sn.as_bytes())
         .map_err(|e| AdminError::json(StatusCode::BAD_REQUEST, e.to_string()))?;
     let out = blocking(move || {
@@ -116,4 +311,18 @@ pub async fn device(
     .await?
     .ok_or_else(|| AdminError::json(StatusCode::NOT_FOUND, "no such device"))?;
     Ok(json_response(StatusCode::OK, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
 }

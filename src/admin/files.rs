@@ -121,12 +121,30 @@ pub struct CertState {
     pub pem: Option<String>,
     pub signed: Option<String>,
     pub error: Option<String>,
+    /// Subject and key fingerprint of a waiting CSR (see [`CertState::read_csr`]).
+    pub csr: Option<crate::certs::CsrSummary>,
 }
 
 impl CertState {
     /// A CSR is waiting for an administrator.
     pub fn csr_waiting(&self) -> bool {
         (self.der.is_some() || self.pem.is_some()) && self.signed.is_none()
+    }
+
+    /// Reads the subject and key fingerprint of a waiting CSR (its DER file below `root`, at
+    /// most 64 KiB); nothing for a device without one.
+    pub fn read_csr(mut self, root: &Path) -> CertState {
+        if !self.csr_waiting() {
+            return self;
+        }
+        if let Some(der) = &self.der
+            && let Ok(meta) = std::fs::metadata(root.join(der))
+            && meta.len() <= 64 * 1024
+            && let Ok(bytes) = std::fs::read(root.join(der))
+        {
+            self.csr = crate::certs::csr_summary(&bytes);
+        }
+        self
     }
 }
 
@@ -179,6 +197,7 @@ impl CertIndex {
             pem: has(p.pem),
             signed: has(p.signed),
             error: has(p.error),
+            csr: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! attribute values) or [`q`] (URL query values, then [`e`]).
 
 use crate::xml::html_escape;
+use maud::{DOCTYPE, PreEscaped, html};
 
 /// Escapes text for element content and quoted attribute values.
 pub fn e(s: &str) -> String {
@@ -69,66 +70,55 @@ pub struct Frame<'a> {
     pub notice: Option<String>,
 }
 
-/// A complete page around `body` (already HTML).
+/// A complete page around `body` (already HTML); everything else is escaped by `maud`.
 pub fn page(f: &Frame<'_>, body: &str) -> String {
     let p = f.prefix;
-    let mut out = String::with_capacity(body.len() + 2048);
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    out.push_str(&format!(
-        "<title>{} \u{2013} update-server</title>",
-        e(f.title)
-    ));
-    out.push_str(&format!(
-        "<link rel=\"stylesheet\" href=\"{}\"><script src=\"{}\" defer></script></head>\n",
-        e(&format!(
-            "{p}/web/update-server.css?v={}",
-            crate::admin::ASSET_VERSION
-        )),
-        e(&format!(
-            "{p}/web/update-server.js?v={}",
-            crate::admin::ASSET_VERSION
-        )),
-    ));
-    out.push_str(&format!(
-        "<body data-prefix=\"{}\" data-csrf=\"{}\" data-refresh=\"{}\">\n",
-        e(p),
-        e(f.csrf.unwrap_or("")),
-        f.refresh.max(0)
-    ));
-    out.push_str("<header class=\"top\"><span class=\"brand\">update-server</span>");
-    if let Some(csrf) = f.csrf {
-        out.push_str("<nav>");
-        for (nav, mode, label) in [
-            (Nav::Status, "status", "Devices"),
-            (Nav::Show, "show", "Configuration"),
-            (Nav::Info, "info", "Add device"),
-        ] {
-            out.push_str(&format!(
-                "<a href=\"{}\"{}>{label}</a>",
-                e(&admin_url(p, &format!("mode={mode}"))),
-                if nav == f.nav {
-                    " class=\"active\" aria-current=\"page\""
-                } else {
-                    ""
+    let v = crate::admin::ASSET_VERSION;
+    let navs = [
+        (Nav::Status, "status", "Devices"),
+        (Nav::Show, "show", "Configuration"),
+        (Nav::Info, "info", "Add device"),
+    ];
+    let doc = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (f.title) " \u{2013} update-server" }
+                link rel="stylesheet" href=(format!("{p}/web/update-server.css?v={v}"));
+                script src=(format!("{p}/web/update-server.js?v={v}")) defer {}
+            }
+            body data-prefix=(p) data-csrf=(f.csrf.unwrap_or("")) data-refresh=(f.refresh.max(0)) {
+                header.top {
+                    span.brand { "update-server" }
+                    @if let Some(csrf) = f.csrf {
+                        nav {
+                            @for (nav, mode, label) in navs {
+                                @if nav == f.nav {
+                                    a href=(admin_url(p, &format!("mode={mode}"))) class="active" aria-current="page" { (label) }
+                                } @else {
+                                    a href=(admin_url(p, &format!("mode={mode}"))) { (label) }
+                                }
+                            }
+                        }
+                        form.logout method="post" action=(admin_url(p, "")) {
+                            input type="hidden" name="action" value="logout";
+                            input type="hidden" name="csrf" value=(csrf);
+                            span.user { (f.user.unwrap_or("")) }
+                            " "
+                            button type="submit" { "Log out" }
+                        }
+                    }
                 }
-            ));
+                main {
+                    @if let Some(n) = &f.notice { p.notice { (PreEscaped(n)) } }
+                    (PreEscaped(body))
+                }
+            }
         }
-        out.push_str("</nav>");
-        out.push_str(&format!(
-            "<form class=\"logout\" method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"user\">{}</span> <button type=\"submit\">Log out</button></form>",
-            e(&admin_url(p, "")),
-            e(csrf),
-            e(f.user.unwrap_or(""))
-        ));
-    }
-    out.push_str("</header>\n<main>");
-    if let Some(n) = &f.notice {
-        out.push_str(&format!("<p class=\"notice\">{n}</p>"));
-    }
-    out.push_str(body);
-    out.push_str("</main>\n</body></html>\n");
-    out
+    };
+    doc.into_string()
 }
 
 /// The login form; it posts back to `action` (the page that was asked for).

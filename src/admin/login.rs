@@ -1,12 +1,19 @@
-//! The login page, the login (throttled, password checked off the async threads) and the
+//! The login page, the login (throttled, password checked off the async threads, at most
+//! [`PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
 use super::html::{self, Nav, admin_url};
 use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
 use super::router::{Ctx, cookie_path};
 use super::session::{self, Session};
+use super::throttle::retry_after_secs;
 use axum::http::StatusCode;
 use axum::response::Response;
+
+/// Password checks running at once (each Argon2 check holds its memory cost).
+pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
+static PASSWORD_CHECKS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PARALLEL_PASSWORD_CHECKS);
 
 /// The login form, with a notice on plain HTTP when a login is configured.
 pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
@@ -32,9 +39,17 @@ pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Respo
 
 /// `action=login`: a session and its cookie, or the login page again (403).
 pub async fn login(ctx: &Ctx) -> Response {
-    let wait = ctx.app.admin.throttle.reserve(ctx.peer);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    if let Err(wait) = ctx.app.admin.throttle.check(ctx.peer) {
+        let secs = retry_after_secs(wait);
+        tracing::info!(
+            "admin login from {} refused for {secs} s (throttled)",
+            ctx.peer
+        );
+        let msg = format!("Too many failed attempts, try again in {secs} s.");
+        let mut r = login_page(ctx, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+        return r;
     }
     let user = ctx.arg("user").unwrap_or_default();
     let password = ctx
@@ -43,6 +58,10 @@ pub async fn login(ctx: &Ctx) -> Response {
         .unwrap_or_default();
     let master = ctx.cfg.master.clone();
     let u = user.clone();
+    // Argon2 needs memory and CPU: only a few checks run at once
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return login_page(ctx, StatusCode::SERVICE_UNAVAILABLE, None);
+    };
     let checked = blocking(move || session::check_login(&master, &u, &password)).await;
     match checked {
         Ok(Ok(true)) => {

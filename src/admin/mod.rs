@@ -13,9 +13,9 @@
 //! concern: `router` (routes, request parsing, HTTPS redirect, dispatch by `mode`),
 //! `respond` (answers, the common headers and [`AdminError`]), `login`, `pages`, `ui` (one
 //! function per `cmd`), `upload`, `api_http` (the API's HTTP side) and `fleet` (the device
-//! rows from state files, certificate files and backups). What is shown of a device is computed
-//! once per state file version ([`view::ViewCache`]), so a page of 10 000 devices costs a
-//! directory listing, a `stat` per file and string formatting.
+//! rows from the device index, certificate files and backups). What is shown of a device is
+//! computed when its state is written (`state::index`), so a page of 10 000 devices costs no
+//! file access for the states, only string formatting.
 //!
 //! Rules (contract §6): every page, endpoint and download needs a session; state-changing
 //! requests need the session's CSRF token; with a login configured, plain-HTTP requests are
@@ -23,26 +23,33 @@
 
 pub mod api;
 mod api_http;
+mod backups;
+mod export;
 pub mod files;
+pub mod flash;
 mod fleet;
 pub mod html;
 pub mod info;
 mod login;
+pub mod openapi;
+pub mod order;
 mod pages;
+pub mod query;
 mod respond;
 mod router;
 pub mod session;
 pub mod show;
 pub mod status;
+pub mod throttle;
 mod ui;
 mod upload;
-pub mod view;
+pub use crate::state::view;
 
-use crate::app::SharedApp;
+use crate::app::{App, SharedApp};
 use files::BackupCache;
-use session::{Sessions, Throttle};
-use std::sync::OnceLock;
-use view::{Filter, ViewCache};
+use session::Sessions;
+use std::sync::{Arc, OnceLock};
+use throttle::Throttle;
 
 pub use respond::AdminError;
 pub use router::routes;
@@ -51,12 +58,42 @@ pub use upload::{proceed_target, upload};
 /// Bumped with the style sheet and script, so browsers fetch the new ones.
 pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The admin pages' view of the server: the shared [`App`] and what the admin side keeps
+/// between requests. The admin handlers' state; it reads like the [`App`] it wraps.
+pub struct AdminApp {
+    pub core: SharedApp,
+    pub admin: AdminState,
+}
+
+/// The state of the admin routes.
+pub type SharedAdmin = Arc<AdminApp>;
+
+impl AdminApp {
+    /// The admin side of `core`, with no sessions yet.
+    pub fn shared(core: SharedApp) -> SharedAdmin {
+        Arc::new(AdminApp {
+            core,
+            admin: AdminState::default(),
+        })
+    }
+}
+
+impl std::ops::Deref for AdminApp {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.core
+    }
+}
+
 /// What the admin side keeps between requests.
 #[derive(Default)]
 pub struct AdminState {
     pub sessions: Sessions,
+    /// Failed admin logins.
     pub throttle: Throttle,
-    views: ViewCache,
+    /// Failed API tokens, apart from the logins.
+    pub api_throttle: Throttle,
     backups: BackupCache,
     https_port: OnceLock<u16>,
 }
@@ -72,18 +109,12 @@ impl AdminState {
     }
 }
 
-/// Reads every state file once in the background (at start-up), so that the first status
-/// page is as quick as the next ones and the first polls find their state in memory.
-pub fn warm_up(app: SharedApp) -> tokio::task::JoinHandle<()> {
+/// Opens the state store at start-up: it removes leftover temporary files and indexes every
+/// state file in the background, so that the first status page lists the whole fleet.
+pub fn warm_up(app: SharedAdmin) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        let Ok(cfg) = app.config.get() else {
-            return;
-        };
-        let started = std::time::Instant::now();
-        let (_, total) = fleet::collect_rows(&app, &cfg, &Filter::parse(""), false);
-        tracing::info!(
-            "read {total} device states in {} ms",
-            started.elapsed().as_millis()
-        );
+        if let Ok(cfg) = app.config.get() {
+            let _store = app.states(&cfg);
+        }
     })
 }

@@ -1,13 +1,14 @@
 //! The admin pages behind a session: the device status page (`mode=status`), the
 //! configuration (`mode=show`) and "add a new device" (`mode=info`), each in the page frame.
 
-use super::fleet::{cached_master, collect_rows, master_of};
+use super::fleet::{ViewArgs, cached_master, collect_rows, master_of};
 use super::html::{self, Nav};
-use super::respond::{Answer, blocking, html_response};
+use super::respond::{Answer, add_cookie, blocking, html_response};
 use super::router::Ctx;
-use super::session::Session;
-use super::view::{self, Filter};
-use super::{info, show, status};
+use super::router::cookie_path;
+use super::session::{self, Session};
+use super::view;
+use super::{flash, info, show, status};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -25,13 +26,23 @@ pub fn rows_arg(ctx: &Ctx) -> usize {
 }
 
 pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
-    let filter_text = ctx.arg("filter").unwrap_or_default();
-    let (app, cfg, f) = (ctx.app.clone(), ctx.cfg.clone(), filter_text.clone());
+    let va = ViewArgs::from_args(&ctx.args);
+    let f = va.filter.clone();
+    let sort: String = ctx
+        .arg("sort")
+        .filter(|v| status::parse_sort(v).is_some())
+        .unwrap_or_default();
+    let (app, cfg) = (ctx.app.clone(), ctx.cfg.clone());
     let csrf = s.csrf.clone();
     let limit = rows_arg(ctx);
+    let problem = va.parsed.as_ref().err().cloned();
     let body = blocking(move || {
         let started = std::time::Instant::now();
-        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&f), false);
+        let (rows, total) = match va.parsed {
+            Ok((query, sort)) => collect_rows(&app, &cfg, &query, sort, false),
+            // a filter that cannot be read shows nothing but says why
+            Err(_) => (Vec::new(), app.states(&cfg).map_or(0, |st| st.all().len())),
+        };
         let groups = view::show_groups(&cfg);
         let sctx = status::Ctx::new(
             &cfg,
@@ -40,7 +51,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
             &groups,
             master_of(&app.root, &cfg),
         );
-        let html = status::render_body(&sctx, &rows, &f, total, limit);
+        let html = status::render_body_sorted(&sctx, &rows, &f, &sort, total, limit);
         tracing::debug!(
             devices = total,
             matching = rows.len(),
@@ -50,10 +61,40 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
         html
     })
     .await?;
-    Ok(html_response(
-        StatusCode::OK,
-        html::page(&ctx.frame(Some(s), "Devices", Nav::Status), &body),
-    ))
+    let mut frame = ctx.frame(Some(s), "Devices", Nav::Status);
+    let from_cookie = session::cookie(&ctx.headers, flash::FLASH_COOKIE);
+    let flash = match (ctx.arg("msg"), from_cookie) {
+        (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
+        (None, Some(c)) => {
+            let (m, sn) = flash::from_cookie(c);
+            flash::notice(m, sn)
+        }
+        (None, None) => None,
+    };
+    let problem = problem.map(|p| {
+        format!(
+            "<span class=\"flash error\" role=\"alert\">Filter: {}</span>",
+            html::e(&p)
+        )
+    });
+    frame.notice = match (flash, problem) {
+        (Some(a), Some(b)) => Some(format!("{a} {b}")),
+        (a, b) => a.or(b),
+    };
+    let r = html_response(StatusCode::OK, html::page(&frame, &body));
+    Ok(match from_cookie {
+        // shown once
+        Some(_) => add_cookie(
+            r,
+            &session::set_cookie(
+                flash::FLASH_COOKIE,
+                None,
+                cookie_path(ctx.prefix()),
+                ctx.https,
+            ),
+        ),
+        None => r,
+    })
 }
 
 pub async fn show_page(ctx: &Ctx, s: &Session) -> Answer {

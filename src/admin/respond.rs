@@ -21,6 +21,9 @@ pub enum AdminError {
     /// An API request with neither session nor token: 401 with `WWW-Authenticate`.
     #[error("log in or send Authorization: Bearer <api token>")]
     Unauthorized,
+    /// Too many failed attempts: 429 with `Retry-After` (seconds).
+    #[error("too many failed attempts, try again in {0} s")]
+    TooMany(u64),
     /// One of PHP's argument checks: its plain-text answer (status 200, no admin headers).
     #[error("{0}")]
     Php(&'static str),
@@ -61,6 +64,16 @@ impl IntoResponse for AdminError {
                 r
             }
             AdminError::Php(msg) => text(StatusCode::OK, msg),
+            AdminError::TooMany(secs) => {
+                let msg = format!("too many failed attempts, try again in {secs} s");
+                let mut r = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({ "error": msg }),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                r
+            }
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use super::respond::{AdminError, Answer, add_cookie, asset, json_response, plain, redirect};
 use super::session::{self, Session};
-use super::{api_http, html, login, pages, ui};
-use crate::app::SharedApp;
+use super::{api_http, backups, html, login, pages, ui};
+use crate::admin::SharedAdmin;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -22,22 +22,21 @@ use std::sync::Arc;
 const CSS: &str = include_str!("../../web/update-server.css");
 const JS: &str = include_str!("../../web/update-server.js");
 
-/// Largest form body (login, actions) read.
+/// Largest form body (actions) read for a logged-in administrator …
 const MAX_FORM: usize = 64 * 1024;
+/// … and without a session (a login form is a few hundred bytes): an unauthenticated
+/// request cannot make the server read and parse much (fields are capped by `Args` too).
+const MAX_ANON_FORM: usize = 4 * 1024;
 
 /// The admin routes below `prefix`.
-pub fn routes(prefix: &str) -> Router<SharedApp> {
+pub fn routes(prefix: &str) -> Router<SharedAdmin> {
     Router::new()
         .route(&format!("{prefix}/admin/admin.php"), any(admin_php))
         .route(&format!("{prefix}/admin/"), any(admin_php))
         .route(&format!("{prefix}/admin"), any(admin_php))
         .route(&format!("{prefix}/web/update-server.css"), get(css))
         .route(&format!("{prefix}/web/update-server.js"), get(js))
-        .route(&format!("{prefix}/api/devices"), get(api_http::devices))
-        .route(
-            &format!("{prefix}/api/devices/{{sn}}"),
-            get(api_http::device),
-        )
+        .merge(api_http::routes(prefix))
         // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -59,7 +58,7 @@ pub fn cookie_path(prefix: &str) -> &str {
 
 /// One admin request, parsed.
 pub struct Ctx {
-    pub app: SharedApp,
+    pub app: SharedAdmin,
     pub cfg: Arc<Config>,
     pub https: bool,
     pub host: String,
@@ -118,7 +117,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// `admin/admin.php` and its aliases.
 async fn admin_php(
-    State(app): State<SharedApp>,
+    State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
     method: Method,
     uri: Uri,
@@ -136,7 +135,15 @@ async fn admin_php(
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
     if method == Method::POST && is_form(&headers) {
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM)
+        let session = session::cookie(&headers, session::COOKIE)
+            .and_then(|t| app.admin.sessions.get(t))
+            .is_some();
+        let limit = if session || !session::login_configured(&cfg.master) {
+            MAX_FORM
+        } else {
+            MAX_ANON_FORM
+        };
+        let body = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| {
                 AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into())
@@ -238,6 +245,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "status" => pages::status_page(ctx, &session).await,
         "show" => pages::show_page(ctx, &session).await,
         "info" => Ok(pages::info_page(ctx, &session)),
+        "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
         other => Ok(plain(
             StatusCode::BAD_REQUEST,

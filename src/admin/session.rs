@@ -12,14 +12,13 @@
 //!   = the prefix), ended by logout, after 8 hours without use or 24 hours after login.
 //! - **CSRF**: every session has its own random token; the pages carry it and every
 //!   state-changing request must send it back (`X-CSRF-Token` header or `csrf` field).
-//! - **Failed logins** from one address are served one after the other, each later than the
-//!   previous one by a delay that doubles with every failure (0.5 s … 16 s); a success resets it.
+//! - **Failed logins** are throttled by [`super::throttle`] (HTTP 429 with `Retry-After`,
+//!   at most 15 s per address; a limit per account).
 
 use crate::config::Master;
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -223,88 +222,6 @@ fn alive(e: &Entry, now: Instant) -> bool {
         && now.saturating_duration_since(e.created) < MAX_AGE
 }
 
-/// The delay after `failures` failed logins in a row.
-pub fn delay_for(failures: u32) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    let ms = 500u64.saturating_mul(1u64 << (failures - 1).min(5));
-    Duration::from_millis(ms.min(16_000))
-}
-
-struct Attempts {
-    failures: u32,
-    next_free: Instant,
-}
-
-/// Failed-login bookkeeping per client address.
-#[derive(Default)]
-pub struct Throttle {
-    map: Mutex<HashMap<IpAddr, Attempts>>,
-}
-
-/// Addresses are forgotten this long after their last failure.
-const FORGET: Duration = Duration::from_secs(3600);
-
-impl Throttle {
-    /// How long a login attempt from `ip` must wait before it is checked. Attempts from one
-    /// address are given consecutive slots, so parallel attempts do not get around the delay.
-    pub fn reserve(&self, ip: IpAddr) -> Duration {
-        self.reserve_at(ip, Instant::now())
-    }
-
-    fn reserve_at(&self, ip: IpAddr, now: Instant) -> Duration {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, a| now.saturating_duration_since(a.next_free) < FORGET);
-        }
-        let Some(a) = map.get_mut(&ip) else {
-            return Duration::ZERO;
-        };
-        if a.failures == 0 {
-            return Duration::ZERO;
-        }
-        let slot = a.next_free.max(now);
-        a.next_free = slot + delay_for(a.failures);
-        slot.saturating_duration_since(now)
-    }
-
-    /// Records a failed login from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
-        self.failed_at(ip, Instant::now());
-    }
-
-    fn failed_at(&self, ip: IpAddr, now: Instant) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let a = map.entry(ip).or_insert(Attempts {
-            failures: 0,
-            next_free: now,
-        });
-        if now.saturating_duration_since(a.next_free) > FORGET {
-            a.failures = 0;
-        }
-        a.failures = a.failures.saturating_add(1);
-        a.next_free = a.next_free.max(now) + delay_for(a.failures);
-    }
-
-    /// Records a successful login from `ip` (its failures are forgotten).
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
-    }
-
-    /// Failed logins recorded for `ip`.
-    pub fn failures(&self, ip: IpAddr) -> u32 {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ip)
-            .map_or(0, |a| a.failures)
-    }
-}
-
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -427,29 +344,6 @@ mod tests {
         assert!(!csrf_ok("abc", Some("abd")));
         assert!(!csrf_ok("abc", Some("")));
         assert!(!csrf_ok("abc", None));
-    }
-
-    #[test]
-    fn failed_logins_are_spaced_out() {
-        let t = Throttle::default();
-        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
-        let other: IpAddr = "192.0.2.2".parse().expect("ip");
-        let t0 = Instant::now();
-        assert_eq!(t.reserve_at(ip, t0), Duration::ZERO);
-        t.failed_at(ip, t0);
-        t.failed_at(ip, t0);
-        assert_eq!(t.failures(ip), 2);
-        // two failures: the next attempt waits for the earlier delays, the parallel one longer
-        let first = t.reserve_at(ip, t0);
-        let second = t.reserve_at(ip, t0);
-        assert!(first >= delay_for(1) + delay_for(2), "{first:?}");
-        assert!(second > first, "{second:?} {first:?}");
-        assert_eq!(t.reserve_at(other, t0), Duration::ZERO);
-        t.succeeded(ip);
-        assert_eq!(t.reserve_at(ip, t0), Duration::ZERO);
-        assert_eq!(delay_for(0), Duration::ZERO);
-        assert_eq!(delay_for(1), Duration::from_millis(500));
-        assert_eq!(delay_for(40), Duration::from_secs(16));
     }
 
     #[test]

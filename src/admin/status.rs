@@ -16,7 +16,7 @@ mod row;
 mod summary;
 
 pub use row::{part, row};
-pub use summary::{Bar, Summary, render_summary, summary};
+pub use summary::{Bar, Summary, filter_href, render_summary, render_summary_for, summary};
 
 use super::files::CertState;
 use super::html::{e, q};
@@ -24,6 +24,7 @@ use super::view::{DeviceView, ShowGroup};
 use crate::backup::Stored;
 use crate::config::Config;
 use crate::firmware::BoxInfo;
+use maud::{Markup, html};
 use serde::Serialize;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -110,45 +111,91 @@ pub struct Row {
     pub backups: Arc<Vec<Stored>>,
 }
 
-/// The table header.
+/// The sort keys the status page knows (agreed with the server-side sorting).
+pub const SORT_KEYS: [&str; 11] = [
+    "sn", "type", "name", "ip", "seen", "backup", "phase", "fw", "boot", "env", "cert",
+];
+
+/// The sort key and direction of a `sort=` value (`-seen`: newest first); `None` when unknown.
+pub fn parse_sort(sort: &str) -> Option<(&str, bool)> {
+    let (key, desc) = match sort.strip_prefix('-') {
+        Some(k) => (k, true),
+        None => (sort, false),
+    };
+    SORT_KEYS.contains(&key).then_some((key, desc))
+}
+
+/// A header link that sorts by `key` (toggling the direction when it is the current one).
+fn sort_link(label: &str, key: &str, filter: &str, sort: &str) -> Markup {
+    let current = parse_sort(sort);
+    let next = match current {
+        Some((k, false)) if k == key => format!("-{key}"),
+        _ => key.to_string(),
+    };
+    let mark = match current {
+        Some((k, false)) if k == key => " \u{25b2}",
+        Some((k, true)) if k == key => " \u{25bc}",
+        _ => "",
+    };
+    html! {
+        a.sort href=(summary::filter_href(filter, &next)) data-sort=(next) { (label) (mark) }
+    }
+}
+
+/// The `aria-sort` of a header cell whose sort keys are `keys`.
+fn aria_sort(keys: &[&str], sort: &str) -> Option<&'static str> {
+    match parse_sort(sort) {
+        Some((k, desc)) if keys.contains(&k) => Some(if desc { "descending" } else { "ascending" }),
+        _ => None,
+    }
+}
+
+/// The table header without sort state.
 pub fn header(ctx: &Ctx<'_>) -> String {
+    header_sorted(ctx, "", "")
+}
+
+/// The table header: each sortable column's title is a link that sorts by it, keeping
+/// `filter`; the current `sort` is marked (`aria-sort`).
+pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
     let two = !ctx.groups.is_empty();
-    let rs = if two { " rowspan=\"2\"" } else { "" };
-    let mut h = String::from("<thead><tr>");
-    let _ = write!(h, "<th{rs}>Device</th><th{rs}>Last seen</th>");
-    if ctx.backups_on() {
-        let _ = write!(h, "<th{rs}>Last backup</th>");
-    }
-    let _ = write!(h, "<th{rs}>Firmware<br>Boot code</th>");
-    if ctx.cfg.customcerts.is_some() {
-        let _ = write!(h, "<th{rs}>Certificates</th>");
-    }
-    let _ = write!(h, "<th{rs}>Scripts</th>");
-    for g in ctx.groups {
-        let _ = write!(
-            h,
-            "<th class=\"qg\" colspan=\"{}\">{}</th>",
-            g.columns.len(),
-            e(&g.title)
-        );
-    }
-    h.push_str("</tr>");
-    if two {
-        h.push_str("<tr>");
-        for g in ctx.groups {
-            for (i, c) in g.columns.iter().enumerate() {
-                let _ = write!(
-                    h,
-                    "<th class=\"q{}\">{}</th>",
-                    if i == 0 { " qfirst" } else { "" },
-                    e(&c.title)
-                );
+    let rs = two.then_some("2");
+    let cell = |keys: &[(&str, &str)], class: &str| {
+        let ks: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        html! {
+            th class=(class) rowspan=[rs] aria-sort=[aria_sort(&ks, sort)] {
+                @for (i, (label, key)) in keys.iter().enumerate() {
+                    @if i > 0 { " " }
+                    (sort_link(label, key, filter, sort))
+                }
             }
         }
-        h.push_str("</tr>");
+    };
+    html! {
+        thead {
+            tr {
+                (cell(&[("Device", "sn"), ("type", "type"), ("name", "name"), ("address", "ip")], "h-dev"))
+                (cell(&[("Seen", "seen")], "h-seen"))
+                @if ctx.backups_on() { (cell(&[("Backup", "backup")], "h-backup")) }
+                (cell(&[("Firmware", "fw"), ("boot", "boot")], "h-fw"))
+                @if ctx.cfg.customcerts.is_some() { (cell(&[("Certificate", "cert")], "h-cert")) }
+                (cell(&[("Phase", "phase"), ("env", "env")], "h-scripts"))
+                @for g in ctx.groups {
+                    th.qg colspan=(g.columns.len()) { (g.title) }
+                }
+            }
+            @if two {
+                tr {
+                    @for g in ctx.groups {
+                        @for (i, c) in g.columns.iter().enumerate() {
+                            th class=(if i == 0 { "q qfirst" } else { "q" }) { (c.title) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    h.push_str("</thead>");
-    h
+    .into_string()
 }
 
 /// How many rows the page shows at first, and how many more each "show more" brings.
@@ -182,6 +229,14 @@ pub fn rows_fragment(
     shown_so_far: usize,
 ) -> String {
     let mut h = rows_html(ctx, shown);
+    if shown.is_empty() && shown_so_far == 0 && !filter.trim().is_empty() {
+        let _ = write!(
+            h,
+            "<tr class=\"empty\"><td colspan=\"{}\">no device matches \u{201c}{}\u{201d}</td></tr>",
+            ctx.columns(),
+            e(filter)
+        );
+    }
     if remaining > 0
         && let Some(last) = shown.last()
     {
@@ -212,6 +267,18 @@ pub fn render_body(
     total: usize,
     limit: usize,
 ) -> String {
+    render_body_sorted(ctx, matching, filter, "", total, limit)
+}
+
+/// [`render_body`] with the sort order `sort` (`sort=` argument) kept in its links.
+pub fn render_body_sorted(
+    ctx: &Ctx<'_>,
+    matching: &[Row],
+    filter: &str,
+    sort: &str,
+    total: usize,
+    limit: usize,
+) -> String {
     let shown = window(matching, None, limit);
     let mut h = String::with_capacity(shown.len() * 1600 + 16384);
     if ctx.cfg.status_dir().is_none() {
@@ -222,19 +289,27 @@ pub fn render_body(
     let _ = write!(
         h,
         "<div id=\"summary\">{}</div>",
-        render_summary(ctx.cfg, &s)
+        render_summary_for(ctx.cfg, &s, sort)
     );
     let _ = write!(
         h,
-        "<form class=\"filter\" method=\"get\" action=\"{}\" role=\"search\"><input type=\"hidden\" name=\"mode\" value=\"status\">\
+        "<form class=\"filter\" method=\"get\" action=\"{}\" role=\"search\"><input type=\"hidden\" name=\"mode\" value=\"status\">{}\
 <input type=\"search\" id=\"filter\" name=\"filter\" value=\"{}\" placeholder=\"Filter devices\" title=\"Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)\" autocomplete=\"off\"> \
 <button type=\"submit\">Filter</button> <span id=\"count\">{}</span></form>",
         e(&super::html::admin_url(ctx.prefix, "")),
+        if sort.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<input type=\"hidden\" name=\"sort\" id=\"sort\" value=\"{}\">",
+                e(sort)
+            )
+        },
         e(filter),
         e(&count_text(matching.len(), total, filter))
     );
     h.push_str("<div class=\"tablewrap\"><table id=\"devices\">");
-    h.push_str(&header(ctx));
+    h.push_str(&header_sorted(ctx, filter, sort));
     h.push_str("<tbody id=\"devicestable\">");
     h.push_str(&rows_fragment(
         ctx,
@@ -358,6 +433,40 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_csr_shows_its_subject_and_key_fingerprint() {
+        let cfg = config("");
+        let ctx = Ctx {
+            cfg: &cfg,
+            prefix: "/u",
+            csrf: "tok",
+            now: 5000,
+            groups: &[],
+            master: master_builds(&cfg, None),
+        };
+        let r = Row {
+            view: view(
+                r#"<state seen="5000"><device sn="00-90-33-30-00-af" type="IP232"/></state>"#,
+                &[],
+            ),
+            certs: CertState {
+                der: Some("certs/00-90-33-30-00-af-request.p10.der".into()),
+                csr: Some(crate::certs::CsrSummary {
+                    subject: "CN=<evil>".into(),
+                    key_sha256: "AB:CD".into(),
+                }),
+                ..CertState::default()
+            },
+            backups: Arc::new(Vec::new()),
+        };
+        let html = row(&ctx, &r);
+        assert!(
+            html.contains("subject CN=&lt;evil&gt;, key SHA-256 AB:CD"),
+            "{html}"
+        );
+        assert!(!html.contains("<evil>"));
+    }
+
+    #[test]
     fn missing_devices_and_broken_files_look_different() {
         let cfg = config("");
         let ctx = Ctx {
@@ -436,8 +545,9 @@ mod tests {
         assert_eq!(s.environment[1].count, 2);
         let html = render_summary(&cfg, &s);
         assert!(html.contains(
-            "<tr class=\"master\"><th><button type=\"button\" class=\"fl\" data-filter=\"130160\""
-        ));
+            "<tr class=\"master\"><th><a class=\"fl\" href=\"?mode=status&amp;filter=fw%3A130160\" data-filter=\"fw:130160\""
+        ), "{html}");
+        assert!(html.contains("href=\"?mode=status&amp;filter=is%3Amissing\""));
         assert!(html.contains("<rect width=\"100\""));
         assert!(html.contains("<rect width=\"50\""));
     }

@@ -1,12 +1,18 @@
 //! The `mode=ui&cmd=…` endpoints the status page's script calls: a CSRF check for the
 //! commands that change something (and for every POST), then one function per command.
+//! The actions (`delstatus`, `touchstatus`, `delfile`) answer `true`/`false`, or with a
+//! `back` argument (a form without script) redirect to the same filtered and sorted view
+//! with a message (`msg=`, see [`super::flash`]).
 
-use super::fleet::{collect_rows, master_of, one_row};
+use super::flash::{Flash, status_query};
+use super::fleet::{ViewArgs, collect_rows, master_of, one_row};
+use super::html::admin_url;
+use super::order::start_after;
 use super::pages::rows_arg;
-use super::respond::{AdminError, Answer, blocking, harden, json_response};
+use super::respond::{AdminError, Answer, blocking, harden, json_response, redirect};
 use super::router::Ctx;
 use super::session::{self, Session};
-use super::view::{self, Filter};
+use super::view;
 use super::{files, status};
 use crate::state::{Loaded, StateStore};
 use axum::body::Body;
@@ -71,48 +77,79 @@ fn sn_arg(ctx: &Ctx, cmd: &str) -> Result<String, AdminError> {
 async fn change_state(
     ctx: &Ctx,
     cmd: &str,
+    flash: Flash,
     change: fn(&StateStore, &str, IpAddr) -> bool,
 ) -> Answer {
     let sn = sn_arg(ctx, cmd)?;
     let Some(store) = ctx.app.states(&ctx.cfg) else {
-        return Ok(json_response(StatusCode::OK, json!(false)));
+        return Ok(done_answer(ctx, false, flash, &sn));
     };
     let lock = store.lock_for(&sn);
     let _guard = lock.lock().await;
     let who = ctx.peer;
-    let done = blocking(move || change(&store, &sn, who))
+    let key = sn.clone();
+    let store2 = store.clone();
+    let done = blocking(move || change(&store2, &key, who))
         .await
         .unwrap_or(false);
-    Ok(json_response(StatusCode::OK, json!(done)))
+    // an administrator's change is on disk before it is confirmed
+    store.flush().await;
+    Ok(done_answer(ctx, done, flash, &sn))
+}
+
+/// The answer of an action: `true`/`false` for the page's script, or with `back` (a form
+/// without script) a redirect to the status page with the same `filter` and `sort` and the
+/// message `msg` about what happened.
+fn done_answer(ctx: &Ctx, done: bool, flash: Flash, sn: &str) -> axum::response::Response {
+    if !ctx.args.has("back") {
+        return json_response(StatusCode::OK, json!(done));
+    }
+    let flash = if done { flash } else { Flash::Failed };
+    let query = status_query(
+        &ctx.arg("filter").unwrap_or_default(),
+        &ctx.arg("sort").unwrap_or_default(),
+        Some((flash, sn)),
+    );
+    redirect(StatusCode::SEE_OTHER, &admin_url(ctx.prefix(), &query))
 }
 
 /// `delstatus`: deletes a device's state file.
 async fn delstatus(ctx: &Ctx) -> Answer {
-    change_state(ctx, "delstatus", |store, sn, who| match store.delete(sn) {
-        Ok(deleted) => {
-            if deleted {
-                tracing::info!("admin at {who} deleted the status of {sn}");
+    change_state(
+        ctx,
+        "delstatus",
+        Flash::StatusDeleted,
+        |store, sn, who| match store.delete(sn) {
+            Ok(deleted) => {
+                if deleted {
+                    tracing::info!("admin at {who} deleted the status of {sn}");
+                }
+                deleted
             }
-            deleted
-        }
-        Err(e) => {
-            tracing::error!("cannot delete the status of {sn}: {e}");
-            false
-        }
-    })
+            Err(e) => {
+                tracing::error!("cannot delete the status of {sn}: {e}");
+                false
+            }
+        },
+    )
     .await
 }
 
 /// `touchstatus`: marks a missing device as seen now.
 async fn touchstatus(ctx: &Ctx) -> Answer {
-    change_state(ctx, "touchstatus", |store, sn, _| match store.load(sn) {
-        Loaded::Ok(el) => {
-            let mut el = (*el).clone();
-            el.set_attr("seen", crate::clock::now().to_string());
-            store.save(sn, el).is_ok()
-        }
-        _ => false,
-    })
+    change_state(
+        ctx,
+        "touchstatus",
+        Flash::StatusTouched,
+        |store, sn, _| match store.load(sn) {
+            Loaded::Ok(el) => {
+                let mut el = (*el).clone();
+                el.set_attr("seen", crate::clock::now().to_string());
+                store.save(sn, el).is_ok()
+            }
+            _ => false,
+        },
+    )
     .await
 }
 
@@ -136,7 +173,7 @@ async fn delfile(ctx: &Ctx) -> Answer {
     })
     .await
     .unwrap_or(false);
-    Ok(json_response(StatusCode::OK, json!(done)))
+    Ok(done_answer(ctx, done, Flash::FileDeleted, &sn))
 }
 
 /// The answer for a device without state file.
@@ -187,15 +224,30 @@ async fn rowpart(ctx: &Ctx, s: &Session) -> Answer {
     Ok(json_response(StatusCode::OK, json!(html)))
 }
 
-/// `rows`: the next rows of the status page (after a key), or the first ones for a filter,
-/// with the summary and the count of the matching devices.
+/// `rows`: the next rows of the status page (after a key, or from `offset`), or the first
+/// ones for a filter and sort, with the summary and the count of the matching devices. A
+/// filter or sort that cannot be read answers `error` (and says so in `count`).
 async fn rows(ctx: &Ctx, s: &Session) -> Answer {
-    let filter = ctx.arg("filter").unwrap_or_default();
+    let va = ViewArgs::from_args(&ctx.args);
+    let (query, sort) = match va.parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(json_response(
+                StatusCode::OK,
+                json!({ "error": e, "rows": "", "count": e, "matched": 0 }),
+            ));
+        }
+    };
+    let filter = va.filter;
     let after = ctx.arg("after").filter(|a| !a.is_empty());
+    let offset = ctx
+        .arg("offset")
+        .and_then(|o| o.parse::<usize>().ok())
+        .unwrap_or(0);
     let limit = rows_arg(ctx);
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let out = blocking(move || {
-        let (rows, total) = collect_rows(&app, &cfg, &Filter::parse(&filter), false);
+        let (rows, total) = collect_rows(&app, &cfg, &query, sort, false);
         let groups = view::show_groups(&cfg);
         let sctx = status::Ctx::new(
             &cfg,
@@ -204,10 +256,8 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
             &groups,
             master_of(&app.root, &cfg),
         );
-        let shown = status::window(&rows, after.as_deref(), limit);
-        let before = after
-            .as_deref()
-            .map_or(0, |a| rows.partition_point(|r| r.view.key.as_str() <= a));
+        let before = start_after(&rows, after.as_deref(), offset);
+        let shown = &rows[before..before.saturating_add(limit).min(rows.len())];
         let remaining = rows.len() - before - shown.len();
         let summary = status::summary(&cfg, &sctx.master, sctx.now, &rows);
         json!({
@@ -216,6 +266,8 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
             "count": status::count_text(rows.len(), total, &filter),
             "matched": rows.len(),
             "total": total,
+            "offset": before,
+            "sort": sort.param(),
         })
     })
     .await?;

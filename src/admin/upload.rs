@@ -1,11 +1,14 @@
 //! The signed-certificate upload `update.php?mode=upload`: PHP's argument checks, then an
 //! administrator session and its CSRF token; only the signed certificate of that device,
-//! and only a certificate (PEM or DER) that fits the device's CSR, is stored.
+//! and only a certificate (PEM or DER) that fits the device's CSR, is stored. Afterwards
+//! the browser goes back to `proceed` (keeping its `filter` and `sort`), and the flash
+//! cookie tells the page what happened (see [`super::flash`]).
 
+use super::flash::{self, Flash};
 use super::html::{self, admin_url};
-use super::respond::{AdminError, Answer, blocking, plain, redirect};
+use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
 use super::session::{self, Session};
-use crate::app::SharedApp;
+use crate::admin::SharedAdmin;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -56,7 +59,7 @@ pub fn proceed_target(prefix: &str, proceed: &str) -> Option<String> {
 /// its CSRF token are required, and only `customcerts/@dir/SN-signedrequest.cer` of that
 /// device can be written, and only with a certificate (PEM or DER).
 pub async fn upload(
-    app: SharedApp,
+    app: SharedAdmin,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
@@ -80,7 +83,7 @@ struct Target {
 }
 
 async fn accept(
-    app: SharedApp,
+    app: SharedAdmin,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
@@ -101,6 +104,10 @@ async fn accept(
         .extensions()
         .get::<ConnMeta>()
         .map(|m| m.peer.ip().to_canonical());
+    let tls = request
+        .extensions()
+        .get::<ConnMeta>()
+        .is_some_and(|m| m.tls);
     let Some(s) =
         session::cookie(&headers, session::COOKIE).and_then(|t| app.admin.sessions.get(t))
     else {
@@ -135,16 +142,19 @@ async fn accept(
         }
     }
     Ok(match target.proceed {
-        Some(t) => redirect(
-            StatusCode::SEE_OTHER,
-            &format!("{t}#d-{}", html::q(&target.sn)),
+        Some(t) => add_cookie(
+            redirect(
+                StatusCode::SEE_OTHER,
+                &format!("{t}#d-{}", html::q(&target.sn)),
+            ),
+            &flash::cookie(&app.prefix, Flash::CertUploaded, &target.sn, tls),
         ),
         None => plain(StatusCode::OK, "file upload - ?proceed= missing"),
     })
 }
 
 /// Checks `sn`, `file` (only the device's signed certificate) and `proceed`.
-fn target(app: &SharedApp, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
+fn target(app: &SharedAdmin, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
     let sn = args.get("sn").map(|v| v.into_owned()).unwrap_or_default();
     let file = args.get("file").map(|v| v.into_owned()).unwrap_or_default();
     if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
@@ -223,7 +233,7 @@ async fn read_upload(
 
 /// A certificate, and (when the device's CSR is readable) for the CSR's key: anything else
 /// would stop the device's certificate handling for good ("Certificate Errors").
-async fn check_cert(app: &SharedApp, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
+async fn check_cert(app: &SharedAdmin, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
     let request_path = app.root.join(&target.request);
     let der = crate::certs::cert_from_file(cert);
     let checked = blocking(move || match std::fs::read(&request_path) {

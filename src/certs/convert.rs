@@ -156,6 +156,33 @@ pub fn check_request(der: &[u8]) -> Result<(), CertError> {
     }
 }
 
+/// What an administrator checks before signing a CSR: its subject and the SHA-256 of its
+/// public key (the `SubjectPublicKeyInfo`), so a request planted by someone else stands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrSummary {
+    /// The subject as a distinguished name (`CN=…, O=…`).
+    pub subject: String,
+    /// SHA-256 of the public key, hex bytes separated by `:`.
+    pub key_sha256: String,
+}
+
+/// The [`CsrSummary`] of a DER certificate signing request; `None` when it cannot be read.
+pub fn csr_summary(der: &[u8]) -> Option<CsrSummary> {
+    use sha2::Digest;
+    let (_, r) = X509CertificationRequest::from_der(der).ok()?;
+    let info = &r.certification_request_info;
+    let digest = sha2::Sha256::digest(info.subject_pki.raw);
+    let key_sha256 = digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Some(CsrSummary {
+        subject: info.subject.to_string(),
+        key_sha256,
+    })
+}
+
 /// Checks a signed certificate before it is sent to a device: it must be an X.509
 /// certificate and, when both can be read in detail, carry the public key of the device's CSR
 /// (the device refuses anything else and stops its certificate handling, see the PHP manual's

@@ -15,64 +15,89 @@ pub(super) fn parse_source(src: &Source) -> Result<Element, ConfigError> {
     })
 }
 
+/// How PHP reaches the left element a user element merges into. SimpleXML gives a different
+/// kind of object for each path, and that decides whether the text is copied: PHP copies the
+/// text when "both have no children", but for a single existing tag reached by name it counts
+/// the *siblings* of that name (at least one), so such a tag keeps its own text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A tag just added, or the tag with the same `id`: the text is copied when both are leaves.
+    Own,
+    /// The single existing tag of that name: attributes and children merge, the text stays.
+    SingleByName,
+}
+
+/// Merges the user's tree `right` into `left` (the defaults), as PHP's `mergeConfigs`.
 pub(super) fn merge(
     left: &mut Element,
     right: &Element,
     level: usize,
     user_file: &str,
 ) -> Result<(), ConfigError> {
-    if right.children.is_empty() && left.children.is_empty() {
-        left.text = right.text.clone();
-    }
-    for (k, v) in &right.attrs {
-        left.set_attr(k, v.clone());
-    }
-    for body in &right.children {
-        let tag = body.name.as_str();
-        let left_count = left.children_named(tag).count();
-        let idx = if left_count == 0 {
-            left.children.push(Element::new(tag));
-            left.children.len() - 1
-        } else {
-            let first = left
-                .children
-                .iter()
-                .position(|c| c.name == tag)
-                .unwrap_or_default();
-            if left.children[first].attr("id").is_some() {
-                let Some(id) = body.attr("id") else {
-                    return Err(ConfigError::new(
-                        user_file,
-                        format!("<{tag}>"),
-                        format!("must have 'id' attribute in '{tag}' tag in user-config.xml"),
-                    ));
-                };
-                match left
-                    .children
-                    .iter()
-                    .position(|c| c.name == tag && c.attr("id").unwrap_or("") == id)
-                {
-                    Some(i) => i,
-                    None => {
-                        left.children.push(Element::new(tag));
-                        left.children.len() - 1
-                    }
-                }
-            } else if left_count > 1 || right.children_named(tag).count() > 1 {
-                left.children.push(Element::new(tag));
-                left.children.len() - 1
-            } else {
-                first
-            }
-        };
-        merge(&mut left.children[idx], body, level + 1, user_file)?;
-    }
+    merge_into(left, right, Target::Own, user_file)?;
     if level == 0 {
         for level1 in &mut left.children {
             sort_by_seq(level1);
         }
     }
     Ok(())
+}
+
+fn merge_into(
+    left: &mut Element,
+    right: &Element,
+    target: Target,
+    user_file: &str,
+) -> Result<(), ConfigError> {
+    if target == Target::Own && right.children.is_empty() && left.children.is_empty() {
+        left.text = right.text.clone();
+    }
+    for (k, v) in &right.attrs {
+        left.set_attr(k, v.clone());
+    }
+    for body in &right.children {
+        let (idx, target) = pick_target(left, right, body, user_file)?;
+        merge_into(&mut left.children[idx], body, target, user_file)?;
+    }
+    Ok(())
+}
+
+/// The index in `left.children` that the user's child `body` merges into (added if needed).
+fn pick_target(
+    left: &mut Element,
+    right: &Element,
+    body: &Element,
+    user_file: &str,
+) -> Result<(usize, Target), ConfigError> {
+    let tag = body.name.as_str();
+    let Some(first) = left.children.iter().position(|c| c.name == tag) else {
+        return Ok((add_child(left, tag), Target::Own));
+    };
+    if left.children[first].attr("id").is_some() {
+        let Some(id) = body.attr("id") else {
+            return Err(ConfigError::new(
+                user_file,
+                format!("<{tag}>"),
+                format!("must have 'id' attribute in '{tag}' tag in user-config.xml"),
+            ));
+        };
+        // PHP compares the ids with `==`: numeric ids compare as numbers
+        let same = left
+            .children
+            .iter()
+            .position(|c| c.name == tag && php::loose_str_eq(c.attr("id").unwrap_or(""), id));
+        return Ok((same.unwrap_or_else(|| add_child(left, tag)), Target::Own));
+    }
+    if left.children_named(tag).count() > 1 || right.children_named(tag).count() > 1 {
+        Ok((add_child(left, tag), Target::Own))
+    } else {
+        Ok((first, Target::SingleByName))
+    }
+}
+
+fn add_child(left: &mut Element, tag: &str) -> usize {
+    left.children.push(Element::new(tag));
+    left.children.len() - 1
 }
 
 /// Re-sorts the children that carry `seq` (PHP keys them by `(int)seq`: equal numbers keep only

@@ -238,8 +238,13 @@ fn master_of(m: Option<&Element>) -> Master {
         user: attr_str(m, "user"),
         password: attr_str(m, "password"),
         password_hash: non_empty(attr_str(m, "passwordhash")),
-        firmware: non_empty(attr_str(m, "firmware")).unwrap_or_else(|| "master".to_string()),
-        bootcode: non_empty(attr_str(m, "bootcode")).unwrap_or_else(|| "master".to_string()),
+        // PHP tests these with empty(): "" and "0" both mean the master's builds
+        firmware: attr_str(m, "firmware")
+            .filter(|v| !php::empty(v))
+            .unwrap_or_else(|| "master".to_string()),
+        bootcode: attr_str(m, "bootcode")
+            .filter(|v| !php::empty(v))
+            .unwrap_or_else(|| "master".to_string()),
         applies: m.map(applies_of).unwrap_or_default(),
     }
 }
@@ -413,6 +418,14 @@ fn list_attr(el: Option<&Element>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A positive whole number attribute, `default` when missing or not positive.
+fn positive(el: Option<&Element>, name: &str, default: i64) -> i64 {
+    attr_str(el, name)
+        .map(|v| php::intval(&v))
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
 fn server_settings(tree: &Element) -> ServerSettings {
     let s = tree.child("server");
     let hook = tree.child("snippethook");
@@ -433,6 +446,11 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(16 * 1024 * 1024, |v| v as usize),
+        max_query: positive(s, "max-query", 64 * 1024) as usize,
+        max_msgs: positive(s, "max-msgs", 200) as usize,
+        max_state: positive(s, "max-state", 1024 * 1024) as usize,
+        commit_delay_ms: positive(s, "commit-delay", 200) as u64,
+        state_cache: positive(s, "state-cache", 16 * 1024 * 1024) as usize,
         master_timeout_secs: attr_str(s, "master-timeout")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
@@ -446,6 +464,10 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .filter(|v| *v >= 0)
             .map_or(30, |v| v as u64),
         metrics_public: attr_str(s, "metrics-public").as_deref() == Some("true"),
+        max_connections: attr_str(s, "max-connections")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v > 0)
+            .map_or(crate::conn_guard::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

@@ -178,3 +178,107 @@ fn broken_user_config_names_the_file() {
             .starts_with("cannot parse config/user-config.xml")
     );
 }
+
+#[test]
+fn a_single_tag_merged_by_name_keeps_its_text() {
+    let c = load(
+        r#"<config><queries><query id="admin"><cmd>mod cmd OTHER</cmd></query></queries></config>"#,
+    )
+    .expect("load");
+    let admin = c
+        .queries
+        .list
+        .iter()
+        .find(|q| q.id == "admin")
+        .expect("admin");
+    assert_eq!(admin.cmd.as_deref(), Some("mod cmd CMD0 xml-info"));
+    // a tag the default does not have gets the user's text
+    let c = load(
+        r#"<config><queries><query id="mine"><cmd>mod cmd MINE</cmd></query></queries></config>"#,
+    )
+    .expect("load");
+    let mine = c
+        .queries
+        .list
+        .iter()
+        .find(|q| q.id == "mine")
+        .expect("mine");
+    assert_eq!(mine.cmd.as_deref(), Some("mod cmd MINE"));
+}
+
+#[test]
+fn a_repeated_id_keeps_the_first_implies_and_model() {
+    let c = load(
+        r#"<config><environments><environment id="a"/><environment id="b"/><environment id="x"><implies>a</implies></environment><environment id="x"><implies>b</implies></environment></environments>
+        <classes><class id="lab"><model>m1</model></class><class id="lab"><model>m2</model></class></classes></config>"#,
+    )
+    .expect("load");
+    assert_eq!(c.environment("x").expect("x").implies, vec!["a"]);
+    assert_eq!(c.classes_of("m1"), vec!["lab", "m1"]);
+    assert_eq!(c.classes_of("m2"), vec!["m2"]);
+}
+
+#[test]
+fn ids_merge_and_match_with_php_loose_equality() {
+    let c = load(
+        r#"<config><phases><phase id="10" seq="2"/><phase id="20" seq="3"/></phases><environments><environment id="1"/><environment id="1.0" x="y"/></environments></config>"#,
+    )
+    .expect("load");
+    // "1.0" merged into "1" (PHP's == on the ids); its attributes, id included, overwrite
+    assert_eq!(
+        c.environments
+            .iter()
+            .filter(|e| e.id.starts_with('1'))
+            .count(),
+        1
+    );
+    assert!(c.phase_exists("1e1"));
+    assert!(c.phase_exists(" 10"));
+    assert!(!c.phase_exists("10x"));
+    assert_eq!(c.next_phase("1e1"), Some("20"));
+    assert_eq!(c.next_phase("20.0"), Some("update"));
+    assert_eq!(c.environment("1").map(|e| e.id.as_str()), Some("1.0"));
+    assert_eq!(c.environment(" 1").map(|e| e.id.as_str()), Some("1.0"));
+    assert!(c.environment("01x").is_none());
+}
+
+#[test]
+fn next_phase_skips_phases_equal_to_the_current_one() {
+    let defaults = Source {
+        name: "config.xml".into(),
+        bytes: br#"<config><master info=""/><fwstorage url="fw/"/><phases><phase id="1" seq="1"/><phase id="2" seq="2"/><phase id="3" seq="3"/></phases><environments><environment id="e"/></environments></config>"#.to_vec(),
+    };
+    let c = Config::from_sources(&defaults, None).expect("load");
+    assert_eq!(c.next_phase("1.0"), Some("2"));
+    assert_eq!(c.next_phase("3"), None);
+    assert_eq!(c.next_phase("4"), None);
+}
+
+#[test]
+fn master_firmware_and_bootcode_zero_are_empty() {
+    let c = load(r#"<config><master firmware="0" bootcode="0"/></config>"#).expect("load");
+    assert_eq!(c.master.firmware, "master");
+    assert_eq!(c.master.bootcode, "master");
+    let c = load(r#"<config><master firmware="00" bootcode=""/></config>"#).expect("load");
+    assert_eq!(c.master.firmware, "00");
+    assert_eq!(c.master.bootcode, "master");
+}
+
+#[test]
+fn integer_settings_are_php_8_numeric_strings() {
+    let c = load(
+        r#"<config><master expire="1e3"/><times interval="1e1" grace=" 2e2"/><backup dir="b" nbackups="3.0" scfg="s" minage="1e2"/>
+        <status dir="st" expire="1e4" missing="5e1" refresh="6e1" logkeep="7e1"/><customcerts dir="c" renew="1e1"/></config>"#,
+    )
+    .expect("load");
+    assert_eq!(c.master.expire, 1000);
+    assert_eq!(c.times.interval, 10);
+    assert_eq!(c.times.grace, 200);
+    assert_eq!(c.backup.nbackups, Some(3));
+    assert_eq!(c.backup.minage, 100);
+    assert_eq!(c.status.expire, 10_000);
+    assert_eq!(c.status.missing, 50);
+    assert_eq!(c.status.refresh, 60);
+    assert_eq!(c.status.logkeep, 70);
+    assert_eq!(c.customcerts.expect("cc").renew_days, 10);
+}

@@ -166,6 +166,16 @@ pub struct ServerSettings {
     /// The usable entries of `trusted_proxies`, parsed once with the configuration.
     pub proxy_nets: Vec<ProxyNet>,
     pub max_body: usize,
+    /// Largest query result a device may upload (`max-query`, bytes); larger ones are refused.
+    pub max_query: usize,
+    /// Most message log entries kept per device (`max-msgs`).
+    pub max_msgs: usize,
+    /// Largest state file (`max-state`, bytes); an upload that would make it larger is refused.
+    pub max_state: usize,
+    /// Longest wait before pending state writes are committed (`commit-delay`, milliseconds).
+    pub commit_delay_ms: u64,
+    /// Bytes of recently used device states kept parsed in memory (`state-cache`).
+    pub state_cache: usize,
     pub master_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
@@ -173,6 +183,8 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// `/metrics` answers anyone, not only loopback and the API token.
     pub metrics_public: bool,
+    /// Connections open at once, all listeners together (`<server max-connections>`).
+    pub max_connections: usize,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,

@@ -67,8 +67,8 @@ pub(super) fn candidate_names(
     if config.classes.len() > 1 {
         all_classes.insert(0, "all".to_string());
     }
-    let phase = match (&config.fake_last_phase, &config.last_phase) {
-        (Some(fake), Some(last)) if fake == phase => last.as_str(),
+    let phase = match &config.last_phase {
+        Some(last) if config.is_fake_last_phase(phase) => last.as_str(),
         _ => phase,
     };
     let mut all_phases = vec![phase.to_string()];

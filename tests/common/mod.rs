@@ -7,6 +7,7 @@
 //! on its own, so not every helper is used everywhere.
 #![allow(dead_code)]
 
+pub mod oneshot;
 pub mod server;
 pub mod tls;
 pub mod webdriver;

@@ -59,6 +59,7 @@ impl Write for LogBuffer {
 
 /// A running server; stopped when dropped.
 pub struct Server {
+    pub app: Arc<App>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub http_port: u16,
@@ -152,8 +153,10 @@ impl Server {
             tls,
         };
         let app = Arc::new(App::new(root.clone(), &setup.prefix));
+        let served = app.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         rt.spawn(async move {
+            let app = served;
             let stopped = async {
                 let _ = rx.await;
             };
@@ -162,13 +165,24 @@ impl Server {
             }
         });
         let server = Server {
+            app,
             runtime: Some(rt),
             shutdown: Some(tx),
             http_port,
             root,
             log,
         };
+        server.wait_until_serving();
         (server, ports)
+    }
+
+    /// Waits (at most 10 s) until `serve` has logged its start-up, so a test that reads the
+    /// log right after starting sees the start-up lines.
+    fn wait_until_serving(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.log_text().contains("listening on") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// What the server logged so far.
@@ -181,14 +195,36 @@ impl Server {
         SocketAddr::from(([127, 0, 0, 1], self.http_port))
     }
 
-    /// `GET target` over plain HTTP.
+    /// Makes the device states the server holds back (write-behind) durable now, so their
+    /// files can be read.
+    pub fn flush(&self) {
+        self.app.flush_pending_blocking();
+    }
+
+    /// `GET target` over plain HTTP, then [`Self::flush`].
     pub fn get(&self, target: &str) -> Response {
+        let r = self.get_unflushed(target);
+        self.flush();
+        r
+    }
+
+    /// `GET target` over plain HTTP, leaving the state writes pending.
+    pub fn get_unflushed(&self, target: &str) -> Response {
         http_request(self.addr(), "GET", target, &[], b"")
     }
 
-    /// `PUT target` with `body` over plain HTTP.
+    /// `PUT target` with `body` over plain HTTP, then [`Self::flush`].
     pub fn put(&self, target: &str, body: &[u8]) -> Response {
-        http_request(self.addr(), "PUT", target, &[], body)
+        let r = http_request(self.addr(), "PUT", target, &[], body);
+        self.flush();
+        r
+    }
+
+    /// Stops the server abruptly: the runtime is dropped without flushing anything.
+    pub fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

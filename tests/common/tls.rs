@@ -460,6 +460,23 @@ pub fn tls_request(
     exchange(&mut tls, addr, method, target, headers, b"")
 }
 
+/// A TLS connection whose handshake is complete, for tests that then speak (or stay silent)
+/// on it themselves.
+pub fn tls_stream(
+    addr: SocketAddr,
+    auth: ClientAuth<'_>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let config = client_config(&auth);
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
 /// `GET target` over TLS.
 pub fn tls_get(addr: SocketAddr, auth: ClientAuth<'_>, target: &str) -> std::io::Result<Response> {
     tls_request(addr, auth, "GET", target, &[])
@@ -503,4 +520,20 @@ pub fn make_trust_root(dir: &Path) -> std::path::PathBuf {
 /// Whether the answer carries the snippet of [`SNIPPETS`].
 pub fn has_snippet(r: &Response) -> bool {
     r.command_lines().iter().any(|l| l == SNIPPET_LINE)
+}
+
+/// `PUT target` with `body` over TLS (a device upload).
+pub fn tls_put(
+    addr: SocketAddr,
+    auth: ClientAuth<'_>,
+    target: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let config = client_config(&auth);
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    exchange(&mut tls, addr, "PUT", target, &[], body)
 }

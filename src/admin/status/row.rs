@@ -3,7 +3,7 @@
 
 use super::{Ctx, Row};
 use crate::admin::files::CertState;
-use crate::admin::html::{age, date, deliver_url, e, q};
+use crate::admin::html::{admin_url, age, date, deliver_url, e, q};
 use crate::admin::view::{Cell, DeviceView};
 use std::fmt::Write;
 
@@ -71,7 +71,7 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
     // firmware, boot code
     h.push_str("<td class=\"c-fw\">");
     build_cell(&mut h, &v.firmware, &v.firmware_requested, "firmware");
-    h.push_str("<br>");
+    h.push_str("<span class=\"sep\"> / </span>");
     build_cell(&mut h, &v.bootcode, &v.bootcode_requested, "boot code");
     h.push_str("</td>");
     if ctx.cfg.customcerts.is_some() {
@@ -87,26 +87,30 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
 
 /// The device cell: actions, serial, address, type, name, message log summary.
 fn device_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, missing: bool) {
-    h.push_str("<td class=\"c-dev\"><div class=\"acts\">");
+    h.push_str("<td class=\"c-dev\"><span class=\"acts\">");
     h.push_str(&button("refresh", "\u{21bb}", "Refresh", ""));
     if missing {
         h.push_str(&button("touch", "\u{2713}", "Mark as seen", ""));
     }
     h.push_str(&button("delete", "\u{2715}", "Delete status", ""));
-    h.push_str("</div>");
-    let _ = write!(h, "<div class=\"sn\">{}</div>", e(&v.sn));
+    h.push_str("</span>");
+    let _ = write!(h, "<span class=\"sn\">{}</span>", e(&v.sn));
+    if !v.device_type.is_empty() {
+        let _ = write!(h, "<span class=\"type\">{}</span>", e(&v.device_type));
+    }
+    if !v.name.is_empty() {
+        let _ = write!(
+            h,
+            "<span class=\"name\" title=\"{}\">{}</span>",
+            e(&v.name),
+            e(&v.name)
+        );
+    }
     if !v.realip.is_empty() {
         address(ctx, h, v);
     }
-    if !v.device_type.is_empty() {
-        let _ = write!(h, "<div class=\"type\">{}</div>", e(&v.device_type));
-    }
-    if !v.name.is_empty() {
-        let _ = write!(h, "<div class=\"name\">{}</div>", e(&v.name));
-    }
-    if !v.msgs.is_empty() {
-        let polls = v.msgs.iter().filter(|m| m.text.is_empty()).count().max(1);
-        let entries = v.msgs.iter().filter(|m| !m.text.is_empty()).count();
+    if v.log_polls > 0 {
+        let (polls, entries) = (v.log_polls, v.log_entries);
         let _ = write!(
             h,
             "<details class=\"log\" data-part=\"log\"><summary>Log ({} entr{}, {} poll{})</summary></details>",
@@ -121,7 +125,7 @@ fn device_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, missing: bool) {
 
 /// The device's address (a link to its web UI when it looks like one), and the proxy.
 fn address(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
-    h.push_str("<div class=\"ip\">");
+    h.push_str("<span class=\"ip\">");
     match device_link(&v.realip, ctx.cfg.status.usehttpsdevlinks) {
         Some(url) => {
             let _ = write!(
@@ -141,7 +145,7 @@ fn address(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
         };
         let _ = write!(h, " <span class=\"via\">(via {})</span>", e(&via));
     }
-    h.push_str("</div>");
+    h.push_str("</span>");
 }
 
 /// The last backup (its files are loaded when opened).
@@ -161,7 +165,7 @@ fn backup_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView) {
 
 /// Phase, classes, environments and the delivered snippets (loaded when opened).
 fn scripts_cell(h: &mut String, v: &DeviceView) {
-    h.push_str("<td class=\"c-scripts\"><div class=\"meta\">");
+    h.push_str("<td class=\"c-scripts\"><span class=\"meta\">");
     for (k, val) in [
         ("phase", &v.phase),
         ("class", &v.classes),
@@ -171,13 +175,13 @@ fn scripts_cell(h: &mut String, v: &DeviceView) {
             let _ = write!(h, "<span class=\"k\">{k}</span> {} ", e(val));
         }
     }
-    h.push_str("</div>");
-    if !v.snippets.is_empty() {
+    h.push_str("</span>");
+    if v.snippet_count > 0 {
         let _ = write!(
             h,
             "<details data-part=\"scripts\"><summary>{} snippet{}</summary></details>",
-            v.snippets.len(),
-            if v.snippets.len() == 1 { "" } else { "s" }
+            v.snippet_count,
+            if v.snippet_count == 1 { "" } else { "s" }
         );
     }
     h.push_str("</td>");
@@ -245,16 +249,28 @@ pub fn part(ctx: &Ctx<'_>, r: &Row, name: &str) -> Option<String> {
                 return Some("<p class=\"undef\">no backup files</p>".to_string());
             }
             h.push_str("<ul class=\"backups\">");
-            for b in r.backups.iter() {
+            let backup = |extra: &str| {
+                admin_url(ctx.prefix, &format!("mode=backup&sn={}&{extra}", q(&v.key)))
+            };
+            for (i, b) in r.backups.iter().enumerate() {
                 let file = b.path.rsplit('/').next().unwrap_or_default();
                 let _ = write!(
                     h,
-                    "<li><a href=\"{}\" title=\"{}\">{}</a> <span class=\"fn\">{}</span></li>",
+                    "<li><a href=\"{}\" title=\"{}\">{}</a> <span class=\"fn\">{}</span> <a class=\"view\" href=\"{}\">view</a>",
                     e(&deliver_url(ctx.prefix, &b.path)),
                     e(&format!("Download {} ({})", b.path, date(b.mtime))),
                     e(&age(ctx.now, b.mtime)),
-                    e(file)
+                    e(file),
+                    e(&backup(&format!("n={}", b.index)))
                 );
+                if let Some(older) = r.backups.get(i + 1) {
+                    let _ = write!(
+                        h,
+                        " <a class=\"cmp\" href=\"{}\">changes</a>",
+                        e(&backup(&format!("a={}&b={}", older.index, b.index)))
+                    );
+                }
+                h.push_str("</li>");
             }
             h.push_str("</ul>");
         }
@@ -297,19 +313,29 @@ fn build_cell(h: &mut String, build: &str, requested: &str, what: &str) {
 }
 
 fn cert_cell(ctx: &Ctx<'_>, h: &mut String, v: &DeviceView, c: &CertState) {
+    let stat = v.certstat.as_deref().unwrap_or("unknown");
     let _ = write!(
         h,
-        "<div class=\"certstat\">{}</div>",
-        e(v.certstat.as_deref().unwrap_or("unknown"))
+        "<span class=\"certstat\" title=\"{}\">{}</span>",
+        e(stat),
+        e(stat)
     );
     if v.request_error {
-        h.push_str("<div class=\"warn\">Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable <code>X509/REQUESTERROR</code> (<code>vars del X509/REQUESTERROR</code>), delete the files below, and the process starts again.</div>");
+        h.push_str("<details class=\"warn\"><summary>upload error</summary><div class=\"part\">Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable <code>X509/REQUESTERROR</code> (<code>vars del X509/REQUESTERROR</code>), delete the certificate files, and the process starts again.</div></details>");
     }
     cert_files(ctx, h, c);
     if c.csr_waiting() {
-        h.push_str("<div class=\"note\">CSR waiting for signature</div>");
+        h.push_str("<span class=\"note\">CSR waiting for signature</span>");
+        if let Some(csr) = &c.csr {
+            let _ = write!(
+                h,
+                "<span class=\"csr\" title=\"check before signing\">subject {}, key SHA-256 {}</span>",
+                e(&csr.subject),
+                e(&csr.key_sha256)
+            );
+        }
     } else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
-        h.push_str("<div class=\"note\">signed certificate waiting for the device</div>");
+        h.push_str("<span class=\"note\">signed certificate waiting for the device</span>");
     }
     if c.csr_waiting()
         && let Some(cc) = &ctx.cfg.customcerts
@@ -346,8 +372,13 @@ fn cert_files(ctx: &Ctx<'_>, h: &mut String, c: &CertState) {
             "Download the request error reported by the device",
         ),
     ];
-    if files.iter().any(|(p, ..)| p.is_some()) {
-        h.push_str("<ul class=\"files\">");
+    let n = files.iter().filter(|(p, ..)| p.is_some()).count();
+    if n > 0 {
+        let _ = write!(
+            h,
+            "<details class=\"certfiles\"><summary>{n} file{}</summary><ul class=\"files part\">",
+            if n == 1 { "" } else { "s" }
+        );
         for (path, label, kind, title) in files {
             if let Some(p) = path {
                 let _ = write!(
@@ -364,7 +395,7 @@ fn cert_files(ctx: &Ctx<'_>, h: &mut String, c: &CertState) {
                 );
             }
         }
-        h.push_str("</ul>");
+        h.push_str("</ul></details>");
     }
 }
 

@@ -2,11 +2,11 @@
 //! environments, and its bar charts.
 
 use super::{MasterBuilds, Row};
-use crate::admin::html::e;
+use crate::admin::html::q;
 use crate::config::Config;
+use maud::{Markup, html};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// Counts for one bar chart, most frequent first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,103 +97,119 @@ pub fn summary(cfg: &Config, master: &MasterBuilds, now: i64, rows: &[Row]) -> S
 /// Largest number of bars drawn per chart; the rest are summed up.
 const MAX_BARS: usize = 10;
 
-fn chart(h: &mut String, title: &str, bars: &[Bar], total: usize) {
-    let _ = write!(
-        h,
-        "<figure class=\"chart\"><figcaption>{}</figcaption><table class=\"bars\">",
-        e(title)
-    );
+/// The status page's URL (relative to the admin page) that shows the devices of `filter`.
+pub fn filter_href(filter: &str, sort: &str) -> String {
+    let mut u = String::from("?mode=status");
+    if !filter.is_empty() {
+        u.push_str("&filter=");
+        u.push_str(&q(filter));
+    }
+    if !sort.is_empty() {
+        u.push_str("&sort=");
+        u.push_str(&q(sort));
+    }
+    u
+}
+
+/// A count that links to the devices it counts.
+fn count_link(n: usize, what: &str, filter: &str, sort: &str) -> Markup {
+    html! {
+        a.fl href=(filter_href(filter, sort)) data-filter=(filter) { b { (n) } " " (what) }
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        one.to_string()
+    } else {
+        many.to_string()
+    }
+}
+
+fn chart(title: &str, key: &str, bars: &[Bar], total: usize, sort: &str) -> Markup {
     let max = bars.iter().map(|b| b.count).max().unwrap_or(1).max(1);
-    for b in bars.iter().take(MAX_BARS) {
-        let width = (b.count * 100).div_ceil(max);
-        let label = if b.value.is_empty() {
-            "<span class=\"none\">(none)</span>".to_string()
-        } else {
-            format!(
-                "<button type=\"button\" class=\"fl\" data-filter=\"{}\" title=\"Show only these devices\">{}</button>",
-                e(&b.value),
-                e(&b.value)
-            )
-        };
-        let _ = write!(
-            h,
-            "<tr{}><th>{label}{}</th><td class=\"bar\"><svg viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect width=\"{width}\" height=\"10\"/></svg></td><td class=\"n\" title=\"{}\">{}</td></tr>",
-            if b.master { " class=\"master\"" } else { "" },
-            if b.master {
-                " <small class=\"mark\" title=\"the master's build\">\u{2605} master</small>"
-            } else {
-                ""
-            },
-            e(&format!(
-                "{} % of {total}",
-                (b.count * 100).checked_div(total).unwrap_or(0)
-            )),
-            b.count
-        );
+    let rest: usize = bars.iter().skip(MAX_BARS).map(|b| b.count).sum();
+    html! {
+        figure.chart {
+            figcaption { (title) }
+            table.bars {
+                @for b in bars.iter().take(MAX_BARS) {
+                    @let f = format!("{key}:{}", b.value);
+                    @let pct = (b.count * 100).checked_div(total).unwrap_or(0);
+                    tr.master[b.master] {
+                        th {
+                            @if b.value.is_empty() {
+                                span.none { "(none)" }
+                            } @else {
+                                a.fl href=(filter_href(&f, sort)) data-filter=(f) title="Show only these devices" { (b.value) }
+                            }
+                            @if b.master { " " small.mark title="the master's build" { "\u{2605} master" } }
+                        }
+                        td.bar {
+                            @if b.value.is_empty() {
+                                (bar_svg(b.count, max))
+                            } @else {
+                                a href=(filter_href(&f, sort)) tabindex="-1" aria-hidden="true" { (bar_svg(b.count, max)) }
+                            }
+                        }
+                        td.n title=(format!("{pct} % of {total}")) { (b.count) }
+                    }
+                }
+                @if bars.len() > MAX_BARS {
+                    tr.rest { th { (bars.len() - MAX_BARS) " more" } td {} td.n { (rest) } }
+                }
+            }
+        }
     }
-    if bars.len() > MAX_BARS {
-        let rest: usize = bars[MAX_BARS..].iter().map(|b| b.count).sum();
-        let _ = write!(
-            h,
-            "<tr class=\"rest\"><th>{} more</th><td></td><td class=\"n\">{rest}</td></tr>",
-            bars.len() - MAX_BARS
-        );
+}
+
+fn bar_svg(count: usize, max: usize) -> Markup {
+    let width = (count * 100).div_ceil(max);
+    html! {
+        svg viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true" {
+            rect width=(width) height="10" {}
+        }
     }
-    h.push_str("</table></figure>");
 }
 
 /// The summary section.
 pub fn render_summary(cfg: &Config, s: &Summary) -> String {
-    let mut h =
-        String::from("<section class=\"summary\" aria-label=\"Fleet summary\"><p class=\"facts\">");
-    let _ = write!(
-        h,
-        "<b>{}</b> device{}",
-        s.devices,
-        if s.devices == 1 { "" } else { "s" }
-    );
-    if cfg.status.missing > 0 {
-        let _ = write!(
-            h,
-            " \u{b7} <button type=\"button\" class=\"fl\" data-filter=\"missing\"><b>{}</b> missing</button>",
-            s.missing
-        );
+    render_summary_for(cfg, s, "")
+}
+
+/// The summary section; its links keep the sort order `sort`.
+pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
+    let dot = " \u{b7} ";
+    html! {
+        section.summary aria-label="Fleet summary" {
+            p.facts {
+                (count_link(s.devices, &plural(s.devices, "device", "devices"), "", sort))
+                @if cfg.status.missing > 0 {
+                    (dot) (count_link(s.missing, "missing", "is:missing", sort))
+                }
+                @if let Some(fw) = &s.master.firmware {
+                    (dot) (count_link(s.on_master_firmware, &format!("on the master's firmware {fw}"), &format!("fw:{fw}"), sort))
+                }
+                @if cfg.customcerts.is_some() {
+                    (dot) (count_link(s.csr_waiting, &plural(s.csr_waiting, "CSR to sign", "CSRs to sign"), "is:csr", sort))
+                    (dot) (count_link(s.signed_waiting, &plural(s.signed_waiting, "signed certificate waiting for the device", "signed certificates waiting for the device"), "is:signed", sort))
+                }
+                @if s.unreadable > 0 {
+                    (dot)
+                    a.fl href=(filter_href("is:unreadable", sort)) data-filter="is:unreadable" {
+                        b.err { (s.unreadable) } " " (plural(s.unreadable, "unreadable state file", "unreadable state files"))
+                    }
+                }
+            }
+            @if s.devices > 0 {
+                div.charts {
+                    (chart("Firmware", "fw", &s.firmware, s.devices, sort))
+                    (chart("Boot code", "boot", &s.bootcode, s.devices, sort))
+                    (chart("Phase", "phase", &s.phase, s.devices, sort))
+                    (chart("Environment", "env", &s.environment, s.devices, sort))
+                }
+            }
+        }
     }
-    if let Some(fw) = &s.master.firmware {
-        let _ = write!(
-            h,
-            " \u{b7} <b>{}</b> on the master's firmware {}",
-            s.on_master_firmware,
-            e(fw)
-        );
-    }
-    if cfg.customcerts.is_some() {
-        let _ = write!(
-            h,
-            " \u{b7} <b>{}</b> CSR{} to sign \u{b7} <b>{}</b> signed certificate{} waiting for the device",
-            s.csr_waiting,
-            if s.csr_waiting == 1 { "" } else { "s" },
-            s.signed_waiting,
-            if s.signed_waiting == 1 { "" } else { "s" }
-        );
-    }
-    if s.unreadable > 0 {
-        let _ = write!(
-            h,
-            " \u{b7} <b class=\"err\">{}</b> unreadable state file{}",
-            s.unreadable,
-            if s.unreadable == 1 { "" } else { "s" }
-        );
-    }
-    h.push_str("</p>");
-    if s.devices > 0 {
-        h.push_str("<div class=\"charts\">");
-        chart(&mut h, "Firmware", &s.firmware, s.devices);
-        chart(&mut h, "Boot code", &s.bootcode, s.devices);
-        chart(&mut h, "Phase", &s.phase, s.devices);
-        chart(&mut h, "Environment", &s.environment, s.devices);
-        h.push_str("</div>");
-    }
-    h.push_str("</section>");
-    h
+    .into_string()
 }

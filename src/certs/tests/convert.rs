@@ -223,3 +223,19 @@ fn file_argument_checks_follow_the_php_pattern() {
     assert_eq!(php_extension(b".pl"), b"pl");
     assert_eq!(php_extension(b"certs/x.der"), b"der");
 }
+
+#[test]
+fn csr_summary_names_the_subject_and_hashes_the_public_key() {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    let key = KeyPair::generate().expect("key");
+    let der = csr(&key, "IP232-30-00-af");
+    let summary = csr_summary(&der).expect("summary");
+    assert!(summary.subject.contains("CN=IP232-30-00-af"), "{summary:?}");
+    let expected: Vec<String> = sha2::Sha256::digest(key.subject_public_key_info())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(summary.key_sha256, expected.join(":"));
+    assert_eq!(csr_summary(b"not a request"), None);
+}

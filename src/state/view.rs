@@ -1,23 +1,17 @@
 //! What the admin pages and the JSON API show of one device, taken from its state file once
 //! (pure): [`DeviceView::from_state`], the values of the configured `queries/query/show`
-//! XPath expressions ([`ShowGroup`], evaluated with sxd-xpath), and the device filter
-//! ([`Filter`]).
+//! XPath expressions ([`ShowGroup`], evaluated with sxd-xpath). The filter is
+//! `admin::query`.
 //!
-//! [`ViewCache`] keeps the views of unchanged state files: the [`StateStore`] hands out the same
-//! `Arc` for a file as long as it did not change, so a view is recomputed only when its device
-//! polled (or the configuration changed). Rendering 10 000 rows then never parses XML or
-//! evaluates an XPath expression again.
-//!
-//! [`StateStore`]: crate::state::StateStore
+//! The status page and the device list read compact views from the device index
+//! (`state::index`), which computes them here when a state is written or first read; the
+//! detail of one device (message log, snippets) is computed from its state file on demand.
 
 use crate::config::Config;
 use crate::php::intval;
 use crate::state::Loaded;
 use crate::xml::Element;
-use regex::Regex;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// One delivered snippet (`<config filename delivered version>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,14 +119,22 @@ pub struct DeviceView {
     pub request_error: bool,
     /// When the last backup was stored.
     pub backup: Option<i64>,
+    /// The message log; empty in the views of the device index (see `log_entries`).
     pub msgs: Vec<Msg>,
+    /// The delivered snippets; empty in the views of the device index (see `snippet_count`).
     pub snippets: Vec<Snippet>,
+    /// Message log entries (not counting the empty ones that start each poll's block).
+    pub log_entries: usize,
+    /// Polls in the message log (empty entries, at least 1 when the log is not empty).
+    pub log_polls: usize,
+    /// Delivered snippets.
+    pub snippet_count: usize,
     /// Per [`ShowGroup`] (same order): the query's result, `None` when the device has none.
     pub queries: Vec<Option<QueryResult>>,
 }
 
 impl DeviceView {
-    fn empty(key: &str) -> DeviceView {
+    pub(crate) fn empty(key: &str) -> DeviceView {
         DeviceView {
             key: key.to_string(),
             problem: None,
@@ -157,6 +159,9 @@ impl DeviceView {
             backup: None,
             msgs: Vec::new(),
             snippets: Vec::new(),
+            log_entries: 0,
+            log_polls: 0,
+            snippet_count: 0,
             queries: Vec::new(),
         }
     }
@@ -178,7 +183,7 @@ impl DeviceView {
         }
     }
 
-    fn from_element(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
+    pub(crate) fn from_element(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
         let mut v = DeviceView::empty(key);
         let Some(d) = s.child("device").filter(|_| s.name == "state") else {
             v.problem = Some(format!(
@@ -208,6 +213,14 @@ impl DeviceView {
         v.firmware_requested = a(fw, "requested");
         v.bootcode = a(boot, "build");
         v.bootcode_requested = a(boot, "requested");
+        if v.bootcode_requested.is_empty() {
+            // script/upgrade.rs writes it onto the root as `BUILDbootcode`, as PHP does
+            v.bootcode_requested = s
+                .attr("requested")
+                .and_then(|r| r.strip_suffix("bootcode"))
+                .unwrap_or_default()
+                .to_string();
+        }
         v.certstat = d.attr("certstat").map(str::to_string);
         v.request_error = s
             .path(&["queries", "certificates", "info", "request-error"])
@@ -233,6 +246,13 @@ impl DeviceView {
                 version: intval(c.attr("version").unwrap_or("0")),
             })
             .collect();
+        v.log_entries = v.msgs.iter().filter(|m| !m.text.is_empty()).count();
+        v.log_polls = if v.msgs.is_empty() {
+            0
+        } else {
+            v.msgs.iter().filter(|m| m.text.is_empty()).count().max(1)
+        };
+        v.snippet_count = v.snippets.len();
         v.queries = xpaths.evaluate(s);
         v
     }
@@ -241,38 +261,29 @@ impl DeviceView {
     pub fn is_missing(&self, missing_after: i64, now: i64) -> bool {
         missing_after > 0 && self.seen < now - missing_after
     }
+}
 
-    /// The texts the filter looks at, one per line: addresses, serial, type, name, phase,
-    /// classes, environments, firmware, boot code and `present`/`missing`.
-    pub fn filter_text(&self, missing: bool) -> String {
-        if self.problem.is_some() {
-            return format!("{}\nunreadable", self.key);
-        }
-        [
-            self.realip.as_str(),
-            &self.ip,
-            &self.sn,
-            &self.device_type,
-            &self.name,
-            &self.phase,
-            &self.classes,
-            &self.environments,
-            &self.firmware,
-            &self.bootcode,
-            if missing { "missing" } else { "present" },
-        ]
-        .join("\n")
-    }
+/// When the device last answered each group's query (`None`: never), without evaluating.
+pub fn query_seens(state: &Element, groups: &[ShowGroup]) -> Vec<Option<i64>> {
+    let queries = state.child("queries");
+    groups
+        .iter()
+        .map(|g| {
+            queries
+                .and_then(|q| q.child(&g.id))
+                .map(|q| intval(q.attr("seen").unwrap_or("0")))
+        })
+        .collect()
 }
 
 /// The compiled `show` expressions of one rendering pass (compiled on first use).
-struct XPaths<'a> {
+pub(crate) struct XPaths<'a> {
     groups: &'a [ShowGroup],
     compiled: Option<Vec<Vec<Result<sxd_xpath::XPath, String>>>>,
 }
 
 impl<'a> XPaths<'a> {
-    fn new(groups: &'a [ShowGroup]) -> Self {
+    pub(crate) fn new(groups: &'a [ShowGroup]) -> Self {
         XPaths {
             groups,
             compiled: None,
@@ -296,15 +307,7 @@ impl<'a> XPaths<'a> {
                 })
                 .collect()
         });
-        let queries = state.child("queries");
-        let answered: Vec<Option<i64>> = groups
-            .iter()
-            .map(|g| {
-                queries
-                    .and_then(|q| q.child(&g.id))
-                    .map(|q| intval(q.attr("seen").unwrap_or("0")))
-            })
-            .collect();
+        let answered = query_seens(state, groups);
         if answered.iter().all(Option::is_none) {
             return vec![None; groups.len()];
         }
@@ -413,139 +416,10 @@ fn fill<'d>(
     }
 }
 
-/// The device filter: white-space separated words, each must match a whole word (`*` and `?`
-/// as wildcards) of one of the texts of [`DeviceView::filter_text`], case-insensitive.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    words: Vec<Regex>,
-}
-
-/// Longest filter text looked at.
-const MAX_FILTER: usize = 256;
-
-impl Filter {
-    pub fn parse(s: &str) -> Filter {
-        let s = match s.char_indices().nth(MAX_FILTER) {
-            Some((i, _)) => &s[..i],
-            None => s,
-        };
-        let words = s
-            .split_whitespace()
-            .filter_map(|w| {
-                let w = normalize_mac(w);
-                let pattern = regex::escape(&w).replace("\\*", ".*").replace("\\?", ".");
-                Regex::new(&format!("(?i)(?-u:\\b){pattern}(?-u:\\b)")).ok()
-            })
-            .collect();
-        Filter { words }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
-    }
-
-    /// Whether every word matches in `text` (see [`DeviceView::filter_text`]).
-    pub fn matches(&self, text: &str) -> bool {
-        self.words.iter().all(|w| w.is_match(text))
-    }
-}
-
-/// `009033aabbcc` → `00-90-33-aa-bb-cc` (the way serial numbers are written).
-fn normalize_mac(w: &str) -> String {
-    if w.len() == 12
-        && w.get(..6).is_some_and(|p| p == "009033")
-        && w.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        let parts: Vec<&str> = (0..6).filter_map(|i| w.get(i * 2..i * 2 + 2)).collect();
-        return parts.join("-");
-    }
-    w.to_string()
-}
-
-/// The views of unchanged state files, kept between page views.
-#[derive(Default)]
-pub struct ViewCache {
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    config: Option<Arc<Config>>,
-    views: HashMap<String, (Option<Arc<Element>>, Arc<DeviceView>)>,
-}
-
-impl ViewCache {
-    /// The views of `entries` (state file name, content), computing only those whose file
-    /// changed since the last call (or all, when the configuration changed).
-    pub fn views(&self, cfg: &Arc<Config>, entries: &[(String, Loaded)]) -> Vec<Arc<DeviceView>> {
-        let groups = show_groups(cfg);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
-            inner.views.clear();
-            inner.config = Some(cfg.clone());
-        }
-        let mut xpaths = XPaths::new(&groups);
-        let mut out = Vec::with_capacity(entries.len());
-        for (key, loaded) in entries {
-            let state = match loaded {
-                Loaded::Ok(el) => Some(el),
-                _ => None,
-            };
-            if let Some((cached_state, view)) = inner.views.get(key)
-                && match (cached_state, state) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    _ => false,
-                }
-            {
-                out.push(view.clone());
-                continue;
-            }
-            let view = Arc::new(match state {
-                Some(el) => DeviceView::from_element(key, el, &mut xpaths),
-                None => DeviceView::from_state(key, loaded, &groups),
-            });
-            inner
-                .views
-                .insert(key.clone(), (state.cloned(), view.clone()));
-            out.push(view);
-        }
-        if inner.views.len() > entries.len() * 2 + 64 {
-            let keep: std::collections::HashSet<&String> = entries.iter().map(|(k, _)| k).collect();
-            inner.views.retain(|k, _| keep.contains(k));
-        }
-        out
-    }
-}
-
-impl ViewCache {
-    /// The view of one state file (without forgetting the others).
-    pub fn one(&self, cfg: &Arc<Config>, key: &str, loaded: &Loaded) -> Arc<DeviceView> {
-        let groups = show_groups(cfg);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
-            inner.views.clear();
-            inner.config = Some(cfg.clone());
-        }
-        let state = match loaded {
-            Loaded::Ok(el) => Some(el),
-            _ => None,
-        };
-        if let Some((Some(cached), view)) = inner.views.get(key)
-            && state.is_some_and(|s| Arc::ptr_eq(cached, s))
-        {
-            return view.clone();
-        }
-        let view = Arc::new(DeviceView::from_state(key, loaded, &groups));
-        inner
-            .views
-            .insert(key.to_string(), (state.cloned(), view.clone()));
-        view
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const STATE: &str = r#"<?xml version="1.0"?>
 <state seen="1000"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="172.16.1.2" ip="10.0.0.1" rp="true" proxy="10.0.0.9" classes="phone, ip232" phase="update" environments="default, lab" certstat="ok" backup="900"/><firmware build="130100" requested="130160"/><bootcode build="130150"/><queries><admin seen="990"><info name="Reception &lt;Desk&gt;" type="IP232"/></admin><media seen="980"><info stun="s1" turn="t1"><nat result="ok" public-addr="1.2.3.4"/></info></media><registration seen="970"><info><reg id="0" state="up" h323="alice" e164="11"/><reg id="1" state="down" h323="bob" e164="12"/></info></registration></queries><msgs time="1000" msg=""/><msgs time="1000" msg="hello"/><config filename="scripts/update-all-default.txt" delivered="950" version="800"/></state>"#;
@@ -655,60 +529,5 @@ mod tests {
         );
         let v = DeviceView::from_state("nodev", &loaded("<state seen=\"1\"/>"), &[]);
         assert!(v.problem.is_some());
-    }
-
-    fn fields(ip: &str, sn: &str, ty: &str) -> String {
-        let mut v = DeviceView::empty(sn);
-        v.realip = ip.into();
-        v.ip = ip.into();
-        v.device_type = ty.into();
-        v.firmware = "130160".into();
-        v.environments = "default, lab".into();
-        v.filter_text(false)
-    }
-
-    #[test]
-    fn filter_words_match_whole_words_of_any_field() {
-        let a = fields("172.16.0.20", "00-90-33-30-00-af", "IP232");
-        let b = fields("192.168.0.1", "00-90-33-30-00-b0", "IP222");
-        let f = Filter::parse("16");
-        assert!(f.matches(&a));
-        assert!(!f.matches(&b), "16 is not a whole word of 168");
-        let f = Filter::parse("172.16. ip232");
-        assert!(f.matches(&a));
-        assert!(!f.matches(&b));
-        let f = Filter::parse("  IP2?2   lab ");
-        assert!(f.matches(&a) && f.matches(&b));
-        assert!(Filter::parse("00-90-33-30-00-*").matches(&b));
-        assert!(Filter::parse("0090333000b0").matches(&b));
-        assert!(!Filter::parse("0090333000b0").matches(&a));
-        assert!(Filter::parse("present").matches(&a));
-        assert!(!Filter::parse("missing").matches(&a));
-        assert!(!Filter::parse("ip232 missing").matches(&a));
-        assert!(Filter::parse("").is_empty());
-        assert!(Filter::parse("").matches(&a));
-        assert!(
-            Filter::parse("a(b").matches("x a(b y"),
-            "regex characters are literal"
-        );
-        assert!(!Filter::parse("a.c").matches("abc"));
-        assert!(!Filter::parse("lab\n").matches("labx"));
-    }
-
-    #[test]
-    fn the_cache_recomputes_only_changed_states() {
-        let cfg = Arc::new(config(""));
-        let cache = ViewCache::default();
-        let one = loaded(STATE);
-        let entries = vec![("a".to_string(), one.clone())];
-        let first = cache.views(&cfg, &entries);
-        let again = cache.views(&cfg, &entries);
-        assert!(Arc::ptr_eq(&first[0], &again[0]));
-        let changed = vec![("a".to_string(), loaded(STATE))];
-        let third = cache.views(&cfg, &changed);
-        assert!(!Arc::ptr_eq(&first[0], &third[0]));
-        let cfg2 = Arc::new(config(""));
-        let fourth = cache.views(&cfg2, &changed);
-        assert!(!Arc::ptr_eq(&third[0], &fourth[0]));
     }
 }

@@ -1,0 +1,116 @@
+//! The CSV export of the device list (`api/devices.csv`, pure): one line per device with the
+//! fields of the JSON list that fit in a cell, written with the `csv` crate (quoting, line
+//! ends). Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
+//! tab or carriage return) get a leading `'`: device names come from the devices.
+
+use super::query::{Clock, DeviceFields};
+use super::status::Row;
+
+/// The header line.
+pub const COLUMNS: [&str; 19] = [
+    "sn",
+    "type",
+    "name",
+    "realip",
+    "ip",
+    "phase",
+    "classes",
+    "environments",
+    "seen",
+    "missing",
+    "firmware",
+    "firmware_requested",
+    "bootcode",
+    "bootcode_requested",
+    "backup",
+    "certstat",
+    "csr_waiting",
+    "signed_waiting",
+    "problem",
+];
+
+/// A text cell a spreadsheet shows as text.
+fn cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// The CSV of `rows` (`missing_after` and `now` decide `missing`).
+pub fn csv(rows: &[Row], missing_after: i64, now: i64) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 200 + 256));
+    w.write_record(COLUMNS)?;
+    let clock = Clock { now, missing_after };
+    for r in rows {
+        let f = r.fields();
+        let v = &*r.view;
+        let seen = f.seen.to_string();
+        let backup = f.backup.map(|b| b.to_string()).unwrap_or_default();
+        let flag = |b: bool| if b { "true" } else { "false" };
+        let record = [
+            cell(f.sn),
+            cell(f.device_type),
+            cell(f.name),
+            cell(f.realip),
+            cell(f.ip),
+            cell(f.phase),
+            cell(f.classes),
+            cell(f.environments),
+            seen.as_str().into(),
+            flag(f.is_missing(clock)).into(),
+            cell(f.firmware),
+            cell(f.firmware_requested),
+            cell(f.bootcode),
+            cell(f.bootcode_requested),
+            backup.as_str().into(),
+            cell(f.certstat.unwrap_or_default()),
+            flag(f.csr_waiting).into(),
+            flag(f.signed_waiting).into(),
+            cell(v.problem.as_deref().unwrap_or_default()),
+        ];
+        w.write_record(record.iter().map(|c| c.as_bytes()))?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::files::CertState;
+    use crate::admin::view::DeviceView;
+    use crate::state::Loaded;
+    use crate::xml::Element;
+    use std::sync::Arc;
+
+    fn row(xml: &str) -> Row {
+        let el = Element::parse(xml.as_bytes()).expect("xml");
+        Row {
+            view: Arc::new(DeviceView::from_state(
+                "00-90",
+                &Loaded::Ok(Arc::new(el)),
+                &[],
+            )),
+            certs: CertState::default(),
+            backups: Arc::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn quotes_cells_and_defuses_formulas() {
+        let rows = [row(
+            r#"<state seen="100"><device sn="00-90" type="IP232" realip="1.2.3.4" classes="phone, ip232"/><queries><admin seen="9"><info name="=HYPERLINK(&quot;x&quot;)"/></admin></queries></state>"#,
+        )];
+        let out = String::from_utf8(csv(&rows, 60, 1000).expect("csv")).expect("utf-8");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(COLUMNS.join(",").as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "00-90,IP232,\"'=HYPERLINK(\"\"x\"\")\",1.2.3.4,,,\"phone, ip232\",,100,true,,,,,,,false,false,"
+            )
+        );
+        assert_eq!(lines.next(), None);
+    }
+}

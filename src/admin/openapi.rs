@@ -1,0 +1,190 @@
+//! The OpenAPI 3 description of the API (`api/openapi.json`), kept by hand next to the
+//! routes: its test checks that it describes exactly the paths and methods of
+//! `api_http::PATHS`.
+
+use serde_json::{Value, json};
+
+fn filter_params(paged: bool) -> Value {
+    let mut p = vec![
+        json!({ "name": "filter", "in": "query", "required": false,
+            "description": "Filter terms, all must hold: free words (whole words of any field), field:value (sn, type, name, ip, phase, env, class, fw, boot; whole value), is:STATE (missing, present, csr, signed, certerror, fwpending, unreadable); * and ? wildcards, \"quoted values\", -term negates.",
+            "schema": { "type": "string", "maxLength": 256 }, "example": "type:ip2* -is:missing" }),
+        json!({ "name": "sort", "in": "query", "required": false,
+            "description": "Sort key, a leading - for descending (default: sn).",
+            "schema": { "type": "string", "enum": sort_values() }, "example": "-seen" }),
+    ];
+    if paged {
+        p.push(json!({ "name": "limit", "in": "query", "required": false,
+            "description": "Devices in the page (larger than 1000: 400).",
+            "schema": { "type": "integer", "minimum": 0, "maximum": 1000, "default": 100 } }));
+        p.push(json!({ "name": "offset", "in": "query", "required": false,
+            "description": "Matching devices skipped.",
+            "schema": { "type": "integer", "minimum": 0, "default": 0 } }));
+    }
+    Value::Array(p)
+}
+
+fn sort_values() -> Vec<String> {
+    super::order::SORT_KEYS
+        .split(", ")
+        .flat_map(|k| [k.to_string(), format!("-{k}")])
+        .collect()
+}
+
+fn error(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": {
+        "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn sn_param() -> Value {
+    json!({ "name": "sn", "in": "path", "required": true,
+        "description": "Serial number (the state file's name).",
+        "schema": { "type": "string" }, "example": "00-90-33-30-00-a1" })
+}
+
+fn paths() -> Value {
+    json!({
+        "/api/devices": { "get": {
+            "summary": "A page of the matching devices, with the summary of all matching ones",
+            "parameters": filter_params(true),
+            "responses": {
+                "200": { "description": "The page", "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/DeviceList" } } } },
+                "400": error("Unknown filter field or state, unknown sort key, bad limit or offset"),
+                "401": error("No session and no valid API token"),
+            } } },
+        "/api/devices.csv": { "get": {
+            "summary": "Every matching device as CSV (same filter and sort)",
+            "parameters": filter_params(false),
+            "responses": {
+                "200": { "description": "The table, a header line first",
+                    "content": { "text/csv": { "schema": { "type": "string" } } } },
+                "400": error("Unknown filter field or state, unknown sort key"),
+                "401": error("No session and no valid API token"),
+            } } },
+        "/api/devices/{sn}": {
+            "get": {
+                "summary": "One device, with its message log",
+                "parameters": [sn_param()],
+                "responses": {
+                    "200": { "description": "The device", "content": { "application/json": {
+                        "schema": { "$ref": "#/components/schemas/Device" } } } },
+                    "400": error("Not a serial number"),
+                    "401": error("No session and no valid API token"),
+                    "404": error("No state file for this device"),
+                } },
+            "delete": {
+                "summary": "Forget a device: deletes its state file (not its backups)",
+                "description": "With a session, send its CSRF token as X-CSRF-Token (or ?csrf=); the API token is enough by itself.",
+                "parameters": [sn_param(), { "name": "X-CSRF-Token", "in": "header", "required": false,
+                    "schema": { "type": "string" } }],
+                "responses": {
+                    "200": { "description": "Deleted", "content": { "application/json": { "schema": {
+                        "type": "object", "properties": {
+                            "deleted": { "type": "boolean" }, "sn": { "type": "string" },
+                            "msg": { "type": "string" } } } } } },
+                    "400": error("Not a serial number"),
+                    "401": error("No session and no valid API token"),
+                    "403": error("Session without its CSRF token"),
+                    "404": error("No state file for this device"),
+                } },
+        },
+        "/api/openapi.json": { "get": {
+            "summary": "This document",
+            "responses": {
+                "200": { "description": "OpenAPI 3 document",
+                    "content": { "application/json": { "schema": { "type": "object" } } } },
+                "401": error("No session and no valid API token"),
+            } } },
+    })
+}
+
+fn schemas() -> Value {
+    let text = json!({ "type": ["string", "null"] });
+    let build = json!({ "type": "object", "properties": { "build": text, "requested": text } });
+    json!({
+        "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+        "Device": { "type": "object", "description": "A device; a broken state file has only key and problem.",
+            "properties": {
+                "key": { "type": "string" }, "problem": { "type": "string" },
+                "sn": { "type": "string" }, "hwid": text, "type": text, "name": text,
+                "realip": text, "ip": text, "via_proxy": { "type": "boolean" }, "proxy": text,
+                "phase": text,
+                "classes": { "type": "array", "items": { "type": "string" } },
+                "environments": { "type": "array", "items": { "type": "string" } },
+                "seen": { "type": "integer", "description": "Last poll, unix seconds" },
+                "missing": { "type": "boolean" },
+                "firmware": build, "bootcode": build,
+                "certstat": text, "request_error": { "type": "boolean" },
+                "certificate_files": { "type": "object" },
+                "backup": { "type": ["integer", "null"] },
+                "backups": { "type": "array", "items": { "type": "object" } },
+                "snippets": { "type": "array", "items": { "type": "object" } },
+                "queries": { "type": "object" },
+                "msgs": { "type": "array", "items": { "type": "object" } },
+            } },
+        "DeviceList": { "type": "object", "properties": {
+            "now": { "type": "integer" },
+            "total": { "type": "integer", "description": "Matching devices" },
+            "count": { "type": "integer", "description": "Devices in this page" },
+            "offset": { "type": "integer" }, "limit": { "type": "integer" },
+            "files": { "type": "integer", "description": "State files" },
+            "summary": { "type": "object" },
+            "devices": { "type": "array", "items": { "$ref": "#/components/schemas/Device" } },
+        } },
+    })
+}
+
+/// The document, for an installation below `prefix`.
+pub fn document(prefix: &str) -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "update-server API", "version": env!("CARGO_PKG_VERSION") },
+        "servers": [{ "url": if prefix.is_empty() { "/" } else { prefix } }],
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer",
+                    "description": "The token of <api token=\"…\"/> in the configuration" },
+                "session": { "type": "apiKey", "in": "cookie", "name": super::session::COOKIE },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_exactly_the_routes() {
+        let doc = document("/update");
+        let paths = doc["paths"].as_object().expect("paths");
+        let routes = &super::super::api_http::PATHS;
+        assert_eq!(paths.len(), routes.len());
+        for (path, methods) in routes {
+            let p = paths
+                .get(*path)
+                .unwrap_or_else(|| panic!("{path} not described"));
+            let described: Vec<&str> = p
+                .as_object()
+                .expect("ops")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut want: Vec<&str> = methods.to_vec();
+            want.sort_unstable();
+            let mut got = described.clone();
+            got.sort_unstable();
+            assert_eq!(got, want, "{path}");
+            for m in *methods {
+                assert!(p[*m]["responses"]["200"].is_object(), "{path} {m}");
+            }
+        }
+        assert_eq!(doc["servers"][0]["url"], "/update");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(sort_values().contains(&"-seen".to_string()));
+    }
+}

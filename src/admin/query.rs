@@ -1,0 +1,546 @@
+//! The device filter language of the status page, its `cmd=rows` requests and the API
+//! (`filter=`), pure over [`Fields`] (what a device row offers, whatever keeps it):
+//!
+//! - a free word must match a **whole word** of one of the device's texts (addresses,
+//!   serial, type, name, phase, classes, environments, firmware, boot code, `present` or
+//!   `missing`; `unreadable` for a broken state file), case-insensitive: `lab` matches the
+//!   environment `lab` and the name `Lab Bench` alike, but not `laboratory`;
+//! - `field:value` matches that field only, as a **whole value** (`name:lab` does not match
+//!   `Lab Bench`, `name:lab*` and `name:"lab bench"` do); for `class:` and `env:` the value
+//!   must be one of the listed classes or environments, `ip:` looks at the reported and the
+//!   request address. Fields: `sn`, `type`, `name`, `ip`, `phase`, `env`, `class`, `fw`,
+//!   `boot`;
+//! - `is:STATE`: `missing`, `present`, `csr` (a CSR waits for signature), `signed` (a signed
+//!   certificate waits for the device), `certerror` (the device reported a certificate
+//!   request error, or its error file is there), `fwpending` (a firmware or boot code update
+//!   was sent and the device does not report that build yet), `unreadable`;
+//! - `*` and `?` are wildcards everywhere, `"…"` quotes a value with spaces, a leading `-`
+//!   negates a term; all terms must hold.
+//!
+//! An unknown `field:` or `is:` is a [`QueryError`] the pages show to the user.
+
+use regex::Regex;
+use thiserror::Error;
+
+/// What the filter and the sort look at of one device.
+#[derive(Debug, Clone, Default)]
+pub struct Fields<'a> {
+    /// The state file's name without `.xml`.
+    pub key: &'a str,
+    /// The state file is no usable device state.
+    pub unreadable: bool,
+    pub sn: &'a str,
+    pub device_type: &'a str,
+    pub name: &'a str,
+    /// The address the device reported.
+    pub realip: &'a str,
+    /// The address the request came from.
+    pub ip: &'a str,
+    pub phase: &'a str,
+    /// Comma-separated.
+    pub classes: &'a str,
+    /// Comma-separated.
+    pub environments: &'a str,
+    pub firmware: &'a str,
+    pub firmware_requested: &'a str,
+    pub bootcode: &'a str,
+    pub bootcode_requested: &'a str,
+    pub seen: i64,
+    pub backup: Option<i64>,
+    pub certstat: Option<&'a str>,
+    /// A CSR waits for signature (CSR file, no signed certificate).
+    pub csr_waiting: bool,
+    /// A signed certificate waits for the device.
+    pub signed_waiting: bool,
+    /// The device reported a certificate request error (state or error file).
+    pub cert_error: bool,
+}
+
+/// Anything a device row can be filtered and sorted by.
+pub trait DeviceFields {
+    fn fields(&self) -> Fields<'_>;
+}
+
+impl Fields<'_> {
+    /// Whether the device counts as missing (`missing_after` seconds unseen at `now`).
+    pub fn is_missing(&self, c: Clock) -> bool {
+        !self.unreadable && c.missing_after > 0 && self.seen < c.now - c.missing_after
+    }
+
+    /// A firmware or boot code update was sent and is not reported yet.
+    pub fn fw_pending(&self) -> bool {
+        let pending = |req: &str, build: &str| !req.is_empty() && req != build;
+        pending(self.firmware_requested, self.firmware)
+            || pending(self.bootcode_requested, self.bootcode)
+    }
+}
+
+/// The time facts `missing` depends on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    pub now: i64,
+    pub missing_after: i64,
+}
+
+/// Why a filter text is refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum QueryError {
+    #[error("unknown filter field '{0}:' (known: {FIELD_NAMES})")]
+    UnknownField(String),
+    #[error("unknown state 'is:{0}' (known: {STATE_NAMES})")]
+    UnknownState(String),
+    #[error("'{0}:' needs a value")]
+    EmptyValue(String),
+    #[error("a quote (\") is not closed")]
+    OpenQuote,
+    #[error("more than {MAX_TERMS} filter terms")]
+    TooManyTerms,
+}
+
+const FIELD_NAMES: &str = "sn, type, name, ip, phase, env, class, fw, boot, is";
+const STATE_NAMES: &str = "missing, present, csr, signed, certerror, fwpending, unreadable";
+
+/// Longest filter text looked at (characters; the rest is ignored).
+pub const MAX_FILTER: usize = 256;
+/// Most terms in a filter.
+pub const MAX_TERMS: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Sn,
+    Type,
+    Name,
+    Ip,
+    Phase,
+    Env,
+    Class,
+    Fw,
+    Boot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Missing,
+    Present,
+    Csr,
+    Signed,
+    CertError,
+    FwPending,
+    Unreadable,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    /// A whole word of any text.
+    Word(Regex),
+    /// The whole value of one field.
+    Field(Field, Regex),
+    State(State),
+}
+
+#[derive(Debug, Clone)]
+struct Term {
+    negated: bool,
+    test: Test,
+}
+
+/// A parsed filter: every term must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    terms: Vec<Term>,
+}
+
+/// Splits at white space, keeping `"…"` together (the quotes are removed).
+fn tokens(s: &str) -> Result<Vec<String>, QueryError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut any) = (false, false);
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if quoted {
+        return Err(QueryError::OpenQuote);
+    }
+    if any {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// The regular expression of a value with `*` and `?` wildcards.
+fn wildcards(v: &str) -> String {
+    regex::escape(v).replace("\\*", ".*").replace("\\?", ".")
+}
+
+fn whole_value(v: &str) -> Option<Regex> {
+    Regex::new(&format!("(?i)^(?:{})$", wildcards(v))).ok()
+}
+
+fn whole_word(v: &str) -> Option<Regex> {
+    Regex::new(&format!("(?i)(?-u:\\b){}(?-u:\\b)", wildcards(v))).ok()
+}
+
+fn field_of(name: &str) -> Option<Field> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "sn" => Field::Sn,
+        "type" => Field::Type,
+        "name" => Field::Name,
+        "ip" => Field::Ip,
+        "phase" => Field::Phase,
+        "env" => Field::Env,
+        "class" => Field::Class,
+        "fw" => Field::Fw,
+        "boot" => Field::Boot,
+        _ => return None,
+    })
+}
+
+fn state_of(name: &str) -> Option<State> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "missing" => State::Missing,
+        "present" => State::Present,
+        "csr" => State::Csr,
+        "signed" => State::Signed,
+        "certerror" => State::CertError,
+        "fwpending" => State::FwPending,
+        "unreadable" => State::Unreadable,
+        _ => return None,
+    })
+}
+
+fn term(token: &str) -> Result<Option<Term>, QueryError> {
+    let (negated, t) = match token.strip_prefix('-') {
+        Some(rest) if !rest.is_empty() => (true, rest),
+        _ => (false, token),
+    };
+    let test = match t.split_once(':') {
+        // `field:` only for a name of letters, so `fe80::1` or `12:30` stay free words
+        Some((name, value))
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            if value.is_empty() {
+                return Err(QueryError::EmptyValue(name.to_string()));
+            }
+            if name.eq_ignore_ascii_case("is") {
+                Test::State(state_of(value).ok_or_else(|| QueryError::UnknownState(value.into()))?)
+            } else {
+                let field =
+                    field_of(name).ok_or_else(|| QueryError::UnknownField(name.to_string()))?;
+                let value = if field == Field::Sn {
+                    normalize_mac(value)
+                } else {
+                    value.to_string()
+                };
+                match whole_value(&value) {
+                    Some(re) => Test::Field(field, re),
+                    None => return Ok(None),
+                }
+            }
+        }
+        _ => match whole_word(&normalize_mac(t)) {
+            Some(re) => Test::Word(re),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Term { negated, test }))
+}
+
+/// `009033aabbcc` → `00-90-33-aa-bb-cc` (the way serial numbers are written).
+pub fn normalize_mac(w: &str) -> String {
+    if w.len() == 12
+        && w.get(..6).is_some_and(|p| p == "009033")
+        && w.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        let parts: Vec<&str> = (0..6).filter_map(|i| w.get(i * 2..i * 2 + 2)).collect();
+        return parts.join("-");
+    }
+    w.to_string()
+}
+
+fn list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty())
+}
+
+impl Query {
+    /// Parses a filter text (at most [`MAX_FILTER`] characters are looked at).
+    pub fn parse(s: &str) -> Result<Query, QueryError> {
+        let s = match s.char_indices().nth(MAX_FILTER) {
+            Some((i, _)) => &s[..i],
+            None => s,
+        };
+        let tokens = tokens(s)?;
+        if tokens.len() > MAX_TERMS {
+            return Err(QueryError::TooManyTerms);
+        }
+        let mut terms = Vec::with_capacity(tokens.len());
+        for t in &tokens {
+            terms.extend(term(t)?);
+        }
+        Ok(Query { terms })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether every term holds for the device.
+    pub fn matches(&self, f: &Fields<'_>, c: Clock) -> bool {
+        self.terms.iter().all(|t| t.negated != t.test.holds(f, c))
+    }
+}
+
+impl Test {
+    fn holds(&self, f: &Fields<'_>, c: Clock) -> bool {
+        match self {
+            Test::Word(re) => texts(f, c).iter().any(|t| re.is_match(t)),
+            Test::Field(field, re) => field_holds(*field, re, f),
+            Test::State(s) => state_holds(*s, f, c),
+        }
+    }
+}
+
+/// The texts free words look at.
+fn texts<'a>(f: &Fields<'a>, c: Clock) -> Vec<&'a str> {
+    if f.unreadable {
+        return vec![f.key, "unreadable"];
+    }
+    vec![
+        f.realip,
+        f.ip,
+        f.sn,
+        f.device_type,
+        f.name,
+        f.phase,
+        f.classes,
+        f.environments,
+        f.firmware,
+        f.bootcode,
+        if f.is_missing(c) {
+            "missing"
+        } else {
+            "present"
+        },
+    ]
+}
+
+fn field_holds(field: Field, re: &Regex, f: &Fields<'_>) -> bool {
+    let one = |s: &str| re.is_match(s);
+    match field {
+        Field::Sn => one(f.sn) || one(f.key),
+        Field::Type => one(f.device_type),
+        Field::Name => one(f.name),
+        Field::Ip => one(f.realip) || one(f.ip),
+        Field::Phase => one(f.phase),
+        Field::Env => list(f.environments).any(one),
+        Field::Class => list(f.classes).any(one),
+        Field::Fw => one(f.firmware),
+        Field::Boot => one(f.bootcode),
+    }
+}
+
+fn state_holds(s: State, f: &Fields<'_>, c: Clock) -> bool {
+    match s {
+        State::Missing => f.is_missing(c),
+        State::Present => !f.unreadable && !f.is_missing(c),
+        State::Csr => f.csr_waiting,
+        State::Signed => f.signed_waiting,
+        State::CertError => f.cert_error,
+        State::FwPending => f.fw_pending(),
+        State::Unreadable => f.unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: Clock = Clock {
+        now: 10_000,
+        missing_after: 600,
+    };
+
+    fn bench() -> Fields<'static> {
+        Fields {
+            key: "00-90-33-30-00-af",
+            sn: "00-90-33-30-00-af",
+            device_type: "IP232",
+            name: "Lab Bench",
+            realip: "172.16.0.20",
+            ip: "10.0.0.1",
+            phase: "update",
+            classes: "phone, ip232",
+            environments: "default, lab",
+            firmware: "130160",
+            bootcode: "130150",
+            seen: 9_990,
+            ..Fields::default()
+        }
+    }
+
+    fn m(q: &str, f: &Fields<'_>) -> bool {
+        Query::parse(q).expect(q).matches(f, C)
+    }
+
+    #[test]
+    fn free_words_match_whole_words_as_before() {
+        let f = bench();
+        for yes in [
+            "lab",
+            "LAB",
+            "bench",
+            "16",
+            "172.16.",
+            "ip2?2",
+            "00-90-33-30-00-*",
+        ] {
+            assert!(m(yes, &f), "{yes}");
+        }
+        assert!(m("0090333000af", &f), "serial without dashes");
+        for no in ["la", "laboratory", "17", "a.c", "missing", "ip232 missing"] {
+            assert!(!m(no, &f), "{no}");
+        }
+        assert!(m("present", &f));
+        assert!(m("", &f));
+        assert!(Query::parse("  ").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn free_words_against_another_device_and_literal_characters() {
+        let b = Fields {
+            key: "00-90-33-30-00-b0",
+            sn: "00-90-33-30-00-b0",
+            device_type: "IP222",
+            realip: "192.168.0.1",
+            ip: "192.168.0.1",
+            environments: "default, lab",
+            firmware: "130160",
+            seen: 9_990,
+            ..Fields::default()
+        };
+        assert!(!m("16", &b), "16 is not a whole word of 168");
+        assert!(!m("172.16. ip232", &b));
+        assert!(m("  IP2?2   lab ", &b));
+        assert!(m("00-90-33-30-00-*", &b));
+        assert!(m("0090333000b0", &b));
+        assert!(!m("0090333000b0", &bench()));
+        let literal = Fields {
+            name: "x a(b y",
+            ..Fields::default()
+        };
+        assert!(m("a(b", &literal), "regex characters are literal");
+        assert!(!m(
+            "a.c",
+            &Fields {
+                name: "abc",
+                ..Fields::default()
+            }
+        ));
+        assert!(!m(
+            "lab\n",
+            &Fields {
+                name: "labx",
+                ..Fields::default()
+            }
+        ));
+    }
+
+    #[test]
+    fn field_terms_match_the_whole_value_of_that_field_only() {
+        let f = bench();
+        assert!(!m("name:lab", &f), "lab is the environment, not the name");
+        assert!(m("name:lab*", &f));
+        assert!(m("name:\"lab bench\"", &f));
+        assert!(m("env:lab", &f));
+        assert!(!m("env:la", &f));
+        assert!(!m("type:lab", &f));
+        assert!(m("type:ip232 class:phone phase:update", &f));
+        assert!(m("ip:172.16.* ip:10.0.0.1", &f));
+        assert!(!m("ip:172.16", &f));
+        assert!(m("fw:130160 boot:1301?0", &f));
+        assert!(!m("fw:13016", &f));
+        assert!(m("sn:0090333000af", &f));
+        assert!(m("TYPE:IP232", &f), "field names are case-insensitive");
+    }
+
+    #[test]
+    fn state_terms_and_negation() {
+        let mut f = bench();
+        assert!(m("is:present -is:missing -is:csr -is:fwpending", &f));
+        f.seen = 1;
+        assert!(m("is:missing missing", &f));
+        assert!(!m("-is:missing", &f));
+        f.csr_waiting = true;
+        f.cert_error = true;
+        assert!(m("is:csr is:certerror -is:signed", &f));
+        f.signed_waiting = true;
+        assert!(m("is:signed", &f));
+        f.firmware_requested = "130160";
+        assert!(!m("is:fwpending", &f), "requested build reported");
+        f.bootcode_requested = "130170";
+        assert!(m("is:fwpending", &f));
+        assert!(m("-name:lab -lab*x", &f));
+        assert!(!m("-lab", &f));
+        let broken = Fields {
+            key: "broken",
+            unreadable: true,
+            ..Fields::default()
+        };
+        assert!(m(
+            "is:unreadable unreadable broken -is:present -is:missing",
+            &broken
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_and_states_are_errors() {
+        assert_eq!(
+            Query::parse("colour:red").err(),
+            Some(QueryError::UnknownField("colour".into()))
+        );
+        assert_eq!(
+            Query::parse("is:happy").err(),
+            Some(QueryError::UnknownState("happy".into()))
+        );
+        assert_eq!(
+            Query::parse("name:").err(),
+            Some(QueryError::EmptyValue("name".into()))
+        );
+        assert_eq!(Query::parse("name:\"x").err(), Some(QueryError::OpenQuote));
+        let many = "a ".repeat(MAX_TERMS + 1);
+        assert_eq!(Query::parse(&many).err(), Some(QueryError::TooManyTerms));
+        let msg = QueryError::UnknownField("colour".into()).to_string();
+        assert!(msg.contains("colour:") && msg.contains("type"), "{msg}");
+        // not a field name: stays a free word
+        let f = Fields {
+            ip: "fe80::1",
+            ..bench()
+        };
+        assert!(Query::parse("fe80::1").is_ok());
+        assert!(m("ip:fe80::1", &f));
+        assert!(
+            m(
+                "a(b",
+                &Fields {
+                    name: "x a(b y",
+                    ..bench()
+                }
+            ),
+            "regex characters are literal"
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! The parsed states of recently used devices, bounded in bytes (`<server state-cache>`).
+//!
+//! Each entry is charged an estimate of its memory (the length of its file times
+//! [`PER_BYTE`]); when the total passes the cap, the least recently used entries go until a
+//! quarter of the cap is free again. A device not in the cache is read from its file.
+
+use crate::xml::Element;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Estimated bytes of memory of a parsed state per byte of its file.
+pub const PER_BYTE: usize = 3;
+
+struct Slot {
+    state: Arc<Element>,
+    cost: usize,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    slots: HashMap<Box<str>, Slot>,
+    total: usize,
+    tick: u64,
+}
+
+/// A byte-bounded LRU of parsed states.
+pub struct Lru {
+    inner: Mutex<Inner>,
+    cap: std::sync::atomic::AtomicUsize,
+}
+
+impl Lru {
+    pub fn new(cap: usize) -> Lru {
+        Lru {
+            inner: Mutex::new(Inner::default()),
+            cap: std::sync::atomic::AtomicUsize::new(cap),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_cap(&self, cap: usize) {
+        self.cap.store(cap, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Element>> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let slot = inner.slots.get_mut(key)?;
+        slot.used = tick;
+        Some(slot.state.clone())
+    }
+
+    /// Keeps `state` (whose file has `file_len` bytes); entries larger than the cap are not kept.
+    pub fn put(&self, key: &str, state: Arc<Element>, file_len: usize) {
+        let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
+        let cost = file_len.saturating_mul(PER_BYTE) + 256;
+        let mut inner = self.lock();
+        if let Some(old) = inner.slots.remove(key) {
+            inner.total -= old.cost;
+        }
+        if cost > cap / 4 {
+            return;
+        }
+        inner.tick += 1;
+        let used = inner.tick;
+        inner.total += cost;
+        inner.slots.insert(key.into(), Slot { state, cost, used });
+        if inner.total > cap {
+            evict(&mut inner, cap - cap / 4);
+        }
+    }
+
+    pub fn remove(&self, key: &str) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.slots.remove(key) {
+            inner.total -= old.cost;
+        }
+    }
+
+    /// Bytes charged now.
+    pub fn charged(&self) -> usize {
+        self.lock().total
+    }
+}
+
+/// Drops the least recently used entries until at most `target` bytes are charged.
+fn evict(inner: &mut Inner, target: usize) {
+    let mut ages: Vec<(u64, usize)> = inner.slots.values().map(|s| (s.used, s.cost)).collect();
+    ages.sort_unstable();
+    let mut total = inner.total;
+    let mut cutoff = 0;
+    for (used, cost) in ages {
+        if total <= target {
+            break;
+        }
+        total -= cost;
+        cutoff = used;
+    }
+    inner.slots.retain(|_, s| s.used > cutoff);
+    inner.total = inner.slots.values().map(|s| s.cost).sum();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_within_its_cap_and_keeps_the_recent() {
+        let lru = Lru::new(100_000);
+        for i in 0..1000 {
+            lru.put(&format!("d{i}"), Arc::new(Element::new("state")), 1000);
+            assert!(lru.charged() <= 100_000);
+        }
+        assert!(lru.get("d999").is_some());
+        assert!(lru.get("d0").is_none());
+        lru.put("huge", Arc::new(Element::new("state")), 1_000_000);
+        assert!(lru.get("huge").is_none());
+    }
+}

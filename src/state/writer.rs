@@ -1,0 +1,298 @@
+//! Write-behind of state files with group commit.
+//!
+//! A poll hands the new content of its state file to [`Writer::submit`] and goes on; ONE
+//! writer thread per status directory takes all pending files at once (several polls of one
+//! device in between coalesce into the newest content), writes each atomically (a temporary
+//! file `.SN.xml.N.tmp`, then a rename) and makes the batch durable with one round of syncs:
+//! every temporary file is synced before its rename, then the directory is synced once. A
+//! batch starts at most `commit-delay` after its first file was handed over, at once when
+//! somebody waits for it ([`Writer::sync`], [`Writer::flush`]). A crash loses at most the
+//! batch being collected, never a file's integrity (the rename is atomic).
+//!
+//! Until its file is written, the content stays readable through [`Writer::pending`]
+//! (read-your-writes).
+
+use crate::xml::Element;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// One file waiting to be written.
+#[derive(Clone)]
+struct Pending {
+    generation: u64,
+    state: Arc<Element>,
+    bytes: Arc<[u8]>,
+}
+
+#[derive(Default)]
+struct Queue {
+    files: HashMap<Box<str>, Pending>,
+    waiters: Vec<Box<dyn FnOnce() + Send>>,
+    generation: u64,
+    stop: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Held while a batch is written, so a deletion cannot be undone by a late rename.
+    io: Mutex<()>,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+/// The writer of one status directory (its thread ends when the writer is dropped).
+pub struct Writer {
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Writer {
+    /// Starts the writer thread of `dir` (created here, once, when missing).
+    pub fn start(dir: PathBuf, delay: Duration) -> Writer {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::error!("cannot create status directory {}: {e}", dir.display());
+        }
+        let shared = Arc::new(Shared {
+            dir,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            io: Mutex::new(()),
+            delay_ms: std::sync::atomic::AtomicU64::new(delay.as_millis() as u64),
+        });
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || run(&s));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the state writer: {e}");
+        }
+        Writer { shared }
+    }
+
+    /// Sets the longest wait before a batch is committed (`<server commit-delay>`).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Hands over the new content of the state file of `sn`.
+    pub fn submit(&self, sn: &str, state: Arc<Element>, bytes: Vec<u8>) {
+        let mut q = lock(&self.shared.queue);
+        q.generation += 1;
+        let generation = q.generation;
+        q.files.insert(
+            sn.into(),
+            Pending {
+                generation,
+                state,
+                bytes: bytes.into(),
+            },
+        );
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+
+    /// The content of `sn` not written yet.
+    pub fn pending(&self, sn: &str) -> Option<Arc<Element>> {
+        lock(&self.shared.queue)
+            .files
+            .get(sn)
+            .map(|p| p.state.clone())
+    }
+
+    /// Drops a pending write of `sn` and runs `then` while no batch is being written (for a
+    /// deletion).
+    pub fn forget<T>(&self, sn: &str, then: impl FnOnce() -> T) -> T {
+        let _io = lock(&self.shared.io);
+        lock(&self.shared.queue).files.remove(sn);
+        then()
+    }
+
+    /// Number of files waiting.
+    pub fn backlog(&self) -> usize {
+        lock(&self.shared.queue).files.len()
+    }
+
+    /// Commits everything handed over so far now, and waits until it is durable.
+    pub async fn sync(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.shared.queue).waiters.push(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        self.shared.wake.notify_one();
+        let _done = rx.await;
+    }
+
+    /// [`Self::sync`] for callers outside the runtime (tests, shutdown): blocks.
+    pub fn sync_blocking(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        lock(&self.shared.queue).waiters.push(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        self.shared.wake.notify_one();
+        let _done = rx.recv();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The writer thread: waits for files, collects them up to the delay, writes a batch.
+fn run(shared: &Shared) {
+    loop {
+        let mut q = lock(&shared.queue);
+        while q.files.is_empty() && q.waiters.is_empty() && !q.stop {
+            q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        if q.stop && q.files.is_empty() {
+            for w in q.waiters.drain(..) {
+                w();
+            }
+            return;
+        }
+        if q.waiters.is_empty() && !q.stop {
+            let delay = shared.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let (g, _) = shared
+                .wake
+                .wait_timeout_while(q, Duration::from_millis(delay), |q| {
+                    q.waiters.is_empty() && !q.stop
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            q = g;
+        }
+        // lock order: `io` before `queue` (as in `forget`)
+        drop(q);
+        let io = lock(&shared.io);
+        let mut q = lock(&shared.queue);
+        let batch: Vec<(Box<str>, Pending)> = q
+            .files
+            .iter()
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        let waiters = std::mem::take(&mut q.waiters);
+        drop(q);
+        write_batch(&shared.dir, &batch);
+        let mut q = lock(&shared.queue);
+        for (sn, p) in &batch {
+            if q.files
+                .get(sn)
+                .is_some_and(|c| c.generation == p.generation)
+            {
+                q.files.remove(sn);
+            }
+        }
+        drop(q);
+        drop(io);
+        for w in waiters {
+            w();
+        }
+    }
+}
+
+/// Writes and syncs every file to a temporary name, renames them, syncs the directory.
+fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut renames = Vec::with_capacity(batch.len());
+    for (sn, p) in batch {
+        let path = dir.join(format!("{sn}.xml"));
+        let tmp = dir.join(format!(".{sn}.xml.{}.tmp", p.generation));
+        match write_synced(&tmp, &p.bytes) {
+            Ok(()) => renames.push((tmp, path)),
+            Err(e) => {
+                tracing::error!("cannot write state of {sn}: {e}");
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+    for (tmp, path) in &renames {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            tracing::error!("cannot write {}: {e}", path.display());
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!("cannot sync {}: {e}", dir.display());
+    }
+    tracing::debug!(files = batch.len(), "state batch committed");
+}
+
+fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Syncs a directory (its entries: the renames), where the platform can.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Removes temporary files a crash left in `dir` (`.NAME.tmp`); returns how many.
+pub fn remove_leftovers(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.')
+            && name.ends_with(".tmp")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    if n > 0 {
+        tracing::info!("removed {n} leftover temporary files in {}", dir.display());
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesces_and_writes_on_sync() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
+        for i in 0..5 {
+            let el = Arc::new(Element::new("state"));
+            w.submit("a", el, format!("<state n=\"{i}\"/>").into_bytes());
+        }
+        assert!(w.pending("a").is_some());
+        w.sync_blocking();
+        assert!(w.pending("a").is_none());
+        let text = std::fs::read_to_string(dir.path().join("a.xml")).expect("written");
+        assert_eq!(text, "<state n=\"4\"/>");
+        std::fs::write(dir.path().join(".a.xml.7.tmp"), "x").expect("tmp");
+        assert_eq!(remove_leftovers(dir.path()), 1);
+    }
+}
