@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod php;
 pub mod queries;
 pub mod request;
+pub mod request_log;
 pub mod respond;
 pub mod safe_path;
 pub mod script;

@@ -1,30 +1,27 @@
 //! `/metrics` in the Prometheus text format (the `prometheus-client` crate: the official
 //! Rust client of the Prometheus project, no global recorder or exporter thread, counters
-//! are plain atomics) and the request layer that counts polls, uploads and HTTP requests,
-//! times them, and logs firmware downloads (with their bytes, when the body is complete) and
-//! 404s under the update paths.
+//! are plain atomics): polls by result, uploads by kind and result, HTTP requests by route
+//! and status with a duration histogram (counted by `request_log::track`), devices present
+//! and missing and CSRs waiting (the status page's summary, computed at each scrape), whether
+//! the configuration is good and the master reachable, and the build.
 //!
 //! The counters of polls and uploads are made once and kept in fields: counting a poll is an
 //! atomic increment. Requests by route and status go through a label family (a read lock on
 //! its map, no write after the first request of a route and status).
 
-use crate::app::SharedApp;
+use crate::admin::SharedAdmin;
 use crate::conn::ConnMeta;
-use axum::body::{Body, HttpBody};
-use axum::extract::{MatchedPath, Request, State};
+use axum::Extension;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::pin::Pin;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -43,6 +40,8 @@ struct Metrics {
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     config_good: Gauge,
     master_reachable: Gauge,
+    devices: Family<Labels, Gauge>,
+    csrs_waiting: Gauge,
 }
 
 fn histogram() -> Histogram {
@@ -95,6 +94,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "1 when the master device answered the last time it was asked, 0 when not, -1 not asked yet",
         master_reachable.clone(),
     );
+    let devices = Family::<Labels, Gauge>::default();
+    registry.register(
+        "devices",
+        "Devices with a state file: present, or missing (not seen within <status missing>)",
+        devices.clone(),
+    );
+    let csrs_waiting = Gauge::default();
+    registry.register(
+        "csrs_waiting",
+        "Devices whose certificate request waits for an administrator",
+        csrs_waiting.clone(),
+    );
     let build = Family::<Labels, Gauge>::default();
     build
         .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
@@ -108,6 +119,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         duration,
         config_good,
         master_reachable,
+        devices,
+        csrs_waiting,
     }
 });
 
@@ -127,29 +140,23 @@ pub fn master_reachable() -> Option<bool> {
     }
 }
 
-/// The value of `key` in a query string (raw, not decoded).
-fn query_arg<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then_some(v)
-    })
-}
-
-/// The route label: the matched route with a nested tail shown as `*`.
-fn route_label(matched: Option<&MatchedPath>) -> String {
-    match matched {
-        None => "other".to_string(),
-        Some(m) => match m.as_str().split_once("/{") {
-            Some((head, _)) => format!("{head}/*"),
-            None => m.as_str().to_string(),
-        },
-    }
-}
-
-/// Counts a request of update.php: a poll (no `mode`) or an upload.
-fn count_device(query: &str, status: StatusCode) {
+/// Counts one HTTP request by route and status, and its time to the response headers.
+pub fn count_request(route: &str, status: StatusCode, took: Duration) {
     let m = &*METRICS;
-    let mode = query_arg(query, "mode");
+    m.requests
+        .get_or_create(&vec![
+            ("route", route.to_string()),
+            ("status", status.as_u16().to_string()),
+        ])
+        .inc();
+    m.duration
+        .get_or_create(&vec![("route", route.to_string())])
+        .observe(took.as_secs_f64());
+}
+
+/// Counts a request of update.php: a poll (no `mode`) or an upload (`mode`, raw).
+pub fn count_device(mode: Option<&str>, status: StatusCode) {
+    let m = &*METRICS;
     let kind = match mode {
         None => {
             let i = match status.as_u16() {
@@ -175,146 +182,73 @@ fn count_device(query: &str, status: StatusCode) {
     m.uploads[kind][r].inc();
 }
 
-/// The request layer: metrics of every request, firmware download and 404 log lines.
-pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = route_label(req.extensions().get::<MatchedPath>());
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let peer = req.extensions().get::<ConnMeta>().map(|m| m.peer);
-    let response = next.run(req).await;
-    let status = response.status();
+/// Whether the request comes straight from this machine (loopback, and not relayed by a
+/// proxy on it: a proxy adds `X-Forwarded-For`).
+fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
+    meta.is_some_and(|m| m.peer.ip().to_canonical().is_loopback())
+        && !headers.contains_key("x-forwarded-for")
+}
+
+/// Sets the gauges read at each scrape: configuration good, master reachable, the fleet.
+fn refresh(admin: &SharedAdmin) {
     let m = &*METRICS;
-    m.requests
-        .get_or_create(&vec![
-            ("route", route.clone()),
-            ("status", status.as_u16().to_string()),
-        ])
-        .inc();
-    m.duration
-        .get_or_create(&vec![("route", route.clone())])
-        .observe(started.elapsed().as_secs_f64());
-    let device_path = route.ends_with("/update.php") || route.ends_with("/update-migrate.php");
-    if device_path {
-        count_device(&query, status);
-    }
-    let sn = query_arg(&query, "sn").unwrap_or("-").to_string();
-    let peer = peer.map_or_else(|| "-".to_string(), |p| p.ip().to_string());
-    if status == StatusCode::NOT_FOUND && (device_path || route.ends_with("/fw/*")) {
-        tracing::info!(sn = %sn, ip = %peer, "not found: {path}");
-    } else if route.ends_with("/fw/*") && status.is_success() {
-        let (parts, body) = response.into_parts();
-        let body = Body::new(Counted {
-            inner: body,
-            bytes: 0,
-            done: false,
-            what: (path, sn, peer),
-        });
-        return Response::from_parts(parts, body);
-    }
-    response
-}
-
-/// A firmware body that logs one line with its bytes when it is complete (or cut off).
-struct Counted {
-    inner: Body,
-    bytes: u64,
-    done: bool,
-    what: (String, String, String),
-}
-
-impl HttpBody for Counted {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    self.bytes += d.len() as u64;
-                }
-            }
-            Poll::Ready(None) => self.finish(true),
-            _ => {}
-        }
-        r
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Counted {
-    fn finish(&mut self, complete: bool) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let (path, sn, ip) = &self.what;
-        if complete {
-            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path}");
-        } else {
-            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path} cut off");
-        }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.finish(false);
-    }
-}
-
-/// Whether `headers` carry `Authorization: Bearer <token>`.
-fn bearer_ok(headers: &HeaderMap, token: Option<&str>) -> bool {
-    use subtle::ConstantTimeEq;
-    let Some(token) = token else { return false };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-}
-
-/// `/metrics`: open from loopback, else with the API token (or `<server metrics-public>`).
-pub async fn endpoint(
-    State(app): State<SharedApp>,
-    meta: Option<axum::Extension<ConnMeta>>,
-    headers: HeaderMap,
-) -> Response {
-    let cfg = app.config.get().ok();
-    let local = meta.is_some_and(|m| match m.peer.ip() {
-        std::net::IpAddr::V4(a) => a.is_loopback(),
-        std::net::IpAddr::V6(a) => {
-            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|a| a.is_loopback())
-        }
-    });
-    let public = cfg.as_ref().is_some_and(|c| c.server.metrics_public);
-    let token = cfg.as_ref().and_then(|c| c.server.api_token.as_deref());
-    if !local && !public && !bearer_ok(&headers, token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "metrics need the API token (Authorization: Bearer)\n",
-        )
-            .into_response();
-    }
-    let app2 = app.clone();
-    let good = crate::app::blocking(move || app2.config.problem().is_none())
-        .await
-        .unwrap_or(false);
-    let m = &*METRICS;
-    m.config_good.set(i64::from(good));
+    m.config_good
+        .set(i64::from(admin.config.problem().is_none()));
     m.master_reachable
         .set(master_reachable().map_or(-1, i64::from));
+    let Ok(cfg) = admin.config.get() else {
+        return;
+    };
+    let fleet = crate::admin::fleet_summary(admin, &cfg);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let state = |s: &str| vec![("state", s.to_string())];
+    m.devices
+        .get_or_create(&state("present"))
+        .set(count(fleet.devices - fleet.missing));
+    m.devices
+        .get_or_create(&state("missing"))
+        .set(count(fleet.missing));
+    m.csrs_waiting.set(count(fleet.csr_waiting));
+}
+
+/// `/metrics`: open from loopback, else with the API token or an admin session (or to anyone
+/// with `<server metrics-public>`).
+pub async fn endpoint(
+    Extension(admin): Extension<SharedAdmin>,
+    meta: Option<Extension<ConnMeta>>,
+    headers: HeaderMap,
+) -> Response {
+    let meta = meta.map(|Extension(m)| m);
+    let cfg = admin.config.get().ok();
+    let public = cfg.as_ref().is_some_and(|c| c.server.metrics_public);
+    if !public && !from_loopback(meta.as_ref(), &headers) {
+        let allowed = match (&cfg, &meta) {
+            (Some(cfg), Some(meta)) => {
+                crate::admin::token_or_session(&admin, cfg, meta, &headers).await
+            }
+            _ => Ok(false),
+        };
+        match allowed {
+            Ok(true) => {}
+            Ok(false) => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    "metrics need the API token (Authorization: Bearer)\n",
+                )
+                    .into_response();
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    if crate::app::blocking(move || refresh(&admin))
+        .await
+        .is_none()
+    {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
     let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
+    if prometheus_client::encoding::text::encode(&mut out, &METRICS.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (

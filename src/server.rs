@@ -88,10 +88,13 @@ pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
         );
     }
     r = r.merge(crate::health::routes(&p));
-    r.layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(axum::Extension(admin))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(app)
+    r.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        crate::request_log::track,
+    ))
+    .layer(axum::Extension(admin))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(app)
 }
 
 fn local_addr(l: &TcpListener) -> String {

@@ -183,3 +183,11 @@ pub fn master_of(root: &std::path::Path, cfg: &Config) -> status::MasterBuilds {
     };
     status::master_builds(cfg, cached.as_ref())
 }
+
+/// The fleet as the metrics count it: the status page's summary of all devices (`devices`,
+/// `missing`, `csr_waiting`; the master's builds are not needed for these).
+pub fn fleet_summary(app: &SharedAdmin, cfg: &Arc<Config>) -> status::Summary {
+    let (rows, _) = collect_rows(app, cfg, &Query::default(), Sort::default(), false);
+    let master = status::MasterBuilds::default();
+    status::summary(cfg, &master, crate::clock::now(), &rows)
+}
