@@ -425,7 +425,11 @@ async fn device_upload(
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
         let hwid = args.get("hwid").map(|s| s.into_owned()).unwrap_or_default();
-        let what = if mode == "vardump" { "vardump (CSR)" } else { mode.as_str() };
+        let what = match mode.as_str() {
+            "vardump" => "vardump (CSR)",
+            "query" => "query result",
+            m => m,
+        };
         tracing::info!(sn = %sn, hwid = %hwid, bytes = body.len(), status = status.as_u16(), files = ops.len(), "upload {what}");
         let _logged = apply_file_ops(&app2.root, &ops);
         let state = ans.state_to_write().cloned();
