@@ -120,3 +120,54 @@ fn the_shipped_sample_snippet_is_never_sent_to_a_device() {
         assert!(!text.contains("sample snippet"), "{target}: {text}");
     }
 }
+
+#[tokio::test]
+async fn the_admin_pages_warn_of_a_broken_configuration_on_disk() {
+    let admin = common::oneshot::Admin::new();
+    let s = admin.login().await;
+    let page = admin.get("/admin/admin.php?mode=status", &s).await.text();
+    assert!(!page.contains("configuration on disk is broken"), "{page}");
+    std::fs::write(admin.root.join("config/user-config.xml"), "<config><oops").expect("break");
+    let r = admin.get("/admin/admin.php?mode=status", &s).await;
+    assert_eq!(r.status, 200, "the last good configuration serves the page");
+    assert!(
+        r.text()
+            .contains("The configuration on disk is broken; the last good configuration"),
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn the_admin_pages_warn_of_the_default_password() {
+    let admin = common::oneshot::Admin::new();
+    let s = admin.login().await;
+    let page = admin.get("/admin/admin.php?mode=status", &s).await.text();
+    assert!(!page.contains("still the default"), "{page}");
+    let cfg = ADMIN_CONFIG.replace(
+        r#"user="admin" password="secret""#,
+        r#"user="admin" password="password""#,
+    );
+    assert_ne!(cfg, ADMIN_CONFIG);
+    std::fs::write(admin.root.join("config/user-config.xml"), cfg).expect("config");
+    let page = admin.get("/admin/admin.php?mode=status", &s).await.text();
+    assert!(
+        page.contains("The admin login is still the default <code>admin</code>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_is_not_told_that_the_password_is_the_default() {
+    let admin = common::oneshot::Admin::new();
+    let cfg = ADMIN_CONFIG.replace(
+        r#"user="admin" password="secret""#,
+        r#"user="admin" password="password""#,
+    );
+    std::fs::write(admin.root.join("config/user-config.xml"), cfg).expect("config");
+    let r = admin
+        .call("GET", "/admin/admin.php?mode=status", &[], Vec::new())
+        .await;
+    assert!(r.text().contains("id=\"user\""), "login form: {}", r.text());
+    assert!(!r.text().contains("still the default"), "{}", r.text());
+}

@@ -68,6 +68,9 @@ pub struct Frame<'a> {
     pub refresh: i64,
     /// A warning shown above the page content (already HTML).
     pub notice: Option<String>,
+    /// What the operator must know on every page (already HTML): a broken configuration on
+    /// disk, the default password (`health::admin_notice`).
+    pub banner: Option<String>,
 }
 
 /// A complete page around `body` (already HTML); everything else is escaped by `maud`.
@@ -112,6 +115,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                     }
                 }
                 main {
+                    @if let Some(b) = &f.banner { p.notice.banner role="alert" { (PreEscaped(b)) } }
                     @if let Some(n) = &f.notice { p.notice { (PreEscaped(n)) } }
                     (PreEscaped(body))
                 }
@@ -154,6 +158,7 @@ mod tests {
             user: Some("<admin>"),
             refresh: 10,
             notice: None,
+            banner: None,
         };
         let html = page(&f, "<p>body</p>");
         assert!(html.contains("<title>&lt;x&gt; \u{2013} update-server</title>"));
@@ -174,6 +179,7 @@ mod tests {
             user: None,
             refresh: 0,
             notice: None,
+            banner: None,
         };
         let html = page(
             &f,

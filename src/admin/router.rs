@@ -100,7 +100,9 @@ impl Ctx {
             csrf: s.map(|s| s.csrf.as_str()),
             user: s.map(|s| s.user.as_str()),
             refresh: self.cfg.status.refresh,
-            notice: crate::health::admin_notice(&self.app, &self.cfg),
+            notice: None,
+            // for administrators only: a visitor must not learn that the password is the default
+            banner: s.and_then(|_| crate::health::admin_notice(&self.app, &self.cfg)),
         }
     }
 }
