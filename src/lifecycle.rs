@@ -90,7 +90,13 @@ impl LiveTls {
 pub fn reload(app: &App, tls: Option<&LiveTls>) {
     tracing::info!("reload requested (SIGHUP)");
     match app.config.reload() {
-        Ok(()) => tracing::info!("reload: configuration read"),
+        Ok(changed) if changed.is_empty() => {
+            tracing::info!("reload: configuration read, no file changed")
+        }
+        Ok(changed) => tracing::info!(
+            "reload: configuration read, changed: {}",
+            changed.join(", ")
+        ),
         Err(e) => {
             tracing::error!("reload: configuration error, the last good one stays in use: {e}")
         }

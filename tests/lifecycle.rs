@@ -372,7 +372,7 @@ fn sighup_serves_a_renewed_certificate_and_a_changed_configuration() {
     .expect("config");
     server.signal("-HUP");
     server.wait_log("replaced: SHA-256");
-    server.wait_log("reload: configuration read");
+    server.wait_log("reload: configuration read, changed: config/user-config.xml");
     let second = served_certificate(https);
     assert_ne!(second, first, "renewed certificate served");
     assert_eq!(second, pem_der(&c));

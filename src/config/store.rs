@@ -3,7 +3,7 @@
 
 use super::{BUILTIN_DEFAULTS, Config, ConfigError, Source};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 /// Which files the configuration comes from, and their bytes.
@@ -87,6 +87,8 @@ impl Loaded {
 pub struct ConfigStore {
     root: PathBuf,
     current: RwLock<Loaded>,
+    /// The files as they were at start or at the last [`ConfigStore::reload`].
+    reloaded: Mutex<Fingerprint>,
 }
 
 impl ConfigStore {
@@ -95,6 +97,7 @@ impl ConfigStore {
         let latest = Config::load(root).map(Arc::new);
         ConfigStore {
             root: root.to_path_buf(),
+            reloaded: Mutex::new(fingerprint.clone()),
             current: RwLock::new(Loaded {
                 good: latest.as_ref().ok().cloned(),
                 fingerprint,
@@ -115,13 +118,26 @@ impl ConfigStore {
         self.load(fp)
     }
 
-    /// Reads the files again even when they look unchanged (SIGHUP); the error of a broken
-    /// configuration (the last good one stays in use).
-    pub fn reload(&self) -> Result<(), ConfigError> {
-        self.load(fingerprint(&self.root))?;
+    /// Reads the files again even when they look unchanged (SIGHUP). Returns the files
+    /// (relative to the root) that changed since the start or the last reload, or the error
+    /// of a broken configuration (the last good one stays in use).
+    pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        let fp = fingerprint(&self.root);
+        let changed = {
+            let mut before = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = watched_files(Path::new(""))
+                .iter()
+                .zip(before.iter().zip(&fp))
+                .filter(|(_, (a, b))| a != b)
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            *before = fp.clone();
+            changed
+        };
+        self.load(fp)?;
         match self.problem() {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(changed),
         }
     }
 
@@ -150,5 +166,30 @@ impl ConfigStore {
         guard.fingerprint = fp;
         guard.latest = loaded;
         guard.served()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_names_the_files_changed_since_the_last_reload() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("config")).expect("config");
+        let user = dir.path().join("config/user-config.xml");
+        std::fs::write(&user, "<config/>").expect("write");
+        let store = ConfigStore::new(dir.path());
+        assert_eq!(store.reload().expect("good"), Vec::<String>::new());
+        std::fs::write(&user, "<config><times polling=\"5\"/></config>").expect("write");
+        assert_eq!(
+            store.reload().expect("good"),
+            vec!["config/user-config.xml".to_string()]
+        );
+        assert_eq!(store.reload().expect("good"), Vec::<String>::new());
+        std::fs::write(&user, "<config><broken").expect("write");
+        assert!(store.reload().is_err());
+        assert!(store.get().is_ok(), "the last good configuration stays");
+        assert!(store.problem().is_some());
     }
 }
