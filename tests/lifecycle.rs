@@ -447,3 +447,19 @@ impl ServerCertVerifier for Recorder {
             .supported_schemes()
     }
 }
+
+#[test]
+fn a_broken_configuration_at_start_stops_the_server_with_one_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = root_with(dir.path(), "<config><broken");
+    let out = Command::new(env!("CARGO_BIN_EXE_update-server"))
+        .args(["serve", "--http", "127.0.0.1:0", "--root"])
+        .arg(&root)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("user-config.xml"), "{err}");
+}

@@ -128,6 +128,7 @@ async fn accept(
     match blocking(move || crate::state::write_atomic(&path, &cert)).await? {
         Ok(()) => {
             tracing::info!(
+                sn = %target.sn,
                 "admin '{}' at {} uploaded {file}",
                 s.user,
                 peer.map(|p| p.to_string()).unwrap_or_default()
