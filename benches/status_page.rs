@@ -302,8 +302,10 @@ fn main() {
     let addr = listener.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener,
-        server::router_with(app.clone()),
-        update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        conn::Serving::new(
+            server::router_with(app.clone()),
+            update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        ),
     ));
 
     const PAGE: &str = "/admin/admin.php?mode=status";
@@ -325,8 +327,10 @@ fn main() {
     let addr2 = listener2.local_addr().expect("addr");
     rt.spawn(conn::serve_plain(
         listener2,
-        server::router_with(warmed.clone()),
-        update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        conn::Serving::new(
+            server::router_with(warmed.clone()),
+            update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
+        ),
     ));
     let (first_warmed, _) = fetch(addr2, &cookie2, PAGE, "");
     let page = measure(addr, &cookie, PAGE, "", 10);

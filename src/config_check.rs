@@ -193,6 +193,8 @@ const RULES: &[Rule] = &[
             "state-cache",
             "master-timeout",
             "header-timeout",
+            "shutdown-grace",
+            "metrics-public",
             "max-connections",
         ],
         &[],
@@ -233,6 +235,7 @@ const NUMERIC: &[(&str, &str)] = &[
     ("server", "state-cache"),
     ("server", "master-timeout"),
     ("server", "header-timeout"),
+    ("server", "shutdown-grace"),
     ("server", "max-connections"),
     ("snippethook", "timeout"),
 ];
@@ -248,6 +251,7 @@ const BOOLEAN: &[(&str, &str)] = &[
     ("times", "forcehttps"),
     ("times", "forcetrust"),
     ("server", "legacy-client-certs"),
+    ("server", "metrics-public"),
     ("migrate", "all"),
 ];
 

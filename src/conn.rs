@@ -7,8 +7,9 @@ use crate::request::ClientCert;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
 use tower::Service;
 
@@ -22,13 +23,64 @@ pub struct ConnMeta {
     pub client_cert: Option<ClientCert>,
 }
 
+/// What every connection is served with: the router, the connection limits and the tracker
+/// that a graceful stop waits for.
+#[derive(Clone)]
+pub struct Serving {
+    pub router: Router,
+    pub limits: Limits,
+    pub tracker: Tracker,
+}
+
+impl Serving {
+    /// `router` under `limits`, with a tracker of its own.
+    pub fn new(router: Router, limits: Limits) -> Serving {
+        Serving {
+            router,
+            limits,
+            tracker: Tracker::new(),
+        }
+    }
+}
+
+/// The open connections a graceful stop waits for (hyper-util's `GracefulShutdown`, which
+/// the stop takes out).
+#[derive(Clone, Default)]
+pub struct Tracker(Arc<Mutex<Option<GracefulShutdown>>>);
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker(Arc::new(Mutex::new(Some(GracefulShutdown::new()))))
+    }
+
+    /// A watcher for a new connection; `None` once the stop began.
+    fn watcher(&self) -> Option<Watcher> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(GracefulShutdown::watcher)
+    }
+
+    /// Takes the tracker out for the stop: new connections are refused from now on.
+    pub fn take(&self) -> Option<GracefulShutdown> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Serves one accepted connection (plain or TLS) with `router`, attaching `meta` to every
-/// request.
-pub async fn serve_connection<I>(io: I, meta: ConnMeta, router: Router, header_timeout: Duration)
+/// request. On a graceful stop the connection finishes the request in flight and closes.
+pub async fn serve_connection<I>(io: I, meta: ConnMeta, serving: Serving)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = meta.peer;
+    let Serving {
+        router,
+        limits,
+        tracker,
+    } = serving;
+    let header_timeout = limits.header_timeout;
+    let Some(watcher) = tracker.watcher() else {
+        return;
+    };
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(meta.clone());
@@ -42,7 +94,8 @@ where
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
         tracing::debug!("connection from {peer}: {e}");
     }
 }
@@ -74,20 +127,20 @@ pub async fn accept(
     }
 }
 
-/// Accepts plain HTTP connections on `listener` forever, each bounded by `limits`.
-pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router, limits: Limits) {
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`.
+pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving) {
     loop {
-        let (stream, peer, local, slot) = accept(&listener, &limits).await;
+        let (stream, peer, local, slot) = accept(&listener, &serving.limits).await;
         let meta = ConnMeta {
             peer,
             local,
             tls: false,
             client_cert: None,
         };
-        let io = limits.watch(stream);
-        let (router, timeout) = (router.clone(), limits.header_timeout);
+        let io = serving.limits.watch(stream);
+        let serving = serving.clone();
         tokio::spawn(async move {
-            serve_connection(io, meta, router, timeout).await;
+            serve_connection(io, meta, serving).await;
             drop(slot);
         });
     }

@@ -258,12 +258,15 @@ impl MasterSource {
         }
         let resp = req.send().await.map_err(|e| {
             tracing::warn!("master device {url}: {e}");
+            crate::metrics::set_master_reachable(false);
             err()
         })?;
         if !resp.status().is_success() {
             tracing::warn!("master device {url}: HTTP {}", resp.status());
+            crate::metrics::set_master_reachable(false);
             return Err(err());
         }
+        crate::metrics::set_master_reachable(true);
         let bytes = resp.bytes().await.map_err(|_| err())?;
         if bytes.len() > 1024 * 1024 {
             return Err(err());

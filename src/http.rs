@@ -458,6 +458,13 @@ async fn device_upload(
             cfg.status.logkeep,
         );
         let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
+        let hwid = args.get("hwid").map(|s| s.into_owned()).unwrap_or_default();
+        let what = match mode.as_str() {
+            "vardump" => "vardump (CSR)",
+            "query" => "query result",
+            m => m,
+        };
+        tracing::info!(sn = %sn, hwid = %hwid, bytes = body.len(), status = status.as_u16(), files = ops.len(), "upload {what}");
         let _logged = apply_file_ops(&app2.root, &ops);
         // certificate files are cached (backups are not)
         if mode == "vardump" && !ops.is_empty() {

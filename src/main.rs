@@ -24,6 +24,15 @@ use update_server::trust;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format on standard error: text, or json (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -108,17 +117,26 @@ struct ServeArgs {
     legacy_client_certs: Option<bool>,
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+fn init_logs(format: LogFormat) {
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => fmt.json().init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::CheckConfig { root, strict } => {
             return update_server::config_check::run(&root, strict);
         }
@@ -236,10 +254,9 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         tls,
     };
     let app = Arc::new(App::new(root, args.prefix.as_deref().unwrap_or_default()));
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    server::serve(app, listeners, shutdown)
+    let (shutdown, reloads) =
+        update_server::lifecycle::signals().map_err(|e| format!("signals: {e}"))?;
+    server::serve_with(app, listeners, shutdown, Some(reloads))
         .await
         .map_err(|e| e.to_string())
 }

@@ -9,13 +9,14 @@ use axum::Router;
 use axum::routing::any;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 /// Header read timeout when the configuration cannot be read (it is then reported per request).
 const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
+/// Grace time of a stop when the configuration cannot be read.
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 #[derive(Debug, Error)]
 pub enum ServeError {
@@ -71,20 +72,30 @@ pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
     let app = admin.core.clone();
     let p = app.prefix.clone();
     let web = crate::static_files::StaticDir::new(app.root.join("web"), app.watch.freshness());
-    let web = Arc::new(web).service();
+    let web = std::sync::Arc::new(web).service();
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
         .merge(crate::admin::routes(&p).with_state(admin.clone()));
+    let target = format!("{p}/admin/admin.php");
+    let mut tops = vec!["/".to_string()];
     if !p.is_empty() {
-        let target = format!("{p}/admin/admin.php");
+        tops.push(format!("{p}/"));
+    }
+    for top in tops {
+        let target = target.clone();
         r = r.route(
-            &format!("{p}/"),
+            &top,
             any(move || async move { axum::response::Redirect::to(&target) }),
         );
     }
-    r.layer(axum::Extension(admin))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(app)
+    r = r.merge(crate::health::routes(&p));
+    r.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        crate::request_log::track,
+    ))
+    .layer(axum::Extension(admin))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(app)
 }
 
 fn local_addr(l: &TcpListener) -> String {
@@ -98,19 +109,28 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_with(app, listeners, shutdown, None).await
+}
+
+/// Serves `listeners` until `shutdown` resolves; each item of `reloads` reads the
+/// configuration and the TLS files again. The stop is graceful: the listeners close, requests
+/// in flight get `<server shutdown-grace>` to finish, then pending state is written.
+pub async fn serve_with(
+    app: SharedApp,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> Result<(), ServeError> {
     let Listeners {
         http,
         https,
         mtls,
         tls,
     } = listeners;
+    if tls.is_none() && !https.is_empty() {
+        return Err(ServeError::NoTls);
+    }
     let admin = crate::admin::AdminApp::shared(app.clone());
-    let tls_https = match (&tls, https.is_empty()) {
-        (Some(t), _) => Some(t.https.clone()),
-        (None, true) => None,
-        (None, false) => return Err(ServeError::NoTls),
-    };
-    let tls_mtls = tls.as_ref().and_then(|t| t.mtls.clone());
     if let Some(t) = &tls {
         tracing::info!(
             "server certificate {} (SHA-256 {})",
@@ -118,6 +138,8 @@ pub async fn serve(
             t.fingerprint
         );
     }
+    let live = tls.map(crate::lifecycle::LiveTls::new);
+    let tls_mtls = live.as_ref().and_then(|t| t.mtls.clone());
     if tls_mtls.is_none() && !mtls.is_empty() {
         return Err(ServeError::NoMtls);
     }
@@ -128,29 +150,19 @@ pub async fn serve(
     {
         admin.admin.set_https_port(a.port());
     }
-    let limits = app.config.get().map_or(
-        crate::conn_guard::Limits::new(
-            Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
-            crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
-        ),
-        |c| {
-            crate::conn_guard::Limits::new(
-                Duration::from_secs(c.server.header_timeout_secs),
-                c.server.max_connections,
-            )
-        },
-    );
+    crate::health::warn_at_start(&app);
     let _warming = crate::admin::warm_up(admin.clone());
-    let _rollouts = crate::rollout::store::start_ticker(app.clone());
-    let router = router_with(admin);
+    let rollouts = crate::rollout::store::start_ticker(app.clone());
+    let serving = crate::conn::Serving::new(router_with(admin), limits(&app));
+    let tracker = serving.tracker.clone();
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
         tracing::info!("listening on http://{}{prefix}/update.php", local_addr(&l));
-        tasks.spawn(crate::conn::serve_plain(l, router.clone(), limits.clone()));
+        tasks.spawn(crate::conn::serve_plain(l, serving.clone()));
     }
     let tls_lists = [
-        (https, tls_https, ""),
+        (https, live.as_ref().map(|t| t.https.clone()), ""),
         (mtls, tls_mtls, " (client certificates)"),
     ];
     for (list, config, what) in tls_lists {
@@ -160,24 +172,62 @@ pub async fn serve(
                 "listening on https://{}{prefix}/update.php{what}",
                 local_addr(&l)
             );
-            tasks.spawn(serve_tls(l, config, router.clone(), limits.clone()));
+            tasks.spawn(crate::trust::serve_tls(l, config, serving.clone()));
         }
     }
-    tokio::select! {
-        _ = shutdown => tracing::info!("shutting down"),
-        _ = tasks.join_next() => {}
+    drop(serving);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = next_reload(&mut reloads) => crate::lifecycle::reload(&app, live.as_ref()),
+            _ = tasks.join_next() => break,
+        }
     }
-    drop(_rollouts);
+    stop(&app, tasks, tracker).await;
+    drop(rollouts);
     let core = app.clone();
     crate::app::blocking(move || core.rollouts.write_dirty()).await;
     Ok(())
 }
 
-async fn serve_tls(
-    l: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    router: Router,
-    limits: crate::conn_guard::Limits,
-) {
-    crate::trust::serve_tls(l, config, router, limits).await
+/// The connection limits of the configuration (defaults when it cannot be read).
+fn limits(app: &SharedApp) -> crate::conn_guard::Limits {
+    let (timeout, max) = app.config.get().map_or(
+        (
+            DEFAULT_HEADER_TIMEOUT_SECS,
+            crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
+        ),
+        |c| (c.server.header_timeout_secs, c.server.max_connections),
+    );
+    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max)
+}
+
+async fn next_reload(r: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {
+    match r {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The graceful stop: listeners closed, connections given the grace time, state written.
+async fn stop(app: &SharedApp, mut tasks: tokio::task::JoinSet<()>, tracker: crate::conn::Tracker) {
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let Some(graceful) = tracker.take() else {
+        return;
+    };
+    let grace = app.config.get().map_or(DEFAULT_SHUTDOWN_GRACE_SECS, |c| {
+        c.server.shutdown_grace_secs
+    });
+    tracing::info!(
+        "shutting down: listeners closed, {} connections open, waiting up to {grace} s",
+        graceful.count()
+    );
+    match tokio::time::timeout(Duration::from_secs(grace), graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections finished"),
+        Err(_) => tracing::warn!("grace time of {grace} s over: open connections are cut"),
+    }
+    app.flush_pending().await;
+    tracing::info!("stopped");
 }

@@ -39,7 +39,6 @@ pub use proxy::apply_proxy_headers;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::request::{self, ClientCert, ConnInfo};
-use axum::Router;
 use axum::http::{HeaderMap, header};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -102,6 +101,15 @@ pub struct TlsSetup {
     pub cert_path: PathBuf,
     /// SHA-256 fingerprint of the server certificate.
     pub fingerprint: String,
+    /// Where the files came from (read again on reload).
+    pub source: TlsSource,
+}
+
+/// What [`TlsSetup::load`] was given, kept to load again.
+#[derive(Debug, Clone)]
+pub struct TlsSource {
+    pub root: PathBuf,
+    pub opts: TlsOptions,
 }
 
 impl TlsSetup {
@@ -133,6 +141,10 @@ impl TlsSetup {
             mtls,
             cert_path,
             fingerprint,
+            source: TlsSource {
+                root: root.to_path_buf(),
+                opts: opts.clone(),
+            },
         })
     }
 }
@@ -403,18 +415,18 @@ Content-Length: 58\r\n\
 /// Accepts TLS connections on `listener` forever.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    config: Arc<ServerConfig>,
-    router: Router,
-    limits: crate::conn_guard::Limits,
+    config: crate::lifecycle::TlsSlot,
+    serving: crate::conn::Serving,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     loop {
-        let (stream, peer, local, slot) = crate::conn::accept(&listener, &limits).await;
+        let (stream, peer, local, slot) = crate::conn::accept(&listener, &serving.limits).await;
+        // the certificate of this moment: a reload (SIGHUP) swaps it for new handshakes
+        let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
         let span = tracing::info_span!("tls", %peer, port = local.port());
-        let (acceptor, router, limits) = (acceptor.clone(), router.clone(), limits.clone());
+        let serving = serving.clone();
         tokio::spawn(
             async move {
-                serve_tls_connection(stream, peer, local, acceptor, (router, limits)).await;
+                serve_tls_connection(stream, peer, local, acceptor, serving).await;
                 drop(slot);
             }
             .instrument(span),
@@ -428,7 +440,7 @@ async fn serve_tls_connection(
     peer: SocketAddr,
     local: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    (router, limits): (Router, crate::conn_guard::Limits),
+    serving: crate::conn::Serving,
 ) {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let timed_out = || {
@@ -453,7 +465,9 @@ async fn serve_tls_connection(
         }
         Err(_) => return timed_out(),
     }
-    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(limits.watch(stream))).await {
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(serving.limits.watch(stream)))
+        .await
+    {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return log_handshake_error(&e),
         Err(_) => return timed_out(),
@@ -470,7 +484,7 @@ async fn serve_tls_connection(
         tls: true,
         client_cert,
     };
-    crate::conn::serve_connection(tls, meta, router, limits.header_timeout).await;
+    crate::conn::serve_connection(tls, meta, serving).await;
 }
 
 /// Logs why a handshake failed, in words an administrator can act on. Certificate refusals

@@ -147,6 +147,15 @@ fn a_rollout_over_http_tells_holds_halts_and_survives_a_restart() {
         s.log_text()
             .contains(&format!("rollout r1: {b} failed (timeout)"))
     );
+    // the metrics per rollout and wave (from loopback: no token needed)
+    let m = http_request(s.addr(), "GET", "/metrics", &[], b"").text();
+    for line in [
+        r#"update_server_rollout_halted{rollout="r1"} 1"#,
+        r#"update_server_rollout_devices{rollout="r1",wave="1",outcome="succeeded"} 2"#,
+        r#"update_server_rollout_devices{rollout="r1",wave="2",outcome="failed"} 1"#,
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing in\n{m}");
+    }
 
     // the state file, and a restart
     s.flush();

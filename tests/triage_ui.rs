@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::webdriver::{Browser, artifact};
+use common::webdriver::{Browser, artifact, browser_or_skip};
 use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -311,7 +311,9 @@ fn triage_on_the_status_page() {
     seed_varied(&root, now);
     let downloads = dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).expect("downloads");
-    let b = Browser::start(&downloads).unwrap_or_else(|e| panic!("{e}"));
+    let Some(b) = browser_or_skip("triage_on_the_status_page", &downloads) else {
+        return;
+    };
     let server = Server::start(&root, &[]);
     let base = format!("http://127.0.0.1:{}", server.http_port);
     login(&b, &base);

@@ -31,9 +31,6 @@ _update__server() {
             update__server,manpage)
                 cmd="update__server__subcmd__manpage"
                 ;;
-            update__server,rollout-plan)
-                cmd="update__server__subcmd__rollout__subcmd__plan"
-                ;;
             update__server,serve)
                 cmd="update__server__subcmd__serve"
                 ;;
@@ -55,9 +52,6 @@ _update__server() {
             update__server__subcmd__help,manpage)
                 cmd="update__server__subcmd__help__subcmd__manpage"
                 ;;
-            update__server__subcmd__help,rollout-plan)
-                cmd="update__server__subcmd__help__subcmd__rollout__subcmd__plan"
-                ;;
             update__server__subcmd__help,serve)
                 cmd="update__server__subcmd__help__subcmd__serve"
                 ;;
@@ -71,12 +65,16 @@ _update__server() {
 
     case "${cmd}" in
         update__server)
-            opts="-h -V --help --version serve check-config simulate hash-password rollout-plan completions manpage help"
+            opts="-h -V --log-format --help --version serve check-config simulate hash-password completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -85,7 +83,7 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__check__subcmd__config)
-            opts="-h --root --strict --help"
+            opts="-h --root --strict --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -93,6 +91,10 @@ _update__server() {
             case "${prev}" in
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -103,12 +105,16 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__completions)
-            opts="-h --help bash elvish fish powershell zsh"
+            opts="-h --log-format --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -117,12 +123,16 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__hash__subcmd__password)
-            opts="-h --help"
+            opts="-h --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -131,7 +141,7 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__help)
-            opts="serve check-config simulate hash-password rollout-plan completions manpage help"
+            opts="serve check-config simulate hash-password completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -214,20 +224,6 @@ _update__server() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        update__subcmd__server__subcmd__help__subcmd__rollout__subcmd__plan)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         update__subcmd__server__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -257,28 +253,14 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__manpage)
-            opts="-h --help"
+            opts="-h --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        update__subcmd__server__subcmd__rollout__subcmd__plan)
-            opts="-h --root --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -289,7 +271,7 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__serve)
-            opts="-h --root --prefix --http --https --mtls --tls-cert --tls-key --client-ca --legacy-client-certs --help"
+            opts="-h --root --prefix --http --https --mtls --tls-cert --tls-key --client-ca --legacy-client-certs --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +313,10 @@ _update__server() {
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -339,7 +325,7 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__simulate)
-            opts="-h --root --prefix --host --help"
+            opts="-h --root --prefix --host --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +341,10 @@ _update__server() {
                     ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

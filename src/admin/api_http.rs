@@ -99,6 +99,17 @@ async fn api_caller(
     }
 }
 
+/// Whether a request may read what the API token opens outside the API (`/metrics`): an
+/// admin session or the API token, failures throttled as for the API (`Err` is the 429).
+pub async fn token_or_session(
+    app: &SharedAdmin,
+    cfg: &Config,
+    meta: &ConnMeta,
+    headers: &HeaderMap,
+) -> Result<bool, AdminError> {
+    Ok(api_caller(app, cfg, meta, headers).await?.is_some())
+}
+
 /// The configuration for an API request and who sends it, or the refusal (configuration
 /// error, no session or token).
 pub(super) async fn api_config(

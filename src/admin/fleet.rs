@@ -241,3 +241,11 @@ pub fn with_ctx<T>(
     };
     render(&status::Ctx::new(cfg, &app.prefix, csrf, &groups, master))
 }
+
+/// The fleet as the metrics count it: the status page's summary of all devices (`devices`,
+/// `missing`, `csr_waiting`; the master's builds are not needed for these).
+pub fn fleet_summary(app: &SharedAdmin, cfg: &Arc<Config>) -> status::Summary {
+    let m = matching(app, cfg, &Query::default(), Sort::default());
+    let master = status::MasterBuilds::default();
+    status::summary(cfg, &master, crate::clock::now(), &m.devices)
+}

@@ -75,6 +75,9 @@ pub struct Frame<'a> {
     pub refresh: i64,
     /// A message shown above the page content.
     pub notice: Option<Markup>,
+    /// What the operator must know on every page: a broken configuration on disk, the
+    /// default password (`health::admin_notice`).
+    pub banner: Option<Markup>,
 }
 
 /// A complete page around `body` (already HTML); everything else is escaped by `maud`.
@@ -119,6 +122,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                     }
                 }
                 main {
+                    @if let Some(b) = &f.banner { p.notice.banner role="alert" { (b) } }
                     @if let Some(n) = &f.notice { p.notice { (n) } }
                     (PreEscaped(body))
                 }
@@ -170,6 +174,7 @@ mod tests {
             user: Some("<admin>"),
             refresh: 10,
             notice: None,
+            banner: None,
         };
         let html = page(&f, "<p>body</p>");
         assert!(html.contains("<title>&lt;x&gt; \u{2013} update-server</title>"));
@@ -190,6 +195,7 @@ mod tests {
             user: None,
             refresh: 0,
             notice: None,
+            banner: None,
         };
         let html = page(
             &f,

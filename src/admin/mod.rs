@@ -53,6 +53,8 @@ use session::Sessions;
 use std::sync::{Arc, OnceLock};
 use throttle::Throttle;
 
+pub use api_http::token_or_session;
+pub use fleet::fleet_summary;
 pub use respond::AdminError;
 pub use router::routes;
 pub use upload::{proceed_target, upload};

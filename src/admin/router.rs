@@ -101,6 +101,8 @@ impl Ctx {
             user: s.map(|s| s.user.as_str()),
             refresh: self.cfg.status.refresh,
             notice: None,
+            // for administrators only: a visitor must not learn that the password is the default
+            banner: s.and_then(|_| crate::health::admin_notice(&self.app, &self.cfg)),
         }
     }
 }

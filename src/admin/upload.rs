@@ -129,6 +129,7 @@ async fn accept(
         Ok(()) => {
             app.watch.bump();
             tracing::info!(
+                sn = %target.sn,
                 "admin '{}' at {} uploaded {file}",
                 s.user,
                 peer.map(|p| p.to_string()).unwrap_or_default()

@@ -462,6 +462,11 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(30, |v| v as u64),
+        shutdown_grace_secs: attr_str(s, "shutdown-grace")
+            .map(|v| php::intval(&v))
+            .filter(|v| *v >= 0)
+            .map_or(30, |v| v as u64),
+        metrics_public: attr_str(s, "metrics-public").as_deref() == Some("true"),
         max_connections: attr_str(s, "max-connections")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)

@@ -5,7 +5,7 @@
 use super::{BUILTIN_DEFAULTS, Config, ConfigError, Source};
 use crate::watch::{Freshness, FsWatch};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 /// Which files the configuration comes from, and their bytes.
@@ -66,10 +66,31 @@ fn fingerprint(root: &Path) -> Fingerprint {
         .collect()
 }
 
-/// The current configuration of a root, re-read when its files change.
+/// What was read last, and the last configuration that was good.
+struct Loaded {
+    fingerprint: Fingerprint,
+    latest: Result<Arc<Config>, ConfigError>,
+    good: Option<Arc<Config>>,
+}
+
+impl Loaded {
+    /// The configuration to serve: the latest when good, else the last good one.
+    fn served(&self) -> Result<Arc<Config>, ConfigError> {
+        match (&self.latest, &self.good) {
+            (Err(_), Some(good)) => Ok(good.clone()),
+            (latest, _) => latest.clone(),
+        }
+    }
+}
+
+/// The current configuration of a root, re-read when its files change. A configuration that
+/// breaks while running does not stop the fleet: the last good one stays in use and the
+/// error is reported by [`ConfigStore::problem`] (health, metrics, admin banner).
 pub struct ConfigStore {
     root: PathBuf,
-    current: RwLock<(Fingerprint, Result<Arc<Config>, ConfigError>)>,
+    current: RwLock<Loaded>,
+    /// The files as they were at start or at the last [`ConfigStore::reload`].
+    reloaded: Mutex<Fingerprint>,
     fresh: Freshness,
 }
 
@@ -81,44 +102,114 @@ impl ConfigStore {
 
     /// A store that looks at the files only when `fresh` reports a possible change.
     pub fn watched(root: &Path, fresh: Freshness) -> ConfigStore {
-        let fp = fingerprint(root);
-        let cfg = Config::load(root).map(Arc::new);
+        let fingerprint = fingerprint(root);
+        let latest = Config::load(root).map(Arc::new);
         ConfigStore {
             root: root.to_path_buf(),
-            current: RwLock::new((fp, cfg)),
+            reloaded: Mutex::new(fingerprint.clone()),
+            current: RwLock::new(Loaded {
+                good: latest.as_ref().ok().cloned(),
+                fingerprint,
+                latest,
+            }),
             fresh,
         }
     }
 
-    /// The configuration as the files are now; re-reads them only when they changed.
+    /// The configuration to use (the files as they are now, or the last good one while they
+    /// are broken); looks at the files only after a change was noticed, re-reads them only
+    /// when they changed.
     pub fn get(&self) -> Result<Arc<Config>, ConfigError> {
         let Some(generation) = self.fresh.stale() else {
             if let Ok(guard) = self.current.read() {
-                return guard.1.clone();
+                return guard.served();
             }
-            return self.reload(fingerprint(&self.root));
+            return self.load(fingerprint(&self.root));
         };
         let fp = fingerprint(&self.root);
         if let Ok(guard) = self.current.read()
-            && guard.0 == fp
+            && guard.fingerprint == fp
         {
             self.fresh.checked(generation);
-            return guard.1.clone();
+            return guard.served();
         }
-        let loaded = self.reload(fp);
+        let loaded = self.load(fp);
         self.fresh.checked(generation);
         loaded
     }
 
-    fn reload(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
+    /// Reads the files again even when they look unchanged (SIGHUP). Returns the files
+    /// (relative to the root) that changed since the start or the last reload, or the error
+    /// of a broken configuration (the last good one stays in use).
+    pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
+        let fp = fingerprint(&self.root);
+        let changed = {
+            let mut before = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = watched_files(Path::new(""))
+                .iter()
+                .zip(before.iter().zip(&fp))
+                .filter(|(_, (a, b))| a != b)
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            *before = fp.clone();
+            changed
+        };
+        self.load(fp)?;
+        match self.problem() {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
+    }
+
+    /// What is wrong with the files on disk, if anything.
+    pub fn problem(&self) -> Option<ConfigError> {
+        let _ = self.get();
+        let guard = self.current.read().ok()?;
+        guard.latest.as_ref().err().cloned()
+    }
+
+    fn load(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
         let loaded = Config::load(&self.root).map(Arc::new);
+        let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
         match &loaded {
             Ok(_) => tracing::info!("configuration (re)loaded"),
+            Err(e) if guard.good.is_some() => {
+                tracing::error!(
+                    "configuration error, the last good configuration stays in use: {e}"
+                )
+            }
             Err(e) => tracing::error!("configuration error: {e}"),
         }
-        if let Ok(mut guard) = self.current.write() {
-            *guard = (fp, loaded.clone());
+        if let Ok(c) = &loaded {
+            guard.good = Some(c.clone());
         }
-        loaded
+        guard.fingerprint = fp;
+        guard.latest = loaded;
+        guard.served()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_names_the_files_changed_since_the_last_reload() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("config")).expect("config");
+        let user = dir.path().join("config/user-config.xml");
+        std::fs::write(&user, "<config/>").expect("write");
+        let store = ConfigStore::new(dir.path());
+        assert_eq!(store.reload().expect("good"), Vec::<String>::new());
+        std::fs::write(&user, "<config><times polling=\"5\"/></config>").expect("write");
+        assert_eq!(
+            store.reload().expect("good"),
+            vec!["config/user-config.xml".to_string()]
+        );
+        assert_eq!(store.reload().expect("good"), Vec::<String>::new());
+        std::fs::write(&user, "<config><broken").expect("write");
+        assert!(store.reload().is_err());
+        assert!(store.get().is_ok(), "the last good configuration stays");
+        assert!(store.problem().is_some());
     }
 }

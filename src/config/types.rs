@@ -179,6 +179,10 @@ pub struct ServerSettings {
     pub master_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
+    /// Seconds a stop waits for requests in flight (`<server shutdown-grace>`).
+    pub shutdown_grace_secs: u64,
+    /// `/metrics` answers anyone, not only loopback and the API token.
+    pub metrics_public: bool,
     /// Connections open at once, all listeners together (`<server max-connections>`).
     pub max_connections: usize,
     pub hook_exec: Option<String>,

@@ -56,6 +56,24 @@ pub fn find_browser() -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
+/// Starts a browser for a test, or `None` when Chromium or ChromeDriver is missing: the test
+/// is then skipped, said loudly on standard error. With `UPDATE_SERVER_BROWSER_TESTS=required`
+/// (CI) a missing browser fails the test instead.
+pub fn browser_or_skip(test: &str, downloads: &Path) -> Option<Browser> {
+    if let Err(e) = find_browser() {
+        let required = std::env::var("UPDATE_SERVER_BROWSER_TESTS").as_deref() == Ok("required");
+        assert!(!required, "UPDATE_SERVER_BROWSER_TESTS=required: {e}");
+        // straight to the process's standard error: the test harness captures eprintln!
+        // of a passing test, and this note must be seen
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n*** SKIPPED browser test {test}: {e} ***\n\n").as_bytes(),
+        );
+        return None;
+    }
+    Some(Browser::start(downloads).unwrap_or_else(|e| panic!("{e}")))
+}
+
 /// A browser session; ChromeDriver and the browser end when it is dropped.
 pub struct Browser {
     driver: Child,

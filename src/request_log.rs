@@ -1,0 +1,270 @@
+//! The request layer of every URL ([`track`]): counts each request in the metrics (route,
+//! status, duration; polls and uploads of `update.php`), logs one line per firmware download
+//! (with its bytes, once the body is complete or cut off) and per 404 under the update paths
+//! (`update.php`, `update-migrate.php`, `fw/…`), each with the device's serial where known.
+//!
+//! A firmware request carries no serial: it is taken from the last poll that came from the
+//! same device address (the address PHP records: the first `X-Forwarded-For` entry, else the
+//! peer), kept in a bounded table ([`Origins`]).
+
+use crate::app::SharedApp;
+use crate::conn::ConnMeta;
+use crate::request::ConnInfo;
+use axum::body::{Body, HttpBody};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{LazyLock, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Device addresses remembered at most (the table starts over when full).
+pub const MAX_ORIGINS: usize = 65_536;
+
+/// The serial of the last poll from each device address, bounded by [`MAX_ORIGINS`].
+#[derive(Debug, Default)]
+pub struct Origins(Mutex<HashMap<String, String>>);
+
+impl Origins {
+    /// Remembers that `sn` polled from `ip`.
+    pub fn seen(&self, ip: &str, sn: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(ip).is_some_and(|s| s == sn) {
+            return;
+        }
+        if map.len() >= MAX_ORIGINS {
+            map.clear();
+        }
+        map.insert(ip.to_string(), sn.to_string());
+    }
+
+    /// The serial that last polled from `ip`.
+    pub fn serial(&self, ip: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(ip).cloned()
+    }
+}
+
+static ORIGINS: LazyLock<Origins> = LazyLock::new(Origins::default);
+
+/// What kind of URL a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `update.php` or `update-migrate.php`.
+    Device,
+    /// A file below `fw/`.
+    Firmware,
+    Other,
+}
+
+/// The route label of a request (the matched route; a static directory as `PREFIX/fw/*`,
+/// `PREFIX/web/*`; `other` when nothing matched) and its kind.
+pub fn route_label(matched: Option<&str>, path: &str, prefix: &str) -> (String, Kind) {
+    let label = match matched {
+        Some(m) => match m.split_once("/{") {
+            Some((head, _)) => format!("{head}/*"),
+            None => m.to_string(),
+        },
+        // axum gives no MatchedPath to nested services (the static directories)
+        None => {
+            let rest = path.strip_prefix(prefix).unwrap_or("");
+            match ["fw", "web"].into_iter().find(|d| {
+                rest.strip_prefix('/')
+                    .and_then(|r| r.strip_prefix(d))
+                    .is_some_and(|t| t.is_empty() || t.starts_with('/'))
+            }) {
+                Some(d) => format!("{prefix}/{d}/*"),
+                None => "other".to_string(),
+            }
+        }
+    };
+    let kind = if label == format!("{prefix}/update.php")
+        || label == format!("{prefix}/update-migrate.php")
+    {
+        Kind::Device
+    } else if label == format!("{prefix}/fw/*") {
+        Kind::Firmware
+    } else {
+        Kind::Other
+    };
+    (label, kind)
+}
+
+/// The value of `key` in a query string (raw, not decoded).
+pub fn query_arg<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then_some(v)
+    })
+}
+
+/// The device's address as PHP records it (see [`ConnInfo::device_ip`]).
+fn device_ip(meta: Option<&ConnMeta>, headers: &HeaderMap) -> String {
+    let Some(meta) = meta else {
+        return "-".to_string();
+    };
+    let info = ConnInfo {
+        https: meta.tls,
+        local_port: meta.local.port(),
+        remote_ip: meta.peer.ip(),
+        forwarded_for: headers
+            .get("x-forwarded-for")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string),
+        client_cert: None,
+        host: String::new(),
+    };
+    info.device_ip().ip
+}
+
+/// The request layer: metrics of every request, firmware download and 404 log lines.
+pub async fn track(State(app): State<SharedApp>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = req.uri().path().to_string();
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
+    let (route, kind) = route_label(matched, &path, &app.prefix);
+    let query = req.uri().query().unwrap_or("").to_string();
+    let ip = device_ip(req.extensions().get::<ConnMeta>(), req.headers());
+    let response = next.run(req).await;
+    let status = response.status();
+    crate::metrics::count_request(&route, status, started.elapsed());
+    let given_sn = query_arg(&query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
+    if kind == Kind::Device {
+        crate::metrics::count_device(query_arg(&query, "mode"), status);
+        if let Some(sn) = given_sn.filter(|_| status.is_success()) {
+            ORIGINS.seen(&ip, sn);
+        }
+    }
+    let sn = given_sn
+        .map(str::to_string)
+        .or_else(|| {
+            (kind == Kind::Firmware)
+                .then(|| ORIGINS.serial(&ip))
+                .flatten()
+        })
+        .unwrap_or_else(|| "-".to_string());
+    if status == StatusCode::NOT_FOUND && kind != Kind::Other {
+        tracing::info!(sn = %sn, ip = %ip, "not found: {path}");
+    } else if kind == Kind::Firmware && status.is_success() {
+        let (parts, body) = response.into_parts();
+        let body = Body::new(Counted {
+            inner: body,
+            bytes: 0,
+            done: false,
+            what: (path, sn, ip),
+        });
+        return Response::from_parts(parts, body);
+    }
+    response
+}
+
+/// A firmware body that logs one line with its bytes when it is complete (or cut off).
+struct Counted {
+    inner: Body,
+    bytes: u64,
+    done: bool,
+    what: (String, String, String),
+}
+
+impl HttpBody for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.finish(true),
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Counted {
+    fn finish(&mut self, complete: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let (path, sn, ip) = &self.what;
+        if complete {
+            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path}");
+        } else {
+            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path} cut off");
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_directories_get_a_label_without_a_matched_path() {
+        assert_eq!(
+            route_label(None, "/fw/ip232.bin", ""),
+            ("/fw/*".to_string(), Kind::Firmware)
+        );
+        assert_eq!(
+            route_label(None, "/up/fw/a/b.bin", "/up"),
+            ("/up/fw/*".to_string(), Kind::Firmware)
+        );
+        assert_eq!(route_label(None, "/fwx/a", "").1, Kind::Other);
+        assert_eq!(route_label(None, "/web/x.css", "").0, "/web/*");
+        assert_eq!(route_label(None, "/nothing", "").0, "other");
+        assert_eq!(
+            route_label(Some("/up/update.php"), "/up/update.php", "/up"),
+            ("/up/update.php".to_string(), Kind::Device)
+        );
+        assert_eq!(
+            route_label(Some("/admin/{*rest}"), "/admin/x", "").0,
+            "/admin/*"
+        );
+    }
+
+    #[test]
+    fn origins_remember_the_last_serial_of_an_address_and_stay_bounded() {
+        let o = Origins::default();
+        assert_eq!(o.serial("1.2.3.4"), None);
+        o.seen("1.2.3.4", "00-90-33-00-00-01");
+        o.seen("1.2.3.4", "00-90-33-00-00-02");
+        assert_eq!(o.serial("1.2.3.4").as_deref(), Some("00-90-33-00-00-02"));
+        for i in 0..MAX_ORIGINS + 1 {
+            o.seen(&format!("ip{i}"), "x");
+        }
+        let len = o.0.lock().expect("lock").len();
+        assert!(len <= MAX_ORIGINS, "{len}");
+    }
+
+    #[test]
+    fn query_arguments_are_found_by_exact_name() {
+        assert_eq!(query_arg("a=1&sn=x&snx=y", "sn"), Some("x"));
+        assert_eq!(query_arg("mode", "mode"), Some(""));
+        assert_eq!(query_arg("a=1", "sn"), None);
+    }
+}
