@@ -188,19 +188,16 @@ fn an_administrator_works_with_the_status_page() {
             .is_none()
     );
 
-    // rows refresh themselves (status/@refresh = 2 s)
-    std::fs::write(
-        root.join(format!("status/{SN_GATEWAY}.xml")),
-        device_state(
-            SN_GATEWAY,
-            "IP811",
-            "Gateway renamed",
-            "192.168.0.1",
-            unix_now(),
-            "130160",
-        ),
-    )
-    .expect("state");
+    // rows refresh themselves (status/@refresh = 2 s): the gateway reports a new name
+    let target = format!("/update.php?mode=query&sn={SN_GATEWAY}&id=admin");
+    let r = http_request(
+        server.addr(),
+        "PUT",
+        &target,
+        &[],
+        br#"<info name="Gateway renamed" type="IP811"/>"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     b.wait_for("the gateway row to refresh itself", |b| {
         row_text(b, SN_GATEWAY).contains("Gateway renamed")
     });
