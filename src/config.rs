@@ -22,6 +22,7 @@
 //! reading the files and re-reading them on change (the shell part).
 
 mod merge;
+pub mod rollouts;
 mod sections;
 mod store;
 mod types;
@@ -82,7 +83,7 @@ pub struct Config {
     pub queries: Queries,
     pub server: ServerSettings,
     /// Staged firmware rollouts (`<rollouts>`, our extension; none without it).
-    pub rollouts: Vec<crate::rollout::Rollout>,
+    pub rollouts: Vec<rollouts::Rollout>,
     /// Where the pieces came from, for messages.
     pub sources: Vec<String>,
 }
@@ -207,6 +208,16 @@ impl Config {
     /// Whether backups are fully configured (`dir`, `nbackups` and `scfg` present).
     pub fn backups_enabled(&self) -> bool {
         self.backup.dir.is_some() && self.backup.nbackups.is_some() && self.backup.scfg.is_some()
+    }
+}
+
+impl Config {
+    /// The login is `admin` / `password` in clear text: the sample's credentials.
+    pub fn default_password(&self) -> bool {
+        let m = &self.master;
+        m.password_hash.is_none()
+            && m.user.as_deref() == Some("admin")
+            && m.password.as_deref() == Some("password")
     }
 }
 

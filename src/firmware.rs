@@ -258,15 +258,15 @@ impl MasterSource {
         }
         let resp = req.send().await.map_err(|e| {
             tracing::warn!("master device {url}: {e}");
-            crate::metrics::set_master_reachable(false);
+            set_master_reachable(false);
             err()
         })?;
         if !resp.status().is_success() {
             tracing::warn!("master device {url}: HTTP {}", resp.status());
-            crate::metrics::set_master_reachable(false);
+            set_master_reachable(false);
             return Err(err());
         }
-        crate::metrics::set_master_reachable(true);
+        set_master_reachable(true);
         let bytes = resp.bytes().await.map_err(|_| err())?;
         if bytes.len() > 1024 * 1024 {
             return Err(err());
@@ -352,6 +352,22 @@ impl MasterSource {
                 }
             }
         }
+    }
+}
+
+/// 0 not asked yet, 1 reachable, 2 not reachable.
+static MASTER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Records whether the master device answered (health and metrics report it).
+fn set_master_reachable(ok: bool) {
+    MASTER.store(if ok { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the master answered the last time it was asked (`None`: not asked yet).
+pub fn master_reachable() -> Option<bool> {
+    match MASTER.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        v => Some(v == 1),
     }
 }
 

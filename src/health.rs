@@ -46,7 +46,7 @@ pub fn report(app: &App) -> (bool, Value) {
             }
         }
     };
-    let master = match crate::metrics::master_reachable() {
+    let master = match crate::firmware::master_reachable() {
         Some(r) => json!({"reachable": r}),
         None => json!({"reachable": null, "note": "not asked yet"}),
     };
@@ -83,41 +83,13 @@ async fn health(State(app): State<SharedApp>) -> Response {
         .into_response()
 }
 
-/// The login is `admin` / `password` in clear text: the sample's credentials.
-pub fn default_password(cfg: &Config) -> bool {
-    let m = &cfg.master;
-    m.password_hash.is_none()
-        && m.user.as_deref() == Some("admin")
-        && m.password.as_deref() == Some("password")
-}
-
 /// Warnings logged once when the server starts.
 pub fn warn_at_start(app: &App) {
     if let Ok(cfg) = app.config.get()
-        && default_password(&cfg)
+        && cfg.default_password()
     {
         tracing::warn!(
             "the admin login is still the default admin/password: set master/@user and master/@passwordhash (update-server hash-password)"
         );
     }
-}
-
-/// The banner of the admin pages (HTML), if there is something to warn about.
-pub fn admin_notice(app: &App, cfg: &Config) -> Option<maud::Markup> {
-    let broken = app.config.problem();
-    let default = default_password(cfg);
-    if broken.is_none() && !default {
-        return None;
-    }
-    Some(maud::html! {
-        @if let Some(e) = &broken {
-            "The configuration on disk is broken; the last good configuration is still in use: "
-            (e.to_string())
-            @if default { br; }
-        }
-        @if default {
-            "The admin login is still the default " code { "admin" } "/" code { "password" }
-            ": change it."
-        }
-    })
 }

@@ -42,6 +42,7 @@ pub mod request;
 pub mod request_log;
 pub mod respond;
 pub mod rollout;
+pub mod rollout_ticker;
 pub mod safe_path;
 pub mod script;
 pub mod server;

@@ -5,31 +5,10 @@
 //! pending state written) is in `server::serve_with`.
 
 use crate::app::App;
-use crate::trust::{TlsSetup, TlsSource};
-use rustls::ServerConfig;
+use crate::trust::{TlsSetup, TlsSlot, TlsSource};
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
-
-/// A listener's rustls configuration; each new connection takes the current one, a reload
-/// replaces it (connections already open keep theirs).
-#[derive(Clone)]
-pub struct TlsSlot(Arc<RwLock<Arc<ServerConfig>>>);
-
-impl TlsSlot {
-    pub fn new(config: Arc<ServerConfig>) -> TlsSlot {
-        TlsSlot(Arc::new(RwLock::new(config)))
-    }
-
-    /// The configuration for the next handshake.
-    pub fn current(&self) -> Arc<ServerConfig> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, config: Arc<ServerConfig>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
-    }
-}
 
 /// The TLS configurations of the running listeners and where they were read from.
 pub struct LiveTls {

@@ -20,7 +20,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
@@ -140,22 +139,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-/// 0 not asked yet, 1 reachable, 2 not reachable.
-static MASTER: AtomicU8 = AtomicU8::new(0);
-
-/// Records whether the master device answered.
-pub fn set_master_reachable(ok: bool) {
-    MASTER.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
-}
-
-/// Whether the master answered the last time it was asked (`None`: not asked yet).
-pub fn master_reachable() -> Option<bool> {
-    match MASTER.load(Ordering::Relaxed) {
-        0 => None,
-        v => Some(v == 1),
-    }
-}
-
 /// Counts one HTTP request by route and status, and its time to the response headers.
 pub fn count_request(route: &str, status: StatusCode, took: Duration) {
     let m = &*METRICS;
@@ -212,7 +195,7 @@ fn refresh(admin: &SharedAdmin) {
     m.config_good
         .set(i64::from(admin.config.problem().is_none()));
     m.master_reachable
-        .set(master_reachable().map_or(-1, i64::from));
+        .set(crate::firmware::master_reachable().map_or(-1, i64::from));
     let Ok(cfg) = admin.config.get() else {
         return;
     };

@@ -12,7 +12,6 @@
 //!
 //! Without `<rollouts>` nothing of this runs and every answer is the PHP server's.
 
-pub mod config;
 pub mod decide;
 pub mod plan;
 pub mod state;
@@ -23,7 +22,9 @@ pub mod wave;
 #[cfg(test)]
 mod sim;
 
-pub use config::{Rollout, RolloutError};
+/// The `<rollouts>` section is read with the rest of the configuration.
+pub use crate::config::rollouts as config;
+pub use crate::config::rollouts::{Rollout, RolloutError};
 pub use decide::{Decision, DeviceFacts, advance, control, decide};
 pub use state::{Action, Change, RolloutState};
 pub use store::RolloutStore;

@@ -152,7 +152,7 @@ pub async fn serve_with(
     }
     crate::health::warn_at_start(&app);
     let _warming = crate::admin::warm_up(admin.clone());
-    let rollouts = crate::rollout::store::start_ticker(app.clone());
+    let rollouts = crate::rollout_ticker::start_ticker(app.clone());
     let serving = crate::conn::Serving::new(router_with(admin), limits(&app));
     let tracker = serving.tracker.clone();
     let prefix = &app.prefix;

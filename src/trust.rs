@@ -45,7 +45,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{RootCertStore, ServerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
@@ -415,7 +415,7 @@ Content-Length: 58\r\n\
 /// Accepts TLS connections on `listener` forever.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    config: crate::lifecycle::TlsSlot,
+    config: TlsSlot,
     serving: crate::conn::Serving,
 ) {
     loop {
@@ -515,6 +515,26 @@ fn log_handshake_error(e: &std::io::Error) {
 pub async fn answer_plain_http(stream: &mut tokio::net::TcpStream) {
     let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
     let _ = stream.shutdown().await;
+}
+
+/// A listener's rustls configuration; each new connection takes the current one, a reload
+/// replaces it (connections already open keep theirs).
+#[derive(Clone)]
+pub struct TlsSlot(Arc<RwLock<Arc<ServerConfig>>>);
+
+impl TlsSlot {
+    pub fn new(config: Arc<ServerConfig>) -> TlsSlot {
+        TlsSlot(Arc::new(RwLock::new(config)))
+    }
+
+    /// The configuration for the next handshake.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
 }
 
 #[cfg(test)]

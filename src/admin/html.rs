@@ -76,7 +76,7 @@ pub struct Frame<'a> {
     /// A message shown above the page content.
     pub notice: Option<Markup>,
     /// What the operator must know on every page: a broken configuration on disk, the
-    /// default password (`health::admin_notice`).
+    /// default password ([`admin_notice`]).
     pub banner: Option<Markup>,
 }
 
@@ -158,6 +158,26 @@ pub fn login_form(action: &str, message: Option<&str>, open_login: bool) -> Stri
         }
     }
     .into_string()
+}
+
+/// The banner of the admin pages (HTML), if there is something to warn about.
+pub fn admin_notice(app: &crate::app::App, cfg: &crate::config::Config) -> Option<maud::Markup> {
+    let broken = app.config.problem();
+    let default = cfg.default_password();
+    if broken.is_none() && !default {
+        return None;
+    }
+    Some(maud::html! {
+        @if let Some(e) = &broken {
+            "The configuration on disk is broken; the last good configuration is still in use: "
+            (e.to_string())
+            @if default { br; }
+        }
+        @if default {
+            "The admin login is still the default " code { "admin" } "/" code { "password" }
+            ": change it."
+        }
+    })
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ impl Ctx {
             refresh: self.cfg.status.refresh,
             notice: None,
             // for administrators only: a visitor must not learn that the password is the default
-            banner: s.and_then(|_| crate::health::admin_notice(&self.app, &self.cfg)),
+            banner: s.and_then(|_| super::html::admin_notice(&self.app, &self.cfg)),
         }
     }
 }

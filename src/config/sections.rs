@@ -63,7 +63,7 @@ pub(super) fn build(
     if customcerts.is_none() {
         tree.remove_children("customcerts");
     }
-    let rollouts = crate::rollout::config::rollouts_of(&tree)
+    let rollouts = super::rollouts::rollouts_of(&tree)
         .map_err(|e| ConfigError::new(FILE, format!("<rollout id='{}'>", e.id), e.to_string()))?;
     Ok(Config {
         rollouts,

@@ -1,10 +1,11 @@
-//! The `<rollouts><rollout …/></rollouts>` section: one [`Rollout`] per element, checked.
+//! The `<rollouts><rollout …/></rollouts>` section: one [`Rollout`] per element, checked
+//! (the configuration of `crate::rollout`, read with the rest of the configuration).
 //!
 //! `<rollout id="v14r2" firmware="140010" bootcode="140010" applies="phone, env:lab"
 //! waves="1,10,50,100" success="95" halt="2" soak="3600" timeout="7200"/>`; `applies` may
 //! also be given as `<applies>` children exactly as in `<master>`.
 
-use crate::config::Applies;
+use super::Applies;
 use crate::php;
 use crate::xml::Element;
 use thiserror::Error;
