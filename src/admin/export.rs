@@ -39,40 +39,57 @@ fn cell(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The CSV of `rows` (`missing_after` and `now` decide `missing`).
+#[cfg(test)]
 pub fn csv(rows: &[Row], missing_after: i64, now: i64) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 200 + 256));
+    csv_chunked(std::iter::once(rows), missing_after, now)
+}
+
+/// The CSV of the rows given chunk by chunk (each chunk can be dropped before the next is
+/// built, so a large fleet costs the text and one chunk of rows, not all rows).
+pub fn csv_chunked<C: AsRef<[Row]>>(
+    chunks: impl IntoIterator<Item = C>,
+    missing_after: i64,
+    now: i64,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
     w.write_record(COLUMNS)?;
     let clock = Clock { now, missing_after };
-    for r in rows {
-        let f = r.fields();
-        let v = &*r.view;
-        let seen = f.seen.to_string();
-        let backup = f.backup.map(|b| b.to_string()).unwrap_or_default();
-        let flag = |b: bool| if b { "true" } else { "false" };
-        let record = [
-            cell(f.sn),
-            cell(f.device_type),
-            cell(f.name),
-            cell(f.realip),
-            cell(f.ip),
-            cell(f.phase),
-            cell(f.classes),
-            cell(f.environments),
-            seen.as_str().into(),
-            flag(f.is_missing(clock)).into(),
-            cell(f.firmware),
-            cell(f.firmware_requested),
-            cell(f.bootcode),
-            cell(f.bootcode_requested),
-            backup.as_str().into(),
-            cell(f.certstat.unwrap_or_default()),
-            flag(f.csr_waiting).into(),
-            flag(f.signed_waiting).into(),
-            cell(v.problem.as_deref().unwrap_or_default()),
-        ];
-        w.write_record(record.iter().map(|c| c.as_bytes()))?;
+    for chunk in chunks {
+        for r in chunk.as_ref() {
+            record(&mut w, r, clock)?;
+        }
     }
     w.into_inner().map_err(|e| e.into_error().into())
+}
+
+fn record(w: &mut csv::Writer<Vec<u8>>, r: &Row, clock: Clock) -> Result<(), csv::Error> {
+    let f = r.fields();
+    let v = &*r.view;
+    let seen = f.seen.to_string();
+    let backup = f.backup.map(|b| b.to_string()).unwrap_or_default();
+    let flag = |b: bool| if b { "true" } else { "false" };
+    let record = [
+        cell(f.sn),
+        cell(f.device_type),
+        cell(f.name),
+        cell(f.realip),
+        cell(f.ip),
+        cell(f.phase),
+        cell(f.classes),
+        cell(f.environments),
+        seen.as_str().into(),
+        flag(f.is_missing(clock)).into(),
+        cell(f.firmware),
+        cell(f.firmware_requested),
+        cell(f.bootcode),
+        cell(f.bootcode_requested),
+        backup.as_str().into(),
+        cell(f.certstat.unwrap_or_default()),
+        flag(f.csr_waiting).into(),
+        flag(f.signed_waiting).into(),
+        cell(v.problem.as_deref().unwrap_or_default()),
+    ];
+    w.write_record(record.iter().map(|c| c.as_bytes()))
 }
 
 #[cfg(test)]

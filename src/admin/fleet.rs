@@ -120,19 +120,6 @@ pub fn rows_of(
         .collect()
 }
 
-/// The rows of all devices `query` lets through, in the order of `sort` (the CSV export),
-/// and the number of state files.
-pub fn collect_rows(
-    app: &SharedAdmin,
-    cfg: &Arc<Config>,
-    query: &Query,
-    sort: Sort,
-    with_backups: bool,
-) -> (Vec<status::Row>, usize) {
-    let m = matching(app, cfg, query, sort);
-    (rows_of(app, cfg, &m.devices, with_backups), m.total)
-}
-
 /// The `filter` and `sort` arguments of a request, as given and parsed (the error says
 /// what is wrong with them, for the user).
 pub struct ViewArgs {
