@@ -380,6 +380,9 @@ fn one_device_through_the_whole_csr_round_trip() {
     )
     .expect("root");
     std::fs::write(root.join("certs/CAkey-01.cer"), &pki.ca_der).expect("intermediate");
+    // files an administrator puts into certs/ are seen after the file-system notification or,
+    // at the latest, the next rescan (every 2 s)
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let r = device.poll();
     let cmds = r.command_lines();
     let install = [

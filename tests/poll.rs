@@ -71,30 +71,47 @@ fn snippet_edits_take_effect_on_the_next_poll() {
         "config change A /x 2\n",
     )
     .expect("edit");
+    settle();
     assert_eq!(server.get(poll).command_lines()[0], "config change A /x 2");
     std::fs::write(
         root.join("config/user-config.xml"),
         r#"<config><master info=""/><times grace="0" check="false"/></config>"#,
     )
     .expect("edit config");
+    settle();
     let cmds = server.get(poll).command_lines();
     assert!(!cmds.iter().any(|l| l.contains("check ser")), "{cmds:?}");
 }
 
 #[test]
-fn a_broken_configuration_answers_with_the_php_message() {
+fn a_configuration_broken_while_running_keeps_the_last_good_one() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = make_root(dir.path(), r#"<config><master info=""/></config>"#, &[]);
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/></config>"#,
+        &[("update-all-default.txt", "config change A /x 1\n")],
+    );
     let server = Server::start(&root, &[]);
     std::fs::write(
         root.join("config/user-config.xml"),
         r#"<config><phases><phase id="all" seq="1"/></phases></config>"#,
     )
     .expect("edit");
-    let r =
-        server.get("/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4");
-    assert_eq!(
-        r.text(),
-        "# config: phase name 'all' not allowed - exit\r\n"
+    // PHP would answer every poll with `# config: phase name 'all' not allowed - exit`
+    let poll = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
+    let r = server.get(poll);
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("- exit"), "{}", r.text());
+    assert!(
+        r.command_lines()
+            .contains(&"config change A /x 1".to_string()),
+        "{}",
+        r.text()
     );
+}
+
+/// Changed files are seen after the file-system notification or, at the latest, the next
+/// rescan (every 2 s): wait for that.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(2500));
 }
