@@ -31,6 +31,9 @@ _update__server() {
             update__server,manpage)
                 cmd="update__server__subcmd__manpage"
                 ;;
+            update__server,rollout-plan)
+                cmd="update__server__subcmd__rollout__subcmd__plan"
+                ;;
             update__server,serve)
                 cmd="update__server__subcmd__serve"
                 ;;
@@ -52,6 +55,9 @@ _update__server() {
             update__server__subcmd__help,manpage)
                 cmd="update__server__subcmd__help__subcmd__manpage"
                 ;;
+            update__server__subcmd__help,rollout-plan)
+                cmd="update__server__subcmd__help__subcmd__rollout__subcmd__plan"
+                ;;
             update__server__subcmd__help,serve)
                 cmd="update__server__subcmd__help__subcmd__serve"
                 ;;
@@ -65,7 +71,7 @@ _update__server() {
 
     case "${cmd}" in
         update__server)
-            opts="-h -V --log-format --help --version serve check-config simulate hash-password completions manpage help"
+            opts="-h -V --log-format --help --version serve check-config simulate hash-password rollout-plan completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,7 +147,7 @@ _update__server() {
             return 0
             ;;
         update__subcmd__server__subcmd__help)
-            opts="serve check-config simulate hash-password completions manpage help"
+            opts="serve check-config simulate hash-password rollout-plan completions manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +230,20 @@ _update__server() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        update__subcmd__server__subcmd__help__subcmd__rollout__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         update__subcmd__server__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -259,6 +279,28 @@ _update__server() {
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        update__subcmd__server__subcmd__rollout__subcmd__plan)
+            opts="-h --root --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0

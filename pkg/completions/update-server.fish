@@ -32,6 +32,7 @@ complete -c update-server -n "__fish_update_server_needs_command" -f -a "serve" 
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "check-config" -d 'Print the merged configuration of an installation, or what is wrong with it'
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "simulate" -d 'Print the update script a device would get, without writing its state'
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "hash-password" -d 'Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash'
+complete -c update-server -n "__fish_update_server_needs_command" -f -a "rollout-plan" -d 'Print which devices (from the status directory) fall in which wave of a staged rollout, and what the rollout recorded for them; changes nothing'
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "completions" -d 'Print the completion script for a shell'
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "manpage" -d 'Print the man page'
 complete -c update-server -n "__fish_update_server_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -62,16 +63,21 @@ complete -c update-server -n "__fish_update_server_using_subcommand simulate" -s
 complete -c update-server -n "__fish_update_server_using_subcommand hash-password" -l log-format -d 'Log line format on standard error: text, or json (one JSON object per line)' -r -f -a "text\t''
 json\t''"
 complete -c update-server -n "__fish_update_server_using_subcommand hash-password" -s h -l help -d 'Print help'
+complete -c update-server -n "__fish_update_server_using_subcommand rollout-plan" -l root -d 'The installation directory' -r -F
+complete -c update-server -n "__fish_update_server_using_subcommand rollout-plan" -l log-format -d 'Log line format on standard error: text, or json (one JSON object per line)' -r -f -a "text\t''
+json\t''"
+complete -c update-server -n "__fish_update_server_using_subcommand rollout-plan" -s h -l help -d 'Print help'
 complete -c update-server -n "__fish_update_server_using_subcommand completions" -l log-format -d 'Log line format on standard error: text, or json (one JSON object per line)' -r -f -a "text\t''
 json\t''"
 complete -c update-server -n "__fish_update_server_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c update-server -n "__fish_update_server_using_subcommand manpage" -l log-format -d 'Log line format on standard error: text, or json (one JSON object per line)' -r -f -a "text\t''
 json\t''"
 complete -c update-server -n "__fish_update_server_using_subcommand manpage" -s h -l help -d 'Print help'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "serve" -d 'Serve update scripts, firmware and the admin pages'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "check-config" -d 'Print the merged configuration of an installation, or what is wrong with it'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "simulate" -d 'Print the update script a device would get, without writing its state'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "hash-password" -d 'Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "completions" -d 'Print the completion script for a shell'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "manpage" -d 'Print the man page'
-complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "serve" -d 'Serve update scripts, firmware and the admin pages'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "check-config" -d 'Print the merged configuration of an installation, or what is wrong with it'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "simulate" -d 'Print the update script a device would get, without writing its state'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "hash-password" -d 'Ask for a password (or read a line from standard input) and print its hash for master/@passwordhash'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "rollout-plan" -d 'Print which devices (from the status directory) fall in which wave of a staged rollout, and what the rollout recorded for them; changes nothing'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "completions" -d 'Print the completion script for a shell'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "manpage" -d 'Print the man page'
+complete -c update-server -n "__fish_update_server_using_subcommand help; and not __fish_seen_subcommand_from serve check-config simulate hash-password rollout-plan completions manpage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
