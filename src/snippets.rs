@@ -8,7 +8,7 @@
 //! changed is read again. With a [`Freshness`] from the file watcher even that happens only
 //! after a notification or rescan tick: a warm poll makes no system call here.
 
-use crate::watch::{Freshness, FsWatch};
+use crate::watch::{Freshness, FsWatch, racy};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -181,7 +181,9 @@ impl SnippetStore {
         let mut vanished: Vec<String> = Vec::new();
         {
             let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            let same_dir = inner.dir == dir && inner.dir_mtime == dir_mtime && dir_mtime.is_some();
+            let same_dir = inner.dir == dir
+                && inner.dir_mtime == dir_mtime
+                && dir_mtime.is_some_and(|t| !racy(t));
             if same_dir {
                 // unreadable ones (directories, dangling links) wait for a directory change
                 for (name, entry) in inner
@@ -192,7 +194,7 @@ impl SnippetStore {
                     match std::fs::metadata(dir.join(name)) {
                         Ok(m) => {
                             let mt = m.modified().unwrap_or(UNIX_EPOCH);
-                            if mt != entry.mtime || m.len() != entry.len {
+                            if mt != entry.mtime || m.len() != entry.len || racy(mt) {
                                 changed_files.push(Changed {
                                     name: name.clone(),
                                     mtime: mt,
@@ -209,7 +211,7 @@ impl SnippetStore {
             }
         }
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if inner.dir != dir || inner.dir_mtime != dir_mtime || dir_mtime.is_none() {
+        if inner.dir != dir || inner.dir_mtime != dir_mtime || dir_mtime.is_none_or(racy) {
             rescan(&mut inner, dir, dir_mtime);
         } else {
             for name in vanished {
@@ -273,7 +275,7 @@ fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
                 inner
                     .entries
                     .get(&name)
-                    .filter(|e| e.mtime == mt && e.len == meta.len())
+                    .filter(|e| e.mtime == mt && e.len == meta.len() && !racy(mt))
                     .cloned()
             } else {
                 None

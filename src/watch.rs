@@ -12,6 +12,11 @@
 //! the scan took before the next one. The status, backup and query directories are not
 //! watched: the server's own writes there change nothing that is cached here.
 //!
+//! A file modified less than [`RACY`] ago cannot be told from its next version by its time
+//! stamp (the kernel stamps files with a clock that ticks every few milliseconds, and a rewrite
+//! of the same size keeps the size): the rescan counts such a scan as a change once more on
+//! its next pass, and caches that compare times ask [`racy`] before taking a file as unchanged.
+//!
 //! Caches ([`Freshness`]) remember the generation they last checked their files at: while
 //! it is unchanged a request uses the cached content without a system call; after a change it
 //! checks modification times and sizes again (the cached times keep the grace period exact).
@@ -27,6 +32,16 @@ use std::time::{Duration, Instant, SystemTime};
 pub const DEFAULT_RESCAN: Duration = Duration::from_secs(2);
 /// The rescan looks at no more than this many files (the rest is left to notifications).
 const RESCAN_MAX_FILES: usize = 200_000;
+/// How long after its modification a file's time stamp is not trusted to tell versions apart.
+pub const RACY: Duration = Duration::from_secs(1);
+
+/// Whether a file modified at `mtime` may still change without its time stamp changing
+/// (modified less than [`RACY`] ago, or in the future).
+pub fn racy(mtime: SystemTime) -> bool {
+    SystemTime::now()
+        .duration_since(mtime)
+        .map_or(true, |age| age < RACY)
+}
 
 /// How [`FsWatch`] notices changes.
 #[derive(Debug, Clone)]
@@ -147,53 +162,68 @@ impl Shared {
         }
     }
 
-    /// Sizes, modification times and names of the files in the watched directories, hashed.
-    fn fingerprint(&self) -> u64 {
+    /// Sizes, modification times and names of the files in the watched directories, hashed;
+    /// and whether one of them was modified too recently to be trusted (see [`racy`]).
+    fn fingerprint(&self) -> Scan {
         let dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut h = std::hash::DefaultHasher::new();
-        let mut budget = RESCAN_MAX_FILES;
+        let mut scan = Scan {
+            hasher: std::hash::DefaultHasher::new(),
+            budget: RESCAN_MAX_FILES,
+            racy: false,
+        };
         for d in &dirs {
-            d.path.hash(&mut h);
-            hash_dir(&d.path, d.deep, &mut h, &mut budget);
+            d.path.hash(&mut scan.hasher);
+            hash_dir(&d.path, d.deep, &mut scan);
         }
-        h.finish()
+        scan
     }
+}
+
+/// One pass of the rescan over the watched files.
+struct Scan {
+    hasher: std::hash::DefaultHasher,
+    budget: usize,
+    racy: bool,
 }
 
 /// Hashes the files of `dir` (and, when `deep`, of its sub-directories): name, size and
 /// modification time, symbolic links followed.
-fn hash_dir(dir: &Path, deep: bool, h: &mut impl Hasher, budget: &mut usize) {
+fn hash_dir(dir: &Path, deep: bool, scan: &mut Scan) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        0u8.hash(h);
+        0u8.hash(&mut scan.hasher);
         return;
     };
     let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
-        if *budget == 0 {
+        if scan.budget == 0 {
             return;
         }
-        *budget -= 1;
+        scan.budget -= 1;
         let path = dir.join(&name);
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
         if meta.is_dir() {
             if deep {
-                name.hash(h);
-                hash_dir(&path, true, h, budget);
+                name.hash(&mut scan.hasher);
+                hash_dir(&path, true, scan);
             }
             continue;
         }
-        name.hash(h);
-        meta.len().hash(h);
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH).hash(h);
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        scan.racy |= racy(mtime);
+        name.hash(&mut scan.hasher);
+        meta.len().hash(&mut scan.hasher);
+        mtime.hash(&mut scan.hasher);
     }
 }
 
-/// The rescan thread: compares fingerprints, adds watches for new directories.
-fn rescan(shared: &Shared, every: Duration) {
-    let mut last = shared.fingerprint();
+/// The rescan thread: compares fingerprints with the one before (`first`: taken when the
+/// watch started), adds watches for new directories.
+fn rescan(shared: &Shared, every: Duration, first: Scan) {
+    let mut last = first.hasher.finish();
+    let mut was_racy = first.racy;
     let mut spent = Duration::ZERO;
     while !shared.stop.load(Ordering::Acquire) {
         std::thread::sleep(every.max(spent * 20));
@@ -202,12 +232,14 @@ fn rescan(shared: &Shared, every: Duration) {
         }
         let started = Instant::now();
         shared.watch_new_dirs();
-        let fp = shared.fingerprint();
-        if fp != last {
-            tracing::debug!("rescan: files changed");
+        let scan = shared.fingerprint();
+        let fp = scan.hasher.finish();
+        if fp != last || was_racy {
+            tracing::debug!("rescan: files changed (or changed too recently to tell)");
             shared.generation.fetch_add(1, Ordering::AcqRel);
             last = fp;
         }
+        was_racy = scan.racy;
         spent = started.elapsed();
     }
 }
@@ -236,9 +268,11 @@ impl FsWatch {
             .is_some_and(|(_, watching)| !watching.is_empty());
         let s = shared.clone();
         let every = opts.rescan;
+        // taken now: a change made once `start` returned must differ from it
+        let first = shared.fingerprint();
         let spawned = std::thread::Builder::new()
             .name("rescan".into())
-            .spawn(move || rescan(&s, every));
+            .spawn(move || rescan(&s, every, first));
         if let Err(e) = spawned {
             tracing::error!("cannot start the rescan thread: {e}");
         }
@@ -426,6 +460,36 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(seen, "the rescan did not see the new file");
+    }
+
+    #[test]
+    fn recent_and_future_time_stamps_are_racy() {
+        let now = SystemTime::now();
+        assert!(racy(now));
+        assert!(racy(now + Duration::from_secs(60)));
+        assert!(!racy(now - Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_same_size_rewrite_right_after_the_start_is_seen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("config.xml");
+        std::fs::write(&file, "one").expect("write");
+        let opts = WatchOptions {
+            notify: false,
+            rescan: Duration::from_millis(20),
+        };
+        let w = Arc::new(FsWatch::start(dir.path(), &opts));
+        let f = w.freshness();
+        let g = f.stale().expect("stale at first");
+        f.checked(g);
+        // same size, and most likely the same time stamp
+        std::fs::write(&file, "two").expect("rewrite");
+        let seen = (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            f.stale().is_some()
+        });
+        assert!(seen);
     }
 
     #[test]

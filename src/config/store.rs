@@ -127,8 +127,14 @@ impl ConfigStore {
             return self.load(fingerprint(&self.root));
         };
         let fp = fingerprint(&self.root);
+        // a file modified within the last second may have changed with the same time stamp
+        let settled = fp
+            .iter()
+            .flatten()
+            .all(|(mtime, _)| !crate::watch::racy(*mtime));
         if let Ok(guard) = self.current.read()
             && guard.fingerprint == fp
+            && settled
         {
             self.fresh.checked(generation);
             return guard.served();
