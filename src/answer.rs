@@ -164,6 +164,15 @@ impl Answer {
     }
 
     /// The state to write, if the request ended in a way that writes it.
+    /// [`Answer::state_to_write`], taken out of the answer.
+    pub fn take_state_to_write(&mut self) -> Option<Element> {
+        if self.write_state {
+            self.state.take()
+        } else {
+            None
+        }
+    }
+
     pub fn state_to_write(&self) -> Option<&Element> {
         if self.write_state {
             self.state.as_ref()

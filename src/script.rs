@@ -136,7 +136,7 @@ pub fn build(inp: &PollInput<'_>, resolved: &Resolved) -> Outcome {
     match r {
         Err(Stop::Need(n)) => Outcome::Need(n),
         Ok(()) | Err(Stop::Exit) => Outcome::Done(PollOutput {
-            state: ctx.ans.state_to_write().cloned(),
+            state: ctx.ans.take_state_to_write(),
             body: ctx.ans.out,
             file_ops: ctx.file_ops,
             rollout_changes: ctx.rollout_changes,

@@ -94,41 +94,38 @@ pub fn new_state(sn: &str) -> Element {
 /// last poll's block (everything from the last empty "ruler" message on).
 pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
     let very_old = now - logkeep;
-    let msgs: Vec<usize> = state
-        .children
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.name == "msgs")
-        .map(|(i, _)| i)
-        .collect();
-    let mut last_ruler = None;
-    let mut last_old = None;
-    for (n, &i) in msgs.iter().enumerate() {
-        let m = &state.children[i];
+    let time = |m: &Element| {
+        let t = m.attr("time").unwrap_or("0");
+        t.parse::<i64>().unwrap_or_else(|_| crate::php::intval(t))
+    };
+    // child positions: the first entry, the last ruler, the last old entry (not a ruler)
+    let (mut first, mut last_ruler, mut last_old) = (None, None, None);
+    for (i, m) in state.children.iter().enumerate().rev() {
+        if m.name != "msgs" {
+            continue;
+        }
+        first = Some(i);
         if m.attr("msg").unwrap_or("").is_empty() {
-            last_ruler = Some(n);
-        } else if crate::php::intval(m.attr("time").unwrap_or("0")) < very_old {
-            last_old = Some(n);
+            last_ruler = last_ruler.or(Some(i));
+        } else if last_old.is_none() && time(m) < very_old {
+            last_old = Some(i);
         }
     }
     let (Some(last_ruler), Some(last_old)) = (last_ruler, last_old) else {
         // PHP drops the oldest entry once a newer poll started; keep the log bounded likewise
-        if let (Some(r), Some(&first)) = (last_ruler, msgs.first())
-            && r > 0
+        if let (Some(r), Some(first)) = (last_ruler, first)
+            && r != first
         {
             state.children.remove(first);
         }
         return;
     };
-    let drop: Vec<usize> = msgs
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n <= last_old && *n < last_ruler)
-        .map(|(_, &i)| i)
-        .collect();
-    for i in drop.into_iter().rev() {
-        state.children.remove(i);
-    }
+    let mut i = 0;
+    state.children.retain(|c| {
+        let drop = c.name == "msgs" && i <= last_old && i < last_ruler;
+        i += 1;
+        !drop
+    });
 }
 
 /// What is on disk for one device.
@@ -312,8 +309,7 @@ impl StateStore {
         }
         let loaded = self.read_file(sn);
         if let Loaded::Ok(el) = &loaded {
-            let len = std::fs::metadata(self.path(sn)).map_or(0, |m| m.len() as usize);
-            self.cache.put(sn, el.clone(), len);
+            self.cache.put(sn, el.clone(), el.document_len().0);
         }
         loaded
     }
@@ -361,18 +357,22 @@ impl StateStore {
     fn save_with(&self, sn: &str, mut state: Element, fresh: bool) -> Result<(), SaveError> {
         let limits = self.limits();
         cap_msgs(&mut state, limits.max_msgs);
-        let doc = state.to_document().into_bytes();
-        if doc.len() > limits.max_state {
-            return Err(SaveError::TooLarge {
-                sn: sn.to_string(),
-                len: doc.len(),
-                max: limits.max_state,
-            });
+        // the file is written by the writer; serialised here only when it may be too large
+        let (about, at_most) = state.document_len();
+        if at_most > limits.max_state {
+            let len = state.to_document().len();
+            if len > limits.max_state {
+                return Err(SaveError::TooLarge {
+                    sn: sn.to_string(),
+                    len,
+                    max: limits.max_state,
+                });
+            }
         }
         let state = Arc::new(state);
         self.index.update(sn, &state, fresh);
-        self.cache.put(sn, state.clone(), doc.len());
-        self.writer.submit(sn, state, doc);
+        self.cache.put(sn, state.clone(), about);
+        self.writer.submit(sn, state);
         Ok(())
     }
 

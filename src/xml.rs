@@ -20,6 +20,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use thiserror::Error;
 
+mod children;
+pub use children::Children;
+
 /// Why a document could not be read.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum XmlError {
@@ -41,7 +44,7 @@ pub struct Element {
     pub name: String,
     pub attrs: Vec<(String, String)>,
     pub text: String,
-    pub children: Vec<Element>,
+    pub children: Children,
 }
 
 /// Deepest nesting accepted when reading; real documents use less than ten levels.
@@ -204,6 +207,35 @@ impl Element {
         self.write_to(&mut out);
         out.push('\n');
         out
+    }
+
+    /// Lengths of [`Element::to_document`] without writing it: `(about, at_most)`. `about`
+    /// counts the names and values as they are (the length when nothing needs escaping),
+    /// `at_most` as if every byte needed the longest escape (six bytes for `"`).
+    pub fn document_len(&self) -> (usize, usize) {
+        const DECLARATION: usize = "<?xml version=\"1.0\"?>\n".len() + 1;
+        let (about, at_most) = self.len_bounds();
+        (DECLARATION + about, DECLARATION + at_most)
+    }
+
+    fn len_bounds(&self) -> (usize, usize) {
+        let name = self.name.len();
+        let (mut about, mut at_most) = (1 + name, 1 + name);
+        for (k, v) in &self.attrs {
+            about += 4 + k.len() + v.len();
+            at_most += 4 + k.len() + 6 * v.len();
+        }
+        if self.text.is_empty() && self.children.is_empty() {
+            return (about + 2, at_most + 2);
+        }
+        about += 1 + self.text.len() + 3 + name;
+        at_most += 1 + 6 * self.text.len() + 3 + name;
+        for c in &self.children {
+            let (a, m) = c.len_bounds();
+            about += a;
+            at_most += m;
+        }
+        (about, at_most)
     }
 
     /// Serialises this element (without declaration).

@@ -49,7 +49,7 @@ fn tree() -> impl Strategy<Value = Element> {
     leaf().prop_recursive(3, 24, 4, |inner| {
         (leaf(), proptest::collection::vec(inner, 0..4)).prop_map(|(mut e, children)| {
             e.text.clear();
-            e.children = children;
+            e.children = children.into();
             e
         })
     })
@@ -59,7 +59,7 @@ proptest! {
     #[test]
     fn any_user_tree_merges_into_a_well_formed_document(children in proptest::collection::vec(tree(), 0..5)) {
         let mut user = Element::new("config");
-        user.children = children;
+        user.children = children.into();
         let mut left = defaults();
         if merge(&mut left, &user, 0, "user-config.xml").is_ok() {
             let doc = left.to_document();

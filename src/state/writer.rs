@@ -1,8 +1,8 @@
 //! Write-behind of state files with group commit.
 //!
-//! A poll hands the new content of its state file to [`Writer::submit`] and goes on; ONE
+//! A poll hands the new state of its device to [`Writer::submit`] and goes on; ONE
 //! writer thread per status directory takes all pending files at once (several polls of one
-//! device in between coalesce into the newest content), writes each atomically (a temporary
+//! device in between coalesce into the newest state), serialises and writes each atomically (a temporary
 //! file `.SN.xml.N.tmp`, then a rename) and makes the batch durable with one round of syncs:
 //! on Linux one `syncfs` for all temporary files before they are renamed, then one sync of
 //! the directory (elsewhere every temporary file is synced on its own). A batch starts at
@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Files waiting to be written above which a poll waits for the batch (each costs its
-/// parsed state and its bytes, a few KB to some tens of KB).
+/// parsed state, a few KB to some tens of KB).
 pub const MAX_BACKLOG: usize = 2048;
 
 /// One file waiting to be written.
@@ -34,7 +34,6 @@ pub const MAX_BACKLOG: usize = 2048;
 struct Pending {
     generation: u64,
     state: Arc<Element>,
-    bytes: Arc<[u8]>,
 }
 
 #[derive(Default)]
@@ -99,18 +98,11 @@ impl Writer {
     }
 
     /// Hands over the new content of the state file of `sn`.
-    pub fn submit(&self, sn: &str, state: Arc<Element>, bytes: Vec<u8>) {
+    pub fn submit(&self, sn: &str, state: Arc<Element>) {
         let mut q = lock(&self.shared.queue);
         q.generation += 1;
         let generation = q.generation;
-        q.files.insert(
-            sn.into(),
-            Pending {
-                generation,
-                state,
-                bytes: bytes.into(),
-            },
-        );
+        q.files.insert(sn.into(), Pending { generation, state });
         drop(q);
         self.shared.wake.notify_one();
     }
@@ -231,7 +223,8 @@ fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
     for (sn, p) in batch {
         let path = dir.join(format!("{sn}.xml"));
         let tmp = dir.join(format!(".{sn}.xml.{}.tmp", p.generation));
-        match write_tmp(&tmp, &p.bytes) {
+        // written here, once per batch: the polls in between only handed over their state
+        match write_tmp(&tmp, p.state.to_document().as_bytes()) {
             Ok(()) => renames.push((tmp, path)),
             Err(e) => {
                 tracing::error!("cannot write state of {sn}: {e}");
@@ -341,14 +334,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
         for i in 0..5 {
-            let el = Arc::new(Element::new("state"));
-            w.submit("a", el, format!("<state n=\"{i}\"/>").into_bytes());
+            let mut el = Element::new("state");
+            el.set_attr("n", i.to_string());
+            w.submit("a", Arc::new(el));
         }
         assert!(w.pending("a").is_some());
         w.sync_blocking();
         assert!(w.pending("a").is_none());
         let text = std::fs::read_to_string(dir.path().join("a.xml")).expect("written");
-        assert_eq!(text, "<state n=\"4\"/>");
+        assert_eq!(text, "<?xml version=\"1.0\"?>\n<state n=\"4\"/>\n");
         let tmp = dir.path().join(".a.xml.7.tmp");
         std::fs::write(&tmp, "x").expect("tmp");
         let f = std::fs::File::options()
@@ -366,7 +360,7 @@ mod tests {
         let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
         for i in 0..=MAX_BACKLOG {
             let el = Arc::new(Element::new("state"));
-            w.submit(&format!("d{i}"), el, b"<state/>".to_vec());
+            w.submit(&format!("d{i}"), el);
             assert_eq!(w.backlogged(), i >= MAX_BACKLOG, "after {} files", i + 1);
         }
         w.sync_blocking();

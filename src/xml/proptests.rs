@@ -94,6 +94,11 @@ proptest! {
             back.child("device").and_then(|d| d.attr("msg")),
             Some(sc.as_str())
         );
+        let (about, at_most) = el.document_len();
+        prop_assert!(doc.len() <= at_most, "{} > {}", doc.len(), at_most);
+        if !doc.contains('&') && !doc.contains(REPLACEMENT) {
+            prop_assert_eq!(doc.len(), about);
+        }
         let pretty = el.to_pretty_document();
         prop_assert!(!pretty.contains(forbidden));
         prop_assert_eq!(strict_read(&pretty), Ok(()));
