@@ -329,8 +329,8 @@ impl Index {
                     .all(|(q, s)| q.as_ref().map(|q| q.seen) == *s)
         });
         let mut v = match &reuse {
-            Some(_) => DeviceView::from_element(key, state, &mut view::XPaths::new(&[])),
-            None => DeviceView::from_element(key, state, &mut view::XPaths::new(&groups)),
+            Some(_) => DeviceView::summary(key, state, &mut view::XPaths::new(&[])),
+            None => DeviceView::summary(key, state, &mut view::XPaths::new(&groups)),
         };
         if let Some(prev) = reuse {
             v.queries = prev.into_vec();

@@ -184,6 +184,31 @@ impl DeviceView {
     }
 
     pub(crate) fn from_element(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
+        let mut v = DeviceView::summary(key, s, xpaths);
+        if v.problem.is_some() {
+            return v;
+        }
+        v.msgs = s
+            .children_named("msgs")
+            .map(|m| Msg {
+                time: intval(m.attr("time").unwrap_or("0")),
+                text: m.attr("msg").unwrap_or_default().to_string(),
+            })
+            .collect();
+        v.snippets = s
+            .children_named("config")
+            .map(|c| Snippet {
+                file: c.attr("filename").unwrap_or_default().to_string(),
+                delivered: intval(c.attr("delivered").unwrap_or("0")),
+                version: intval(c.attr("version").unwrap_or("0")),
+            })
+            .collect();
+        v
+    }
+
+    /// [`DeviceView::from_element`] without the message log and the snippet list (their
+    /// counts only): what the device index keeps.
+    pub(crate) fn summary(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
         let mut v = DeviceView::empty(key);
         let Some(d) = s.child("device").filter(|_| s.name == "state") else {
             v.problem = Some(format!(
@@ -231,28 +256,17 @@ impl DeviceView {
             .and_then(|i| i.attr("name"))
             .unwrap_or_default()
             .to_string();
-        v.msgs = s
-            .children_named("msgs")
-            .map(|m| Msg {
-                time: intval(m.attr("time").unwrap_or("0")),
-                text: m.attr("msg").unwrap_or_default().to_string(),
-            })
-            .collect();
-        v.snippets = s
-            .children_named("config")
-            .map(|c| Snippet {
-                file: c.attr("filename").unwrap_or_default().to_string(),
-                delivered: intval(c.attr("delivered").unwrap_or("0")),
-                version: intval(c.attr("version").unwrap_or("0")),
-            })
-            .collect();
-        v.log_entries = v.msgs.iter().filter(|m| !m.text.is_empty()).count();
-        v.log_polls = if v.msgs.is_empty() {
-            0
-        } else {
-            v.msgs.iter().filter(|m| m.text.is_empty()).count().max(1)
-        };
-        v.snippet_count = v.snippets.len();
+        let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
+        for m in s.children_named("msgs") {
+            msgs += 1;
+            match m.attr("msg").unwrap_or_default().is_empty() {
+                true => rulers += 1,
+                false => entries += 1,
+            }
+        }
+        v.log_entries = entries;
+        v.log_polls = if msgs == 0 { 0 } else { rulers.max(1) };
+        v.snippet_count = s.children_named("config").count();
         v.queries = xpaths.evaluate(s);
         v
     }
