@@ -117,24 +117,33 @@ struct ServeArgs {
     legacy_client_certs: Option<bool>,
 }
 
-fn init_logs(format: LogFormat) {
+/// Logs go to stderr from a thread of their own (a request does not wait for the write);
+/// when 64k lines wait, logging waits too, so no line is lost. The guard writes what is left
+/// when it is dropped at exit.
+fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(65_536)
+        .thread_name("log")
+        .finish(std::io::stderr());
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => fmt.json().init(),
         LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let _logs = init_logs(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
         Command::CheckConfig { root, strict } => {

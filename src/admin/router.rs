@@ -126,7 +126,7 @@ async fn admin_php(
     headers: HeaderMap,
     request: Request,
 ) -> Answer {
-    let cfg = app.config.get().map_err(|err| {
+    let cfg = app.config.get_checked().map_err(|err| {
         tracing::error!("admin page: configuration error: {err}");
         AdminError::Plain(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -126,22 +126,39 @@ impl ConfigStore {
             }
             return self.load(fingerprint(&self.root));
         };
+        self.check(Some(generation))
+    }
+
+    /// [`ConfigStore::get`], looking at the files' times and sizes now even when no change
+    /// was noticed yet (admin pages: an administrator who just edited the configuration sees
+    /// it on the next page, before the notification arrives).
+    pub fn get_checked(&self) -> Result<Arc<Config>, ConfigError> {
+        self.check(self.fresh.stale())
+    }
+
+    /// Compares the files with what was read last, reads them again when they changed.
+    /// `generation`: the change being checked, if any.
+    fn check(&self, generation: Option<u64>) -> Result<Arc<Config>, ConfigError> {
         let fp = fingerprint(&self.root);
         // a file modified within the last second may have changed with the same time stamp
         let settled = fp
             .iter()
             .flatten()
             .all(|(mtime, _)| !crate::watch::racy(*mtime));
-        if let Ok(guard) = self.current.read()
-            && guard.fingerprint == fp
-            && settled
-        {
-            self.fresh.checked(generation);
-            return guard.served();
+        let unchanged = self
+            .current
+            .read()
+            .ok()
+            .filter(|guard| guard.fingerprint == fp && settled)
+            .map(|guard| guard.served());
+        let served = match unchanged {
+            Some(served) => served,
+            None => self.load(fp),
+        };
+        if let Some(g) = generation {
+            self.fresh.checked(g);
         }
-        let loaded = self.load(fp);
-        self.fresh.checked(generation);
-        loaded
+        served
     }
 
     /// Reads the files again even when they look unchanged (SIGHUP). Returns the files
