@@ -15,6 +15,7 @@
 //! replacement character). Reading refuses them, raw or as a reference (`&#1;`), as libxml2
 //! (and so PHP) does.
 
+use compact_str::CompactString;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
@@ -41,8 +42,8 @@ pub enum XmlError {
 /// One element: name, attributes (in document order), direct text and child elements.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
+    pub name: CompactString,
+    pub attrs: Vec<(CompactString, CompactString)>,
     pub text: String,
     pub children: Children,
 }
@@ -51,7 +52,7 @@ pub struct Element {
 const MAX_DEPTH: usize = 256;
 
 impl Element {
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>) -> Self {
         Element {
             name: name.into(),
             ..Default::default()
@@ -67,11 +68,11 @@ impl Element {
     }
 
     /// Sets (or adds at the end) attribute `name`.
-    pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set_attr(&mut self, name: &str, value: impl Into<CompactString>) {
         let value = value.into();
         match self.attrs.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_string(), value)),
+            None => self.attrs.push((name.into(), value)),
         }
     }
 
@@ -372,7 +373,7 @@ fn element_from_start(start: &BytesStart<'_>, pos: u64) -> Result<Element, XmlEr
         if el.attr(&key).is_some() {
             return Err(syntax(pos, &format!("duplicate attribute '{key}'")));
         }
-        el.attrs.push((key, value.into_owned()));
+        el.attrs.push((key.into(), value.into()));
     }
     Ok(el)
 }

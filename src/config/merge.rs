@@ -4,6 +4,7 @@
 use super::{ConfigError, Source};
 use crate::php;
 use crate::xml::{Element, XmlError};
+use compact_str::CompactString;
 
 pub(super) fn parse_source(src: &Source) -> Result<Element, ConfigError> {
     Element::parse(&src.bytes).map_err(|e: XmlError| {
@@ -103,7 +104,7 @@ fn add_child(left: &mut Element, tag: &str) -> usize {
 /// Re-sorts the children that carry `seq` (PHP keys them by `(int)seq`: equal numbers keep only
 /// the last one) and appends them after the others.
 fn sort_by_seq(el: &mut Element) {
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<CompactString> = Vec::new();
     for c in &el.children {
         if c.attr("seq").is_some() && !names.contains(&c.name) {
             names.push(c.name.clone());
