@@ -144,8 +144,11 @@ fn init_logs(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: sets a plain numeric option of the allocator linked above (thread-safe)
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    // the environment (`MIMALLOC_PURGE_DELAY`) wins
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain numeric option of the allocator linked above (thread-safe)
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
