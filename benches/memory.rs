@@ -3,7 +3,8 @@
 //! device list over the whole fleet, and a restart on that fleet.
 //!
 //! `cargo bench --bench memory` (`-- --devices 100000 --threads 4` to change the fleet,
-//! `-- --server 'state-cache="0"'` for attributes of `<server>`).
+//! `-- --server 'state-cache="0"'` for attributes of `<server>`, `-- --trace` for the
+//! resident set after every page of the device list).
 //! Steps, each reported with the resident set before and after:
 //! 1. the server starts on an empty installation (state, backups and two queries on);
 //! 2. `--devices` distinct devices poll once each (new serial numbers);
@@ -208,8 +209,14 @@ fn wait_listening(addr: SocketAddr) {
     }
 }
 
-/// The whole device list over the API; the bytes read.
-fn read_device_list(addr: SocketAddr, devices: usize) -> (usize, usize) {
+/// The whole device list over the API, page by page, then as CSV; the bytes read and the
+/// resident set after the pages (with `trace`, printed after every page too).
+fn read_device_list(
+    addr: SocketAddr,
+    devices: usize,
+    pid: u32,
+    trace: bool,
+) -> (usize, f64, usize) {
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
     let mut conn = connect(addr);
     let mut json = 0;
@@ -218,10 +225,22 @@ fn read_device_list(addr: SocketAddr, devices: usize) -> (usize, usize) {
         let (status, n) = exchange(&mut conn, "GET", &target, &auth, b"").expect("api");
         assert_eq!(status, 200, "{target}");
         json += n;
+        if trace {
+            let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|t| t.trim().to_string()))
+                .unwrap_or_default();
+            println!(
+                "  page at {offset:6}: {:7.1} MiB, {threads} threads",
+                rss_mib(pid)
+            );
+        }
     }
+    let after_pages = rss_mib(pid);
     let (status, csv) = exchange(&mut conn, "GET", "/api/devices.csv", &auth, b"").expect("csv");
     assert_eq!(status, 200, "api/devices.csv");
-    (json, csv)
+    (json, after_pages, csv)
 }
 
 fn main() {
@@ -229,6 +248,7 @@ fn main() {
     let mut threads = 4usize;
     let mut server_attrs = String::new();
     let args: Vec<String> = std::env::args().collect();
+    let trace = args.iter().any(|a| a == "--trace");
     for w in args.windows(2) {
         match w[0].as_str() {
             "--devices" => devices = w[1].parse().unwrap_or(devices),
@@ -266,8 +286,12 @@ fn main() {
         after_query - after_fill
     );
 
-    let (json, csv) = read_device_list(addr, devices);
+    let (json, after_pages, csv) = read_device_list(addr, devices, pid, trace);
     let after_api = rss_mib(pid);
+    println!(
+        "  of which the JSON pages: {after_pages:7.1} MiB  (+{:.1})",
+        after_pages - after_query
+    );
     println!(
         "device list ({:.1} MB JSON in pages, {:.1} MB CSV): {after_api:7.1} MiB  (+{:.1})",
         json as f64 / 1e6,

@@ -6,6 +6,17 @@ use clap::{CommandFactory, Parser, Subcommand};
 // handles that allocation pattern across threads far better than the system allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// mimalloc (v3) gives freed memory back to the system a second after it was freed
+// (`purge_delay`, 1000 ms); large requests that follow each other faster (the pages of the
+// device list) take new memory meanwhile. A tenth of a second keeps the resident set near
+// what is in use (benches/memory.rs), at a few more system calls.
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+/// `mi_option_purge_delay` in mimalloc.h (v3); checked against its default in the tests.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -142,6 +153,11 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
 }
 
 fn main() -> ExitCode {
+    // the environment (`MIMALLOC_PURGE_DELAY`) wins
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain numeric option of the allocator linked above (thread-safe)
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
     let cli = Cli::parse();
     let _logs = init_logs(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -268,4 +284,20 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     server::serve_with(app, listeners, shutdown, Some(reloads))
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    unsafe extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_of_mimalloc() {
+        // v3's default purge delay is 1000 ms: another number means another option
+        // SAFETY: reads a numeric option of the linked allocator
+        let delay = unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
+        assert_eq!(from_env.map_or(1000, |v| v.parse().unwrap_or(-2)), delay);
+    }
 }

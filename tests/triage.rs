@@ -173,6 +173,55 @@ async fn csv_export_has_the_matching_devices_in_order() {
 }
 
 #[tokio::test]
+async fn a_large_list_is_paged_and_exported_in_pieces_without_a_length() {
+    let a = Admin::new();
+    // more devices than one piece of the export (a thousand rows)
+    let n = 2500;
+    let sn = |i: usize| format!("00-90-33-40-{:02x}-{:02x}", i / 256, i % 256);
+    for i in 0..n {
+        let xml = device_state(
+            &sn(i),
+            "IP232",
+            &format!("Desk {i}"),
+            "10.2.0.1",
+            unix_now() - 5,
+            "130160",
+        );
+        std::fs::write(a.state_path(&sn(i)), xml).expect("state");
+    }
+    let r = a.api("/api/devices.csv?filter=name:desk*").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // written while it is sent: its length is not known before
+    assert_eq!(r.header("content-length"), None);
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), n + 1, "header and every device once");
+    assert!(lines[0].starts_with("sn,type,name,"), "{}", lines[0]);
+    for (i, l) in lines[1..].iter().enumerate() {
+        assert!(
+            l.starts_with(&format!("{},IP232,Desk {i},", sn(i))),
+            "{i}: {l}"
+        );
+    }
+    // the JSON pages over the same devices: each device once, in order
+    let mut seen = Vec::new();
+    for offset in (0..n).step_by(1000) {
+        let r = a
+            .api(&format!(
+                "/api/devices?filter=name:desk*&limit=1000&offset={offset}"
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["total"], n);
+        assert_eq!(j["count"], (n - offset).min(1000));
+        assert_eq!(j["summary"]["devices"], n);
+        seen.extend(sns(&j));
+    }
+    assert_eq!(seen, (0..n).map(sn).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_routes_that_answer() {
     let a = fleet();
     let r = a.api("/api/openapi.json").await;

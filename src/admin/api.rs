@@ -111,7 +111,9 @@ pub struct Page {
     pub files: usize,
 }
 
-/// A page of the device list: `total` matching devices, `count` in this page.
+/// A page of the device list: `total` matching devices, `count` in this page (the JSON
+/// [`write_devices`] writes).
+#[cfg(test)]
 pub fn devices(
     shown: &[Row],
     page: &Page,
@@ -120,16 +122,65 @@ pub fn devices(
     missing_after: i64,
     now: i64,
 ) -> Value {
+    let mut out = head(shown.len(), page, summary, now);
+    out["devices"] = shown
+        .iter()
+        .map(|r| device(r, groups, missing_after, now, false))
+        .collect();
+    out
+}
+
+/// The members of a page besides its devices (`devices` is null).
+fn head(count: usize, page: &Page, summary: &Summary, now: i64) -> Value {
     json!({
         "now": now,
         "total": page.matched,
-        "count": shown.len(),
+        "count": count,
         "offset": page.offset,
         "limit": page.limit,
         "files": page.files,
         "summary": summary,
-        "devices": shown.iter().map(|r| device(r, groups, missing_after, now, false)).collect::<Vec<_>>(),
+        "devices": null,
     })
+}
+
+/// Writes a page of the device list to `out` as JSON: the devices' rows made by `rows` one
+/// at a time and each written before the next is made, so that a page costs one
+/// row and its JSON, not all of them (the text is that of the page as one JSON value).
+pub fn write_devices<W: std::io::Write>(
+    out: W,
+    rows: impl ExactSizeIterator<Item = Row>,
+    page: &Page,
+    summary: &Summary,
+    groups: &[ShowGroup],
+    missing_after: i64,
+    now: i64,
+) -> serde_json::Result<()> {
+    use serde::ser::{SerializeMap, Serializer};
+    let head = head(rows.len(), page, summary, now);
+    let devices = OneByOne(std::cell::RefCell::new(Some(
+        rows.map(|r| device(&r, groups, missing_after, now, false)),
+    )));
+    let mut ser = serde_json::Serializer::new(out);
+    let mut map = ser.serialize_map(head.as_object().map(|m| m.len()))?;
+    // the members in the order of the value (a map ordered by name)
+    for (k, v) in head.as_object().into_iter().flatten() {
+        if k == "devices" {
+            map.serialize_entry(k, &devices)?;
+        } else {
+            map.serialize_entry(k, v)?;
+        }
+    }
+    map.end()
+}
+
+/// A JSON array of the values an iterator makes, serialized as they are made (once).
+struct OneByOne<I>(std::cell::RefCell<Option<I>>);
+
+impl<I: Iterator<Item = Value>> serde::Serialize for OneByOne<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.borrow_mut().take().into_iter().flatten())
+    }
 }
 
 #[cfg(test)]
@@ -172,5 +223,67 @@ mod tests {
         let j = device(&row, &groups, 0, 1000, false);
         assert_eq!(j["missing"], false);
         assert!(j.get("msgs").is_none());
+    }
+
+    fn row(i: usize) -> Row {
+        let xml = format!(
+            r#"<state seen="{i}"><device sn="00-90-{i:02}" type="IP232" classes="phone" realip="10.0.0.{i}"/><queries><admin seen="9"><info name="Desk {i}"/></admin></queries></state>"#
+        );
+        let el = Element::parse(xml.as_bytes()).expect("xml");
+        Row {
+            view: Arc::new(DeviceView::from_state(
+                &format!("00-90-{i:02}"),
+                &Loaded::Ok(Arc::new(el)),
+                &[],
+            )),
+            certs: CertState::default(),
+            backups: Arc::new(Vec::new()),
+        }
+    }
+
+    /// A writer whose length the test can see while the page is written.
+    #[derive(Clone, Default)]
+    struct Seen(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl std::io::Write for Seen {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_page_is_written_row_by_row_as_the_whole_value() {
+        let page = Page {
+            offset: 10,
+            limit: 3,
+            matched: 40,
+            files: 41,
+        };
+        let summary = Summary::default();
+        let rows: Vec<Row> = (1..4).map(row).collect();
+        let expected =
+            serde_json::to_vec(&devices(&rows, &page, &summary, &[], 60, 1000)).expect("json");
+        let out = Seen::default();
+        // when a row is made, the rows before it are written already
+        let mut written_before = Vec::new();
+        let probe = out.clone();
+        let lazily = (1..4).map(|i| {
+            written_before.push(probe.0.borrow().len());
+            row(i)
+        });
+        write_devices(out.clone(), lazily, &page, &summary, &[], 60, 1000).expect("write");
+        assert_eq!(
+            String::from_utf8(out.0.borrow().clone()).expect("utf-8"),
+            String::from_utf8(expected).expect("utf-8")
+        );
+        assert_eq!(written_before.len(), 3);
+        assert!(
+            written_before.windows(2).all(|w| w[1] > w[0] + 100),
+            "{written_before:?}"
+        );
     }
 }

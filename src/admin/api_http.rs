@@ -4,14 +4,14 @@
 //! one change, `DELETE api/devices/SN` (a session's CSRF token or the API token).
 
 use super::flash::Flash;
-use super::fleet::{ViewArgs, master_of, matching, one_row, rows_of};
+use super::fleet::{ViewArgs, master_of, matching, one_row, row_of};
 use super::order::Sort;
 use super::query::Query;
 use super::respond::{AdminError, Answer, blocking, harden, json_response};
 use super::session;
 use super::throttle::retry_after_secs;
 use super::view;
-use super::{api, export, openapi, status};
+use super::{api, openapi, status};
 use crate::admin::SharedAdmin;
 use crate::config::Config;
 use crate::conn::ConnMeta;
@@ -173,7 +173,7 @@ pub async fn devices(
 ) -> Answer {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let (query, sort, mut page) = list_args(&Args::parse(uri.query().unwrap_or("")))?;
-    let out = blocking(move || {
+    let body = blocking(move || {
         let m = matching(&app, &cfg, &query, sort);
         let groups = view::show_groups(&cfg);
         let now = crate::clock::now();
@@ -182,14 +182,30 @@ pub async fn devices(
         page.files = m.total;
         let start = page.offset.min(m.devices.len());
         let end = start.saturating_add(page.limit).min(m.devices.len());
-        let shown = rows_of(&app, &cfg, &m.devices[start..end], true);
-        api::devices(&shown, &page, &summary, &groups, cfg.status.missing, now)
+        // each row is made, written and dropped before the next: a page costs its text
+        let rows = m.devices[start..end]
+            .iter()
+            .map(|c| row_of(&app, &cfg, c, true));
+        let mut body = Vec::new();
+        let (missing, groups) = (cfg.status.missing, &groups);
+        api::write_devices(&mut body, rows, &page, &summary, groups, missing, now).map(|()| body)
     })
-    .await?;
-    Ok(json_response(StatusCode::OK, out))
+    .await?
+    .map_err(|e| {
+        tracing::error!("cannot write a page of the device list: {e}");
+        AdminError::Internal
+    })?;
+    Ok(harden(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+    ))
 }
 
-/// `api/devices.csv[?filter=…&sort=…]`: every matching device as a CSV table.
+/// `api/devices.csv[?filter=…&sort=…]`: every matching device as a CSV table, streamed.
 pub async fn devices_csv(
     State(app): State<SharedAdmin>,
     Extension(meta): Extension<ConnMeta>,
@@ -199,20 +215,8 @@ pub async fn devices_csv(
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let args = Args::parse(uri.query().unwrap_or(""));
     let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
-    let body = blocking(move || {
-        // rows are built a thousand at a time: the export costs its text, not every row
-        let m = matching(&app, &cfg, &query, sort);
-        let chunks = m
-            .devices
-            .chunks(1000)
-            .map(|c| rows_of(&app, &cfg, c, false));
-        export::csv_chunked(chunks, cfg.status.missing, crate::clock::now())
-    })
-    .await?
-    .map_err(|e| {
-        tracing::error!("CSV export failed: {e}");
-        AdminError::Internal
-    })?;
+    // written while it is sent, a thousand rows at a time
+    let body = super::csv_stream::body(app, cfg, query, sort);
     Ok(harden(
         (
             [

@@ -41,25 +41,46 @@ fn cell(s: &str) -> std::borrow::Cow<'_, str> {
 /// The CSV of `rows` (`missing_after` and `now` decide `missing`).
 #[cfg(test)]
 pub fn csv(rows: &[Row], missing_after: i64, now: i64) -> Result<Vec<u8>, csv::Error> {
-    csv_chunked(std::iter::once(rows), missing_after, now)
+    let mut out = Vec::new();
+    csv_pieces(std::iter::once(rows), missing_after, now, |p| {
+        out.extend_from_slice(&p);
+        true
+    })?;
+    Ok(out)
 }
 
-/// The CSV of the rows given chunk by chunk (each chunk can be dropped before the next is
-/// built, so a large fleet costs the text and one chunk of rows, not all rows).
-pub fn csv_chunked<C: AsRef<[Row]>>(
+/// Writes the CSV of the rows given chunk by chunk to `emit`, one piece of text per chunk
+/// (the header line with the first), so that a large fleet costs one chunk of rows and its
+/// text at a time, never the whole table. Stops early when `emit` returns `false` (nobody
+/// reads any more).
+pub fn csv_pieces<C: AsRef<[Row]>>(
     chunks: impl IntoIterator<Item = C>,
     missing_after: i64,
     now: i64,
-) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(64 * 1024));
-    w.write_record(COLUMNS)?;
+    mut emit: impl FnMut(Vec<u8>) -> bool,
+) -> Result<(), csv::Error> {
     let clock = Clock { now, missing_after };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(COLUMNS)?;
     for chunk in chunks {
         for r in chunk.as_ref() {
             record(&mut w, r, clock)?;
         }
+        let piece = w
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        if !emit(piece) {
+            return Ok(());
+        }
+        w = csv::Writer::from_writer(Vec::new());
     }
-    w.into_inner().map_err(|e| e.into_error().into())
+    let rest = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    if !rest.is_empty() {
+        emit(rest);
+    }
+    Ok(())
 }
 
 fn record(w: &mut csv::Writer<Vec<u8>>, r: &Row, clock: Clock) -> Result<(), csv::Error> {
@@ -129,5 +150,50 @@ mod tests {
             )
         );
         assert_eq!(lines.next(), None);
+    }
+
+    #[test]
+    fn writes_one_piece_per_chunk() {
+        let one = r#"<state seen="100"><device sn="00-90" type="IP232"/></state>"#;
+        let chunks: Vec<Vec<Row>> = [2, 1, 1]
+            .iter()
+            .map(|&n| (0..n).map(|_| row(one)).collect())
+            .collect();
+        let mut pieces = Vec::new();
+        csv_pieces(&chunks, 60, 1000, |p| {
+            pieces.push(String::from_utf8(p).expect("utf-8"));
+            true
+        })
+        .expect("csv");
+        let lines: Vec<usize> = pieces.iter().map(|p| p.lines().count()).collect();
+        // the header with the first chunk, then each chunk's rows by themselves
+        assert_eq!(lines, [3, 1, 1]);
+        assert!(pieces[0].starts_with("sn,type,"));
+        assert!(pieces[2].starts_with("00-90,IP232,"));
+        // the table is the same as in one piece
+        let all: Vec<Row> = (0..4).map(|_| row(one)).collect();
+        let whole = String::from_utf8(csv(&all, 60, 1000).expect("csv")).expect("utf-8");
+        assert_eq!(pieces.concat(), whole);
+        // a reader that goes away stops the writing
+        let mut n = 0;
+        csv_pieces(&chunks, 60, 1000, |_| {
+            n += 1;
+            false
+        })
+        .expect("csv");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn an_empty_list_is_the_header_line() {
+        let mut out = Vec::new();
+        csv_pieces(std::iter::empty::<&[Row]>(), 60, 1000, |p| {
+            out.push(p);
+            true
+        })
+        .expect("csv");
+        assert_eq!(out.len(), 1);
+        let text = String::from_utf8(out.concat()).expect("utf-8");
+        assert_eq!(text.lines().collect::<Vec<_>>(), [COLUMNS.join(",")]);
     }
 }

@@ -183,16 +183,66 @@ impl CertIndex {
 
     /// The certificate files of `sn`.
     pub fn state(&self, cc: &CustomCerts, sn: &str) -> CertState {
+        self.files(cc, sn).state(cc, sn)
+    }
+
+    /// Which certificate files `sn` has, without their names.
+    pub fn files(&self, cc: &CustomCerts, sn: &str) -> CertFiles {
         let p = CertPaths::new(cc, sn);
-        let has = |path: String| {
-            let name = path.rsplit('/').next().unwrap_or_default();
-            self.names.contains(name).then_some(path)
+        let has = |path: &str| {
+            self.names
+                .contains(path.rsplit('/').next().unwrap_or_default())
         };
+        CertFiles(
+            [
+                (&p.der, DER),
+                (&p.pem, PEM),
+                (&p.signed, SIGNED),
+                (&p.error, ERROR),
+            ]
+            .into_iter()
+            .filter(|(path, _)| has(path))
+            .fold(0, |bits, (_, bit)| bits | bit),
+        )
+    }
+}
+
+const DER: u8 = 1;
+const PEM: u8 = 2;
+const SIGNED: u8 = 4;
+const ERROR: u8 = 8;
+
+/// Which certificate files a device has, in one byte: what the filter, the sort and the
+/// summary of a whole fleet look at. The names follow from the configuration and the serial
+/// number ([`CertFiles::state`]) and are made only for the devices a page shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertFiles(u8);
+
+impl CertFiles {
+    /// A CSR is waiting for an administrator (as [`CertState::csr_waiting`]).
+    pub fn csr_waiting(self) -> bool {
+        self.0 & (DER | PEM) != 0 && !self.signed()
+    }
+
+    /// A signed certificate waits for the device.
+    pub fn signed(self) -> bool {
+        self.0 & SIGNED != 0
+    }
+
+    /// The signing failed (an error file).
+    pub fn error(self) -> bool {
+        self.0 & ERROR != 0
+    }
+
+    /// The files with their root-relative names.
+    pub fn state(self, cc: &CustomCerts, sn: &str) -> CertState {
+        let p = CertPaths::new(cc, sn);
+        let has = |bit: u8, path: String| (self.0 & bit != 0).then_some(path);
         CertState {
-            der: has(p.der),
-            pem: has(p.pem),
-            signed: has(p.signed),
-            error: has(p.error),
+            der: has(DER, p.der),
+            pem: has(PEM, p.pem),
+            signed: has(SIGNED, p.signed),
+            error: has(ERROR, p.error),
             csr: None,
         }
     }
@@ -335,5 +385,33 @@ mod tests {
         assert_eq!(s.der.as_deref(), Some("certs/00-90-request.p10.der"));
         assert!(s.csr_waiting());
         assert_eq!(idx.state(cc, "00-91"), CertState::default());
+    }
+
+    #[test]
+    fn cert_files_say_what_the_state_says() {
+        let cfg = config(r#"<customcerts dir="certs"/>"#);
+        let cc = cfg.customcerts.as_ref().expect("cc");
+        let names = [
+            "00-90-request.p10.der",
+            "00-90-request.p10.pem",
+            "00-90-signedrequest.cer",
+            "00-90-requesterror",
+        ];
+        // every combination of the four files
+        for mask in 0..16usize {
+            let present: Vec<&str> = (0..4)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| names[i])
+                .collect();
+            let idx = CertIndex::of(&present);
+            let files = idx.files(cc, "00-90");
+            let state = idx.state(cc, "00-90");
+            assert_eq!(files.csr_waiting(), state.csr_waiting(), "{present:?}");
+            assert_eq!(files.signed(), state.signed.is_some(), "{present:?}");
+            assert_eq!(files.error(), state.error.is_some(), "{present:?}");
+            assert_eq!(state.der.is_some(), mask & 1 != 0, "{present:?}");
+            assert_eq!(state.error.is_some(), mask & 8 != 0, "{present:?}");
+        }
+        assert_eq!(std::mem::size_of::<CertFiles>(), 1);
     }
 }

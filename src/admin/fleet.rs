@@ -4,7 +4,7 @@
 //! built only for the devices a page shows ([`rows_of`]; one device's full view from its
 //! state: [`one_row`]); and the cached master info the builds of the fleet are compared with.
 
-use super::files::{CertIndex, CertState};
+use super::files::{CertFiles, CertIndex, CertState};
 use super::order::Sort;
 use super::query::{Clock, DeviceFields, Fields, Query};
 use super::view;
@@ -32,19 +32,21 @@ pub fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
     }
 }
 
-/// A device a view lets through, before its row is built: its index entry and its
-/// certificate files (what the filter, the sort and the summary look at).
+/// A device a view lets through, before its row is built: its index entry (shared) and
+/// which certificate files it has (what the filter, the sort and the summary look at). A
+/// view of the whole fleet costs 16 bytes a device; the names of the certificate files and
+/// everything else of a row are made only for the rows a page shows ([`rows_of`]).
 pub struct Candidate {
     pub entry: Arc<Entry>,
-    pub certs: CertState,
+    certs: CertFiles,
 }
 
 impl DeviceFields for Candidate {
     fn fields(&self) -> Fields<'_> {
         let mut f = self.entry.fields();
         f.csr_waiting = self.certs.csr_waiting();
-        f.signed_waiting = self.certs.signed.is_some();
-        f.cert_error |= self.certs.error.is_some();
+        f.signed_waiting = self.certs.signed();
+        f.cert_error |= self.certs.error();
         f
     }
 }
@@ -78,17 +80,20 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
-    let mut devices: Vec<Candidate> = entries
-        .into_iter()
-        .map(|entry| Candidate {
-            certs: match &cfg.customcerts {
-                Some(cc) if !entry.fields().unreadable => certs.state(cc, entry.key()),
-                _ => CertState::default(),
-            },
-            entry,
-        })
-        .filter(|c| query.is_empty() || query.matches_in(&c.fields(), clock, &cfg.rollouts))
-        .collect();
+    // one allocation of the fleet's size (a filter's result would grow by doubling)
+    let mut devices: Vec<Candidate> = Vec::with_capacity(entries.len());
+    devices.extend(
+        entries
+            .into_iter()
+            .map(|entry| Candidate {
+                certs: match &cfg.customcerts {
+                    Some(cc) if !entry.fields().unreadable => certs.files(cc, entry.key()),
+                    _ => CertFiles::default(),
+                },
+                entry,
+            })
+            .filter(|c| query.is_empty() || query.matches_in(&c.fields(), clock, &cfg.rollouts)),
+    );
     sort.apply(&mut devices);
     Matching { devices, total }
 }
@@ -103,21 +108,30 @@ pub fn rows_of(
 ) -> Vec<status::Row> {
     devices
         .iter()
-        .map(|c| {
-            let view = Arc::new(c.entry.to_view());
-            let certs = c.certs.clone().read_csr(&app.root, &app.admin.csrs);
-            let backups = if with_backups {
-                backups_of(app, cfg, &view)
-            } else {
-                Arc::new(Vec::new())
-            };
-            status::Row {
-                view,
-                certs,
-                backups,
-            }
-        })
+        .map(|c| row_of(app, cfg, c, with_backups))
         .collect()
+}
+
+/// The row of one device (as [`rows_of`]).
+pub fn row_of(app: &SharedAdmin, cfg: &Config, c: &Candidate, with_backups: bool) -> status::Row {
+    let view = Arc::new(c.entry.to_view());
+    let certs = match &cfg.customcerts {
+        Some(cc) => c
+            .certs
+            .state(cc, c.entry.key())
+            .read_csr(&app.root, &app.admin.csrs),
+        None => CertState::default(),
+    };
+    let backups = if with_backups {
+        backups_of(app, cfg, &view)
+    } else {
+        Arc::new(Vec::new())
+    };
+    status::Row {
+        view,
+        certs,
+        backups,
+    }
 }
 
 /// The `filter` and `sort` arguments of a request, as given and parsed (the error says

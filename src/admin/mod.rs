@@ -25,6 +25,7 @@ pub mod api;
 mod api_http;
 mod backups;
 pub mod csrs;
+mod csv_stream;
 mod export;
 pub mod files;
 pub mod flash;
