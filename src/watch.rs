@@ -384,6 +384,14 @@ impl Freshness {
 mod tests {
     use super::*;
 
+    /// Whether `f` reports a change within five seconds.
+    fn becomes_stale(f: &Freshness) -> bool {
+        (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            f.stale().is_some()
+        })
+    }
+
     #[test]
     fn a_write_is_noticed_and_nothing_else_is() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -398,15 +406,7 @@ mod tests {
         f.checked(g);
         assert_eq!(f.stale(), None);
         std::fs::write(dir.path().join("a.txt"), "x").expect("write");
-        let mut seen = false;
-        for _ in 0..500 {
-            if f.stale().is_some() {
-                seen = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(seen, "no notification");
+        assert!(becomes_stale(&f), "no notification");
     }
 
     #[test]
@@ -425,15 +425,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(f.stale(), None, "a rescan without a change");
         std::fs::write(dir.path().join("a.txt"), "x").expect("write");
-        let mut seen = false;
-        for _ in 0..500 {
-            if f.stale().is_some() {
-                seen = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(seen, "the rescan did not see the new file");
+        assert!(becomes_stale(&f), "the rescan did not see the new file");
     }
 
     #[test]
@@ -451,15 +443,7 @@ mod tests {
         let g = f.stale().expect("stale at first");
         f.checked(g);
         std::fs::write(other.path().join("cert.cer"), "x").expect("write");
-        let mut seen = false;
-        for _ in 0..500 {
-            if f.stale().is_some() {
-                seen = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(seen, "the rescan did not see the new file");
+        assert!(becomes_stale(&f), "the rescan did not see the new file");
     }
 
     #[test]
@@ -485,11 +469,7 @@ mod tests {
         f.checked(g);
         // same size, and most likely the same time stamp
         std::fs::write(&file, "two").expect("rewrite");
-        let seen = (0..500).any(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            f.stale().is_some()
-        });
-        assert!(seen);
+        assert!(becomes_stale(&f));
     }
 
     #[test]

@@ -24,11 +24,6 @@ impl Children {
         self.0.extend(els.into_iter().map(Arc::new));
     }
 
-    /// Inserts `el` at `index` (panics past the end, like [`Vec::insert`]).
-    pub fn insert(&mut self, index: usize, el: Element) {
-        self.0.insert(index, Arc::new(el));
-    }
-
     /// Removes and returns the child at `index` (panics past the end, like [`Vec::remove`]).
     pub fn remove(&mut self, index: usize) -> Element {
         Arc::unwrap_or_clone(self.0.remove(index))
@@ -39,16 +34,6 @@ impl Children {
         self.0.retain(|c| keep(c));
     }
 
-    /// Removes the children in `range`.
-    pub fn drain_range(&mut self, range: std::ops::Range<usize>) {
-        self.0.drain(range);
-    }
-
-    /// Removes every child.
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
-
     /// The children.
     pub fn iter(&self) -> Iter<'_> {
         self.0.iter().map(|c| &**c)
@@ -57,16 +42,6 @@ impl Children {
     /// The children, mutable (each one copied first if another document shares it).
     pub fn iter_mut(&mut self) -> IterMut<'_> {
         self.into_iter()
-    }
-
-    /// The last child, mutable.
-    pub fn last_mut(&mut self) -> Option<&mut Element> {
-        self.0.last_mut().map(Arc::make_mut)
-    }
-
-    /// The children, by value.
-    pub fn into_elements(self) -> impl Iterator<Item = Element> {
-        self.0.into_iter().map(Arc::unwrap_or_clone)
     }
 }
 
@@ -158,14 +133,12 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
         assert_eq!(c.remove(0).name, "a");
         assert_eq!(c.len(), 1);
-        c.insert(0, el("z"));
+        c.push(el("z"));
         for e in c.iter_mut() {
             e.text.push('x');
         }
-        assert_eq!(c[0].text, "x");
-        assert_eq!(
-            c.into_elements().map(|e| e.name).collect::<Vec<_>>(),
-            ["z", "c"]
-        );
+        assert_eq!(c[1].text, "x");
+        let names: Vec<&str> = c.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["c", "z"]);
     }
 }
