@@ -795,9 +795,10 @@ mod unit {
     #[cfg(target_os = "linux")]
     #[test]
     fn tells_who_owns_a_listening_port() {
-        use crate::conformance_harness::server::{listener_owned_by, spawn_lock};
+        use crate::conformance_harness::server::{listener_owned_by, reserve_port, spawn_lock};
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        // Reserved, so the case runner never hands this port to a server of its own.
+        let listener = reserve_port().expect("reserve a port");
         let port = listener.local_addr().expect("local addr").port();
         assert_eq!(listener_owned_by(std::process::id(), port), Some(true));
         let mut child = {
@@ -812,6 +813,8 @@ mod unit {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(owned_by_child, Some(false));
+        // Under the lock no server of a parallel test starts listening meanwhile.
+        let _guard = spawn_lock();
         drop(listener);
         assert_eq!(listener_owned_by(std::process::id(), port), None);
     }
