@@ -24,6 +24,9 @@ pub struct App {
     pub certs: crate::certs::CertCache,
     /// Staged rollout states (`rollouts/ID.xml`), see [`crate::rollout::store`].
     pub rollouts: crate::rollout::RolloutStore,
+    /// The files below `fw/`, served by the router and by the plain-HTTP fast lane
+    /// ([`crate::fw_lane`]) from one cache.
+    pub firmware: Arc<crate::static_files::StaticDir>,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -52,6 +55,10 @@ impl App {
             snippets: SnippetStore::watched(root.join("scripts"), watch.freshness()),
             certs: crate::certs::CertCache::new(watch.freshness()),
             master: MasterSource::watched(watch.freshness()),
+            firmware: Arc::new(crate::static_files::StaticDir::new(
+                root.join("fw"),
+                watch.freshness(),
+            )),
             watch,
             rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,

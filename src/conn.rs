@@ -23,45 +23,70 @@ pub struct ConnMeta {
     pub client_cert: Option<ClientCert>,
 }
 
-/// What every connection is served with: the router, the connection limits and the tracker
-/// that a graceful stop waits for.
+/// What every connection is served with: the router, the connection limits, the tracker
+/// that a graceful stop waits for and, for plain HTTP, the firmware fast lane.
 #[derive(Clone)]
 pub struct Serving {
     pub router: Router,
     pub limits: Limits,
     pub tracker: Tracker,
+    /// Answers simple firmware downloads on plain HTTP connections before the router.
+    pub lane: Option<Arc<crate::fw_lane::Lane>>,
 }
 
 impl Serving {
-    /// `router` under `limits`, with a tracker of its own.
+    /// `router` under `limits`, with a tracker of its own and no fast lane.
     pub fn new(router: Router, limits: Limits) -> Serving {
         Serving {
             router,
             limits,
             tracker: Tracker::new(),
+            lane: None,
         }
     }
 }
 
 /// The open connections a graceful stop waits for (hyper-util's `GracefulShutdown`, which
-/// the stop takes out).
-#[derive(Clone, Default)]
-pub struct Tracker(Arc<Mutex<Option<GracefulShutdown>>>);
+/// the stop takes out) and the signal that the stop began (for the fast lane's connections).
+#[derive(Clone)]
+pub struct Tracker {
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::new()
+    }
+}
 
 impl Tracker {
     pub fn new() -> Tracker {
-        Tracker(Arc::new(Mutex::new(Some(GracefulShutdown::new()))))
+        Tracker {
+            graceful: Arc::new(Mutex::new(Some(GracefulShutdown::new()))),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
     }
 
-    /// A watcher for a new connection; `None` once the stop began.
-    fn watcher(&self) -> Option<Watcher> {
-        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// A watcher for a new connection; `None` once the stop began. The stop waits until it
+    /// is dropped or the connection it watches ends.
+    pub fn watcher(&self) -> Option<Watcher> {
+        let guard = self.graceful.lock().unwrap_or_else(|e| e.into_inner());
         guard.as_ref().map(GracefulShutdown::watcher)
+    }
+
+    /// Becomes `true` when the stop begins.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Takes the tracker out for the stop: new connections are refused from now on.
     pub fn take(&self) -> Option<GracefulShutdown> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.stopping.send_replace(true);
+        self.graceful
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -71,16 +96,20 @@ pub async fn serve_connection<I>(io: I, meta: ConnMeta, serving: Serving)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = meta.peer;
-    let Serving {
-        router,
-        limits,
-        tracker,
-    } = serving;
-    let header_timeout = limits.header_timeout;
-    let Some(watcher) = tracker.watcher() else {
+    let Some(watcher) = serving.tracker.watcher() else {
         return;
     };
+    serve_watched(io, meta, serving, watcher).await;
+}
+
+/// [`serve_connection`] with the stop's `watcher` already taken.
+pub async fn serve_watched<I>(io: I, meta: ConnMeta, serving: Serving, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = meta.peer;
+    let Serving { router, limits, .. } = serving;
+    let header_timeout = limits.header_timeout;
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(meta.clone());
@@ -140,7 +169,10 @@ pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving) {
         let io = serving.limits.watch(stream);
         let serving = serving.clone();
         tokio::spawn(async move {
-            serve_connection(io, meta, serving).await;
+            match serving.lane.clone() {
+                Some(lane) => crate::fw_lane::serve(io, meta, serving, lane).await,
+                None => serve_connection(io, meta, serving).await,
+            }
             drop(slot);
         });
     }

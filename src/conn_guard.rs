@@ -164,6 +164,11 @@ impl<I> Watched<I> {
     pub fn get_ref(&self) -> &I {
         &self.io
     }
+
+    /// Tells the deadline that an answer was written past this wrapper (as by `sendfile`).
+    pub fn answered(&mut self) {
+        self.deadline.answered(tokio::time::Instant::now());
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {

@@ -31,11 +31,10 @@ use std::time::Duration;
 /// firmware files below `fw/`.
 pub fn routes(app: &App) -> Router<SharedApp> {
     let p = &app.prefix;
-    let fw = crate::static_files::StaticDir::new(app.root.join("fw"), app.watch.freshness());
     Router::new()
         .route(&format!("{p}/update.php"), any(update_php))
         .route(&format!("{p}/update-migrate.php"), any(update_migrate))
-        .nest_service(&format!("{p}/fw"), Arc::new(fw).service())
+        .nest_service(&format!("{p}/fw"), app.firmware.clone().service())
 }
 
 /// The URL of `update.php` as this request reached it.

@@ -31,6 +31,7 @@ pub mod conn;
 pub mod conn_guard;
 pub mod fileop;
 pub mod firmware;
+pub mod fw_lane;
 pub mod health;
 pub mod hooks;
 pub mod http;

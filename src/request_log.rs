@@ -106,18 +106,53 @@ fn device_ip(meta: Option<&ConnMeta>, headers: &HeaderMap) -> String {
     let Some(meta) = meta else {
         return "-".to_string();
     };
+    let forwarded_for = headers.get("x-forwarded-for").and_then(|h| h.to_str().ok());
+    device_ip_of(meta, forwarded_for)
+}
+
+/// The device's address of a request on the connection `meta` with this `X-Forwarded-For`.
+pub fn device_ip_of(meta: &ConnMeta, forwarded_for: Option<&str>) -> String {
     let info = ConnInfo {
         https: meta.tls,
         local_port: meta.local.port(),
         remote_ip: meta.peer.ip(),
-        forwarded_for: headers
-            .get("x-forwarded-for")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string),
+        forwarded_for: forwarded_for.map(str::to_string),
         client_cert: None,
         host: String::new(),
     };
     info.device_ip().ip
+}
+
+/// The serial a firmware request is logged with: its own `sn` argument, else the serial of the
+/// last poll from the device's address, else `-`.
+fn firmware_serial(given_sn: Option<&str>, ip: &str) -> String {
+    given_sn
+        .map(str::to_string)
+        .or_else(|| ORIGINS.serial(ip))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// Counts and logs a firmware download answered outside the router (by [`crate::fw_lane`])
+/// as [`track`] does: the request in the metrics, one line with the bytes sent.
+pub fn firmware_answered(
+    route: &str,
+    (path, query): (&str, &str),
+    ip: &str,
+    elapsed: std::time::Duration,
+    (bytes, complete): (u64, bool),
+) {
+    crate::metrics::count_request(route, StatusCode::OK, elapsed);
+    let given_sn = query_arg(query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
+    let sn = firmware_serial(given_sn, ip);
+    log_download(path, &sn, ip, bytes, complete);
+}
+
+fn log_download(path: &str, sn: &str, ip: &str, bytes: u64, complete: bool) {
+    if complete {
+        tracing::info!(sn = %sn, ip = %ip, bytes, "firmware download {path}");
+    } else {
+        tracing::info!(sn = %sn, ip = %ip, bytes, "firmware download {path} cut off");
+    }
 }
 
 /// The request layer: metrics of every request, firmware download and 404 log lines.
@@ -138,14 +173,11 @@ pub async fn track(State(app): State<SharedApp>, req: Request, next: Next) -> Re
             ORIGINS.seen(&ip, sn);
         }
     }
-    let sn = given_sn
-        .map(str::to_string)
-        .or_else(|| {
-            (kind == Kind::Firmware)
-                .then(|| ORIGINS.serial(&ip))
-                .flatten()
-        })
-        .unwrap_or_else(|| "-".to_string());
+    let sn = if kind == Kind::Firmware {
+        firmware_serial(given_sn, &ip)
+    } else {
+        given_sn.map_or_else(|| "-".to_string(), str::to_string)
+    };
     if status == StatusCode::NOT_FOUND && kind != Kind::Other {
         tracing::info!(sn = %sn, ip = %ip, "not found: {path}");
     } else if kind == Kind::Firmware && status.is_success() {
@@ -206,11 +238,7 @@ impl Counted {
         }
         self.done = true;
         let (path, sn, ip) = &self.what;
-        if complete {
-            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path}");
-        } else {
-            tracing::info!(sn = %sn, ip = %ip, bytes = self.bytes, "firmware download {path} cut off");
-        }
+        log_download(path, sn, ip, self.bytes, complete);
     }
 }
 

@@ -153,7 +153,8 @@ pub async fn serve_with(
     crate::health::warn_at_start(&app);
     let _warming = crate::admin::warm_up(admin.clone());
     let rollouts = crate::rollout_ticker::start_ticker(app.clone());
-    let serving = crate::conn::Serving::new(router_with(admin), limits(&app));
+    let mut serving = crate::conn::Serving::new(router_with(admin), limits(&app));
+    serving.lane = Some(std::sync::Arc::new(crate::fw_lane::Lane::new(&app)));
     let tracker = serving.tracker.clone();
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();

@@ -69,18 +69,38 @@ impl StaticLimits {
 }
 
 /// A file as served: validators and, for small files, the content.
-struct Entry {
-    etag: HeaderValue,
-    last_modified: HeaderValue,
+pub(crate) struct Entry {
+    /// The file the path resolved to (checked by [`crate::safe_path::resolve`]).
+    pub real: PathBuf,
+    pub etag: HeaderValue,
+    pub last_modified: HeaderValue,
     mtime_secs: u64,
-    content_type: HeaderValue,
+    pub content_type: HeaderValue,
     /// The content of a small file.
-    body: Option<bytes::Bytes>,
+    pub body: Option<bytes::Bytes>,
 }
 
 impl Entry {
     fn cost(&self, key: &str) -> usize {
-        ENTRY_OVERHEAD + key.len() + self.body.as_ref().map_or(0, |b| b.len())
+        ENTRY_OVERHEAD
+            + key.len()
+            + self.real.as_os_str().len()
+            + self.body.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+#[cfg(test)]
+impl Entry {
+    /// An entry of an octet-stream file without content, with these validators.
+    pub(crate) fn for_test(etag: &'static str, last_modified: &'static str) -> Entry {
+        Entry {
+            real: PathBuf::new(),
+            etag: HeaderValue::from_static(etag),
+            last_modified: HeaderValue::from_static(last_modified),
+            mtime_secs: 0,
+            content_type: HeaderValue::from_static("application/octet-stream"),
+            body: None,
+        }
     }
 }
 
@@ -107,7 +127,8 @@ fn refused(r: &Refusal) -> Response {
     resp
 }
 
-fn etag_of(len: u64, mtime: SystemTime) -> String {
+/// The `ETag` of a file of `len` bytes modified at `mtime`.
+pub(crate) fn etag_of(len: u64, mtime: SystemTime) -> String {
     let nanos = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("\"{len:x}-{nanos:x}\"")
 }
@@ -131,6 +152,7 @@ fn load(root: &Path, url_path: &str, small: u64) -> Result<Entry, Refusal> {
     let mime = mime_guess::from_path(&real).first_or_octet_stream();
     let value = |s: &str| HeaderValue::from_str(s).map_err(|_| Refusal::NotFound);
     Ok(Entry {
+        real: real.clone(),
         etag: value(&etag_of(meta.len(), mtime))?,
         last_modified: value(&httpdate::fmt_http_date(mtime))?,
         mtime_secs: mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -205,7 +227,7 @@ impl StaticDir {
     }
 
     /// The cached entry of `url_path` (as requested), loading it on a miss.
-    async fn entry(self: &Arc<Self>, url_path: &str) -> Result<Arc<Entry>, Refusal> {
+    pub(crate) async fn entry(self: &Arc<Self>, url_path: &str) -> Result<Arc<Entry>, Refusal> {
         if let Some(g) = self.fresh.stale() {
             *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Cache::default();
             self.fresh.checked(g);
@@ -306,6 +328,7 @@ mod tests {
     #[test]
     fn validators_compare_etag_first() {
         let e = Entry {
+            real: PathBuf::new(),
             etag: HeaderValue::from_static("\"1-2\""),
             last_modified: HeaderValue::from_static("x"),
             mtime_secs: 100,

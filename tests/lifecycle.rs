@@ -148,6 +148,42 @@ fn sigterm_lets_a_download_in_flight_finish_and_exits_0() {
 }
 
 #[test]
+fn an_idle_kept_alive_download_connection_does_not_hold_up_the_stop() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // grace and idle times far longer than the test waits
+    let root = root_with(
+        dir.path(),
+        r#"<config><master info=""/><server shutdown-grace="120" header-timeout="120"/></config>"#,
+    );
+    std::fs::create_dir_all(root.join("fw")).expect("fw");
+    std::fs::write(root.join("fw/ip232.bin"), vec![7u8; 4096]).expect("firmware");
+    let mut server = Running::start(&root, &[]);
+    let mut s = TcpStream::connect(local(server.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(s, "GET /fw/ip232.bin HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut answer = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.ends_with(&[7u8; 4096]) {
+        let n = s.read(&mut answer).expect("answer");
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&answer[..n]);
+    }
+    let started = std::time::Instant::now();
+    server.signal("-TERM");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("closed by the stop");
+    assert!(rest.is_empty(), "{rest:?}");
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "the stop waited {took:?} for an idle connection"
+    );
+}
+
+#[test]
 fn sigint_stops_with_exit_0() {
     let dir = tempfile::tempdir().expect("tmp");
     let root = root_with(dir.path(), CONFIG);

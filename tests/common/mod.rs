@@ -121,6 +121,11 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
     parse_answer(raw, false)
 }
 
+/// [`parse_response`] of the answer to a HEAD request (no body, whatever its headers say).
+pub fn parse_head_response(raw: &[u8]) -> Option<Response> {
+    parse_answer(raw, true)
+}
+
 /// [`parse_response`]; `to_head`: the answer to a HEAD request (no body).
 fn parse_answer(raw: &[u8], to_head: bool) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
