@@ -81,14 +81,10 @@ pub fn route_label(matched: Option<&str>, path: &str, prefix: &str) -> (String, 
             }
         }
     };
-    let kind = if label == format!("{prefix}/update.php")
-        || label == format!("{prefix}/update-migrate.php")
-    {
-        Kind::Device
-    } else if label == format!("{prefix}/fw/*") {
-        Kind::Firmware
-    } else {
-        Kind::Other
+    let kind = match label.strip_prefix(prefix) {
+        Some("/update.php" | "/update-migrate.php") => Kind::Device,
+        Some("/fw/*") => Kind::Firmware,
+        _ => Kind::Other,
     };
     (label, kind)
 }

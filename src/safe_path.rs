@@ -1,15 +1,11 @@
 //! Which file a URL below a static directory (`fw/`, `web/`) may name: [`resolve`] refuses
 //! NUL bytes and other undecodable paths (400), dotfiles and dot-directories (`.htaccess`,
 //! `.git/…`, and so `..`), and anything whose real path (symlinks followed) leaves the root
-//! (404, as if it did not exist). [`guard`] puts it in front of a file service.
+//! (404, as if it did not exist). [`crate::static_files`] and [`crate::fw_lane`] serve
+//! nothing else.
 
-use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use thiserror::Error;
 
 /// Why a path is not served.
@@ -57,26 +53,6 @@ pub fn resolve(root: &Path, url_path: &str) -> Result<PathBuf, Refusal> {
     } else {
         Err(Refusal::Outside)
     }
-}
-
-/// Middleware (state: the directory's root) answering a refused path before the file service
-/// sees it.
-pub async fn guard(State(root): State<Arc<PathBuf>>, req: Request, next: Next) -> Response {
-    match resolve(&root, req.uri().path()) {
-        Err(r) => {
-            tracing::debug!("{}: {r}", req.uri().path());
-            (r.status(), Body::from(r.to_string())).into_response()
-        }
-        Ok(_) => next.run(req).await,
-    }
-}
-
-/// `ServeDir` on `root` behind [`guard`].
-pub fn serve_dir(root: PathBuf) -> axum::routing::Router {
-    let files = tower_http::services::ServeDir::new(&root);
-    axum::routing::Router::new()
-        .fallback_service(files)
-        .layer(axum::middleware::from_fn_with_state(Arc::new(root), guard))
 }
 
 #[cfg(test)]
