@@ -307,19 +307,21 @@ pub fn write_server_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (c, k)
 }
 
-/// Accepts any server certificate: the tests check the client side of the server.
-#[derive(Debug)]
-struct AnyServer;
+/// Accepts any server certificate (the tests check the client side of the server) and keeps
+/// the last one presented (DER).
+#[derive(Debug, Default)]
+struct AnyServer(std::sync::Mutex<Vec<u8>>);
 
 impl ServerCertVerifier for AnyServer {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = end_entity.to_vec();
         Ok(ServerCertVerified::assertion())
     }
 
@@ -346,6 +348,25 @@ impl ServerCertVerifier for AnyServer {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The end-entity certificate (DER) the HTTPS listener on loopback `port` presents.
+pub fn served_certificate(port: u16) -> Vec<u8> {
+    let seen = Arc::new(AnyServer::default());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(seen.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(local(port)).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let _ = exchange(&mut tls, local(port), "GET", "/health", &[], b"");
+    let der = seen.0.lock().unwrap_or_else(|e| e.into_inner());
+    der.clone()
 }
 
 /// A device's RSA key signing the TLS 1.2 handshake with one fixed scheme (e.g. PKCS#1
@@ -424,7 +445,7 @@ fn client_config(auth: &ClientAuth<'_>) -> Arc<rustls::ClientConfig> {
     }
     .expect("protocol versions")
     .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AnyServer));
+    .with_custom_certificate_verifier(Arc::new(AnyServer::default()));
     let config = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Device(d) => builder
