@@ -112,7 +112,7 @@ pub struct PollOutput {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Done(PollOutput),
+    Done(Box<PollOutput>),
     Need(Need),
 }
 
@@ -135,12 +135,12 @@ pub fn build(inp: &PollInput<'_>, resolved: &Resolved) -> Outcome {
     let r = steps::run(&mut ctx);
     match r {
         Err(Stop::Need(n)) => Outcome::Need(n),
-        Ok(()) | Err(Stop::Exit) => Outcome::Done(PollOutput {
+        Ok(()) | Err(Stop::Exit) => Outcome::Done(Box::new(PollOutput {
             state: ctx.ans.take_state_to_write(),
             body: ctx.ans.out,
             file_ops: ctx.file_ops,
             rollout_changes: ctx.rollout_changes,
-        }),
+        })),
     }
 }
 
@@ -185,7 +185,7 @@ async fn replay(
     loop {
         rounds += 1;
         let need = match build(&resolved) {
-            Outcome::Done(out) => return Ok(out),
+            Outcome::Done(out) => return Ok(*out),
             Outcome::Need(need) if rounds >= MAX_ROUNDS => {
                 return Err(ReplayError::TooManyRounds(need));
             }

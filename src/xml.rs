@@ -39,11 +39,16 @@ pub enum XmlError {
     TooDeep,
 }
 
+/// The attributes of an element, in document order. Up to two are kept inside the element
+/// itself: a message log entry (`time`, `msg`) is then one allocation, and a pass over a log
+/// (trimming it, copying a state) reads one place in memory per entry instead of two.
+pub type Attrs = smallvec::SmallVec<[(CompactString, CompactString); 2]>;
+
 /// One element: name, attributes (in document order), direct text and child elements.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
     pub name: CompactString,
-    pub attrs: Vec<(CompactString, CompactString)>,
+    pub attrs: Attrs,
     pub text: String,
     pub children: Children,
 }

@@ -75,7 +75,7 @@ impl Case {
 
     fn poll(&self, query: &str) -> PollOutput {
         match self.run(query) {
-            Outcome::Done(o) => o,
+            Outcome::Done(o) => *o,
             Outcome::Need(n) => panic!("unexpected need {n:?}"),
         }
     }

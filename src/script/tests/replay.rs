@@ -75,7 +75,7 @@ async fn needs_are_resolved_and_the_script_built_again() {
     let mut all = firmware_master("13r1", "13r1");
     all.hook = Some(resolver.hook(&Element::new("x")).await);
     match build(&input, &all) {
-        Outcome::Done(direct) => assert_eq!(direct, out),
+        Outcome::Done(direct) => assert_eq!(*direct, out),
         other => panic!("{other:?}"),
     }
 }
@@ -108,7 +108,7 @@ async fn every_round_within_the_bound_is_allowed() {
             if rounds < MAX_ROUNDS {
                 Outcome::Need(Need::Rdns("10.0.0.5".into()))
             } else {
-                Outcome::Done(PollOutput::internal_error())
+                Outcome::Done(Box::new(PollOutput::internal_error()))
             }
         },
         &resolver,

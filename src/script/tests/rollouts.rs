@@ -32,7 +32,7 @@ fn poll(case: &Case, ty: &str, sn: &str, rollouts: &[(String, RolloutState)]) ->
         rollouts,
     };
     match build(&input, &case.resolved) {
-        Outcome::Done(out) => out,
+        Outcome::Done(out) => *out,
         Outcome::Need(n) => panic!("needs {n:?}"),
     }
 }
