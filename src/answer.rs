@@ -163,7 +163,6 @@ impl Answer {
         self.write_state = true;
     }
 
-    /// The state to write, if the request ended in a way that writes it.
     /// [`Answer::state_to_write`], taken out of the answer.
     pub fn take_state_to_write(&mut self) -> Option<Element> {
         if self.write_state {
@@ -173,6 +172,7 @@ impl Answer {
         }
     }
 
+    /// The state to write, if the request ended in a way that writes it.
     pub fn state_to_write(&self) -> Option<&Element> {
         if self.write_state {
             self.state.as_ref()

@@ -175,12 +175,16 @@ pub async fn serve(mut io: Watched<TcpStream>, meta: ConnMeta, serving: Serving,
                 }
             }
         };
+        let started = Instant::now();
         let Ok(entry) = lane.files.entry(req.file).await else {
             // refused or missing: the router answers and logs it
             break;
         };
-        let started = Instant::now();
-        let sent = answer(&mut io, &req, &entry).await;
+        let Some(content) = Content::of(&entry).await else {
+            // gone since it was cached: the router answers (404) and logs it
+            break;
+        };
+        let sent = answer(&mut io, &req, &entry, content).await;
         let ip = crate::request_log::device_ip_of(&meta, req.forwarded_for);
         let outcome = (sent.bytes, sent.result.is_ok());
         let (path, query) = (req.path, req.query);
@@ -212,32 +216,52 @@ struct Sent {
     result: io::Result<()>,
 }
 
-/// Writes the `200` answer of `req` for `e`.
-async fn answer(io: &mut Watched<TcpStream>, req: &Simple<'_>, e: &Entry) -> Sent {
-    if let Some(body) = &e.body {
-        let head = head_of(e, None, body.len() as u64, req.close);
-        let body: &[u8] = if req.head { &[] } else { body };
-        let result = write_both(io, &head, body).await;
-        let bytes = if result.is_ok() { body.len() as u64 } else { 0 };
-        return Sent { bytes, result };
-    }
-    let file = {
+/// What an answer sends: the memory copy of a small file, or the opened larger file.
+enum Content<'a> {
+    Memory(&'a Bytes),
+    File(std::fs::File, std::fs::Metadata),
+}
+
+impl<'a> Content<'a> {
+    /// The content of `e`; `None` when its file cannot be opened (any more).
+    async fn of(e: &'a Entry) -> Option<Content<'a>> {
+        if let Some(body) = &e.body {
+            return Some(Content::Memory(body));
+        }
         let real = e.real.clone();
-        crate::app::blocking(move || std::fs::File::open(real)).await
-    };
-    let file = match file.unwrap_or_else(|| Err(io::Error::other("blocking pool gone"))) {
-        Ok(f) => f,
-        Err(err) => return Sent::failed(err),
-    };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(err) => return Sent::failed(err),
+        let file = crate::app::blocking(move || std::fs::File::open(real))
+            .await?
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        Some(Content::File(file, meta))
+    }
+}
+
+/// Writes the `200` answer of `req` for `e`.
+async fn answer(
+    io: &mut Watched<TcpStream>,
+    req: &Simple<'_>,
+    e: &Entry,
+    content: Content<'_>,
+) -> Sent {
+    let (file, meta) = match content {
+        Content::Memory(body) => {
+            let head = head_of(e, None, body.len() as u64, req.close);
+            let body: &[u8] = if req.head { &[] } else { body };
+            let result = write_both(io, &head, body).await;
+            let bytes = if result.is_ok() { body.len() as u64 } else { 0 };
+            return Sent { bytes, result };
+        }
+        Content::File(file, meta) => (file, meta),
     };
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let head = head_of(e, Some(mtime), len, req.close);
-    if let Err(err) = write_both(io, &head, &[]).await {
-        return Sent::failed(err);
+    if let Err(result) = write_both(io, &head, &[]).await {
+        return Sent {
+            bytes: 0,
+            result: Err(result),
+        };
     }
     let mut bytes = 0;
     let result = if req.head {
@@ -246,15 +270,6 @@ async fn answer(io: &mut Watched<TcpStream>, req: &Simple<'_>, e: &Entry) -> Sen
         send_file(io, &file, len, &mut bytes).await
     };
     Sent { bytes, result }
-}
-
-impl Sent {
-    fn failed(err: io::Error) -> Sent {
-        Sent {
-            bytes: 0,
-            result: Err(err),
-        }
-    }
 }
 
 /// The head of a `200` answer for `e` of `len` bytes; `mtime` is the opened file's (its
@@ -473,6 +488,7 @@ mod tests {
             b"GET /update/fw/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /update/fw/a HTTP/1.1\r\nConnection: Upgrade\r\n\r\n",
             b"GET /update/fw/a HTTP/1.1\r\nX: \xff\r\n\r\n",
+            b"GET /update/fw/\xff.bin HTTP/1.1\r\n\r\n",
             b"BROKEN\r\n\r\n",
         ];
         for r in router {
@@ -515,5 +531,18 @@ mod tests {
             h.ends_with("GMT\r\n\r\n") && !h.contains("connection"),
             "{h}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_gone_since_it_was_cached_has_no_content() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut e = Entry::for_test("\"1-1\"", "x");
+        e.real = dir.path().join("gone.bin");
+        assert!(Content::of(&e).await.is_none());
+        std::fs::write(&e.real, b"here").expect("file");
+        match Content::of(&e).await {
+            Some(Content::File(_, meta)) => assert_eq!(meta.len(), 4),
+            _ => panic!("an opened file"),
+        }
     }
 }
