@@ -45,6 +45,10 @@ pub enum Target<'a> {
 
 /// PHP's `logDeviceState`: sets (or, with `None`, removes) an attribute.
 pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<'_>) {
+    if unchanged(state, attr, value, target) {
+        // a child shared with the previous state stays shared (no copy)
+        return;
+    }
     let el: &mut Element = match target {
         Target::Root => state,
         Target::Sub(name) => {
@@ -81,6 +85,20 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
         Some(v) => el.set_attr(attr, v),
         None => el.remove_attr(attr),
     }
+}
+
+/// Whether [`log`] would leave `state` as it is (the attribute has that value already).
+fn unchanged(state: &Element, attr: &str, value: Option<&str>, target: Target<'_>) -> bool {
+    let el = match target {
+        Target::Root => Some(state),
+        Target::Sub(name) => state.child(name),
+        Target::New(..) => return false,
+        Target::Keyed(name, key, keyval) => state
+            .children
+            .iter()
+            .find(|c| c.name == name && c.attr(key) == Some(keyval)),
+    };
+    el.is_some_and(|el| el.attr(attr) == value)
 }
 
 /// A fresh state for serial number `sn`.
@@ -331,6 +349,25 @@ impl StateStore {
         if let Some(el) = self.writer.pending(sn) {
             return Loaded::Ok(el);
         }
+        let first = self.read_once(sn);
+        // a file opened just before the writer swapped it in may be read while the writer
+        // reuses it as a spare (see `writer`): what does not look like this device's state
+        // is read once more
+        let suspicious = match &first {
+            Loaded::Corrupt { .. } => true,
+            Loaded::Ok(el) => el
+                .child("device")
+                .and_then(|d| d.attr("sn"))
+                .is_some_and(|other| other != sn),
+            Loaded::Missing => false,
+        };
+        if suspicious {
+            return self.read_once(sn);
+        }
+        first
+    }
+
+    fn read_once(&self, sn: &str) -> Loaded {
         match std::fs::read(self.path(sn)) {
             Ok(bytes) => match Element::parse(&bytes) {
                 Ok(el) => Loaded::Ok(Arc::new(el)),
@@ -540,6 +577,52 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logging_a_value_already_there_leaves_the_shared_child_alone() {
+        let mut a = new_state("00-90");
+        log(&mut a, "type", Some("IP232"), Target::Sub("device"));
+        log(
+            &mut a,
+            "delivered",
+            Some("5"),
+            Target::Keyed("config", "filename", "x"),
+        );
+        let mut b = a.clone();
+        log(&mut b, "type", Some("IP232"), Target::Sub("device"));
+        log(
+            &mut b,
+            "delivered",
+            Some("5"),
+            Target::Keyed("config", "filename", "x"),
+        );
+        log(&mut b, "gone", None, Target::Sub("device"));
+        assert!(
+            std::ptr::eq(&a.children[0], &b.children[0]),
+            "device not copied"
+        );
+        assert!(
+            std::ptr::eq(&a.children[1], &b.children[1]),
+            "config not copied"
+        );
+        log(
+            &mut b,
+            "delivered",
+            Some("6"),
+            Target::Keyed("config", "filename", "x"),
+        );
+        assert!(!std::ptr::eq(&a.children[1], &b.children[1]));
+        assert_eq!(a.children[1].attr("delivered"), Some("5"));
+        assert_eq!(b.children[1].attr("delivered"), Some("6"));
+        // an empty keyed child is still created for a removal, as before
+        log(
+            &mut b,
+            "delivered",
+            None,
+            Target::Keyed("config", "filename", "y"),
+        );
+        assert_eq!(b.children.len(), 3);
+    }
 
     #[test]
     fn log_follows_php_rules() {

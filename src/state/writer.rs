@@ -2,13 +2,24 @@
 //!
 //! A poll hands the new state of its device to [`Writer::submit`] and goes on; ONE
 //! writer thread per status directory takes all pending files at once (several polls of one
-//! device in between coalesce into the newest state), serialises and writes each atomically (a temporary
-//! file `.SN.xml.N.tmp`, then a rename) and makes the batch durable with one round of syncs:
+//! device in between coalesce into the newest state), serialises and writes each atomically
+//! and makes the batch durable with one round of syncs:
 //! on Linux one `syncfs` for all temporary files before they are renamed, then one sync of
 //! the directory (elsewhere every temporary file is synced on its own). A batch starts at
 //! most `commit-delay` after its first file was handed over, at once when somebody waits for
 //! it ([`Writer::sync`], [`Writer::flush`]). A crash loses at most the batch being
 //! collected, never a file's integrity (the rename is atomic).
+//!
+//! A new file content is written into a temporary file that is then put in place in one
+//! step. Creating and freeing a file per write costs the file system most of its time, so
+//! the temporary files are a pool of spare files kept in the directory (`.spare.N.tmp`, at
+//! most [`MAX_SPARES`]): a spare is overwritten (its blocks stay allocated) and swapped with
+//! the old file (`renameat2` with `RENAME_EXCHANGE`, Linux), whose content then is the spare.
+//! A device without a file yet, a batch beyond the pool, and file systems or platforms that
+//! cannot swap get a fresh temporary file (`.SN.xml.N.tmp`) and a rename. Spares are used
+//! only under load (batches of [`SPARES_FROM`] files or more) and removed once the writer
+//! has had nothing to write for [`SPARES_IDLE`], so a quiet status directory holds the state
+//! files only, like the PHP server's.
 //!
 //! Until its file is written, the content stays readable through [`Writer::pending`]
 //! (read-your-writes). The files waiting are bounded: above [`MAX_BACKLOG`] a poll waits
@@ -28,6 +39,17 @@ use std::time::Duration;
 /// Files waiting to be written above which a poll waits for the batch (each costs its
 /// parsed state, a few KB to some tens of KB).
 pub const MAX_BACKLOG: usize = 2048;
+
+/// Spare files kept in the status directory (`.spare.N.tmp`): the first files of a batch
+/// are written into them. Each costs the disk space of an old state file.
+pub const MAX_SPARES: usize = 1024;
+
+/// Batches of fewer files than this are written without spares (a quiet server keeps its
+/// status directory as the PHP server does).
+pub const SPARES_FROM: usize = 32;
+
+/// Without files to write for this long, the writer removes its spare files.
+pub const SPARES_IDLE: Duration = Duration::from_secs(2);
 
 /// One file waiting to be written.
 #[derive(Clone)]
@@ -163,15 +185,33 @@ impl Drop for Writer {
 
 /// The writer thread: waits for files, collects them up to the delay, writes a batch.
 fn run(shared: &Shared) {
+    // spare files in the directory now (`.spare.0.tmp` …)
+    let mut spares = 0;
     loop {
         let mut q = lock(&shared.queue);
         while q.files.is_empty() && q.waiters.is_empty() && !q.stop {
-            q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+            if spares == 0 {
+                q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let (g, idle) = shared
+                .wake
+                .wait_timeout(q, SPARES_IDLE)
+                .unwrap_or_else(|e| e.into_inner());
+            q = g;
+            if idle.timed_out() && q.files.is_empty() {
+                drop(q);
+                remove_spares(&shared.dir, spares);
+                spares = 0;
+                q = lock(&shared.queue);
+            }
         }
         if q.stop && q.files.is_empty() {
             for w in q.waiters.drain(..) {
                 w();
             }
+            drop(q);
+            remove_spares(&shared.dir, spares);
             return;
         }
         if q.waiters.is_empty() && !q.stop {
@@ -195,7 +235,7 @@ fn run(shared: &Shared) {
             .collect();
         let waiters = std::mem::take(&mut q.waiters);
         drop(q);
-        write_batch(&shared.dir, &batch);
+        spares = spares.max(write_batch(&shared.dir, &batch));
         let mut q = lock(&shared.queue);
         for (sn, p) in &batch {
             if q.files
@@ -213,35 +253,73 @@ fn run(shared: &Shared) {
     }
 }
 
-/// Writes every file to a temporary name, makes them durable (one round of syncs), renames
-/// them and syncs the directory.
-fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
-    if batch.is_empty() {
-        return;
+/// How the new content of one file reaches its name.
+enum Via {
+    /// A spare file of the pool, swapped with the old file (`RENAME_EXCHANGE`).
+    Spare,
+    /// A fresh temporary file, renamed over the old file.
+    Fresh,
+}
+
+/// Spare file `i` of the pool.
+fn spare_name(i: usize) -> String {
+    format!(".spare.{i}.tmp")
+}
+
+/// Removes spare files `0..count`.
+fn remove_spares(dir: &Path, count: usize) {
+    for i in 0..count {
+        let _ = std::fs::remove_file(dir.join(spare_name(i)));
     }
-    let mut renames = Vec::with_capacity(batch.len());
-    for (sn, p) in batch {
-        let path = dir.join(format!("{sn}.xml"));
-        let tmp = dir.join(format!(".{sn}.xml.{}.tmp", p.generation));
+}
+
+/// Writes every file to a temporary name, makes them durable (one round of syncs), puts
+/// them in place and syncs the directory. In a batch of at least [`SPARES_FROM`] files, the
+/// first [`MAX_SPARES`] are written into the spare files of the pool (see the module
+/// comment), the others into fresh temporary files. Returns how many spare names it used.
+fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) -> usize {
+    if batch.is_empty() {
+        return 0;
+    }
+    let with_spares = batch.len() >= SPARES_FROM && spares_usable();
+    let mut placed = Vec::with_capacity(batch.len());
+    for (i, (sn, p)) in batch.iter().enumerate() {
         // written here, once per batch: the polls in between only handed over their state
-        match write_tmp(&tmp, p.state.to_document().as_bytes()) {
-            Ok(()) => renames.push((tmp, path)),
+        let bytes = p.state.to_document();
+        let (tmp, via) = if with_spares && i < MAX_SPARES {
+            (dir.join(spare_name(i)), Via::Spare)
+        } else {
+            (
+                dir.join(format!(".{sn}.xml.{}.tmp", p.generation)),
+                Via::Fresh,
+            )
+        };
+        let written = match via {
+            Via::Spare => write_spare(&tmp, bytes.as_bytes()),
+            Via::Fresh => write_tmp(&tmp, bytes.as_bytes()),
+        };
+        match written {
+            Ok(()) => placed.push((tmp, dir.join(format!("{sn}.xml")), via)),
             Err(e) => {
                 tracing::error!("cannot write state of {sn}: {e}");
                 let _ = std::fs::remove_file(&tmp);
             }
         }
     }
-    if let Err(e) = sync_files(dir, &renames) {
+    if let Err(e) = sync_files(dir, &placed) {
         // not durable: better the old files than renamed ones that may be empty after a crash
         tracing::error!("cannot sync the state files in {}: {e}", dir.display());
-        for (tmp, _) in &renames {
+        for (tmp, _, _) in &placed {
             let _ = std::fs::remove_file(tmp);
         }
-        return;
+        return 0;
     }
-    for (tmp, path) in &renames {
-        if let Err(e) = std::fs::rename(tmp, path) {
+    for (tmp, path, via) in &placed {
+        let done = match via {
+            Via::Spare => exchange(tmp, path),
+            Via::Fresh => std::fs::rename(tmp, path),
+        };
+        if let Err(e) = done {
             tracing::error!("cannot write {}: {e}", path.display());
             let _ = std::fs::remove_file(tmp);
         }
@@ -250,6 +328,11 @@ fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) {
         tracing::warn!("cannot sync {}: {e}", dir.display());
     }
     tracing::debug!(files = batch.len(), "state batch committed");
+    if with_spares {
+        batch.len().min(MAX_SPARES)
+    } else {
+        0
+    }
 }
 
 fn write_tmp(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -260,9 +343,62 @@ fn write_tmp(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
+/// Overwrites spare file `tmp` with `bytes`, keeping its blocks; a spare that is not a
+/// plain file of its own (a link to elsewhere) is replaced by a fresh file first.
+fn write_spare(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(tmp);
+        let own = opened.and_then(|f| {
+            let m = f.metadata()?;
+            Ok((m.is_file() && m.nlink() == 1).then_some(f))
+        });
+        if let Ok(Some(mut f)) = own {
+            f.write_all(bytes)?;
+            return f.set_len(bytes.len() as u64);
+        }
+        let _ = std::fs::remove_file(tmp);
+    }
+    write_tmp(tmp, bytes)
+}
+
+/// Whether spare files are swapped in (`RENAME_EXCHANGE`); cleared for good when the file
+/// system refuses the swap.
+static EXCHANGE_WORKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+fn spares_usable() -> bool {
+    cfg!(target_os = "linux") && EXCHANGE_WORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Puts `tmp` in place of `path`: swapped with the old file, which becomes the spare; a
+/// plain rename when there is no old file or the file system cannot swap.
+fn exchange(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                tracing::info!(
+                    "the file system of the state files cannot swap files ({e}): plain renames from now on"
+                );
+                EXCHANGE_WORKS.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::rename(tmp, path)
+}
+
 /// Makes the written temporary files durable: one `syncfs` of their file system on Linux,
 /// each file on its own elsewhere.
-fn sync_files(dir: &Path, files: &[(PathBuf, PathBuf)]) -> std::io::Result<()> {
+fn sync_files(dir: &Path, files: &[(PathBuf, PathBuf, Via)]) -> std::io::Result<()> {
     if files.is_empty() {
         return Ok(());
     }
@@ -276,7 +412,7 @@ fn sync_files(dir: &Path, files: &[(PathBuf, PathBuf)]) -> std::io::Result<()> {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = dir;
-        for (tmp, _) in files {
+        for (tmp, _, _) in files {
             std::fs::File::open(tmp)?.sync_all()?;
         }
         Ok(())
@@ -352,6 +488,89 @@ mod tests {
         f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
             .expect("mtime");
         assert_eq!(remove_leftovers(dir.path()), 1);
+    }
+
+    fn state(n: &str) -> Arc<Element> {
+        let mut el = Element::new("state");
+        el.set_attr("n", n);
+        Arc::new(el)
+    }
+
+    fn read(dir: &Path, name: &str) -> String {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+    }
+
+    fn names(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn spares(d: &Path) -> usize {
+        names(d).iter().filter(|n| n.starts_with(".spare.")).count()
+    }
+
+    /// One batch: `a` and enough other devices for the batch to use spares.
+    fn batch(w: &Writer, n: &str) {
+        w.submit("a", state(n));
+        for i in 1..SPARES_FROM {
+            w.submit(&format!("d{i}"), state(n));
+        }
+        w.sync_blocking();
+    }
+
+    #[test]
+    fn spare_files_are_swapped_in_and_never_write_through_links() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let w = Writer::start(d.to_path_buf(), Duration::from_secs(3600));
+        // a small batch: no spares
+        w.submit("a", state("0"));
+        w.sync_blocking();
+        assert_eq!(names(d), ["a.xml"]);
+        // new files are renamed in (no spare left), `a` is swapped (its old file is a spare)
+        batch(&w, "1");
+        assert_eq!(spares(d), 1);
+        assert_eq!(names(d).len(), SPARES_FROM + 1);
+        // a hard link to a state file (made by somebody else) keeps its content
+        std::fs::hard_link(d.join("a.xml"), d.join("a-copy")).expect("link");
+        batch(&w, "2");
+        assert!(read(d, "a.xml").contains(r#"n="2""#));
+        assert!(read(d, "d5.xml").contains(r#"n="2""#));
+        assert_eq!(spares(d), SPARES_FROM, "the old files are the spares now");
+        // the next batch reuses them; the old content of `a` (linked) is not overwritten
+        batch(&w, "3");
+        assert!(
+            read(d, "a-copy").contains(r#"n="1""#),
+            "{}",
+            read(d, "a-copy")
+        );
+        assert!(read(d, "a.xml").contains(r#"n="3""#));
+        assert!(read(d, "d7.xml").contains(r#"n="3""#));
+        assert_eq!(spares(d), SPARES_FROM);
+        // a spare replaced by a link to another file is not followed
+        let victim = d.join("victim");
+        std::fs::write(&victim, "keep").expect("victim");
+        for s in names(d).iter().filter(|n| n.starts_with(".spare.")) {
+            std::fs::remove_file(d.join(s)).expect("rm spare");
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&victim, d.join(s)).expect("symlink");
+        }
+        batch(&w, "4");
+        assert_eq!(read(d, "victim"), "keep");
+        assert!(read(d, "a.xml").contains(r#"n="4""#));
+        assert!(read(d, "d9.xml").contains(r#"n="4""#));
+        // idle: the spares go
+        let until = std::time::Instant::now() + SPARES_IDLE * 3;
+        while spares(d) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(spares(d), 0, "{:?}", names(d));
+        assert_eq!(names(d).len(), SPARES_FROM + 2, "states, a-copy and victim");
     }
 
     #[test]
