@@ -93,7 +93,9 @@ impl Element {
 
     /// The first child element called `name`, mutable.
     pub fn child_mut(&mut self, name: &str) -> Option<&mut Element> {
-        self.children.iter_mut().find(|c| c.name == name)
+        // only the child found is copied when shared, not the ones before it
+        let idx = self.children.iter().position(|c| c.name == name)?;
+        Some(&mut self.children[idx])
     }
 
     /// The first child called `name`, appended empty if there is none (SimpleXML's
