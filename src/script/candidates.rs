@@ -82,22 +82,29 @@ pub(super) fn candidate_names(
     if config.environments.len() > 1 {
         all_envs.insert(0, "all".to_string());
     }
-    let mut out: Vec<Candidate> = Vec::new();
+    let lower = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.to_lowercase()).collect() };
+    let (all_phases, all_classes, all_envs) =
+        (lower(&all_phases), lower(&all_classes), lower(&all_envs));
+    let mut names = Vec::with_capacity(all_phases.len() * all_classes.len() * all_envs.len());
     for p in &all_phases {
         for c in &all_classes {
             for e in &all_envs {
-                let name = format!(
-                    "{}-{}-{}.txt",
-                    p.to_lowercase(),
-                    c.to_lowercase(),
-                    e.to_lowercase()
-                );
-                if !out.iter().any(|c| c.name == name) {
-                    let path = format!("{}/{}", config.times.dir, name);
-                    out.push(Candidate { path, name });
-                }
+                names.push(format!("{p}-{c}-{e}.txt"));
             }
         }
     }
-    out
+    // the first of equal names counts (ids with dashes can spell the same name twice)
+    let firsts: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        names.iter().map(|n| seen.insert(n.as_str())).collect()
+    };
+    names
+        .into_iter()
+        .zip(firsts)
+        .filter(|(_, first)| *first)
+        .map(|(name, _)| Candidate {
+            path: format!("{}/{}", config.times.dir, name),
+            name,
+        })
+        .collect()
 }
