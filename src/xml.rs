@@ -211,10 +211,16 @@ impl Element {
 
     /// Serialises like SimpleXML's `asXML()`: declaration line, then the element on one line.
     pub fn to_document(&self) -> String {
-        let mut out = String::from("<?xml version=\"1.0\"?>\n");
-        self.write_to(&mut out);
-        out.push('\n');
+        let mut out = String::new();
+        self.write_document(&mut out);
         out
+    }
+
+    /// [`Element::to_document`] appended to `out` (a buffer used again and again).
+    pub fn write_document(&self, out: &mut String) {
+        out.push_str("<?xml version=\"1.0\"?>\n");
+        self.write_to(out);
+        out.push('\n');
     }
 
     /// Lengths of [`Element::to_document`] without writing it: `(about, at_most)`. `about`
@@ -430,13 +436,27 @@ pub fn forbidden(c: char) -> bool {
 /// What a character XML 1.0 cannot represent is written as.
 pub const REPLACEMENT: char = '\u{FFFD}';
 
+/// Bytes after which an attribute value needs a closer look: control characters, markup,
+/// and 0xEF (the first byte of U+FFFE and U+FFFF).
+const ATTR_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[0xEF] = true;
+    t
+};
+
 /// Escapes an attribute value the way libxml2 does; characters XML 1.0 cannot represent
 /// become U+FFFD.
 pub fn escape_attr(v: &str, out: &mut String) {
-    if !v
-        .bytes()
-        .any(|b| b < 0x20 || matches!(b, b'&' | b'<' | b'>' | b'"' | 0xEF))
-    {
+    if !v.bytes().any(|b| ATTR_SPECIAL[b as usize]) {
         out.push_str(v);
         return;
     }
@@ -558,6 +578,23 @@ mod tests {
             el.to_document(),
             "<?xml version=\"1.0\"?>\n<state seen=\"1\"><device msg=\"a&#13;&#10;b &quot;q&quot; &lt;&amp;&gt;\"/></state>\n"
         );
+    }
+
+    #[test]
+    fn attribute_values_are_escaped_byte_by_byte_where_needed() {
+        let cases = [
+            ("plain", "plain"),
+            ("\u{FFFE}x\u{FFFF}", "\u{FFFD}x\u{FFFD}"),
+            // same first byte (0xEF) as U+FFFE, but representable
+            ("\u{F000}\u{FFFD}", "\u{F000}\u{FFFD}"),
+            ("\x01\t", "\u{FFFD}&#9;"),
+            ("a>b", "a&gt;b"),
+        ];
+        for (value, written) in cases {
+            let mut out = String::new();
+            escape_attr(value, &mut out);
+            assert_eq!(out, written, "{value:?}");
+        }
     }
 
     #[test]

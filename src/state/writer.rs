@@ -283,9 +283,11 @@ fn write_batch(dir: &Path, batch: &[(Box<str>, Pending)]) -> usize {
     }
     let with_spares = batch.len() >= SPARES_FROM && spares_usable();
     let mut placed = Vec::with_capacity(batch.len());
+    let mut bytes = String::new();
     for (i, (sn, p)) in batch.iter().enumerate() {
         // written here, once per batch: the polls in between only handed over their state
-        let bytes = p.state.to_document();
+        bytes.clear();
+        p.state.write_document(&mut bytes);
         let (tmp, via) = if with_spares && i < MAX_SPARES {
             (dir.join(spare_name(i)), Via::Spare)
         } else {
