@@ -580,22 +580,16 @@ mod tests {
 
     #[test]
     fn logging_a_value_already_there_leaves_the_shared_child_alone() {
+        let type_and_delivery = |s: &mut Element| {
+            log(s, "type", Some("IP232"), Target::Sub("device"));
+            let config = Target::Keyed("config", "filename", "x");
+            log(s, "delivered", Some("5"), config);
+        };
         let mut a = new_state("00-90");
-        log(&mut a, "type", Some("IP232"), Target::Sub("device"));
-        log(
-            &mut a,
-            "delivered",
-            Some("5"),
-            Target::Keyed("config", "filename", "x"),
-        );
+        type_and_delivery(&mut a);
         let mut b = a.clone();
-        log(&mut b, "type", Some("IP232"), Target::Sub("device"));
-        log(
-            &mut b,
-            "delivered",
-            Some("5"),
-            Target::Keyed("config", "filename", "x"),
-        );
+        // the same values again
+        type_and_delivery(&mut b);
         log(&mut b, "gone", None, Target::Sub("device"));
         assert!(
             std::ptr::eq(&a.children[0], &b.children[0]),
