@@ -12,7 +12,9 @@
 //! read, to hyper and the router for good ([`Rewind`]): they answer ranges, `304`, refusals
 //! and every other URL exactly as before. The metrics and the firmware log line are the
 //! router's ([`crate::request_log::firmware_answered`]). The graceful stop closes an idle
-//! connection at once and lets an answer in progress finish (within the grace time).
+//! connection at once and lets an answer in progress finish (within the grace time). A
+//! client that takes no data for `<server header-timeout>` while an answer is written is
+//! given up, as the router's connections are.
 
 use crate::conn::{ConnMeta, Serving};
 use crate::conn_guard::Watched;
@@ -184,7 +186,8 @@ pub async fn serve(mut io: Watched<TcpStream>, meta: ConnMeta, serving: Serving,
             // gone since it was cached: the router answers (404) and logs it
             break;
         };
-        let sent = answer(&mut io, &req, &entry, content).await;
+        let stall = serving.limits.header_timeout;
+        let sent = answer(&mut io, (&req, stall), &entry, content).await;
         let ip = crate::request_log::device_ip_of(&meta, req.forwarded_for);
         let outcome = (sent.bytes, sent.result.is_ok());
         let (path, query) = (req.path, req.query);
@@ -237,10 +240,11 @@ impl<'a> Content<'a> {
     }
 }
 
-/// Writes the `200` answer of `req` for `e`.
+/// Writes the `200` answer of `req` for `e`; a client that takes nothing for `stall` is
+/// given up (`<server header-timeout>`).
 async fn answer(
     io: &mut Watched<TcpStream>,
-    req: &Simple<'_>,
+    (req, stall): (&Simple<'_>, std::time::Duration),
     e: &Entry,
     content: Content<'_>,
 ) -> Sent {
@@ -248,7 +252,7 @@ async fn answer(
         Content::Memory(body) => {
             let head = head_of(e, None, body.len() as u64, req.close);
             let body: &[u8] = if req.head { &[] } else { body };
-            let result = write_both(io, &head, body).await;
+            let result = write_both(io, &head, body, stall).await;
             let bytes = if result.is_ok() { body.len() as u64 } else { 0 };
             return Sent { bytes, result };
         }
@@ -257,7 +261,7 @@ async fn answer(
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let head = head_of(e, Some(mtime), len, req.close);
-    if let Err(result) = write_both(io, &head, &[]).await {
+    if let Err(result) = write_both(io, &head, &[], stall).await {
         return Sent {
             bytes: 0,
             result: Err(result),
@@ -267,7 +271,7 @@ async fn answer(
     let result = if req.head {
         Ok(())
     } else {
-        send_file(io, &file, len, &mut bytes).await
+        send_file(io, (&file, len), stall, &mut bytes).await
     };
     Sent { bytes, result }
 }
@@ -320,13 +324,33 @@ fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     })
 }
 
+/// `what`, unless the client takes nothing for `stall`.
+async fn within<T>(
+    stall: std::time::Duration,
+    what: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(stall, what).await.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client takes no data (<server header-timeout>)",
+        ))
+    })
+}
+
 /// Writes `head` then `body`, as few system calls as the socket allows.
-async fn write_both(io: &mut Watched<TcpStream>, head: &[u8], body: &[u8]) -> io::Result<()> {
+async fn write_both(
+    io: &mut Watched<TcpStream>,
+    head: &[u8],
+    body: &[u8],
+    stall: std::time::Duration,
+) -> io::Result<()> {
     let (mut h, mut b) = (head, body);
     while !h.is_empty() || !b.is_empty() {
-        let n = io
-            .write_vectored(&[IoSlice::new(h), IoSlice::new(b)])
-            .await?;
+        let n = within(
+            stall,
+            io.write_vectored(&[IoSlice::new(h), IoSlice::new(b)]),
+        )
+        .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -340,14 +364,14 @@ async fn write_both(io: &mut Watched<TcpStream>, head: &[u8], body: &[u8]) -> io
 /// Sends `len` bytes of `file` with `sendfile`, counting them in `sent`.
 async fn send_file(
     io: &mut Watched<TcpStream>,
-    file: &std::fs::File,
-    len: u64,
+    (file, len): (&std::fs::File, u64),
+    stall: std::time::Duration,
     sent: &mut u64,
 ) -> io::Result<()> {
     let mut offset = 0u64;
     while offset < len {
         let sock = io.get_ref();
-        sock.writable().await?;
+        within(stall, sock.writable()).await?;
         let want = usize::try_from(len - offset).map_or(SEND_CHUNK, |n| n.min(SEND_CHUNK));
         let r = sock.try_io(tokio::io::Interest::WRITABLE, || {
             rustix::fs::sendfile(sock, file, Some(&mut offset), want).map_err(io::Error::from)

@@ -123,6 +123,50 @@ fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[test]
+fn a_client_that_stops_taking_a_download_is_given_up() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (server, _) = server(dir.path(), false);
+    // far more than the socket buffers of both ends hold
+    let size = 96 * 1024 * 1024;
+    std::fs::create_dir_all(dir.path().join("root/fw")).expect("fw");
+    let big = std::fs::File::create(dir.path().join("root/fw/big.bin")).expect("big");
+    big.set_len(size).expect("size");
+    drop(big);
+    let mut s = plain(&server);
+    s.write_all(b"GET /fw/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    // take nothing for longer than header-timeout, then everything there is
+    std::thread::sleep(Duration::from_secs(4));
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n as u64,
+            // open, but nothing more comes
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false;
+            }
+            // reset
+            Err(_) => break true,
+        }
+        if start.elapsed() > GIVE_UP {
+            break false;
+        }
+    };
+    assert!(closed, "still sending after {got} bytes");
+    assert!(got < size, "the whole file came: {got} bytes");
+}
+
+#[test]
 fn silent_and_trickling_tls_connections_are_closed() {
     let dir = tempfile::tempdir().expect("tmp");
     let (_server, https) = server(dir.path(), true);
