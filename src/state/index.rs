@@ -328,10 +328,13 @@ impl Index {
                     .zip(&seens)
                     .all(|(q, s)| q.as_ref().map(|q| q.seen) == *s)
         });
-        let mut v = match &reuse {
-            Some(_) => DeviceView::summary(key, state, &mut view::XPaths::new(&[])),
-            None => DeviceView::summary(key, state, &mut view::XPaths::new(&groups)),
+        // the query columns are evaluated only when their results changed
+        let evaluated = if reuse.is_some() {
+            &[][..]
+        } else {
+            &groups[..]
         };
+        let mut v = DeviceView::summary(key, state, &mut view::XPaths::new(evaluated));
         if let Some(prev) = reuse {
             v.queries = prev.into_vec();
         }

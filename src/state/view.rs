@@ -259,9 +259,10 @@ impl DeviceView {
         let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
         for m in s.children_named("msgs") {
             msgs += 1;
-            match m.attr("msg").unwrap_or_default().is_empty() {
-                true => rulers += 1,
-                false => entries += 1,
+            if m.attr("msg").unwrap_or_default().is_empty() {
+                rulers += 1;
+            } else {
+                entries += 1;
             }
         }
         v.log_entries = entries;
