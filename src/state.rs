@@ -214,6 +214,73 @@ pub fn cap_msgs(state: &mut Element, max: usize) {
     });
 }
 
+/// Reads and parses `dir/SN.xml`.
+fn read_state_file(dir: &Path, sn: &str) -> Loaded {
+    let path = dir.join(format!("{sn}.xml"));
+    let first = read_once(&path);
+    // a file opened just before the writer swapped it in may be read while the writer
+    // reuses it as a spare (see `writer`): what does not look like this device's state
+    // is read once more
+    let suspicious = match &first {
+        Loaded::Corrupt { .. } => true,
+        Loaded::Ok(el) => el
+            .child("device")
+            .and_then(|d| d.attr("sn"))
+            .is_some_and(|other| other != sn),
+        Loaded::Missing => false,
+    };
+    if suspicious {
+        return read_once(&path);
+    }
+    first
+}
+
+fn read_once(path: &Path) -> Loaded {
+    match std::fs::read(path) {
+        Ok(bytes) => match Element::parse(&bytes) {
+            Ok(el) => Loaded::Ok(Arc::new(el)),
+            Err(e) => Loaded::Corrupt {
+                error: e.to_string(),
+                raw: String::from_utf8_lossy(&bytes).into_owned(),
+            },
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing,
+        Err(e) => Loaded::Corrupt {
+            error: e.to_string(),
+            raw: String::new(),
+        },
+    }
+}
+
+/// Every state file (`*.xml`) of `dir` with its parsed content, read now, without a
+/// [`StateStore`] (no writer, nothing removed: a command line tool beside a running server).
+pub fn read_all(dir: &Path) -> Vec<(String, Loaded, SystemTime)> {
+    read_all_with(dir, |sn| read_state_file(dir, sn))
+}
+
+fn read_all_with(dir: &Path, read: impl Fn(&str) -> Loaded) -> Vec<(String, Loaded, SystemTime)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".xml") else {
+            continue;
+        };
+        if stem.is_empty() || name.starts_with('.') {
+            continue;
+        }
+        let mtime = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        out.push((stem.to_string(), read(stem), mtime));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// The state files of one status directory: the device [`index::Index`], a byte-bounded
 /// cache of recently used states ([`cache::Lru`]) and the write-behind [`writer::Writer`].
 pub struct StateStore {
@@ -349,39 +416,7 @@ impl StateStore {
         if let Some(el) = self.writer.pending(sn) {
             return Loaded::Ok(el);
         }
-        let first = self.read_once(sn);
-        // a file opened just before the writer swapped it in may be read while the writer
-        // reuses it as a spare (see `writer`): what does not look like this device's state
-        // is read once more
-        let suspicious = match &first {
-            Loaded::Corrupt { .. } => true,
-            Loaded::Ok(el) => el
-                .child("device")
-                .and_then(|d| d.attr("sn"))
-                .is_some_and(|other| other != sn),
-            Loaded::Missing => false,
-        };
-        if suspicious {
-            return self.read_once(sn);
-        }
-        first
-    }
-
-    fn read_once(&self, sn: &str) -> Loaded {
-        match std::fs::read(self.path(sn)) {
-            Ok(bytes) => match Element::parse(&bytes) {
-                Ok(el) => Loaded::Ok(Arc::new(el)),
-                Err(e) => Loaded::Corrupt {
-                    error: e.to_string(),
-                    raw: String::from_utf8_lossy(&bytes).into_owned(),
-                },
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Loaded::Missing,
-            Err(e) => Loaded::Corrupt {
-                error: e.to_string(),
-                raw: String::new(),
-            },
-        }
+        read_state_file(&self.dir, sn)
     }
 
     /// Stores the state of `sn`: caps its message log, updates the index and the cache and
@@ -451,28 +486,10 @@ impl StateStore {
             })
     }
 
-    /// Every state file (`*.xml`) of the directory with its parsed content, read now.
+    /// Every state file (`*.xml`) of the directory with its parsed content, read now
+    /// (pending writes first).
     pub fn all(&self) -> Vec<(String, Loaded, SystemTime)> {
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return out;
-        };
-        for entry in rd.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".xml") else {
-                continue;
-            };
-            if stem.is_empty() || name.starts_with('.') {
-                continue;
-            }
-            let mtime = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            out.push((stem.to_string(), self.read_file(stem), mtime));
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        read_all_with(&self.dir, |sn| self.read_file(sn))
     }
 
     /// Whether an expiry run is due: at most once an hour, and not when PHP's `lastcleanup`

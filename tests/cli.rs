@@ -346,6 +346,15 @@ fn rollout_plan_lists_the_devices_by_wave_and_changes_nothing() {
         &[],
     );
     common::seed_fleet(&root, common::unix_now());
+    // a spare file of a server running on the same root
+    let spare = root.join("status/.spare.0.tmp");
+    std::fs::write(&spare, "old state").expect("spare");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&spare)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("mtime");
     let out = bin()
         .args(["rollout-plan", "--root"])
         .arg(&root)
@@ -371,6 +380,7 @@ fn rollout_plan_lists_the_devices_by_wave_and_changes_nothing() {
         "the IP232 is in scope: {text}"
     );
     assert!(!root.join("rollouts").exists(), "nothing written");
+    assert!(spare.exists(), "the server's spare file removed");
     let out = bin()
         .args(["rollout-plan", "--root"])
         .arg(&root)

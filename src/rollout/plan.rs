@@ -4,7 +4,6 @@
 
 use super::{Rollout, RolloutState, wave_of};
 use crate::config::Config;
-use crate::state::StateStore;
 use crate::state::view::DeviceView;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -111,7 +110,8 @@ pub fn run(root: &Path, id: &str) -> Result<String, PlanError> {
         .find(|r| r.id == id)
         .ok_or_else(|| PlanError::Unknown(id.to_string()))?;
     let dir = cfg.status_dir().ok_or(PlanError::NoStatus)?;
-    let states = StateStore::new(root.join(dir)).all();
+    // read only: no writer of its own beside a running server
+    let states = crate::state::read_all(&root.join(dir));
     let devices: Vec<PlanDevice> = states
         .iter()
         .map(|(key, loaded, _)| PlanDevice::of_view(&DeviceView::from_state(key, loaded, &[])))
