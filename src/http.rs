@@ -469,7 +469,7 @@ async fn device_upload(
         if mode == "vardump" && !ops.is_empty() {
             app2.watch.bump();
         }
-        let state = ans.state_to_write().cloned();
+        let state = ans.take_state_to_write();
         (status, ans.out, state, sn, cfg)
     })
     .await;
