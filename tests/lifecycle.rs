@@ -78,6 +78,24 @@ impl Running {
         http_request(local(self.port), "GET", target, &[], b"")
     }
 
+    /// Asks for `target` until `done` holds for the answer (bounded): the server notices a
+    /// changed file through a notification or its rescan, a moment after the write.
+    fn get_until(
+        &self,
+        target: &str,
+        done: impl Fn(&common::Response) -> bool,
+    ) -> common::Response {
+        let mut last = self.get(target);
+        for _ in 0..500 {
+            if done(&last) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            last = self.get(target);
+        }
+        last
+    }
+
     /// Waits for the process to exit (bounded), returning its status.
     fn wait_exit(&mut self) -> std::process::ExitStatus {
         for _ in 0..1500 {
@@ -203,7 +221,7 @@ fn health_degrades_with_a_broken_configuration_and_polls_keep_the_last_good_one(
     assert_eq!(v["status"], "ok");
     let before = server.get(POLL).text();
     std::fs::write(root.join("config/user-config.xml"), "<config><broken").expect("break");
-    let h = server.get("/health");
+    let h = server.get_until("/health", |r| r.status != 200);
     assert_eq!(h.status, 503, "{}", h.text());
     let v: serde_json::Value = serde_json::from_slice(&h.body).expect("JSON");
     assert_eq!(v["status"], "degraded");
@@ -215,7 +233,7 @@ fn health_degrades_with_a_broken_configuration_and_polls_keep_the_last_good_one(
     let m = server.get("/metrics").text();
     assert_eq!(metric(&m, "update_server_config_good"), Some(0.0), "{m}");
     std::fs::write(root.join("config/user-config.xml"), good).expect("repair");
-    let h = server.get("/health");
+    let h = server.get_until("/health", |r| r.status != 503);
     assert_eq!(h.status, 200, "{}", h.text());
     let log = server.log_text();
     assert_eq!(
