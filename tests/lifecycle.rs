@@ -78,22 +78,15 @@ impl Running {
         http_request(local(self.port), "GET", target, &[], b"")
     }
 
-    /// Asks for `target` until `done` holds for the answer (bounded): the server notices a
-    /// changed file through a notification or its rescan, a moment after the write.
+    /// Asks for `target` until `done` holds for the answer ([`common::eventually`]): the
+    /// server notices a changed file through a notification or its rescan, a moment after the
+    /// write.
     fn get_until(
         &self,
         target: &str,
         done: impl Fn(&common::Response) -> bool,
     ) -> common::Response {
-        let mut last = self.get(target);
-        for _ in 0..500 {
-            if done(&last) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            last = self.get(target);
-        }
-        last
+        common::eventually(|| self.get(target), done)
     }
 
     /// Waits for the process to exit (bounded), returning its status.

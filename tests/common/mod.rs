@@ -18,7 +18,7 @@ pub use server::{Server, Setup, TlsPorts};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A free loopback port (bound once and released), for processes that are not the server
 /// under test (ChromeDriver) and for `tests/cli.rs`, which starts the binary.
@@ -27,6 +27,35 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// How long [`eventually`] tries at most.
+pub const EVENTUALLY_LIMIT: Duration = Duration::from_secs(10);
+/// The pause between two tries of [`eventually`].
+pub const EVENTUALLY_STEP: Duration = Duration::from_millis(20);
+
+/// Calls `attempt` until `done` holds for its result, for at most [`EVENTUALLY_LIMIT`] (a try
+/// every [`EVENTUALLY_STEP`]), and returns the last result: the caller makes its assertions on
+/// it, so a change that never comes still fails the test, with the last answer.
+///
+/// A running server notices a file the test wrote, removed or renamed in a watched directory
+/// (the root, `config/`, `scripts/`, `cache/`, `certs/`, the trees below `fw/` and `web/`)
+/// through a file-system notification that arrives a moment after the write, or at the latest
+/// through its periodic rescan (every 2 s; the only way for a directory created while it
+/// runs, until that rescan watches it). A request sent right after the write may still get the
+/// answer from before: ask for the answer that shows the change with `eventually`. Only a
+/// request that may be repeated (a poll, a GET) goes into `attempt`; before an upload that
+/// would store something, wait for the server's configuration with
+/// [`Server::config_when`] instead.
+pub fn eventually<T>(mut attempt: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + EVENTUALLY_LIMIT;
+    loop {
+        let last = attempt();
+        if done(&last) || Instant::now() >= deadline {
+            return last;
+        }
+        std::thread::sleep(EVENTUALLY_STEP);
+    }
 }
 
 /// An HTTP response.

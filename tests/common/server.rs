@@ -2,12 +2,13 @@
 //! the library's `server::serve` on a runtime of its own, whose log lines are kept for the
 //! test ([`Server::log_text`]). Stopped when dropped.
 
-use super::{Response, http_request};
+use super::{Response, eventually, http_request};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use update_server::app::App;
+use update_server::config::Config;
 use update_server::server::{self, Listeners};
 use update_server::trust::{TlsOptions, TlsSetup};
 
@@ -218,6 +219,23 @@ impl Server {
         let r = http_request(self.addr(), "PUT", target, &[], body);
         self.flush();
         r
+    }
+
+    /// The configuration the server answers with, once `seen` holds for it (waited for with
+    /// [`eventually`]; panics when it never does): after the test changed the configuration
+    /// files, before a request that must not be repeated until its answer shows the change (an
+    /// upload that, accepted under the old configuration, would be stored). Asks the server's
+    /// configuration store as a request does, so the next request sees at least this.
+    pub fn config_when(&self, seen: impl Fn(&Config) -> bool) -> Arc<Config> {
+        let cfg = eventually(
+            || self.app.config.get(),
+            |c| c.as_ref().is_ok_and(|c| seen(c)),
+        );
+        match cfg {
+            Ok(c) if seen(&c) => c,
+            Ok(_) => panic!("the server never answered with the changed configuration"),
+            Err(e) => panic!("the server's configuration stayed broken: {e}"),
+        }
     }
 
     /// Stops the server abruptly: the runtime is dropped without flushing anything.
