@@ -166,6 +166,13 @@ fn an_issuer_not_named_in_caname_is_refused() {
         r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Test Device CA"/><times forcetrust="true"/></config>"#,
     )
     .expect("config");
+    // the change is noticed a moment after the write; the upload is sent once (accepted under
+    // the old configuration, it would be stored)
+    s2.server.config_when(|c| {
+        c.customcerts
+            .as_ref()
+            .is_some_and(|cc| cc.ca_names == ["Test Device CA"])
+    });
     let device = other_ca.issue("IP232-30-00-af");
     let r = tls_put(
         local(s2.mtls),
