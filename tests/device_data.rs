@@ -8,7 +8,7 @@
 mod common;
 
 use base64::Engine;
-use common::{Response, Server, http_request, make_root};
+use common::{Response, Server, eventually, http_request, make_root};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -381,9 +381,16 @@ fn one_device_through_the_whole_csr_round_trip() {
     .expect("root");
     std::fs::write(root.join("certs/CAkey-01.cer"), &pki.ca_der).expect("intermediate");
     // files an administrator puts into certs/ are seen after the file-system notification or,
-    // at the latest, the next rescan (every 2 s)
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let r = device.poll();
+    // at the latest, the next rescan (every 2 s; the only way here: certs/ was made while the
+    // server ran): until then the device polls as in 7
+    let r = eventually(
+        || device.poll(),
+        |r| {
+            r.command_lines()
+                .iter()
+                .any(|l| l.starts_with("vars create X509/REQUESTRESPONSE/"))
+        },
+    );
     let cmds = r.command_lines();
     let install = [
         get_error.clone(),
@@ -492,25 +499,39 @@ fn a_signed_certificate_that_is_none_sends_nothing_and_says_so() {
         ),
         (pki.sign(&other, "0090333000af"), "public key"),
     ] {
+        let before = device_attr(&root, "certstat").unwrap_or_default();
         std::fs::write(&signed_path, &bogus).expect("bogus");
-        let mut device = Device::new(&server);
-        let r = device.poll();
-        let cmds = r.command_lines();
-        assert!(!cmds.iter().any(|l| l.starts_with("vars ")), "{cmds:?}");
-        assert!(cmds.iter().any(|l| l == NTP), "{cmds:?}");
-        let status = device_attr(&root, "certstat").unwrap_or_default();
-        assert!(
+        let refused = |status: &str| {
             status.starts_with(&format!(
                 "uploaded signed certificate certs/{SN}-signedrequest.cer not usable: "
             )) && status.contains(why)
-                && status.contains("nothing sent to the device"),
-            "{status}"
+                && status.contains("nothing sent to the device")
+        };
+        // the new file is seen a moment after the write: the device polls until its status
+        // is about it (each file here is refused with its own details)
+        let (r, status) = eventually(
+            || {
+                let r = Device::new(&server).poll();
+                (r, device_attr(&root, "certstat").unwrap_or_default())
+            },
+            |(_, status)| refused(status) && *status != before,
         );
+        let cmds = r.command_lines();
+        assert!(!cmds.iter().any(|l| l.starts_with("vars ")), "{cmds:?}");
+        assert!(cmds.iter().any(|l| l == NTP), "{cmds:?}");
+        assert!(refused(&status), "{status}");
         assert!(state(&root, SN).attr("skipnext").is_none());
     }
-    // the right one goes through
+    // the right one goes through (seen a moment after the write)
     std::fs::write(&signed_path, pki.sign(&key, "0090333000af")).expect("good");
-    let r = Device::new(&server).poll();
+    let r = eventually(
+        || Device::new(&server).poll(),
+        |r| {
+            r.command_lines()
+                .iter()
+                .any(|l| l.starts_with("vars create X509/REQUESTRESPONSE/00001 pb "))
+        },
+    );
     assert!(
         r.command_lines()
             .iter()
