@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, make_root};
+use common::{Server, eventually, make_root};
 
 const USER_CONFIG: &str = r#"<config><master info=""/><status dir="status"/></config>"#;
 
@@ -97,6 +97,12 @@ fn a_configuration_broken_while_running_keeps_the_last_good_one() {
         r#"<config><phases><phase id="all" seq="1"/></phases></config>"#,
     )
     .expect("edit");
+    // the broken configuration is seen a moment after the write (before, the poll below would
+    // pass with the good one without testing anything)
+    let health = eventually(|| server.get("/health"), |h| h.status != 200);
+    assert_eq!(health.status, 503, "{}", health.text());
+    let v: serde_json::Value = serde_json::from_slice(&health.body).expect("JSON");
+    assert_eq!(v["checks"]["config"]["ok"], false, "{v}");
     // PHP would answer every poll with `# config: phase name 'all' not allowed - exit`
     let poll = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
     let r = server.get(poll);
