@@ -71,15 +71,20 @@ fn snippet_edits_take_effect_on_the_next_poll() {
         "config change A /x 2\n",
     )
     .expect("edit");
-    settle();
-    assert_eq!(server.get(poll).command_lines()[0], "config change A /x 2");
+    let cmds = eventually(
+        || server.get(poll).command_lines(),
+        |c| c.first().is_some_and(|l| l == "config change A /x 2"),
+    );
+    assert_eq!(cmds[0], "config change A /x 2");
     std::fs::write(
         root.join("config/user-config.xml"),
         r#"<config><master info=""/><times grace="0" check="false"/></config>"#,
     )
     .expect("edit config");
-    settle();
-    let cmds = server.get(poll).command_lines();
+    let cmds = eventually(
+        || server.get(poll).command_lines(),
+        |c| !c.iter().any(|l| l.contains("check ser")),
+    );
     assert!(!cmds.iter().any(|l| l.contains("check ser")), "{cmds:?}");
 }
 
@@ -114,10 +119,4 @@ fn a_configuration_broken_while_running_keeps_the_last_good_one() {
         "{}",
         r.text()
     );
-}
-
-/// Changed files are seen after the file-system notification or, at the latest, the next
-/// rescan (every 2 s): wait for that.
-fn settle() {
-    std::thread::sleep(std::time::Duration::from_millis(2500));
 }
