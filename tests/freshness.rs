@@ -4,22 +4,14 @@
 
 mod common;
 
-use common::{Server, http_request, make_root};
+use common::{Server, eventually, http_request, make_root};
 use std::time::Duration;
 
 const POLL: &str = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
 
-/// Polls until `seen` holds for the answer's command lines (at most about 20 s).
+/// Polls until `seen` holds for the answer's command lines ([`common::eventually`]).
 fn poll_until(server: &Server, seen: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let mut last = Vec::new();
-    for _ in 0..400 {
-        last = server.get(POLL).command_lines();
-        if seen(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    last
+    eventually(|| server.get(POLL).command_lines(), |c| seen(c))
 }
 
 #[test]
@@ -161,14 +153,7 @@ fn a_changed_small_file_is_served_new() {
     let server = Server::start(&root, &[]);
     assert_eq!(server.get("/fw/130178/ip232.bin").body.len(), 8192);
     std::fs::write(root.join("fw/130178/ip232.bin"), "new").expect("edit");
-    let mut body = Vec::new();
-    for _ in 0..400 {
-        body = server.get("/fw/130178/ip232.bin").body;
-        if body == b"new" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let body = eventually(|| server.get("/fw/130178/ip232.bin").body, |b| b == b"new");
     assert_eq!(body, b"new");
 }
 
