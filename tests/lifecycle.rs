@@ -343,6 +343,8 @@ fn metrics_count_polls_uploads_and_requests() {
         Some(-1.0),
         "{m}"
     );
+    // the download's line is written once the answer is out, maybe after the client has it
+    server.wait_log("firmware download /fw/small.bin");
     let log = server.log_text();
     assert!(log.contains("not found: /fw/missing.bin"), "{log}");
     let download = log
