@@ -71,6 +71,8 @@ struct Loaded {
     fingerprint: Fingerprint,
     latest: Result<Arc<Config>, ConfigError>,
     good: Option<Arc<Config>>,
+    /// How many reads were logged (a read that says nothing new is not).
+    logged: u64,
 }
 
 impl Loaded {
@@ -111,6 +113,7 @@ impl ConfigStore {
                 good: latest.as_ref().ok().cloned(),
                 fingerprint,
                 latest,
+                logged: 0,
             }),
             fresh,
         }
@@ -194,7 +197,18 @@ impl ConfigStore {
     fn load(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
         let loaded = Config::load(&self.root).map(Arc::new);
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
+        // a file read again because it is still racy says nothing new when it reads the same
+        let repeat = guard.fingerprint == fp
+            && match (&guard.latest, &loaded) {
+                (Ok(_), Ok(_)) => true,
+                (Err(a), Err(b)) => a.to_string() == b.to_string(),
+                _ => false,
+            };
+        if !repeat {
+            guard.logged += 1;
+        }
         match &loaded {
+            _ if repeat => {}
             Ok(_) => tracing::info!("configuration (re)loaded"),
             Err(e) if guard.good.is_some() => {
                 tracing::error!(
@@ -234,5 +248,26 @@ mod tests {
         assert!(store.reload().is_err());
         assert!(store.get().is_ok(), "the last good configuration stays");
         assert!(store.problem().is_some());
+    }
+
+    #[test]
+    fn a_broken_file_read_again_while_racy_is_logged_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("config")).expect("config");
+        let user = dir.path().join("config/user-config.xml");
+        std::fs::write(&user, "<config/>").expect("write");
+        let store = ConfigStore::new(dir.path());
+        let logged = || store.current.read().expect("lock").logged;
+        std::fs::write(&user, "<config><broken").expect("write");
+        // just written: every look reads it again (its time stamp is not trusted yet)
+        for _ in 0..3 {
+            assert!(store.get().is_ok(), "the last good configuration stays");
+        }
+        assert_eq!(logged(), 1, "the error once");
+        std::fs::write(&user, "<config/>").expect("write");
+        for _ in 0..3 {
+            assert!(store.get().is_ok());
+        }
+        assert_eq!(logged(), 2, "the repair once");
     }
 }
