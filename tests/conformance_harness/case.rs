@@ -597,9 +597,8 @@ fn run_in(case: &Case, pki: &Pki, work: &Path) -> Result<Run, RunError> {
         ))
     };
 
-    // the server writes device states behind its answers, durable within
-    // `server/@commit-delay` (200 ms by default): let the last batch land
-    std::thread::sleep(Duration::from_millis(600));
+    // the server writes device states behind its answers; its stop writes the last batch
+    server.stop();
     let after = snapshot(&root)?;
     let master_log = master.as_ref().map(Master::log);
     drop(server);
