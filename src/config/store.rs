@@ -206,16 +206,7 @@ impl ConfigStore {
             };
         if !repeat {
             guard.logged += 1;
-        }
-        match &loaded {
-            _ if repeat => {}
-            Ok(_) => tracing::info!("configuration (re)loaded"),
-            Err(e) if guard.good.is_some() => {
-                tracing::error!(
-                    "configuration error, the last good configuration stays in use: {e}"
-                )
-            }
-            Err(e) => tracing::error!("configuration error: {e}"),
+            log_read(&loaded, guard.good.is_some());
         }
         if let Ok(c) = &loaded {
             guard.good = Some(c.clone());
@@ -226,16 +217,33 @@ impl ConfigStore {
     }
 }
 
+/// The log line of a read of the files (`had_good`: a good configuration was read before).
+fn log_read(loaded: &Result<Arc<Config>, ConfigError>, had_good: bool) {
+    match loaded {
+        Ok(_) => tracing::info!("configuration (re)loaded"),
+        Err(e) if had_good => {
+            tracing::error!("configuration error, the last good configuration stays in use: {e}")
+        }
+        Err(e) => tracing::error!("configuration error: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reload_names_the_files_changed_since_the_last_reload() {
+    /// A root whose `config/user-config.xml` holds `<config/>`; the file's path.
+    fn root() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("config")).expect("config");
         let user = dir.path().join("config/user-config.xml");
         std::fs::write(&user, "<config/>").expect("write");
+        (dir, user)
+    }
+
+    #[test]
+    fn reload_names_the_files_changed_since_the_last_reload() {
+        let (dir, user) = root();
         let store = ConfigStore::new(dir.path());
         assert_eq!(store.reload().expect("good"), Vec::<String>::new());
         std::fs::write(&user, "<config><times polling=\"5\"/></config>").expect("write");
@@ -252,10 +260,7 @@ mod tests {
 
     #[test]
     fn a_broken_file_read_again_while_racy_is_logged_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::create_dir_all(dir.path().join("config")).expect("config");
-        let user = dir.path().join("config/user-config.xml");
-        std::fs::write(&user, "<config/>").expect("write");
+        let (dir, user) = root();
         let store = ConfigStore::new(dir.path());
         let logged = || store.current.read().expect("lock").logged;
         std::fs::write(&user, "<config><broken").expect("write");

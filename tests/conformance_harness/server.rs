@@ -210,7 +210,7 @@ impl Server {
             .status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
+            if !self.is_running() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
