@@ -4,7 +4,10 @@
 //! element (serial, type, classes, addresses, phase, environments, certificate status …),
 //! `<firmware>`/`<bootcode>` elements, one `<config filename=…>` per delivered snippet, the
 //! `<queries>` the device reported, and the `<msgs>` message log. [`log`] applies PHP's
-//! `logDeviceState` rules to an element tree; [`trim_msgs`] trims the log.
+//! `logDeviceState` rules to an element tree; [`trim_msgs`] trims the log. In memory the
+//! log is not a list of child elements but the root's compact [`crate::xml::log::Log`]
+//! (filled by [`compact_log`] when a file is read): a poll copies, trims and writes it
+//! without touching each entry.
 //!
 //! [`StateStore`] owns the files: it keeps a compact [`index`] of all devices (not their
 //! states), the parsed states of recently used devices in a cache bounded in bytes
@@ -15,7 +18,10 @@
 //! belongs to the server: a file changed behind its back is seen after a restart.
 
 mod cleanup;
+mod msgs;
 pub mod view;
+
+pub use msgs::{MSGS, cap_msgs, compact_log, msg_rulers, msgs, trim_msgs};
 
 use crate::xml::Element;
 use std::collections::HashMap;
@@ -57,12 +63,23 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
             }
             state.child_or_insert(name)
         }
+        Target::New(MSGS, time) if attr == "msg" && value.is_some() => {
+            let at = state.children.len();
+            state.log.push_msg(at, time, value.unwrap_or_default());
+            return;
+        }
         Target::New(name, time) => {
             let mut e = Element::new(name);
             e.set_attr("time", time.to_string());
-            state.children.push(e);
-            let last = state.children.len() - 1;
-            &mut state.children[last]
+            if let Some(v) = value {
+                e.set_attr(attr, v);
+            }
+            if name == MSGS {
+                state.log.push(&e, state.children.len(), time);
+            } else {
+                state.children.push(e);
+            }
+            return;
         }
         Target::Keyed(name, key, keyval) => {
             let pos = state
@@ -106,44 +123,6 @@ pub fn new_state(sn: &str) -> Element {
     let mut s = Element::new("state");
     s.child_or_insert("device").set_attr("sn", sn);
     s
-}
-
-/// Trims the message log: entries older than `logkeep` seconds are dropped, but never the
-/// last poll's block (everything from the last empty "ruler" message on).
-pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
-    let very_old = now - logkeep;
-    let time = |m: &Element| {
-        let t = m.attr("time").unwrap_or("0");
-        t.parse::<i64>().unwrap_or_else(|_| crate::php::intval(t))
-    };
-    // child positions: the first entry, the last ruler, the last old entry (not a ruler)
-    let (mut first, mut last_ruler, mut last_old) = (None, None, None);
-    for (i, m) in state.children.iter().enumerate().rev() {
-        if m.name != "msgs" {
-            continue;
-        }
-        first = Some(i);
-        if m.attr("msg").unwrap_or("").is_empty() {
-            last_ruler = last_ruler.or(Some(i));
-        } else if last_old.is_none() && time(m) < very_old {
-            last_old = Some(i);
-        }
-    }
-    let (Some(last_ruler), Some(last_old)) = (last_ruler, last_old) else {
-        // PHP drops the oldest entry once a newer poll started; keep the log bounded likewise
-        if let (Some(r), Some(first)) = (last_ruler, first)
-            && r != first
-        {
-            state.children.remove(first);
-        }
-        return;
-    };
-    let mut i = 0;
-    state.children.retain(|c| {
-        let drop = c.name == "msgs" && i <= last_old && i < last_ruler;
-        i += 1;
-        !drop
-    });
 }
 
 /// What is on disk for one device.
@@ -197,23 +176,6 @@ pub enum SaveError {
     TooLarge { sn: String, len: usize, max: usize },
 }
 
-/// Drops the oldest message log entries beyond `max`.
-pub fn cap_msgs(state: &mut Element, max: usize) {
-    let count = state.children_named("msgs").count();
-    if count <= max {
-        return;
-    }
-    let mut excess = count - max;
-    state.children.retain(|c| {
-        if excess > 0 && c.name == "msgs" {
-            excess -= 1;
-            false
-        } else {
-            true
-        }
-    });
-}
-
 /// Reads and parses `dir/SN.xml`.
 fn read_state_file(dir: &Path, sn: &str) -> Loaded {
     let path = dir.join(format!("{sn}.xml"));
@@ -238,7 +200,10 @@ fn read_state_file(dir: &Path, sn: &str) -> Loaded {
 fn read_once(path: &Path) -> Loaded {
     match std::fs::read(path) {
         Ok(bytes) => match Element::parse(&bytes) {
-            Ok(el) => Loaded::Ok(Arc::new(el)),
+            Ok(mut el) => {
+                compact_log(&mut el);
+                Loaded::Ok(Arc::new(el))
+            }
             Err(e) => Loaded::Corrupt {
                 error: e.to_string(),
                 raw: String::from_utf8_lossy(&bytes).into_owned(),
@@ -394,7 +359,7 @@ impl StateStore {
         }
         let loaded = self.read_file(sn);
         if let Loaded::Ok(el) = &loaded {
-            self.cache.put(sn, el.clone(), el.document_len().0);
+            self.cache.put(sn, el.clone());
         }
         loaded
     }
@@ -430,7 +395,7 @@ impl StateStore {
         let limits = self.limits();
         cap_msgs(&mut state, limits.max_msgs);
         // the file is written by the writer; serialised here only when it may be too large
-        let (about, at_most) = state.document_len();
+        let (_, at_most) = state.document_len();
         if at_most > limits.max_state {
             let len = state.to_document().len();
             if len > limits.max_state {
@@ -443,7 +408,7 @@ impl StateStore {
         }
         let state = Arc::new(state);
         self.index.update(sn, &state, fresh);
-        self.cache.put(sn, state.clone(), about);
+        self.cache.put(sn, state.clone());
         self.writer.submit(sn, state);
         Ok(())
     }
@@ -660,26 +625,6 @@ mod tests {
             s.to_xml(),
             r#"<state seen="5"><device sn="00-90" type="IP232"/><firmware build="1"/><msgs time="7" msg="hello"/><config filename="a.txt" delivered="9" version="8"/></state>"#
         );
-    }
-
-    fn msg(s: &mut Element, t: i64, m: &str) {
-        log(s, "msg", Some(m), Target::New("msgs", t));
-    }
-
-    #[test]
-    fn trims_old_messages_but_keeps_the_last_poll() {
-        let mut s = new_state("x");
-        msg(&mut s, 100, "");
-        msg(&mut s, 100, "old a");
-        msg(&mut s, 100, "old b");
-        msg(&mut s, 5000, "");
-        msg(&mut s, 5000, "new");
-        trim_msgs(&mut s, 5000, 1800);
-        let left: Vec<_> = s
-            .children_named("msgs")
-            .map(|m| m.attr("msg").unwrap_or("").to_string())
-            .collect();
-        assert_eq!(left, vec!["", "new"]);
     }
 
     #[test]

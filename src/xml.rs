@@ -22,6 +22,7 @@ use quick_xml::reader::Reader;
 use thiserror::Error;
 
 mod children;
+pub mod log;
 pub use children::Children;
 
 /// Why a document could not be read.
@@ -51,6 +52,9 @@ pub struct Element {
     pub attrs: Attrs,
     pub text: String,
     pub children: Children,
+    /// The message log entries among the children, kept compact (a device state's root
+    /// only; see [`log`]).
+    pub log: log::Log,
 }
 
 /// Deepest nesting accepted when reading; real documents use less than ten levels.
@@ -239,11 +243,12 @@ impl Element {
             about += 4 + k.len() + v.len();
             at_most += 4 + k.len() + 6 * v.len();
         }
-        if self.text.is_empty() && self.children.is_empty() {
+        if self.text.is_empty() && self.children.is_empty() && self.log.is_empty() {
             return (about + 2, at_most + 2);
         }
-        about += 1 + self.text.len() + 3 + name;
-        at_most += 1 + 6 * self.text.len() + 3 + name;
+        let log = self.log.xml_len();
+        about += 1 + self.text.len() + 3 + name + log;
+        at_most += 1 + 6 * self.text.len() + 3 + name + log;
         for c in &self.children {
             let (a, m) = c.len_bounds();
             about += a;
@@ -262,8 +267,30 @@ impl Element {
     /// An indented rendering for people (`check-config`).
     pub fn to_pretty_document(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        self.write_pretty(&mut out, 0);
+        self.expanded().write_pretty(&mut out, 0);
         out
+    }
+
+    /// This element with its compact message log ([`log`]) turned back into child elements
+    /// at their places (for the few readers that walk every child: XPath, pretty printing).
+    pub fn expanded(&self) -> std::borrow::Cow<'_, Element> {
+        if self.log.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut el = Element {
+            log: log::Log::default(),
+            children: Children::default(),
+            ..self.clone()
+        };
+        let mut entries = self.log.iter().peekable();
+        for (i, c) in self.children.iter().enumerate() {
+            while let Some(e) = entries.next_if(|e| e.at <= i) {
+                el.children.push(log_entry(e));
+            }
+            el.children.push(c.clone());
+        }
+        el.children.extend(entries.map(log_entry));
+        std::borrow::Cow::Owned(el)
     }
 
     /// `<name a="v" …` (without the closing `>`).
@@ -304,19 +331,32 @@ impl Element {
 
     fn write_to(&self, out: &mut String) {
         self.write_open(out);
-        if self.text.is_empty() && self.children.is_empty() {
+        if self.text.is_empty() && self.children.is_empty() && self.log.is_empty() {
             out.push_str("/>");
             return;
         }
         out.push('>');
         escape_text(&self.text, out);
-        for c in &self.children {
+        let mut next = 0;
+        for (i, c) in self.children.iter().enumerate() {
+            self.log.write_until(Some(i), &mut next, out);
             c.write_to(out);
         }
+        self.log.write_until(None, &mut next, out);
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
     }
+}
+
+/// A log entry as an element again (it was written from one, so it reads back).
+fn log_entry(e: log::EntryRef<'_>) -> Element {
+    Element::parse_str(&e.xml()).unwrap_or_else(|_| {
+        let mut el = Element::new("msgs");
+        el.set_attr("time", e.time.to_string());
+        el.set_attr("msg", e.msg());
+        el
+    })
 }
 
 /// The text a reference in element content stands for (character references to characters

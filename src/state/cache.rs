@@ -1,10 +1,11 @@
 //! The parsed states of recently used devices, bounded in bytes (`<server state-cache>`).
 //!
-//! Each entry is charged an estimate of its memory (the length of its file times
-//! [`PER_BYTE`]); when the total passes the cap, the least recently used entries go until a
+//! Each entry is charged an estimate of its memory ([`cost`]: the length of its file times
+//! [`PER_BYTE`], but the compact message log at its size); when the total passes the cap, the least recently used entries go until a
 //! quarter of the cap is free again. A device not in the cache is read from its file.
 
 use crate::xml::Element;
+use crate::xml::log::ENTRY_BYTES;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +56,10 @@ impl Lru {
         Some(slot.state.clone())
     }
 
-    /// Keeps `state` (whose file has `file_len` bytes); entries larger than the cap are not kept.
-    pub fn put(&self, key: &str, state: Arc<Element>, file_len: usize) {
+    /// Keeps `state`; entries larger than a quarter of the cap are not kept.
+    pub fn put(&self, key: &str, state: Arc<Element>) {
         let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
-        let cost = file_len.saturating_mul(PER_BYTE) + 256;
+        let cost = cost(&state);
         let mut inner = self.lock();
         if let Some(old) = inner.slots.remove(key) {
             inner.total -= old.cost;
@@ -88,6 +89,14 @@ impl Lru {
     }
 }
 
+/// The memory charged for `state`: its element tree at [`PER_BYTE`] per byte of its file,
+/// its compact message log ([`crate::xml::log`]) at its size.
+pub fn cost(state: &Element) -> usize {
+    let log = state.log.xml_len();
+    let tree = state.document_len().0.saturating_sub(log);
+    tree.saturating_mul(PER_BYTE) + log + ENTRY_BYTES * state.log.len() + 256
+}
+
 /// Drops the least recently used entries until at most `target` bytes are charged.
 fn evict(inner: &mut Inner, target: usize) {
     let mut ages: Vec<(u64, usize)> = inner.slots.values().map(|s| (s.used, s.cost)).collect();
@@ -109,16 +118,38 @@ fn evict(inner: &mut Inner, target: usize) {
 mod tests {
     use super::*;
 
+    /// A state whose file has about `len` bytes.
+    fn big(len: usize) -> Element {
+        let mut s = Element::new("state");
+        s.set_attr("x", "a".repeat(len));
+        s.children.push(Element::new("device"));
+        s
+    }
+
+    #[test]
+    fn a_message_log_is_charged_at_its_size() {
+        let mut s = big(1000);
+        let tree = cost(&s);
+        assert!(tree >= 3000);
+        for t in 0..100 {
+            s.log.push_msg(0, t, "0123456789");
+        }
+        let with_log = cost(&s);
+        let log = s.log.xml_len();
+        assert!(log > 3000);
+        assert_eq!(with_log, tree + log + ENTRY_BYTES * 100);
+    }
+
     #[test]
     fn stays_within_its_cap_and_keeps_the_recent() {
         let lru = Lru::new(100_000);
         for i in 0..1000 {
-            lru.put(&format!("d{i}"), Arc::new(Element::new("state")), 1000);
+            lru.put(&format!("d{i}"), Arc::new(big(1000)));
             assert!(lru.charged() <= 100_000);
         }
         assert!(lru.get("d999").is_some());
         assert!(lru.get("d0").is_none());
-        lru.put("huge", Arc::new(Element::new("state")), 1_000_000);
+        lru.put("huge", Arc::new(big(1_000_000)));
         assert!(lru.get("huge").is_none());
     }
 }

@@ -188,12 +188,8 @@ impl DeviceView {
         if v.problem.is_some() {
             return v;
         }
-        v.msgs = s
-            .children_named("msgs")
-            .map(|m| Msg {
-                time: intval(m.attr("time").unwrap_or("0")),
-                text: m.attr("msg").unwrap_or_default().to_string(),
-            })
+        v.msgs = super::msgs(s)
+            .map(|(time, text)| Msg { time, text })
             .collect();
         v.snippets = s
             .children_named("config")
@@ -257,9 +253,9 @@ impl DeviceView {
             .unwrap_or_default()
             .to_string();
         let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
-        for m in s.children_named("msgs") {
+        for ruler in super::msg_rulers(s) {
             msgs += 1;
-            if m.attr("msg").unwrap_or_default().is_empty() {
+            if ruler {
                 rulers += 1;
             } else {
                 entries += 1;
@@ -407,7 +403,7 @@ fn to_sxd(el: &Element) -> sxd_document::Package {
     {
         let doc = package.as_document();
         let root = doc.create_element(el.name.as_str());
-        fill(&doc, root, el);
+        fill(&doc, root, &el.expanded());
         doc.root().append_child(root);
     }
     package

@@ -1,7 +1,7 @@
 //! The child elements of an [`Element`], shared between copies of a document.
 //!
 //! A device's state is copied at every poll (the cached one stays as it is while the poll
-//! builds the next); most of it (the message log above all) does not change. Each child is
+//! builds the next); most of it does not change. Each child is
 //! therefore kept behind an [`Arc`]: copying an element copies one pointer per child, and a
 //! child is copied only when it is changed through a mutable access ([`Arc::make_mut`]).
 //! Reading works like a slice of elements.

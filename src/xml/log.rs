@@ -1,0 +1,415 @@
+//! The message log of a device state (its `<msgs time="…" msg="…"/>` children), kept
+//! compact.
+//!
+//! A state holds up to some hundred log entries and every poll copies the state, appends a
+//! few entries, drops the oldest, and the writer writes the whole file again. Kept as
+//! separate child elements, each of these passes touches one or two allocations per entry,
+//! scattered over the heap. Here the entries of one element are one buffer of text and one
+//! array of small fixed-size records (time, position, offsets, whether the message is empty).
+//! An entry of the form a poll writes, `<msgs time="T" msg="M"/>`, keeps only its message,
+//! escaped once when it is added (the rest is written from the record); any other entry keeps
+//! its XML as written. Copying a log is one reference count; trimming it reads the records
+//! only; writing it copies the texts. A message is read back from its XML when shown.
+//!
+//! An entry keeps its position among the other children of its element: `at` is the number
+//! of (other) children that precede it. The element's serialiser ([`super::Element`])
+//! writes the entries with `at <= i` before child `i`, so a document written from the
+//! compact form is byte for byte the one written from child elements. Children are only
+//! ever appended to a state's root; a removed child makes the entries after it follow one
+//! child later, nothing is lost.
+
+use super::Element;
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// The compact message log of one element (empty by default: no allocation).
+#[derive(Debug, Clone, Default)]
+pub struct Log(Option<Arc<Buf>>);
+
+/// One entry: its time, position, where its text lies in the buffer, whether its message is
+/// empty, whether its text is the whole XML (`raw`) or the escaped message only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    time: i64,
+    at: u32,
+    text: (u32, u32),
+    ruler: bool,
+    raw: bool,
+}
+
+/// Bytes of memory of one entry besides its text.
+pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+
+/// Bytes an entry of the poll's form has besides its message and time digits:
+/// `<msgs time="` `" msg="` `"/>`.
+const FRAME: usize = 22;
+
+/// The entries from `head` on are the log; those before it were dropped (their bytes are
+/// given back when a copy is made or when they outweigh the live ones). `xml_len` is the
+/// length of the live entries as written.
+#[derive(Debug, Default)]
+struct Buf {
+    entries: Vec<Entry>,
+    head: usize,
+    text: String,
+    xml_len: usize,
+}
+
+static EMPTY: Buf = Buf {
+    entries: Vec::new(),
+    head: 0,
+    text: String::new(),
+    xml_len: 0,
+};
+
+/// One entry as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The `time` attribute as a number (as the caller computed it when adding).
+    pub time: i64,
+    /// Whether the `msg` attribute is empty or missing (the ruler that starts a poll's
+    /// block).
+    pub ruler: bool,
+    /// Number of other children of the element before this entry.
+    pub at: usize,
+    text: &'a str,
+    raw: bool,
+}
+
+impl Log {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.entries.len() - b.head)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = EntryRef<'_>> + ExactSizeIterator {
+        let b = self.0.as_deref().unwrap_or(&EMPTY);
+        b.entries[b.head..].iter().map(move |e| b.entry(e))
+    }
+
+    /// Appends `el` at position `at`, with its `time` (its XML kept as written unless it has
+    /// the form a poll writes).
+    pub fn push(&mut self, el: &Element, at: usize, time: i64) {
+        let msg = el.attr("msg");
+        let plain = el.name == "msgs"
+            && el.text.is_empty()
+            && el.children.is_empty()
+            && el.log.is_empty()
+            && el.attrs.len() == 2
+            && el.attrs[0].0 == "time"
+            && el.attrs[0].1 == time.to_string()
+            && el.attrs[1].0 == "msg";
+        match (plain, msg) {
+            (true, Some(m)) => self.push_msg(at, time, m),
+            _ => self.push_with(at, time, msg.is_none_or(str::is_empty), true, |out| {
+                el.write_to(out)
+            }),
+        }
+    }
+
+    /// Appends `<msgs time="time" msg="msg"/>` at position `at` (what a poll logs).
+    pub fn push_msg(&mut self, at: usize, time: i64, msg: &str) {
+        self.push_with(at, time, msg.is_empty(), false, |out| {
+            super::escape_attr(msg, out)
+        });
+    }
+
+    fn push_with(
+        &mut self,
+        at: usize,
+        time: i64,
+        ruler: bool,
+        raw: bool,
+        write: impl FnOnce(&mut String),
+    ) {
+        let b = Arc::make_mut(self.0.get_or_insert_with(Default::default));
+        let t0 = b.text.len();
+        write(&mut b.text);
+        let e = Entry {
+            time,
+            at: u32::try_from(at).unwrap_or(u32::MAX),
+            text: (offset(t0), offset(b.text.len())),
+            ruler,
+            raw,
+        };
+        b.xml_len += b.xml_len_of(&e);
+        b.entries.push(e);
+    }
+
+    /// Drops the `n` oldest entries.
+    pub fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        if n == 0 {
+            return;
+        }
+        if n == self.len() {
+            self.0 = None;
+            return;
+        }
+        if let Some(arc) = self.0.as_mut() {
+            let b = Arc::make_mut(arc);
+            let gone: usize = b.entries[b.head..b.head + n]
+                .iter()
+                .map(|e| b.xml_len_of(e))
+                .sum();
+            b.xml_len -= gone;
+            b.head += n;
+            if b.head > 64 && b.head * 2 > b.entries.len() {
+                *b = b.compacted();
+            }
+        }
+    }
+
+    /// Bytes of the entries as written.
+    pub fn xml_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| b.xml_len)
+    }
+
+    /// Writes the entries placed before child `child` (all that are left with `None`),
+    /// starting at entry `*next`, which is moved on.
+    pub(super) fn write_until(&self, child: Option<usize>, next: &mut usize, out: &mut String) {
+        let Some(b) = self.0.as_deref() else {
+            return;
+        };
+        let live = &b.entries[b.head..];
+        while let Some(e) = live
+            .get(*next)
+            .filter(|e| child.is_none_or(|c| e.at as usize <= c))
+        {
+            b.entry(e).write_to(out);
+            *next += 1;
+        }
+    }
+}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Digits of `t` written in decimal (with the sign).
+fn digits(t: i64) -> usize {
+    let sign = usize::from(t < 0);
+    let mut n = t.unsigned_abs();
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    sign + d
+}
+
+impl Buf {
+    fn entry<'a>(&'a self, e: &Entry) -> EntryRef<'a> {
+        EntryRef {
+            time: e.time,
+            ruler: e.ruler,
+            at: e.at as usize,
+            text: &self.text[e.text.0 as usize..e.text.1 as usize],
+            raw: e.raw,
+        }
+    }
+
+    fn xml_len_of(&self, e: &Entry) -> usize {
+        let text = (e.text.1 - e.text.0) as usize;
+        if e.raw {
+            text
+        } else {
+            text + FRAME + digits(e.time)
+        }
+    }
+
+    /// A copy with the live entries only, with room for the entries of a poll or two (a
+    /// copy is made to be added to).
+    fn compacted(&self) -> Buf {
+        let live = &self.entries[self.head..];
+        let (Some(first), Some(last)) = (live.first(), live.last()) else {
+            return Buf::default();
+        };
+        let t0 = first.text.0;
+        let shift = |e: &Entry| Entry {
+            text: (e.text.0 - t0, e.text.1 - t0),
+            ..*e
+        };
+        let live_text = &self.text[t0 as usize..last.text.1 as usize];
+        let mut text = String::with_capacity(live_text.len() + (live_text.len() / 2).min(1024));
+        text.push_str(live_text);
+        let mut entries = Vec::with_capacity(live.len() + (live.len() / 2).min(16));
+        entries.extend(live.iter().map(shift));
+        Buf {
+            entries,
+            head: 0,
+            text,
+            xml_len: self.xml_len,
+        }
+    }
+}
+
+impl Clone for Buf {
+    fn clone(&self) -> Buf {
+        self.compacted()
+    }
+}
+
+impl EntryRef<'_> {
+    /// The entry as written into the document.
+    pub fn xml(&self) -> Cow<'_, str> {
+        if self.raw {
+            return Cow::Borrowed(self.text);
+        }
+        let mut out = String::with_capacity(self.text.len() + FRAME + 20);
+        self.write_to(&mut out);
+        Cow::Owned(out)
+    }
+
+    fn write_to(&self, out: &mut String) {
+        if self.raw {
+            out.push_str(self.text);
+            return;
+        }
+        out.push_str("<msgs time=\"");
+        let _ = write!(out, "{}", self.time);
+        out.push_str("\" msg=\"");
+        out.push_str(self.text);
+        out.push_str("\"/>");
+    }
+
+    /// The `msg` attribute of the entry (read back from its XML).
+    pub fn msg(&self) -> String {
+        if self.ruler {
+            return String::new();
+        }
+        Element::parse_str(&self.xml())
+            .ok()
+            .and_then(|e| e.attr("msg").map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for Log {
+    fn eq(&self, other: &Log) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Log {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(t: i64, m: &str) -> Element {
+        let mut e = Element::new("msgs");
+        e.set_attr("time", t.to_string());
+        e.set_attr("msg", m);
+        e
+    }
+
+    fn texts(l: &Log) -> Vec<String> {
+        l.iter()
+            .map(|e| format!("{}:{}:{}", e.time, e.at, e.msg()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_keep_their_text_time_and_place() {
+        let mut l = Log::default();
+        assert!(l.is_empty());
+        l.push(&entry(5, "a<b"), 1, 5);
+        l.push_msg(3, 6, "");
+        l.push_msg(3, 7, "c\"&d");
+        assert_eq!(texts(&l), ["5:1:a<b", "6:3:", "7:3:c\"&d"]);
+        let rulers: Vec<bool> = l.iter().map(|e| e.ruler).collect();
+        assert_eq!(rulers, [false, true, false]);
+        let xml: Vec<String> = l.iter().map(|e| e.xml().into_owned()).collect();
+        assert_eq!(
+            xml,
+            [
+                r#"<msgs time="5" msg="a&lt;b"/>"#,
+                r#"<msgs time="6" msg=""/>"#,
+                r#"<msgs time="7" msg="c&quot;&amp;d"/>"#
+            ]
+        );
+        assert_eq!(
+            xml[2],
+            entry(7, "c\"&d").to_xml(),
+            "as an element writes it"
+        );
+        assert_eq!(l.xml_len(), xml.concat().len());
+    }
+
+    #[test]
+    fn entries_of_another_form_keep_their_xml() {
+        let mut odd = Element::new("msgs");
+        odd.set_attr("msg", "x");
+        odd.set_attr("time", "5");
+        let mut padded = entry(7, "y");
+        padded.set_attr("time", "007");
+        let mut l = Log::default();
+        l.push(&odd, 0, 5);
+        l.push(&padded, 0, 7);
+        l.push(&entry(-3, "z"), 0, -3);
+        let xml: Vec<String> = l.iter().map(|e| e.xml().into_owned()).collect();
+        assert_eq!(
+            xml,
+            [
+                r#"<msgs msg="x" time="5"/>"#,
+                r#"<msgs time="007" msg="y"/>"#,
+                r#"<msgs time="-3" msg="z"/>"#
+            ]
+        );
+        let raw: Vec<bool> = l.iter().map(|e| e.raw).collect();
+        assert_eq!(raw, [true, true, false]);
+        assert_eq!(l.xml_len(), xml.concat().len());
+        assert_eq!(texts(&l), ["5:0:x", "7:0:y", "-3:0:z"]);
+    }
+
+    #[test]
+    fn dropping_and_copying_keep_the_live_entries_only() {
+        let mut l = Log::default();
+        for i in 0..300 {
+            l.push_msg(0, i, &format!("m{i}"));
+        }
+        let shared = l.clone();
+        l.drop_front(250);
+        assert_eq!(l.len(), 50);
+        assert_eq!(shared.len(), 300, "the copy is not changed");
+        assert_eq!(l.iter().next().map(|e| e.msg()).as_deref(), Some("m250"));
+        let b = l.0.as_deref().expect("buffer");
+        assert_eq!(b.head, 0, "compacted once most entries are gone");
+        assert!(b.text.starts_with("m250m251"));
+        assert_eq!(l.xml_len(), l.iter().map(|e| e.xml().len()).sum::<usize>());
+        let copy = l.clone();
+        assert_eq!(copy, l);
+        assert_ne!(copy, shared);
+        l.drop_front(50);
+        assert!(l.is_empty() && l.0.is_none());
+    }
+
+    #[test]
+    fn writes_runs_before_their_children() {
+        let mut l = Log::default();
+        l.push(&entry(1, "a"), 0, 1);
+        l.push(&entry(2, "b"), 1, 2);
+        l.push(&entry(3, "c"), 1, 3);
+        l.push(&entry(4, "d"), 5, 4);
+        let (mut out, mut next) = (String::new(), 0);
+        l.write_until(Some(0), &mut next, &mut out);
+        out.push('|');
+        l.write_until(Some(1), &mut next, &mut out);
+        out.push('|');
+        l.write_until(None, &mut next, &mut out);
+        assert_eq!(
+            out,
+            concat!(
+                r#"<msgs time="1" msg="a"/>|<msgs time="2" msg="b"/>"#,
+                r#"<msgs time="3" msg="c"/>|<msgs time="4" msg="d"/>"#
+            )
+        );
+    }
+}
