@@ -124,9 +124,14 @@ impl Writer {
         let mut q = lock(&self.shared.queue);
         q.generation += 1;
         let generation = q.generation;
+        let first = q.files.is_empty();
         q.files.insert(sn.into(), Pending { generation, state });
         drop(q);
-        self.shared.wake.notify_one();
+        // the writer waits for the first file of a batch; while it collects one, it waits for
+        // its delay (or a waiter) only: waking it for each poll would cost a context switch
+        if first {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// The content of `sn` not written yet.

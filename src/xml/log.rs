@@ -8,7 +8,8 @@
 //! array of small fixed-size records (time, position, offsets, whether the message is empty).
 //! An entry of the form a poll writes, `<msgs time="T" msg="M"/>`, keeps only its message,
 //! escaped once when it is added (the rest is written from the record); any other entry keeps
-//! its XML as written. Copying a log is one reference count; trimming it reads the records
+//! its XML as written. A text equal to one of the last [`RECENT`] entries' is kept once (each
+//! poll logs mostly the messages of the poll before). Copying a log is one reference count; trimming it reads the records
 //! only; writing it copies the texts. A message is read back from its XML when shown.
 //!
 //! An entry keeps its position among the other children of its element: `at` is the number
@@ -20,6 +21,7 @@
 
 use super::Element;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -40,6 +42,9 @@ struct Entry {
 
 /// Bytes of memory of one entry besides its text.
 pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+
+/// How many of the last entries a new message is compared with, to be kept once.
+const RECENT: usize = 64;
 
 /// Bytes an entry of the poll's form has besides its message and time digits:
 /// `<msgs time="` `" msg="` `"/>`.
@@ -131,10 +136,17 @@ impl Log {
         let b = Arc::make_mut(self.0.get_or_insert_with(Default::default));
         let t0 = b.text.len();
         write(&mut b.text);
+        let text = match b.recent_same(t0, raw) {
+            Some(earlier) => {
+                b.text.truncate(t0);
+                earlier
+            }
+            None => (offset(t0), offset(b.text.len())),
+        };
         let e = Entry {
             time,
             at: u32::try_from(at).unwrap_or(u32::MAX),
-            text: (offset(t0), offset(b.text.len())),
+            text,
             ruler,
             raw,
         };
@@ -160,10 +172,17 @@ impl Log {
                 .sum();
             b.xml_len -= gone;
             b.head += n;
-            if b.head > 64 && b.head * 2 > b.entries.len() {
+            if (b.head > 64 && b.head * 2 > b.entries.len()) || b.wasteful() {
                 *b = b.compacted();
             }
         }
+    }
+
+    /// Bytes of memory the log holds (its buffers as allocated).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |b| {
+            b.text.capacity() + b.entries.capacity() * ENTRY_BYTES + std::mem::size_of::<Buf>()
+        })
     }
 
     /// Bytes of the entries as written.
@@ -224,23 +243,47 @@ impl Buf {
         }
     }
 
-    /// A copy with the live entries only, with room for the entries of a poll or two (a
-    /// copy is made to be added to).
+    /// Whether texts of dropped entries outweigh the live ones (which count once per entry
+    /// here, kept once or not).
+    fn wasteful(&self) -> bool {
+        let live = || {
+            self.entries[self.head..]
+                .iter()
+                .map(|e| (e.text.1 - e.text.0) as usize)
+                .sum::<usize>()
+        };
+        self.text.len() > 4096 && self.text.len() > 2 * live()
+    }
+
+    /// The text of a recent entry equal to the one just written from `t0` on (a poll logs
+    /// the same messages as the one before it: each is kept once).
+    fn recent_same(&self, t0: usize, raw: bool) -> Option<(u32, u32)> {
+        let new = &self.text[t0..];
+        self.entries[self.head..]
+            .iter()
+            .rev()
+            .take(RECENT)
+            .find(|e| e.raw == raw && &self.text[e.text.0 as usize..e.text.1 as usize] == new)
+            .map(|e| e.text)
+    }
+
+    /// A copy with the live entries and their texts only.
     fn compacted(&self) -> Buf {
         let live = &self.entries[self.head..];
-        let (Some(first), Some(last)) = (live.first(), live.last()) else {
-            return Buf::default();
-        };
-        let t0 = first.text.0;
-        let shift = |e: &Entry| Entry {
-            text: (e.text.0 - t0, e.text.1 - t0),
-            ..*e
-        };
-        let live_text = &self.text[t0 as usize..last.text.1 as usize];
-        let mut text = String::with_capacity(live_text.len() + (live_text.len() / 2).min(1024));
-        text.push_str(live_text);
-        let mut entries = Vec::with_capacity(live.len() + (live.len() / 2).min(16));
-        entries.extend(live.iter().map(shift));
+        let mut text = String::with_capacity(self.text.len().min(live.len() * 64) + 256);
+        let mut moved: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut entries = Vec::with_capacity(live.len() + 16);
+        for e in live {
+            let start = *moved.entry(e.text).or_insert_with(|| {
+                let start = offset(text.len());
+                text.push_str(&self.text[e.text.0 as usize..e.text.1 as usize]);
+                start
+            });
+            entries.push(Entry {
+                text: (start, start + (e.text.1 - e.text.0)),
+                ..*e
+            });
+        }
         Buf {
             entries,
             head: 0,
@@ -250,9 +293,24 @@ impl Buf {
     }
 }
 
+/// A copy (made to be added to: with room for the entries of a poll or two). Texts of
+/// dropped entries are given back by [`Buf::compacted`] once they outweigh the live ones.
 impl Clone for Buf {
     fn clone(&self) -> Buf {
-        self.compacted()
+        if self.wasteful() {
+            return self.compacted();
+        }
+        let live = &self.entries[self.head..];
+        let mut entries = Vec::with_capacity(live.len() + 16);
+        entries.extend_from_slice(live);
+        let mut text = String::with_capacity(self.text.len() + 256);
+        text.push_str(&self.text);
+        Buf {
+            entries,
+            head: 0,
+            text,
+            xml_len: self.xml_len,
+        }
     }
 }
 
@@ -341,6 +399,42 @@ mod tests {
             "as an element writes it"
         );
         assert_eq!(l.xml_len(), xml.concat().len());
+    }
+
+    #[test]
+    fn a_message_repeated_by_the_next_poll_is_kept_once() {
+        let mut l = Log::default();
+        for poll in 0..50 {
+            l.push_msg(0, poll, "");
+            l.push_msg(0, poll, "the same words each time");
+            l.push_msg(0, poll, &format!("only once: {poll}"));
+            l.drop_front(l.len().saturating_sub(60));
+            l = l.clone();
+        }
+        assert_eq!(l.len(), 60);
+        let b = l.0.as_deref().expect("buffer");
+        assert!(b.text.len() < 2 * 4096, "{} bytes of text", b.text.len());
+        let texts: Vec<String> = l.iter().map(|e| e.msg()).collect();
+        assert_eq!(texts[1..3], ["the same words each time", "only once: 30"]);
+        assert_eq!(l.xml_len(), l.iter().map(|e| e.xml().len()).sum::<usize>());
+        // a compacted copy keeps one text for all entries that share it
+        let c = b.compacted();
+        let once = "the same words each time".len();
+        assert!(c.text.len() < once + 20 * "only once: 30".len() + 100);
+        let copy = Log(Some(Arc::new(c)));
+        assert_eq!(copy, l);
+    }
+
+    #[test]
+    fn unique_messages_do_not_pile_up_in_the_text() {
+        let mut l = Log::default();
+        for poll in 0..2000 {
+            l.push_msg(0, poll, &format!("{poll:0>40}"));
+            l.drop_front(l.len().saturating_sub(10));
+            l = l.clone();
+        }
+        let b = l.0.as_deref().expect("buffer");
+        assert!(b.text.len() <= 4096 + 41, "{} bytes of text", b.text.len());
     }
 
     #[test]
