@@ -363,11 +363,17 @@ fn write_spare(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .open(tmp);
         let own = opened.and_then(|f| {
             let m = f.metadata()?;
-            Ok((m.is_file() && m.nlink() == 1).then_some(f))
+            Ok((m.is_file() && m.nlink() == 1).then_some((f, m.len())))
         });
-        if let Ok(Some(mut f)) = own {
+        if let Ok(Some((mut f, old_len))) = own {
             f.write_all(bytes)?;
-            return f.set_len(bytes.len() as u64);
+            // the write made it as long as the new content unless the old one was longer
+            let len = bytes.len() as u64;
+            return if old_len > len {
+                f.set_len(len)
+            } else {
+                Ok(())
+            };
         }
         let _ = std::fs::remove_file(tmp);
     }
@@ -578,6 +584,17 @@ mod tests {
         }
         assert_eq!(spares(d), 0, "{:?}", names(d));
         assert_eq!(names(d).len(), SPARES_FROM + 2, "states, a-copy and victim");
+    }
+
+    #[test]
+    fn a_spare_takes_the_length_of_its_new_content() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let spare = dir.path().join(spare_name(0));
+        write_spare(&spare, b"a longer old content").expect("write");
+        write_spare(&spare, b"short").expect("write");
+        assert_eq!(std::fs::read(&spare).expect("read"), b"short");
+        write_spare(&spare, b"longer again").expect("write");
+        assert_eq!(std::fs::read(&spare).expect("read"), b"longer again");
     }
 
     #[test]
