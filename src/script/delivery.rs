@@ -117,7 +117,7 @@ pub(super) fn deliver(
 /// The standard snippets, each framed by comments, logged as delivered.
 fn send_snippets(ctx: &mut Ctx<'_>, listing: &Listing<'_>) {
     for f in &listing.files {
-        let path = f.path.as_str();
+        let path = listing.path(f);
         ctx.notify(&format!("    {path}"));
         ctx.print(&format!(
             "# {{ \r\n# begin script '{}' \r\n",

@@ -2,7 +2,7 @@
 //! ([`Device`]), worked out once at the start.
 
 use super::Need;
-use super::candidates::{candidate_names, environments};
+use super::candidates::{Candidates, candidate_names, environments};
 use super::ctx::{Ctx, Step, Stop};
 use super::delivery::{check, deliver, hook};
 use super::identity::enforce_trust;
@@ -178,67 +178,84 @@ fn skipnext(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
 
 /// A snippet file that exists and is readable.
 pub(super) struct Found<'a> {
-    /// The path as printed.
-    pub path: String,
+    /// Its place among the candidates.
+    candidate: usize,
     pub snippet: &'a Snippet,
 }
 
 /// The snippets found for the device and the newest of them.
 pub(super) struct Listing<'a> {
+    candidates: Candidates,
     pub files: Vec<Found<'a>>,
     /// Modification time of the newest (0: none found).
     pub newest_time: i64,
+    /// The newest one's place among the candidates.
+    newest: Option<usize>,
+}
+
+impl Listing<'_> {
+    /// The path of a file found, as printed.
+    pub fn path(&self, f: &Found<'_>) -> &str {
+        self.candidates.get(f.candidate).path
+    }
+
     /// Path of the newest (`unknown`: none found).
-    pub newest_file: String,
+    pub fn newest_file(&self) -> &str {
+        self.newest
+            .map_or("unknown", |i| self.candidates.get(i).path)
+    }
 }
 
 /// Lists the candidate snippets: those that exist (with their age), then the others.
 fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
     let inp = ctx.inp;
-    let cands = candidate_names(ctx.cfg, Some(&dev.sn), &dev.classes, &dev.phase, &dev.envs);
-    let dir = ctx.cfg.times.dir.clone();
+    let cfg = ctx.cfg;
+    let candidates = candidate_names(cfg, Some(&dev.sn), &dev.classes, &dev.phase, &dev.envs);
+    let snippets: Vec<Option<&'a Snippet>> = candidates
+        .iter()
+        .map(|c| inp.snippets.get(c.name))
+        .collect();
+    let dir = &cfg.times.dir;
     ctx.print("\r\n");
-    ctx.line(&format!("# existing files (from {}):", comment_safe(&dir)));
+    ctx.line(&format!("# existing files (from {}):", comment_safe(dir)));
     if php::empty(&dev.sn) {
         ctx.line("# no SN -- cannot log");
     }
-    let mut listing = Listing {
-        files: Vec::new(),
-        newest_time: 0,
-        newest_file: String::from("unknown"),
-    };
-    for c in &cands {
-        if let Some(s) = inp.snippets.get(&c.name)
-            && s.content.is_ok()
-        {
+    let mut files = Vec::with_capacity(snippets.len());
+    let (mut newest_time, mut newest) = (0, None);
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(s) = snippets[i].filter(|s| s.content.is_ok()) {
             let age = php::since(inp.now, s.mtime);
-            ctx.line(&format!("# > {}: {age}", comment_safe(&c.path)));
-            listing.files.push(Found {
-                path: c.path.clone(),
+            ctx.line(&format!("# > {}: {age}", comment_safe(c.path)));
+            files.push(Found {
+                candidate: i,
                 snippet: s,
             });
-            if s.mtime > listing.newest_time {
-                listing.newest_time = s.mtime;
-                listing.newest_file = c.path.clone();
+            if s.mtime > newest_time {
+                (newest_time, newest) = (s.mtime, Some(i));
             }
         }
     }
     ctx.print("\r\n");
-    let further = format!("# possible further files (from {}):", comment_safe(&dir));
+    let further = format!("# possible further files (from {}):", comment_safe(dir));
     ctx.line(&further);
-    for c in &cands {
-        match inp.snippets.get(&c.name) {
-            Some(s) => {
-                if let Err(e) = &s.content {
-                    let (path, e) = (comment_safe(&c.path), comment_safe(e));
-                    ctx.line(&format!("# {path}   (cannot read: {e})"));
-                }
+    for (i, c) in candidates.iter().enumerate() {
+        match snippets[i].map(|s| &s.content) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let (path, e) = (comment_safe(c.path), comment_safe(e));
+                ctx.line(&format!("# {path}   (cannot read: {e})"));
             }
-            None => ctx.line(&format!("# {}   ", comment_safe(&c.path))),
+            None => ctx.line(&format!("# {}   ", comment_safe(c.path))),
         }
     }
     ctx.print("\r\n");
-    listing
+    Listing {
+        candidates,
+        files,
+        newest_time,
+        newest,
+    }
 }
 
 /// The backup line (`mod cmd UP0 scfg …`), unless backups are off or need HTTPS.
@@ -263,7 +280,7 @@ fn grace(ctx: &mut Ctx<'_>, listing: &Listing<'_>) -> Step {
     }
     let age = ctx.inp.now - listing.newest_time;
     let grace = ctx.cfg.times.grace;
-    let newest_file = &listing.newest_file;
+    let newest_file = listing.newest_file();
     ctx.print(&format!(
         "\r\n# {}\r\n",
         comment_safe(&format!("newest script ({newest_file}) {age}s old"))
