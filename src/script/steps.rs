@@ -8,8 +8,8 @@ use super::delivery::{check, deliver, hook};
 use super::identity::enforce_trust;
 use super::upgrade::firmware_section;
 use super::urlmod::Rewrite;
-use crate::answer::comment_safe;
 use crate::certs::{self, CertDecision as Decision};
+use crate::firmware::FullUrl;
 use crate::php::{self, Value, loose_eq};
 use crate::snippets::Snippet;
 use crate::state::Target;
@@ -217,7 +217,7 @@ fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
         .collect();
     let dir = &cfg.times.dir;
     ctx.print("\r\n");
-    ctx.line(&format!("# existing files (from {}):", comment_safe(dir)));
+    ctx.comment_fmt(format_args!("existing files (from {dir}):"));
     if php::empty(&dev.sn) {
         ctx.line("# no SN -- cannot log");
     }
@@ -225,8 +225,8 @@ fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
     let (mut newest_time, mut newest) = (0, None);
     for (i, c) in candidates.iter().enumerate() {
         if let Some(s) = snippets[i].filter(|s| s.content.is_ok()) {
-            let age = php::since(inp.now, s.mtime);
-            ctx.line(&format!("# > {}: {age}", comment_safe(c.path)));
+            let age = php::Since(inp.now, s.mtime);
+            ctx.comment_fmt(format_args!("> {}: {age}", c.path));
             files.push(Found {
                 candidate: i,
                 snippet: s,
@@ -237,16 +237,12 @@ fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
         }
     }
     ctx.print("\r\n");
-    let further = format!("# possible further files (from {}):", comment_safe(dir));
-    ctx.line(&further);
+    ctx.comment_fmt(format_args!("possible further files (from {dir}):"));
     for (i, c) in candidates.iter().enumerate() {
         match snippets[i].map(|s| &s.content) {
             Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                let (path, e) = (comment_safe(c.path), comment_safe(e));
-                ctx.line(&format!("# {path}   (cannot read: {e})"));
-            }
-            None => ctx.line(&format!("# {}   ", comment_safe(c.path))),
+            Some(Err(e)) => ctx.comment_fmt(format_args!("{}   (cannot read: {e})", c.path)),
+            None => ctx.comment_fmt(format_args!("{}   ", c.path)),
         }
     }
     ctx.print("\r\n");
@@ -267,9 +263,9 @@ fn backup_line(ctx: &mut Ctx<'_>) {
     } else if cfg.times.forcehttps && !ctx.inp.conn.https {
         ctx.notify("backups enabled but forcehttps is true and not using HTTPS");
     } else {
-        let scfg = ctx.full_url(cfg.backup.scfg.as_deref().unwrap_or(""));
+        let scfg = FullUrl(ctx.base_url, cfg.backup.scfg.as_deref().unwrap_or(""));
         ctx.print("\r\n");
-        ctx.line(&format!("mod cmd UP0 scfg {scfg}"));
+        ctx.line_fmt(format_args!("mod cmd UP0 scfg {scfg}"));
     }
 }
 
@@ -281,10 +277,8 @@ fn grace(ctx: &mut Ctx<'_>, listing: &Listing<'_>) -> Step {
     let age = ctx.inp.now - listing.newest_time;
     let grace = ctx.cfg.times.grace;
     let newest_file = listing.newest_file();
-    ctx.print(&format!(
-        "\r\n# {}\r\n",
-        comment_safe(&format!("newest script ({newest_file}) {age}s old"))
-    ));
+    ctx.print("\r\n");
+    ctx.comment_fmt(format_args!("newest script ({newest_file}) {age}s old"));
     if age < grace {
         return ctx.notify_die(&format!(
             "files being updated ({newest_file} {age}s old, waiting for at least {grace}s to expire)"
@@ -304,7 +298,7 @@ fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<CertOutcome> {
         device_type: &dev.device_type,
         sn: Some(&dev.sn),
         files: inp.certs,
-        base_url: &ctx.base_url,
+        base_url: ctx.base_url,
         now: inp.now,
         rdns: ctx.resolved.rdns.clone(),
     });
