@@ -55,7 +55,9 @@ fn dirname(url: &str) -> &str {
 /// Whether [`comment_safe`] keeps this text as it is (no control characters); it is
 /// called only for the text that it changes.
 fn is_comment_safe(text: &[u8]) -> bool {
-    !text.iter().any(|&b| b < 0x20 || b == 0x7f)
+    // no early exit within a chunk, so that its bytes are checked together
+    let safe = |c: &[u8]| c.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b != 0x7f));
+    text.chunks(32).all(safe)
 }
 
 impl<'a> Ctx<'a> {
