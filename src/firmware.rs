@@ -57,10 +57,21 @@ pub fn parse_box_info(bytes: &[u8], source: &str) -> Result<BoxInfo, String> {
 /// Makes a configured URL absolute against the installation's base URL (PHP's `makeFullUrl`):
 /// anything with `://` is kept, anything else is taken relative to the base.
 pub fn full_url(base: &str, url: &str) -> String {
-    match url.find("://") {
-        Some(i) if i > 0 => url.to_string(),
-        _ if url.starts_with('/') => format!("{base}{url}"),
-        _ => format!("{base}/{url}"),
+    FullUrl(base, url).to_string()
+}
+
+/// [`full_url`] as it is written, without a string of its own (`format!`, `write!`): the
+/// base URL and the configured one.
+pub struct FullUrl<'a>(pub &'a str, pub &'a str);
+
+impl std::fmt::Display for FullUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let FullUrl(base, url) = *self;
+        match url.find("://") {
+            Some(i) if i > 0 => f.write_str(url),
+            _ if url.starts_with('/') => write!(f, "{base}{url}"),
+            _ => write!(f, "{base}/{url}"),
+        }
     }
 }
 

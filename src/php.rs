@@ -19,15 +19,36 @@ pub fn urldecode(s: &str) -> Vec<u8> {
 
 /// PHP's `rawurlencode`: everything but `A-Z a-z 0-9 - _ . ~` as upper-case `%XX`.
 pub fn rawurlencode(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len() * 3);
-    for &c in b {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') {
-            out.push(c as char);
-        } else {
-            out.push_str(&format!("%{c:02X}"));
+    RawUrlEncoded(b).to_string()
+}
+
+/// [`rawurlencode`] as it is written, without a string of its own (`format!`, `write!`).
+pub struct RawUrlEncoded<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for RawUrlEncoded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let keep = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        // ASCII only, so every piece written is text
+        fn ascii(b: &[u8]) -> Result<&str, std::fmt::Error> {
+            std::str::from_utf8(b).map_err(|_| std::fmt::Error)
+        }
+        let mut rest = self.0;
+        loop {
+            let n = rest.iter().position(|c| !keep(c)).unwrap_or(rest.len());
+            let (kept, tail) = rest.split_at(n);
+            f.write_str(ascii(kept)?)?;
+            let Some((&c, tail)) = tail.split_first() else {
+                return Ok(());
+            };
+            f.write_str(ascii(&[
+                b'%',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 15)],
+            ])?)?;
+            rest = tail;
         }
     }
-    out
 }
 
 /// PHP's `urlencode`: like [`rawurlencode`], but a space becomes `+` and `~` is encoded.
@@ -82,30 +103,41 @@ pub fn trim(s: &str) -> &str {
 /// The age of `t` at `now` the way the PHP server writes it: "42 secs", "4.1 mins",
 /// "3 hours", "1.5 days", "13 weeks" (`t == 0`: "&infin;").
 pub fn since(now: i64, t: i64) -> String {
-    if t == 0 {
-        return "&infin;".to_string();
-    }
-    let d = now - t;
-    let (value, unit) = if d < 120 {
-        (d as f64, "sec")
-    } else if d < 120 * 60 {
-        (round1(d as f64 / 60.0), "min")
-    } else if d < 48 * 3600 {
-        (round1(d as f64 / 3600.0), "hour")
-    } else if d < 90 * 86400 {
-        (round1(d as f64 / 86400.0), "day")
-    } else {
-        (round1(d as f64 / (7.0 * 86400.0)), "week")
-    };
-    let number = if value.fract() == 0.0 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    };
-    if value == 1.0 {
-        format!("{number} {unit}")
-    } else {
-        format!("{number} {unit}s")
+    Since(now, t).to_string()
+}
+
+/// [`since`] as it is written, without a string of its own (`format!`, `write!`): the age
+/// of the second time at the first.
+pub struct Since(pub i64, pub i64);
+
+impl std::fmt::Display for Since {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Since(now, t) = *self;
+        if t == 0 {
+            return f.write_str("&infin;");
+        }
+        let d = now - t;
+        let (value, unit) = if d < 120 {
+            (d as f64, "sec")
+        } else if d < 120 * 60 {
+            (round1(d as f64 / 60.0), "min")
+        } else if d < 48 * 3600 {
+            (round1(d as f64 / 3600.0), "hour")
+        } else if d < 90 * 86400 {
+            (round1(d as f64 / 86400.0), "day")
+        } else {
+            (round1(d as f64 / (7.0 * 86400.0)), "week")
+        };
+        if value.fract() == 0.0 {
+            write!(f, "{} {unit}", value as i64)?;
+        } else {
+            write!(f, "{value} {unit}")?;
+        }
+        if value == 1.0 {
+            Ok(())
+        } else {
+            f.write_str("s")
+        }
     }
 }
 

@@ -142,6 +142,10 @@ impl Args {
     }
 
     fn entry(&self, key: &str) -> Option<&Entry> {
+        // a device's few arguments are compared faster than a key is hashed
+        if self.entries.len() <= 16 {
+            return self.live().find(|e| e.key == key);
+        }
         self.index
             .get(key)
             .and_then(|&i| self.entries.get(i))

@@ -2,21 +2,16 @@
 //! environments, and the restricted update times (`mod cmd UP1 times /allow … /initial …`).
 
 use super::ctx::{Ctx, Step};
-use crate::answer::comment_safe;
-use crate::php;
-
-/// One query to send: its id and its command line.
-struct QueryLine {
-    id: String,
-    line: String,
-}
+use crate::firmware::FullUrl;
+use crate::php::RawUrlEncoded;
 
 impl Ctx<'_> {
     /// Sends the queries that apply to the device; `false` when none does.
     pub(super) fn do_queries(&mut self, classes: &[String], envs: &[String]) -> Step<bool> {
-        let mut queries: Vec<QueryLine> = Vec::new();
-        let url = format!("mod cmd UP0 scfg {}", self.full_url(&self.cfg.queries.scfg));
-        for q in &self.cfg.queries.list {
+        let cfg = self.cfg;
+        // (id, command); a later query with the same id replaces the command in its place
+        let mut queries: Vec<(&str, &str)> = Vec::new();
+        for q in &cfg.queries.list {
             if q.applies.is_empty() {
                 continue;
             }
@@ -27,30 +22,26 @@ impl Ctx<'_> {
                 ));
             };
             if q.applies.iter().any(|a| a.matches(classes, envs)) {
-                let line = format!(
-                    "{url}&id={} ser nop /always {}",
-                    php::rawurlencode(q.id.as_bytes()),
-                    php::rawurlencode(cmd.as_bytes())
-                );
-                match queries.iter_mut().find(|s| s.id == q.id) {
-                    Some(slot) => slot.line = line,
-                    None => queries.push(QueryLine {
-                        id: q.id.clone(),
-                        line,
-                    }),
+                match queries.iter_mut().find(|(id, _)| *id == q.id) {
+                    Some(slot) => slot.1 = cmd,
+                    None => queries.push((&q.id, cmd)),
                 }
             }
         }
         if queries.is_empty() {
-            self.line(&format!(
-                "# no queries defined for any of callers classes: {}",
-                comment_safe(&classes.join("+"))
+            let classes = classes.join("+");
+            self.comment_fmt(format_args!(
+                "no queries defined for any of callers classes: {classes}"
             ));
             return Ok(false);
         }
-        for q in queries {
-            self.comment(&format!("query '{}'", q.id));
-            self.line(&q.line);
+        let url = FullUrl(self.base_url, &cfg.queries.scfg);
+        for (id, cmd) in queries {
+            self.comment_fmt(format_args!("query '{id}'"));
+            let (id, cmd) = (RawUrlEncoded(id.as_bytes()), RawUrlEncoded(cmd.as_bytes()));
+            self.line_fmt(format_args!(
+                "mod cmd UP0 scfg {url}&id={id} ser nop /always {cmd}"
+            ));
         }
         Ok(true)
     }

@@ -2,12 +2,13 @@
 //! the URL state arguments, the certificate file operations, and the output helpers.
 
 use super::PollInput;
-use crate::answer::{Answer, Exit};
+use crate::answer::{Answer, Exit, comment_safe};
 use crate::certs::FileOp;
 use crate::config::Config;
-use crate::firmware;
 use crate::php::{Value, loose_eq};
 use crate::state::Target;
+use std::fmt;
+use std::io::Write as _;
 
 /// Why the script stopped before its end.
 pub(super) enum Stop {
@@ -34,16 +35,29 @@ pub(super) struct Ctx<'a> {
     pub stateargs: Vec<StateArg>,
     pub statechanged: bool,
     pub file_ops: Vec<FileOp>,
-    pub base_url: String,
+    /// The directory of `update.php`'s URL ([`url_dirname`]).
+    pub base_url: &'a str,
     pub rollout_changes: Vec<(String, crate::rollout::Change)>,
 }
 
 /// `dirname()` of a URL: everything before its last `/` (not inside `scheme://`).
 pub fn url_dirname(url: &str) -> String {
+    dirname(url).to_string()
+}
+
+fn dirname(url: &str) -> &str {
     match url.rfind('/') {
-        Some(i) if i > url.find("://").map_or(0, |p| p + 2) => url[..i].to_string(),
-        _ => url.to_string(),
+        Some(i) if i > url.find("://").map_or(0, |p| p + 2) => &url[..i],
+        _ => url,
     }
+}
+
+/// Whether [`comment_safe`] keeps this text as it is (no control characters); it is
+/// called only for the text that it changes.
+fn is_comment_safe(text: &[u8]) -> bool {
+    // no early exit within a chunk, so that its bytes are checked together
+    let safe = |c: &[u8]| c.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b != 0x7f));
+    text.chunks(32).all(safe)
 }
 
 impl<'a> Ctx<'a> {
@@ -74,7 +88,7 @@ impl<'a> Ctx<'a> {
             statechanged: false,
             file_ops: Vec::new(),
             rollout_changes: Vec::new(),
-            base_url: url_dirname(inp.script_url),
+            base_url: dirname(inp.script_url),
         }
     }
 
@@ -90,12 +104,57 @@ impl<'a> Ctx<'a> {
         self.ans.line_bytes(s);
     }
 
-    pub fn comment(&mut self, text: &str) {
-        self.ans.comment(text);
+    /// Formatted text, written straight into the answer.
+    pub fn print_fmt(&mut self, args: fmt::Arguments<'_>) {
+        // writing into a Vec<u8> does not fail
+        let _ = self.ans.out.write_fmt(args);
     }
 
+    /// A formatted line, CRLF-terminated.
+    pub fn line_fmt(&mut self, args: fmt::Arguments<'_>) {
+        self.print_fmt(args);
+        self.print("\r\n");
+    }
+
+    /// `# text`, made comment-safe (`Answer::comment`, written straight into the answer).
+    pub fn comment(&mut self, text: &str) {
+        let start = self.comment_start();
+        self.ans.out.extend_from_slice(text.as_bytes());
+        self.comment_end(start);
+    }
+
+    /// A formatted comment line, made comment-safe as a whole. [`comment_safe`] replaces
+    /// character by character, so this is the same as making only the arguments safe when
+    /// the format string has no control characters: `"> {path}: {age}"` is
+    /// `format!("> {}: {age}", comment_safe(path))`.
+    pub fn comment_fmt(&mut self, args: fmt::Arguments<'_>) {
+        let start = self.comment_start();
+        self.print_fmt(args);
+        self.comment_end(start);
+    }
+
+    fn comment_start(&mut self) -> usize {
+        self.ans.out.extend_from_slice(b"# ");
+        self.ans.out.len()
+    }
+
+    /// Makes the comment's text written since `start` safe, ends the line.
+    fn comment_end(&mut self, start: usize) {
+        let out = &mut self.ans.out;
+        if !is_comment_safe(&out[start..]) {
+            let text = String::from_utf8_lossy(&out[start..]).into_owned();
+            out.truncate(start);
+            out.extend_from_slice(comment_safe(&text).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// PHP's `notify`: a comment and an entry in the device's message log (what
+    /// `Answer::notify` does, with the comment written straight into the answer).
     pub fn notify(&mut self, msg: &str) {
-        self.ans.notify(msg);
+        self.comment(msg);
+        let now = self.ans.now;
+        self.log("msg", Some(msg), Target::New("msgs", now));
     }
 
     pub fn notify_die<T>(&mut self, msg: &str) -> Step<T> {
@@ -144,11 +203,27 @@ impl<'a> Ctx<'a> {
             .map_or(Value::Null, |a| a.value.clone())
     }
 
-    pub fn full_url(&self, url: &str) -> String {
-        firmware::full_url(&self.base_url, url)
-    }
-
     pub fn polling(&self) -> Value {
         self.cfg.times.polling.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_safe_keeps_what_is_comment_safe() {
+        let chars = (0..0x250)
+            .filter_map(char::from_u32)
+            .chain(['\u{2028}', '€', '😀']);
+        for c in chars {
+            let s = c.to_string();
+            if is_comment_safe(s.as_bytes()) {
+                assert_eq!(comment_safe(&s), s, "{c:?}");
+            } else {
+                assert_ne!(comment_safe(&s), s, "{c:?}");
+            }
+        }
     }
 }

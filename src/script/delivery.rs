@@ -5,11 +5,11 @@
 use super::ctx::{Ctx, Step, Stop};
 use super::steps::{Device, Listing};
 use super::{HookAnswer, Need};
-use crate::answer::comment_safe;
 use crate::php::Value;
 use crate::snippets::Snippet;
 use crate::state::{self, Target};
 use md5::{Digest, Md5};
+use std::fmt::Write as _;
 
 /// The snippet hook's answer (asked for when a hook is configured).
 pub(super) fn hook(ctx: &mut Ctx<'_>, dev: &Device) -> Step<HookAnswer> {
@@ -116,25 +116,36 @@ pub(super) fn deliver(
 
 /// The standard snippets, each framed by comments, logged as delivered.
 fn send_snippets(ctx: &mut Ctx<'_>, listing: &Listing<'_>) {
+    // one allocation for the snippets with their frames and the closing commands
+    let size: usize = listing
+        .files
+        .iter()
+        .map(|f| {
+            let content = f.snippet.content.as_ref().map_or(0, |c| c.len());
+            content + 2 * listing.path(f).len() + 64
+        })
+        .sum();
+    ctx.ans.out.reserve(size + 512);
+    let now = ctx.inp.now.to_string();
+    let (mut msg, mut mtime) = (String::new(), String::new());
     for f in &listing.files {
-        let path = f.path.as_str();
-        ctx.notify(&format!("    {path}"));
-        ctx.print(&format!(
-            "# {{ \r\n# begin script '{}' \r\n",
-            comment_safe(path)
-        ));
+        let path = listing.path(f);
+        msg.clear();
+        msg.push_str("    ");
+        msg.push_str(path);
+        ctx.notify(&msg);
+        ctx.print("# { \r\n");
+        ctx.comment_fmt(format_args!("begin script '{path}' "));
         if let Ok(content) = &f.snippet.content {
             ctx.line_bytes(content);
-            let now = ctx.inp.now.to_string();
-            let mtime = f.snippet.mtime.to_string();
+            mtime.clear();
+            let _ = write!(mtime, "{}", f.snippet.mtime);
             let target = || Target::Keyed("config", "filename", path);
             ctx.log("delivered", Some(&now), target());
             ctx.log("version", Some(&mtime), target());
         }
-        ctx.print(&format!(
-            "# end script '{}'\r\n# }}\r\n",
-            comment_safe(path)
-        ));
+        ctx.comment_fmt(format_args!("end script '{path}'"));
+        ctx.print("# }\r\n");
     }
 }
 

@@ -2,14 +2,14 @@
 //! ([`Device`]), worked out once at the start.
 
 use super::Need;
-use super::candidates::{candidate_names, environments};
+use super::candidates::{Candidates, candidate_names, environments};
 use super::ctx::{Ctx, Step, Stop};
 use super::delivery::{check, deliver, hook};
 use super::identity::enforce_trust;
 use super::upgrade::firmware_section;
 use super::urlmod::Rewrite;
-use crate::answer::comment_safe;
 use crate::certs::{self, CertDecision as Decision};
+use crate::firmware::FullUrl;
 use crate::php::{self, Value, loose_eq};
 use crate::snippets::Snippet;
 use crate::state::Target;
@@ -178,67 +178,80 @@ fn skipnext(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
 
 /// A snippet file that exists and is readable.
 pub(super) struct Found<'a> {
-    /// The path as printed.
-    pub path: String,
+    /// Its place among the candidates.
+    candidate: usize,
     pub snippet: &'a Snippet,
 }
 
 /// The snippets found for the device and the newest of them.
 pub(super) struct Listing<'a> {
+    candidates: Candidates,
     pub files: Vec<Found<'a>>,
     /// Modification time of the newest (0: none found).
     pub newest_time: i64,
+    /// The newest one's place among the candidates.
+    newest: Option<usize>,
+}
+
+impl Listing<'_> {
+    /// The path of a file found, as printed.
+    pub fn path(&self, f: &Found<'_>) -> &str {
+        self.candidates.get(f.candidate).path
+    }
+
     /// Path of the newest (`unknown`: none found).
-    pub newest_file: String,
+    pub fn newest_file(&self) -> &str {
+        self.newest
+            .map_or("unknown", |i| self.candidates.get(i).path)
+    }
 }
 
 /// Lists the candidate snippets: those that exist (with their age), then the others.
 fn list_snippets<'a>(ctx: &mut Ctx<'a>, dev: &Device) -> Listing<'a> {
     let inp = ctx.inp;
-    let cands = candidate_names(ctx.cfg, Some(&dev.sn), &dev.classes, &dev.phase, &dev.envs);
-    let dir = ctx.cfg.times.dir.clone();
+    let cfg = ctx.cfg;
+    let candidates = candidate_names(cfg, Some(&dev.sn), &dev.classes, &dev.phase, &dev.envs);
+    let snippets: Vec<Option<&'a Snippet>> = candidates
+        .iter()
+        .map(|c| inp.snippets.get(c.name))
+        .collect();
+    let dir = &cfg.times.dir;
     ctx.print("\r\n");
-    ctx.line(&format!("# existing files (from {}):", comment_safe(&dir)));
+    ctx.comment_fmt(format_args!("existing files (from {dir}):"));
     if php::empty(&dev.sn) {
         ctx.line("# no SN -- cannot log");
     }
-    let mut listing = Listing {
-        files: Vec::new(),
-        newest_time: 0,
-        newest_file: String::from("unknown"),
-    };
-    for c in &cands {
-        if let Some(s) = inp.snippets.get(&c.name)
-            && s.content.is_ok()
-        {
-            let age = php::since(inp.now, s.mtime);
-            ctx.line(&format!("# > {}: {age}", comment_safe(&c.path)));
-            listing.files.push(Found {
-                path: c.path.clone(),
+    let mut files = Vec::with_capacity(snippets.len());
+    let (mut newest_time, mut newest) = (0, None);
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(s) = snippets[i].filter(|s| s.content.is_ok()) {
+            let age = php::Since(inp.now, s.mtime);
+            ctx.comment_fmt(format_args!("> {}: {age}", c.path));
+            files.push(Found {
+                candidate: i,
                 snippet: s,
             });
-            if s.mtime > listing.newest_time {
-                listing.newest_time = s.mtime;
-                listing.newest_file = c.path.clone();
+            if s.mtime > newest_time {
+                (newest_time, newest) = (s.mtime, Some(i));
             }
         }
     }
     ctx.print("\r\n");
-    let further = format!("# possible further files (from {}):", comment_safe(&dir));
-    ctx.line(&further);
-    for c in &cands {
-        match inp.snippets.get(&c.name) {
-            Some(s) => {
-                if let Err(e) = &s.content {
-                    let (path, e) = (comment_safe(&c.path), comment_safe(e));
-                    ctx.line(&format!("# {path}   (cannot read: {e})"));
-                }
-            }
-            None => ctx.line(&format!("# {}   ", comment_safe(&c.path))),
+    ctx.comment_fmt(format_args!("possible further files (from {dir}):"));
+    for (i, c) in candidates.iter().enumerate() {
+        match snippets[i].map(|s| &s.content) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => ctx.comment_fmt(format_args!("{}   (cannot read: {e})", c.path)),
+            None => ctx.comment_fmt(format_args!("{}   ", c.path)),
         }
     }
     ctx.print("\r\n");
-    listing
+    Listing {
+        candidates,
+        files,
+        newest_time,
+        newest,
+    }
 }
 
 /// The backup line (`mod cmd UP0 scfg …`), unless backups are off or need HTTPS.
@@ -250,9 +263,9 @@ fn backup_line(ctx: &mut Ctx<'_>) {
     } else if cfg.times.forcehttps && !ctx.inp.conn.https {
         ctx.notify("backups enabled but forcehttps is true and not using HTTPS");
     } else {
-        let scfg = ctx.full_url(cfg.backup.scfg.as_deref().unwrap_or(""));
+        let scfg = FullUrl(ctx.base_url, cfg.backup.scfg.as_deref().unwrap_or(""));
         ctx.print("\r\n");
-        ctx.line(&format!("mod cmd UP0 scfg {scfg}"));
+        ctx.line_fmt(format_args!("mod cmd UP0 scfg {scfg}"));
     }
 }
 
@@ -263,11 +276,9 @@ fn grace(ctx: &mut Ctx<'_>, listing: &Listing<'_>) -> Step {
     }
     let age = ctx.inp.now - listing.newest_time;
     let grace = ctx.cfg.times.grace;
-    let newest_file = &listing.newest_file;
-    ctx.print(&format!(
-        "\r\n# {}\r\n",
-        comment_safe(&format!("newest script ({newest_file}) {age}s old"))
-    ));
+    let newest_file = listing.newest_file();
+    ctx.print("\r\n");
+    ctx.comment_fmt(format_args!("newest script ({newest_file}) {age}s old"));
     if age < grace {
         return ctx.notify_die(&format!(
             "files being updated ({newest_file} {age}s old, waiting for at least {grace}s to expire)"
@@ -287,7 +298,7 @@ fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<CertOutcome> {
         device_type: &dev.device_type,
         sn: Some(&dev.sn),
         files: inp.certs,
-        base_url: &ctx.base_url,
+        base_url: ctx.base_url,
         now: inp.now,
         rdns: ctx.resolved.rdns.clone(),
     });

@@ -10,7 +10,7 @@ mod replay;
 mod rollouts;
 mod urlmod;
 
-use super::candidates::environments;
+use super::candidates::{candidate_names, environments};
 use super::urlmod::switch_to_https;
 use super::*;
 use crate::config::Config;

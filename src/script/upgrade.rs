@@ -201,7 +201,7 @@ pub(super) fn update_if_needed(
     let mut line = format!("mod cmd UP0 {filetype} ").into_bytes();
     line.extend(firmware::storage_url(
         ctx.cfg,
-        &ctx.base_url,
+        ctx.base_url,
         build,
         device_type,
         filetype,

@@ -54,3 +54,27 @@ fn a_name_spelled_twice_is_a_candidate_once_at_its_first_place() {
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
 }
+
+#[test]
+fn names_with_dashes_spelling_the_same_name_give_one_candidate() {
+    // class "all" with environment "b-c", and class "all-b" (a device type) with environment
+    // "c", both spell "x-all-b-c.txt"
+    let c = config(r#"<config><environments><environment id="x"/></environments></config>"#);
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (classes, envs) = (s(&["all-b"]), s(&["b-c", "c"]));
+    let cands = candidate_names(&c, None, &classes, "x", &envs);
+    let names: Vec<&str> = cands.iter().map(|c| c.name).collect();
+    let count = |n: &str| names.iter().filter(|x| **x == n).count();
+    assert_eq!(count("x-all-b-c.txt"), 1, "{names:?}");
+    let at = |n: &str| names.iter().position(|x| *x == n);
+    assert_eq!(at("x-all-b-c.txt"), Some(1), "{names:?}");
+    assert_eq!(at("x-all-b-b-c.txt"), Some(4), "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(at("x-all-b-all.txt"), Some(3), "{names:?}");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    let paths: Vec<&str> = cands.iter().map(|c| c.path).collect();
+    assert_eq!(paths.get(1), Some(&"scripts/x-all-b-c.txt"), "{paths:?}");
+}

@@ -88,6 +88,17 @@ fn request_text_cannot_inject_command_lines() {
 }
 
 #[test]
+fn a_serial_number_with_line_breaks_stays_in_its_comments() {
+    // the serial number is a candidate environment: its name is listed, escaped
+    let case = Case::new(&format!("{STATUS}</config>"));
+    let out = case.poll("type=IP232&sn=1%0D%0Airesetn%7F%09x&hwid=h&ip=10.0.0.5");
+    let text = text(&out);
+    let line = "# scripts/update-phone-1\\r\\niresetn? x.txt   \r\n";
+    assert!(text.contains(line), "{text}");
+    assert_eq!(text.matches("\niresetn").count(), 1, "{text}");
+}
+
+#[test]
 fn the_hook_adds_lines_and_counts_into_check() {
     let mut case = Case::new(&format!("{STATUS}</config>")).snippet(
         "update-all-default.txt",
