@@ -36,6 +36,9 @@ struct Entry {
 pub struct RolloutStore {
     dir: PathBuf,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Held by [`RolloutStore::write_dirty`] from taking the changed states until they are
+    /// written, so a caller that finds nothing left to write knows the files are written.
+    writing: Mutex<()>,
 }
 
 impl RolloutStore {
@@ -44,6 +47,7 @@ impl RolloutStore {
         RolloutStore {
             dir,
             entries: Mutex::new(HashMap::new()),
+            writing: Mutex::new(()),
         }
     }
 
@@ -216,8 +220,10 @@ impl RolloutStore {
         self.with(rollouts, |map| map.get(id).map(|e| e.state.clone()))
     }
 
-    /// Writes every changed state now (blocking file I/O).
+    /// Writes every changed state now (blocking file I/O); returns once they are written,
+    /// also those another call was writing.
     pub fn write_dirty(&self) {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let docs: Vec<(String, String)> = {
             let mut map = self.lock();
             map.values_mut()
