@@ -36,6 +36,7 @@ pub mod health;
 pub mod hooks;
 pub mod http;
 pub mod lifecycle;
+pub mod log_sink;
 pub mod metrics;
 pub mod php;
 pub mod queries;

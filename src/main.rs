@@ -128,20 +128,11 @@ struct ServeArgs {
     legacy_client_certs: Option<bool>,
 }
 
-/// Logs go to stderr from a thread of their own (a request does not wait for the write);
-/// when 64k lines wait, logging waits too, so no line is lost. The thread writes all lines
-/// waiting at once through a buffer, flushed once they are written (one system call for many
-/// lines under load instead of one each). The guard writes what is left when it is dropped
-/// at exit.
-fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(65_536)
-        .thread_name("log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+/// Logs go to stderr from a thread of their own ([`update_server::log_sink`]: a request
+/// does not wait for the write, no line is lost). The guard writes what is left when it is
+/// dropped at exit.
+fn init_logs(format: LogFormat) -> update_server::log_sink::Guard {
+    let (writer, guard) = update_server::log_sink::LogSink::start(std::io::stderr());
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -228,6 +228,8 @@ fn health_degrades_with_a_broken_configuration_and_polls_keep_the_last_good_one(
     std::fs::write(root.join("config/user-config.xml"), good).expect("repair");
     let h = server.get_until("/health", |r| r.status != 503);
     assert_eq!(h.status, 200, "{}", h.text());
+    // log lines are written a moment after they are logged
+    server.wait_log("configuration error");
     let log = server.log_text();
     assert_eq!(
         log.matches("configuration error").count(),
