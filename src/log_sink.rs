@@ -5,8 +5,8 @@
 //! terminal, a pipe to journald) unless [`MAX_WAITING`] bytes wait already, and then it waits
 //! for room, so no line is lost. The thread is woken by the clock, not by each line: under
 //! load one write carries many lines, and no thread is woken per line (the first line of a
-//! batch wakes it; an idle server's thread sleeps). [`Guard`] writes
-//! what is left when it is dropped at exit.
+//! batch wakes it; an idle server's thread sleeps). [`Guard`] writes what is left when it is
+//! dropped at exit. Should the thread not start, each line is written by its caller.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,11 +27,23 @@ struct Buffer {
     stop: bool,
 }
 
-#[derive(Default)]
 struct Shared {
     buffer: Mutex<Buffer>,
     /// Signalled when the buffer was taken (room for waiting lines) or should be.
     changed: Condvar,
+    /// Where the lines go (written by the thread, or by the callers without one).
+    out: Mutex<Box<dyn Write + Send>>,
+    /// Whether the thread runs.
+    threaded: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// Writes `bytes` out (nowhere to report a failed write of the log itself).
+    fn write_out(&self, bytes: &[u8]) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
 }
 
 fn lock(s: &Shared) -> MutexGuard<'_, Buffer> {
@@ -52,19 +64,29 @@ impl LogSink {
     /// Starts the thread writing to `out`; without a thread (it could not be started) the
     /// lines are written by the callers.
     pub fn start(out: impl Write + Send + 'static) -> (LogSink, Guard) {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            buffer: Mutex::default(),
+            changed: Condvar::new(),
+            out: Mutex::new(Box::new(out)),
+            threaded: std::sync::atomic::AtomicBool::new(true),
+        });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("log".into())
-            .spawn(move || run(&s, out))
+            .spawn(move || run(&s))
             .ok();
+        if thread.is_none() {
+            shared
+                .threaded
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         (LogSink(shared.clone()), Guard { shared, thread })
     }
 }
 
 /// The thread: sleeps until a line comes, gathers the lines of the next [`FLUSH_EVERY`] (less
 /// when the buffer fills) and writes them.
-fn run(s: &Shared, mut out: impl Write) {
+fn run(s: &Shared) {
     loop {
         let mut b = lock(s);
         while b.bytes.is_empty() && !b.stop {
@@ -83,9 +105,7 @@ fn run(s: &Shared, mut out: impl Write) {
         drop(b);
         s.changed.notify_all();
         if !bytes.is_empty() {
-            // nowhere to report a failed write of the log itself
-            let _ = out.write_all(&bytes);
-            let _ = out.flush();
+            s.write_out(&bytes);
         }
         if stop && lock(s).bytes.is_empty() {
             return;
@@ -109,6 +129,10 @@ pub struct LineWriter<'a>(&'a Shared);
 impl Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let s = self.0;
+        if !s.threaded.load(std::sync::atomic::Ordering::Relaxed) {
+            s.write_out(line);
+            return Ok(line.len());
+        }
         let mut b = lock(s);
         while b.bytes.len() >= MAX_WAITING && !b.stop {
             b = s.changed.wait(b).unwrap_or_else(|e| e.into_inner());
@@ -156,6 +180,20 @@ mod tests {
 
     fn text(out: &Out) -> String {
         String::from_utf8(out.0.lock().expect("out").clone()).expect("utf-8")
+    }
+
+    #[test]
+    fn without_the_thread_each_line_is_written_by_its_caller() {
+        use tracing_subscriber::fmt::MakeWriter;
+        let out = Out::default();
+        let sink = LogSink(Arc::new(Shared {
+            buffer: Mutex::default(),
+            changed: Condvar::new(),
+            out: Mutex::new(Box::new(out.clone())),
+            threaded: std::sync::atomic::AtomicBool::new(false),
+        }));
+        sink.make_writer().write_all(b"one\n").expect("write");
+        assert_eq!(text(&out), "one\n");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! An entry of the form a poll writes, `<msgs time="T" msg="M"/>`, keeps only its message,
 //! escaped once when it is added (the rest is written from the record); any other entry keeps
 //! its XML as written. A text equal to one of the last [`RECENT`] entries' is kept once (each
-//! poll logs mostly the messages of the poll before). Copying a log is one reference count; trimming it reads the records
-//! only; writing it copies the texts. A message is read back from its XML when shown.
+//! poll logs mostly the messages of the poll before). Copying a log is one reference count;
+//! trimming it reads the records only; writing it copies the texts. A message is read back
+//! from its XML when shown.
 //!
 //! An entry keeps its position among the other children of its element: `at` is the number
 //! of (other) children that precede it. The element's serialiser ([`super::Element`])
