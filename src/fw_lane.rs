@@ -35,6 +35,14 @@ pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 32;
 /// Bytes per `sendfile` call.
 const SEND_CHUNK: usize = 4 * 1024 * 1024;
+/// Most bytes a file answer leaves queued in the socket and not yet sent (`TCP_NOTSENT_LOWAT`).
+///
+/// Without it, `sendfile` fills the whole send buffer (4 MiB) ahead of the peer's window. The
+/// peer then measures a window's worth arriving in microseconds, its receive window stops
+/// growing, and the queued data is pushed out from the peer's ACKs, on the peer's CPU. On
+/// loopback with 8 connections this took 20 MB downloads from 0.6× to 1.6× lighttpd's
+/// throughput (which queues 256 KiB per round of its event loop).
+const NOT_SENT_LOW_WATER: u32 = 16 * 1024;
 
 /// Headers that make a request one for the router.
 const ROUTER_HEADERS: [&str; 9] = [
@@ -368,6 +376,8 @@ async fn send_file(
     stall: std::time::Duration,
     sent: &mut u64,
 ) -> io::Result<()> {
+    // best effort: without it the file is still sent, only slower
+    let _ = socket2::SockRef::from(io.get_ref()).set_tcp_notsent_lowat(NOT_SENT_LOW_WATER);
     let mut offset = 0u64;
     while offset < len {
         let sock = io.get_ref();
@@ -568,5 +578,50 @@ mod tests {
             Some(Content::File(_, meta)) => assert_eq!(meta.len(), 4),
             _ => panic!("an opened file"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_sent_whole_with_little_left_queued_in_the_socket() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("file");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        let (sock, _) = listener.accept().await.expect("accept");
+        let before = socket2::SockRef::from(&sock)
+            .tcp_notsent_lowat()
+            .expect("get");
+        let mut io = Watched::new(sock, std::time::Duration::from_secs(10));
+        let file = std::fs::File::open(&path).expect("open");
+        let mut sent = 0;
+        send_file(
+            &mut io,
+            (&file, data.len() as u64),
+            std::time::Duration::from_secs(10),
+            &mut sent,
+        )
+        .await
+        .expect("sent");
+        let lowat = socket2::SockRef::from(io.get_ref())
+            .tcp_notsent_lowat()
+            .expect("get");
+        assert_ne!(before, NOT_SENT_LOW_WATER, "the default differs");
+        assert_eq!(lowat, NOT_SENT_LOW_WATER);
+        assert_eq!(sent, data.len() as u64);
+        drop(io);
+        assert!(
+            reader.await.expect("reader") == data,
+            "the bytes of the file"
+        );
     }
 }
