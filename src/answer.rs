@@ -73,7 +73,10 @@ impl Answer {
                         s
                     }
                 };
-                s.child_or_insert("device").set_attr("sn", sn);
+                // a device child that has this serial already stays shared (no copy)
+                if s.child("device").and_then(|d| d.attr("sn")) != Some(sn.as_str()) {
+                    s.child_or_insert("device").set_attr("sn", sn);
+                }
                 s.set_attr("seen", now.to_string());
                 Some(s)
             }

@@ -51,18 +51,16 @@ pub enum Target<'a> {
 
 /// PHP's `logDeviceState`: sets (or, with `None`, removes) an attribute.
 pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<'_>) {
-    if unchanged(state, attr, value, target) {
-        // a child shared with the previous state stays shared (no copy)
-        return;
-    }
     let el: &mut Element = match target {
+        Target::Root if state.attr(attr) == value => return,
         Target::Root => state,
-        Target::Sub(name) => {
-            if value.is_none() && state.child(name).is_none() {
-                return;
-            }
-            state.child_or_insert(name)
-        }
+        Target::Sub(name) => match state.children.iter().position(|c| c.name == name) {
+            // a child shared with the previous state stays shared (no copy)
+            Some(i) if state.children[i].attr(attr) == value => return,
+            Some(i) => &mut state.children[i],
+            None if value.is_none() => return,
+            None => state.child_or_insert(name),
+        },
         Target::New(MSGS, time) if attr == "msg" && value.is_some() => {
             let at = state.children.len();
             state.log.push_msg(at, time, value.unwrap_or_default());
@@ -87,6 +85,7 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
                 .iter()
                 .position(|c| c.name == name && c.attr(key) == Some(keyval));
             match pos {
+                Some(i) if state.children[i].attr(attr) == value => return,
                 Some(i) => &mut state.children[i],
                 None => {
                     let mut e = Element::new(name);
@@ -102,20 +101,6 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
         Some(v) => el.set_attr(attr, v),
         None => el.remove_attr(attr),
     }
-}
-
-/// Whether [`log`] would leave `state` as it is (the attribute has that value already).
-fn unchanged(state: &Element, attr: &str, value: Option<&str>, target: Target<'_>) -> bool {
-    let el = match target {
-        Target::Root => Some(state),
-        Target::Sub(name) => state.child(name),
-        Target::New(..) => return false,
-        Target::Keyed(name, key, keyval) => state
-            .children
-            .iter()
-            .find(|c| c.name == name && c.attr(key) == Some(keyval)),
-    };
-    el.is_some_and(|el| el.attr(attr) == value)
 }
 
 /// A fresh state for serial number `sn`.

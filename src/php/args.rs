@@ -34,9 +34,13 @@ struct Entry {
 pub struct Args {
     /// In order of first insertion; `None` where a variable was removed again.
     entries: Vec<Option<Entry>>,
-    /// Key → position in `entries`.
+    /// Key → position in `entries`, kept once there are more than [`SMALL`] entries (a
+    /// device's few arguments are compared faster than a key is hashed).
     index: HashMap<String, usize>,
 }
+
+/// Entries looked up by comparing keys, without the index.
+const SMALL: usize = 16;
 
 impl PartialEq for Args {
     fn eq(&self, other: &Self) -> bool {
@@ -116,40 +120,48 @@ impl Args {
     }
 
     fn put(&mut self, key: &str, value: Vec<u8>, array: bool) {
-        match self.index.get(key) {
-            Some(&i) => {
-                self.entries[i] = Some(Entry {
-                    key: key.to_string(),
-                    value,
-                    array,
-                })
+        if let Some(e) = self.pos(key).and_then(|i| self.entries[i].as_mut()) {
+            e.value = value;
+            e.array = array;
+            return;
+        }
+        self.entries.push(Some(Entry {
+            key: key.to_string(),
+            value,
+            array,
+        }));
+        let n = self.entries.len();
+        if n == SMALL + 1 {
+            for (i, e) in self.entries.iter().enumerate() {
+                if let Some(e) = e {
+                    self.index.insert(e.key.clone(), i);
+                }
             }
-            None => {
-                self.index.insert(key.to_string(), self.entries.len());
-                self.entries.push(Some(Entry {
-                    key: key.to_string(),
-                    value,
-                    array,
-                }));
-            }
+        } else if n > SMALL {
+            self.index.insert(key.to_string(), n - 1);
         }
     }
 
+    /// Where the live entry `key` is.
+    fn pos(&self, key: &str) -> Option<usize> {
+        if self.entries.len() <= SMALL {
+            return self
+                .entries
+                .iter()
+                .position(|e| e.as_ref().is_some_and(|e| e.key == key));
+        }
+        self.index.get(key).copied()
+    }
+
     fn remove(&mut self, key: &str) {
-        if let Some(i) = self.index.remove(key) {
+        if let Some(i) = self.pos(key) {
             self.entries[i] = None;
+            self.index.remove(key);
         }
     }
 
     fn entry(&self, key: &str) -> Option<&Entry> {
-        // a device's few arguments are compared faster than a key is hashed
-        if self.entries.len() <= 16 {
-            return self.live().find(|e| e.key == key);
-        }
-        self.index
-            .get(key)
-            .and_then(|&i| self.entries.get(i))
-            .and_then(Option::as_ref)
+        self.pos(key).and_then(|i| self.entries[i].as_ref())
     }
 
     fn live(&self) -> impl Iterator<Item = &Entry> {
@@ -185,11 +197,11 @@ impl Args {
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.live().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.live().next().is_none()
     }
 }
 

@@ -248,3 +248,22 @@ fn thirteen_thousand_keys() {
     let (a, ignored) = Args::parse_source(q.as_bytes(), MAX_INPUT_VARS);
     assert_eq!((a.len(), ignored), (MAX_INPUT_VARS, 12_000));
 }
+
+#[test]
+fn many_arguments_are_found_and_replaced_in_place() {
+    let query: String = (0..20).map(|i| format!("k{i}={i}&")).collect();
+    let mut a = Args::parse(&query);
+    assert_eq!(a.len(), 20);
+    a.set("k3", "three");
+    a.set("k18", "eighteen");
+    a.set("new", "n");
+    assert_eq!(a.get("k3").as_deref(), Some("three"));
+    assert_eq!(a.get("k18").as_deref(), Some("eighteen"));
+    assert_eq!(a.get("k19").as_deref(), Some("19"));
+    assert_eq!(a.get("k20"), None);
+    let p = pairs(&a);
+    assert_eq!(p.len(), 21);
+    assert_eq!(p[3], ("k3".into(), "three".into()));
+    assert_eq!(p[18], ("k18".into(), "eighteen".into()));
+    assert_eq!(p[20], ("new".into(), "n".into()));
+}
