@@ -392,7 +392,10 @@ impl StateStore {
             }
         }
         let state = Arc::new(state);
-        self.index.update(sn, &state, fresh);
+        let prev = if fresh { None } else { self.cache.get(sn) };
+        if !prev.is_some_and(|p| self.index.touch(sn, &state, &p)) {
+            self.index.update(sn, &state, fresh);
+        }
         self.cache.put(sn, state.clone());
         self.writer.submit(sn, state);
         Ok(())

@@ -341,6 +341,32 @@ impl Index {
         self.insert(key, v, true);
     }
 
+    /// Updates only the time last seen and the message counts of `key`'s entry, when
+    /// `state` differs from `prev` (the state it was made from) in nothing else an entry
+    /// shows: the same children (shared, not copied) and the same root attributes but
+    /// `seen`. Most polls change only these. `false` when the entry has to be built again
+    /// ([`Self::update`]).
+    pub fn touch(&self, key: &str, state: &Element, prev: &Element) -> bool {
+        if !only_seen_and_log_differ(prev, state) {
+            return false;
+        }
+        let (log_entries, log_polls) = view::log_counts(state);
+        let seen = crate::php::intval(state.attr("seen").unwrap_or("0"));
+        let mut inner = self.write();
+        let columns = inner.groups.len();
+        let Some(e) = inner.entries.get_mut(key) else {
+            return false;
+        };
+        if e.problem.is_some() || e.queries.len() != columns {
+            return false;
+        }
+        let e = Arc::make_mut(e);
+        e.seen = seen;
+        e.log_entries = log_entries as u32;
+        e.log_polls = log_polls as u32;
+        true
+    }
+
     /// Enters a file that cannot be read as a state.
     pub fn update_problem(&self, key: &str, problem: String) {
         let mut v = DeviceView::empty(key);
@@ -437,6 +463,21 @@ impl Index {
     }
 }
 
+/// Whether `state` has the children of `prev` (the same shared ones) and its root
+/// attributes but `seen`: then the two differ at most in `seen` and the message log.
+fn only_seen_and_log_differ(prev: &Element, state: &Element) -> bool {
+    let (a, b): (&[Arc<Element>], &[Arc<Element>]) = (&prev.children, &state.children);
+    prev.name == state.name
+        && a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+        && prev.attrs.len() == state.attrs.len()
+        && prev
+            .attrs
+            .iter()
+            .zip(&state.attrs)
+            .all(|(x, y)| x.0 == y.0 && (x.0 == "seen" || x.1 == y.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +508,40 @@ mod tests {
         let per = index.cost() / 1000;
         assert!(per < 350, "{per} bytes per device");
         assert!(per > std::mem::size_of::<Entry>(), "{per}");
+    }
+
+    #[test]
+    fn a_state_that_differs_only_in_seen_and_log_touches_the_entry() {
+        let sn = "00-90-33-00-00-01";
+        let (index, fresh) = (Index::default(), Index::default());
+        let prev = state(sn, 1);
+        index.update(sn, &prev, false);
+        let mut next = prev.clone();
+        next.set_attr("seen", "2000");
+        let at = next.children.len();
+        next.log.push_msg(at, 2000, "");
+        next.log.push_msg(at, 2000, "again");
+        next.log.push_msg(at, 2000, "and again");
+        assert!(index.touch(sn, &next, &prev));
+        fresh.update(sn, &next, false);
+        let (touched, built) = (index.views(|_| true).0, fresh.views(|_| true).0);
+        assert_eq!(touched, built);
+        assert_eq!(
+            (
+                touched[0].seen,
+                touched[0].log_entries,
+                touched[0].log_polls
+            ),
+            (2000, 3, 2)
+        );
+
+        let mut moved = next.clone();
+        moved.child_or_insert("device").set_attr("phase", "final");
+        assert!(!index.touch(sn, &moved, &next), "a changed child");
+        let mut root = next.clone();
+        root.set_attr("requested", "130160bootcode");
+        assert!(!index.touch(sn, &root, &next), "a changed root attribute");
+        assert!(!index.touch("other", &next, &prev), "no entry yet");
     }
 
     #[test]

@@ -252,17 +252,7 @@ impl DeviceView {
             .and_then(|i| i.attr("name"))
             .unwrap_or_default()
             .to_string();
-        let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
-        for ruler in super::msg_rulers(s) {
-            msgs += 1;
-            if ruler {
-                rulers += 1;
-            } else {
-                entries += 1;
-            }
-        }
-        v.log_entries = entries;
-        v.log_polls = if msgs == 0 { 0 } else { rulers.max(1) };
+        (v.log_entries, v.log_polls) = log_counts(s);
         v.snippet_count = s.children_named("config").count();
         v.queries = xpaths.evaluate(s);
         v
@@ -272,6 +262,21 @@ impl DeviceView {
     pub fn is_missing(&self, missing_after: i64, now: i64) -> bool {
         missing_after > 0 && self.seen < now - missing_after
     }
+}
+
+/// The message log's entries (not counting the empty ones that start each poll's block)
+/// and polls (those empty ones, at least 1 when the log is not empty).
+pub(crate) fn log_counts(s: &Element) -> (usize, usize) {
+    let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
+    for ruler in super::msg_rulers(s) {
+        msgs += 1;
+        if ruler {
+            rulers += 1;
+        } else {
+            entries += 1;
+        }
+    }
+    (entries, if msgs == 0 { 0 } else { rulers.max(1) })
 }
 
 /// When the device last answered each group's query (`None`: never), without evaluating.
