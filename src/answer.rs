@@ -154,6 +154,13 @@ impl Answer {
         }
     }
 
+    /// [`state::log_delivered`] (a no-op without state).
+    pub fn log_delivered(&mut self, path: &str, delivered: &str, version: &str) {
+        if let Some(s) = self.state_mut() {
+            state::log_delivered(s, path, delivered, version);
+        }
+    }
+
     pub fn log_device(&mut self, attr: &str, value: &str) {
         self.log(attr, Some(value), Target::Sub("device"));
     }

@@ -49,6 +49,34 @@ pub enum Target<'a> {
     Keyed(&'a str, &'a str, &'a str),
 }
 
+/// PHP's two `logDeviceState` calls for a delivered snippet: `delivered`, then `version`
+/// of the `<config filename="path">` child (created when missing), with one search.
+pub fn log_delivered(state: &mut Element, path: &str, delivered: &str, version: &str) {
+    let pos = state
+        .children
+        .iter()
+        .position(|c| c.name == "config" && c.attr("filename") == Some(path));
+    let i = match pos {
+        Some(i) => {
+            let c = &state.children[i];
+            if c.attr("delivered") == Some(delivered) && c.attr("version") == Some(version) {
+                // shared with the previous state, it stays shared (no copy)
+                return;
+            }
+            i
+        }
+        None => {
+            let mut e = Element::new("config");
+            e.set_attr("filename", path);
+            state.children.push(e);
+            state.children.len() - 1
+        }
+    };
+    let c = &mut state.children[i];
+    c.set_attr("delivered", delivered);
+    c.set_attr("version", version);
+}
+
 /// PHP's `logDeviceState`: sets (or, with `None`, removes) an attribute.
 pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<'_>) {
     let el: &mut Element = match target {
@@ -586,6 +614,43 @@ mod tests {
             Target::Keyed("config", "filename", "y"),
         );
         assert_eq!(b.children.len(), 3);
+    }
+
+    #[test]
+    fn a_delivery_is_logged_as_the_two_php_calls_are() {
+        let two_calls = |s: &mut Element, path: &str, d: &str, v: &str| {
+            log(
+                s,
+                "delivered",
+                Some(d),
+                Target::Keyed("config", "filename", path),
+            );
+            log(
+                s,
+                "version",
+                Some(v),
+                Target::Keyed("config", "filename", path),
+            );
+        };
+        let xml = r#"<state><device sn="1"/><config filename="a" version="1" delivered="2"/><config filename="b" delivered="3"/><config filename="a" delivered="9"/></state>"#;
+        let start = Element::parse(xml.as_bytes()).expect("xml");
+        for (path, d, v) in [
+            ("a", "2", "1"),
+            ("a", "5", "1"),
+            ("b", "3", "4"),
+            ("c", "6", "7"),
+        ] {
+            let (mut one, mut two) = (start.clone(), start.clone());
+            log_delivered(&mut one, path, d, v);
+            two_calls(&mut two, path, d, v);
+            assert_eq!(one.to_xml(), two.to_xml(), "{path} {d} {v}");
+        }
+        let mut same = start.clone();
+        log_delivered(&mut same, "a", "2", "1");
+        assert!(
+            std::ptr::eq(&same.children[1], &start.children[1]),
+            "not copied"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::steps::{Device, Listing};
 use super::{HookAnswer, Need};
 use crate::php::Value;
 use crate::snippets::Snippet;
-use crate::state::{self, Target};
+use crate::state;
 use md5::{Digest, Md5};
 use std::fmt::Write as _;
 
@@ -140,9 +140,7 @@ fn send_snippets(ctx: &mut Ctx<'_>, listing: &Listing<'_>) {
             ctx.line_bytes(content);
             mtime.clear();
             let _ = write!(mtime, "{}", f.snippet.mtime);
-            let target = || Target::Keyed("config", "filename", path);
-            ctx.log("delivered", Some(&now), target());
-            ctx.log("version", Some(&mtime), target());
+            ctx.ans.log_delivered(path, &now, &mtime);
         }
         ctx.comment_fmt(format_args!("end script '{path}'"));
         ctx.print("# }\r\n");
