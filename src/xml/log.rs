@@ -1,17 +1,26 @@
 //! The message log of a device state (its `<msgs time="…" msg="…"/>` children), kept
-//! compact.
+//! compact, and cheap to copy and to add to while copies share it.
 //!
 //! A state holds up to some hundred log entries and every poll copies the state, appends a
 //! few entries, drops the oldest, and the writer writes the whole file again. Kept as
 //! separate child elements, each of these passes touches one or two allocations per entry,
-//! scattered over the heap. Here the entries of one element are one buffer of text and one
-//! array of small fixed-size records (time, position, offsets, whether the message is empty).
+//! scattered over the heap. Here the entries of one element are buffers of text and arrays
+//! of small fixed-size records (time, position, offsets, whether the message is empty).
 //! An entry of the form a poll writes, `<msgs time="T" msg="M"/>`, keeps only its message,
 //! escaped once when it is added (the rest is written from the record); any other entry keeps
 //! its XML as written. A text equal to one of the last [`RECENT`] entries' is kept once (each
-//! poll logs mostly the messages of the poll before). Copying a log is one reference count;
-//! trimming it reads the records only; writing it copies the texts. A message is read back
-//! from its XML when shown.
+//! poll logs mostly the messages of the poll before). A message is read back from its XML
+//! when shown.
+//!
+//! A log is two parts (module `parts`): a shared part, the older entries, never changed
+//! once made (copies of the log share it), with `skip` entries dropped from its front; and
+//! a tail of at most [`TAIL`] newest entries, shared too until a copy adds to it, then
+//! copied (it is small). Text offsets of the tail go on after the shared part's text, so a
+//! tail entry can point to a text kept there. Copying a log is two reference counts; adding
+//! copies at most the tail, and a full tail is folded with the live shared entries into a
+//! new shared part (dropped entries' texts given back once they outweigh the live ones);
+//! dropping moves `skip` on, and folds once most of the shared part is dropped. Each costs
+//! O(1) per entry, amortized, whatever the length of the log; writing it copies the texts.
 //!
 //! An entry keeps its position among the other children of its element: `at` is the number
 //! of (other) children that precede it. The element's serialiser ([`super::Element`])
@@ -20,18 +29,29 @@
 //! ever appended to a state's root; a removed child makes the entries after it follow one
 //! child later, nothing is lost.
 
+mod parts;
+
 use super::Element;
+use parts::{Part, Parts, digits, offset};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 /// The compact message log of one element (empty by default: no allocation).
 #[derive(Debug, Clone, Default)]
-pub struct Log(Option<Arc<Buf>>);
+pub struct Log {
+    /// The older entries, shared by copies and never changed.
+    shared: Option<Arc<Part>>,
+    /// The newest entries (at most [`TAIL`]), copied when a copy adds to them.
+    tail: Option<Arc<Part>>,
+    /// Entries dropped from the front of `shared`.
+    skip: usize,
+    /// Length of the live entries as written.
+    xml_len: usize,
+}
 
-/// One entry: its time, position, where its text lies in the buffer, whether its message is
-/// empty, whether its text is the whole XML (`raw`) or the escaped message only.
+/// One entry: its time, position, where its text lies in the buffers, whether its message
+/// is empty, whether its text is the whole XML (`raw`) or the escaped message only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     time: i64,
@@ -47,27 +67,12 @@ pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 /// How many of the last entries a new message is compared with, to be kept once.
 const RECENT: usize = 64;
 
+/// Most entries in a log's tail; one more folds it into the shared part.
+const TAIL: usize = 32;
+
 /// Bytes an entry of the poll's form has besides its message and time digits:
 /// `<msgs time="` `" msg="` `"/>`.
 const FRAME: usize = 22;
-
-/// The entries from `head` on are the log; those before it were dropped (their bytes are
-/// given back when a copy is made or when they outweigh the live ones). `xml_len` is the
-/// length of the live entries as written.
-#[derive(Debug, Default)]
-struct Buf {
-    entries: Vec<Entry>,
-    head: usize,
-    text: String,
-    xml_len: usize,
-}
-
-static EMPTY: Buf = Buf {
-    entries: Vec::new(),
-    head: 0,
-    text: String::new(),
-    xml_len: 0,
-};
 
 /// One entry as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +91,8 @@ pub struct EntryRef<'a> {
 impl Log {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |b| b.entries.len() - b.head)
+        let parts = self.parts();
+        parts.live.len() + parts.tail.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,8 +101,8 @@ impl Log {
 
     /// The entries, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = EntryRef<'_>> + ExactSizeIterator {
-        let b = self.0.as_deref().unwrap_or(&EMPTY);
-        b.entries[b.head..].iter().map(move |e| b.entry(e))
+        let parts = self.parts();
+        (0..self.len()).map(move |i| parts.at(i))
     }
 
     /// Appends `el` at position `at`, with its `time` (its XML kept as written unless it has
@@ -126,6 +132,8 @@ impl Log {
         });
     }
 
+    /// Appends an entry to the tail (folded first when full), its text written by `write`
+    /// and kept once if a recent entry has it.
     fn push_with(
         &mut self,
         at: usize,
@@ -134,15 +142,21 @@ impl Log {
         raw: bool,
         write: impl FnOnce(&mut String),
     ) {
-        let b = Arc::make_mut(self.0.get_or_insert_with(Default::default));
-        let t0 = b.text.len();
-        write(&mut b.text);
-        let text = match b.recent_same(t0, raw) {
+        if self.tail.as_ref().is_some_and(|t| t.entries.len() >= TAIL) {
+            self.fold(false);
+        }
+        let shared = self.shared.as_deref();
+        let base = shared.map_or(0, |s| s.text.len());
+        let tail = Arc::make_mut(self.tail.get_or_insert_with(Default::default));
+        let t0 = tail.text.len();
+        write(&mut tail.text);
+        let same = Parts::new(shared, self.skip, Some(&*tail)).recent_same(&tail.text[t0..], raw);
+        let text = match same {
             Some(earlier) => {
-                b.text.truncate(t0);
+                tail.text.truncate(t0);
                 earlier
             }
-            None => (offset(t0), offset(b.text.len())),
+            None => (offset(base + t0), offset(base + tail.text.len())),
         };
         let e = Entry {
             time,
@@ -151,8 +165,8 @@ impl Log {
             ruler,
             raw,
         };
-        b.xml_len += b.xml_len_of(&e);
-        b.entries.push(e);
+        self.xml_len += e.xml_len();
+        tail.entries.push(e);
     }
 
     /// Drops the `n` oldest entries.
@@ -162,155 +176,83 @@ impl Log {
             return;
         }
         if n == self.len() {
-            self.0 = None;
+            *self = Log::default();
             return;
         }
-        if let Some(arc) = self.0.as_mut() {
-            let b = Arc::make_mut(arc);
-            let gone: usize = b.entries[b.head..b.head + n]
-                .iter()
-                .map(|e| b.xml_len_of(e))
-                .sum();
-            b.xml_len -= gone;
-            b.head += n;
-            if (b.head > 64 && b.head * 2 > b.entries.len()) || b.wasteful() {
-                *b = b.compacted();
-            }
+        if n > self.parts().live.len() {
+            self.fold(false);
+        }
+        let Some(shared) = self.shared.as_deref() else {
+            return;
+        };
+        let gone = shared
+            .entries
+            .get(self.skip..self.skip + n)
+            .unwrap_or_default();
+        self.xml_len -= gone.iter().map(Entry::xml_len).sum::<usize>();
+        self.skip += n;
+        let most = self.skip * 2 > shared.entries.len();
+        if most && (self.skip > 64 || shared.text.len() > 4096) {
+            self.fold(true);
         }
     }
 
-    /// Bytes of memory the log holds (its buffers as allocated).
+    /// Folds the live shared entries and the tail into a new shared part (see
+    /// [`Parts::folded`]).
+    fn fold(&mut self, compact: bool) {
+        let shared = self.parts().folded(compact);
+        self.shared = shared;
+        self.tail = None;
+        self.skip = 0;
+    }
+
+    fn parts(&self) -> Parts<'_> {
+        Parts::new(self.shared.as_deref(), self.skip, self.tail.as_deref())
+    }
+
+    /// Bytes of memory the log holds (its buffers as allocated, a shared part counted
+    /// whole by each log that shares it).
     pub fn heap_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |b| {
-            b.text.capacity() + b.entries.capacity() * ENTRY_BYTES + std::mem::size_of::<Buf>()
-        })
+        let shared = self.shared.as_ref().map_or(0, |s| s.heap_bytes());
+        shared + self.tail.as_ref().map_or(0, |t| t.heap_bytes())
     }
 
     /// Bytes of the entries as written.
     pub fn xml_len(&self) -> usize {
-        self.0.as_ref().map_or(0, |b| b.xml_len)
+        self.xml_len
     }
 
     /// Writes the entries placed before child `child` (all that are left with `None`),
     /// starting at entry `*next`, which is moved on.
     pub(super) fn write_until(&self, child: Option<usize>, next: &mut usize, out: &mut String) {
-        let Some(b) = self.0.as_deref() else {
-            return;
-        };
-        let live = &b.entries[b.head..];
-        while let Some(e) = live
-            .get(*next)
-            .filter(|e| child.is_none_or(|c| e.at as usize <= c))
-        {
-            b.entry(e).write_to(out);
+        let parts = self.parts();
+        let (live, tail) = (parts.live.len(), parts.tail.len());
+        let shared = parts.live.get(*next..).unwrap_or_default();
+        let tail = parts
+            .tail
+            .get(next.saturating_sub(live)..tail)
+            .unwrap_or_default();
+        for e in shared.iter().chain(tail) {
+            if child.is_some_and(|c| e.at as usize > c) {
+                break;
+            }
+            parts.entry(e).write_to(out);
             *next += 1;
         }
     }
 }
 
-fn offset(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// Digits of `t` written in decimal (with the sign).
-fn digits(t: i64) -> usize {
-    let sign = usize::from(t < 0);
-    let mut n = t.unsigned_abs();
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    sign + d
-}
-
-impl Buf {
-    fn entry<'a>(&'a self, e: &Entry) -> EntryRef<'a> {
-        EntryRef {
-            time: e.time,
-            ruler: e.ruler,
-            at: e.at as usize,
-            text: &self.text[e.text.0 as usize..e.text.1 as usize],
-            raw: e.raw,
-        }
+impl Entry {
+    fn text_len(&self) -> usize {
+        self.text.1.saturating_sub(self.text.0) as usize
     }
 
-    fn xml_len_of(&self, e: &Entry) -> usize {
-        let text = (e.text.1 - e.text.0) as usize;
-        if e.raw {
-            text
+    /// Length of the entry as written.
+    fn xml_len(&self) -> usize {
+        if self.raw {
+            self.text_len()
         } else {
-            text + FRAME + digits(e.time)
-        }
-    }
-
-    /// Whether texts of dropped entries outweigh the live ones (which count once per entry
-    /// here, kept once or not).
-    fn wasteful(&self) -> bool {
-        let live = || {
-            self.entries[self.head..]
-                .iter()
-                .map(|e| (e.text.1 - e.text.0) as usize)
-                .sum::<usize>()
-        };
-        self.text.len() > 4096 && self.text.len() > 2 * live()
-    }
-
-    /// The text of a recent entry equal to the one just written from `t0` on (a poll logs
-    /// the same messages as the one before it: each is kept once).
-    fn recent_same(&self, t0: usize, raw: bool) -> Option<(u32, u32)> {
-        let new = &self.text[t0..];
-        self.entries[self.head..]
-            .iter()
-            .rev()
-            .take(RECENT)
-            .find(|e| e.raw == raw && &self.text[e.text.0 as usize..e.text.1 as usize] == new)
-            .map(|e| e.text)
-    }
-
-    /// A copy with the live entries and their texts only.
-    fn compacted(&self) -> Buf {
-        let live = &self.entries[self.head..];
-        let mut text = String::with_capacity(self.text.len().min(live.len() * 64) + 256);
-        let mut moved: HashMap<(u32, u32), u32> = HashMap::new();
-        let mut entries = Vec::with_capacity(live.len() + 16);
-        for e in live {
-            let start = *moved.entry(e.text).or_insert_with(|| {
-                let start = offset(text.len());
-                text.push_str(&self.text[e.text.0 as usize..e.text.1 as usize]);
-                start
-            });
-            entries.push(Entry {
-                text: (start, start + (e.text.1 - e.text.0)),
-                ..*e
-            });
-        }
-        Buf {
-            entries,
-            head: 0,
-            text,
-            xml_len: self.xml_len,
-        }
-    }
-}
-
-/// A copy (made to be added to: with room for the entries of a poll or two). Texts of
-/// dropped entries are given back by [`Buf::compacted`] once they outweigh the live ones.
-impl Clone for Buf {
-    fn clone(&self) -> Buf {
-        if self.wasteful() {
-            return self.compacted();
-        }
-        let live = &self.entries[self.head..];
-        let mut entries = Vec::with_capacity(live.len() + 16);
-        entries.extend_from_slice(live);
-        let mut text = String::with_capacity(self.text.len() + 256);
-        text.push_str(&self.text);
-        Buf {
-            entries,
-            head: 0,
-            text,
-            xml_len: self.xml_len,
+            self.text_len() + FRAME + digits(self.time)
         }
     }
 }
@@ -359,152 +301,4 @@ impl PartialEq for Log {
 impl Eq for Log {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(t: i64, m: &str) -> Element {
-        let mut e = Element::new("msgs");
-        e.set_attr("time", t.to_string());
-        e.set_attr("msg", m);
-        e
-    }
-
-    fn texts(l: &Log) -> Vec<String> {
-        l.iter()
-            .map(|e| format!("{}:{}:{}", e.time, e.at, e.msg()))
-            .collect()
-    }
-
-    #[test]
-    fn entries_keep_their_text_time_and_place() {
-        let mut l = Log::default();
-        assert!(l.is_empty());
-        l.push(&entry(5, "a<b"), 1, 5);
-        l.push_msg(3, 6, "");
-        l.push_msg(3, 7, "c\"&d");
-        assert_eq!(texts(&l), ["5:1:a<b", "6:3:", "7:3:c\"&d"]);
-        let rulers: Vec<bool> = l.iter().map(|e| e.ruler).collect();
-        assert_eq!(rulers, [false, true, false]);
-        let xml: Vec<String> = l.iter().map(|e| e.xml().into_owned()).collect();
-        assert_eq!(
-            xml,
-            [
-                r#"<msgs time="5" msg="a&lt;b"/>"#,
-                r#"<msgs time="6" msg=""/>"#,
-                r#"<msgs time="7" msg="c&quot;&amp;d"/>"#
-            ]
-        );
-        assert_eq!(
-            xml[2],
-            entry(7, "c\"&d").to_xml(),
-            "as an element writes it"
-        );
-        assert_eq!(l.xml_len(), xml.concat().len());
-    }
-
-    #[test]
-    fn a_message_repeated_by_the_next_poll_is_kept_once() {
-        let mut l = Log::default();
-        for poll in 0..50 {
-            l.push_msg(0, poll, "");
-            l.push_msg(0, poll, "the same words each time");
-            l.push_msg(0, poll, &format!("only once: {poll}"));
-            l.drop_front(l.len().saturating_sub(60));
-            l = l.clone();
-        }
-        assert_eq!(l.len(), 60);
-        let b = l.0.as_deref().expect("buffer");
-        assert!(b.text.len() < 2 * 4096, "{} bytes of text", b.text.len());
-        let texts: Vec<String> = l.iter().map(|e| e.msg()).collect();
-        assert_eq!(texts[1..3], ["the same words each time", "only once: 30"]);
-        assert_eq!(l.xml_len(), l.iter().map(|e| e.xml().len()).sum::<usize>());
-        // a compacted copy keeps one text for all entries that share it
-        let c = b.compacted();
-        let once = "the same words each time".len();
-        assert!(c.text.len() < once + 20 * "only once: 30".len() + 100);
-        let copy = Log(Some(Arc::new(c)));
-        assert_eq!(copy, l);
-    }
-
-    #[test]
-    fn unique_messages_do_not_pile_up_in_the_text() {
-        let mut l = Log::default();
-        for poll in 0..2000 {
-            l.push_msg(0, poll, &format!("{poll:0>40}"));
-            l.drop_front(l.len().saturating_sub(10));
-            l = l.clone();
-        }
-        let b = l.0.as_deref().expect("buffer");
-        assert!(b.text.len() <= 4096 + 41, "{} bytes of text", b.text.len());
-    }
-
-    #[test]
-    fn entries_of_another_form_keep_their_xml() {
-        let mut odd = Element::new("msgs");
-        odd.set_attr("msg", "x");
-        odd.set_attr("time", "5");
-        let mut padded = entry(7, "y");
-        padded.set_attr("time", "007");
-        let mut l = Log::default();
-        l.push(&odd, 0, 5);
-        l.push(&padded, 0, 7);
-        l.push(&entry(-3, "z"), 0, -3);
-        let xml: Vec<String> = l.iter().map(|e| e.xml().into_owned()).collect();
-        assert_eq!(
-            xml,
-            [
-                r#"<msgs msg="x" time="5"/>"#,
-                r#"<msgs time="007" msg="y"/>"#,
-                r#"<msgs time="-3" msg="z"/>"#
-            ]
-        );
-        let raw: Vec<bool> = l.iter().map(|e| e.raw).collect();
-        assert_eq!(raw, [true, true, false]);
-        assert_eq!(l.xml_len(), xml.concat().len());
-        assert_eq!(texts(&l), ["5:0:x", "7:0:y", "-3:0:z"]);
-    }
-
-    #[test]
-    fn dropping_and_copying_keep_the_live_entries_only() {
-        let mut l = Log::default();
-        for i in 0..300 {
-            l.push_msg(0, i, &format!("m{i}"));
-        }
-        let shared = l.clone();
-        l.drop_front(250);
-        assert_eq!(l.len(), 50);
-        assert_eq!(shared.len(), 300, "the copy is not changed");
-        assert_eq!(l.iter().next().map(|e| e.msg()).as_deref(), Some("m250"));
-        let b = l.0.as_deref().expect("buffer");
-        assert_eq!(b.head, 0, "compacted once most entries are gone");
-        assert!(b.text.starts_with("m250m251"));
-        assert_eq!(l.xml_len(), l.iter().map(|e| e.xml().len()).sum::<usize>());
-        let copy = l.clone();
-        assert_eq!(copy, l);
-        assert_ne!(copy, shared);
-        l.drop_front(50);
-        assert!(l.is_empty() && l.0.is_none());
-    }
-
-    #[test]
-    fn writes_runs_before_their_children() {
-        let mut l = Log::default();
-        l.push(&entry(1, "a"), 0, 1);
-        l.push(&entry(2, "b"), 1, 2);
-        l.push(&entry(3, "c"), 1, 3);
-        l.push(&entry(4, "d"), 5, 4);
-        let (mut out, mut next) = (String::new(), 0);
-        l.write_until(Some(0), &mut next, &mut out);
-        out.push('|');
-        l.write_until(Some(1), &mut next, &mut out);
-        out.push('|');
-        l.write_until(None, &mut next, &mut out);
-        assert_eq!(
-            out,
-            concat!(
-                r#"<msgs time="1" msg="a"/>|<msgs time="2" msg="b"/>"#,
-                r#"<msgs time="3" msg="c"/>|<msgs time="4" msg="d"/>"#
-            )
-        );
-    }
-}
+mod tests;
