@@ -41,7 +41,7 @@ pub fn msgs(state: &Element) -> impl Iterator<Item = (i64, String)> {
 pub fn msg_rulers(state: &Element) -> impl Iterator<Item = bool> {
     let loose = state.children_named(MSGS);
     let loose = loose.map(|m| m.attr("msg").unwrap_or("").is_empty());
-    state.log.iter().map(|e| e.ruler).chain(loose)
+    state.log.marks().map(|(_, ruler)| ruler).chain(loose)
 }
 
 /// Trims the message log: entries older than `logkeep` seconds are dropped, but never the
@@ -51,10 +51,12 @@ pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
     let very_old = now - logkeep;
     // entry positions: the last ruler, the last old entry (not a ruler)
     let (mut last_ruler, mut last_old) = (None, None);
-    for (i, m) in state.log.iter().enumerate().rev() {
-        if m.ruler {
+    let newest = state.log.len().wrapping_sub(1);
+    for (k, (time, ruler)) in state.log.marks().rev().enumerate() {
+        let i = newest - k;
+        if ruler {
             last_ruler = last_ruler.or(Some(i));
-        } else if last_old.is_none() && m.time < very_old {
+        } else if last_old.is_none() && time < very_old {
             last_old = Some(i);
         }
         if last_ruler.is_some() && last_old.is_some() {

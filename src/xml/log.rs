@@ -48,6 +48,8 @@ pub struct Log {
     skip: usize,
     /// Length of the live entries as written.
     xml_len: usize,
+    /// How many entries back the last added text was found (where to look first).
+    period: u32,
 }
 
 /// One entry: its time, position, where its text lies in the buffers, whether its message
@@ -105,6 +107,17 @@ impl Log {
         (0..self.len()).map(move |i| parts.at(i))
     }
 
+    /// The time and the empty-message flag of each entry, oldest first (what trimming and
+    /// counting read, without the texts).
+    pub fn marks(&self) -> impl DoubleEndedIterator<Item = (i64, bool)> + '_ {
+        let parts = self.parts();
+        parts
+            .live
+            .iter()
+            .chain(parts.tail)
+            .map(|e| (e.time, e.ruler))
+    }
+
     /// Appends `el` at position `at`, with its `time` (its XML kept as written unless it has
     /// the form a poll writes).
     pub fn push(&mut self, el: &Element, at: usize, time: i64) {
@@ -150,10 +163,12 @@ impl Log {
         let tail = Arc::make_mut(self.tail.get_or_insert_with(Default::default));
         let t0 = tail.text.len();
         write(&mut tail.text);
-        let same = Parts::new(shared, self.skip, Some(&*tail)).recent_same(&tail.text[t0..], raw);
+        let parts = Parts::new(shared, self.skip, Some(&*tail));
+        let same = parts.recent_same(&tail.text[t0..], raw, self.period as usize);
         let text = match same {
-            Some(earlier) => {
+            Some((earlier, back)) => {
                 tail.text.truncate(t0);
+                self.period = back as u32;
                 earlier
             }
             None => (offset(base + t0), offset(base + tail.text.len())),

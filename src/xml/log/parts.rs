@@ -90,13 +90,33 @@ impl<'a> Parts<'a> {
     }
 
     /// The text of one of the last [`super::RECENT`] entries equal to `new` (written as
-    /// `raw` or not), to be kept once.
-    pub(super) fn recent_same(&self, new: &str, raw: bool) -> Option<(u32, u32)> {
+    /// `raw` or not), to be kept once, and how many entries back it is. The entry `hint`
+    /// back is compared first: a poll logs what the poll before it logged, in the same order,
+    /// so the distance of one match is mostly that of the next.
+    pub(super) fn recent_same(
+        &self,
+        new: &str,
+        raw: bool,
+        hint: usize,
+    ) -> Option<((u32, u32), usize)> {
+        let same = |e: &Entry| e.raw == raw && self.text(e) == new;
+        let n = self.live.len() + self.tail.len();
+        if (1..=super::RECENT.min(n)).contains(&hint) {
+            let i = n - hint;
+            let e = match i.checked_sub(self.live.len()) {
+                None => &self.live[i],
+                Some(j) => &self.tail[j],
+            };
+            if same(e) {
+                return Some((e.text, hint));
+            }
+        }
         let newest_first = self.tail.iter().rev().chain(self.live.iter().rev());
         newest_first
             .take(super::RECENT)
-            .find(|e| e.raw == raw && self.text(e) == new)
-            .map(|e| e.text)
+            .enumerate()
+            .find(|(_, e)| same(e))
+            .map(|(k, e)| (e.text, k + 1))
     }
 
     /// Whether texts of dropped entries outweigh the live ones (which count once per entry

@@ -315,3 +315,49 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn marks_are_the_times_and_rulers_of_the_entries() {
+    let mut log = Log::default();
+    for i in 0..40i64 {
+        let msg = if i % 7 == 0 {
+            String::new()
+        } else {
+            format!("m{}", i % 5)
+        };
+        log.push_msg(1, 100 + i, &msg);
+    }
+    log.drop_front(5);
+    let copy = log.clone();
+    log.push_msg(1, 200, "");
+    let marks: Vec<(i64, bool)> = log.marks().collect();
+    let expected: Vec<(i64, bool)> = log.iter().map(|e| (e.time, e.ruler)).collect();
+    assert_eq!(marks.len(), 36);
+    assert_eq!(marks, expected);
+    assert_eq!(marks[0], (105, false));
+    assert_eq!(marks[2], (107, true));
+    assert_eq!(marks.last(), Some(&(200, true)));
+    assert_eq!(copy.marks().count(), 35);
+}
+
+#[test]
+fn a_repeated_block_is_found_where_the_last_match_was() {
+    let mut log = Log::default();
+    let block = ["", "a", "bb", "ccc", "a"];
+    for round in 0..4i64 {
+        for m in block {
+            log.push_msg(1, round, m);
+        }
+    }
+    // "a" repeats within the block (3 back) and across blocks (5 back)
+    assert_eq!(log.period, 5);
+    let kept = text_bytes(&log);
+    assert_eq!(kept, "abbccc".len(), "each text once");
+    // a block in another order: the hint misses, the search still finds the texts
+    for m in ["ccc", "", "bb", "new", "a"] {
+        log.push_msg(1, 9, m);
+    }
+    assert_eq!(text_bytes(&log), kept + "new".len());
+    let last: Vec<String> = texts(&log).into_iter().rev().take(5).collect();
+    assert_eq!(last, ["9:1:a", "9:1:new", "9:1:bb", "9:1:", "9:1:ccc"]);
+}
