@@ -49,6 +49,14 @@ pub fn msg_rulers(state: &Element) -> impl Iterator<Item = bool> {
 pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
     compact_log(state);
     let very_old = now - logkeep;
+    if state.log.time_floor().is_some_and(|f| f >= very_old) {
+        // no entry is old: only the last ruler matters (below)
+        let from_end = state.log.marks().rev().position(|(_, ruler)| ruler);
+        if from_end.is_some_and(|k| k + 1 < state.log.len()) {
+            state.log.drop_front(1);
+        }
+        return;
+    }
     // entry positions: the last ruler, the last old entry (not a ruler)
     let (mut last_ruler, mut last_old) = (None, None);
     let newest = state.log.len().wrapping_sub(1);
@@ -70,6 +78,7 @@ pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
         (Some(r), None) if r != 0 => state.log.drop_front(1),
         _ => {}
     }
+    state.log.refresh_floor();
 }
 
 /// Drops the oldest message log entries beyond `max`.
@@ -105,6 +114,37 @@ mod tests {
         assert_eq!(left, vec!["5000:new", "5001:"]);
         cap_msgs(&mut s, 1);
         assert_eq!(msgs(&s).count(), 1);
+    }
+
+    #[test]
+    fn trimming_with_a_known_floor_drops_what_a_full_look_drops() {
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for case in 0..300 {
+            let mut s = new_state("x");
+            let mut t = 1000;
+            for _ in 0..next(40) {
+                t += next(3) as i64;
+                let m = if next(4) == 0 { "" } else { "m" };
+                msg(&mut s, t, m);
+            }
+            let now = t + next(20) as i64;
+            let logkeep = next(30) as i64;
+            let mut known = s.clone();
+            known.log.refresh_floor();
+            for _ in 0..3 {
+                trim_msgs(&mut s, now, logkeep);
+                trim_msgs(&mut known, now, logkeep);
+                let a: Vec<_> = msgs(&s).map(|(t, m)| format!("{t}:{m}")).collect();
+                let b: Vec<_> = msgs(&known).map(|(t, m)| format!("{t}:{m}")).collect();
+                assert_eq!(a, b, "case {case}");
+            }
+        }
     }
 
     /// A state file as PHP writes it: log entries between other children.

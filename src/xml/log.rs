@@ -50,6 +50,8 @@ pub struct Log {
     xml_len: usize,
     /// How many entries back the last added text was found (where to look first).
     period: u32,
+    /// A time no entry is older than (`None`: not known yet), see [`Log::time_floor`].
+    floor: Option<i64>,
 }
 
 /// One entry: its time, position, where its text lies in the buffers, whether its message
@@ -118,6 +120,17 @@ impl Log {
             .map(|e| (e.time, e.ruler))
     }
 
+    /// A time no entry is older than, when known: lowered by each entry added, set by
+    /// [`Log::refresh_floor`]. Trimming reads it to skip looking for old entries.
+    pub fn time_floor(&self) -> Option<i64> {
+        self.floor
+    }
+
+    /// Sets [`Log::time_floor`] to the oldest entry's time.
+    pub fn refresh_floor(&mut self) {
+        self.floor = Some(self.marks().map(|(t, _)| t).min().unwrap_or(i64::MAX));
+    }
+
     /// Appends `el` at position `at`, with its `time` (its XML kept as written unless it has
     /// the form a poll writes).
     pub fn push(&mut self, el: &Element, at: usize, time: i64) {
@@ -182,6 +195,9 @@ impl Log {
         };
         self.xml_len += e.xml_len();
         tail.entries.push(e);
+        if let Some(f) = &mut self.floor {
+            *f = (*f).min(time);
+        }
     }
 
     /// Drops the `n` oldest entries.
