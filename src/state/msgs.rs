@@ -49,7 +49,7 @@ pub fn msg_rulers(state: &Element) -> impl Iterator<Item = bool> {
 pub fn trim_msgs(state: &mut Element, now: i64, logkeep: i64) {
     compact_log(state);
     let very_old = now - logkeep;
-    if state.log.time_floor().is_some_and(|f| f >= very_old) {
+    if state.log.time_floor() >= very_old {
         // no entry is old: only the last ruler matters (below)
         let from_end = state.log.marks().rev().position(|(_, ruler)| ruler);
         if from_end.is_some_and(|k| k + 1 < state.log.len()) {

@@ -38,7 +38,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 /// The compact message log of one element (empty by default: no allocation).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Log {
     /// The older entries, shared by copies and never changed.
     shared: Option<Arc<Part>>,
@@ -50,8 +50,8 @@ pub struct Log {
     xml_len: usize,
     /// How many entries back the last added text was found (where to look first).
     period: u32,
-    /// A time no entry is older than (`None`: not known yet), see [`Log::time_floor`].
-    floor: Option<i64>,
+    /// A time no entry is older than, see [`Log::time_floor`].
+    floor: i64,
 }
 
 /// One entry: its time, position, where its text lies in the buffers, whether its message
@@ -120,15 +120,15 @@ impl Log {
             .map(|e| (e.time, e.ruler))
     }
 
-    /// A time no entry is older than, when known: lowered by each entry added, set by
-    /// [`Log::refresh_floor`]. Trimming reads it to skip looking for old entries.
-    pub fn time_floor(&self) -> Option<i64> {
+    /// A time no entry is older than (`i64::MIN` until known): lowered by each entry added,
+    /// set by [`Log::refresh_floor`]. Trimming reads it to skip looking for old entries.
+    pub fn time_floor(&self) -> i64 {
         self.floor
     }
 
     /// Sets [`Log::time_floor`] to the oldest entry's time.
     pub fn refresh_floor(&mut self) {
-        self.floor = Some(self.marks().map(|(t, _)| t).min().unwrap_or(i64::MAX));
+        self.floor = self.marks().map(|(t, _)| t).min().unwrap_or(i64::MAX);
     }
 
     /// Appends `el` at position `at`, with its `time` (its XML kept as written unless it has
@@ -195,9 +195,7 @@ impl Log {
         };
         self.xml_len += e.xml_len();
         tail.entries.push(e);
-        if let Some(f) = &mut self.floor {
-            *f = (*f).min(time);
-        }
+        self.floor = self.floor.min(time);
     }
 
     /// Drops the `n` oldest entries.
@@ -320,6 +318,19 @@ impl EntryRef<'_> {
             .ok()
             .and_then(|e| e.attr("msg").map(str::to_string))
             .unwrap_or_default()
+    }
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            shared: None,
+            tail: None,
+            skip: 0,
+            xml_len: 0,
+            period: 0,
+            floor: i64::MIN,
+        }
     }
 }
 

@@ -361,3 +361,15 @@ fn a_repeated_block_is_found_where_the_last_match_was() {
     let last: Vec<String> = texts(&log).into_iter().rev().take(5).collect();
     assert_eq!(last, ["9:1:a", "9:1:new", "9:1:bb", "9:1:", "9:1:ccc"]);
 }
+
+#[test]
+fn a_log_costs_an_element_at_most_48_bytes() {
+    assert!(
+        std::mem::size_of::<Log>() <= 48,
+        "{}",
+        std::mem::size_of::<Log>()
+    );
+    let log = Log::default();
+    assert_eq!(log.time_floor(), i64::MIN, "not known: no time is promised");
+    assert_eq!(log.len(), 0);
+}
