@@ -52,29 +52,30 @@ pub enum Target<'a> {
 /// PHP's two `logDeviceState` calls for a delivered snippet: `delivered`, then `version`
 /// of the `<config filename="path">` child (created when missing), with one search.
 pub fn log_delivered(state: &mut Element, path: &str, delivered: &str, version: &str) {
-    let pos = state
-        .children
-        .iter()
-        .position(|c| c.name == "config" && c.attr("filename") == Some(path));
-    let i = match pos {
-        Some(i) => {
-            let c = &state.children[i];
-            if c.attr("delivered") == Some(delivered) && c.attr("version") == Some(version) {
-                // shared with the previous state, it stays shared (no copy)
-                return;
-            }
-            i
-        }
-        None => {
-            let mut e = Element::new("config");
-            e.set_attr("filename", path);
-            state.children.push(e);
-            state.children.len() - 1
-        }
-    };
+    let i = keyed_child(state, "config", "filename", path);
+    let c = &state.children[i];
+    if c.attr("delivered") == Some(delivered) && c.attr("version") == Some(version) {
+        // shared with the previous state, it stays shared (no copy)
+        return;
+    }
     let c = &mut state.children[i];
     c.set_attr("delivered", delivered);
     c.set_attr("version", version);
+}
+
+/// Where the first child `name` whose attribute `key` is `keyval` is; appended with only
+/// that attribute when there is none.
+fn keyed_child(state: &mut Element, name: &str, key: &str, keyval: &str) -> usize {
+    let found = state
+        .children
+        .iter()
+        .position(|c| c.name == name && c.attr(key) == Some(keyval));
+    found.unwrap_or_else(|| {
+        let mut e = Element::new(name);
+        e.set_attr(key, keyval);
+        state.children.push(e);
+        state.children.len() - 1
+    })
 }
 
 /// PHP's `logDeviceState`: sets (or, with `None`, removes) an attribute.
@@ -108,21 +109,12 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
             return;
         }
         Target::Keyed(name, key, keyval) => {
-            let pos = state
-                .children
-                .iter()
-                .position(|c| c.name == name && c.attr(key) == Some(keyval));
-            match pos {
-                Some(i) if state.children[i].attr(attr) == value => return,
-                Some(i) => &mut state.children[i],
-                None => {
-                    let mut e = Element::new(name);
-                    e.set_attr(key, keyval);
-                    state.children.push(e);
-                    let last = state.children.len() - 1;
-                    &mut state.children[last]
-                }
+            // a missing child is created even for a removal (as before)
+            let i = keyed_child(state, name, key, keyval);
+            if state.children[i].attr(attr) == value {
+                return;
             }
+            &mut state.children[i]
         }
     };
     match value {

@@ -60,9 +60,14 @@ impl<'a> Parts<'a> {
 
     /// Live entry `i`, which is there (`i` below the log's length).
     pub(super) fn at(&self, i: usize) -> EntryRef<'a> {
+        self.entry(self.record(i))
+    }
+
+    /// The record of live entry `i`, which is there.
+    fn record(&self, i: usize) -> &'a Entry {
         match i.checked_sub(self.live.len()) {
-            None => self.entry(&self.live[i]),
-            Some(j) => self.entry(&self.tail[j]),
+            None => &self.live[i],
+            Some(j) => &self.tail[j],
         }
     }
 
@@ -102,11 +107,7 @@ impl<'a> Parts<'a> {
         let same = |e: &Entry| e.raw == raw && self.text(e) == new;
         let n = self.live.len() + self.tail.len();
         if (1..=super::RECENT.min(n)).contains(&hint) {
-            let i = n - hint;
-            let e = match i.checked_sub(self.live.len()) {
-                None => &self.live[i],
-                Some(j) => &self.tail[j],
-            };
+            let e = self.record(n - hint);
             if same(e) {
                 return Some((e.text, hint));
             }
