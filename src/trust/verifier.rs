@@ -3,7 +3,7 @@
 //! The chain is verified by webpki against the client CA bundle: signatures, validity dates,
 //! basicConstraints of intermediates, extended key usage, unknown critical extensions, path
 //! length. What webpki refuses that lighttpd/OpenSSL on the LAP accepted (rustls-webpki 0.103
-//! with the *ring* provider; rows marked ✓ are exercised by `tests/tls.rs` with real
+//! with the *ring* provider; rows marked ✓ are exercised by `tests/it/tls.rs` with real
 //! handshakes, the others come from reading webpki's source):
 //!
 //! | certificate | webpki | here |

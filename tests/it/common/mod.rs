@@ -3,9 +3,7 @@
 //! given), installation roots and device states, the TLS test PKI and client (`tls`), and a
 //! WebDriver client for the browser tests (`webdriver`). See `tests/README.md`.
 //!
-//! Use from a test file with `mod common;`. Each integration test crate compiles this module
-//! on its own, so not every helper is used everywhere.
-#![allow(dead_code)]
+//! Compiled once, in the integration test binary `tests/it` (its `main.rs` declares it).
 
 pub mod oneshot;
 pub mod server;
@@ -18,15 +16,27 @@ pub use server::{Server, Setup, TlsPorts};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound once and released), for processes that are not the server
-/// under test (ChromeDriver) and for `tests/cli.rs`, which starts the binary.
+/// under test (ChromeDriver) and for `cli` and `lifecycle`, which start the binary. Pick it in
+/// the [`start_turn`] of the process that will bind it.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+static START: Mutex<()> = Mutex::new(());
+
+/// The turn of one child process (the binary, ChromeDriver) to be started: picking its free
+/// ports and starting it until it listens happen while the turn is held, so that no other
+/// test of this binary picks the same port in between. Every test that starts a process on
+/// ports of [`free_port`] takes it; the in-process servers bind port 0 and need none.
+pub fn start_turn() -> MutexGuard<'static, ()> {
+    START.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How long [`eventually`] tries at most.

@@ -7,10 +7,8 @@
 //! Needs Debian's `chromium` and `chromium-driver` (installed by `.ci/run`); without them the
 //! test fails and says so.
 
-mod common;
-
-use common::webdriver::{Browser, artifact, browser_or_skip};
-use common::*;
+use crate::common::webdriver::{Browser, artifact, browser_or_skip};
+use crate::common::*;
 use serde_json::json;
 
 /// The rows of the device table that are shown.
@@ -254,7 +252,7 @@ fn an_administrator_works_with_the_status_page() {
 }
 
 /// Not a test: how long Chromium takes to show the status page of 10 000 devices (printed).
-/// `cargo test --release --test browser -- --ignored --nocapture`
+/// `cargo test --release --test it browser::measure -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn measure_a_large_fleet_in_the_browser() {

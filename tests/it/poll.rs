@@ -1,8 +1,6 @@
 //! The update script over real HTTP: a simulated device polls the running server.
 
-mod common;
-
-use common::{Server, eventually, make_root};
+use crate::common::{Server, eventually, make_root};
 
 const USER_CONFIG: &str = r#"<config><master info=""/><status dir="status"/></config>"#;
 

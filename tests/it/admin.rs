@@ -2,11 +2,9 @@
 //! certificate upload: the real router, called in-process with the connection facts a
 //! listener would attach (plain or TLS).
 
-mod common;
-
+use crate::common::oneshot::Admin as Harness;
+use crate::common::*;
 use axum::http::StatusCode;
-use common::oneshot::Admin as Harness;
-use common::*;
 use std::path::Path;
 
 fn exists(p: &Path) -> bool {

@@ -1,13 +1,11 @@
 //! HTTPS, mutual TLS and trust enforcement over real handshakes on loopback, with a PKI made
 //! in the test: the running server, a device with a certificate, and what it gets.
 
-mod common;
-
-use common::tls::{
+use crate::common::tls::{
     self as tlskit, Ca, ClientAuth, LeafOptions, TestKey, local, tls_get, tls_request, write_bundle,
 };
-use common::tls::{POLL, SNIPPETS, has_snippet, make_trust_root};
-use common::{Server, Setup, http_request, make_root};
+use crate::common::tls::{POLL, SNIPPETS, has_snippet, make_trust_root};
+use crate::common::{Server, Setup, http_request, make_root};
 use rustls::SignatureScheme;
 use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
@@ -312,7 +310,7 @@ fn issuer_in_the_bundle_but_not_in_caname_gets_no_snippets() {
 }
 
 /// `https%3A%2F%2F` … as the `/url` line carries it.
-fn url_line(r: &common::Response) -> String {
+fn url_line(r: &crate::common::Response) -> String {
     r.command_lines()
         .into_iter()
         .find(|l| l.starts_with("config add UP1 /url "))

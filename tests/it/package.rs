@@ -49,7 +49,7 @@ fn shipped_completions_and_man_page_are_up_to_date() {
         let shipped = std::fs::read(&path).expect("shipped file");
         assert!(
             shipped == now,
-            "{file} is out of date: run `UPDATE_SERVER_BLESS=1 cargo test --test package`"
+            "{file} is out of date: run `UPDATE_SERVER_BLESS=1 cargo test --test it package::`"
         );
     }
 }

@@ -5,10 +5,8 @@
 //! The expected command lines are written out by hand from the PHP server's source and the
 //! recordings in `tests/conformance/` (`customcerts-*`, `backup-*`, `query-put-stores-state`).
 
-mod common;
-
+use crate::common::{Response, Server, eventually, http_request, make_root};
 use base64::Engine;
-use common::{Response, Server, eventually, http_request, make_root};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -773,7 +771,7 @@ fn send_ignoring_early_close(server: &Server, target: &str, body: &[u8]) -> Resp
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    common::parse_response(&raw).expect("an HTTP answer")
+    crate::common::parse_response(&raw).expect("an HTTP answer")
 }
 
 #[test]
@@ -827,7 +825,7 @@ fn a_slow_5mb_backup_does_not_hold_up_other_polls() {
     upload.write_all(rest).expect("rest");
     let mut raw = Vec::new();
     upload.read_to_end(&mut raw).expect("answer");
-    let r = common::parse_response(&raw).expect("HTTP answer");
+    let r = crate::common::parse_response(&raw).expect("HTTP answer");
     assert_eq!(r.status, 200, "{}", r.text());
     let stored =
         std::fs::read(root.join(format!("backup/{hwid_b}/{hwid_b}.0.txt"))).expect("stored");

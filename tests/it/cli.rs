@@ -2,28 +2,16 @@
 //! listeners and TLS settings from the configuration file or refusing bad ones. The only
 //! integration tests that start the binary (all others serve in-process, see `common`).
 
-mod common;
-
-use common::free_port;
-use common::make_root;
-use common::tls::{
+use crate::common::make_root;
+use crate::common::tls::{
     Ca, ClientAuth, LeafOptions, POLL, TestKey, has_snippet, local, make_trust_root, tls_get,
     write_bundle,
 };
+use crate::common::{free_port, start_turn};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
-
-/// Picking free ports and starting the server that binds them take turns: otherwise another
-/// test thread could start a server between the two, or a child process could briefly hold a
-/// copy of the probing socket.
-static START: Mutex<()> = Mutex::new(());
-
-fn start_turn() -> std::sync::MutexGuard<'static, ()> {
-    START.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_update-server"))
@@ -32,7 +20,7 @@ fn bin() -> Command {
 #[test]
 fn check_config_prints_the_merged_configuration() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = common::make_root(
+    let root = crate::common::make_root(
         dir.path(),
         r#"<config><phases><phase id="staging" seq="100"/></phases></config>"#,
         &[],
@@ -52,7 +40,7 @@ fn check_config_prints_the_merged_configuration() {
 #[test]
 fn check_config_names_file_element_and_problem() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = common::make_root(
+    let root = crate::common::make_root(
         dir.path(),
         r#"<config><environments><environment id="a-b"/></environments></config>"#,
         &[],
@@ -80,7 +68,7 @@ fn check_config_names_file_element_and_problem() {
 #[test]
 fn simulate_prints_the_script_without_writing_state() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = common::make_root(
+    let root = crate::common::make_root(
         dir.path(),
         r#"<config><master info=""/><status dir="status"/></config>"#,
         &[("update-all-default.txt", "config change A /x 1\n")],
@@ -96,7 +84,7 @@ fn simulate_prints_the_script_without_writing_state() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cmds = common::command_lines(&String::from_utf8_lossy(&out.stdout));
+    let cmds = crate::common::command_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(cmds[0], "config change A /x 1");
     assert!(!root.join("status/00-90-33-30-00-af.xml").exists());
 }
@@ -107,7 +95,7 @@ fn listeners_and_tls_settings_from_the_configuration_file() {
     let ca = Ca::with_key("Test Device CA", TestKey::rsa(2048), true);
     let root = make_trust_root(dir.path());
     std::fs::create_dir_all(root.join("tls")).expect("mkdir");
-    let (c, k) = common::tls::write_server_cert(&root.join("tls"));
+    let (c, k) = crate::common::tls::write_server_cert(&root.join("tls"));
     std::fs::rename(c, root.join("tls/mine.crt")).expect("rename");
     std::fs::rename(k, root.join("tls/mine.key")).expect("rename");
     write_bundle(&root.join("tls/ca.pem"), &[&ca]);
@@ -245,7 +233,7 @@ fn check_config(root: &std::path::Path, strict: bool) -> std::process::Output {
 #[test]
 fn check_config_warns_about_typos_and_strict_fails_on_them() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = common::make_root(
+    let root = crate::common::make_root(
         dir.path(),
         r#"<config><mastr info=""/><times intervall="3" polling="abc"/></config>"#,
         &[],
@@ -268,7 +256,7 @@ fn check_config_warns_about_typos_and_strict_fails_on_them() {
     let out = check_config(&root, true);
     assert_eq!(out.status.code(), Some(3), "--strict fails on warnings");
 
-    let clean = common::make_root(
+    let clean = crate::common::make_root(
         &dir.path().join("clean"),
         r#"<config><times interval="3"/><server http="127.0.0.1:8080"/></config>"#,
         &[],
@@ -289,7 +277,7 @@ fn check_config_warns_about_typos_and_strict_fails_on_them() {
 #[test]
 fn check_config_output_is_well_formed_xml() {
     let dir = tempfile::tempdir().expect("tmp");
-    let root = common::make_root(dir.path(), "<config/>", &[]);
+    let root = crate::common::make_root(dir.path(), "<config/>", &[]);
     let out = check_config(&root, false);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
@@ -345,7 +333,7 @@ fn rollout_plan_lists_the_devices_by_wave_and_changes_nothing() {
            <rollouts><rollout id="r1" firmware="140010" applies="phone" waves="50,100"/></rollouts></config>"#,
         &[],
     );
-    common::seed_fleet(&root, common::unix_now());
+    crate::common::seed_fleet(&root, crate::common::unix_now());
     // a spare file of a server running on the same root
     let spare = root.join("status/.spare.0.tmp");
     std::fs::write(&spare, "old state").expect("spare");
@@ -376,7 +364,7 @@ fn rollout_plan_lists_the_devices_by_wave_and_changes_nothing() {
         "{text}"
     );
     assert!(
-        text.contains(common::SN_RECEPTION),
+        text.contains(crate::common::SN_RECEPTION),
         "the IP232 is in scope: {text}"
     );
     assert!(!root.join("rollouts").exists(), "nothing written");

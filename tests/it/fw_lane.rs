@@ -3,9 +3,9 @@
 //! to the router at the first other request (a range, a poll, a refused path), with the bytes
 //! already read; the firmware log line and the metrics of a download the lane answered.
 
-mod common;
-
-use common::{Response, Server, make_root, parse_head_response, parse_response};
+use crate::common::{
+    Response, Server, http_request, make_root, parse_head_response, parse_response,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -103,7 +103,12 @@ fn log_line(server: &Server, needle: &str) -> String {
 }
 
 fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+    get_with(path, "")
+}
+
+/// `GET path` with the `headers` lines (each ending in CRLF).
+fn get_with(path: &str, headers: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
 }
 
 #[test]
@@ -173,14 +178,26 @@ fn lane_downloads_are_logged_with_the_pollers_serial_and_counted() {
     let (_dir, root) = lane_root();
     // a prefix of its own: the metrics are the process's, the other tests download too
     let server = Server::start(&root, &["--prefix", "/counted"]);
-    assert_eq!(server.get(&format!("/counted{POLL}")).status, 200);
+    // and a device address of its own (as relayed by a proxy): the serial of the last poll
+    // from an address is kept for the process, and the other tests poll from 127.0.0.1
+    let poll = http_request(
+        server.addr(),
+        "GET",
+        &format!("/counted{POLL}"),
+        &[("X-Forwarded-For", "198.51.100.77")],
+        b"",
+    );
+    assert_eq!(poll.status, 200);
+    // the downloads on a connection of their own: the lane answers them
+    let relayed = "X-Forwarded-For: 198.51.100.77\r\n";
     let mut c = Conn::open(&server);
-    c.send(&get("/counted/fw/big.bin"));
+    c.send(&get_with("/counted/fw/big.bin", relayed));
     assert_eq!(c.answer(false).body.len(), 3_000_000);
-    c.send(&get("/counted/fw/130178/ip232.bin?sn=given"));
+    c.send(&get_with("/counted/fw/130178/ip232.bin?sn=given", relayed));
     assert_eq!(c.answer(false).body.len(), 8192);
     let line = log_line(&server, "firmware download /counted/fw/big.bin");
     assert!(line.contains("sn=00-90-33-30-00-af"), "{line}");
+    assert!(line.contains("ip=198.51.100.77"), "{line}");
     assert!(line.contains("bytes=3000000"), "{line}");
     let line = log_line(&server, "firmware download /counted/fw/130178/ip232.bin");
     assert!(

@@ -1,9 +1,7 @@
 //! PHP compatibility a device can see over HTTP: phase and environment ids compared with PHP's
 //! loose `==`, and state files that stay well-formed XML 1.0 whatever a device sends.
 
-mod common;
-
-use common::{Server, make_root};
+use crate::common::{Server, make_root};
 
 const NUMERIC_IDS: &str = r#"<config><master info=""/><status dir="status"/>
     <phases><phase id="10" seq="1"/><phase id="20" seq="2"/></phases>

@@ -2,14 +2,12 @@
 //! (polled for until seen, bounded), and static files below `fw/` and `web/` are served with
 //! validators, ranges and HEAD, and without escaping their directory.
 
-mod common;
-
-use common::{Server, eventually, http_request, make_root};
+use crate::common::{Server, eventually, http_request, make_root};
 use std::time::Duration;
 
 const POLL: &str = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
 
-/// Polls until `seen` holds for the answer's command lines ([`common::eventually`]).
+/// Polls until `seen` holds for the answer's command lines ([`crate::common::eventually`]).
 fn poll_until(server: &Server, seen: impl Fn(&[String]) -> bool) -> Vec<String> {
     eventually(|| server.get(POLL).command_lines(), |c| seen(c))
 }

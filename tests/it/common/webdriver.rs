@@ -2,13 +2,14 @@
 //! headless Chromium (fresh profile, no network services) and speaks the JSON protocol over
 //! the raw HTTP helper of this module's parent.
 
-use super::{Response, free_port, parse_response};
+use super::{Response, free_port, parse_response, start_turn};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -74,12 +75,18 @@ pub fn browser_or_skip(test: &str, downloads: &Path) -> Option<Browser> {
     Some(Browser::start(downloads).unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// Browsers running at once: one. The browser tests share one test binary and would
+/// otherwise run side by side, each with a Chromium, on a CI machine of two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A browser session; ChromeDriver and the browser end when it is dropped.
 pub struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
     _profile: tempfile::TempDir,
+    /// Held while this browser runs (declared last: released after the browser ended).
+    _running: MutexGuard<'static, ()>,
 }
 
 /// An element of the current page.
@@ -90,6 +97,8 @@ impl Browser {
     /// Starts ChromeDriver and a headless Chromium that downloads into `downloads`.
     pub fn start(downloads: &Path) -> Result<Browser, String> {
         let (chromium, chromedriver) = find_browser()?;
+        let running = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = start_turn();
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -105,6 +114,7 @@ impl Browser {
             addr,
             session: String::new(),
             _profile: profile,
+            _running: running,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(addr).is_err() {
@@ -113,6 +123,7 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        drop(turn);
         let caps = json!({
             "capabilities": {
                 "alwaysMatch": {
@@ -222,11 +233,6 @@ impl Browser {
                 source.as_str().unwrap_or_default()
             )
         })
-    }
-
-    pub fn click(&self, el: &El) {
-        self.cmd("POST", &format!("/element/{}/click", el.0), json!({}))
-            .unwrap_or_else(|e| panic!("click: {e}"));
     }
 
     /// Finds `css` and clicks it, again when the page replaced the element in between (the

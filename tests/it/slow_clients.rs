@@ -4,10 +4,8 @@
 //! HTTP/2. The server here has `header-timeout="1"`; each test gives the server at most 20 s
 //! to close, so a server that never closes fails the test instead of hanging it.
 
-mod common;
-
-use common::tls::{ClientAuth, tls_stream};
-use common::{Server, Setup, make_root};
+use crate::common::tls::{ClientAuth, tls_stream};
+use crate::common::{Server, Setup, make_root};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -170,7 +168,7 @@ fn a_client_that_stops_taking_a_download_is_given_up() {
 fn silent_and_trickling_tls_connections_are_closed() {
     let dir = tempfile::tempdir().expect("tmp");
     let (_server, https) = server(dir.path(), true);
-    let addr = common::tls::local(https);
+    let addr = crate::common::tls::local(https);
     let open = || {
         let s = tls_stream(addr, ClientAuth::None).expect("handshake");
         s.sock

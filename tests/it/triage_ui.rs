@@ -4,10 +4,8 @@
 //! view and comparison, and the message after a certificate upload. Screenshots are kept in
 //! `target/triage-*.png`.
 
-mod common;
-
-use common::webdriver::{Browser, artifact, browser_or_skip};
-use common::*;
+use crate::common::webdriver::{Browser, artifact, browser_or_skip};
+use crate::common::*;
 use serde_json::{Value, json};
 use std::path::Path;
 

@@ -3,21 +3,17 @@
 //! repaired configuration (polls keep the last good one), `/metrics` after polls and uploads,
 //! JSON log lines. These tests start the binary (signals go to a process).
 
-mod common;
-
-use common::tls::{local, served_certificate};
-use common::{free_port, http_request, make_root};
+use crate::common::tls::{local, served_certificate};
+use crate::common::{free_port, http_request, make_root, start_turn};
 use rustls::pki_types::CertificateDer;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const POLL: &str = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
 const CONFIG: &str = r#"<config><master info=""/><status dir="status"/></config>"#;
-static START: Mutex<()> = Mutex::new(());
 
 /// The running binary; killed when dropped.
 struct Running {
@@ -35,7 +31,7 @@ impl Drop for Running {
 
 impl Running {
     fn start(root: &Path, extra: &[&str]) -> Running {
-        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = start_turn();
         let port = free_port();
         let log = root.join("../server.log");
         let child = Command::new(env!("CARGO_BIN_EXE_update-server"))
@@ -74,19 +70,19 @@ impl Running {
         assert!(ok, "kill {sig}");
     }
 
-    fn get(&self, target: &str) -> common::Response {
+    fn get(&self, target: &str) -> crate::common::Response {
         http_request(local(self.port), "GET", target, &[], b"")
     }
 
-    /// Asks for `target` until `done` holds for the answer ([`common::eventually`]): the
+    /// Asks for `target` until `done` holds for the answer ([`crate::common::eventually`]): the
     /// server notices a changed file through a notification or its rescan, a moment after the
     /// write.
     fn get_until(
         &self,
         target: &str,
-        done: impl Fn(&common::Response) -> bool,
-    ) -> common::Response {
-        common::eventually(|| self.get(target), done)
+        done: impl Fn(&crate::common::Response) -> bool,
+    ) -> crate::common::Response {
+        crate::common::eventually(|| self.get(target), done)
     }
 
     /// Waits for the process to exit (bounded), returning its status.
@@ -383,12 +379,12 @@ fn sighup_serves_a_renewed_certificate_and_a_changed_configuration() {
     };
     let root = root_with(dir.path(), &cfg(""));
     std::fs::create_dir_all(root.join("tls")).expect("tls");
-    let (c, k) = common::tls::write_server_cert(&root.join("tls"));
-    let https = free_port();
+    let (c, k) = crate::common::tls::write_server_cert(&root.join("tls"));
     let (c_s, k_s) = (c.display().to_string(), k.display().to_string());
-    let https_arg = format!("127.0.0.1:{https}");
-    let server = {
-        let _turn = START.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, https) = {
+        let _turn = start_turn();
+        let https = free_port();
+        let https_arg = format!("127.0.0.1:{https}");
         let port = free_port();
         let log = root.join("../server.log");
         let child = Command::new(env!("CARGO_BIN_EXE_update-server"))
@@ -408,12 +404,12 @@ fn sighup_serves_a_renewed_certificate_and_a_changed_configuration() {
         let r = Running { child, log, port };
         r.wait_for(port);
         r.wait_for(https);
-        r
+        (r, https)
     };
     let first = served_certificate(https);
     assert_eq!(first, pem_der(&c));
     let before = server.get(POLL).text();
-    common::tls::write_server_cert(&root.join("tls"));
+    crate::common::tls::write_server_cert(&root.join("tls"));
     std::fs::write(
         root.join("config/user-config.xml"),
         cfg(r#"<backup dir="backups"/>"#),

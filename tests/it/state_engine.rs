@@ -2,9 +2,7 @@
 //! server keep, the compact index of many devices, write-behind with group commit, and what
 //! survives an abrupt stop.
 
-mod common;
-
-use common::{Server, http_request, make_root};
+use crate::common::{Server, http_request, make_root};
 use update_server::xml::Element;
 
 const SN: &str = "00-90-33-30-00-af";
@@ -41,7 +39,7 @@ fn store(server: &Server) -> std::sync::Arc<update_server::state::StateStore> {
 
 /// `PUT` whose answer is read while the body is still being sent (the server answers a body
 /// over the limit early and closes).
-fn put_while_reading(server: &Server, target: &str, body: Vec<u8>) -> common::Response {
+fn put_while_reading(server: &Server, target: &str, body: Vec<u8>) -> crate::common::Response {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server.addr()).expect("connect");
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -59,7 +57,7 @@ fn put_while_reading(server: &Server, target: &str, body: Vec<u8>) -> common::Re
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let _ = sender.join();
-    common::parse_response(&raw).expect("an HTTP answer")
+    crate::common::parse_response(&raw).expect("an HTTP answer")
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! The rollout panel of the status page in a real browser (headless Chromium through
-//! ChromeDriver, as `tests/browser.rs`): its waves and phase, and the buttons pause, resume,
+//! ChromeDriver, as `browser`): its waves and phase, and the buttons pause, resume,
 //! open next wave now and abort; a form without the CSRF token is refused.
 
-mod common;
-
-use common::webdriver::{Browser, browser_or_skip};
-use common::*;
+use crate::common::webdriver::{Browser, browser_or_skip};
+use crate::common::*;
 use serde_json::json;
 
 fn panel_phase(b: &Browser) -> String {

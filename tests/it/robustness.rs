@@ -1,9 +1,7 @@
 //! Bad input and concurrency against the real server: nothing panics, nothing is written
 //! outside the root, no update of a device's state is lost.
 
-mod common;
-
-use common::{Server, http_request, make_root};
+use crate::common::{Server, http_request, make_root};
 use std::io::Write;
 use std::net::TcpListener;
 

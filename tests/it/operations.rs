@@ -2,10 +2,8 @@
 //! page, `/health` and `/metrics` under the prefix, who may read `/metrics`, and the sample
 //! snippet that ships in `scripts/` never reaching a device.
 
-mod common;
-
-use common::server::{Server, Setup};
-use common::{ADMIN_CONFIG, http_request, make_root};
+use crate::common::server::{Server, Setup};
+use crate::common::{ADMIN_CONFIG, http_request, make_root};
 
 const POLL: &str = "update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4";
 
@@ -123,7 +121,7 @@ fn the_shipped_sample_snippet_is_never_sent_to_a_device() {
 
 #[tokio::test]
 async fn the_admin_pages_warn_of_a_broken_configuration_on_disk() {
-    let admin = common::oneshot::Admin::new();
+    let admin = crate::common::oneshot::Admin::new();
     let s = admin.login().await;
     let page = admin.get("/admin/admin.php?mode=status", &s).await.text();
     assert!(!page.contains("configuration on disk is broken"), "{page}");
@@ -140,7 +138,7 @@ async fn the_admin_pages_warn_of_a_broken_configuration_on_disk() {
 
 #[tokio::test]
 async fn the_admin_pages_warn_of_the_default_password() {
-    let admin = common::oneshot::Admin::new();
+    let admin = crate::common::oneshot::Admin::new();
     let s = admin.login().await;
     let page = admin.get("/admin/admin.php?mode=status", &s).await.text();
     assert!(!page.contains("still the default"), "{page}");
@@ -159,7 +157,7 @@ async fn the_admin_pages_warn_of_the_default_password() {
 
 #[tokio::test]
 async fn a_visitor_is_not_told_that_the_password_is_the_default() {
-    let admin = common::oneshot::Admin::new();
+    let admin = crate::common::oneshot::Admin::new();
     let cfg = ADMIN_CONFIG.replace(
         r#"user="admin" password="secret""#,
         r#"user="admin" password="password""#,

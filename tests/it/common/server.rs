@@ -5,7 +5,7 @@
 use super::{Response, eventually, http_request};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use update_server::app::App;
 use update_server::config::Config;
@@ -64,7 +64,6 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub http_port: u16,
-    pub root: PathBuf,
     log: LogBuffer,
 }
 
@@ -170,7 +169,6 @@ impl Server {
             runtime: Some(rt),
             shutdown: Some(tx),
             http_port,
-            root,
             log,
         };
         server.wait_until_serving();

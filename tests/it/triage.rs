@@ -1,12 +1,10 @@
 //! Triage over the admin side: the filter language, the server-side order and the API's
 //! pages, CSV export, OpenAPI document and DELETE, and the messages after actions — the
-//! real router called in-process (`common::oneshot`).
+//! real router called in-process (`crate::common::oneshot`).
 
-mod common;
-
+use crate::common::oneshot::{Admin, TOKEN};
+use crate::common::*;
 use axum::http::StatusCode;
-use common::oneshot::{Admin, TOKEN};
-use common::*;
 
 const SN_PENDING: &str = "00-90-33-30-00-d4";
 

@@ -2,10 +2,10 @@
 //! to the device, over real mutual TLS: only a client certificate naming the device (by the
 //! poll's rule) may store data under its serial number.
 
-mod common;
-
-use common::tls::{self as tlskit, Ca, ClientAuth, local, make_trust_root, tls_put, write_bundle};
-use common::{Server, Setup};
+use crate::common::tls::{
+    self as tlskit, Ca, ClientAuth, local, make_trust_root, tls_put, write_bundle,
+};
+use crate::common::{Server, Setup};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! key sizes and SHA-1 signatures rcgen and *ring* cannot make), and a rustls client that
 //! talks raw HTTP/1.1 over a real handshake.
 //!
-//! Use from a test file with `mod common;` as `common::tls`.
-#![allow(dead_code)]
+//! The one test PKI of the integration tests: every CA a test needs is a [`Ca`] of this module.
 
 use super::{Response, exchange, make_root};
 use rsa::pkcs1::EncodeRsaPublicKey;
@@ -181,7 +180,6 @@ impl Ca {
             der = resign_sha1(&der, self.issuer_key().rsa_key());
         }
         Device {
-            cn: cn.to_string(),
             chain: vec![CertificateDer::from(der)],
             key,
         }
@@ -217,7 +215,6 @@ impl Default for LeafOptions {
 
 /// A device: its certificate chain (own certificate first) and key.
 pub struct Device {
-    pub cn: String,
     pub chain: Vec<CertificateDer<'static>>,
     pub key: TestKey,
 }

@@ -1,0 +1,34 @@
+//! The integration tests: one test binary (one build, one link) with a module per area, all
+//! on the one harness in `common` (see `tests/README.md`). Run one area with
+//! `cargo test --test it admin::`, one test with its path.
+//!
+//! The modules share one process: a test must not rely on process-wide state another test
+//! changes (the server's metrics, the address→serial table, the master's reachability as
+//! long as they are process globals; environment variables). Where a test reads such state it
+//! uses names of its own (a URL prefix, an address) or takes its turn (`common::start_turn`).
+//!
+//! One test target stays apart, because it must: `tests/conformance.rs`, whose harness is
+//! independent of the code under test and also runs against another implementation.
+
+mod common;
+
+mod admin;
+mod browser;
+mod cli;
+mod compat;
+mod device_data;
+mod freshness;
+mod fw_lane;
+mod lifecycle;
+mod operations;
+mod package;
+mod poll;
+mod robustness;
+mod rollouts;
+mod rollouts_browser;
+mod slow_clients;
+mod state_engine;
+mod tls;
+mod triage;
+mod triage_ui;
+mod upload_trust;
