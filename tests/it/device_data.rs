@@ -5,9 +5,10 @@
 //! The expected command lines are written out by hand from the PHP server's source and the
 //! recordings in `tests/conformance/` (`customcerts-*`, `backup-*`, `query-put-stores-state`).
 
+use crate::common::tls::Ca;
 use crate::common::{Response, Server, eventually, http_request, make_root};
 use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{CertificateParams, DnType, KeyPair};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -139,9 +140,11 @@ fn device_attr(root: &Path, name: &str) -> Option<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Test PKI (rcgen): root → "Test Custom CA" → device certificate.
+// The administrator's CA, from the test PKI (`common::tls`): root → "Test Custom CA" (the
+// configured `CAname`) → the certificate for the key of the device's signing request.
 
-fn params(cn: &str, not_before: i64, not_after: i64) -> CertificateParams {
+/// Parameters of a device's signing request for `cn`.
+fn request_params(cn: &str, not_before: i64, not_after: i64) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CommonName, cn);
@@ -156,46 +159,24 @@ fn now() -> i64 {
 
 struct Pki {
     root_der: Vec<u8>,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
     ca_der: Vec<u8>,
+    ca: Ca,
 }
 
 fn pki() -> Pki {
-    let day = 86400;
-    let root_key = KeyPair::generate().expect("key");
-    let mut root_params = params("Test Custom Root CA", now() - day, now() + 3650 * day);
-    root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let root_der = root_params
-        .self_signed(&root_key)
-        .expect("root")
-        .der()
-        .to_vec();
-    let root = Issuer::new(root_params, root_key);
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca_params = params("Test Custom CA", now() - day, now() + 3650 * day);
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_der = ca_params
-        .signed_by(&ca_key, &root)
-        .expect("ca")
-        .der()
-        .to_vec();
+    let root = Ca::new("Test Custom Root CA");
+    let ca = root.intermediate("Test Custom CA", true);
     Pki {
-        root_der,
-        ca_params,
-        ca_key,
-        ca_der,
+        root_der: root.der.to_vec(),
+        ca_der: ca.der.to_vec(),
+        ca,
     }
 }
 
 impl Pki {
+    /// The CA's certificate for the key of a signing request.
     fn sign(&self, device_key: &KeyPair, cn: &str) -> Vec<u8> {
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        params(cn, now() - 60, now() + 730 * 86400)
-            .signed_by(device_key, &issuer)
-            .expect("signed")
-            .der()
-            .to_vec()
+        self.ca.certify(cn, device_key).to_vec()
     }
 }
 
@@ -319,7 +300,7 @@ fn one_device_through_the_whole_csr_round_trip() {
 
     // 6. the CSR is there: the server fetches it (and the request error, if any)
     let device_key = KeyPair::generate().expect("key");
-    let csr_der = params("0090333000af", now(), now() + 1)
+    let csr_der = request_params("0090333000af", now(), now() + 1)
         .serialize_request(&device_key)
         .expect("csr")
         .der()
@@ -464,7 +445,7 @@ fn one_device_through_the_whole_csr_round_trip() {
 fn waiting_device(dir: &Path, config: &str) -> (Server, PathBuf, KeyPair) {
     let (server, root) = start(dir, config);
     let key = KeyPair::generate().expect("key");
-    let csr = params("0090333000af", now(), now() + 1)
+    let csr = request_params("0090333000af", now(), now() + 1)
         .serialize_request(&key)
         .expect("csr")
         .der()
@@ -573,7 +554,7 @@ fn vardump_refuses_bad_data_and_other_files() {
         "/update/update.php?mode=vardump&sn={SN}&var=X509/REQUEST&file=certs%2F{SN}-request.p10.der&proc=var2bin&postproc=createPemFromDer"
     );
     let key = KeyPair::generate().expect("key");
-    let csr = hex(params("x", now(), now() + 1)
+    let csr = hex(request_params("x", now(), now() + 1)
         .serialize_request(&key)
         .expect("csr")
         .der());

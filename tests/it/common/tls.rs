@@ -163,16 +163,7 @@ impl Ca {
     }
 
     pub fn issue_with(&self, cn: &str, opts: LeafOptions) -> Device {
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = dn(cn);
-        params.is_ca = rcgen::IsCa::ExplicitNoCa;
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-        ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now + opts.valid_from;
-        params.not_after = now + opts.valid_until;
+        let params = leaf_params(cn, &opts);
         let key = opts.key.unwrap_or_else(TestKey::ec);
         let cert = params.signed_by(&key, &self.issuer).expect("device cert");
         let mut der = cert.der().to_vec();
@@ -185,9 +176,38 @@ impl Ca {
         }
     }
 
+    /// A device certificate with `cn` for a key the device made itself (`public_key`, from
+    /// its signing request), valid as [`LeafOptions::default`].
+    pub fn certify(
+        &self,
+        cn: &str,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> CertificateDer<'static> {
+        let params = leaf_params(cn, &LeafOptions::default());
+        let cert = params
+            .signed_by(public_key, &self.issuer)
+            .expect("device cert");
+        cert.der().clone()
+    }
+
     fn issuer_key(&self) -> &TestKey {
         self.issuer.key()
     }
+}
+
+/// The parameters of a device certificate with `cn`, valid as `opts` say.
+fn leaf_params(cn: &str, opts: &LeafOptions) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now + opts.valid_from;
+    params.not_after = now + opts.valid_until;
+    params
 }
 
 /// How to make a device certificate.
