@@ -2,7 +2,7 @@
 //! certificate upload: the real router, called in-process with the connection facts a
 //! listener would attach (plain or TLS).
 
-use crate::common::oneshot::Admin as Harness;
+use crate::common::oneshot::{Admin as Harness, Answer, Session};
 use crate::common::*;
 use axum::http::StatusCode;
 use std::path::Path;
@@ -287,30 +287,63 @@ async fn the_status_page_shows_every_device_safely() {
 async fn the_filter_is_applied_on_the_server_too() {
     let h = Harness::new();
     let login = h.login().await;
-    let t = h
-        .get("/admin/admin.php?mode=status&filter=IP232", Some(&login))
-        .await
-        .text();
-    assert!(t.contains(&format!("id=\"d-{SN_RECEPTION}\"")));
-    assert!(!t.contains(&format!("id=\"d-{SN_EVIL}\"")));
-    assert!(t.contains("1 of 5 devices match"));
-    let t = h
-        .get("/admin/admin.php?filter=missing+ip222", Some(&login))
-        .await
-        .text();
-    assert!(t.contains(&format!("id=\"d-{SN_EVIL}\"")));
-    assert!(!t.contains(&format!("id=\"d-{SN_RECEPTION}\"")));
-    let t = h
-        .get("/admin/admin.php?filter=172.16", Some(&login))
-        .await
-        .text();
-    assert!(t.contains("2 of 5 devices match"), "whole words of the ip");
-    let t = h
-        .get("/admin/admin.php?filter=17", Some(&login))
-        .await
-        .text();
-    assert!(t.contains("0 of 5 devices match"), "17 is no whole word");
+    for case in FILTERS {
+        let query = case.query;
+        let t = h
+            .get(&format!("/admin/admin.php?{query}"), Some(&login))
+            .await
+            .text();
+        for sn in case.shown {
+            assert!(t.contains(&format!("id=\"d-{sn}\"")), "{query}: {sn} shown");
+        }
+        for sn in case.hidden {
+            assert!(
+                !t.contains(&format!("id=\"d-{sn}\"")),
+                "{query}: {sn} left out"
+            );
+        }
+        if let Some(count) = case.count {
+            assert!(t.contains(count), "{query}: {count}");
+        }
+    }
 }
+
+/// A filter of the status page and what the page shows with it.
+struct FilterCase {
+    query: &'static str,
+    shown: &'static [&'static str],
+    hidden: &'static [&'static str],
+    count: Option<&'static str>,
+}
+
+const FILTERS: [FilterCase; 4] = [
+    FilterCase {
+        query: "mode=status&filter=IP232",
+        shown: &[SN_RECEPTION],
+        hidden: &[SN_EVIL],
+        count: Some("1 of 5 devices match"),
+    },
+    FilterCase {
+        query: "filter=missing+ip222",
+        shown: &[SN_EVIL],
+        hidden: &[SN_RECEPTION],
+        count: None,
+    },
+    // whole words of the ip
+    FilterCase {
+        query: "filter=172.16",
+        shown: &[],
+        hidden: &[],
+        count: Some("2 of 5 devices match"),
+    },
+    // 17 is no whole word
+    FilterCase {
+        query: "filter=17",
+        shown: &[],
+        hidden: &[],
+        count: Some("0 of 5 devices match"),
+    },
+];
 
 #[tokio::test]
 async fn the_page_shows_a_window_of_rows_and_fetches_more() {
@@ -681,19 +714,15 @@ async fn rows_refresh_one_by_one_and_in_bulk() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "POST without CSRF token");
-    let r = h
-        .get("/admin/admin.php?mode=ui&cmd=frobnicate", Some(&login))
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = h.get("/admin/admin.php?mode=ui", Some(&login)).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = h
-        .get("/admin/admin.php?mode=frobnicate", Some(&login))
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for query in ["mode=ui&cmd=frobnicate", "mode=ui", "mode=frobnicate"] {
+        let r = h
+            .get(&format!("/admin/admin.php?{query}"), Some(&login))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+    }
 }
 
-fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+fn multipart(fields: &[Field<'_>]) -> (String, Vec<u8>) {
     let boundary = "----update-server-test-boundary";
     let mut body = Vec::new();
     for (name, filename, data) in fields {
@@ -714,6 +743,40 @@ fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A form field of [`multipart`]: name, file name (a file) or none, content.
+type Field<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// Posts the multipart form of `fields` to `uri` in `session` (its cookie) or without one.
+async fn post_multipart(
+    h: &Harness,
+    uri: &str,
+    session: Option<&Session>,
+    fields: &[Field<'_>],
+) -> Answer {
+    let (ct, body) = multipart(fields);
+    let mut headers = vec![("content-type", ct.as_str())];
+    if let Some(s) = session {
+        headers.push(("cookie", s.cookie.as_str()));
+    }
+    h.call_on("POST", uri, &headers, body, false).await
+}
+
+/// The certificate upload of the status page in `session`: its CSRF token and `pem` as the
+/// file of the form field `field`.
+async fn upload_certificate(
+    h: &Harness,
+    uri: &str,
+    session: &Session,
+    field: &str,
+    pem: &[u8],
+) -> Answer {
+    let fields: [Field<'_>; 2] = [
+        ("csrf", None, session.csrf.as_bytes()),
+        (field, Some("c.pem"), pem),
+    ];
+    post_multipart(h, uri, Some(session), &fields).await
 }
 
 #[tokio::test]
@@ -740,32 +803,17 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
     );
     let pem = test_certificate_pem(&format!("IP232-{}", &SN_RECEPTION[9..]));
     let field = format!("cert-{SN_RECEPTION}");
+    let file: Field<'_> = (&field, Some("c.pem"), pem.as_bytes());
     // no session
-    let (ct, body) = multipart(&[(&field, Some("c.pem"), pem.as_bytes())]);
-    let r = h
-        .call_on("POST", &uri, &[("content-type", &ct)], body, false)
-        .await;
+    let r = post_multipart(&h, &uri, None, &[file]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!exists(&target));
     let login = h.login().await;
     // session but no / a wrong CSRF token
-    for token in [None, Some("bad")] {
-        let mut fields: Vec<(&str, Option<&str>, &[u8])> =
-            vec![(&field, Some("c.pem"), pem.as_bytes())];
-        if let Some(t) = token {
-            fields.push(("csrf", None, t.as_bytes()));
-        }
-        let (ct, body) = multipart(&fields);
-        let r = h
-            .call_on(
-                "POST",
-                &uri,
-                &[("content-type", &ct), ("cookie", &login.cookie)],
-                body,
-                false,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{token:?}");
+    let bad: Field<'_> = ("csrf", None, b"bad");
+    for (how, fields) in [("no token", &[file][..]), ("wrong token", &[file, bad][..])] {
+        let r = post_multipart(&h, &uri, Some(&login), fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{how}");
         assert!(!exists(&target));
     }
     // any other target file is refused
@@ -777,71 +825,25 @@ async fn upload_keeps_phps_answers_then_needs_session_and_csrf() {
         "x.php",
     ] {
         let u = format!("/update.php?mode=upload&sn={SN_RECEPTION}&file={other}");
-        let (ct, body) = multipart(&[
-            ("csrf", None, login.csrf.as_bytes()),
-            (&field, Some("c.pem"), pem.as_bytes()),
-        ]);
-        let r = h
-            .call_on(
-                "POST",
-                &u,
-                &[("content-type", &ct), ("cookie", &login.cookie)],
-                body,
-                false,
-            )
-            .await;
+        let r = upload_certificate(&h, &u, &login, &field, pem.as_bytes()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{other}");
     }
     assert!(!exists(&h.root.join("x.cer")));
-    // open redirects are refused before anything is written
+    // an open redirect and something that is not a certificate are refused before anything
+    // is written
     let evil = format!(
         "/update.php?mode=upload&sn={SN_RECEPTION}&file=certs%2F{SN_RECEPTION}-signedrequest.cer&proceed=https%3A%2F%2Fevil.example%2F"
     );
-    let (ct, body) = multipart(&[
-        ("csrf", None, login.csrf.as_bytes()),
-        (&field, Some("c.pem"), pem.as_bytes()),
-    ]);
-    let r = h
-        .call_on(
-            "POST",
-            &evil,
-            &[("content-type", &ct), ("cookie", &login.cookie)],
-            body,
-            false,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(!exists(&target));
-    // something that is not a certificate
-    let (ct, body) = multipart(&[
-        ("csrf", None, login.csrf.as_bytes()),
-        (&field, Some("c.pem"), b"hello"),
-    ]);
-    let r = h
-        .call_on(
-            "POST",
-            &uri,
-            &[("content-type", &ct), ("cookie", &login.cookie)],
-            body,
-            false,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(!exists(&target));
+    for (how, u, content) in [
+        ("open redirect", &evil, pem.as_bytes()),
+        ("not a certificate", &uri, &b"hello"[..]),
+    ] {
+        let r = upload_certificate(&h, u, &login, &field, content).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{how}");
+        assert!(!exists(&target), "{how}");
+    }
     // the real thing
-    let (ct, body) = multipart(&[
-        ("csrf", None, login.csrf.as_bytes()),
-        (&field, Some("c.pem"), pem.as_bytes()),
-    ]);
-    let r = h
-        .call_on(
-            "POST",
-            &uri,
-            &[("content-type", &ct), ("cookie", &login.cookie)],
-            body,
-            false,
-        )
-        .await;
+    let r = upload_certificate(&h, &uri, &login, &field, pem.as_bytes()).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(
         r.header("location"),
@@ -996,25 +998,8 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
         "/update.php?mode=upload&sn={SN_RECEPTION}&file=certs%2F{SN_RECEPTION}-signedrequest.cer&proceed=admin%2Fadmin.php"
     );
     let field = format!("cert-{SN_RECEPTION}");
-    let upload = |pem: String| {
-        let (ct, body) = multipart(&[
-            ("csrf", None, login.csrf.as_bytes()),
-            (&field, Some("c.pem"), pem.as_bytes()),
-        ]);
-        let (h, uri, cookie) = (&h, uri.clone(), login.cookie.clone());
-        async move {
-            h.call_on(
-                "POST",
-                &uri,
-                &[("content-type", &ct), ("cookie", &cookie)],
-                body,
-                false,
-            )
-            .await
-        }
-    };
     let other = test_certificate_pem("IP232-30-00-a1");
-    let r = upload(other).await;
+    let r = upload_certificate(&h, &uri, &login, &field, other.as_bytes()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
         r.text().contains("does not fit this device"),
@@ -1023,7 +1008,7 @@ async fn an_upload_must_carry_the_key_of_the_devices_csr() {
     );
     assert!(!exists(&target));
     let right = params.self_signed(&device_key).expect("cert").pem();
-    let r = upload(right.clone()).await;
+    let r = upload_certificate(&h, &uri, &login, &field, right.as_bytes()).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(
         r.header("location"),
