@@ -116,35 +116,78 @@ fn forcetrust_server(dir: &Path, ca: &Ca, extra: &[&str]) -> TlsServer {
     start(dir, &root, |p| forcetrust_config(p, &ca.cn), &bundle, extra)
 }
 
-#[test]
-fn trusted_device_with_its_hwid_as_cn_gets_its_snippets() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ca = Ca::new("Test Device CA");
-    let s = forcetrust_server(dir.path(), &ca, &[]);
-    let device = ca.issue("IP232-30-00-af");
-    let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
-    assert_eq!(r.status, 200);
-    assert!(has_snippet(&r), "{}", r.text());
-    assert!(
-        r.text().contains("good certificate(CN='IP232-30-00-af'"),
-        "{}",
-        r.text()
-    );
-    assert_eq!(
-        r.command_lines().last().map(String::as_str),
-        Some("iresetn")
-    );
+/// A device polling the MTLS port with a certificate of the trusted CA for `cn` (none:
+/// without a certificate): whether it gets its snippets, and what the answer says.
+struct MtlsCase {
+    what: &'static str,
+    cn: Option<&'static str>,
+    snippets: bool,
+    says: Option<&'static str>,
 }
 
+const MTLS_CASES: [MtlsCase; 5] = [
+    MtlsCase {
+        what: "its hwid as CN",
+        cn: Some("IP232-30-00-af"),
+        snippets: true,
+        says: Some("good certificate(CN='IP232-30-00-af'"),
+    },
+    MtlsCase {
+        what: "its serial without dashes as CN",
+        cn: Some("0090333000af"),
+        snippets: true,
+        says: None,
+    },
+    MtlsCase {
+        what: "an early firmware's broken CN",
+        cn: Some("IP232s-30-00-af"),
+        snippets: true,
+        says: None,
+    },
+    MtlsCase {
+        what: "the certificate of another device",
+        cn: Some("IP232-30-00-b0"),
+        snippets: false,
+        says: Some(
+            "claims to be 'IP232-30-00-af / 0090333000af' but identifies as 'IP232-30-00-b0'",
+        ),
+    },
+    MtlsCase {
+        what: "no certificate (accepted by the listener)",
+        cn: None,
+        snippets: false,
+        says: Some("SSL_CLIENT_S_DN_CN not present"),
+    },
+];
+
 #[test]
-fn serial_without_dashes_and_early_broken_cns_are_accepted() {
+fn on_the_mtls_port_only_the_devices_own_certificate_gets_its_snippets() {
     let dir = tempfile::tempdir().expect("tmp");
     let ca = Ca::new("Test Device CA");
     let s = forcetrust_server(dir.path(), &ca, &[]);
-    for cn in ["0090333000af", "IP232s-30-00-af"] {
-        let device = ca.issue(cn);
-        let r = tls_get(s.mtls_addr(), ClientAuth::Device(&device), POLL).expect("MTLS poll");
-        assert!(has_snippet(&r), "{cn}: {}", r.text());
+    for case in MTLS_CASES {
+        let what = case.what;
+        let device = case.cn.map(|cn| ca.issue(cn));
+        let auth = device.as_ref().map_or(ClientAuth::None, ClientAuth::Device);
+        let r = tls_get(s.mtls_addr(), auth, POLL).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let text = r.text();
+        assert_eq!(r.status, 200, "{what}");
+        assert_eq!(has_snippet(&r), case.snippets, "{what}: {text}");
+        if let Some(says) = case.says {
+            assert!(text.contains(says), "{what}: {text}");
+        }
+        if case.snippets {
+            assert_eq!(
+                r.command_lines().last().map(String::as_str),
+                Some("iresetn"),
+                "{what}"
+            );
+        } else {
+            assert!(
+                !r.command_lines().iter().any(|l| l.contains("check ser")),
+                "{what}: {text}"
+            );
+        }
     }
 }
 
@@ -167,29 +210,6 @@ fn wildcard_cn_is_accepted_only_literally() {
     let host = ca.issue("pbx.devices.example");
     let r = tls_get(s.mtls_addr(), ClientAuth::Device(&host), POLL).expect("poll");
     assert!(!has_snippet(&r), "{}", r.text());
-}
-
-#[test]
-fn certificate_of_another_device_gets_no_snippets_and_a_reason() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ca = Ca::new("Test Device CA");
-    let s = forcetrust_server(dir.path(), &ca, &[]);
-    let other = ca.issue("IP232-30-00-b0");
-    let r = tls_get(s.mtls_addr(), ClientAuth::Device(&other), POLL).expect("MTLS poll");
-    assert_eq!(r.status, 200);
-    assert!(!has_snippet(&r), "{}", r.text());
-    assert!(
-        r.text().contains(
-            "claims to be 'IP232-30-00-af / 0090333000af' but identifies as 'IP232-30-00-b0'"
-        ),
-        "{}",
-        r.text()
-    );
-    assert!(
-        !r.command_lines().iter().any(|l| l.contains("check ser")),
-        "{}",
-        r.text()
-    );
 }
 
 #[test]
@@ -238,21 +258,6 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
     );
     assert!(tls_get(s.mtls_addr(), ClientAuth::Device(&future), POLL).is_err());
     s.log_with("not valid before");
-}
-
-#[test]
-fn no_certificate_on_the_mtls_port_is_accepted_but_gets_no_snippets() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let ca = Ca::new("Test Device CA");
-    let s = forcetrust_server(dir.path(), &ca, &[]);
-    let r = tls_get(s.mtls_addr(), ClientAuth::None, POLL).expect("MTLS poll without cert");
-    assert_eq!(r.status, 200);
-    assert!(!has_snippet(&r), "{}", r.text());
-    assert!(
-        r.text().contains("SSL_CLIENT_S_DN_CN not present"),
-        "{}",
-        r.text()
-    );
 }
 
 #[test]
