@@ -90,18 +90,6 @@ impl Conn {
     }
 }
 
-/// The first log line containing `needle` (lines are written once the answer is out: waited
-/// for, at most 10 s).
-fn log_line(server: &Server, needle: &str) -> String {
-    for _ in 0..1000 {
-        if let Some(l) = server.log_text().lines().find(|l| l.contains(needle)) {
-            return l.to_string();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no line with {needle:?}: {}", server.log_text());
-}
-
 fn get(path: &str) -> String {
     get_with(path, "")
 }
@@ -162,7 +150,7 @@ fn a_refused_path_and_a_request_in_pieces_reach_the_right_answer() {
     assert!(c.answer(false).body == small());
     c.send(&get("/fw/none.bin"));
     assert_eq!(c.answer(false).status, 404);
-    log_line(&server, "not found: /fw/none.bin");
+    server.log_line("not found: /fw/none.bin");
     c.send(&get("/fw/%2e%2e/config/user-config.xml"));
     assert_eq!(c.answer(false).status, 404);
     let mut c = Conn::open(&server);
@@ -195,11 +183,11 @@ fn lane_downloads_are_logged_with_the_pollers_serial_and_counted() {
     assert_eq!(c.answer(false).body.len(), 3_000_000);
     c.send(&get_with("/counted/fw/130178/ip232.bin?sn=given", relayed));
     assert_eq!(c.answer(false).body.len(), 8192);
-    let line = log_line(&server, "firmware download /counted/fw/big.bin");
+    let line = server.log_line("firmware download /counted/fw/big.bin");
     assert!(line.contains("sn=00-90-33-30-00-af"), "{line}");
     assert!(line.contains("ip=198.51.100.77"), "{line}");
     assert!(line.contains("bytes=3000000"), "{line}");
-    let line = log_line(&server, "firmware download /counted/fw/130178/ip232.bin");
+    let line = server.log_line("firmware download /counted/fw/130178/ip232.bin");
     assert!(
         line.contains("sn=given") && line.contains("bytes=8192"),
         "{line}"

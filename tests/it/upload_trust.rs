@@ -7,7 +7,6 @@ use crate::common::tls::{
 };
 use crate::common::{Server, Setup};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const SN: &str = "00-90-33-30-00-af";
 
@@ -54,17 +53,6 @@ impl Trusting {
     fn state(&self) -> String {
         std::fs::read_to_string(self.root.join(format!("status/{SN}.xml"))).expect("state")
     }
-
-    fn log_with(&self, what: &str) -> String {
-        for _ in 0..500 {
-            let log = self.server.log_text();
-            if log.contains(what) {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("log never contained {what:?}:\n{}", self.server.log_text());
-    }
 }
 
 fn query_target() -> String {
@@ -108,7 +96,8 @@ fn another_device_or_no_certificate_is_refused_and_nothing_is_stored() {
         "# forcetrust: mode=query refused: Device claims to be 'IP232-30-00-af / 0090333000af' but identifies as 'IP232-30-00-b0' by TLS - exit\r\n"
     );
     assert_eq!(s.state(), before);
-    s.log_with("refused upload for sn '00-90-33-30-00-af'");
+    s.server
+        .log_with("refused upload for sn '00-90-33-30-00-af'");
     // HTTPS without a client certificate
     let r = tls_put(
         local(s.https),

@@ -190,6 +190,21 @@ impl Server {
         String::from_utf8_lossy(&b).into_owned()
     }
 
+    /// The log once it contains `what`: a line is logged a moment after the answer it is
+    /// about went out (waited for as long as [`eventually`] tries; fails with the log then).
+    pub fn log_with(&self, what: &str) -> String {
+        let log = eventually(|| self.log_text(), |log| log.contains(what));
+        assert!(log.contains(what), "log never contained {what:?}:\n{log}");
+        log
+    }
+
+    /// The first log line containing `what`, waited for as [`Self::log_with`] does.
+    pub fn log_line(&self, what: &str) -> String {
+        let log = self.log_with(what);
+        let line = log.lines().find(|l| l.contains(what));
+        line.unwrap_or_default().to_string()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.http_port))
     }
