@@ -158,6 +158,20 @@ fn classify<'a>(buf: &'a [u8], base: &str) -> Parsed<'a> {
     Parsed::Simple(simple, len)
 }
 
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`
+/// and served with the fast lane `lane` in front of the router.
+pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving, lane: Arc<Lane>) {
+    loop {
+        let (stream, peer, local, slot) = crate::conn::accept(&listener, &serving.limits).await;
+        let io = serving.limits.watch(stream);
+        let (serving, lane) = (serving.clone(), lane.clone());
+        tokio::spawn(async move {
+            serve(io, crate::conn::plain_meta(peer, local), serving, lane).await;
+            drop(slot);
+        });
+    }
+}
+
 /// Serves a plain HTTP connection: simple firmware requests here, from the first other
 /// request on everything through hyper and the router.
 pub async fn serve(mut io: Watched<TcpStream>, meta: ConnMeta, serving: Serving, lane: Arc<Lane>) {

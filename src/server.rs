@@ -153,14 +153,18 @@ pub async fn serve_with(
     crate::health::warn_at_start(&app);
     let _warming = crate::admin::warm_up(admin.clone());
     let rollouts = crate::rollout_ticker::start_ticker(app.clone());
-    let mut serving = crate::conn::Serving::new(router_with(admin), limits(&app));
-    serving.lane = Some(std::sync::Arc::new(crate::fw_lane::Lane::new(&app)));
+    let serving = crate::conn::Serving::new(router_with(admin), limits(&app));
+    let lane = std::sync::Arc::new(crate::fw_lane::Lane::new(&app));
     let tracker = serving.tracker.clone();
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
         tracing::info!("listening on http://{}{prefix}/update.php", local_addr(&l));
-        tasks.spawn(crate::conn::serve_plain(l, serving.clone()));
+        tasks.spawn(crate::fw_lane::serve_plain(
+            l,
+            serving.clone(),
+            lane.clone(),
+        ));
     }
     let tls_lists = [
         (https, live.as_ref().map(|t| t.https.clone()), ""),
