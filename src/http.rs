@@ -113,7 +113,6 @@ fn migrate_response(url: &str, query: &str) -> Response {
 async fn update_php(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
-    Extension(admin): Extension<crate::admin::SharedAdmin>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -178,7 +177,9 @@ async fn update_php(
             let mode = mode.as_deref().unwrap_or("");
             device_upload(&app, cfg, args, &info, mode, body).await
         }
-        Some("upload") => crate::admin::upload(admin, cfg, args, method, headers, request).await,
+        Some("upload") => {
+            crate::admin::upload(app.clone(), cfg, args, method, headers, request).await
+        }
         Some(other) => text(
             StatusCode::OK,
             format!("# unknown cmd={} - exit\r\n", comment_safe(other)),
@@ -456,7 +457,7 @@ async fn device_upload(
             crate::clock::now(),
             cfg.status.logkeep,
         );
-        let (status, ops) = run_upload(&app2.root, &cfg, &args, &mode, &body, &mut ans);
+        let (status, ops) = run_upload(&app2, &cfg, &args, &mode, &body, &mut ans);
         let hwid = args.get("hwid").map(|s| s.into_owned()).unwrap_or_default();
         let what = match mode.as_str() {
             "vardump" => "vardump (CSR)",
@@ -495,13 +496,14 @@ async fn device_upload(
 
 /// The `mode=` uploads on an [`Answer`]; returns the HTTP status and file changes.
 fn run_upload(
-    root: &Path,
+    app: &App,
     cfg: &Config,
     args: &Args,
     mode: &str,
     body: &[u8],
     ans: &mut Answer,
 ) -> (StatusCode, Vec<FileOp>) {
+    let root = &app.root;
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
     match mode {
         "backup" => {
@@ -513,7 +515,8 @@ fn run_upload(
                 let Exit = ans.bailout("refused: empty 'hwid' for mode=backup");
                 return (StatusCode::BAD_REQUEST, Vec::new());
             }
-            if let Ok(saved) = crate::backup::store(root, cfg, &hwid, body, ans) {
+            if let Ok(saved) = crate::backup::store((root, &app.backup_dirs), cfg, &hwid, body, ans)
+            {
                 if let Err(path) = apply_file_ops(root, &saved.plan.ops) {
                     let Exit = ans.bailout(&format!("backup: cannot save backup to file '{path}'"));
                     return (StatusCode::OK, Vec::new());

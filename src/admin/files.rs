@@ -7,15 +7,12 @@
 //! device's own certificate files ([`deletable`]).
 //!
 //! For speed, the certificate directory is listed once per page ([`CertIndex`]), and a
-//! device's backup list is read again only when its directory changed ([`BackupCache`]).
+//! device's backup list is read again only when its directory changed ([`crate::backup::BackupCache`]).
 
-use crate::backup::Stored;
 use crate::certs::CertPaths;
 use crate::config::{Config, CustomCerts};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use thiserror::Error;
 
 /// Why a file is not served or deleted.
@@ -245,46 +242,6 @@ impl CertFiles {
             error: has(ERROR, p.error),
             csr: None,
         }
-    }
-}
-
-struct CachedList {
-    mtime: SystemTime,
-    list: Arc<Vec<Stored>>,
-}
-
-/// Backup lists per hardware id, read again when the directory's modification time changes.
-#[derive(Default)]
-pub struct BackupCache {
-    map: Mutex<HashMap<String, CachedList>>,
-}
-
-impl BackupCache {
-    /// The backups of `hwid` below `dir`, newest first.
-    pub fn list(&self, root: &Path, dir: &str, hwid: &str) -> Arc<Vec<Stored>> {
-        if hwid.is_empty() || crate::request::check_name("hwid", hwid.as_bytes()).is_err() {
-            return Arc::new(Vec::new());
-        }
-        let Ok(meta) = std::fs::metadata(root.join(dir).join(hwid)) else {
-            return Arc::new(Vec::new());
-        };
-        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        if let Some(c) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(hwid)
-            && c.mtime == mtime
-        {
-            return c.list.clone();
-        }
-        let mut list = crate::backup::list(root, dir, hwid);
-        list.reverse();
-        let list = Arc::new(list);
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            hwid.to_string(),
-            CachedList {
-                mtime,
-                list: list.clone(),
-            },
-        );
-        list
     }
 }
 

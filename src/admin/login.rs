@@ -1,5 +1,5 @@
 //! The login page, the login (throttled, password checked off the async threads, at most
-//! [`PARALLEL_PASSWORD_CHECKS`] at once) and the
+//! [`crate::app::PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
 use super::html::{self, Nav, admin_url};
@@ -9,11 +9,6 @@ use super::session::{self, Session};
 use super::throttle::retry_after_secs;
 use axum::http::StatusCode;
 use axum::response::Response;
-
-/// Password checks running at once (each Argon2 check holds its memory cost).
-pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
-static PASSWORD_CHECKS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(PARALLEL_PASSWORD_CHECKS);
 
 /// The login form, with a notice on plain HTTP when a login is configured.
 pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
@@ -58,7 +53,7 @@ pub async fn login(ctx: &Ctx) -> Response {
     let master = ctx.cfg.master.clone();
     let u = user.clone();
     // Argon2 needs memory and CPU: only a few checks run at once
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+    let Ok(_permit) = ctx.app.admin.password_checks.acquire().await else {
         return login_page(ctx, StatusCode::SERVICE_UNAVAILABLE, None);
     };
     let checked = blocking(move || session::check_login(&master, &u, &password)).await;

@@ -8,8 +8,8 @@ use super::html::{admin_url, date};
 use super::respond::{AdminError, Answer, json_response, redirect};
 use super::router::Ctx;
 use super::session::{self, Session};
-use crate::admin::SharedAdmin;
 use crate::app::App;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::rollout::{Action, Phase, RolloutSummary};
@@ -144,7 +144,7 @@ fn act(
 }
 
 /// The API routes below `prefix` (see `api_http::PATHS`).
-pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
+pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
     axum::Router::new()
         .route(&format!("{prefix}/api/rollouts"), axum::routing::get(list))
         .route(
@@ -155,7 +155,7 @@ pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
 
 /// `GET api/rollouts`: every configured rollout's summary.
 async fn list(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
 ) -> Answer {
@@ -170,7 +170,7 @@ async fn list(
 
 /// `POST api/rollouts/{id}/{action}`: pause, resume, abort, open-next.
 async fn api_action(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     uri: Uri,

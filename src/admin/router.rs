@@ -5,7 +5,7 @@
 use super::respond::{AdminError, Answer, add_cookie, asset, json_response, plain, redirect};
 use super::session::{self, Session};
 use super::{api_http, backups, html, login, pages, ui};
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -29,7 +29,7 @@ const MAX_FORM: usize = 64 * 1024;
 const MAX_ANON_FORM: usize = 4 * 1024;
 
 /// The admin routes below `prefix`.
-pub fn routes(prefix: &str) -> Router<SharedAdmin> {
+pub fn routes(prefix: &str) -> Router<SharedApp> {
     Router::new()
         .route(&format!("{prefix}/admin/admin.php"), any(admin_php))
         .route(&format!("{prefix}/admin/"), any(admin_php))
@@ -58,7 +58,7 @@ pub fn cookie_path(prefix: &str) -> &str {
 
 /// One admin request, parsed.
 pub struct Ctx {
-    pub app: SharedAdmin,
+    pub app: SharedApp,
     pub cfg: Arc<Config>,
     pub https: bool,
     pub host: String,
@@ -119,7 +119,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// `admin/admin.php` and its aliases.
 async fn admin_php(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     method: Method,
     uri: Uri,

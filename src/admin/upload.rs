@@ -8,7 +8,7 @@ use super::flash::{self, Flash};
 use super::html::{self, admin_url};
 use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
 use super::session::{self, Session};
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -59,7 +59,7 @@ pub fn proceed_target(prefix: &str, proceed: &str) -> Option<String> {
 /// its CSRF token are required, and only `customcerts/@dir/SN-signedrequest.cer` of that
 /// device can be written, and only with a certificate (PEM or DER).
 pub async fn upload(
-    app: SharedAdmin,
+    app: SharedApp,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
@@ -83,7 +83,7 @@ struct Target {
 }
 
 async fn accept(
-    app: SharedAdmin,
+    app: SharedApp,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
@@ -156,7 +156,7 @@ async fn accept(
 }
 
 /// Checks `sn`, `file` (only the device's signed certificate) and `proceed`.
-fn target(app: &SharedAdmin, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
+fn target(app: &SharedApp, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
     let sn = args.get("sn").map(|v| v.into_owned()).unwrap_or_default();
     let file = args.get("file").map(|v| v.into_owned()).unwrap_or_default();
     if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
@@ -235,7 +235,7 @@ async fn read_upload(
 
 /// A certificate, and (when the device's CSR is readable) for the CSR's key: anything else
 /// would stop the device's certificate handling for good ("Certificate Errors").
-async fn check_cert(app: &SharedAdmin, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
+async fn check_cert(app: &SharedApp, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
     let request_path = app.root.join(&target.request);
     let der = crate::certs::cert_from_file(cert);
     let checked = blocking(move || match std::fs::read(&request_path) {
