@@ -163,7 +163,7 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
         })
         .collect();
     let groups = view::show_groups(cfg);
-    let ctx = status::Ctx {
+    let ctx = status::RenderCtx {
         cfg,
         prefix: "",
         csrf: "x",
@@ -201,7 +201,7 @@ fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) ->
             .collect();
         let t3 = Instant::now();
         let groups = view::show_groups(cfg);
-        let ctx = status::Ctx {
+        let ctx = status::RenderCtx {
             cfg,
             prefix: "",
             csrf: "x",

@@ -7,7 +7,7 @@ use super::flash::Flash;
 use super::fleet::{ViewArgs, master_of, matching, one_row, row_of};
 use super::order::Sort;
 use super::query::Query;
-use super::respond::{AdminError, Answer, blocking, harden, json_response};
+use super::respond::{AdminError, AdminResult, blocking, harden, json_response};
 use super::session;
 use super::throttle::retry_after_secs;
 use super::view;
@@ -45,7 +45,6 @@ pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
             get(device).delete(forget_device),
         )
         .route(&format!("{prefix}{}", PATHS[3].0), get(openapi_json))
-        .merge(super::rollouts::routes(prefix))
 }
 
 /// Who sends an API request.
@@ -170,7 +169,7 @@ pub async fn devices(
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let (query, sort, mut page) = list_args(&Args::parse(uri.query().unwrap_or("")))?;
     let body = blocking(move || {
@@ -211,7 +210,7 @@ pub async fn devices_csv(
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let args = Args::parse(uri.query().unwrap_or(""));
     let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
@@ -237,7 +236,7 @@ pub async fn openapi_json(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let _ = api_config(&app, &meta, &headers).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -254,7 +253,7 @@ pub async fn forget_device(
     UrlPath(sn): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, caller) = api_config(&app, &meta, &headers).await?;
     let what = format!("DELETE api/devices/{}", crate::answer::comment_safe(&sn));
     let who = changer(&caller, &headers, &uri, meta.peer.ip(), &what)?;
@@ -326,7 +325,7 @@ pub async fn device(
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     crate::request::check_name("sn", sn.as_bytes())
         .map_err(|e| AdminError::json(StatusCode::BAD_REQUEST, e.to_string()))?;

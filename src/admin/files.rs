@@ -184,13 +184,13 @@ impl CertIndex {
     }
 
     /// Which certificate files `sn` has, without their names.
-    pub fn files(&self, cc: &CustomCerts, sn: &str) -> CertFiles {
+    pub fn files(&self, cc: &CustomCerts, sn: &str) -> CertFileSet {
         let p = CertPaths::new(cc, sn);
         let has = |path: &str| {
             self.names
                 .contains(path.rsplit('/').next().unwrap_or_default())
         };
-        CertFiles(
+        CertFileSet(
             [
                 (&p.der, DER),
                 (&p.pem, PEM),
@@ -211,11 +211,11 @@ const ERROR: u8 = 8;
 
 /// Which certificate files a device has, in one byte: what the filter, the sort and the
 /// summary of a whole fleet look at. The names follow from the configuration and the serial
-/// number ([`CertFiles::state`]) and are made only for the devices a page shows.
+/// number ([`CertFileSet::state`]) and are made only for the devices a page shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CertFiles(u8);
+pub struct CertFileSet(u8);
 
-impl CertFiles {
+impl CertFileSet {
     /// A CSR is waiting for an administrator (as [`CertState::csr_waiting`]).
     pub fn csr_waiting(self) -> bool {
         self.0 & (DER | PEM) != 0 && !self.signed()
@@ -369,6 +369,6 @@ mod tests {
             assert_eq!(state.der.is_some(), mask & 1 != 0, "{present:?}");
             assert_eq!(state.error.is_some(), mask & 8 != 0, "{present:?}");
         }
-        assert_eq!(std::mem::size_of::<CertFiles>(), 1);
+        assert_eq!(std::mem::size_of::<CertFileSet>(), 1);
     }
 }

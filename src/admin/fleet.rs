@@ -4,7 +4,7 @@
 //! built only for the devices a page shows ([`rows_of`]; one device's full view from its
 //! state: [`one_row`]); and the cached master info the builds of the fleet are compared with.
 
-use super::files::{CertFiles, CertIndex, CertState};
+use super::files::{CertFileSet, CertIndex, CertState};
 use super::order::Sort;
 use super::query::{Clock, DeviceFields, Fields, Query};
 use super::view;
@@ -38,7 +38,7 @@ pub fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
 /// everything else of a row are made only for the rows a page shows ([`rows_of`]).
 pub struct Candidate {
     pub entry: Arc<Entry>,
-    certs: CertFiles,
+    certs: CertFileSet,
 }
 
 impl DeviceFields for Candidate {
@@ -88,7 +88,7 @@ pub fn matching(app: &SharedApp, cfg: &Config, query: &Query, sort: Sort) -> Mat
             .map(|entry| Candidate {
                 certs: match &cfg.customcerts {
                     Some(cc) if !entry.fields().unreadable => certs.files(cc, entry.key()),
-                    _ => CertFiles::default(),
+                    _ => CertFileSet::default(),
                 },
                 entry,
             })
@@ -232,7 +232,7 @@ pub fn with_ctx<T>(
     cfg: &Config,
     csrf: &str,
     with_master: bool,
-    render: impl FnOnce(&status::Ctx<'_>) -> T,
+    render: impl FnOnce(&status::RenderCtx<'_>) -> T,
 ) -> T {
     let groups = view::show_groups(cfg);
     let master = if with_master {
@@ -240,7 +240,13 @@ pub fn with_ctx<T>(
     } else {
         status::MasterBuilds::default()
     };
-    render(&status::Ctx::new(cfg, &app.prefix, csrf, &groups, master))
+    render(&status::RenderCtx::new(
+        cfg,
+        &app.prefix,
+        csrf,
+        &groups,
+        master,
+    ))
 }
 
 /// The fleet as the metrics count it: the status page's summary of all devices (`devices`,

@@ -3,15 +3,16 @@
 //! logout (CSRF-checked) of the admin pages.
 
 use super::html::{self, Nav, admin_url};
-use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
-use super::router::{Ctx, cookie_path};
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, add_cookie, blocking, html_response, redirect};
+use super::router::cookie_path;
 use super::session::{self, Session};
 use super::throttle::retry_after_secs;
 use axum::http::StatusCode;
 use axum::response::Response;
 
 /// The login form, with a notice on plain HTTP when a login is configured.
-pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
+pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
         frame.notice = Some(maud::html! {
@@ -32,7 +33,7 @@ pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Respo
 }
 
 /// `action=login`: a session and its cookie, or the login page again (403).
-pub async fn login(ctx: &Ctx) -> Response {
+pub async fn login(ctx: &AdminRequest) -> Response {
     if let Err(wait) = ctx.app.admin.throttle.check(ctx.peer) {
         let secs = retry_after_secs(wait);
         tracing::info!(
@@ -85,7 +86,7 @@ pub async fn login(ctx: &Ctx) -> Response {
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
-pub fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
+pub fn logout(ctx: &AdminRequest, s: Option<&Session>) -> AdminResult {
     if let Some(s) = s {
         if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
             return Err(AdminError::forbidden("bad or missing CSRF token"));

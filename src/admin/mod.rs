@@ -41,6 +41,7 @@ pub mod openapi;
 pub mod order;
 mod pages;
 pub mod query;
+mod request;
 mod respond;
 mod rollouts;
 mod router;

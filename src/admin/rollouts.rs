@@ -5,8 +5,8 @@
 //! (the API token, or a session with its CSRF token).
 
 use super::html::{admin_url, date};
-use super::respond::{AdminError, Answer, json_response, redirect};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, json_response, redirect};
 use super::session::{self, Session};
 use crate::app::App;
 use crate::app::SharedApp;
@@ -102,7 +102,7 @@ fn action_arg(op: Option<&str>) -> Result<Action, AdminError> {
 }
 
 /// `mode=rollout` (POST, CSRF token): an action from the panel; back to the status page.
-pub async fn form_action(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn form_action(ctx: &AdminRequest, s: &Session) -> AdminResult {
     if ctx.method != axum::http::Method::POST
         || !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref())
     {
@@ -158,7 +158,7 @@ async fn list(
     State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = super::api_http::api_config(&app, &meta, &headers).await?;
     let now = crate::clock::now();
     let list = app.rollouts.summaries(&cfg.rollouts, now);
@@ -175,7 +175,7 @@ async fn api_action(
     UrlPath((id, action)): UrlPath<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, caller) = super::api_http::api_config(&app, &meta, &headers).await?;
     let who = super::api_http::changer(&caller, &headers, &uri, meta.peer.ip(), "rollout action")?;
     let action = Action::parse(&action).ok_or_else(|| {

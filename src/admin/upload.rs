@@ -6,7 +6,7 @@
 
 use super::flash::{self, Flash};
 use super::html::{self, admin_url};
-use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
+use super::respond::{AdminError, AdminResult, add_cookie, blocking, plain, redirect};
 use super::session::{self, Session};
 use crate::app::SharedApp;
 use crate::config::Config;
@@ -89,7 +89,7 @@ async fn accept(
     method: Method,
     headers: HeaderMap,
     request: Request,
-) -> Answer {
+) -> AdminResult {
     if !args.has("sn") {
         return Err(AdminError::Php(
             "# need 'sn' arg for mode=upload, use ?sn=#m - exit\r\n",
