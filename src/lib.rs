@@ -31,6 +31,7 @@ pub mod config;
 pub mod config_check;
 pub mod conn;
 pub mod conn_guard;
+pub mod device;
 pub mod fileop;
 pub mod firmware;
 pub mod fw_lane;
