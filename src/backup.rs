@@ -451,7 +451,7 @@ mod tests {
         for op in ops {
             match op {
                 FileOp::Write { path, bytes } => {
-                    crate::state::write_atomic(&root.join(path), bytes).expect("write")
+                    crate::fsio::write_atomic(&root.join(path), bytes).expect("write")
                 }
                 FileOp::Delete { path } => std::fs::remove_file(root.join(path)).expect("remove"),
             }

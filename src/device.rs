@@ -32,7 +32,7 @@ pub fn apply_file_ops(root: &Path, ops: &[FileOp]) -> Result<(), String> {
     for op in ops {
         match op {
             FileOp::Write { path, bytes } => {
-                if let Err(e) = crate::state::write_atomic(&root.join(path), bytes) {
+                if let Err(e) = crate::fsio::write_atomic(&root.join(path), bytes) {
                     tracing::error!("cannot write {path}: {e}");
                     return Err(path.clone());
                 }

@@ -346,7 +346,7 @@ impl MasterSource {
                 )
             }) {
                 Ok(info) => {
-                    if let Err(e) = crate::state::write_atomic(&path, &bytes) {
+                    if let Err(e) = crate::fsio::write_atomic(&path, &bytes) {
                         tracing::error!("cannot write master cache {}: {e}", path.display());
                         return MasterResolution {
                             notes,

@@ -34,6 +34,7 @@ pub mod conn_guard;
 pub mod device;
 pub mod fileop;
 pub mod firmware;
+pub mod fsio;
 pub mod fw_lane;
 pub mod health;
 pub mod hooks;

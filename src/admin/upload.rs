@@ -125,7 +125,7 @@ async fn accept(
     check_cert(&app, &target, &cert).await?;
     let path = app.root.join(&target.file);
     let file = target.file.clone();
-    match blocking(move || crate::state::write_atomic(&path, &cert)).await? {
+    match blocking(move || crate::fsio::write_atomic(&path, &cert)).await? {
         Ok(()) => {
             app.watch.bump();
             tracing::info!(
