@@ -3,9 +3,10 @@
 //! `cargo test --test it admin::`, one test with its path.
 //!
 //! The modules share one process: a test must not rely on process-wide state another test
-//! changes (the server's metrics, the address→serial table, the master's reachability as
-//! long as they are process globals; environment variables). Where a test reads such state it
-//! uses names of its own (a URL prefix, an address) or takes its turn (`common::start_turn`).
+//! changes (environment variables, the working directory, a port picked and not yet bound).
+//! Each server a test starts has its own state (`App`: metrics, address→serial table, the
+//! master's reachability); child processes on picked ports take their turn
+//! (`common::start_turn`).
 //!
 //! One test target stays apart, because it must: `tests/conformance.rs`, whose harness is
 //! independent of the code under test and also runs against another implementation.
