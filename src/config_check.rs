@@ -185,6 +185,7 @@ const RULES: &[Rule] = &[
             "client-ca",
             "legacy-client-certs",
             "trusted-proxies",
+            "proxy-identity",
             "max-body",
             "max-query",
             "max-msgs",
@@ -296,6 +297,12 @@ fn lint_element(source: &str, el: &Element, out: &mut Vec<String>) {
             && !matches!(v.as_str(), "" | "true" | "false")
         {
             out.push(format!("{at}: neither \"true\" nor \"false\""));
+        } else if (el.name.as_str(), k.as_str()) == ("server", "proxy-identity")
+            && crate::config::ProxyIdentity::parse(v).is_none()
+        {
+            out.push(format!(
+                "{at}: neither \"x-remote-cert\" nor \"forwarded\" (x-remote-cert is used)"
+            ));
         }
     }
     for c in &el.children {
