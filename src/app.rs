@@ -27,6 +27,8 @@ pub struct App {
     /// The files below `fw/`, served by the router and by the plain-HTTP fast lane
     /// ([`crate::fw_lane`]) from one cache.
     pub firmware: Arc<crate::static_files::StaticDir>,
+    /// How each device last proved itself, who uploaded its CSR (`identity::ledger`).
+    pub identities: crate::identity::Ledger,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
@@ -62,6 +64,7 @@ impl App {
             watch,
             rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,
+            identities: crate::identity::Ledger::default(),
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
             root,

@@ -383,6 +383,13 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         );
     };
     let output = build_poll(app, &cfg, &args, &info, &prep).await;
+    let status = crate::identity::ledger::poll_outcome(
+        &app.identities,
+        &cfg,
+        &info,
+        &sn,
+        output.refused.as_ref(),
+    );
     tracing::info!(
         sn = %sn,
         device_type = %args.get("type").unwrap_or_default(),
@@ -407,7 +414,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         save_state(&store, &sn, state, &cfg);
         store.backpressure().await;
     }
-    answer_response(StatusCode::OK, body)
+    answer_response(status, body)
 }
 
 /// `gethostbyaddr`: the name of an address, the address itself when it has none, `None` for
@@ -443,8 +450,9 @@ async fn device_upload(
         };
         if let Err(refused) = crate::upload_trust::check(&cfg, &info, &args, &loaded, &mode) {
             tracing::warn!(
-                "refused upload for sn '{sn}' from {}: {refused}",
-                info.remote_ip
+                "refused upload for sn '{sn}' from {}: {refused}; identity presented: {}",
+                info.remote_ip,
+                crate::identity::presented(&info)
             );
             let out = format!("# {} - exit\r\n", comment_safe(&refused.to_string()));
             return (StatusCode::FORBIDDEN, out.into_bytes(), None, sn, cfg);
@@ -468,6 +476,8 @@ async fn device_upload(
         // certificate files are cached (backups are not)
         if mode == "vardump" && !ops.is_empty() {
             app2.watch.bump();
+            let by = crate::identity::presented(&info);
+            app2.identities.record_csr(&sn, by);
         }
         let state = ans.take_state_to_write();
         (status, ans.out, state, sn, cfg)

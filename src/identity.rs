@@ -30,6 +30,9 @@
 //! Without forcetrust nothing is refused: PHP's behaviour.
 
 pub mod headers;
+pub mod ledger;
+
+pub use ledger::Ledger;
 
 use crate::config::{Config, CustomCerts};
 use crate::php::Args;
@@ -73,6 +76,14 @@ pub enum IdentityError {
         "TLS certificate issuer ({issuer}) not trusted for TLS certificate ({shown}) -- SUCCESS"
     )]
     UntrustedIssuer { issuer: String, shown: String },
+}
+
+/// A poll refused under forcetrust: why, and whether it is answered 403 (a signed
+/// certificate waits for the serial).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: IdentityError,
+    pub forbidden: bool,
 }
 
 /// How a certificate proved the device.
@@ -263,6 +274,18 @@ pub fn presented(conn: &ConnInfo) -> String {
             c.issuer_cn,
             via_text(conn)
         ),
+    }
+}
+
+/// How a request that was not refused identified itself for `sn`, for the admin pages:
+/// `MTLS, CN '…'`, `proxy ADDR (HEADER), CN '…'`, `not proved: …` or `not at all`.
+pub fn proof_text(cfg: &Config, conn: &ConnInfo, sn: &str) -> String {
+    let Some(cert) = &conn.client_cert else {
+        return "not at all (no client certificate)".to_string();
+    };
+    match prove_serial(cfg, Some(cert), sn, "") {
+        Ok(v) => format!("{}, CN '{}'", via_text(conn), v.cn),
+        Err(_) => format!("not proved: {}", presented(conn)),
     }
 }
 

@@ -32,16 +32,10 @@ mod steps;
 mod upgrade;
 mod urlmod;
 
+pub use crate::identity::Refusal;
 pub use candidates::candidates;
 pub use ctx::url_dirname;
 pub use identity::{IdentityError, Verified, verify_identity};
-
-/// A poll refused under forcetrust (`identity`): why, and whether it is answered 403.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: IdentityError,
-    pub forbidden: bool,
-}
 pub use urlmod::apply_urlmod;
 
 use crate::certs::{CertFiles, FileOp};
