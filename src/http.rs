@@ -394,6 +394,7 @@ async fn poll(app: &SharedApp, cfg: Arc<Config>, args: Args, info: ConnInfo) -> 
         sn = %sn,
         device_type = %args.get("type").unwrap_or_default(),
         ip = %info.device_ip().ip,
+        cert_via = %crate::identity::via_text(&info),
         bytes = output.body.len(),
         micros = started.elapsed().as_micros() as u64,
         "poll"

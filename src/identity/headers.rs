@@ -114,12 +114,13 @@ pub fn parse_entry(entry: &str) -> ForwardedEntry {
 
 /// The last entry of all `Forwarded` header lines (`None` without any).
 pub fn last_forwarded(headers: &HeaderMap) -> Option<ForwardedEntry> {
+    // only the last line: an earlier one may be the client's own
     let last_line = headers
         .get_all("forwarded")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
-        .last()?;
+        .next_back()?
+        .to_str()
+        .ok()?;
     let entry = split_unquoted(last_line, ',')
         .into_iter()
         .rfind(|e| !e.trim().is_empty())?;
@@ -128,11 +129,7 @@ pub fn last_forwarded(headers: &HeaderMap) -> Option<ForwardedEntry> {
 
 /// The last comma-separated item of the last line of a header.
 fn last_item(headers: &HeaderMap, name: &str) -> Option<String> {
-    let line = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .last()?;
+    let line = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     let item = line.rsplit(',').next()?.trim();
     (!item.is_empty()).then(|| item.to_string())
 }

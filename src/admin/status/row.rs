@@ -437,6 +437,8 @@ mod tests {
                     subject: format!("CN={EVIL}"),
                     key_sha256: EVIL.into(),
                 }),
+                csr_by: Some(format!("CN='{EVIL}' via MTLS")),
+                proved: Some(format!("MTLS, CN '{EVIL}'")),
                 ..CertState::default()
             },
             backups: Arc::new(vec![Stored {
@@ -477,6 +479,14 @@ mod tests {
             (
                 "CSR subject",
                 format!("subject CN={ESCAPED}, key SHA-256 {ESCAPED}"),
+            ),
+            (
+                "CSR uploader",
+                format!("uploaded by CN=&#39;{ESCAPED}&#39; via MTLS"),
+            ),
+            (
+                "identity",
+                format!("identity: MTLS, CN &#39;{ESCAPED}&#39;"),
             ),
             (
                 "query result",
