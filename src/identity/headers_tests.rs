@@ -1,5 +1,4 @@
 use super::*;
-use crate::conn::ConnMeta;
 
 fn config(server: &str) -> Config {
     Config::from_user_xml(&format!(
@@ -8,14 +7,9 @@ fn config(server: &str) -> Config {
     .expect("config")
 }
 
-/// The connection facts of a plain HTTP request from `peer` with `headers`.
+/// The connection facts of a plain HTTP request from `peer` to 127.0.0.1:8080 with `headers`
+/// (as `trust::conn_info` makes them).
 fn info_of(cfg: &Config, peer: &str, headers: &[(&str, &str)]) -> ConnInfo {
-    let meta = ConnMeta {
-        peer: format!("{peer}:50000").parse().expect("peer"),
-        local: "127.0.0.1:8080".parse().expect("local"),
-        tls: false,
-        client_cert: None,
-    };
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         map.append(
@@ -23,7 +17,13 @@ fn info_of(cfg: &Config, peer: &str, headers: &[(&str, &str)]) -> ConnInfo {
             v.parse().expect("value"),
         );
     }
-    crate::trust::conn_info(cfg, &meta, &map)
+    let host = header_str(&map, "host").unwrap_or("127.0.0.1:8080");
+    let mut info = ConnInfo::plain(host, 8080);
+    info.remote_ip = peer.parse().expect("peer");
+    info.forwarded_for = header_str(&map, "x-forwarded-for").map(str::to_string);
+    let peer = info.remote_ip;
+    apply(&mut info, cfg, peer, &map);
+    info
 }
 
 fn cert(cn: &str) -> Option<ClientCert> {
