@@ -17,8 +17,13 @@ use crate::state::Target;
 /// The whole script, step by step.
 pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
     ctx.notify("");
-    rewrite_for_missing_args(ctx)?;
     refuse_unproved(ctx)?;
+    let start = ctx.ans.out.len();
+    if let Err(stop) = rewrite_for_missing_args(ctx) {
+        // the stdargs URL carries nothing of the device: sent even to a refused poll
+        ctx.allowed = Some(start..ctx.ans.out.len());
+        return Err(stop);
+    }
     let dev = Device::read(ctx)?;
     skipnext(ctx, &dev)?;
     let listing = list_snippets(ctx, &dev);

@@ -123,3 +123,24 @@ fn an_unproved_poll_keeps_only_the_url_switch_and_leaves_the_state() {
     let dev = dev.child("device").expect("device");
     assert_eq!(dev.attr("realip"), Some("10.0.0.5"));
 }
+
+#[test]
+fn an_unproved_poll_without_all_arguments_gets_the_stdargs_url_only() {
+    let user = r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Dev CA"/><times forcetrust="true"/></config>"#;
+    let mut case =
+        Case::new(user).snippet("update-all-default.txt", 1000, "config change A /x 1\n");
+    let before = crate::xml::Element::parse_str(
+        r#"<state seen="1"><device sn="00-90-33-30-00-af" hwid="IP232-30-00-af"/></state>"#,
+    )
+    .expect("state");
+    case.state = Loaded::Ok(std::sync::Arc::new(before));
+    let out = case.poll("sn=00-90-33-30-00-af&hwid=IP232-30-00-b0");
+    let c = commands(&out);
+    assert!(
+        c.iter().any(|l| l.starts_with("config add UP1 /url ")),
+        "{c:?}"
+    );
+    assert!(!c.iter().any(|l| l.contains("config change A")), "{c:?}");
+    assert!(out.refused.is_some());
+    assert_eq!(out.state, None);
+}
