@@ -16,7 +16,10 @@
 //!
 //! Soft devices whose hwid carries no part of their serial number (no `-XX-XX-XX` suffix of
 //! it) therefore need a certificate whose CN is their serial number (or the wildcard) under
-//! forcetrust; with an hwid-only certificate they are refused with the reason in a comment.
+//! forcetrust – what the custom certificate workflow issues with the shipped
+//! `CSRdn-cn="{sn}"`; with an hwid-only certificate they are refused with the reason in a
+//! comment. No binding is learnt from polls (trust on first use would let whoever polls first
+//! for a new serial own it).
 //!
 //! **Under forcetrust**, a request for a serial the certificate does not prove:
 //! - a poll gets only `#` comments (PHP's forcehttps URL switch excepted: it carries nothing
