@@ -255,3 +255,37 @@ fn a_device_uploads_for_its_own_serial_without_sending_an_hwid() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(!String::from_utf8_lossy(&f.state(A_SN)).contains("Impostor"));
 }
+
+#[test]
+fn a_csr_is_listed_with_the_identity_that_uploaded_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = start(dir.path());
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "0090333000b0");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let der = p.serialize_request(&key).expect("csr").der().to_vec();
+    let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+    let csr = format!(
+        "/update/update.php?mode=vardump&sn={B_SN}&var=X509/REQUEST&file=certs%2F{B_SN}-request.p10.der&proc=var2bin&postproc=createPemFromDer"
+    );
+    let body = format!("X509/REQUEST pb {hex}\r\n");
+    let r = tls_put(
+        local(f.mtls),
+        ClientAuth::Device(&f.b),
+        &csr,
+        body.as_bytes(),
+    )
+    .expect("csr");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        f.root
+            .join(format!("certs/{B_SN}-request.p10.der"))
+            .is_file()
+    );
+    assert_eq!(
+        f.server.app.identities.csr_by(B_SN).as_deref(),
+        Some("CN='IP232-30-00-b0' issuer 'Test Device CA' via MTLS")
+    );
+}
