@@ -1,13 +1,15 @@
 //! `times/@forcetrust` for the device uploads (`mode=vardump`, `mode=query`, `mode=backup`):
 //! with forcetrust on, an upload is accepted only from a connection whose client certificate
 //! proves the request's serial number by the rule of `crate::identity` (the same as the
-//! poll's), and for a backup also its `hwid` (the backup folder's owner). Neither the
-//! request's `hwid` argument nor the recorded one makes a certificate prove another serial;
-//! the recorded `hwid` only appears in the refusal message. The PHP server did not check
+//! poll's), and for a backup also its `hwid` (the backup folder's owner): CN = that hwid, or
+//! a serial CN the hwid's MAC suffix belongs to, or – for a soft device, whose hwid has no MAC
+//! suffix – a serial CN whose state records that hwid (recorded only by polls that proved the
+//! serial). Neither the request's `hwid` argument nor the recorded one makes a certificate
+//! prove another serial. The PHP server did not check
 //! uploads at all: any client could store data under any serial number.
 
 use crate::config::Config;
-use crate::identity::{IdentityError, prove_hwid, prove_serial};
+use crate::identity::{IdentityError, ProofKind, mac_suffix, prove_hwid, prove_serial};
 use crate::php::Args;
 use crate::request::ConnInfo;
 use crate::state::Loaded;
@@ -38,19 +40,29 @@ pub fn check(
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
     let cert = conn.client_cert.as_ref();
     let sn = arg("sn").unwrap_or_default();
-    if mode == "backup" {
-        let hwid = arg("hwid").unwrap_or_default();
-        prove_hwid(cfg, cert, &hwid).map_err(refused)?;
-        if sn.is_empty() {
-            return Ok(());
-        }
+    let recorded = recorded_hwid(state);
+    let shown_hwid = recorded.clone().or_else(|| arg("hwid")).unwrap_or_default();
+    if mode != "backup" {
+        return prove_serial(cfg, cert, &sn, &shown_hwid)
+            .map(|_| ())
+            .map_err(refused);
     }
-    let shown_hwid = recorded_hwid(state)
-        .or_else(|| arg("hwid"))
-        .unwrap_or_default();
-    prove_serial(cfg, cert, &sn, &shown_hwid)
-        .map(|_| ())
-        .map_err(refused)
+    let hwid = arg("hwid").unwrap_or_default();
+    let by_hwid = prove_hwid(cfg, cert, &hwid);
+    if by_hwid.is_ok() && sn.is_empty() {
+        return Ok(());
+    }
+    let by_sn = prove_serial(cfg, cert, &sn, &shown_hwid).map_err(refused)?;
+    // a soft device (hwid without the serial's MAC suffix, CN = serial) backs up into the
+    // folder of the hwid its own verified polls recorded
+    let soft = by_sn.kind == ProofKind::SerialCn
+        && mac_suffix(&hwid).is_none()
+        && recorded.as_deref() == Some(hwid.as_str());
+    match by_hwid {
+        Ok(_) => Ok(()),
+        Err(_) if soft => Ok(()),
+        Err(e) => Err(refused(e)),
+    }
 }
 
 /// The `hwid` a device's last poll recorded (`state/device/@hwid`).
@@ -130,6 +142,18 @@ mod tests {
         assert!(check(&cfg, &good, &other_folder, &Loaded::Missing, "backup").is_err());
         let other_sn = Args::parse("mode=backup&hwid=IP232-30-00-af&sn=00-90-33-30-00-b0");
         assert!(check(&cfg, &good, &other_sn, &Loaded::Missing, "backup").is_err());
+        // a soft device: CN = serial, the hwid its verified polls recorded
+        let soft = conn(Some("0090333000af"), "Dev CA");
+        let soft_state = state_with_hwid("myPBX-android-1");
+        let own = Args::parse("mode=backup&hwid=myPBX-android-1&sn=00-90-33-30-00-af");
+        assert!(check(&cfg, &soft, &own, &soft_state, "backup").is_ok());
+        let other = Args::parse("mode=backup&hwid=myPBX-android-2&sn=00-90-33-30-00-af");
+        assert!(check(&cfg, &soft, &other, &soft_state, "backup").is_err());
+        let hardware = Args::parse("mode=backup&hwid=IP232-30-00-b0&sn=00-90-33-30-00-af");
+        let hw_state = state_with_hwid("IP232-30-00-b0");
+        assert!(check(&cfg, &soft, &hardware, &hw_state, "backup").is_err());
+        let no_sn = Args::parse("mode=backup&hwid=myPBX-android-1");
+        assert!(check(&cfg, &soft, &no_sn, &soft_state, "backup").is_err());
     }
 
     #[test]
