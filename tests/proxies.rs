@@ -137,7 +137,7 @@ fn lighttpd(bin: &Path, dir: &Path, backend: u16) -> Proxy {
     let port = free_port();
     let d = dir.display();
     let conf = format!(
-        r#"server.modules = ("mod_openssl", "mod_proxy")
+        r#"server.modules = ("mod_openssl", "mod_setenv", "mod_proxy")
 server.document-root = "{d}"
 server.bind = "127.0.0.1"
 server.port = {port}
@@ -151,6 +151,7 @@ ssl.verifyclient.enforce = "disable"
 ssl.verifyclient.username = "SSL_CLIENT_S_DN_CN"
 proxy.server = ("/update/" => (("host" => "127.0.0.1", "port" => {backend})))
 proxy.forwarded = ("for" => 1, "proto" => 1, "host" => 1, "remote_user" => 1)
+setenv.set-request-header = ("X-Remote-Cert" => "", "Forwarded" => "")
 "#
     );
     let path = dir.join("lighttpd.conf");
@@ -278,6 +279,18 @@ fn lighttpd_as_on_the_lap() {
     assert_eq!(
         b.server.app.identities.proved(A_SN).as_deref(),
         Some("proxy 127.0.0.1 (Forwarded), CN 'IP232-30-00-af'")
+    );
+    // the recipe's setenv drops a client's own X-Remote-Cert: even a server left at
+    // proxy-identity="x-remote-cert" does not see it
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let b2 = backend(dir2.path(), "x-remote-cert");
+    let proxy2 = lighttpd(&bin, &b2.dir, b2.server.http_port);
+    let r = proxy2.get(ClientAuth::None, &poll(A_SN, "IP232-30-00-af"), SMUGGLED);
+    assert!(r.command_lines().is_empty(), "{}", r.text());
+    assert!(
+        r.text().contains("SSL_CLIENT_S_DN_CN not present"),
+        "{}",
+        r.text()
     );
 }
 
