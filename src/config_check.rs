@@ -430,6 +430,28 @@ mod tests {
     }
 
     #[test]
+    fn proxy_identity_is_one_of_two_values() {
+        for ok in ["x-remote-cert", "forwarded", "Forwarded", ""] {
+            let w = lint_str(&format!(
+                r#"<config><server proxy-identity="{ok}"/></config>"#
+            ));
+            assert_eq!(w, Vec::<String>::new(), "{ok}");
+        }
+        assert_eq!(
+            lint_str(r#"<config><server proxy-identity="remote_user"/></config>"#),
+            vec![
+                "u.xml: <server proxy-identity=\"remote_user\">: neither \"x-remote-cert\" nor \"forwarded\" (x-remote-cert is used)"
+            ]
+        );
+        let cfg = Config::from_user_xml(r#"<config><server proxy-identity="forwarded"/></config>"#)
+            .expect("cfg");
+        assert_eq!(
+            cfg.server.proxy_identity,
+            crate::config::ProxyIdentity::Forwarded
+        );
+    }
+
+    #[test]
     fn merged_document_has_the_declaration_first() {
         let mut cfg = Config::from_user_xml("<config/>").expect("cfg");
         cfg.sources.push("odd--name.xml".into());
