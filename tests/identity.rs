@@ -289,3 +289,26 @@ fn a_csr_is_listed_with_the_identity_that_uploaded_it() {
         Some("CN='IP232-30-00-b0' issuer 'Test Device CA' via MTLS")
     );
 }
+
+#[tokio::test]
+async fn the_status_page_shows_how_a_device_proved_itself_and_who_uploaded_its_csr() {
+    let h = common::oneshot::Admin::new();
+    let sn = common::SN_RECEPTION;
+    h.app.identities.record_poll(
+        sn,
+        "proxy 127.0.0.1 (Forwarded), CN 'IP232-30-00-a1'".into(),
+    );
+    h.app
+        .identities
+        .record_csr(sn, "CN='IP232-30-00-a1' issuer 'Test CA' via MTLS".into());
+    let login = h.login().await;
+    let t = h.get("/admin/admin.php", Some(&login)).await.text();
+    assert!(
+        t.contains("identity: proxy 127.0.0.1 (Forwarded), CN &#39;IP232-30-00-a1&#39;"),
+        "{t}"
+    );
+    assert!(
+        t.contains("uploaded by CN=&#39;IP232-30-00-a1&#39; issuer &#39;Test CA&#39; via MTLS"),
+        "{t}"
+    );
+}
