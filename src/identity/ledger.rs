@@ -20,7 +20,12 @@ struct Tables {
 pub struct Ledger(Mutex<Tables>);
 
 fn put(map: &mut HashMap<String, String>, sn: &str, text: String) {
-    if map.len() < MAX_ENTRIES || map.contains_key(sn) {
+    if let Some(old) = map.get_mut(sn) {
+        // a device polls the same way every few minutes: nothing to allocate then
+        if *old != text {
+            *old = text;
+        }
+    } else if map.len() < MAX_ENTRIES {
         map.insert(sn.to_string(), text);
     }
 }
