@@ -8,7 +8,7 @@ fn config(server: &str) -> Config {
 }
 
 /// The connection facts of a plain HTTP request from `peer` to 127.0.0.1:8080 with `headers`
-/// (as `trust::conn_info` makes them).
+/// (as `tls::conn_info` makes them).
 fn info_of(cfg: &Config, peer: &str, headers: &[(&str, &str)]) -> ConnInfo {
     let mut map = HeaderMap::new();
     for (k, v) in headers {

@@ -92,7 +92,7 @@ mod tests {
                 v.parse().expect("value"),
             );
         }
-        crate::trust::conn_info(cfg, &meta, &map)
+        crate::tls::conn_info(cfg, &meta, &map)
     }
 
     #[test]
