@@ -32,6 +32,8 @@ pub struct App {
     /// The files below `fw/`, served by the router and by the plain-HTTP fast lane
     /// ([`crate::fw_lane`]) from one cache.
     pub firmware: Arc<crate::static_files::StaticDir>,
+    /// How each device last proved itself, who uploaded its CSR (`identity::ledger`).
+    pub identities: crate::identity::Ledger,
     /// What the admin pages keep between requests.
     pub admin: AdminState,
     /// This server's counters (`/metrics`).
@@ -119,6 +121,7 @@ impl App {
             watch,
             rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,
+            identities: crate::identity::Ledger::default(),
             admin: AdminState::default(),
             metrics: Arc::new(Metrics::new()),
             origins: Arc::new(Origins::default()),

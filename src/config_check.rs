@@ -185,6 +185,7 @@ const RULES: &[Rule] = &[
             "client-ca",
             "legacy-client-certs",
             "trusted-proxies",
+            "proxy-identity",
             "max-body",
             "max-query",
             "max-msgs",
@@ -296,6 +297,12 @@ fn lint_element(source: &str, el: &Element, out: &mut Vec<String>) {
             && !matches!(v.as_str(), "" | "true" | "false")
         {
             out.push(format!("{at}: neither \"true\" nor \"false\""));
+        } else if (el.name.as_str(), k.as_str()) == ("server", "proxy-identity")
+            && crate::config::ProxyIdentity::parse(v).is_none()
+        {
+            out.push(format!(
+                "{at}: neither \"x-remote-cert\" nor \"forwarded\" (x-remote-cert is used)"
+            ));
         }
     }
     for c in &el.children {
@@ -419,6 +426,28 @@ mod tests {
         assert_eq!(
             lint_str("<settings/>"),
             vec!["u.xml: root element <settings> (expected <config>)"]
+        );
+    }
+
+    #[test]
+    fn proxy_identity_is_one_of_two_values() {
+        for ok in ["x-remote-cert", "forwarded", "Forwarded", ""] {
+            let w = lint_str(&format!(
+                r#"<config><server proxy-identity="{ok}"/></config>"#
+            ));
+            assert_eq!(w, Vec::<String>::new(), "{ok}");
+        }
+        assert_eq!(
+            lint_str(r#"<config><server proxy-identity="remote_user"/></config>"#),
+            vec![
+                "u.xml: <server proxy-identity=\"remote_user\">: neither \"x-remote-cert\" nor \"forwarded\" (x-remote-cert is used)"
+            ]
+        );
+        let cfg = Config::from_user_xml(r#"<config><server proxy-identity="forwarded"/></config>"#)
+            .expect("cfg");
+        assert_eq!(
+            cfg.server.proxy_identity,
+            crate::config::ProxyIdentity::Forwarded
         );
     }
 

@@ -9,8 +9,8 @@
 //!   `read_ca_keys` and the `CertCache`, is its shell part);
 //! - [`backup`]: filtering, rotation, the plan of file changes (listing and reading the
 //!   backups, `backup::store`, is its shell part);
-//! - [`queries`], [`answer`], [`request`], [`fileop`], [`upload_trust`] (forcetrust for the
-//!   uploads), and the helpers [`xml`] and [`php`].
+//! - [`queries`], [`answer`], [`request`], [`fileop`], [`identity`] (the one client identity
+//!   of a request and the serial it proves), [`upload_trust`] (forcetrust for the uploads), and the helpers [`xml`] and [`php`].
 //!
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
 //! [`conn`] (connections), [`app`] (the one state of a server), [`auth`] (sessions, CSRF,
@@ -39,6 +39,7 @@ pub mod fw_lane;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod identity;
 pub mod lifecycle;
 pub mod log_sink;
 pub mod metrics;

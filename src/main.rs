@@ -233,10 +233,18 @@ fn merge_config(args: &mut ServeArgs, root: &std::path::Path, cfg: &Config) -> R
     args.tls_key = args.tls_key.take().or_else(|| rel(&s.tls_key));
     args.client_ca = args.client_ca.take().or_else(|| rel(&s.client_ca));
     args.legacy_client_certs = args.legacy_client_certs.or(Some(s.legacy_client_certs));
-    tls::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
-        let file = cfg.sources.last().map_or("configuration", String::as_str);
-        format!("{file}: {e}")
-    })?;
+    let file = cfg.sources.last().map_or("configuration", String::as_str);
+    tls::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| format!("{file}: {e}"))?;
+    if let Some(v) = cfg
+        .tree
+        .child("server")
+        .and_then(|e| e.attr("proxy-identity"))
+        && update_server::config::ProxyIdentity::parse(v).is_none()
+    {
+        return Err(format!(
+            "{file}: <server proxy-identity=\"{v}\">: neither \"x-remote-cert\" nor \"forwarded\""
+        ));
+    }
     Ok(())
 }
 

@@ -21,6 +21,18 @@ pub struct ClientCert {
     pub issuer_cn: String,
 }
 
+/// Who vouched for a request's client certificate (see `identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertVia {
+    /// No certificate was presented (or none that a trusted party verified).
+    #[default]
+    None,
+    /// Our own MTLS handshake verified it.
+    Tls,
+    /// A trusted proxy at this address forwarded it in this header.
+    Proxy { proxy: IpAddr, header: &'static str },
+}
+
 /// What the connection says about a request, independent of its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
@@ -36,6 +48,8 @@ pub struct ConnInfo {
     pub client_cert: Option<ClientCert>,
     /// The `Host` header as sent (validated), or the local address.
     pub host: String,
+    /// Who vouched for `client_cert`.
+    pub cert_via: CertVia,
 }
 
 /// Where a request came from, as PHP's `getRemoteIp` sees it.
@@ -59,6 +73,7 @@ impl ConnInfo {
             forwarded_for: None,
             client_cert: None,
             host: host.to_string(),
+            cert_via: CertVia::None,
         }
     }
 

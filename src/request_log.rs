@@ -86,6 +86,7 @@ pub fn device_ip_of(meta: &ConnMeta, forwarded_for: Option<&str>) -> String {
         forwarded_for: forwarded_for.map(str::to_string),
         client_cert: None,
         host: String::new(),
+        cert_via: crate::request::CertVia::None,
     };
     info.device_ip().ip
 }

@@ -33,6 +33,7 @@ mod update_cmd;
 mod upgrade;
 mod urlmod;
 
+pub use crate::identity::Refusal;
 pub use candidates::candidates;
 pub use ctx::url_dirname;
 pub use identity::{IdentityError, Verified, verify_identity};
@@ -109,6 +110,10 @@ pub struct PollOutput {
     pub file_ops: Vec<FileOp>,
     /// What the poll changes in the rollouts (rollout id, change).
     pub rollout_changes: Vec<(String, crate::rollout::Change)>,
+    /// Set when the certificate did not prove the serial under forcetrust: then the body
+    /// has no commands, and there are no file changes, no rollout changes and no state change
+    /// beyond what `identity::guard_state` allows.
+    pub refused: Option<Refusal>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +130,7 @@ impl PollOutput {
             state: None,
             file_ops: Vec::new(),
             rollout_changes: Vec::new(),
+            refused: None,
         }
     }
 }
@@ -136,12 +142,25 @@ pub fn build(inp: &PollInput<'_>, resolved: &Resolved) -> Outcome {
     let r = steps::run(&mut ctx);
     match r {
         Err(Stop::Need(n)) => Outcome::Need(n),
-        Ok(()) | Err(Stop::Exit) => Outcome::Done(Box::new(PollOutput {
-            state: ctx.ans.take_state_to_write(),
-            body: ctx.ans.out,
-            file_ops: ctx.file_ops,
-            rollout_changes: ctx.rollout_changes,
-        })),
+        Ok(()) | Err(Stop::Exit) => {
+            let state = ctx.ans.take_state_to_write();
+            Outcome::Done(Box::new(match ctx.refused.take() {
+                None => PollOutput {
+                    state,
+                    body: ctx.ans.out,
+                    file_ops: ctx.file_ops,
+                    rollout_changes: ctx.rollout_changes,
+                    refused: None,
+                },
+                Some((reason, forbidden)) => PollOutput {
+                    state: crate::identity::guard_state(inp.state, state),
+                    body: crate::identity::strip_commands(&ctx.ans.out, ctx.allowed.take()),
+                    file_ops: Vec::new(),
+                    rollout_changes: Vec::new(),
+                    refused: Some(Refusal { reason, forbidden }),
+                },
+            }))
+        }
     }
 }
 

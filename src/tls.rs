@@ -26,9 +26,9 @@
 //!   stalled or hostile client never holds up others; a client may send at most
 //!   [`verifier::MAX_INTERMEDIATES`] intermediate certificates (rustls caps the whole
 //!   certificate message at 64 KiB).
-//! - **Proxies.** See [`proxy`]: `X-Forwarded-Proto`, `X-Forwarded-Port` and `X-Remote-Cert`
-//!   only from `<server trusted-proxies>`, and how the issuer of a proxy-verified certificate
-//!   is decided.
+//! - **Proxies.** See [`proxy`] and `identity::headers`: `Forwarded`, `X-Forwarded-*` and
+//!   `X-Remote-Cert` only from `<server trusted-proxies>`, and how the issuer of a
+//!   proxy-verified certificate is decided.
 
 pub mod diagnose;
 pub mod proxy;
@@ -373,6 +373,11 @@ pub fn conn_info(cfg: &Config, meta: &ConnMeta, headers: &HeaderMap) -> ConnInfo
         forwarded_for,
         client_cert: meta.client_cert.clone(),
         host,
+        cert_via: if meta.client_cert.is_some() {
+            request::CertVia::Tls
+        } else {
+            request::CertVia::None
+        },
     };
     apply_proxy_headers(&mut info, cfg, meta, headers);
     info

@@ -1,15 +1,17 @@
 //! `times/@forcetrust` for the device uploads (`mode=vardump`, `mode=query`, `mode=backup`):
-//! with forcetrust on, an upload is accepted only from a connection whose verified client
-//! certificate names the device, by the same rule as the poll
-//! ([`crate::script::verify_identity`]). The device's `hwid` is the request's `hwid` argument
-//! (backups send it) or else the one its last poll recorded in its state file; the serial
-//! number is the request's `sn`. The PHP server did not check uploads at all: any client could
-//! store data under any serial number.
+//! with forcetrust on, an upload is accepted only from a connection whose client certificate
+//! proves the request's serial number by the rule of `crate::identity` (the same as the
+//! poll's), and for a backup also its `hwid` (the backup folder's owner): CN = that hwid, or
+//! a serial CN the hwid's MAC suffix belongs to, or – for a soft device, whose hwid has no MAC
+//! suffix – a serial CN whose state records that hwid (recorded only by polls that proved the
+//! serial). Neither the request's `hwid` argument nor the recorded one makes a certificate
+//! prove another serial. The PHP server did not check
+//! uploads at all: any client could store data under any serial number.
 
 use crate::config::Config;
+use crate::identity::{IdentityError, ProofKind, mac_suffix, prove_hwid, prove_serial};
 use crate::php::Args;
 use crate::request::ConnInfo;
-use crate::script::{IdentityError, verify_identity};
 use crate::state::Loaded;
 
 /// Why an upload was refused: the mode and the identity check's message.
@@ -31,17 +33,36 @@ pub fn check(
     if !cfg.times.forcetrust {
         return Ok(());
     }
+    let refused = |reason| UploadRefused {
+        mode: mode.to_string(),
+        reason,
+    };
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
-    let hwid = arg("hwid")
-        .or_else(|| recorded_hwid(state))
-        .unwrap_or_default();
+    let cert = conn.client_cert.as_ref();
     let sn = arg("sn").unwrap_or_default();
-    verify_identity(cfg, conn.client_cert.as_ref(), &hwid, &sn)
-        .map(|_| ())
-        .map_err(|reason| UploadRefused {
-            mode: mode.to_string(),
-            reason,
-        })
+    let recorded = recorded_hwid(state);
+    let shown_hwid = recorded.clone().or_else(|| arg("hwid")).unwrap_or_default();
+    if mode != "backup" {
+        return prove_serial(cfg, cert, &sn, &shown_hwid)
+            .map(|_| ())
+            .map_err(refused);
+    }
+    let hwid = arg("hwid").unwrap_or_default();
+    let by_hwid = prove_hwid(cfg, cert, &hwid);
+    if by_hwid.is_ok() && sn.is_empty() {
+        return Ok(());
+    }
+    let by_sn = prove_serial(cfg, cert, &sn, &shown_hwid).map_err(refused)?;
+    // a soft device (hwid without the serial's MAC suffix, CN = serial) backs up into the
+    // folder of the hwid its own verified polls recorded
+    let soft = by_sn.kind == ProofKind::SerialCn
+        && mac_suffix(&hwid).is_none()
+        && recorded.as_deref() == Some(hwid.as_str());
+    match by_hwid {
+        Ok(_) => Ok(()),
+        Err(_) if soft => Ok(()),
+        Err(e) => Err(refused(e)),
+    }
 }
 
 /// The `hwid` a device's last poll recorded (`state/device/@hwid`).
@@ -86,8 +107,11 @@ mod tests {
         let good = conn(Some("IP232-30-00-af"), "Dev CA");
         let state = state_with_hwid("IP232-30-00-af");
         assert_eq!(check(&cfg, &good, &args, &state, "query"), Ok(()));
-        // no state: only the serial number without dashes would do
-        let e = check(&cfg, &good, &args, &Loaded::Missing, "query").unwrap_err();
+        // no state: the hwid's MAC suffix is the serial's end
+        assert_eq!(check(&cfg, &good, &args, &Loaded::Missing, "query"), Ok(()));
+        // a recorded or sent hwid does not make the certificate prove another serial
+        let b_args = Args::parse("mode=query&sn=00-90-33-30-00-b0&id=admin&hwid=IP232-30-00-af");
+        let e = check(&cfg, &good, &b_args, &state, "query").unwrap_err();
         assert!(matches!(e.reason, IdentityError::OtherDevice { .. }), "{e}");
         let by_sn = conn(Some("009033300af"), "Dev CA");
         let args_sn = Args::parse("sn=0-0-9-0-3-3-3-0-0-a-f");
@@ -111,9 +135,25 @@ mod tests {
             e.unwrap_err().reason,
             IdentityError::UntrustedIssuer { .. }
         ));
-        // the request's hwid comes first (backups send it)
+        // a backup: the certificate must prove the hwid (and the serial, when sent)
         let backup = Args::parse("mode=backup&hwid=IP232-30-00-af");
         assert!(check(&cfg, &good, &backup, &Loaded::Missing, "backup").is_ok());
+        let other_folder = Args::parse("mode=backup&hwid=IP232-30-00-b0");
+        assert!(check(&cfg, &good, &other_folder, &Loaded::Missing, "backup").is_err());
+        let other_sn = Args::parse("mode=backup&hwid=IP232-30-00-af&sn=00-90-33-30-00-b0");
+        assert!(check(&cfg, &good, &other_sn, &Loaded::Missing, "backup").is_err());
+        // a soft device: CN = serial, the hwid its verified polls recorded
+        let soft = conn(Some("0090333000af"), "Dev CA");
+        let soft_state = state_with_hwid("myPBX-android-1");
+        let own = Args::parse("mode=backup&hwid=myPBX-android-1&sn=00-90-33-30-00-af");
+        assert!(check(&cfg, &soft, &own, &soft_state, "backup").is_ok());
+        let other = Args::parse("mode=backup&hwid=myPBX-android-2&sn=00-90-33-30-00-af");
+        assert!(check(&cfg, &soft, &other, &soft_state, "backup").is_err());
+        let hardware = Args::parse("mode=backup&hwid=IP232-30-00-b0&sn=00-90-33-30-00-af");
+        let hw_state = state_with_hwid("IP232-30-00-b0");
+        assert!(check(&cfg, &soft, &hardware, &hw_state, "backup").is_err());
+        let no_sn = Args::parse("mode=backup&hwid=myPBX-android-1");
+        assert!(check(&cfg, &soft, &no_sn, &soft_state, "backup").is_err());
     }
 
     #[test]

@@ -120,12 +120,23 @@ pub struct CertState {
     pub error: Option<String>,
     /// Subject and key fingerprint of a waiting CSR (see [`CertState::read_csr`]).
     pub csr: Option<crate::certs::CsrSummary>,
+    /// The identity that uploaded the CSR, when it did since the server started.
+    pub csr_by: Option<String>,
+    /// How the device last proved itself (`identity::proof_text`), since the server started.
+    pub proved: Option<String>,
 }
 
 impl CertState {
     /// A CSR is waiting for an administrator.
     pub fn csr_waiting(&self) -> bool {
         (self.der.is_some() || self.pem.is_some()) && self.signed.is_none()
+    }
+
+    /// What `identity::Ledger` knows of `sn`: how it last proved itself, who uploaded its CSR.
+    pub fn with_identity(mut self, ledger: &crate::identity::Ledger, sn: &str) -> CertState {
+        self.proved = ledger.proved(sn);
+        self.csr_by = ledger.csr_by(sn);
+        self
     }
 
     /// The subject and key fingerprint of a waiting CSR (its DER file below `root`, read
@@ -240,7 +251,7 @@ impl CertFileSet {
             pem: has(PEM, p.pem),
             signed: has(SIGNED, p.signed),
             error: has(ERROR, p.error),
-            csr: None,
+            ..CertState::default()
         }
     }
 }

@@ -119,7 +119,8 @@ pub fn row_of(app: &SharedApp, cfg: &Config, c: &Candidate, with_backups: bool) 
         Some(cc) => c
             .certs
             .state(cc, c.entry.key())
-            .read_csr(&app.root, &app.admin.csrs),
+            .read_csr(&app.root, &app.admin.csrs)
+            .with_identity(&app.identities, c.entry.key()),
         None => CertState::default(),
     };
     let backups = if with_backups {
@@ -206,7 +207,8 @@ pub fn one_row(app: &SharedApp, cfg: &Arc<Config>, sn: &str) -> Option<status::R
     let certs = match &cfg.customcerts {
         Some(cc) if v.problem.is_none() => CertIndex::for_device(&app.root, cc, sn)
             .state(cc, sn)
-            .read_csr(&app.root, &app.admin.csrs),
+            .read_csr(&app.root, &app.admin.csrs)
+            .with_identity(&app.identities, sn),
         _ => CertState::default(),
     };
     Some(status::Row {

@@ -446,6 +446,9 @@ fn server_settings(tree: &Element) -> ServerSettings {
         legacy_client_certs: attr_str(s, "legacy-client-certs").is_none_or(|v| v != "false"),
         trusted_proxies: trusted.clone(),
         proxy_nets: ProxyNet::usable(&trusted),
+        proxy_identity: attr_str(s, "proxy-identity")
+            .and_then(|v| ProxyIdentity::parse(&v))
+            .unwrap_or_default(),
         max_body: attr_str(s, "max-body")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)

@@ -165,6 +165,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// The usable entries of `trusted_proxies`, parsed once with the configuration.
     pub proxy_nets: Vec<ProxyNet>,
+    /// The one header a trusted proxy names the client certificate in (`proxy-identity`).
+    pub proxy_identity: ProxyIdentity,
     pub max_body: usize,
     /// Largest query result a device may upload (`max-query`, bytes); larger ones are refused.
     pub max_query: usize,
@@ -190,6 +192,28 @@ pub struct ServerSettings {
     pub migrate_url: Option<String>,
     pub migrate_all: bool,
     pub api_token: Option<String>,
+}
+
+/// `<server proxy-identity>`: where a trusted proxy puts the name of the certificate it
+/// verified; the other place is ignored (see `identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyIdentity {
+    /// `X-Remote-Cert` (innovaphone reverse proxy, nginx); the default.
+    #[default]
+    XRemoteCert,
+    /// `remote_user` of the last RFC 7239 `Forwarded` entry (lighttpd's `proxy.forwarded`).
+    Forwarded,
+}
+
+impl ProxyIdentity {
+    /// The attribute value, or `None` for an unknown one.
+    pub fn parse(v: &str) -> Option<ProxyIdentity> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "x-remote-cert" => Some(ProxyIdentity::XRemoteCert),
+            "forwarded" => Some(ProxyIdentity::Forwarded),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of `trusted-proxies`: an address, or a network in CIDR notation.

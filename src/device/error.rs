@@ -25,6 +25,10 @@ pub enum DeviceError {
     /// An upload refused by the trust rules (`upload_trust`).
     #[error("{0}")]
     UploadRefused(String),
+    /// A poll refused with 403 under forcetrust (a signed certificate waits for a serial the
+    /// client certificate does not prove, `identity`): the script's comments.
+    #[error("forcetrust: refused")]
+    PollRefused(Vec<u8>),
     /// What the device uploaded could not be stored durably.
     #[error("{0}")]
     NotStored(String),
@@ -53,7 +57,7 @@ impl DeviceError {
             DeviceError::TooLarge { .. } | DeviceError::NotStored(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            DeviceError::UploadRefused(_) => StatusCode::FORBIDDEN,
+            DeviceError::UploadRefused(_) | DeviceError::PollRefused(_) => StatusCode::FORBIDDEN,
             DeviceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             DeviceError::NoMigrate => StatusCode::NOT_FOUND,
         }
@@ -75,7 +79,10 @@ impl DeviceError {
 
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
-        text(self.status(), self.body())
+        match self {
+            DeviceError::PollRefused(body) => text(StatusCode::FORBIDDEN, body),
+            other => text(other.status(), other.body()),
+        }
     }
 }
 

@@ -156,10 +156,18 @@ pub async fn poll(
     };
     let prep = prep.ok_or(DeviceError::Internal)?;
     let output = build(app, &cfg, (&args, &sn), &info, &prep).await;
+    let status = crate::identity::ledger::poll_outcome(
+        &app.identities,
+        &cfg,
+        &info,
+        &sn,
+        output.refused.as_ref(),
+    );
     tracing::info!(
         sn = %sn,
         device_type = %args.get("type").unwrap_or_default(),
         ip = %info.device_ip().ip,
+        cert_via = %crate::identity::via_text(&info),
         bytes = output.body.len(),
         micros = started.elapsed().as_micros() as u64,
         "poll"
@@ -182,6 +190,9 @@ pub async fn poll(
         }
         expire_states(&store, &cfg);
         store.backpressure().await;
+    }
+    if status == axum::http::StatusCode::FORBIDDEN {
+        return Err(DeviceError::PollRefused(body));
     }
     Ok(body)
 }

@@ -79,14 +79,20 @@ pub async fn upload(
         let mode = kind.mode();
         if let Err(refused) = crate::upload_trust::check(&cfg, &info, &args, &loaded, mode) {
             tracing::warn!(
-                "refused upload for sn '{sn}' from {}: {refused}",
-                info.remote_ip
+                "refused upload for sn '{sn}' from {}: {refused}; identity presented: {}",
+                info.remote_ip,
+                crate::identity::presented(&info)
             );
             return Err(DeviceError::UploadRefused(refused.to_string()));
         }
         let now = crate::clock::now();
         let mut ans = Answer::new(cfg.status_dir(), &args, &loaded, now, cfg.status.logkeep);
         let (status, files) = run(&app2, &cfg, &args, kind, &body, &mut ans);
+        if matches!(kind, Kind::Vardump) && files > 0 {
+            // the admin pages list a CSR with the identity that uploaded it
+            app2.identities
+                .record_csr(&sn, crate::identity::presented(&info));
+        }
         let hwid = args.get("hwid").map(|s| s.into_owned()).unwrap_or_default();
         let what = kind.log_name();
         tracing::info!(sn = %sn, hwid = %hwid, bytes = body.len(), status = status.as_u16(), files, "upload {what}");

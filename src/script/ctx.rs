@@ -38,6 +38,11 @@ pub(super) struct Ctx<'a> {
     /// The directory of `update.php`'s URL ([`url_dirname`]).
     pub base_url: &'a str,
     pub rollout_changes: Vec<(String, crate::rollout::Change)>,
+    /// Under forcetrust, why the certificate does not prove the serial, and whether the
+    /// answer is 403 (a signed certificate waits); see `identity`.
+    pub refused: Option<(crate::identity::IdentityError, bool)>,
+    /// The bytes of the answer a refused poll may still send (PHP's forcehttps URL switch).
+    pub allowed: Option<std::ops::Range<usize>>,
 }
 
 /// `dirname()` of a URL: everything before its last `/` (not inside `scheme://`).
@@ -89,6 +94,8 @@ impl<'a> Ctx<'a> {
             file_ops: Vec::new(),
             rollout_changes: Vec::new(),
             base_url: dirname(inp.script_url),
+            refused: None,
+            allowed: None,
         }
     }
 

@@ -1,110 +1,43 @@
-//! `times/@forcetrust`: the device's TLS client certificate must name the device (its
-//! `hwid` or serial number, or the configured wildcard) and come from a trusted issuer. The
-//! rule ([`verify_identity`]) serves the poll and, in the shell, the device uploads.
+//! `times/@forcetrust` in the update script: the device's client certificate must prove the
+//! serial it polls for (`crate::identity`, the rule shared with the uploads). A poll that does
+//! not prove it is marked at the start ([`refuse_unproved`]); `build` then keeps only its
+//! comments (and PHP's forcehttps URL switch) and leaves the state as it was.
 
-use super::ctx::{Ctx, Step};
-use crate::config::Config;
-use crate::request::ClientCert;
-use thiserror::Error;
+use super::ctx::{Ctx, Step, Stop};
+pub use crate::identity::{IdentityError, Verified};
 
-/// A model name as early device certificates carry it in their CN, and the name PHP uses.
-struct BrokenCn {
-    broken: &'static str,
-    fixed: &'static str,
-}
-
-/// Early device certificates carry a model suffix in their CN (`IP232s-…`); PHP maps them.
-const BROKEN_CN: [BrokenCn; 4] = [
-    BrokenCn {
-        broken: "IP222s",
-        fixed: "IP222",
-    },
-    BrokenCn {
-        broken: "IP232s",
-        fixed: "IP232",
-    },
-    BrokenCn {
-        broken: "IP240a",
-        fixed: "IP240",
-    },
-    BrokenCn {
-        broken: "IP200a",
-        fixed: "IP200",
-    },
-];
-
-/// Why a client certificate does not prove a device's identity (the PHP server's messages).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum IdentityError {
-    /// `customcerts/@CAname` is missing: trust cannot be checked at all.
-    #[error("certificates: customcerts/@CAname must be defined for certificate trust enforcement")]
-    NoCaName,
-    /// The connection carries no verified client certificate.
-    #[error(
-        "cannot verify CN with HTTPS: SSL_CLIENT_S_DN_CN not present - fix web server configuration or use MTLS-enabled port!"
-    )]
-    NoCertificate,
-    /// The certificate names another device.
-    #[error("Device claims to be '{required} / {alternative}' but identifies as '{shown}' by TLS")]
-    OtherDevice {
-        required: String,
-        alternative: String,
-        shown: String,
-    },
-    /// The certificate's issuer is not one of `customcerts/@CAname`.
-    #[error(
-        "TLS certificate issuer ({issuer}) not trusted for TLS certificate ({shown}) -- SUCCESS"
-    )]
-    UntrustedIssuer { issuer: String, shown: String },
-}
-
-/// A certificate that proved the device's identity: its CN (early models' CNs mapped as PHP
-/// does) and its issuer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    pub cn: String,
-    pub issuer: String,
-}
-
-/// PHP's forcetrust rule: the certificate's CN (with early models' suffix mapped) must be the
-/// device's `hwid`, its serial number without dashes, or `customcerts/@CAwildcard`, and its
-/// issuer one of `customcerts/@CAname`.
+/// PHP's forcetrust check for a request: whether the certificate proves `sn` (the name is
+/// kept for the callers of the earlier rule; `hwid` appears only in the refusal message).
 pub fn verify_identity(
-    cfg: &Config,
-    cert: Option<&ClientCert>,
+    cfg: &crate::config::Config,
+    cert: Option<&crate::request::ClientCert>,
     hwid: &str,
     sn: &str,
 ) -> Result<Verified, IdentityError> {
-    let Some(cc) = cfg.customcerts.as_ref().filter(|c| c.ca_name_raw.is_some()) else {
-        return Err(IdentityError::NoCaName);
+    crate::identity::prove_serial(cfg, cert, sn, hwid)
+}
+
+/// Under forcetrust, marks a poll whose certificate does not prove its serial: nothing but
+/// comments will be sent and the state stays as it was. With a signed certificate waiting for
+/// that serial, the poll ends here with 403.
+pub(super) fn refuse_unproved(ctx: &mut Ctx<'_>) -> Step {
+    let inp = ctx.inp;
+    let Some(reason) = crate::identity::poll_refusal(ctx.cfg, inp.conn, inp.args) else {
+        return Ok(());
     };
-    let Some(cert) = cert else {
-        return Err(IdentityError::NoCertificate);
-    };
-    let mut shown = cert.cn.clone();
-    let mut parts: Vec<&str> = cert.cn.split('-').collect();
-    if let Some(b) = BROKEN_CN.iter().find(|b| parts.first() == Some(&b.broken)) {
-        parts[0] = b.fixed;
-        shown = parts.join("-");
+    let sn = inp.args.get("sn").unwrap_or_default().into_owned();
+    if inp.certs.signed.is_some() {
+        ctx.comment(&format!(
+            "forcetrust: a signed certificate for '{sn}' is delivered only to that device: {reason} - exit"
+        ));
+        ctx.refused = Some((reason, true));
+        return Err(Stop::Exit);
     }
-    let alternative = sn.replace('-', "");
-    if shown != hwid && shown != alternative && cc.ca_wildcard.as_deref() != Some(shown.as_str()) {
-        return Err(IdentityError::OtherDevice {
-            required: hwid.to_string(),
-            alternative,
-            shown,
-        });
-    }
-    if !cc.ca_names.contains(&cert.issuer_cn) {
-        return Err(IdentityError::UntrustedIssuer {
-            issuer: cert.issuer_cn.clone(),
-            shown,
-        });
-    }
-    Ok(Verified {
-        cn: shown,
-        issuer: cert.issuer_cn.clone(),
-    })
+    ctx.comment(&format!(
+        "forcetrust: {reason} - nothing is delivered for '{sn}' and its state is not changed"
+    ));
+    ctx.refused = Some((reason, false));
+    Ok(())
 }
 
 /// `times/@forcetrust`: snippets only for a device that proved its identity with its

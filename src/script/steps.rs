@@ -5,7 +5,7 @@ use super::Need;
 use super::candidates::{Candidates, candidate_names, environments};
 use super::ctx::{Ctx, Step, Stop};
 use super::delivery::{check, deliver, hook};
-use super::identity::enforce_trust;
+use super::identity::{enforce_trust, refuse_unproved};
 use super::upgrade::firmware_section;
 use super::urlmod::Rewrite;
 use crate::certs::{self, CertDecision as Decision};
@@ -17,7 +17,13 @@ use crate::state::Target;
 /// The whole script, step by step.
 pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
     ctx.notify("");
-    rewrite_for_missing_args(ctx)?;
+    refuse_unproved(ctx)?;
+    let start = ctx.ans.out.len();
+    if let Err(stop) = rewrite_for_missing_args(ctx) {
+        // the stdargs URL carries nothing of the device: sent even to a refused poll
+        ctx.allowed = Some(start..ctx.ans.out.len());
+        return Err(stop);
+    }
     let dev = Device::read(ctx)?;
     skipnext(ctx, &dev)?;
     let listing = list_snippets(ctx, &dev);
@@ -380,6 +386,12 @@ fn certificate_cmds(ctx: &mut Ctx<'_>, dev: &Device, decision: &CertOutcome) -> 
         ctx.notify(&format!("certificates: {m} "));
     }
     if let Some(cmds) = &decision.cmds {
+        if ctx.refused.is_some() {
+            ctx.line(
+                "# certificate cmds withheld: the client certificate does not prove this serial",
+            );
+            return Ok(());
+        }
         for (cmt, c) in cmds {
             ctx.notify(&format!("certificates: {cmt}"));
             ctx.line_bytes(c);
@@ -403,6 +415,10 @@ fn enforce_https(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
     let cfg = ctx.cfg;
     let conn = ctx.inp.conn;
     if !cfg.times.forcehttps {
+        // PHP checks trust only with forcehttps; a refused poll ends here in any case
+        if cfg.times.forcetrust && ctx.refused.is_some() {
+            enforce_trust(ctx)?;
+        }
         return Ok(());
     }
     let https_port: Value = if conn.https {
@@ -415,7 +431,9 @@ fn enforce_https(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
     if !conn.https || !loose_eq(&need_port, &https_port) {
         let p = ctx.polling();
         ctx.set_state_arg("polling", p.clone());
+        let start = ctx.ans.out.len();
         ctx.rewrite_url(&dev.rewrite(), true, &https_port);
+        ctx.allowed = Some(start..ctx.ans.out.len());
         return ctx.notify_die(&format!(
             "forcehttps - currently {}using HTTPS on port {}, new polling: {}",
             if conn.https { "" } else { "NOT " },

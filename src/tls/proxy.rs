@@ -1,46 +1,14 @@
-//! What a reverse proxy in front of the server may tell about a request.
-//!
-//! `X-Forwarded-For` is read as PHP reads it, from anyone (it only names the device's address
-//! in comments, the state file and `{ip}`; see `request::ConnInfo::device_ip`).
-//!
-//! The headers that change the server's decisions are believed only from the addresses in
-//! `<server trusted-proxies="…">` (addresses or CIDR ranges, separated by `,` or blanks); from
-//! anyone else they are ignored and the fact is logged:
-//!
-//! - `X-Forwarded-Proto: https|http` – the scheme the device used. With it, the port the device
-//!   used is `X-Forwarded-Port` if sent, else the port of the `Host` header, else 443/80. This
-//!   is what `forcehttps`/`httpsport` compare, so a proxy that terminates TLS and forwards
-//!   plain HTTP does not make devices rewrite their URL on every poll.
-//! - `X-Remote-Cert: NAME` – the innovaphone reverse proxy verified the device's client
-//!   certificate and forwards its name (a bare CN, or a DN such as `CN=…,O=…` or `/O=…/CN=…`,
-//!   of which the CN is used). An empty value means "no certificate". The request then counts
-//!   as coming with a verified client certificate of that CN, for `forcetrust` as for a direct
-//!   MTLS connection.
-//!
-//! **The issuer of a certificate forwarded by a proxy.** `forcetrust` also requires the
-//! certificate's issuer CN to be one of `customcerts/@CAname`. The innovaphone reverse proxy
-//! sends only the name of the certificate, and it forwards it only after verifying the
-//! certificate against its own trusted CAs. The server therefore leaves the issuer check to
-//! the proxy: a name forwarded by a trusted proxy counts as issued by the last CA of
-//! `customcerts/@CAname` – exactly what PHP does behind lighttpd, which does not report the
-//! issuer either. Trust the proxy's CA list as you would the server's own `--client-ca`
-//! bundle. A proxy that does send the issuer (`X-Remote-Cert-Issuer: NAME`, e.g. nginx's
-//! `$ssl_client_i_dn`) gets it checked against `CAname` like a direct connection.
+//! What a reverse proxy in front of the server may tell about a request: `trusted-proxies`
+//! (parsing, membership) here; which headers are read from a trusted proxy, and how, is
+//! `identity::headers` (`Forwarded`, `X-Forwarded-*`, `X-Remote-Cert`, `proxy-identity`).
 
 use crate::config::Config;
 pub use crate::config::{BadProxy, ProxyNet};
 use crate::conn::ConnMeta;
-use crate::request::{ClientCert, ConnInfo};
-use axum::http::{HeaderMap, header};
+pub use crate::identity::headers::cn_of;
+use crate::request::ConnInfo;
+use axum::http::HeaderMap;
 use std::net::IpAddr;
-
-/// The headers only a trusted proxy may send.
-const PROXY_HEADERS: [&str; 4] = [
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-remote-cert",
-    "x-remote-cert-issuer",
-];
 
 /// Parses the whole `trusted-proxies` list (for the start-up check).
 pub fn parse_trusted(list: &[String]) -> Result<Vec<ProxyNet>, BadProxy> {
@@ -54,88 +22,21 @@ pub fn is_trusted(nets: &[ProxyNet], peer: IpAddr) -> bool {
     nets.iter().any(|net| net.contains(peer))
 }
 
-/// The CN of a certificate name as proxies forward it: a bare CN, or a DN in either order
-/// (`CN=x,O=y`, `/C=DE/O=y/CN=x`).
-pub fn cn_of(name: &str) -> String {
-    let name = name.trim();
-    name.split([',', '/'])
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("CN").then(|| v.trim())
-        })
-        .next_back()
-        .unwrap_or(name)
-        .to_string()
-}
-
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Applies what a trusted proxy says to `info` (module doc); ignores and logs it from others.
+/// Applies what a trusted proxy says to `info` (`identity::headers`); ignores and logs it
+/// from others.
 pub fn apply_proxy_headers(
     info: &mut ConnInfo,
     cfg: &Config,
     meta: &ConnMeta,
     headers: &HeaderMap,
 ) {
-    if !PROXY_HEADERS.iter().any(|h| headers.contains_key(*h)) {
-        return;
-    }
-    let peer = meta.peer.ip().to_canonical();
-    if !is_trusted(&cfg.server.proxy_nets, peer) {
-        tracing::warn!(
-            "ignoring X-Forwarded-Proto/X-Remote-Cert headers from {peer}: not in <server trusted-proxies>"
-        );
-        return;
-    }
-    if let Some(proto) = header_str(headers, "x-forwarded-proto") {
-        // a chain of proxies appends: the first one met the device
-        let proto = proto.split(',').next().unwrap_or("").trim();
-        let https = proto.eq_ignore_ascii_case("https");
-        info.https = https;
-        let host_port = header_str(headers, header::HOST.as_str())
-            .and_then(|h| h.rsplit_once(':'))
-            .filter(|(host, _)| {
-                !host.ends_with(':') && (!host.contains(':') || host.ends_with(']'))
-            })
-            .and_then(|(_, p)| p.parse::<u16>().ok());
-        let forwarded_port = header_str(headers, "x-forwarded-port")
-            .and_then(|p| p.split(',').next())
-            .and_then(|p| p.trim().parse::<u16>().ok());
-        info.local_port = forwarded_port
-            .or(host_port)
-            .unwrap_or(if https { 443 } else { 80 });
-    }
-    if let Some(name) = header_str(headers, "x-remote-cert") {
-        let cn = cn_of(name);
-        info.client_cert = if cn.is_empty() {
-            None
-        } else {
-            let issuer_cn = match header_str(headers, "x-remote-cert-issuer") {
-                Some(issuer) => cn_of(issuer),
-                None => vouched_issuer(cfg),
-            };
-            tracing::debug!(
-                "client certificate CN='{cn}' issuer '{issuer_cn}' vouched for by proxy {peer}"
-            );
-            Some(ClientCert { cn, issuer_cn })
-        };
-    }
-}
-
-/// The issuer a proxy-verified certificate counts as: the last CA of `customcerts/@CAname`
-/// (module doc), or nothing when none is configured.
-fn vouched_issuer(cfg: &Config) -> String {
-    cfg.customcerts
-        .as_ref()
-        .and_then(|c| c.ca_names.last().cloned())
-        .unwrap_or_default()
+    crate::identity::headers::apply(info, cfg, meta.peer.ip(), headers);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::ClientCert;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
@@ -191,10 +92,7 @@ mod tests {
                 v.parse().expect("value"),
             );
         }
-        let mut info = ConnInfo::plain("h", 8080);
-        info.remote_ip = meta.peer.ip();
-        apply_proxy_headers(&mut info, cfg, &meta, &map);
-        info
+        crate::tls::conn_info(cfg, &meta, &map)
     }
 
     #[test]
@@ -223,8 +121,9 @@ mod tests {
         let i = info_of(
             &cfg,
             "10.1.1.1",
-            &[("x-forwarded-proto", "http, https"), ("host", "[::1]")],
+            &[("x-forwarded-proto", "https, http"), ("host", "[::1]")],
         );
+        // the last entry is the one the proxy next to us added
         assert!(!i.https);
         assert_eq!(i.local_port, 80);
         // from an address that is not a trusted proxy nothing changes

@@ -262,6 +262,11 @@ fn cert_cell(ctx: &RenderCtx<'_>, v: &DeviceView, c: &CertState) -> Markup {
     let stat = v.certstat.as_deref().unwrap_or("unknown");
     html! {
         span class="certstat" title=(Text(stat)) { (Text(stat)) }
+        @if let Some(p) = &c.proved {
+            span class="proof" title="how the device last proved itself (since the server started)" {
+                "identity: " (Text(p))
+            }
+        }
         @if v.request_error {
             details class="warn" {
                 summary { "upload error" }
@@ -277,6 +282,11 @@ fn cert_cell(ctx: &RenderCtx<'_>, v: &DeviceView, c: &CertState) -> Markup {
             @if let Some(csr) = &c.csr {
                 span class="csr" title="check before signing" {
                     "subject " (Text(&csr.subject)) ", key SHA-256 " (Text(&csr.key_sha256))
+                }
+            }
+            @if let Some(by) = &c.csr_by {
+                span class="csr-by" title="the client identity that uploaded the CSR" {
+                    "uploaded by " (Text(by))
                 }
             }
         } @else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
@@ -427,6 +437,8 @@ mod tests {
                     subject: format!("CN={EVIL}"),
                     key_sha256: EVIL.into(),
                 }),
+                csr_by: Some(format!("CN='{EVIL}' via MTLS")),
+                proved: Some(format!("MTLS, CN '{EVIL}'")),
                 ..CertState::default()
             },
             backups: Arc::new(vec![Stored {
@@ -467,6 +479,14 @@ mod tests {
             (
                 "CSR subject",
                 format!("subject CN={ESCAPED}, key SHA-256 {ESCAPED}"),
+            ),
+            (
+                "CSR uploader",
+                format!("uploaded by CN=&#39;{ESCAPED}&#39; via MTLS"),
+            ),
+            (
+                "identity",
+                format!("identity: MTLS, CN &#39;{ESCAPED}&#39;"),
             ),
             (
                 "query result",

@@ -68,3 +68,79 @@ fn forcetrust_checks_cn_and_issuer() {
         );
     }
 }
+
+#[test]
+fn an_unproved_poll_keeps_only_the_url_switch_and_leaves_the_state() {
+    // plain HTTP, no certificate: the device is moved to HTTPS (nothing of it is sent), its
+    // recorded hwid and address stay
+    let user = r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Dev CA"/><times forcehttps="true" httpsport="444" forcetrust="true"/></config>"#;
+    let mut case =
+        Case::new(user).snippet("update-all-default.txt", 1000, "config change A /x 1\n");
+    let before = crate::xml::Element::parse_str(
+        r#"<state seen="1"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="10.0.0.1" ip="10.0.0.1" rp="false"/></state>"#,
+    )
+    .expect("state");
+    case.state = Loaded::Ok(std::sync::Arc::new(before.clone()));
+    let out = case.poll(&format!("{SN_POLL}&polling=0&phase=update"));
+    let c = commands(&out);
+    assert!(
+        c.iter().all(|l| l.starts_with("config add UP1")
+            || l.starts_with("mod cmd UP1")
+            || l.starts_with("config ")
+            || l == "iresetn"),
+        "{c:?}"
+    );
+    assert!(
+        c.iter().any(|l| l.starts_with("config add UP1 /url https")),
+        "{c:?}"
+    );
+    assert!(!c.iter().any(|l| l.contains("config change A")), "{c:?}");
+    assert!(
+        text(&out).contains("# forcetrust: cannot verify CN"),
+        "{}",
+        text(&out)
+    );
+    let refused = out.refused.expect("refused");
+    assert!(!refused.forbidden);
+    let state = out.state.expect("facts filled in");
+    let dev = state.child("device").expect("device");
+    assert_eq!(dev.attr("realip"), Some("10.0.0.1"));
+    assert_eq!(dev.attr("hwid"), Some("IP232-30-00-af"));
+    assert_eq!(state.attr("seen"), Some("1"));
+    assert!(out.file_ops.is_empty() && out.rollout_changes.is_empty());
+    // the same poll proved: PHP's state update
+    case.conn.https = true;
+    case.conn.local_port = 444;
+    case.conn.client_cert = Some(crate::request::ClientCert {
+        cn: "0090333000af".into(),
+        issuer_cn: "Dev CA".into(),
+    });
+    let out = case.poll(SN_POLL);
+    assert_eq!(out.refused, None);
+    // (the certificate workflow asks for the certificate query first)
+    assert!(!commands(&out).is_empty());
+    let dev = out.state.expect("state");
+    let dev = dev.child("device").expect("device");
+    assert_eq!(dev.attr("realip"), Some("10.0.0.5"));
+}
+
+#[test]
+fn an_unproved_poll_without_all_arguments_gets_the_stdargs_url_only() {
+    let user = r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Dev CA"/><times forcetrust="true"/></config>"#;
+    let mut case =
+        Case::new(user).snippet("update-all-default.txt", 1000, "config change A /x 1\n");
+    let before = crate::xml::Element::parse_str(
+        r#"<state seen="1"><device sn="00-90-33-30-00-af" hwid="IP232-30-00-af"/></state>"#,
+    )
+    .expect("state");
+    case.state = Loaded::Ok(std::sync::Arc::new(before));
+    let out = case.poll("sn=00-90-33-30-00-af&hwid=IP232-30-00-b0");
+    let c = commands(&out);
+    assert!(
+        c.iter().any(|l| l.starts_with("config add UP1 /url ")),
+        "{c:?}"
+    );
+    assert!(!c.iter().any(|l| l.contains("config change A")), "{c:?}");
+    assert!(out.refused.is_some());
+    assert_eq!(out.state, None);
+}
