@@ -206,7 +206,17 @@ const RULES: &[Rule] = &[
     rule(
         "rollout",
         &[
-            "id", "firmware", "bootcode", "applies", "waves", "success", "halt", "soak", "timeout",
+            "id",
+            "firmware",
+            "bootcode",
+            "applies",
+            "applies-any",
+            "waves",
+            "success",
+            "halt",
+            "soak",
+            "timeout",
+            "start",
         ],
         &["applies"],
     ),

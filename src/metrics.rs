@@ -42,6 +42,8 @@ struct Metrics {
     devices: Family<Labels, Gauge>,
     rollout_devices: Family<Labels, Gauge>,
     rollout_halted: Family<Labels, Gauge>,
+    rollout_phase: Family<Labels, Gauge>,
+    rollout_open_waves: Family<Labels, Gauge>,
     csrs_waiting: Gauge,
 }
 
@@ -110,7 +112,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let rollout_devices = Family::<Labels, Gauge>::default();
     registry.register(
         "rollout_devices",
-        "Devices of a staged rollout's wave by outcome (told, pending, succeeded, failed)",
+        "Devices of a staged rollout's wave by outcome (population, told, pending, succeeded, failed)",
         rollout_devices.clone(),
     );
     let rollout_halted = Family::<Labels, Gauge>::default();
@@ -118,6 +120,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "rollout_halted",
         "1 while a staged rollout is halted by its failures",
         rollout_halted.clone(),
+    );
+    let rollout_phase = Family::<Labels, Gauge>::default();
+    registry.register(
+        "rollout_phase",
+        "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
+        rollout_phase.clone(),
+    );
+    let rollout_open_waves = Family::<Labels, Gauge>::default();
+    registry.register(
+        "rollout_open_waves",
+        "Waves of a staged rollout that are open",
+        rollout_open_waves.clone(),
     );
     let build = Family::<Labels, Gauge>::default();
     build
@@ -136,6 +150,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         csrs_waiting,
         rollout_devices,
         rollout_halted,
+        rollout_phase,
+        rollout_open_waves,
     }
 });
 
@@ -216,13 +232,28 @@ fn refresh(admin: &SharedAdmin) {
 fn rollouts(m: &Metrics, admin: &SharedAdmin, cfg: &crate::config::Config) {
     m.rollout_devices.clear();
     m.rollout_halted.clear();
+    m.rollout_phase.clear();
+    m.rollout_open_waves.clear();
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    for r in admin.rollouts.summaries(&cfg.rollouts, crate::clock::now()) {
+    for r in admin
+        .rollouts
+        .summaries(&cfg.rollouts, admin.rollouts.now())
+    {
+        let id = vec![("rollout", r.id.clone())];
         m.rollout_halted
-            .get_or_create(&vec![("rollout", r.id.clone())])
+            .get_or_create(&id)
             .set(i64::from(r.halted.is_some()));
+        let open = r.waves.iter().filter(|w| w.opened.is_some()).count();
+        m.rollout_open_waves.get_or_create(&id).set(count(open));
+        for p in crate::rollout::Phase::ALL {
+            let labels = vec![("rollout", r.id.clone()), ("phase", p.key())];
+            m.rollout_phase
+                .get_or_create(&labels)
+                .set(i64::from(p == r.phase));
+        }
         for w in &r.waves {
             for (outcome, n) in [
+                ("population", w.population),
                 ("told", w.told),
                 ("pending", w.pending),
                 ("succeeded", w.succeeded),
