@@ -80,6 +80,7 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
+    let recorded = super::rollouts::recorded(app, cfg, &query);
     // one allocation of the fleet's size (a filter's result would grow by doubling)
     let mut devices: Vec<Candidate> = Vec::with_capacity(entries.len());
     devices.extend(
@@ -92,7 +93,10 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
                 },
                 entry,
             })
-            .filter(|c| query.is_empty() || query.matches_in(&c.fields(), clock, &cfg.rollouts)),
+            .filter(|c| {
+                query.is_empty()
+                    || query.matches_recorded(&c.fields(), clock, &cfg.rollouts, &recorded)
+            }),
     );
     sort.apply(&mut devices);
     Matching { devices, total }

@@ -19,6 +19,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use maud::{Markup, html};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// What the index knows of a failing device: type, reported firmware and boot code.
 struct DeviceInfo {
@@ -151,6 +152,27 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
                 button type="submit" name="do" value=(a.as_str()) { (label) }
             }
         }
+    }
+}
+
+/// What the rollouts recorded of a device, for the filter terms `is:told|succeeded|failed|
+/// held` (the states are copied only when the filter has such a term).
+pub fn recorded(
+    app: &App,
+    cfg: &Config,
+    query: &super::query::Query,
+) -> impl Fn(&str, &str) -> super::query::Recorded + use<> {
+    let states: HashMap<String, crate::rollout::RolloutState> = if query.needs_recorded() {
+        cfg.rollouts
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), app.rollouts.state(&cfg.rollouts, &r.id)?)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    move |id: &str, sn: &str| {
+        let d = states.get(id)?.devices.get(sn)?;
+        Some((d.told.is_some(), d.succeeded.is_some(), d.failed.is_some()))
     }
 }
 
