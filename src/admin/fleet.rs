@@ -80,7 +80,7 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
-    let recorded = super::rollouts::recorded(app, cfg, &query);
+    let recorded = super::rollouts::recorded(app, cfg, query);
     // one allocation of the fleet's size (a filter's result would grow by doubling)
     let mut devices: Vec<Candidate> = Vec::with_capacity(entries.len());
     devices.extend(
