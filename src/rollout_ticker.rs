@@ -102,7 +102,8 @@ pub fn tick(app: &App) {
         let fleet = IndexFleet::new(app, &cfg, now);
         app.rollouts.advance_all(&cfg.rollouts, &fleet, now);
     }
-    app.rollouts.refresh_orphans(&cfg.rollouts);
+    app.rollouts
+        .refresh_orphans(&cfg.rollouts, app.rollouts.now());
     app.rollouts.write_dirty();
 }
 

@@ -51,7 +51,12 @@ pub struct RolloutStore {
     fleet_ready: AtomicBool,
     /// State files of rollouts no longer configured (refreshed by each tick).
     orphans: Mutex<Vec<Orphan>>,
+    /// The configured rollout ids and the time of the last look at the orphans.
+    orphans_seen: Mutex<(String, i64)>,
 }
+
+/// Seconds between two looks at the state files of removed rollouts.
+pub const ORPHAN_RESCAN: i64 = 60;
 
 /// A state file `rollouts/ID.xml` whose rollout is not configured (any more).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -116,6 +121,7 @@ impl RolloutStore {
             offset: AtomicI64::new(0),
             fleet_ready: AtomicBool::new(false),
             orphans: Mutex::new(Vec::new()),
+            orphans_seen: Mutex::new((String::new(), 0)),
         }
     }
 
@@ -144,10 +150,20 @@ impl RolloutStore {
             .clone()
     }
 
-    /// Looks at the state files of rollouts not in `rollouts` again (blocking).
-    pub fn refresh_orphans(&self, rollouts: &[Rollout]) {
+    /// Looks at the state files of rollouts not in `rollouts` again (blocking): when the
+    /// configured rollouts changed, else at most every [`ORPHAN_RESCAN`] seconds.
+    pub fn refresh_orphans(&self, rollouts: &[Rollout], now: i64) {
+        let ids: Vec<&str> = rollouts.iter().map(|r| r.id.as_str()).collect();
+        let key = ids.join(",");
+        {
+            let last = self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if last.0 == key && now - last.1 < ORPHAN_RESCAN && last.1 != 0 {
+                return;
+            }
+        }
         let found = orphans_in(&self.dir, rollouts);
         *self.orphans.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        *self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner()) = (key, now);
     }
 
     pub fn dir(&self) -> &Path {
