@@ -201,6 +201,13 @@ fn the_start_gate_blocked_sentence_failing_devices_and_removed_rollouts_on_the_p
     ] {
         assert!(row.contains(part), "{part}: {row}");
     }
+    // the rollout column of the device rows
+    let outcome = b.exec(
+        "var c = document.querySelector('#d-' + arguments[0] + ' .c-rollout');\
+         return c ? c.dataset.outcome + ' ' + c.textContent : '';",
+        json!([SN_RECEPTION]),
+    );
+    assert_eq!(outcome, json!("failed r1 wave 1: failed"));
     b.click_css(&format!("#rollout-r1 tr[data-sn=\"{SN_RECEPTION}\"] a"));
     b.wait_for("the device filtered", |b| b.url().contains("filter=sn%3A"));
     let shown = b.exec(

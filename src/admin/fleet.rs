@@ -244,7 +244,9 @@ pub fn with_ctx<T>(
     } else {
         status::MasterBuilds::default()
     };
-    render(&status::Ctx::new(cfg, &app.prefix, csrf, &groups, master))
+    let mut ctx = status::Ctx::new(cfg, &app.prefix, csrf, &groups, master);
+    ctx.rollouts = Some(&app.rollouts);
+    render(&ctx)
 }
 
 /// The fleet as the metrics count it: the status page's summary of all devices (`devices`,

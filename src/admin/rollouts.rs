@@ -176,6 +176,48 @@ pub fn recorded(
     }
 }
 
+/// The rollout cell of a device's row: the first rollout whose scope it fits (the one that
+/// decides for it), its wave and what the rollout recorded (told, succeeded, failed, or held).
+pub fn row_cell(ctx: &super::status::Ctx<'_>, v: &crate::admin::view::DeviceView) -> Markup {
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (classes, envs) = (list(&v.classes), list(&v.environments));
+    let Some(r) = ctx
+        .cfg
+        .rollouts
+        .iter()
+        .find(|r| r.in_scope(&classes, &envs))
+    else {
+        return html! { td .c-rollout {} };
+    };
+    let rec = ctx.rollouts.and_then(|store| {
+        let views = store.for_device(&ctx.cfg.rollouts, &v.sn);
+        let (_, s) = views.into_iter().find(|(id, _)| *id == r.id)?;
+        s.devices.get(v.sn.trim()).cloned()
+    });
+    let outcome = match &rec {
+        Some(d) if d.succeeded.is_some() => "succeeded",
+        Some(d) if d.failed.is_some() => "failed",
+        Some(d) if d.told.is_some() => "told",
+        _ => "held",
+    };
+    let wave = crate::rollout::wave_of(r, &v.sn).map(|w| format!(" wave {}", w + 1));
+    let href = admin_url(
+        ctx.prefix,
+        &format!("mode=status&filter=rollout%3A{}+is%3A{outcome}", r.id),
+    );
+    html! {
+        td .c-rollout data-rollout=(r.id) data-outcome=(outcome) {
+            a href=(href) { (r.id) } (wave.unwrap_or_default()) ": " (outcome)
+        }
+    }
+}
+
 fn action_arg(op: Option<&str>) -> Result<Action, AdminError> {
     op.and_then(Action::parse)
         .ok_or_else(|| AdminError::bad("'op' must be start, pause, resume, abort or open-next"))

@@ -69,6 +69,7 @@ pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
                     td class="c-cert" { (cert_cell(ctx, v, &r.certs)) }
                 }
                 (scripts_cell(v))
+                @if !ctx.cfg.rollouts.is_empty() { (crate::admin::rollouts::row_cell(ctx, v)) }
                 (query_cells(ctx, v))
             }
         }
