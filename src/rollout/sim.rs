@@ -240,6 +240,36 @@ fn simulate(r: &Rollout, sc: &Scenario, seed: u64) -> Run {
     }
 }
 
+/// Prints what a run did (seen with `--nocapture`): phase, when each wave opened, each
+/// wave's counts, the halt.
+fn report(name: &str, run: &Run) {
+    let sum = summarize(&run.rollout, &run.state, true, run.end);
+    let opened: Vec<String> = run
+        .state
+        .opened
+        .iter()
+        .map(|t| format!("{:.1} h", *t as f64 / 3600.0))
+        .collect();
+    let waves: Vec<String> = sum
+        .waves
+        .iter()
+        .map(|w| {
+            format!(
+                "w{}: pop {} ok {} failed {} later {}",
+                w.wave, w.population, w.succeeded, w.failed, w.later
+            )
+        })
+        .collect();
+    println!(
+        "{name}: phase {} after {:.1} h; opened [{}]; {}; halted: {:?}",
+        sum.phase.as_str(),
+        run.end as f64 / 3600.0,
+        opened.join(", "),
+        waves.join("; "),
+        sum.halted
+    );
+}
+
 /// Done, or halted a while ago (long enough to see that nobody is told any more).
 fn finished(r: &Rollout, s: &RolloutState, t: i64) -> bool {
     let ended = matches!(
@@ -315,6 +345,7 @@ fn three_percent_lost_rollout_completes_in_order() {
         },
         7,
     );
+    report("three_percent_lost_rollout_completes_in_order", &run);
     for w in 0..r.waves.len() {
         // the scenario: no wave loses more than `halt`%
         assert!(lost_in(&run, w) * 100 <= usize::from(r.halt) * wave_size(&run, w));
@@ -347,6 +378,10 @@ fn five_percent_lost_rollout_halts_in_the_first_wave_over_the_threshold() {
                 ..Scenario::default()
             },
             seed,
+        );
+        report(
+            "five_percent_lost_rollout_halts_in_the_first_wave_over_the_threshold",
+            &run,
         );
         check_common(&run);
         let expected = (0..r.waves.len())
@@ -383,6 +418,7 @@ fn types_told_nothing_are_not_counted() {
         ..Scenario::default()
     };
     let run = simulate(&r, &sc, 7);
+    report("types_told_nothing_are_not_counted", &run);
     check_common(&run);
     let soft: Vec<&Dev> = run.devs.iter().filter(|d| d.no_firmware).collect();
     assert_eq!(soft.len(), 100);
@@ -408,6 +444,10 @@ fn known_devices_that_never_poll_fail_and_hold_the_waves() {
         },
         3,
     );
+    report(
+        "known_devices_that_never_poll_fail_and_hold_the_waves",
+        &run,
+    );
     check_common(&run);
     assert_eq!(run.state.opened.len(), 1, "wave 2 never opens");
     let halt = run.state.halted.as_ref().expect("halted");
@@ -432,6 +472,10 @@ fn known_devices_that_never_poll_fail_and_hold_the_waves() {
         },
         1,
     );
+    report(
+        "known_devices_that_never_poll_fail_and_hold_the_waves",
+        &run,
+    );
     check_common(&run);
     assert!(run.state.halted.is_some());
 }
@@ -444,6 +488,10 @@ fn invented_serials_before_a_wave_opens_count_unless_identities_are_proved() {
         ..Scenario::default()
     };
     let run = simulate(&r, &sc, 7);
+    report(
+        "invented_serials_before_a_wave_opens_count_unless_identities_are_proved",
+        &run,
+    );
     check_common(&run);
     let members = run
         .devs
@@ -460,6 +508,10 @@ fn invented_serials_before_a_wave_opens_count_unless_identities_are_proved() {
             ..sc
         },
         7,
+    );
+    report(
+        "invented_serials_before_a_wave_opens_count_unless_identities_are_proved",
+        &run,
     );
     check_common(&run);
     assert!(
@@ -482,6 +534,10 @@ fn invented_serials_after_a_wave_opens_neither_halt_nor_dilute() {
     };
     for seed in [1, 2, 3] {
         let run = simulate(&r, &sc, seed);
+        report(
+            "invented_serials_after_a_wave_opens_neither_halt_nor_dilute",
+            &run,
+        );
         check_common(&run);
         let halt = run.state.halted.as_ref().expect("still halts");
         let expected = (0..r.waves.len())
@@ -514,6 +570,7 @@ fn edits_while_running_never_panic_and_finish() {
         ..Scenario::default()
     };
     let run = simulate(&r, &sc, 7);
+    report("edits_while_running_never_panic_and_finish", &run);
     assert!(run.state.opened.len() >= 2);
     assert_eq!(run.rollout.waves, vec![50, 100]);
     let sum = summarize(&run.rollout, &run.state, true, run.end);
@@ -540,6 +597,7 @@ fn the_start_gate_holds_everyone_until_started() {
         },
         7,
     );
+    report("the_start_gate_holds_everyone_until_started", &run);
     check_common(&run);
     assert_eq!(run.state.started, Some(86400));
     assert_eq!(run.state.opened[0], 86400);
