@@ -9,6 +9,7 @@ use crate::app::{App, SharedApp};
 use crate::config::Config;
 use crate::rollout::{Fleet, Known};
 use crate::state::StateStore;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The device index of the configured status directory, as the rollouts see it (nobody, and
@@ -17,6 +18,8 @@ pub struct IndexFleet<'a> {
     store: Option<Arc<StateStore>>,
     cfg: &'a Config,
     now: i64,
+    /// The serials of the missing devices, found once per tick on the first question.
+    missing: std::sync::OnceLock<HashSet<String>>,
 }
 
 impl<'a> IndexFleet<'a> {
@@ -25,6 +28,7 @@ impl<'a> IndexFleet<'a> {
             store: app.states(cfg),
             cfg,
             now,
+            missing: std::sync::OnceLock::new(),
         }
     }
 
@@ -60,10 +64,13 @@ impl Fleet for IndexFleet<'_> {
         let Some(store) = self.store.as_ref() else {
             return false;
         };
-        store
-            .index()
-            .get(sn)
-            .is_some_and(|e| self.missing_since(e.fields().seen))
+        let set = self.missing.get_or_init(|| {
+            let (gone, _) = store
+                .index()
+                .entries(|e| self.missing_since(e.fields().seen));
+            gone.iter().map(|e| e.fields().sn.to_string()).collect()
+        });
+        set.contains(sn)
     }
 
     fn each(&self, f: &mut dyn FnMut(&Known<'_>)) {
