@@ -70,6 +70,24 @@ pub struct Orphan {
     pub aborted: bool,
 }
 
+/// A poll's change moved by `offset` seconds.
+fn shift(c: Change, offset: i64) -> Change {
+    let o = |t: i64| t.saturating_add(offset);
+    match c {
+        Change::Told { sn, wave, at } => Change::Told {
+            sn,
+            wave,
+            at: o(at),
+        },
+        Change::Succeeded { sn, wave, at } => Change::Succeeded {
+            sn,
+            wave,
+            at: o(at),
+        },
+        other => other,
+    }
+}
+
 /// Most state files looked at for [`orphans_in`].
 const MAX_ORPHAN_FILES: usize = 64;
 
@@ -264,8 +282,22 @@ impl RolloutStore {
         })
     }
 
-    /// Applies a poll's or an action's changes (logged, written behind).
+    /// Applies a poll's changes (logged, written behind). A poll's times are the system
+    /// clock's; they are moved to the rollouts' clock ([`Self::skip`]).
     pub fn apply(&self, rollouts: &[Rollout], changes: &[(String, Change)]) {
+        let offset = self.offset.load(Ordering::Relaxed);
+        if offset == 0 {
+            return self.apply_now(rollouts, changes);
+        }
+        let shifted: Vec<(String, Change)> = changes
+            .iter()
+            .map(|(id, c)| (id.clone(), shift(c.clone(), offset)))
+            .collect();
+        self.apply_now(rollouts, &shifted);
+    }
+
+    /// Applies changes timed by the rollouts' clock (logged, written behind).
+    fn apply_now(&self, rollouts: &[Rollout], changes: &[(String, Change)]) {
         if changes.is_empty() {
             return;
         }
@@ -294,7 +326,7 @@ impl RolloutStore {
                 })
                 .collect()
         });
-        self.apply(rollouts, &changes);
+        self.apply_now(rollouts, &changes);
     }
 
     /// An administrator's action on rollout `id` at `now`; the rollouts move on at once
@@ -316,7 +348,7 @@ impl RolloutStore {
         tracing::info!("rollout {id}: administrator action {}", action.as_str());
         let changes: Vec<(String, Change)> =
             changes.into_iter().map(|c| (id.to_string(), c)).collect();
-        self.apply(rollouts, &changes);
+        self.apply_now(rollouts, &changes);
         self.advance_all(rollouts, fleet, now);
         Ok(())
     }
@@ -363,5 +395,55 @@ impl RolloutStore {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::decide::testing::{Dev, ListFleet};
+
+    #[test]
+    fn the_clock_moves_and_poll_times_follow_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = RolloutStore::new(dir.path().join("rollouts"));
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="r" firmware="1" applies="phone" start="manual"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let rs = &cfg.rollouts;
+        let fleet = ListFleet {
+            devices: vec![Dev::phone("009033000001")],
+            ..ListFleet::default()
+        };
+        let before = store.now();
+        store.skip(10_000);
+        assert!(store.now() >= before + 10_000);
+        store.advance_all(rs, &fleet, store.now());
+        assert!(
+            store.state(rs, "r").expect("state").opened.is_empty(),
+            "waits for its start"
+        );
+        let now = store.now();
+        store
+            .act(rs, "r", Action::Start, &fleet, now)
+            .expect("start");
+        let s = store.state(rs, "r").expect("state");
+        assert_eq!((s.started, s.opened.clone()), (Some(now), vec![now]));
+        let told = Change::Told {
+            sn: "009033000001".into(),
+            wave: 0,
+            at: 5,
+        };
+        store.apply(rs, &[("r".into(), told)]);
+        let s = store.state(rs, "r").expect("state");
+        assert_eq!(
+            s.devices["009033000001"].told,
+            Some(10_005),
+            "moved to the rollouts' clock"
+        );
+        assert_eq!(store.summaries(rs, now)[0].waves[0].population, 1);
+        store.write_dirty();
+        assert!(dir.path().join("rollouts/r.xml").exists());
     }
 }
