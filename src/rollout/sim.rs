@@ -20,6 +20,8 @@ const OLD: &str = "130500";
 const NEW: &str = "140010";
 const STEP: i64 = 60;
 const END: i64 = 5 * 86400;
+/// `status/@missing`: a device unseen this long is missing.
+const MISSING: i64 = 3600;
 
 #[derive(Debug, Clone, Default)]
 struct Dev {
@@ -38,6 +40,8 @@ struct Dev {
     claims_new: bool,
     /// When it first polls (and from when the server knows it).
     first_poll: i64,
+    /// When it last polled (the real devices polled just before the simulation).
+    last_seen: i64,
     next_poll: i64,
     /// When it runs the new build (after being told and its delay).
     updated_at: Option<i64>,
@@ -52,10 +56,12 @@ struct Scenario {
     silent_percent: usize,
     /// Of the real devices, this percentage is `SWPHONE` (no firmware).
     untold_percent: usize,
-    /// Invented serials polling once at time 0 (before the first wave opens at 60).
+    /// Invented serials of wave 1 polling once at time 0 (before the first wave opens).
     invented_before: usize,
     /// Invented serials reporting the new build, first polling after this many seconds.
     invented_after: Option<(usize, i64)>,
+    /// Invented serials polling once (on the old build), after this many seconds.
+    invented_once_after: Option<(usize, i64)>,
     /// With forcetrust: invented serials never prove an identity.
     forcetrust: bool,
     /// The administrator starts the rollout (`start="manual"`) at this time.
@@ -110,9 +116,12 @@ fn devices(sc: &Scenario, rng: &mut StdRng) -> Vec<Dev> {
             ..Dev::default()
         })
         .collect();
-    for i in 0..sc.invented_before {
+    // in wave 1, to see what they can do there
+    let in_wave_1 = (0..).map(|i| format!("0090ee{i:06x}"));
+    let in_wave_1 = in_wave_1.filter(|sn| wave_of(&rollout(), sn) == Some(0));
+    for sn in in_wave_1.take(sc.invented_before) {
         devs.push(Dev {
-            sn: format!("0090ee{i:06x}"),
+            sn,
             proved: !sc.forcetrust,
             once: true,
             ..Dev::default()
@@ -125,7 +134,21 @@ fn devices(sc: &Scenario, rng: &mut StdRng) -> Vec<Dev> {
                 proved: !sc.forcetrust,
                 claims_new: true,
                 first_poll: from,
+                last_seen: from,
                 next_poll: from + rng.random_range(0..360),
+                ..Dev::default()
+            });
+        }
+    }
+    if let Some((n, from)) = sc.invented_once_after {
+        for i in 0..n {
+            devs.push(Dev {
+                sn: format!("0090dd{i:06x}"),
+                proved: !sc.forcetrust,
+                once: true,
+                first_poll: from,
+                last_seen: from,
+                next_poll: from,
                 ..Dev::default()
             });
         }
@@ -133,14 +156,16 @@ fn devices(sc: &Scenario, rng: &mut StdRng) -> Vec<Dev> {
     devs
 }
 
-/// The server's device index: every device that polled (the real ones polled before).
+/// The server's device index: every device that polled (the real ones polled before), the
+/// ones unseen for [`MISSING`] seconds missing.
 fn fleet_at(devs: &[Dev], t: i64) -> ListFleet {
-    let devices = devs
-        .iter()
-        .filter(|d| {
-            d.first_poll <= t
-                && (d.first_poll == 0 || d.told_at.is_some() || d.once || d.claims_new)
-        })
+    let known = devs.iter().filter(|d| d.first_poll <= t);
+    let missing = known
+        .clone()
+        .filter(|d| d.last_seen < t - MISSING)
+        .map(|d| d.sn.clone())
+        .collect();
+    let devices = known
         .map(|d| Known {
             no_firmware: d.no_firmware,
             proved: d.proved,
@@ -149,6 +174,7 @@ fn fleet_at(devs: &[Dev], t: i64) -> ListFleet {
         .collect();
     ListFleet {
         devices,
+        missing,
         ..ListFleet::default()
     }
 }
@@ -184,6 +210,7 @@ fn poll(r: &Rollout, state: &mut RolloutState, d: &mut Dev, t: i64, rng: &mut St
         }
     }
     d.gone |= d.once;
+    d.last_seen = t;
     d.next_poll = t + 300 + rng.random_range(0..60);
 }
 
@@ -482,25 +509,22 @@ fn known_devices_that_never_poll_fail_and_hold_the_waves() {
 
 #[test]
 fn invented_serials_before_a_wave_opens_count_unless_identities_are_proved() {
+    // five invented serials of wave 1 poll once, then the rollout is started: without
+    // forcetrust they are members like real devices, never poll again and halt wave 1
     let r = rollout();
     let sc = Scenario {
         invented_before: 5,
+        start_at: Some(600),
         ..Scenario::default()
     };
     let run = simulate(&r, &sc, 7);
-    report(
-        "invented_serials_before_a_wave_opens_count_unless_identities_are_proved",
-        &run,
-    );
+    report("invented_before_without_forcetrust", &run);
     check_common(&run);
-    let members = run
-        .devs
-        .iter()
-        .filter(|d| d.once)
-        .filter(|d| run.state.devices.get(&d.sn).is_some_and(|x| x.member))
-        .count();
-    assert!(members > 0, "known when a wave opened: members");
-    // with forcetrust, serials that never proved an identity are not members
+    let invented: Vec<&Dev> = run.devs.iter().filter(|d| d.once).collect();
+    assert!(invented.iter().all(|d| run.state.devices[&d.sn].member));
+    let halt = run.state.halted.as_ref().expect("they halt wave 1");
+    assert_eq!(halt.wave, 0);
+    // with forcetrust, serials that never proved an identity are no members: done
     let run = simulate(
         &r,
         &Scenario {
@@ -509,15 +533,11 @@ fn invented_serials_before_a_wave_opens_count_unless_identities_are_proved() {
         },
         7,
     );
-    report(
-        "invented_serials_before_a_wave_opens_count_unless_identities_are_proved",
-        &run,
-    );
+    report("invented_before_with_forcetrust", &run);
     check_common(&run);
     assert!(
-        run.devs
+        invented
             .iter()
-            .filter(|d| d.once)
             .all(|d| !run.state.devices.contains_key(&d.sn))
     );
     assert_eq!(summarize(&r, &run.state, true, run.end).phase, Phase::Done);
@@ -554,6 +574,31 @@ fn invented_serials_after_a_wave_opens_neither_halt_nor_dilute() {
         }
         assert!(n > 0, "served");
     }
+}
+
+#[test]
+fn invented_serials_polling_once_in_wave_1_do_not_halt_it() {
+    // the case: five never-seen serials polling once while wave 1 is open; 40 of
+    // them here, so that some fall in wave 1. By the time wave 2 opens they are missing
+    // (`status/@missing` shorter than `soak`): in no population
+    let r = rollout();
+    let sc = Scenario {
+        invented_once_after: Some((40, 600)),
+        ..Scenario::default()
+    };
+    let run = simulate(&r, &sc, 7);
+    report(
+        "invented_serials_polling_once_in_wave_1_do_not_halt_it",
+        &run,
+    );
+    check_common(&run);
+    let sum = summarize(&r, &run.state, true, run.end);
+    assert!(
+        sum.waves[0].later > 0,
+        "some fell in wave 1: {:?}",
+        sum.waves[0]
+    );
+    assert!(run.state.halted.is_none());
 }
 
 #[test]
