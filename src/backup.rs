@@ -136,32 +136,35 @@ pub fn rotation(
     out
 }
 
-/// The directories whose backups are being stored: numbering and rotation of one device's
-/// backups happen one upload at a time, also when its uploads carry no serial number (no
-/// per-device state lock).
-static BUSY: LazyLock<(Mutex<HashSet<PathBuf>>, Condvar)> =
-    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
+/// The directories whose backups are being stored (one per server, in its `App`): numbering
+/// and rotation of one device's backups happen one upload at a time, also when its uploads
+/// carry no serial number (no per-device state lock).
+#[derive(Debug, Default)]
+pub struct DirLocks {
+    busy: Mutex<HashSet<PathBuf>>,
+    freed: Condvar,
+}
 
 /// Holds a backup directory until the new backup is stored and the old ones are removed.
-pub struct DirLock {
+pub struct DirLock<'a> {
+    locks: &'a DirLocks,
     dir: PathBuf,
 }
 
-impl DirLock {
-    fn acquire(dir: PathBuf) -> DirLock {
-        let (set, freed) = &*BUSY;
-        let mut busy = set.lock().unwrap_or_else(|e| e.into_inner());
+impl DirLocks {
+    fn acquire(&self, dir: PathBuf) -> DirLock<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         while busy.contains(&dir) {
-            busy = freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
         }
         busy.insert(dir.clone());
-        DirLock { dir }
+        DirLock { locks: self, dir }
     }
 }
 
-impl Drop for DirLock {
+impl Drop for DirLock<'_> {
     fn drop(&mut self) {
-        let (set, freed) = &*BUSY;
+        let DirLocks { busy: set, freed } = self.locks;
         set.lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.dir);
@@ -188,9 +191,9 @@ impl Plan {
 }
 
 /// A planned backup, with its directory held until the shell applied the changes.
-pub struct Saved {
+pub struct Saved<'a> {
     pub plan: Plan,
-    _lock: DirLock,
+    _lock: DirLock<'a>,
 }
 
 /// What a new backup changes (PHP's `saveBackup`, without I/O): `files` are the device's
@@ -264,13 +267,13 @@ pub fn plan(
 /// device's backups). The shell applies the plan's file changes (the first, writing the new
 /// backup, must succeed: else `backup: cannot save backup to file '…'`), then prints its
 /// report.
-pub fn store(
-    root: &Path,
+pub fn store<'a>(
+    (root, locks): (&Path, &'a DirLocks),
     cfg: &Config,
     hwid: &str,
     body: &[u8],
     ans: &mut Answer,
-) -> Result<Saved, Exit> {
+) -> Result<Saved<'a>, Exit> {
     let Some(dir) = cfg.backup.dir.as_deref() else {
         return Err(ans.bailout("backup: no backup tag or no 'dir'  attribute in config"));
     };
@@ -278,7 +281,7 @@ pub fn store(
         return Err(ans.bailout("backup: no 'nbackups' attribute in backup tag in config"));
     };
     let loc = format!("{dir}/{hwid}");
-    let lock = DirLock::acquire(root.join(&loc));
+    let lock = locks.acquire(root.join(&loc));
     let files = list(root, dir, hwid);
     let newest = files
         .last()
@@ -287,6 +290,9 @@ pub fn store(
     let plan = plan(&loc, hwid, nbackups, minage, &files, newest, body, ans)?;
     Ok(Saved { plan, _lock: lock })
 }
+
+mod cache;
+pub use cache::BackupCache;
 
 #[cfg(test)]
 mod tests {
@@ -424,13 +430,19 @@ mod tests {
 
     fn run(root: &Path, cfg: &Config, body: &[u8], now: i64) -> (Result<Option<i64>, ()>, String) {
         let mut ans = Answer::new(None, &Args::default(), &Loaded::Missing, now, 0);
-        let r = store(root, cfg, "IP232-30-00-af", body, &mut ans)
-            .map(|saved| {
-                apply(root, &saved.plan.ops);
-                saved.plan.report(&mut ans);
-                saved.plan.stamp
-            })
-            .map_err(|_| ());
+        let r = store(
+            (root, &DirLocks::default()),
+            cfg,
+            "IP232-30-00-af",
+            body,
+            &mut ans,
+        )
+        .map(|saved| {
+            apply(root, &saved.plan.ops);
+            saved.plan.report(&mut ans);
+            saved.plan.stamp
+        })
+        .map_err(|_| ());
         (r, String::from_utf8_lossy(&ans.out).into_owned())
     }
 
@@ -439,7 +451,7 @@ mod tests {
         for op in ops {
             match op {
                 FileOp::Write { path, bytes } => {
-                    crate::state::write_atomic(&root.join(path), bytes).expect("write")
+                    crate::fsio::write_atomic(&root.join(path), bytes).expect("write")
                 }
                 FileOp::Delete { path } => std::fs::remove_file(root.join(path)).expect("remove"),
             }

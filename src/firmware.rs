@@ -144,6 +144,8 @@ pub struct MasterSource {
     fetching: tokio::sync::Mutex<()>,
     /// With a file watcher: the cache file is looked at again only after a change.
     fresh: Option<Freshness>,
+    /// 0 not asked yet, 1 reachable, 2 not reachable.
+    reachable: std::sync::atomic::AtomicU8,
 }
 
 impl Default for MasterSource {
@@ -167,6 +169,21 @@ impl MasterSource {
             cache: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
             fresh: None,
+            reachable: std::sync::atomic::AtomicU8::new(0),
+        }
+    }
+
+    /// Records whether the master device answered (health and metrics report it).
+    fn set_reachable(&self, ok: bool) {
+        self.reachable
+            .store(if ok { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the master answered the last time it was asked (`None`: not asked yet).
+    pub fn reachable(&self) -> Option<bool> {
+        match self.reachable.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            v => Some(v == 1),
         }
     }
 
@@ -269,15 +286,15 @@ impl MasterSource {
         }
         let resp = req.send().await.map_err(|e| {
             tracing::warn!("master device {url}: {e}");
-            set_master_reachable(false);
+            self.set_reachable(false);
             err()
         })?;
         if !resp.status().is_success() {
             tracing::warn!("master device {url}: HTTP {}", resp.status());
-            set_master_reachable(false);
+            self.set_reachable(false);
             return Err(err());
         }
-        set_master_reachable(true);
+        self.set_reachable(true);
         let bytes = resp.bytes().await.map_err(|_| err())?;
         if bytes.len() > 1024 * 1024 {
             return Err(err());
@@ -329,7 +346,7 @@ impl MasterSource {
                 )
             }) {
                 Ok(info) => {
-                    if let Err(e) = crate::state::write_atomic(&path, &bytes) {
+                    if let Err(e) = crate::fsio::write_atomic(&path, &bytes) {
                         tracing::error!("cannot write master cache {}: {e}", path.display());
                         return MasterResolution {
                             notes,
@@ -363,22 +380,6 @@ impl MasterSource {
                 }
             }
         }
-    }
-}
-
-/// 0 not asked yet, 1 reachable, 2 not reachable.
-static MASTER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Records whether the master device answered (health and metrics report it).
-fn set_master_reachable(ok: bool) {
-    MASTER.store(if ok { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Whether the master answered the last time it was asked (`None`: not asked yet).
-pub fn master_reachable() -> Option<bool> {
-    match MASTER.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => None,
-        v => Some(v == 1),
     }
 }
 
