@@ -80,7 +80,7 @@ pub fn matching(app: &SharedApp, cfg: &Config, query: &Query, sort: Sort) -> Mat
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
-    let recorded = super::rollouts::recorded(app, cfg, query);
+    let recorded = super::rollout_cells::recorded(&app.rollouts, cfg, query);
     // one allocation of the fleet's size (a filter's result would grow by doubling)
     let mut devices: Vec<Candidate> = Vec::with_capacity(entries.len());
     devices.extend(

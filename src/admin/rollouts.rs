@@ -19,7 +19,6 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use maud::{Markup, html};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// What the index knows of a failing device: type, reported firmware and boot code.
 struct DeviceInfo {
@@ -151,69 +150,6 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" name="do" value=(a.as_str()) { (label) }
             }
-        }
-    }
-}
-
-/// What the rollouts recorded of a device, for the filter terms `is:told|succeeded|failed|
-/// held` (the states are copied only when the filter has such a term).
-pub fn recorded(
-    app: &App,
-    cfg: &Config,
-    query: &super::query::Query,
-) -> impl Fn(&str, &str) -> super::query::Recorded + use<> {
-    let states: HashMap<String, crate::rollout::RolloutState> = if query.needs_recorded() {
-        cfg.rollouts
-            .iter()
-            .filter_map(|r| Some((r.id.clone(), app.rollouts.state(&cfg.rollouts, &r.id)?)))
-            .collect()
-    } else {
-        HashMap::new()
-    };
-    move |id: &str, sn: &str| {
-        let d = states.get(id)?.devices.get(sn)?;
-        Some((d.told.is_some(), d.succeeded.is_some(), d.failed.is_some()))
-    }
-}
-
-/// The rollout cell of a device's row: the first rollout whose scope it fits (the one that
-/// decides for it), its wave and what the rollout recorded (told, succeeded, failed, or held).
-pub fn row_cell(ctx: &super::status::RenderCtx<'_>, v: &crate::admin::view::DeviceView) -> Markup {
-    let list = |s: &str| -> Vec<String> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let (classes, envs) = (list(&v.classes), list(&v.environments));
-    let Some(r) = ctx
-        .cfg
-        .rollouts
-        .iter()
-        .find(|r| r.in_scope(&classes, &envs))
-    else {
-        return html! { td .c-rollout {} };
-    };
-    let rec = ctx.rollouts.and_then(|store| {
-        let views = store.for_device(&ctx.cfg.rollouts, &v.sn);
-        let (_, s) = views.into_iter().find(|(id, _)| *id == r.id)?;
-        s.devices.get(v.sn.trim()).cloned()
-    });
-    let outcome = match &rec {
-        Some(d) if d.succeeded.is_some() => "succeeded",
-        Some(d) if d.failed.is_some() => "failed",
-        Some(d) if d.told.is_some() => "told",
-        _ => "held",
-    };
-    let wave = crate::rollout::wave_of(r, &v.sn).map(|w| format!(" wave {}", w + 1));
-    let href = admin_url(
-        ctx.prefix,
-        &format!("mode=status&filter=rollout%3A{}+is%3A{outcome}", r.id),
-    );
-    html! {
-        td .c-rollout data-rollout=(r.id) data-outcome=(outcome) {
-            a href=(href) { (r.id) } (wave.unwrap_or_default()) ": " (outcome)
         }
     }
 }
