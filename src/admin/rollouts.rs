@@ -302,7 +302,11 @@ pub fn openapi_paths() -> Value {
             "responses": {
                 "200": { "description": "The rollouts", "content": { "application/json": { "schema": {
                     "type": "object", "properties": { "now": { "type": "integer" },
-                        "rollouts": { "type": "array", "items": rollout } } } } } },
+                        "rollouts": { "type": "array", "items": rollout },
+                        "removed": { "type": "array", "description": "State files of rollouts no longer configured whose devices installed their builds",
+                            "items": { "type": "object", "properties": {
+                                "id": { "type": "string" }, "target": { "type": "string" },
+                                "installed": { "type": "integer" }, "aborted": { "type": "boolean" } } } } } } } } },
                 "401": err("No session and no valid API token"),
             } } },
         "/api/rollouts/{id}/{action}": { "post": {
