@@ -4,7 +4,7 @@
 //! `<rollouts>`) nothing here happens.
 
 use super::ctx::Ctx;
-use super::upgrade::{Kind, update_if_needed};
+use super::update_cmd::{Kind, update_if_needed};
 use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
 
 /// The identity hook for rollout counts: whether what this poll reports may count. Without
