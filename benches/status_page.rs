@@ -170,6 +170,7 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
         now,
         groups: &groups,
         master: status::MasterBuilds::default(),
+        rollouts: None,
     };
     status::render_body(&ctx, &rows, "", rows.len(), usize::MAX).len()
 }
@@ -208,6 +209,7 @@ fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) ->
             now,
             groups: &groups,
             master: status::MasterBuilds::default(),
+            rollouts: None,
         };
         let html = status::render_body(&ctx, &rows, "", rows.len(), usize::MAX);
         let t4 = Instant::now();

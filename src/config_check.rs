@@ -207,7 +207,17 @@ const RULES: &[Rule] = &[
     rule(
         "rollout",
         &[
-            "id", "firmware", "bootcode", "applies", "waves", "success", "halt", "soak", "timeout",
+            "id",
+            "firmware",
+            "bootcode",
+            "applies",
+            "applies-any",
+            "waves",
+            "success",
+            "halt",
+            "soak",
+            "timeout",
+            "start",
         ],
         &["applies"],
     ),
@@ -347,10 +357,34 @@ pub fn check(root: &Path) -> Result<Report, CheckError> {
             warnings.extend(lint(&src.name, &tree));
         }
     }
+    warnings.extend(rollout_warnings(root, &cfg));
     Ok(Report {
         merged: merged_document(&cfg),
         warnings,
     })
+}
+
+/// Rollouts: state files of rollouts no longer configured whose devices installed their
+/// builds (`<master>` decides for them now and may move them back), and `applies` with more
+/// than one term (every term must fit, as in `<master>`; `applies-any` is "any of").
+fn rollout_warnings(root: &Path, cfg: &Config) -> Vec<String> {
+    let mut out: Vec<String> = crate::rollout::store::orphans_in(&root.join("rollouts"), &cfg.rollouts)
+        .into_iter()
+        .map(|o| {
+            format!(
+                "rollouts/{}.xml: rollout '{}' is no longer configured, but {} devices installed its builds ({}); <master> decides for them now and may move them back (keep the rollout, aborted, to hold them)",
+                o.id, o.id, o.installed, o.target
+            )
+        })
+        .collect();
+    out.extend(cfg.rollouts.iter().filter(|r| r.applies.len() > 1).map(|r| {
+        format!(
+            "<rollout id='{}'>: applies has {} terms and a device must fit every one of them (as in <master>); use applies-any for \"any of\"",
+            r.id,
+            r.applies.len()
+        )
+    }));
+    out
 }
 
 /// `check-config`: prints the merged configuration, warnings and errors; see the exit codes
@@ -382,6 +416,31 @@ mod tests {
 
     fn lint_str(xml: &str) -> Vec<String> {
         lint("u.xml", &Element::parse_str(xml).expect("xml"))
+    }
+
+    #[test]
+    fn removed_rollouts_with_installed_devices_and_all_of_scopes_are_warned_about() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config")).expect("config");
+        std::fs::create_dir_all(root.join("rollouts")).expect("rollouts");
+        std::fs::write(
+            root.join("config/user-config.xml"),
+            r#"<config><rollouts><rollout id="now" firmware="1" applies="phone, env:lab"/></rollouts></config>"#,
+        )
+        .expect("user config");
+        let state = |ok: &str| {
+            format!(
+                r#"<rollout id="x" target="139000/-"><device sn="a" wave="1" told="1"{ok}/></rollout>"#
+            )
+        };
+        std::fs::write(root.join("rollouts/gone.xml"), state(r#" succeeded="2""#)).expect("w");
+        std::fs::write(root.join("rollouts/none.xml"), state("")).expect("w");
+        std::fs::write(root.join("rollouts/now.xml"), state(r#" succeeded="2""#)).expect("w");
+        let w = check(root).expect("usable").warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("rollouts/gone.xml: rollout 'gone' is no longer configured, but 1 devices installed its builds (139000/-)"), "{w:?}");
+        assert!(w[1].contains("applies has 2 terms"), "{w:?}");
     }
 
     #[test]

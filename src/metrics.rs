@@ -42,6 +42,8 @@ pub struct Metrics {
     devices: Family<Labels, Gauge>,
     rollout_devices: Family<Labels, Gauge>,
     rollout_halted: Family<Labels, Gauge>,
+    rollout_phase: Family<Labels, Gauge>,
+    rollout_open_waves: Family<Labels, Gauge>,
     csrs_waiting: Gauge,
 }
 
@@ -120,7 +122,7 @@ impl Metrics {
         let rollout_devices = Family::<Labels, Gauge>::default();
         registry.register(
             "rollout_devices",
-            "Devices of a staged rollout's wave by outcome (told, pending, succeeded, failed)",
+            "Devices of a staged rollout's wave by outcome (population, told, pending, succeeded, failed)",
             rollout_devices.clone(),
         );
         let rollout_halted = Family::<Labels, Gauge>::default();
@@ -128,6 +130,18 @@ impl Metrics {
             "rollout_halted",
             "1 while a staged rollout is halted by its failures",
             rollout_halted.clone(),
+        );
+        let rollout_phase = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rollout_phase",
+            "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
+            rollout_phase.clone(),
+        );
+        let rollout_open_waves = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rollout_open_waves",
+            "Waves of a staged rollout that are open",
+            rollout_open_waves.clone(),
         );
         let build = Family::<Labels, Gauge>::default();
         build
@@ -146,6 +160,8 @@ impl Metrics {
             csrs_waiting,
             rollout_devices,
             rollout_halted,
+            rollout_phase,
+            rollout_open_waves,
         }
     }
 
@@ -212,12 +228,24 @@ impl Metrics {
         self.csrs_waiting.set(count(f.csrs_waiting));
         self.rollout_devices.clear();
         self.rollout_halted.clear();
+        self.rollout_phase.clear();
+        self.rollout_open_waves.clear();
         for r in g.rollouts {
+            let id = vec![("rollout", r.id.clone())];
             self.rollout_halted
-                .get_or_create(&vec![("rollout", r.id.clone())])
+                .get_or_create(&id)
                 .set(i64::from(r.halted.is_some()));
+            let open = r.waves.iter().filter(|w| w.opened.is_some()).count();
+            self.rollout_open_waves.get_or_create(&id).set(count(open));
+            for p in crate::rollout::Phase::ALL {
+                let labels = vec![("rollout", r.id.clone()), ("phase", p.key())];
+                self.rollout_phase
+                    .get_or_create(&labels)
+                    .set(i64::from(p == r.phase));
+            }
             for w in &r.waves {
                 for (outcome, n) in [
+                    ("population", w.population),
                     ("told", w.told),
                     ("pending", w.pending),
                     ("succeeded", w.succeeded),

@@ -6,7 +6,9 @@
 //! The core is pure: [`config`] (the `<rollout>` elements), [`wave`] (a device's wave from a
 //! stable hash of its serial), [`state`] (what happened so far, its changes and its file
 //! form), [`decide`] (what one polling device gets, and how the rollout advances with time),
-//! [`summary`] (counts per rollout and wave for the status page, the API and metrics).
+//! [`summary`] (counts per rollout and wave, the phase and why it is not moving, for the
+//! status page, the API and metrics). A wave's population (who is counted for it) is taken
+//! from the server's device index when the wave opens ([`Fleet`]).
 //! The shell is [`store`]: the states in memory, loaded from and written behind to
 //! `rollouts/ID.xml` under the installation root; [`plan`] is the `rollout-plan` command.
 //!
@@ -25,7 +27,7 @@ mod sim;
 /// The `<rollouts>` section is read with the rest of the configuration.
 pub use crate::config::rollouts as config;
 pub use crate::config::rollouts::{Rollout, RolloutError};
-pub use decide::{Decision, DeviceFacts, advance, control, decide};
+pub use decide::{Decision, DeviceFacts, Fleet, Known, NoFleet, advance, control, decide};
 pub use state::{Action, Change, RolloutState};
 pub use store::RolloutStore;
 pub use summary::{Phase, RolloutSummary, WaveSummary, summarize};

@@ -1,41 +1,120 @@
 //! The shell of staged rollouts: a ticker that advances the configured rollouts every
 //! `rollout::store::TICK` (opens waves, marks timeouts, halts) and writes their changed
-//! states behind (`rollouts/ID.xml`). The decisions themselves are the pure `rollout` core.
+//! states behind (`rollouts/ID.xml`), and [`IndexFleet`]: the device index as the rollouts
+//! see it (who is known when a wave opens, who went missing). The decisions themselves are
+//! the pure `rollout` core. The clock is the rollout store's (`RolloutStore::now`), so a test
+//! moves it forward and calls [`tick`] instead of waiting for the ticker.
 
 use crate::app::{App, SharedApp};
 use crate::config::Config;
+use crate::rollout::{Fleet, Known};
+use crate::state::StateStore;
+use std::collections::HashSet;
+use std::sync::Arc;
 
-/// Whether device `sn` counts as missing: `status/@missing` seconds unseen (never without
-/// state tracking or `missing`).
-fn missing_check(app: &App, cfg: &Config, now: i64) -> impl Fn(&str) -> bool {
-    let store = app.states(cfg);
-    let after = cfg.status.missing;
-    move |sn: &str| {
-        let Some(store) = store.as_ref().filter(|_| after > 0) else {
-            return false;
-        };
-        store
-            .index()
-            .get(sn)
-            .is_some_and(|e| e.to_view().seen < now - after)
+/// The device index of the configured status directory, as the rollouts see it (nobody, and
+/// never ready, without state tracking).
+pub struct IndexFleet<'a> {
+    store: Option<Arc<StateStore>>,
+    cfg: &'a Config,
+    now: i64,
+    /// The serials of the missing devices, found once per tick on the first question.
+    missing: std::sync::OnceLock<HashSet<String>>,
+}
+
+impl<'a> IndexFleet<'a> {
+    pub fn new(app: &App, cfg: &'a Config, now: i64) -> IndexFleet<'a> {
+        IndexFleet {
+            store: app.states(cfg),
+            cfg,
+            now,
+            missing: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn missing_since(&self, seen: i64) -> bool {
+        let after = self.cfg.status.missing;
+        after > 0 && seen < self.now - after
     }
 }
 
-/// One tick: advances the rollouts of the current configuration and writes the changed
-/// states (blocking).
+fn split(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The identity hook for a wave's population: whether a known device's identity counts.
+/// Without `times/@forcetrust` (with `forcehttps`) every device's does. With it, for now, a
+/// device whose state records a build it reported: the server logs builds only after the
+/// forcetrust check passed, so an invented serial rejected by that check never counts. To be
+/// switched to the per-request identity of the identity work once the state keeps it.
+pub fn identity_proved(cfg: &Config, firmware_reported: &str) -> bool {
+    !(cfg.times.forcehttps && cfg.times.forcetrust && firmware_reported.is_empty())
+}
+
+impl Fleet for IndexFleet<'_> {
+    fn ready(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.index().is_complete())
+    }
+
+    fn missing(&self, sn: &str) -> bool {
+        let Some(store) = self.store.as_ref() else {
+            return false;
+        };
+        let set = self.missing.get_or_init(|| {
+            let (gone, _) = store
+                .index()
+                .entries(|e| self.missing_since(e.fields().seen));
+            gone.iter().map(|e| e.fields().sn.to_string()).collect()
+        });
+        set.contains(sn)
+    }
+
+    fn each(&self, f: &mut dyn FnMut(&Known<'_>)) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let (entries, _) = store.index().entries(|_| true);
+        for e in entries {
+            let x = e.fields();
+            if x.unreadable {
+                continue;
+            }
+            let (classes, envs) = (split(x.classes), split(x.environments));
+            let ltype = x.device_type.to_lowercase();
+            f(&Known {
+                sn: x.sn,
+                classes: &classes,
+                envs: &envs,
+                no_firmware: self.cfg.nofirmdev.contains(&ltype),
+                no_bootcode: self.cfg.nobootdev.contains(&ltype),
+                proved: identity_proved(self.cfg, x.firmware),
+                missing: self.missing_since(x.seen),
+            });
+        }
+    }
+}
+
+/// One tick: advances the rollouts of the current configuration at the rollouts' clock,
+/// writes the changed states and looks at state files of removed rollouts (blocking).
 pub fn tick(app: &App) {
     let Some(cfg) = app.config.get().ok() else {
         return;
     };
     if !cfg.rollouts.is_empty() {
-        let now = crate::clock::now();
-        let missing = missing_check(app, &cfg, now);
-        app.rollouts.advance_all(&cfg.rollouts, &missing, now);
+        let now = app.rollouts.now();
+        let fleet = IndexFleet::new(app, &cfg, now);
+        app.rollouts.advance_all(&cfg.rollouts, &fleet, now);
     }
+    app.rollouts
+        .refresh_orphans(&cfg.rollouts, app.rollouts.now());
     app.rollouts.write_dirty();
 }
 
-/// Starts the ticker (every [`TICK`]); it stops when the returned handle is dropped.
+/// Starts the ticker (every `TICK`); it stops when the returned handle is dropped.
 pub fn start_ticker(app: SharedApp) -> Ticker {
     let weak = std::sync::Arc::downgrade(&app);
     drop(app);

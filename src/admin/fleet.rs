@@ -80,6 +80,7 @@ pub fn matching(app: &SharedApp, cfg: &Config, query: &Query, sort: Sort) -> Mat
         now: crate::clock::now(),
         missing_after: cfg.status.missing,
     };
+    let recorded = super::rollout_cells::recorded(&app.rollouts, cfg, query);
     // one allocation of the fleet's size (a filter's result would grow by doubling)
     let mut devices: Vec<Candidate> = Vec::with_capacity(entries.len());
     devices.extend(
@@ -92,7 +93,10 @@ pub fn matching(app: &SharedApp, cfg: &Config, query: &Query, sort: Sort) -> Mat
                 },
                 entry,
             })
-            .filter(|c| query.is_empty() || query.matches_in(&c.fields(), clock, &cfg.rollouts)),
+            .filter(|c| {
+                query.is_empty()
+                    || query.matches_recorded(&c.fields(), clock, &cfg.rollouts, &recorded)
+            }),
     );
     sort.apply(&mut devices);
     Matching { devices, total }
@@ -242,13 +246,9 @@ pub fn with_ctx<T>(
     } else {
         status::MasterBuilds::default()
     };
-    render(&status::RenderCtx::new(
-        cfg,
-        &app.prefix,
-        csrf,
-        &groups,
-        master,
-    ))
+    let mut ctx = status::RenderCtx::new(cfg, &app.prefix, csrf, &groups, master);
+    ctx.rollouts = Some(&app.rollouts);
+    render(&ctx)
 }
 
 /// The fleet as the metrics count it: the status page's summary of all devices (`devices`,

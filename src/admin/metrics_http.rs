@@ -30,7 +30,7 @@ fn refresh(app: &SharedApp) {
         }
     });
     let rollouts = cfg.as_ref().map_or_else(Vec::new, |cfg| {
-        app.rollouts.summaries(&cfg.rollouts, crate::clock::now())
+        app.rollouts.summaries(&cfg.rollouts, app.rollouts.now())
     });
     app.metrics.refresh(&Gauges {
         config_good: app.config.problem().is_none(),

@@ -43,6 +43,7 @@ mod pages;
 pub mod query;
 mod request;
 mod respond;
+mod rollout_cells;
 mod rollouts;
 mod router;
 pub use crate::auth::session;

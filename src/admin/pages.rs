@@ -55,7 +55,7 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
             };
             status::render_page(sctx, &page, &f, &sort)
         });
-        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf, crate::clock::now());
+        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf);
         let html = format!("{panel}{html}");
         tracing::debug!(
             devices = m.total,

@@ -14,6 +14,8 @@
 //!   certificate waits for the device), `certerror` (the device reported a certificate
 //!   request error, or its error file is there), `fwpending` (a firmware or boot code update
 //!   was sent and the device does not report that build yet), `unreadable`;
+//! - `is:told|succeeded|failed|held`: what the rollouts named by `rollout:` terms (any
+//!   without one) recorded of the device (held: in scope, never told);
 //! - `rollout:ID`: the device is in the scope of the staged rollout `ID`; `wave:N`: it falls
 //!   in wave `N` (1-based) of the rollouts named by `rollout:` terms, or of any configured
 //!   rollout without one (both need the rollouts, [`Query::matches_in`]; an unknown rollout
@@ -73,7 +75,7 @@ pub enum FilterError {
 }
 
 const FIELD_NAMES: &str = "sn, type, name, ip, phase, env, class, fw, boot, is, rollout, wave";
-const STATE_NAMES: &str = "missing, present, csr, signed, certerror, fwpending, unreadable";
+const STATE_NAMES: &str = "missing, present, csr, signed, certerror, fwpending, unreadable, told, succeeded, failed, held";
 
 /// Longest filter text looked at (characters; the rest is ignored).
 pub const MAX_FILTER: usize = 256;
@@ -115,7 +117,24 @@ enum Test {
     Rollout(String),
     /// In this wave (0-based) of the named rollouts (of any without `rollout:` terms).
     Wave(usize),
+    /// What the named rollouts (any without `rollout:` terms) recorded of the device.
+    Outcome(Outcome),
 }
+
+/// What a rollout recorded of a device (`is:told|succeeded|failed|held`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Told the rollout's builds (whatever came of it).
+    Told,
+    Succeeded,
+    Failed,
+    /// In the rollout's scope and never told (its wave not open, paused, halted, aborted, or
+    /// a type the rollout tells nothing).
+    Held,
+}
+
+/// What a rollout recorded of a device: (told, succeeded, failed); `None`: nothing.
+pub type Recorded = Option<(bool, bool, bool)>;
 
 #[derive(Debug, Clone)]
 struct Term {
@@ -202,6 +221,16 @@ fn state_of(name: &str) -> Option<State> {
     })
 }
 
+fn outcome_of(v: &str) -> Option<Outcome> {
+    Some(match v.to_ascii_lowercase().as_str() {
+        "told" => Outcome::Told,
+        "succeeded" => Outcome::Succeeded,
+        "failed" => Outcome::Failed,
+        "held" => Outcome::Held,
+        _ => return None,
+    })
+}
+
 fn term(token: &str) -> Result<Option<Term>, FilterError> {
     let (negated, t) = match token.strip_prefix('-') {
         Some(rest) if !rest.is_empty() => (true, rest),
@@ -223,7 +252,12 @@ fn term(token: &str) -> Result<Option<Term>, FilterError> {
                     _ => return Err(FilterError::BadWave),
                 }
             } else if name.eq_ignore_ascii_case("is") {
-                Test::State(state_of(value).ok_or_else(|| FilterError::UnknownState(value.into()))?)
+                match outcome_of(value) {
+                    Some(o) => Test::Outcome(o),
+                    None => Test::State(
+                        state_of(value).ok_or_else(|| FilterError::UnknownState(value.into()))?,
+                    ),
+                }
             } else {
                 let field =
                     field_of(name).ok_or_else(|| FilterError::UnknownField(name.to_string()))?;
@@ -289,8 +323,28 @@ impl Query {
         self.matches_in(f, c, &[])
     }
 
-    /// Whether every term holds for the device, with the configured rollouts.
+    /// Whether every term holds for the device, with the configured rollouts (nothing
+    /// recorded by them).
     pub fn matches_in(&self, f: &Fields<'_>, c: Clock, rollouts: &[Rollout]) -> bool {
+        self.matches_recorded(f, c, rollouts, &|_, _| None)
+    }
+
+    /// Whether any term looks at what the rollouts recorded (`is:told` …).
+    pub fn needs_recorded(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|t| matches!(t.test, Test::Outcome(_)))
+    }
+
+    /// Whether every term holds for the device, with the configured rollouts and what they
+    /// recorded (`recorded(rollout id, serial)`).
+    pub fn matches_recorded(
+        &self,
+        f: &Fields<'_>,
+        c: Clock,
+        rollouts: &[Rollout],
+        recorded: &dyn Fn(&str, &str) -> Recorded,
+    ) -> bool {
         let named: Vec<&Rollout> = self
             .terms
             .iter()
@@ -307,6 +361,7 @@ impl Query {
         let ctx = RolloutCtx {
             all: rollouts,
             named: &named,
+            recorded,
         };
         self.terms
             .iter()
@@ -319,6 +374,7 @@ struct RolloutCtx<'a> {
     all: &'a [Rollout],
     /// Named by `rollout:` terms, else all.
     named: &'a [&'a Rollout],
+    recorded: &'a dyn Fn(&str, &str) -> Recorded,
 }
 
 impl Test {
@@ -336,6 +392,18 @@ impl Test {
                 .named
                 .iter()
                 .any(|x| in_scope(x, f) && crate::rollout::wave_of(x, f.sn) == Some(*w)),
+            Test::Outcome(o) => r.named.iter().any(|x| {
+                let rec = (r.recorded)(&x.id, f.sn);
+                match (o, rec) {
+                    (Outcome::Held, rec) => {
+                        in_scope(x, f) && rec.is_none_or(|(told, ok, _)| !told && !ok)
+                    }
+                    (_, None) => false,
+                    (Outcome::Told, Some((told, _, _))) => told,
+                    (Outcome::Succeeded, Some((_, ok, _))) => ok,
+                    (Outcome::Failed, Some((_, _, failed))) => failed,
+                }
+            }),
         }
     }
 }

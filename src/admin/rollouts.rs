@@ -1,8 +1,9 @@
 //! Staged rollouts on the admin side: the panel at the top of the status page (waves with
-//! their counts, the phase, why a rollout halted and the failing devices, and the buttons
-//! pause / resume / abort / open next wave), its form action (`mode=rollout`, a session and
-//! its CSRF token), and the API: `GET api/rollouts` and `POST api/rollouts/{id}/{action}`
-//! (the API token, or a session with its CSRF token).
+//! their counts, the phase, why it is not moving, why it halted, the failing devices with
+//! type, builds and a link, what abort does, removed rollouts whose devices may move back,
+//! and the buttons start / pause / resume / abort / open next wave), its form action
+//! (`mode=rollout`, a session and its CSRF token), and the API: `GET api/rollouts` and
+//! `POST api/rollouts/{id}/{action}` (the API token, or a session with its CSRF token).
 
 use super::html::{admin_url, date};
 use super::request::AdminRequest;
@@ -19,22 +20,55 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-/// The panel (empty without rollouts).
-pub fn panel(app: &App, cfg: &Config, prefix: &str, csrf: &str, now: i64) -> String {
-    if cfg.rollouts.is_empty() {
+/// What the index knows of a failing device: type, reported firmware and boot code.
+struct DeviceInfo {
+    device_type: String,
+    firmware: String,
+    bootcode: String,
+}
+
+fn device_info(app: &App, cfg: &Config, sn: &str) -> Option<DeviceInfo> {
+    let entry = app.states(cfg)?.index().get(sn)?;
+    let f = entry.fields();
+    Some(DeviceInfo {
+        device_type: f.device_type.to_string(),
+        firmware: f.firmware.to_string(),
+        bootcode: f.bootcode.to_string(),
+    })
+}
+
+/// The panel (empty without rollouts and without state files of removed ones).
+pub fn panel(app: &App, cfg: &Config, prefix: &str, csrf: &str) -> String {
+    let orphans = app.rollouts.orphans();
+    if cfg.rollouts.is_empty() && orphans.is_empty() {
         return String::new();
     }
-    let list = app.rollouts.summaries(&cfg.rollouts, now);
+    let list = app.rollouts.summaries(&cfg.rollouts, app.rollouts.now());
+    let info = |sn: &str| device_info(app, cfg, sn);
     html! {
         section #rollouts .rollouts aria-label="Rollouts" {
             h2 { "Rollouts" }
-            @for r in &list { (one(r, prefix, csrf)) }
+            @for o in &orphans {
+                p .removed-rollout role="alert" data-rollout=(o.id) {
+                    "Rollout " (o.id) " is no longer configured, but " (o.installed)
+                    " devices installed its builds (" (o.target) "). " code { "<master>" }
+                    " (or another rollout) decides for them now and may move them back. Keep it in "
+                    "the configuration (aborted) to hold them where they are, or delete "
+                    code { "rollouts/" (o.id) ".xml" } " once that is what you want."
+                }
+            }
+            @for r in &list { (one(r, prefix, csrf, &info)) }
         }
     }
     .into_string()
 }
 
-fn one(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
+fn one(
+    r: &RolloutSummary,
+    prefix: &str,
+    csrf: &str,
+    info: &dyn Fn(&str) -> Option<DeviceInfo>,
+) -> Markup {
     let target = format!(
         "firmware {}, boot code {}",
         r.firmware.as_deref().unwrap_or("unchanged"),
@@ -42,45 +76,69 @@ fn one(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     );
     let filter = admin_url(prefix, &format!("mode=status&filter=rollout%3A{}", r.id));
     html! {
-        div .rollout id=(format!("rollout-{}", r.id)) data-phase=(r.phase.as_str()) {
+        div .rollout id=(format!("rollout-{}", r.id)) data-phase=(r.phase.key()) {
             h3 { a href=(filter) { "Rollout " (r.id) } " " span .phase { (r.phase.as_str()) } }
-            p { (target) ". Next wave at " (r.success) "% succeeded and " (r.soak)
-                " s soak; halts above " (r.halt) "% failed; " (r.timeout) " s to report." }
+            p { (target) ". Next wave at " (r.success) "% of its population succeeded and "
+                (r.soak) " s soak; halts above " (r.halt) "% failed; " (r.timeout)
+                " s to report; starts " (if r.start == "manual" { "by hand" } else { "by itself" }) "." }
+            @if let Some(why) = &r.blocked { p .blocked { "Not moving: " (why) } }
             @if let Some(why) = &r.halted { p .halted role="alert" { "Halted: " (why) } }
             table .waves {
-                thead { tr { th { "Wave" } th { "Share" } th { "Opened" } th { "Told" }
-                    th { "Pending" } th { "Succeeded" } th { "Failed" } } }
+                thead { tr { th { "Wave" } th { "Share" } th { "Opened" } th { "Population" }
+                    th { "Told" } th { "Pending" } th { "Succeeded" } th { "Failed" }
+                    th title="first seen after the wave opened: served, not counted" { "Later" } } }
                 tbody { @for w in &r.waves { tr data-wave=(w.wave) {
                     td { a href=(format!("{filter}+wave%3A{}", w.wave)) { (w.wave) } }
                     td { (w.percent) "%" }
                     td { @match w.opened { Some(t) => (date(t)), None => "not open" } }
-                    td .told { (w.told) } td .pending { (w.pending) }
-                    td .succeeded { (w.succeeded) } td .failed { (w.failed) }
+                    td .population { (w.population) } td .told { (w.told) }
+                    td .pending { (w.pending) } td .succeeded { (w.succeeded) }
+                    td .failed { (w.failed) } td .later { (w.later) }
                 } } }
             }
-            @if !r.failing.is_empty() {
-                details .failing { summary { "Failing devices (" (r.failing.len()) ")" }
-                    ul { @for f in &r.failing {
-                        li { (f.sn) " (wave " (f.wave) ", " (f.why.as_str()) ", " (date(f.at)) ")" }
-                    } } }
-            }
+            @if !r.failing.is_empty() { (failing(r, prefix, info)) }
             (buttons(r, prefix, csrf))
+            @if r.phase != Phase::Aborted {
+                p .abort-note { "Abort is final: every device in scope is then held (no firmware or "
+                    "boot code command) and keeps the build it runs, also those that installed "
+                    "this rollout's. Removing the rollout from the configuration afterwards hands "
+                    "its devices back to " code { "<master>" } ", which may move them back." }
+            }
+        }
+    }
+}
+
+fn failing(r: &RolloutSummary, prefix: &str, info: &dyn Fn(&str) -> Option<DeviceInfo>) -> Markup {
+    html! {
+        details .failing open { summary { "Failing devices (" (r.failing.len()) ")" }
+            table { thead { tr { th { "Device" } th { "Type" } th { "Reports" } th { "Wave" }
+                th { "Why" } th { "When" } } }
+            tbody { @for f in &r.failing {
+                @let i = info(&f.sn);
+                tr .failing-device data-sn=(f.sn) {
+                    td { a href=(admin_url(prefix, &format!("mode=status&filter=sn%3A{}",
+                        crate::php::urlencode(f.sn.as_bytes())))) { (f.sn) } }
+                    td { (i.as_ref().map_or("", |i| i.device_type.as_str())) }
+                    td { @if let Some(i) = &i { "firmware " (i.firmware) ", boot code " (i.bootcode) } }
+                    td { (f.wave) } td { (f.why.words()) } td { (date(f.at)) }
+                }
+            } } }
         }
     }
 }
 
 fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     let closed = r.waves.iter().any(|w| w.opened.is_none());
-    let actions: Vec<(Action, &str)> = match r.phase {
+    let mut actions: Vec<(Action, &str)> = match r.phase {
         Phase::Aborted => Vec::new(),
+        Phase::Ready => vec![(Action::Start, "Start")],
         Phase::Paused | Phase::Halted => vec![(Action::Resume, "Resume")],
         _ => vec![(Action::Pause, "Pause")],
     };
-    let mut actions = actions;
+    if !matches!(r.phase, Phase::Aborted | Phase::Ready) && closed {
+        actions.push((Action::OpenNext, "Open next wave now"));
+    }
     if r.phase != Phase::Aborted {
-        if closed {
-            actions.push((Action::OpenNext, "Open next wave now"));
-        }
         actions.push((Action::Abort, "Abort"));
     }
     html! {
@@ -98,7 +156,7 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
 
 fn action_arg(op: Option<&str>) -> Result<Action, AdminError> {
     op.and_then(Action::parse)
-        .ok_or_else(|| AdminError::bad("'op' must be pause, resume, abort or open-next"))
+        .ok_or_else(|| AdminError::bad("'op' must be start, pause, resume, abort or open-next"))
 }
 
 /// `mode=rollout` (POST, CSRF token): an action from the panel; back to the status page.
@@ -130,8 +188,9 @@ fn act(
     action: Action,
     who: &str,
 ) -> Result<(), (StatusCode, String)> {
-    let now = crate::clock::now();
-    match app.rollouts.act(&cfg.rollouts, id, action, now) {
+    let now = app.rollouts.now();
+    let fleet = crate::rollout_ticker::IndexFleet::new(app, cfg, now);
+    match app.rollouts.act(&cfg.rollouts, id, action, &fleet, now) {
         Ok(()) => {
             tracing::info!("{who}: rollout {id} {}", action.as_str());
             Ok(())
@@ -160,12 +219,32 @@ async fn list(
     headers: HeaderMap,
 ) -> AdminResult {
     let (cfg, _) = super::api_http::api_config(&app, &meta, &headers).await?;
-    let now = crate::clock::now();
-    let list = app.rollouts.summaries(&cfg.rollouts, now);
+    let now = app.rollouts.now();
+    let list: Vec<Value> = app
+        .rollouts
+        .summaries(&cfg.rollouts, now)
+        .iter()
+        .map(|s| with_devices(&app, &cfg, s))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        json!({ "now": now, "rollouts": list }),
+        json!({ "now": now, "rollouts": list, "removed": app.rollouts.orphans() }),
     ))
+}
+
+/// A summary as JSON, its failing devices with type and reported builds (`null` unknown).
+fn with_devices(app: &App, cfg: &Config, s: &RolloutSummary) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    if let Some(list) = v.get_mut("failing").and_then(Value::as_array_mut) {
+        for f in list {
+            let sn = f["sn"].as_str().unwrap_or("").to_string();
+            let i = device_info(app, cfg, &sn);
+            f["type"] = json!(i.as_ref().map(|i| i.device_type.clone()));
+            f["firmware"] = json!(i.as_ref().map(|i| i.firmware.clone()));
+            f["bootcode"] = json!(i.as_ref().map(|i| i.bootcode.clone()));
+        }
+    }
+    v
 }
 
 /// `POST api/rollouts/{id}/{action}`: pause, resume, abort, open-next.
@@ -181,16 +260,17 @@ async fn api_action(
     let action = Action::parse(&action).ok_or_else(|| {
         AdminError::json(
             StatusCode::BAD_REQUEST,
-            "action must be pause, resume, abort or open-next",
+            "action must be start, pause, resume, abort or open-next",
         )
     })?;
     act(&app, &cfg, &id, action, &who).map_err(|(st, msg)| AdminError::json(st, msg))?;
-    let now = crate::clock::now();
+    let now = app.rollouts.now();
     let summary = app
         .rollouts
         .summaries(&cfg.rollouts, now)
-        .into_iter()
-        .find(|s| s.id == id);
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| with_devices(&app, &cfg, s));
     Ok(json_response(
         StatusCode::OK,
         json!({ "done": true, "rollout": summary }),
@@ -207,8 +287,10 @@ pub fn openapi_paths() -> Value {
         "properties": {
             "id": { "type": "string" }, "firmware": { "type": ["string", "null"] },
             "bootcode": { "type": ["string", "null"] },
-            "phase": { "type": "string", "enum": ["running", "waiting-for-soak", "paused", "halted", "aborted", "done"] },
+            "phase": { "type": "string", "enum": ["ready", "running", "waiting-for-soak", "paused", "halted", "aborted", "done", "ended-with-failures"] },
+            "blocked": { "type": ["string", "null"], "description": "Why the next wave is not open" },
             "halted": { "type": ["string", "null"] },
+            "start": { "type": "string", "enum": ["auto", "manual"] },
             "success": { "type": "integer" }, "halt": { "type": "integer" },
             "soak": { "type": "integer" }, "timeout": { "type": "integer" },
             "soak_until": { "type": ["integer", "null"] },
@@ -220,16 +302,20 @@ pub fn openapi_paths() -> Value {
             "responses": {
                 "200": { "description": "The rollouts", "content": { "application/json": { "schema": {
                     "type": "object", "properties": { "now": { "type": "integer" },
-                        "rollouts": { "type": "array", "items": rollout } } } } } },
+                        "rollouts": { "type": "array", "items": rollout },
+                        "removed": { "type": "array", "description": "State files of rollouts no longer configured whose devices installed their builds",
+                            "items": { "type": "object", "properties": {
+                                "id": { "type": "string" }, "target": { "type": "string" },
+                                "installed": { "type": "integer" }, "aborted": { "type": "boolean" } } } } } } } } },
                 "401": err("No session and no valid API token"),
             } } },
         "/api/rollouts/{id}/{action}": { "post": {
-            "summary": "Pause, resume, abort a rollout, or open its next wave now",
+            "summary": "Start (start=\"manual\"), pause, resume, abort a rollout, or open its next wave now",
             "description": "With a session, send its CSRF token as X-CSRF-Token (or ?csrf=); the API token is enough by itself.",
             "parameters": [
                 { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                 { "name": "action", "in": "path", "required": true,
-                    "schema": { "type": "string", "enum": ["pause", "resume", "abort", "open-next"] } },
+                    "schema": { "type": "string", "enum": ["start", "pause", "resume", "abort", "open-next"] } },
                 { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } }],
             "responses": {
                 "200": { "description": "Done", "content": { "application/json": { "schema": {
@@ -238,7 +324,7 @@ pub fn openapi_paths() -> Value {
                 "401": err("No session and no valid API token"),
                 "403": err("Session without its CSRF token"),
                 "404": err("No such rollout"),
-                "409": err("Not possible now (aborted, not paused, every wave open)"),
+                "409": err("Not possible now (aborted, not paused, every wave open, not waiting for its start)"),
             } } },
     })
 }

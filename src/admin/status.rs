@@ -66,6 +66,8 @@ pub struct RenderCtx<'a> {
     pub now: i64,
     pub groups: &'a [ShowGroup],
     pub master: MasterBuilds,
+    /// The rollout states, for the rollout column (shown with `<rollouts>`).
+    pub rollouts: Option<&'a crate::rollout::RolloutStore>,
 }
 
 impl<'a> RenderCtx<'a> {
@@ -84,6 +86,7 @@ impl<'a> RenderCtx<'a> {
             now: crate::clock::now(),
             groups,
             master,
+            rollouts: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl<'a> RenderCtx<'a> {
     fn columns(&self) -> usize {
         4 + usize::from(self.backups_on())
             + usize::from(self.cfg.customcerts.is_some())
+            + usize::from(!self.cfg.rollouts.is_empty())
             + self.groups.iter().map(|g| g.columns.len()).sum::<usize>()
     }
 }
@@ -183,6 +187,7 @@ fn header_markup(ctx: &RenderCtx<'_>, filter: &str, sort: &str) -> Markup {
                 (cell(&[("Firmware", "fw"), ("boot", "boot")], "h-fw"))
                 @if ctx.cfg.customcerts.is_some() { (cell(&[("Certificate", "cert")], "h-cert")) }
                 (cell(&[("Phase", "phase"), ("env", "env")], "h-scripts"))
+                @if !ctx.cfg.rollouts.is_empty() { th.h-rollout rowspan=[rs] { "Rollout" } }
                 @for g in ctx.groups {
                     th.qg colspan=(g.columns.len()) { (g.title) }
                 }
@@ -384,6 +389,7 @@ pub(crate) fn test_ctx<'a>(
         now,
         groups,
         master: master_builds(cfg, None),
+        rollouts: None,
     }
 }
 

@@ -2,8 +2,10 @@
 //! (the configuration of `crate::rollout`, read with the rest of the configuration).
 //!
 //! `<rollout id="v14r2" firmware="140010" bootcode="140010" applies="phone, env:lab"
-//! waves="1,10,50,100" success="95" halt="2" soak="3600" timeout="7200"/>`; `applies` may
-//! also be given as `<applies>` children exactly as in `<master>`.
+//! waves="1,10,50,100" success="95" halt="2" soak="3600" timeout="7200" start="manual"/>`.
+//! `applies` means what it means in `<master>`: the device must fit **every** term (the
+//! attribute's terms and `<applies>` children alike); `applies-any="phone, gateway"` is
+//! the scope "any of these".
 
 use super::Applies;
 use crate::php;
@@ -23,8 +25,12 @@ pub struct Rollout {
     pub firmware: Option<String>,
     /// The boot code build (`None`: boot code is left alone).
     pub bootcode: Option<String>,
-    /// The scope: a device is in it when it fits any of these (all devices when empty).
+    /// The scope, as `master/applies`: a device is in it when it fits every one of these.
     pub applies: Vec<Applies>,
+    /// `applies-any`: and, when not empty, at least one of these.
+    pub applies_any: Vec<Applies>,
+    /// `start="manual"`: no wave opens until an administrator starts the rollout.
+    pub manual_start: bool,
     /// Cumulative percentages of the devices in scope, strictly increasing, 1..=100.
     pub waves: Vec<u8>,
     /// Percentage of a wave that must have succeeded before the next one opens.
@@ -48,7 +54,9 @@ pub struct RolloutError {
 impl Rollout {
     /// Whether a device with these classes and environments is in the rollout's scope.
     pub fn in_scope(&self, classes: &[String], envs: &[String]) -> bool {
-        self.applies.is_empty() || self.applies.iter().any(|a| a.matches(classes, envs))
+        self.applies.iter().all(|a| a.matches(classes, envs))
+            && (self.applies_any.is_empty()
+                || self.applies_any.iter().any(|a| a.matches(classes, envs)))
     }
 
     /// The 1-based number and the percentage bound of a wave, for messages.
@@ -126,10 +134,22 @@ fn rollout_of(el: &Element) -> Result<Rollout, RolloutError> {
             },
         }
     };
+    let manual_start = match el.attr("start").map(str::trim) {
+        None | Some("" | "auto") => false,
+        Some("manual") => true,
+        Some(v) => return Err(err(&id, format!("start='{v}' must be manual or auto"))),
+    };
+    let mut applies = terms(el.attr("applies").unwrap_or(""));
+    applies.extend(el.children_named("applies").map(|a| Applies {
+        value: php::trim(&a.text).to_string(),
+        env: a.attr("env").is_some(),
+    }));
     Ok(Rollout {
         firmware,
         bootcode,
-        applies: applies_of(el),
+        applies,
+        applies_any: terms(el.attr("applies-any").unwrap_or("")),
+        manual_start,
         waves,
         success: number("success", 95, 100)? as u8,
         halt: number("halt", 2, 100)? as u8,
@@ -160,13 +180,10 @@ fn waves_of(id: &str, v: &str) -> Result<Vec<u8>, RolloutError> {
     Ok(waves)
 }
 
-/// The `applies` attribute (`class`, `env:NAME`, `*`, separated by commas or spaces) and the
-/// `<applies>` children (as in `<master>`).
-fn applies_of(el: &Element) -> Vec<Applies> {
-    let mut out: Vec<Applies> = el
-        .attr("applies")
-        .unwrap_or("")
-        .split([',', ' '])
+/// The terms of `applies`/`applies-any` (`class`, `env:NAME`, `*`, separated by commas or
+/// spaces).
+fn terms(v: &str) -> Vec<Applies> {
+    v.split([',', ' '])
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| match s.strip_prefix("env:") {
@@ -179,12 +196,7 @@ fn applies_of(el: &Element) -> Vec<Applies> {
                 env: false,
             },
         })
-        .collect();
-    out.extend(el.children_named("applies").map(|a| Applies {
-        value: php::trim(&a.text).to_string(),
-        env: a.attr("env").is_some(),
-    }));
-    out
+        .collect()
 }
 
 #[cfg(test)]
@@ -207,9 +219,37 @@ mod tests {
         assert_eq!((r.success, r.halt, r.soak, r.timeout), (95, 2, 3600, 7200));
         assert_eq!(r.applies.len(), 2);
         assert!(r.applies[1].env);
-        assert!(r.in_scope(&["phone".into()], &[]));
-        assert!(r.in_scope(&[], &["lab".into()]));
+        assert!(!r.manual_start);
+        // every term, as in <master>
+        assert!(r.in_scope(&["phone".into()], &["lab".into()]));
+        assert!(!r.in_scope(&["phone".into()], &[]));
+        assert!(!r.in_scope(&[], &["lab".into()]));
         assert!(!r.in_scope(&["gateway".into()], &["prod".into()]));
+    }
+
+    #[test]
+    fn one_term_scopes_any_of_and_the_start_gate() {
+        let r = parse(
+            r#"<config><rollouts><rollout id="a" firmware="1" applies="phone"/>
+            <rollout id="b" firmware="1" applies="env:lab"/>
+            <rollout id="c" firmware="1" applies-any="phone, gateway" start="manual"/>
+            <rollout id="d" firmware="1"/></rollouts></config>"#,
+        )
+        .unwrap();
+        let (phone, gw, lab) = (
+            vec!["phone".to_string()],
+            vec!["gateway".to_string()],
+            vec!["lab".to_string()],
+        );
+        assert!(r[0].in_scope(&phone, &[]) && !r[0].in_scope(&gw, &[]));
+        assert!(r[1].in_scope(&gw, &lab) && !r[1].in_scope(&phone, &[]));
+        assert!(r[2].in_scope(&phone, &[]) && r[2].in_scope(&gw, &[]));
+        assert!(!r[2].in_scope(&[], &lab));
+        assert!(r[2].manual_start);
+        assert!(r[3].in_scope(&[], &[]), "no scope: every device");
+        let bad =
+            r#"<config><rollouts><rollout id="a" firmware="1" start="later"/></rollouts></config>"#;
+        assert!(parse(bad).is_err());
     }
 
     #[test]

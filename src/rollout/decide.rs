@@ -1,6 +1,7 @@
 //! The pure decisions: what one polling device gets ([`decide`]), how a rollout moves on with
 //! time ([`advance`]), and what an administrator's action does ([`control`]). Each returns the
-//! [`Change`]s to apply; none changes the state itself.
+//! [`Change`]s to apply; none changes the state itself. A wave's population (who counts for
+//! it) comes from the server's device index through [`Fleet`] when the wave opens.
 
 use super::state::{Action, Change, FailReason, Halt, MAX_SN, RolloutState};
 use super::{Rollout, wave_of};
@@ -16,6 +17,50 @@ pub struct DeviceFacts<'a> {
     pub prot: Option<&'a str>,
     /// `BOOT` as reported (the running boot code build).
     pub boot: Option<&'a str>,
+    /// The device's type never gets firmware (`nofirmdev`).
+    pub no_firmware: bool,
+    /// The device's type never gets boot code (`nobootdev`).
+    pub no_bootcode: bool,
+    /// Whether what this poll reports may count (with forcetrust: only a proved identity;
+    /// see `script::rollouts::identity_counts`).
+    pub counts: bool,
+}
+
+/// A device the server knows (has a state for), as a wave opening sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    pub sn: &'a str,
+    pub classes: &'a [String],
+    pub envs: &'a [String],
+    pub no_firmware: bool,
+    pub no_bootcode: bool,
+    /// Its identity counts (always without forcetrust).
+    pub proved: bool,
+    /// Unseen for `status/@missing` seconds.
+    pub missing: bool,
+}
+
+/// The server's devices as the rollouts see them (the shell's device index).
+pub trait Fleet {
+    /// Whether the index is complete; no wave opens before.
+    fn ready(&self) -> bool;
+    /// Whether device `sn` went missing (`status/@missing`).
+    fn missing(&self, sn: &str) -> bool;
+    /// Visits every known device.
+    fn each(&self, f: &mut dyn FnMut(&Known<'_>));
+}
+
+/// A fleet of nobody, always ready (tests, and summaries that need no population).
+pub struct NoFleet;
+
+impl Fleet for NoFleet {
+    fn ready(&self) -> bool {
+        true
+    }
+    fn missing(&self, _: &str) -> bool {
+        false
+    }
+    fn each(&self, _: &mut dyn FnMut(&Known<'_>)) {}
 }
 
 /// What a device gets from a rollout.
@@ -32,14 +77,26 @@ pub enum Decision {
     },
 }
 
-/// Whether the device reports the rollout's target builds.
-pub fn reached(r: &Rollout, d: &DeviceFacts<'_>) -> bool {
+/// The builds rollout `r` tells a device of a type with these rules (`None`: nothing at all,
+/// the device is never counted).
+pub fn told_builds(
+    r: &Rollout,
+    no_firmware: bool,
+    no_bootcode: bool,
+) -> Option<(Option<String>, Option<String>)> {
+    let fw = r.firmware.clone().filter(|_| !no_firmware);
+    let boot = r.bootcode.clone().filter(|_| !no_bootcode);
+    (fw.is_some() || boot.is_some()).then_some((fw, boot))
+}
+
+/// Whether the device reports the builds it was told.
+fn reached(told: &(Option<String>, Option<String>), d: &DeviceFacts<'_>) -> bool {
     let same = |want: &Option<String>, have: Option<&str>| match (want, have) {
         (None, _) => true,
         (Some(w), Some(h)) => loose_eq(&Value::Str(h.to_string()), &Value::Str(w.clone())),
         (Some(_), None) => false,
     };
-    same(&r.firmware, d.prot) && same(&r.bootcode, d.boot)
+    same(&told.0, d.prot) && same(&told.1, d.boot)
 }
 
 /// What the device gets from rollout `r` at `now`, and the changes to record.
@@ -49,72 +106,116 @@ pub fn decide(
     d: &DeviceFacts<'_>,
     now: i64,
 ) -> (Decision, Vec<Change>) {
-    let hold = |why: String| {
-        (
-            Decision::Hold(format!("rollout {}: {why}", r.id)),
-            Vec::new(),
-        )
-    };
     if !r.in_scope(d.classes, d.envs) {
         return (Decision::NotInScope, Vec::new());
     }
+    let held = |why: &str, changes: Vec<Change>| {
+        (Decision::Hold(format!("rollout {}: {why}", r.id)), changes)
+    };
+    let Some(told) = told_builds(r, d.no_firmware, d.no_bootcode) else {
+        return held(
+            "nothing to tell this device type (nofirmdev/nobootdev), not counted",
+            Vec::new(),
+        );
+    };
     let sn = d.sn.trim();
     if sn.is_empty() || sn.len() > MAX_SN {
-        return hold("held, no usable serial number".to_string());
-    }
-    let Some(wave) = wave_of(r, sn) else {
-        return hold("held, the device is beyond the last wave".to_string());
-    };
-    if s.aborted.is_some() {
-        return hold("aborted, held".to_string());
-    }
-    if let Some(h) = &s.halted {
-        return hold(format!("halted ({}), held", h.reason));
-    }
-    if wave >= s.opened.len() {
-        return hold(format!("held, {} is not open yet", r.wave_label(wave)));
+        return held("held, no usable serial number", Vec::new());
     }
     let record = s.devices.get(sn);
-    if s.paused.is_some() && record.is_none() {
-        return hold("paused, held".to_string());
+    // a device the rollout knows that reports its builds succeeds, whatever the phase
+    let success = match record {
+        Some(rec) if d.counts && rec.succeeded.is_none() && reached(&told, d) => {
+            vec![Change::Succeeded {
+                sn: sn.to_string(),
+                wave: rec.wave,
+                at: now,
+            }]
+        }
+        _ => Vec::new(),
+    };
+    let Some(wave) = wave_of(r, sn) else {
+        return held("held, the device is beyond the last wave", success);
+    };
+    if s.aborted.is_some() {
+        return held("aborted, held", success);
+    }
+    if let Some(h) = &s.halted {
+        return held(&format!("halted ({}), held", h.reason), success);
+    }
+    if wave >= s.opened.len() {
+        let why = if r.manual_start && s.started.is_none() {
+            "held, waiting for an administrator to start the rollout".to_string()
+        } else {
+            format!("held, {} is not open yet", r.wave_label(wave))
+        };
+        return held(&why, success);
+    }
+    if s.paused.is_some() && record.is_none_or(|rec| rec.told.is_none()) {
+        return held("paused, held", success);
     }
     let update = Decision::Update {
-        firmware: r.firmware.clone(),
-        bootcode: r.bootcode.clone(),
+        firmware: told.0.clone(),
+        bootcode: told.1.clone(),
     };
-    let sn = sn.to_string();
+    if !d.counts || !success.is_empty() {
+        return (update, success);
+    }
     let changes = match record {
-        Some(rec) if rec.succeeded.is_some() => Vec::new(),
-        _ if reached(r, d) => vec![Change::Succeeded { sn, wave, at: now }],
-        None => vec![Change::Told { sn, wave, at: now }],
-        Some(_) => Vec::new(),
+        Some(rec) if rec.succeeded.is_some() || rec.told.is_some() => Vec::new(),
+        Some(rec) => vec![Change::Told {
+            sn: sn.to_string(),
+            wave: rec.wave,
+            at: now,
+        }],
+        None if reached(&told, d) => vec![Change::Succeeded {
+            sn: sn.to_string(),
+            wave,
+            at: now,
+        }],
+        None => vec![Change::Told {
+            sn: sn.to_string(),
+            wave,
+            at: now,
+        }],
     };
     (update, changes)
 }
 
-/// Counts of one wave.
+/// Counts of one wave, over its population.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Devices told (or found on the target builds).
+    /// Members: in-scope devices known when the wave opened.
+    pub population: usize,
+    /// Members told so far.
     pub told: usize,
     pub succeeded: usize,
-    /// Failed after the last acknowledgement (what halts a rollout).
+    /// Members failed after the last acknowledgement (what halts a rollout).
     pub failed: usize,
 }
 
 impl Counts {
-    /// Whether the success condition holds (an empty wave passes: nobody in it polled).
+    /// Whether the success condition holds (a wave without members passes).
     pub fn success_met(&self, r: &Rollout) -> bool {
-        self.succeeded * 100 >= usize::from(r.success) * self.told
+        self.succeeded * 100 >= usize::from(r.success) * self.population
     }
 
     /// Whether more than `halt`% failed.
     pub fn halts(&self, r: &Rollout) -> bool {
-        self.failed > 0 && self.failed * 100 > usize::from(r.halt) * self.told
+        self.failed > 0 && self.failed * 100 > usize::from(r.halt) * self.population
+    }
+
+    /// `part` of the population in percent.
+    pub fn share(&self, part: usize) -> f64 {
+        if self.population == 0 {
+            0.0
+        } else {
+            part as f64 * 100.0 / self.population as f64
+        }
     }
 }
 
-/// The counts of every wave of the rollout, with `newly_failed` counted as failed.
+/// The counts of every configured wave, with `newly_failed` counted as failed.
 pub fn wave_counts(
     r: &Rollout,
     s: &RolloutState,
@@ -123,11 +224,12 @@ pub fn wave_counts(
     let newly: std::collections::HashSet<&str> =
         newly_failed.iter().map(|(sn, _)| sn.as_str()).collect();
     let mut c = vec![Counts::default(); r.waves.len()];
-    for (sn, d) in &s.devices {
+    for (sn, d) in s.devices.iter().filter(|(_, d)| d.member) {
         let Some(w) = c.get_mut(d.wave) else {
             continue;
         };
-        w.told += 1;
+        w.population += 1;
+        w.told += usize::from(d.told.is_some());
         w.succeeded += usize::from(d.succeeded.is_some());
         let failed = d.failed.is_some_and(|(at, _)| at > s.acknowledged)
             || (d.pending() && newly.contains(sn.as_str()));
@@ -136,38 +238,94 @@ pub fn wave_counts(
     c
 }
 
-/// Moves the rollout on at `now`: opens the first wave; marks told devices failed after
-/// `timeout` or when `missing(sn)`; halts when more than `halt`% of a wave failed; opens the
-/// next wave when `success`% of the current one succeeded and `soak` seconds passed.
-pub fn advance(
+/// The population of wave `wave` from the fleet: the in-scope devices in that wave that the
+/// rollout can tell something, whose identity counts and that are not missing.
+pub fn population(r: &Rollout, wave: usize, fleet: &dyn Fleet) -> Vec<String> {
+    let mut out = Vec::new();
+    fleet.each(&mut |k| {
+        let sn = k.sn.trim();
+        if k.proved
+            && !k.missing
+            && !sn.is_empty()
+            && sn.len() <= MAX_SN
+            && r.in_scope(k.classes, k.envs)
+            && told_builds(r, k.no_firmware, k.no_bootcode).is_some()
+            && wave_of(r, sn) == Some(wave)
+        {
+            out.push(sn.to_string());
+        }
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The waves that are open and configured (an edit may have left fewer waves than opened).
+pub fn open_waves(r: &Rollout, s: &RolloutState) -> usize {
+    s.opened.len().min(r.waves.len())
+}
+
+/// Whether a `start="manual"` rollout still waits for its start.
+pub fn waiting_for_start(r: &Rollout, s: &RolloutState) -> bool {
+    r.manual_start && s.started.is_none() && s.opened.is_empty()
+}
+
+/// The members that fail at `now`: told ones after `timeout`, untold ones `timeout` after
+/// their wave opened (or the rollout resumed; not while paused or halted), any that went
+/// missing.
+fn failing_now(
     r: &Rollout,
     s: &RolloutState,
-    missing: &dyn Fn(&str) -> bool,
+    fleet: &dyn Fleet,
     now: i64,
-) -> Vec<Change> {
+) -> Vec<(String, FailReason)> {
+    let stopped = s.paused.is_some() || s.halted.is_some();
+    s.devices
+        .iter()
+        .filter(|(_, d)| d.pending())
+        .filter_map(|(sn, d)| {
+            let why = match d.told {
+                Some(t) if now - t >= r.timeout => Some(FailReason::Timeout),
+                None if !stopped => {
+                    let opened = s.opened.get(d.wave).copied().unwrap_or(now);
+                    let from = opened.max(s.resumed).max(s.regrouped);
+                    (now - from >= r.timeout).then_some(FailReason::Silent)
+                }
+                _ => None,
+            };
+            why.or_else(|| fleet.missing(sn).then_some(FailReason::Missing))
+                .map(|w| (sn.clone(), w))
+        })
+        .collect()
+}
+
+/// Moves the rollout on at `now`: opens the first wave (once the fleet is ready and, with
+/// `start="manual"`, once started); marks members failed; halts when more than `halt`% of
+/// an open wave's population failed; opens the next wave when `success`% of the current
+/// one's population succeeded and `soak` seconds passed.
+pub fn advance(r: &Rollout, s: &RolloutState, fleet: &dyn Fleet, now: i64) -> Vec<Change> {
     let mut out = Vec::new();
     if s.aborted.is_some() {
         return out;
     }
-    let mut opened = s.opened.len();
-    if opened == 0 && s.paused.is_none() {
-        out.push(Change::Opened { wave: 0, at: now });
-        opened = 1;
+    if s.opened.is_empty() {
+        if s.paused.is_none() && !waiting_for_start(r, s) && fleet.ready() {
+            // before any wave is open this only records what the populations are for
+            out.push(Change::Regrouped {
+                at: now,
+                formed: formation(r),
+                members: Vec::new(),
+            });
+            out.push(open(r, 0, fleet, now));
+        }
+        return out;
     }
-    let failed: Vec<(String, FailReason)> = s
-        .devices
-        .iter()
-        .filter(|(_, d)| d.pending())
-        .filter_map(|(sn, d)| {
-            if now - d.told >= r.timeout {
-                Some((sn.clone(), FailReason::Timeout))
-            } else if missing(sn) {
-                Some((sn.clone(), FailReason::Missing))
-            } else {
-                None
-            }
-        })
-        .collect();
+    if s.formed != formation(r) && fleet.ready() {
+        // an edit of the waves or the scope: the next tick counts the new populations
+        out.push(regroup(r, s, fleet, now));
+        return out;
+    }
+    let failed = failing_now(r, s, fleet, now);
     let counts = wave_counts(r, s, &failed);
     out.extend(
         failed
@@ -177,36 +335,81 @@ pub fn advance(
     if s.halted.is_some() {
         return out;
     }
+    let opened = open_waves(r, s);
     if let Some(w) = (0..opened).find(|w| counts[*w].halts(r)) {
         out.push(Change::Halted(halt_at(r, w, &counts[w], now)));
         return out;
     }
-    if s.paused.is_none() && opened == s.opened.len() {
-        if let Some(cur) = opened.checked_sub(1) {
-            let next = cur + 1;
-            if next < r.waves.len() && now - s.opened[cur] >= r.soak && counts[cur].success_met(r) {
-                out.push(Change::Opened {
-                    wave: next,
-                    at: now,
-                });
-            }
-        }
+    let cur = opened - 1;
+    let next = s.opened.len();
+    if s.paused.is_none()
+        && next == opened
+        && next < r.waves.len()
+        && now - s.opened[cur] >= r.soak
+        && counts[cur].success_met(r)
+        && fleet.ready()
+    {
+        out.push(open(r, next, fleet, now));
     }
     out
+}
+
+/// What the populations are formed for: the waves and the scope.
+pub fn formation(r: &Rollout) -> String {
+    let terms = |list: &[crate::config::Applies]| {
+        list.iter()
+            .map(|a| format!("{}{}", if a.env { "env:" } else { "" }, a.value))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let waves: Vec<String> = r.waves.iter().map(u8::to_string).collect();
+    format!(
+        "{}; {}; {}",
+        waves.join(","),
+        terms(&r.applies),
+        terms(&r.applies_any)
+    )
+}
+
+/// The populations of the open waves formed anew from the devices known now (after an
+/// edit of the waves or the scope); the records keep what happened to each device.
+fn regroup(r: &Rollout, s: &RolloutState, fleet: &dyn Fleet, now: i64) -> Change {
+    let mut members: Vec<(String, usize)> = (0..open_waves(r, s))
+        .flat_map(|w| population(r, w, fleet).into_iter().map(move |sn| (sn, w)))
+        .collect();
+    members.sort();
+    Change::Regrouped {
+        at: now,
+        formed: formation(r),
+        members,
+    }
+}
+
+fn open(r: &Rollout, wave: usize, fleet: &dyn Fleet, now: i64) -> Change {
+    Change::Opened {
+        wave,
+        at: now,
+        members: population(r, wave, fleet),
+    }
+}
+
+/// The halt message: counts and the failure rate over the wave's population.
+pub fn halt_reason(r: &Rollout, w: usize, c: &Counts) -> String {
+    format!(
+        "{} of {} devices of wave {} failed: {:.1}%, more than the {}% allowed",
+        c.failed,
+        c.population,
+        w + 1,
+        c.share(c.failed),
+        r.halt
+    )
 }
 
 fn halt_at(r: &Rollout, w: usize, c: &Counts, now: i64) -> Halt {
     Halt {
         at: now,
         wave: w,
-        reason: format!(
-            "{} of {} devices in {} failed ({:.1}% > {}%)",
-            c.failed,
-            c.told,
-            r.wave_label(w),
-            c.failed as f64 * 100.0 / c.told as f64,
-            r.halt
-        ),
+        reason: halt_reason(r, w, c),
     }
 }
 
@@ -221,6 +424,12 @@ pub enum ActionError {
     AlreadyPaused,
     #[error("every wave is open already")]
     AllOpen,
+    #[error("the rollout starts by itself (no start=\"manual\") or was started already")]
+    NotWaiting,
+    #[error("the rollout waits for its start")]
+    NotStarted,
+    #[error("the device index is not read yet (is state tracking on?)")]
+    NoFleet,
 }
 
 /// The changes an administrator's action makes at `now`.
@@ -228,12 +437,15 @@ pub fn control(
     r: &Rollout,
     s: &RolloutState,
     a: Action,
+    fleet: &dyn Fleet,
     now: i64,
 ) -> Result<Vec<Change>, ActionError> {
     if s.aborted.is_some() {
         return Err(ActionError::Aborted);
     }
     Ok(match a {
+        Action::Start if !waiting_for_start(r, s) => return Err(ActionError::NotWaiting),
+        Action::Start => vec![Change::Started { at: now }],
         Action::Pause if s.paused.is_some() => return Err(ActionError::AlreadyPaused),
         Action::Pause => vec![Change::Paused { at: now }],
         Action::Resume if s.paused.is_none() && s.halted.is_none() => {
@@ -241,202 +453,70 @@ pub fn control(
         }
         Action::Resume => vec![Change::Resumed { at: now }],
         Action::Abort => vec![Change::Aborted { at: now }],
+        Action::OpenNext if waiting_for_start(r, s) => return Err(ActionError::NotStarted),
         Action::OpenNext if s.opened.len() >= r.waves.len() => return Err(ActionError::AllOpen),
-        Action::OpenNext => vec![Change::Opened {
-            wave: s.opened.len(),
-            at: now,
-        }],
+        Action::OpenNext if !fleet.ready() => return Err(ActionError::NoFleet),
+        Action::OpenNext => vec![open(r, s.opened.len(), fleet, now)],
     })
 }
 
+/// A fleet given as a list, for tests and the simulation.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Applies;
+pub mod testing {
+    use super::{Fleet, Known};
+    use std::collections::HashSet;
 
-    fn rollout() -> Rollout {
-        Rollout {
-            id: "r".into(),
-            firmware: Some("140010".into()),
-            bootcode: None,
-            applies: vec![Applies {
-                value: "phone".into(),
-                env: false,
-            }],
-            waves: vec![50, 100],
-            success: 100,
-            halt: 10,
-            soak: 100,
-            timeout: 1000,
-        }
+    /// One known device: serial, classes, type rules (no firmware, no boot code), proved.
+    #[derive(Debug, Clone)]
+    pub struct Dev {
+        pub sn: String,
+        pub classes: Vec<String>,
+        pub no_firmware: bool,
+        pub no_bootcode: bool,
+        pub proved: bool,
     }
 
-    fn sn_in(r: &Rollout, wave: usize) -> String {
-        (0..)
-            .map(|i| format!("009033{i:06x}"))
-            .find(|sn| wave_of(r, sn) == Some(wave))
-            .unwrap()
-    }
-
-    fn facts<'a>(sn: &'a str, classes: &'a [String], prot: &'a str) -> DeviceFacts<'a> {
-        DeviceFacts {
-            sn,
-            classes,
-            envs: &[],
-            prot: Some(prot),
-            boot: None,
-        }
-    }
-
-    #[test]
-    fn scope_waves_and_success() {
-        let r = rollout();
-        let phone = vec!["phone".to_string()];
-        let mut s = RolloutState::default();
-        let (a, b) = (sn_in(&r, 0), sn_in(&r, 1));
-        let (d, _) = decide(&r, &s, &facts(&a, &["gateway".into()], "1"), 0);
-        assert_eq!(d, Decision::NotInScope);
-        for c in advance(&r, &s, &|_| false, 10) {
-            s.apply(&c);
-        }
-        assert_eq!(s.opened, vec![10]);
-        let (d, ch) = decide(&r, &s, &facts(&b, &phone, "1"), 20);
-        assert!(matches!(d, Decision::Hold(ref w) if w.contains("wave 2 (100%) is not open")));
-        assert!(ch.is_empty());
-        let (d, ch) = decide(&r, &s, &facts(&a, &phone, "1"), 20);
-        assert!(matches!(d, Decision::Update { firmware: Some(ref f), .. } if f == "140010"));
-        assert_eq!(
-            ch,
-            vec![Change::Told {
-                sn: a.clone(),
-                wave: 0,
-                at: 20
-            }]
-        );
-        s.apply(&ch[0]);
-        // soak not over, nobody succeeded yet
-        assert!(advance(&r, &s, &|_| false, 50).is_empty());
-        let (_, ch) = decide(&r, &s, &facts(&a, &phone, "140010"), 60);
-        assert_eq!(
-            ch,
-            vec![Change::Succeeded {
-                sn: a.clone(),
-                wave: 0,
-                at: 60
-            }]
-        );
-        s.apply(&ch[0]);
-        assert!(advance(&r, &s, &|_| false, 109).is_empty());
-        assert_eq!(
-            advance(&r, &s, &|_| false, 110),
-            vec![Change::Opened { wave: 1, at: 110 }]
-        );
-    }
-
-    #[test]
-    fn timeout_and_missing_fail_and_halt() {
-        let r = rollout();
-        let phone = vec!["phone".to_string()];
-        let mut s = RolloutState::default();
-        s.apply(&Change::Opened { wave: 0, at: 0 });
-        let a = sn_in(&r, 0);
-        let (_, ch) = decide(&r, &s, &facts(&a, &phone, "1"), 0);
-        s.apply(&ch[0]);
-        let ch = advance(&r, &s, &|sn| sn == a, 5);
-        assert!(matches!(
-            ch[0],
-            Change::Failed {
-                why: FailReason::Missing,
-                ..
+    impl Dev {
+        pub fn phone(sn: &str) -> Dev {
+            Dev {
+                sn: sn.to_string(),
+                classes: vec!["phone".to_string()],
+                no_firmware: false,
+                no_bootcode: false,
+                proved: true,
             }
-        ));
-        assert!(
-            matches!(&ch[1], Change::Halted(h) if h.wave == 0 && h.reason.starts_with("1 of 1"))
-        );
-        for c in &ch {
-            s.apply(c);
         }
-        let (d, _) = decide(&r, &s, &facts(&a, &phone, "1"), 6);
-        assert!(matches!(d, Decision::Hold(ref w) if w.contains("halted")));
-        // resuming acknowledges the failure: no new halt
-        for c in control(&r, &s, Action::Resume, 7).unwrap() {
-            s.apply(&c);
-        }
-        assert!(advance(&r, &s, &|_| false, 8).is_empty());
-        assert_eq!(
-            control(&r, &s, Action::Resume, 9),
-            Err(ActionError::NotStopped)
-        );
     }
 
-    #[test]
-    fn pause_abort_and_open_next() {
-        let r = rollout();
-        let phone = vec!["phone".to_string()];
-        let mut s = RolloutState::default();
-        for c in control(&r, &s, Action::Pause, 0).unwrap() {
-            s.apply(&c);
-        }
-        assert!(
-            advance(&r, &s, &|_| false, 1).is_empty(),
-            "paused: no first wave"
-        );
-        for c in control(&r, &s, Action::OpenNext, 2).unwrap() {
-            s.apply(&c);
-        }
-        let a = sn_in(&r, 0);
-        let (d, _) = decide(&r, &s, &facts(&a, &phone, "1"), 3);
-        assert!(matches!(d, Decision::Hold(ref w) if w.contains("paused")));
-        for c in control(&r, &s, Action::Abort, 4).unwrap() {
-            s.apply(&c);
-        }
-        assert_eq!(
-            control(&r, &s, Action::Resume, 5),
-            Err(ActionError::Aborted)
-        );
-        let (d, _) = decide(&r, &s, &facts(&a, &phone, "1"), 6);
-        assert!(matches!(d, Decision::Hold(ref w) if w.contains("aborted")));
+    #[derive(Debug, Clone, Default)]
+    pub struct ListFleet {
+        pub devices: Vec<Dev>,
+        pub missing: HashSet<String>,
+        pub not_ready: bool,
     }
 
-    #[test]
-    fn state_file_round_trip() {
-        let r = rollout();
-        let mut s = RolloutState::default();
-        for c in [
-            Change::Opened { wave: 0, at: 5 },
-            Change::Told {
-                sn: "a".into(),
-                wave: 0,
-                at: 6,
-            },
-            Change::Succeeded {
-                sn: "b".into(),
-                wave: 1,
-                at: 7,
-            },
-            Change::Told {
-                sn: "c".into(),
-                wave: 0,
-                at: 8,
-            },
-            Change::Failed {
-                sn: "c".into(),
-                at: 9,
-                why: FailReason::Missing,
-            },
-            Change::Paused { at: 10 },
-        ] {
-            s.apply(&c);
+    impl Fleet for ListFleet {
+        fn ready(&self) -> bool {
+            !self.not_ready
         }
-        let text = s.to_element(&r).to_document();
-        let back = crate::xml::Element::parse_str(&text).unwrap();
-        assert_eq!(RolloutState::from_element(&r, &back), Some(s));
-        let mut other = r.clone();
-        other.firmware = Some("150000".into());
-        assert_eq!(
-            RolloutState::from_element(&other, &back),
-            None,
-            "other target"
-        );
+        fn missing(&self, sn: &str) -> bool {
+            self.missing.contains(sn)
+        }
+        fn each(&self, f: &mut dyn FnMut(&Known<'_>)) {
+            for d in &self.devices {
+                f(&Known {
+                    sn: &d.sn,
+                    classes: &d.classes,
+                    envs: &[],
+                    no_firmware: d.no_firmware,
+                    no_bootcode: d.no_bootcode,
+                    proved: d.proved,
+                    missing: self.missing.contains(&d.sn),
+                });
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,8 @@ fn recorded(s: &RolloutState, sn: &str) -> &'static str {
         None => "",
         Some(d) if d.succeeded.is_some() => " succeeded",
         Some(d) if d.failed.is_some() => " failed",
-        Some(_) => " told",
+        Some(d) if d.told.is_some() => " told",
+        Some(_) => " not polled since its wave opened",
     }
 }
 
@@ -83,7 +84,7 @@ pub fn plan(r: &Rollout, s: &RolloutState, devices: &[PlanDevice]) -> String {
     let _ = writeln!(out, "rollout {}: {target}", r.id);
     for (i, list) in waves.iter().enumerate() {
         let open = match s.opened.get(i) {
-            Some(t) => format!("open since {t}"),
+            Some(t) => format!("open since {} UTC", crate::php::format_datetime(*t)),
             None => "not open".to_string(),
         };
         let _ = writeln!(out, "{}: {} devices, {open}", r.wave_label(i), list.len());

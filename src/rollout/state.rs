@@ -11,14 +11,16 @@ pub const MAX_DEVICES: usize = 200_000;
 /// Longest serial number a rollout keeps track of.
 pub const MAX_SN: usize = 64;
 
-/// Why a told device counts as failed.
+/// Why a member of a wave counts as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailReason {
-    /// `timeout` seconds passed without the target builds.
+    /// Told, and `timeout` seconds passed without the target builds.
     Timeout,
     /// The device went missing (`status/@missing`) before reporting them.
     Missing,
+    /// It did not poll within `timeout` seconds of its wave opening.
+    Silent,
 }
 
 impl FailReason {
@@ -26,23 +28,55 @@ impl FailReason {
         match self {
             FailReason::Timeout => "timeout",
             FailReason::Missing => "missing",
+            FailReason::Silent => "silent",
+        }
+    }
+
+    /// In words, for the panel.
+    pub fn words(self) -> &'static str {
+        match self {
+            FailReason::Timeout => "told, did not report the target builds in time",
+            FailReason::Missing => "went missing",
+            FailReason::Silent => "did not poll after its wave opened",
+        }
+    }
+
+    fn parse(s: &str) -> FailReason {
+        match s {
+            "missing" => FailReason::Missing,
+            "silent" => FailReason::Silent,
+            _ => FailReason::Timeout,
         }
     }
 }
 
-/// One device the rollout told (or found already on the target builds).
+/// One device the rollout knows of: a member of a wave's population, or a device it served
+/// (told, or found on the target builds) that is not one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     pub wave: usize,
-    pub told: i64,
+    /// In the wave's population (known to the server when the wave opened): counted.
+    pub member: bool,
+    /// When it was first told (`None`: a member that has not polled since).
+    pub told: Option<i64>,
     pub succeeded: Option<i64>,
     pub failed: Option<(i64, FailReason)>,
 }
 
 impl DeviceRecord {
-    /// Told, and neither succeeded nor failed yet.
+    /// A member that neither succeeded nor failed yet.
     pub fn pending(&self) -> bool {
-        self.succeeded.is_none() && self.failed.is_none()
+        self.member && self.succeeded.is_none() && self.failed.is_none()
+    }
+
+    fn served(wave: usize, at: i64) -> DeviceRecord {
+        DeviceRecord {
+            wave,
+            member: false,
+            told: Some(at),
+            succeeded: None,
+            failed: None,
+        }
     }
 }
 
@@ -57,6 +91,8 @@ pub struct Halt {
 /// What happened so far in one rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RolloutState {
+    /// When the administrator started a rollout with `start="manual"`.
+    pub started: Option<i64>,
     /// When each opened wave opened (index = wave).
     pub opened: Vec<i64>,
     pub paused: Option<i64>,
@@ -65,6 +101,15 @@ pub struct RolloutState {
     /// Failures up to this time were looked at by an administrator who resumed the rollout
     /// after a halt; they no longer halt it.
     pub acknowledged: i64,
+    /// When it was last resumed (0: never); a member that could not be told while the rollout
+    /// was paused or halted has `timeout` seconds from then.
+    pub resumed: i64,
+    /// The waves and scope the populations were formed for ([`super::decide::formation`]);
+    /// empty before the first wave opens. An edit of either re-forms them.
+    pub formed: String,
+    /// When the populations were last re-formed (0: never); a member added then has
+    /// `timeout` seconds from then.
+    pub regrouped: i64,
     /// By serial number as the device sends it.
     pub devices: BTreeMap<String, DeviceRecord>,
 }
@@ -87,8 +132,21 @@ pub enum Change {
         at: i64,
         why: FailReason,
     },
+    /// A wave opened with its population (the serials of its members).
     Opened {
         wave: usize,
+        at: i64,
+        members: Vec<String>,
+    },
+    /// The populations of the open waves were formed anew for other waves or another scope
+    /// (`formed`): exactly these devices are members now, in these waves.
+    Regrouped {
+        at: i64,
+        formed: String,
+        members: Vec<(String, usize)>,
+    },
+    /// A rollout with `start="manual"` was started.
+    Started {
         at: i64,
     },
     Halted(Halt),
@@ -107,6 +165,8 @@ pub enum Change {
 /// What an administrator can do to a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Start a rollout with `start="manual"`.
+    Start,
     Pause,
     Resume,
     Abort,
@@ -117,6 +177,7 @@ pub enum Action {
 impl Action {
     pub fn parse(s: &str) -> Option<Action> {
         Some(match s {
+            "start" => Action::Start,
             "pause" => Action::Pause,
             "resume" => Action::Resume,
             "abort" => Action::Abort,
@@ -127,6 +188,7 @@ impl Action {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Action::Start => "start",
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Abort => "abort",
@@ -143,7 +205,18 @@ impl std::fmt::Display for Change {
                 write!(f, "{sn} succeeded (wave {})", wave + 1)
             }
             Change::Failed { sn, why, .. } => write!(f, "{sn} failed ({})", why.as_str()),
-            Change::Opened { wave, .. } => write!(f, "wave {} opened", wave + 1),
+            Change::Opened { wave, members, .. } => write!(
+                f,
+                "wave {} opened ({} devices in its population)",
+                wave + 1,
+                members.len()
+            ),
+            Change::Started { .. } => f.write_str("started"),
+            Change::Regrouped { members, .. } => write!(
+                f,
+                "waves or scope changed: populations formed anew ({} devices)",
+                members.len()
+            ),
             Change::Halted(h) => write!(f, "halted in wave {}: {}", h.wave + 1, h.reason),
             Change::Paused { .. } => f.write_str("paused"),
             Change::Resumed { .. } => f.write_str("resumed"),
@@ -157,23 +230,20 @@ impl RolloutState {
     pub fn apply(&mut self, c: &Change) {
         match c {
             Change::Told { sn, wave, at } => {
-                if self.devices.len() < MAX_DEVICES || self.devices.contains_key(sn) {
-                    self.devices.entry(sn.clone()).or_insert(DeviceRecord {
-                        wave: *wave,
-                        told: *at,
-                        succeeded: None,
-                        failed: None,
-                    });
+                if let Some(d) = self.devices.get_mut(sn) {
+                    d.told.get_or_insert(*at);
+                } else if self.devices.len() < MAX_DEVICES {
+                    self.devices
+                        .insert(sn.clone(), DeviceRecord::served(*wave, *at));
                 }
             }
             Change::Succeeded { sn, wave, at } => {
-                if self.devices.len() < MAX_DEVICES || self.devices.contains_key(sn) {
-                    let d = self.devices.entry(sn.clone()).or_insert(DeviceRecord {
-                        wave: *wave,
-                        told: *at,
-                        succeeded: None,
-                        failed: None,
-                    });
+                if !self.devices.contains_key(sn) && self.devices.len() < MAX_DEVICES {
+                    self.devices
+                        .insert(sn.clone(), DeviceRecord::served(*wave, *at));
+                }
+                if let Some(d) = self.devices.get_mut(sn) {
+                    d.told.get_or_insert(*at);
                     d.succeeded = Some(*at);
                     d.failed = None;
                 }
@@ -183,15 +253,54 @@ impl RolloutState {
                     d.failed = Some((*at, *why));
                 }
             }
-            Change::Opened { wave, at } => {
+            Change::Opened { wave, at, members } => {
                 if *wave == self.opened.len() {
                     self.opened.push(*at);
+                    for sn in members {
+                        // members come from the server's own device index: not capped
+                        let d = self
+                            .devices
+                            .entry(sn.clone())
+                            .or_insert_with(|| DeviceRecord::served(*wave, *at));
+                        if d.succeeded.is_none() {
+                            d.told = None;
+                        }
+                        d.wave = *wave;
+                        d.member = true;
+                    }
+                }
+            }
+            Change::Started { at } => self.started = Some(*at),
+            Change::Regrouped {
+                at,
+                formed,
+                members,
+            } => {
+                self.formed = formed.clone();
+                if self.opened.is_empty() {
+                    return;
+                }
+                self.regrouped = *at;
+                for d in self.devices.values_mut() {
+                    d.member = false;
+                }
+                for (sn, w) in members {
+                    let d = self.devices.entry(sn.clone()).or_insert(DeviceRecord {
+                        wave: *w,
+                        member: true,
+                        told: None,
+                        succeeded: None,
+                        failed: None,
+                    });
+                    d.wave = *w;
+                    d.member = true;
                 }
             }
             Change::Halted(h) => self.halted = Some(h.clone()),
             Change::Paused { at } => self.paused = Some(*at),
             Change::Resumed { at } => {
                 self.paused = None;
+                self.resumed = *at;
                 if self.halted.take().is_some() {
                     self.acknowledged = *at;
                 }
@@ -211,9 +320,15 @@ impl RolloutState {
                 root.set_attr(name, v.to_string());
             }
         };
+        set("started", self.started);
         set("paused", self.paused);
+        set("resumed", Some(self.resumed).filter(|a| *a != 0));
+        set("regrouped", Some(self.regrouped).filter(|a| *a != 0));
         set("aborted", self.aborted);
         set("acknowledged", Some(self.acknowledged).filter(|a| *a != 0));
+        if !self.formed.is_empty() {
+            root.set_attr("formed", self.formed.clone());
+        }
         for (i, at) in self.opened.iter().enumerate() {
             let mut w = Element::new("wave");
             w.set_attr("n", (i + 1).to_string());
@@ -231,7 +346,12 @@ impl RolloutState {
             let mut e = Element::new("device");
             e.set_attr("sn", sn.clone());
             e.set_attr("wave", (d.wave + 1).to_string());
-            e.set_attr("told", d.told.to_string());
+            if d.member {
+                e.set_attr("member", "1");
+            }
+            if let Some(t) = d.told {
+                e.set_attr("told", t.to_string());
+            }
             if let Some(s) = d.succeeded {
                 e.set_attr("succeeded", s.to_string());
             }
@@ -260,6 +380,10 @@ impl RolloutState {
                 .map(|w| (w - 1) as usize)
         };
         let mut s = RolloutState {
+            started: num(e, "started"),
+            resumed: num(e, "resumed").unwrap_or(0),
+            regrouped: num(e, "regrouped").unwrap_or(0),
+            formed: e.attr("formed").unwrap_or("").to_string(),
             paused: num(e, "paused"),
             aborted: num(e, "aborted"),
             acknowledged: num(e, "acknowledged").unwrap_or(0),
@@ -276,18 +400,16 @@ impl RolloutState {
             });
         }
         for d in e.children_named("device").take(MAX_DEVICES) {
-            let (Some(sn), Some(w), Some(told)) = (d.attr("sn"), wave(d), num(d, "told")) else {
+            let (Some(sn), Some(w)) = (d.attr("sn"), wave(d)) else {
                 continue;
             };
-            let why = match d.attr("why") {
-                Some("missing") => FailReason::Missing,
-                _ => FailReason::Timeout,
-            };
+            let why = FailReason::parse(d.attr("why").unwrap_or(""));
             s.devices.insert(
                 sn.chars().take(MAX_SN).collect(),
                 DeviceRecord {
                     wave: w,
-                    told,
+                    member: d.attr("member") == Some("1"),
+                    told: num(d, "told"),
                     succeeded: num(d, "succeeded"),
                     failed: num(d, "failed").map(|at| (at, why)),
                 },

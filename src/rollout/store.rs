@@ -1,16 +1,22 @@
 //! The shell of the rollouts: their states in memory ([`RolloutStore`], one per installation,
 //! in `App`), loaded from `rollouts/ID.xml` under the installation root the first time a
-//! configured rollout is used (and moved on at once: a new rollout opens its first wave), and
-//! written behind: a ticker ([`start_ticker`]) advances
-//! every rollout each second and writes the changed ones atomically (temporary file, then
-//! rename). A state file whose rollout is no longer configured is left alone; a broken file,
-//! or one written for other target builds, starts the rollout afresh (logged).
+//! configured rollout is used, and written behind: a ticker (`crate::rollout_ticker`)
+//! advances every rollout each second (a new rollout opens its first wave on the first tick
+//! once the device index is read) and writes the changed ones atomically (temporary file,
+//! then rename). A state file whose rollout is no longer configured is left alone (and
+//! reported, [`orphans_in`]: its devices may be moved back by `<master>`); a broken file, or
+//! one written for other target builds, starts the rollout afresh (logged).
+//!
+//! The rollouts' clock is the store's ([`RolloutStore::now`]): the system clock plus an offset
+//! a test can move forward ([`RolloutStore::skip`]) instead of waiting.
 
+use super::decide::Fleet;
 use super::state::{Action, Change, RolloutState};
 use super::{Rollout, RolloutSummary, advance, control, summarize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 /// How often the ticker advances the rollouts and writes changed states (the write-behind
@@ -39,6 +45,88 @@ pub struct RolloutStore {
     /// Held by [`RolloutStore::write_dirty`] from taking the changed states until they are
     /// written, so a caller that finds nothing left to write knows the files are written.
     writing: Mutex<()>,
+    /// Seconds added to the system clock ([`RolloutStore::skip`]).
+    offset: AtomicI64,
+    /// Whether the device index was complete at the last tick.
+    fleet_ready: AtomicBool,
+    /// State files of rollouts no longer configured (refreshed by each tick).
+    orphans: Mutex<Vec<Orphan>>,
+    /// The configured rollout ids and the time of the last look at the orphans.
+    orphans_seen: Mutex<(String, i64)>,
+}
+
+/// Seconds between two looks at the state files of removed rollouts.
+pub const ORPHAN_RESCAN: i64 = 60;
+
+/// A state file `rollouts/ID.xml` whose rollout is not configured (any more).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Orphan {
+    pub id: String,
+    /// The target builds it was written for (`firmware/bootcode`, `-` for none).
+    pub target: String,
+    /// Devices it recorded as running its builds: `<master>` (or another rollout) decides
+    /// for them now and may move them back.
+    pub installed: usize,
+    pub aborted: bool,
+}
+
+/// A poll's change moved by `offset` seconds.
+fn shift(c: Change, offset: i64) -> Change {
+    let o = |t: i64| t.saturating_add(offset);
+    match c {
+        Change::Told { sn, wave, at } => Change::Told {
+            sn,
+            wave,
+            at: o(at),
+        },
+        Change::Succeeded { sn, wave, at } => Change::Succeeded {
+            sn,
+            wave,
+            at: o(at),
+        },
+        other => other,
+    }
+}
+
+/// Most state files looked at for [`orphans_in`].
+const MAX_ORPHAN_FILES: usize = 64;
+
+/// The state files in `dir` of rollouts not in `configured` that recorded devices on their
+/// builds (read only; at most 64 files).
+pub fn orphans_in(dir: &Path, configured: &[Rollout]) -> Vec<Orphan> {
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in list.flatten().take(MAX_ORPHAN_FILES) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".xml") else {
+            continue;
+        };
+        if configured.iter().any(|r| r.id == id) || !super::config::valid_id(id) {
+            continue;
+        }
+        let Ok(doc) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        let Ok(e) = crate::xml::Element::parse(&doc) else {
+            continue;
+        };
+        let installed = e
+            .children_named("device")
+            .filter(|d| d.attr("succeeded").is_some())
+            .count();
+        if installed > 0 {
+            out.push(Orphan {
+                id: id.to_string(),
+                target: e.attr("target").unwrap_or("").to_string(),
+                installed,
+                aborted: e.attr("aborted").is_some(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }
 
 impl RolloutStore {
@@ -48,7 +136,52 @@ impl RolloutStore {
             dir,
             entries: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
+            offset: AtomicI64::new(0),
+            fleet_ready: AtomicBool::new(false),
+            orphans: Mutex::new(Vec::new()),
+            orphans_seen: Mutex::new((String::new(), 0)),
         }
+    }
+
+    /// The rollouts' clock: unix seconds, plus what [`Self::skip`] added.
+    pub fn now(&self) -> i64 {
+        crate::clock::now().saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves the rollouts' clock forward by `secs` (tests and drills: a timeout or soak time
+    /// passes without waiting for it).
+    pub fn skip(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Whether the device index was complete at the last tick.
+    pub fn fleet_ready(&self) -> bool {
+        self.fleet_ready.load(Ordering::Relaxed)
+    }
+
+    /// The state files of rollouts no longer configured that recorded devices on their
+    /// builds, as of the last tick.
+    pub fn orphans(&self) -> Vec<Orphan> {
+        self.orphans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Looks at the state files of rollouts not in `rollouts` again (blocking): when the
+    /// configured rollouts changed, else at most every [`ORPHAN_RESCAN`] seconds.
+    pub fn refresh_orphans(&self, rollouts: &[Rollout], now: i64) {
+        let ids: Vec<&str> = rollouts.iter().map(|r| r.id.as_str()).collect();
+        let key = ids.join(",");
+        {
+            let last = self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if last.0 == key && now - last.1 < ORPHAN_RESCAN && last.1 != 0 {
+                return;
+            }
+        }
+        let found = orphans_in(&self.dir, rollouts);
+        *self.orphans.lock().unwrap_or_else(|e| e.into_inner()) = found;
+        *self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner()) = (key, now);
     }
 
     pub fn dir(&self) -> &Path {
@@ -99,17 +232,10 @@ impl RolloutStore {
                 let target_same = map.get(&r.id).is_some_and(|e| {
                     e.rollout.firmware == r.firmware && e.rollout.bootcode == r.bootcode
                 });
-                let mut state = match map.remove(&r.id) {
-                    Some(e) if target_same => e.state,
-                    _ => self.load(r),
+                let (state, dirty) = match map.remove(&r.id) {
+                    Some(e) if target_same => (e.state, e.dirty),
+                    _ => (self.load(r), false),
                 };
-                // at once, so the first poll after loading sees the first wave open
-                let changes = advance(r, &state, &|_| false, crate::clock::now());
-                for c in &changes {
-                    tracing::info!("rollout {}: {c}", r.id);
-                    state.apply(c);
-                }
-                let dirty = !changes.is_empty();
                 map.insert(
                     r.id.clone(),
                     Entry {
@@ -136,11 +262,15 @@ impl RolloutStore {
                 .map(|e| {
                     let s = &e.state;
                     let mut view = RolloutState {
+                        started: s.started,
                         opened: s.opened.clone(),
                         paused: s.paused,
                         aborted: s.aborted,
                         halted: s.halted.clone(),
                         acknowledged: s.acknowledged,
+                        resumed: s.resumed,
+                        formed: String::new(),
+                        regrouped: s.regrouped,
                         devices: Default::default(),
                     };
                     if let Some(d) = s.devices.get(sn.trim()) {
@@ -152,8 +282,22 @@ impl RolloutStore {
         })
     }
 
-    /// Applies a poll's or an action's changes (logged, written behind).
+    /// Applies a poll's changes (logged, written behind). A poll's times are the system
+    /// clock's; they are moved to the rollouts' clock ([`Self::skip`]).
     pub fn apply(&self, rollouts: &[Rollout], changes: &[(String, Change)]) {
+        let offset = self.offset.load(Ordering::Relaxed);
+        if offset == 0 {
+            return self.apply_now(rollouts, changes);
+        }
+        let shifted: Vec<(String, Change)> = changes
+            .iter()
+            .map(|(id, c)| (id.clone(), shift(c.clone(), offset)))
+            .collect();
+        self.apply_now(rollouts, &shifted);
+    }
+
+    /// Applies changes timed by the rollouts' clock (logged, written behind).
+    fn apply_now(&self, rollouts: &[Rollout], changes: &[(String, Change)]) {
         if changes.is_empty() {
             return;
         }
@@ -168,49 +312,54 @@ impl RolloutStore {
         });
     }
 
-    /// Advances every rollout at `now` (`missing(sn)`: the device went missing).
-    pub fn advance_all(&self, rollouts: &[Rollout], missing: &dyn Fn(&str) -> bool, now: i64) {
+    /// Advances every rollout at `now`.
+    pub fn advance_all(&self, rollouts: &[Rollout], fleet: &dyn Fleet, now: i64) {
+        self.fleet_ready.store(fleet.ready(), Ordering::Relaxed);
         let changes: Vec<(String, Change)> = self.with(rollouts, |map| {
             rollouts
                 .iter()
                 .filter_map(|r| map.get(&r.id).map(|e| (r, e)))
                 .flat_map(|(r, e)| {
-                    advance(r, &e.state, missing, now)
+                    advance(r, &e.state, fleet, now)
                         .into_iter()
                         .map(|c| (r.id.clone(), c))
                 })
                 .collect()
         });
-        self.apply(rollouts, &changes);
+        self.apply_now(rollouts, &changes);
     }
 
-    /// An administrator's action on rollout `id` at `now`.
+    /// An administrator's action on rollout `id` at `now`; the rollouts move on at once
+    /// (a started rollout opens its first wave).
     pub fn act(
         &self,
         rollouts: &[Rollout],
         id: &str,
         action: Action,
+        fleet: &dyn Fleet,
         now: i64,
     ) -> Result<(), StoreError> {
         let changes = self.with(rollouts, |map| {
             let e = map
                 .get(id)
                 .ok_or_else(|| StoreError::Unknown(id.to_string()))?;
-            Ok::<_, StoreError>(control(&e.rollout, &e.state, action, now)?)
+            Ok::<_, StoreError>(control(&e.rollout, &e.state, action, fleet, now)?)
         })?;
         tracing::info!("rollout {id}: administrator action {}", action.as_str());
         let changes: Vec<(String, Change)> =
             changes.into_iter().map(|c| (id.to_string(), c)).collect();
-        self.apply(rollouts, &changes);
+        self.apply_now(rollouts, &changes);
+        self.advance_all(rollouts, fleet, now);
         Ok(())
     }
 
     /// The summaries of the configured rollouts, in configuration order.
     pub fn summaries(&self, rollouts: &[Rollout], now: i64) -> Vec<RolloutSummary> {
+        let ready = self.fleet_ready();
         self.with(rollouts, |map| {
             rollouts
                 .iter()
-                .filter_map(|r| map.get(&r.id).map(|e| summarize(r, &e.state, now)))
+                .filter_map(|r| map.get(&r.id).map(|e| summarize(r, &e.state, ready, now)))
                 .collect()
         })
     }
@@ -246,5 +395,55 @@ impl RolloutStore {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::decide::testing::{Dev, ListFleet};
+
+    #[test]
+    fn the_clock_moves_and_poll_times_follow_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = RolloutStore::new(dir.path().join("rollouts"));
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="r" firmware="1" applies="phone" start="manual"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let rs = &cfg.rollouts;
+        let fleet = ListFleet {
+            devices: vec![Dev::phone("009033000001")],
+            ..ListFleet::default()
+        };
+        let before = store.now();
+        store.skip(10_000);
+        assert!(store.now() >= before + 10_000);
+        store.advance_all(rs, &fleet, store.now());
+        assert!(
+            store.state(rs, "r").expect("state").opened.is_empty(),
+            "waits for its start"
+        );
+        let now = store.now();
+        store
+            .act(rs, "r", Action::Start, &fleet, now)
+            .expect("start");
+        let s = store.state(rs, "r").expect("state");
+        assert_eq!((s.started, s.opened.clone()), (Some(now), vec![now]));
+        let told = Change::Told {
+            sn: "009033000001".into(),
+            wave: 0,
+            at: 5,
+        };
+        store.apply(rs, &[("r".into(), told)]);
+        let s = store.state(rs, "r").expect("state");
+        assert_eq!(
+            s.devices["009033000001"].told,
+            Some(10_005),
+            "moved to the rollouts' clock"
+        );
+        assert_eq!(store.summaries(rs, now)[0].waves[0].population, 1);
+        store.write_dirty();
+        assert!(dir.path().join("rollouts/r.xml").exists());
     }
 }

@@ -7,6 +7,25 @@ use super::ctx::Ctx;
 use super::update_cmd::{Kind, update_if_needed};
 use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
 
+/// The identity hook for rollout counts: whether what this poll reports may count. Without
+/// `times/@forcetrust` (with `forcehttps`) it does; with it, only when the client certificate
+/// proves the device's identity (the script's own check, `identity::verify_identity`; a poll
+/// that fails it never gets this far). One place to switch to the per-request identity.
+fn identity_counts(ctx: &Ctx<'_>, sn: &str) -> bool {
+    let cfg = ctx.cfg;
+    if !(cfg.times.forcehttps && cfg.times.forcetrust) {
+        return true;
+    }
+    let hwid = ctx.inp.args.get("hwid").map(|v| v.into_owned());
+    super::identity::verify_identity(
+        cfg,
+        ctx.inp.conn.client_cert.as_ref(),
+        hwid.as_deref().unwrap_or(""),
+        sn,
+    )
+    .is_ok()
+}
+
 /// The firmware step for a device in a rollout: `Some(reset)` when a rollout decided
 /// (`reset`: update commands were sent), `None` when no rollout has the device in scope.
 pub(super) fn rollout_section(
@@ -21,12 +40,16 @@ pub(super) fn rollout_section(
     }
     let arg = |k: &str| ctx.inp.args.get(k).map(|v| v.into_owned());
     let (sn, prot, boot) = (arg("sn").unwrap_or_default(), arg("PROT"), arg("BOOT"));
+    let ltype = device_type.to_lowercase();
     let facts = DeviceFacts {
         sn: &sn,
         classes,
         envs,
         prot: prot.as_deref(),
         boot: boot.as_deref(),
+        no_firmware: cfg.nofirmdev.contains(&ltype),
+        no_bootcode: cfg.nobootdev.contains(&ltype),
+        counts: identity_counts(ctx, &sn),
     };
     let fresh = RolloutState::default();
     for r in &cfg.rollouts {
@@ -42,6 +65,8 @@ pub(super) fn rollout_section(
             Decision::Hold(why) => {
                 ctx.comment(&why);
                 ctx.comment("no firmware/bootcode update while the rollout holds this device");
+                ctx.rollout_changes
+                    .extend(changes.into_iter().map(|c| (r.id.clone(), c)));
                 return Some(false);
             }
             Decision::Update { firmware, bootcode } => (firmware, bootcode),
@@ -52,9 +77,6 @@ pub(super) fn rollout_section(
             firmware.as_deref().unwrap_or("unchanged"),
             bootcode.as_deref().unwrap_or("unchanged")
         ));
-        let ltype = device_type.to_lowercase();
-        let firmware = firmware.filter(|_| !cfg.nofirmdev.contains(&ltype));
-        let bootcode = bootcode.filter(|_| !cfg.nobootdev.contains(&ltype));
         let mut reset = false;
         for (kind, build) in [(Kind::Firmware, firmware), (Kind::Bootcode, bootcode)] {
             reset |= update_if_needed(ctx, device_type, kind, build.as_deref());

@@ -360,7 +360,12 @@ fn firmware(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
     let args = ctx.inp.args;
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
     // without rollouts, nothing happens here when `master/@info` is empty (as in PHP)
-    let reset = firmware_section(ctx, &dev.device_type, &dev.classes, &dev.envs)?;
+    // a staged rollout that has the device in scope decides instead of the master
+    let rollout = super::rollouts::rollout_section(ctx, &dev.device_type, &dev.classes, &dev.envs);
+    let reset = match rollout {
+        Some(reset) => reset,
+        None => firmware_section(ctx, &dev.device_type, &dev.classes, &dev.envs)?,
+    };
     if let Some(p) = arg("PROT") {
         ctx.log("build", Some(&p), Target::Sub("firmware"));
     }

@@ -16,9 +16,6 @@ pub(super) fn firmware_section(
     classes: &[String],
     envs: &[String],
 ) -> Step<bool> {
-    if let Some(reset) = super::rollouts::rollout_section(ctx, device_type, classes, envs) {
-        return Ok(reset);
-    }
     let cfg = ctx.cfg;
     if cfg.master.info.is_empty() {
         return Ok(false);

@@ -1,9 +1,12 @@
-//! Staged rollouts over HTTP: polls in and out of scope, a wave that is not open yet, the
-//! API (list and actions with the token), a timeout that halts the rollout, the state file
-//! surviving a restart, the filter terms and the rollout plan.
+//! Staged rollouts over HTTP: the start gate, polls in and out of scope, a type told
+//! nothing, a device first seen after its wave opened, the `blocked` sentence, a member
+//! that never polls halting the rollout, the API (list and actions with the token), the
+//! metrics, the state file surviving a restart, the filter terms and the rollout plan. The
+//! rollouts' clock is moved forward (`RolloutStore::skip`) and ticked by the test: nothing
+//! waits for the server's one-second ticker.
 
 use crate::common::{Response, Server, http_request, make_root};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use update_server::config::Config;
 use update_server::rollout::wave_of;
 
@@ -13,11 +16,11 @@ fn config(timeout: u32) -> String {
     format!(
         r#"<config>
     <master info="none" firmware="none" bootcode="none" user="admin" password="secret"/>
-    <status dir="status" missing="3600"/>
+    <status dir="status" missing="86400"/>
     <api token="{TOKEN}"/>
     <rollouts>
-        <rollout id="r1" firmware="140010" applies="phone" waves="50,100"
-                 success="100" halt="50" soak="3600" timeout="{timeout}"/>
+        <rollout id="r1" firmware="140010" applies="phone" waves="50,100" start="manual"
+                 success="100" halt="40" soak="3600" timeout="{timeout}"/>
     </rollouts>
 </config>"#
     )
@@ -54,129 +57,220 @@ fn rollout_json(s: &Server) -> serde_json::Value {
     v["rollouts"][0].clone()
 }
 
-/// Waits (at most 20 s) until the rollout's summary satisfies `ok`.
-fn wait_for(s: &Server, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = rollout_json(s);
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {v}");
-        std::thread::sleep(Duration::from_millis(100));
+/// One tick of the rollouts now (the device index read first), instead of waiting for the
+/// server's ticker.
+fn tick(s: &Server) {
+    let cfg = s.app.config.get().expect("config");
+    if let Some(states) = s.app.states(&cfg) {
+        assert!(
+            states.index().wait_complete(Duration::from_secs(10)),
+            "index"
+        );
     }
+    update_server::rollout_ticker::tick(&s.app);
+}
+
+/// Moves the rollouts' clock forward by `secs` and ticks.
+fn skip(s: &Server, secs: i64) {
+    s.app.rollouts.skip(secs);
+    tick(s);
 }
 
 fn prot_cmd(text: &str) -> bool {
     text.contains("mod cmd UP0 prot ") && text.contains(" ser 140010")
 }
 
+fn metric(s: &Server, line: &str) {
+    let m = http_request(s.addr(), "GET", "/metrics", &[], b"").text();
+    assert!(m.lines().any(|l| l == line), "{line} missing in\n{m}");
+}
+
 #[test]
-fn a_rollout_over_http_tells_holds_halts_and_survives_a_restart() {
+fn a_started_rollout_counts_its_population_blocks_halts_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tmp");
     let root = make_root(
         dir.path(),
-        &config(2),
+        &config(600),
         &[("update-all-default.txt", "# x\n")],
     );
     let (a, a2, b) = (sn_in(&root, 0, 0), sn_in(&root, 0, 1), sn_in(&root, 1, 0));
-    let gw = sn_in(&root, 0, 2);
+    let (gw, soft, late) = (sn_in(&root, 0, 2), sn_in(&root, 0, 3), sn_in(&root, 0, 4));
     let s = Server::start(&root, &[]);
-    let v = wait_for(&s, "opened wave 1", |v| v["waves"][0]["opened"].is_i64());
-    assert!(v["waves"][1]["opened"].is_null());
 
-    // in wave 1: told; in wave 2: held with a comment; not in scope: as without rollouts
+    // known before the start: every device in scope is held, the phase is "ready"
+    for (ty, sn) in [
+        ("IP232", &a),
+        ("IP232", &a2),
+        ("IP232", &b),
+        ("SWPHONE", &soft),
+    ] {
+        let t = poll(&s, ty, sn, "130000");
+        assert!(!t.contains("mod cmd UP0 prot"), "{t}");
+        assert!(t.contains("# rollout r1: "), "{t}");
+    }
     let t = poll(&s, "IP232", &a, "130000");
-    assert!(prot_cmd(&t), "{t}");
-    let t = poll(&s, "IP232", &b, "130000");
-    assert!(!t.contains("mod cmd UP0 prot"), "{t}");
+    assert!(t.contains("waiting for an administrator to start"), "{t}");
+    let t = poll(&s, "IP811", &gw, "130000");
     assert!(
-        t.contains("# rollout r1: held, wave 2 (100%) is not open yet"),
+        t.contains("# firmware update disabled") && !t.contains("rollout"),
         "{t}"
     );
-    let t = poll(&s, "IP811", &gw, "130000");
-    assert!(t.contains("# firmware update disabled"), "{t}");
-    assert!(!t.contains("rollout"), "{t}");
-
-    // a reports the build: succeeded; a2 polls on the new build at once: succeeded too
-    let t = poll(&s, "IP232", &a, "140010");
-    assert!(!t.contains("mod cmd UP0 prot"), "{t}");
-    poll(&s, "IP232", &a2, "140010");
+    tick(&s);
     let v = rollout_json(&s);
-    assert_eq!(v["waves"][0]["succeeded"], 2, "{v}");
-    assert_eq!(v["phase"], "waiting-for-soak", "{v}");
+    assert_eq!(v["phase"], "ready", "{v}");
+    assert!(
+        v["blocked"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("waiting for its start"),
+        "{v}"
+    );
+    assert!(v["waves"][0]["opened"].is_null());
+    metric(
+        &s,
+        r#"update_server_rollout_phase{rollout="r1",phase="ready"} 1"#,
+    );
 
-    // the filter terms see the waves
-    let r = api(&s, "GET", "/api/devices?filter=rollout:r1%20wave:1");
-    let sns: Vec<String> =
-        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON")["devices"]
+    // start (API token): wave 1 opens at once; its population is a and a2 (the softphone
+    // gets no firmware: not counted)
+    assert_eq!(api(&s, "POST", "/api/rollouts/r1/open-next").status, 409);
+    let r = api(&s, "POST", "/api/rollouts/r1/start");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        api(&s, "POST", "/api/rollouts/r1/start").status,
+        409,
+        "started already"
+    );
+    let v = rollout_json(&s);
+    assert!(v["waves"][0]["opened"].is_i64(), "{v}");
+    assert_eq!(v["waves"][0]["population"], 2, "{v}");
+    let t = poll(&s, "IP232", &a, "130000");
+    assert!(prot_cmd(&t), "{t}");
+    let t = poll(&s, "SWPHONE", &soft, "130000");
+    assert!(t.contains("nothing to tell this device type"), "{t}");
+    poll(&s, "IP232", &a, "140010");
+    // a serial first seen after the wave opened is served, never counted
+    let t = poll(&s, "IP232", &late, "130000");
+    assert!(prot_cmd(&t), "{t}");
+    poll(&s, "IP232", &late, "140010");
+    tick(&s);
+    let v = rollout_json(&s);
+    let w = &v["waves"][0];
+    assert_eq!(
+        (w["succeeded"].as_i64(), w["later"].as_i64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["phase"], "running", "{v}");
+    assert!(
+        v["blocked"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("wave 1: 1 of 2 succeeded (50.0%), needs 100%; soak: "),
+        "{v}"
+    );
+
+    // a2 never polls: after `timeout` it fails; 1 of 2 is more than 40%: halted
+    skip(&s, 600);
+    let v = rollout_json(&s);
+    assert_eq!(v["phase"], "halted", "{v}");
+    assert_eq!(
+        v["halted"], "1 of 2 devices of wave 1 failed: 50.0%, more than the 40% allowed",
+        "{v}"
+    );
+    assert!(
+        v["blocked"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("halted at "),
+        "{v}"
+    );
+    let f = &v["failing"][0];
+    assert_eq!(
+        (
+            f["sn"].as_str(),
+            f["type"].as_str(),
+            f["firmware"].as_str(),
+            f["why"].as_str()
+        ),
+        (
+            Some(a2.as_str()),
+            Some("IP232"),
+            Some("130000"),
+            Some("silent")
+        ),
+        "{v}"
+    );
+    s.flush();
+    let file = std::fs::read_to_string(root.join("rollouts/r1.xml")).expect("state file");
+    assert!(file.contains("why=\"silent\""), "{file}");
+    metric(&s, r#"update_server_rollout_halted{rollout="r1"} 1"#);
+    // while halted, a2 reporting the build counts as succeeded at once
+    let t = poll(&s, "IP232", &a2, "140010");
+    assert!(t.contains("# rollout r1: halted"), "{t}");
+    assert_eq!(rollout_json(&s)["waves"][0]["succeeded"], 2);
+
+    // resume; once the soak time is over wave 2 opens with b in it
+    assert_eq!(api(&s, "POST", "/api/rollouts/r1/resume").status, 200);
+    tick(&s);
+    let v = rollout_json(&s);
+    assert_eq!(v["phase"], "waiting-for-soak", "{v}");
+    assert!(
+        v["blocked"].as_str().unwrap_or("").starts_with("soak: "),
+        "{v}"
+    );
+    skip(&s, 3600);
+    let v = rollout_json(&s);
+    assert_eq!(v["waves"][1]["population"], 1, "{v}");
+    assert!(v["blocked"].is_null(), "last wave open: {v}");
+    metric(&s, r#"update_server_rollout_open_waves{rollout="r1"} 2"#);
+    let t = poll(&s, "IP232", &b, "130000");
+    assert!(prot_cmd(&t), "{t}");
+    poll(&s, "IP232", &b, "140010");
+    assert_eq!(rollout_json(&s)["phase"], "done");
+    metric(
+        &s,
+        r#"update_server_rollout_phase{rollout="r1",phase="done"} 1"#,
+    );
+
+    // the filter terms see the waves and the outcomes
+    let sns = |filter: &str| {
+        let r = api(&s, "GET", &format!("/api/devices?filter={filter}"));
+        let mut v: Vec<String> = serde_json::from_slice::<serde_json::Value>(&r.body)
+            .expect("JSON")["devices"]
             .as_array()
             .expect("devices")
             .iter()
             .map(|d| d["sn"].as_str().unwrap_or("").to_string())
             .collect();
-    let (mut got, mut want) = (sns.clone(), vec![a.clone(), a2.clone()]);
-    got.sort();
+        v.sort();
+        v
+    };
+    let mut want = vec![a.clone(), a2.clone(), late.clone(), soft.clone()];
     want.sort();
-    assert_eq!(got, want);
-
-    // open the next wave now (API token); b is told, never reports, times out: halted
-    let r = api(&s, "POST", "/api/rollouts/r1/open-next");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = api(&s, "POST", "/api/rollouts/r1/open-next");
-    assert_eq!(r.status, 409, "every wave open: {}", r.text());
-    assert_eq!(api(&s, "POST", "/api/rollouts/r1/dance").status, 400);
-    assert_eq!(api(&s, "POST", "/api/rollouts/nope/pause").status, 404);
-    let t = poll(&s, "IP232", &b, "130000");
-    assert!(prot_cmd(&t), "{t}");
-    let v = wait_for(&s, "halted", |v| v["phase"] == "halted");
-    assert!(
-        v["halted"]
-            .as_str()
-            .unwrap_or("")
-            .contains("1 of 1 devices in wave 2"),
-        "{v}"
-    );
-    assert_eq!(v["failing"][0]["sn"], b.as_str(), "{v}");
-    let t = poll(&s, "IP232", &b, "130000");
-    assert!(!t.contains("mod cmd UP0 prot"), "{t}");
-    assert!(t.contains("# rollout r1: halted"), "{t}");
-    assert!(
-        s.log_text()
-            .contains(&format!("rollout r1: {b} failed (timeout)"))
-    );
-    // the metrics per rollout and wave (from loopback: no token needed)
-    let m = http_request(s.addr(), "GET", "/metrics", &[], b"").text();
-    for line in [
-        r#"update_server_rollout_halted{rollout="r1"} 1"#,
-        r#"update_server_rollout_devices{rollout="r1",wave="1",outcome="succeeded"} 2"#,
-        r#"update_server_rollout_devices{rollout="r1",wave="2",outcome="failed"} 1"#,
-    ] {
-        assert!(m.lines().any(|l| l == line), "{line} missing in\n{m}");
-    }
+    assert_eq!(sns("rollout:r1%20wave:1"), want);
+    let mut want = vec![a.clone(), a2.clone(), b.clone(), late.clone()];
+    want.sort();
+    assert_eq!(sns("rollout:r1%20is:succeeded"), want);
+    assert_eq!(sns("rollout:r1%20is:held"), vec![soft.clone()]);
 
     // the state file, and a restart
     s.flush();
     let file = std::fs::read_to_string(root.join("rollouts/r1.xml")).expect("state file");
     assert!(
-        file.contains(&format!("sn=\"{a}\"")) && file.contains("<halted "),
+        file.contains(&format!("sn=\"{a}\"")) && file.contains("started="),
         "{file}"
     );
     drop(s);
     let s = Server::start(&root, &[]);
-    let v = rollout_json(&s);
-    assert_eq!(v["phase"], "halted", "{v}");
-    assert_eq!(v["waves"][0]["succeeded"], 2, "{v}");
-    let r = api(&s, "POST", "/api/rollouts/r1/resume");
-    assert_eq!(r.status, 200, "{}", r.text());
-    // every wave open and nobody pending: done
+    tick(&s);
     assert_eq!(rollout_json(&s)["phase"], "done");
 
-    // the plan lists the devices of status/ by wave
+    // the plan lists the devices of status/ by wave, with dates
     let plan = update_server::rollout::plan::run(&root, "r1").expect("plan");
     let wave2 = plan.split("wave 2 (100%)").nth(1).expect("wave 2");
-    assert!(wave2.contains(&format!("{b} IP232 failed")), "{plan}");
-    assert!(plan.contains(&format!("{a} IP232 succeeded")), "{plan}");
+    assert!(wave2.contains(&format!("{b} IP232 succeeded")), "{plan}");
+    assert!(plan.contains(" UTC"), "{plan}");
     assert!(plan.contains("not in scope: 1 devices"), "{plan}");
 }
 

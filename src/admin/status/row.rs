@@ -69,6 +69,7 @@ pub fn row(ctx: &RenderCtx<'_>, r: &Row) -> String {
                     td class="c-cert" { (cert_cell(ctx, v, &r.certs)) }
                 }
                 (scripts_cell(v))
+                @if !ctx.cfg.rollouts.is_empty() { (crate::admin::rollout_cells::row_cell(ctx.cfg, ctx.prefix, ctx.rollouts, v)) }
                 (query_cells(ctx, v))
             }
         }
