@@ -46,27 +46,66 @@ fn answer_response(status: StatusCode, body: Vec<u8>) -> Response {
     text(status, body)
 }
 
-/// Reads a request body up to the configured limit.
-/// `what` names the body in the refusal (e.g. `request body`).
-async fn read_body(body: Body, limit: usize, what: &str) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                tracing::warn!("refused a {what} larger than {limit} bytes");
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("# {what} larger than {limit} bytes - nothing stored\r\n"),
-                );
-            }
-            source = s.source();
-        }
-        tracing::warn!("incomplete request body: {e}");
+/// Reads a request body up to the configured limit, into one buffer (sized from
+/// `Content-Length` when the client sent one; a declared length above the limit is refused
+/// before anything is read). `what` names the body in the refusal (e.g. `request body`).
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    what: &str,
+    headers: &HeaderMap,
+) -> Result<bytes::Bytes, Response> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        tracing::warn!("refused a {what} larger than {limit} bytes");
         text(
-            StatusCode::BAD_REQUEST,
-            "# incomplete request body - nothing stored\r\n",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("# {what} larger than {limit} bytes - nothing stored\r\n"),
         )
-    })
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            tracing::warn!("incomplete request body: {e}");
+            text(
+                StatusCode::BAD_REQUEST,
+                "# incomplete request body - nothing stored\r\n",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Largest body of a `mode=vardump` that will be refused for the file it names (read only
+/// for PHP's answer about it).
+const REFUSED_VARDUMP_BODY: usize = 64 * 1024;
+
+/// The body limit of `mode=vardump` from its arguments alone
+/// ([`crate::certs::vardump_checks`]), or the answer when PHP's argument checks fail: decided
+/// before the body is read.
+fn vardump_limit(cfg: &Config, args: &Args) -> Result<Option<(usize, &'static str)>, Response> {
+    let mut ans = Answer::new(None, args, &Loaded::Missing, crate::clock::now(), 0);
+    match crate::certs::vardump_checks(cfg, args, &mut ans) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some((
+            REFUSED_VARDUMP_BODY,
+            "vardump body for a file other than the device's CSR or request error",
+        ))),
+        Err(_) => Err(answer_response(StatusCode::OK, ans.out)),
+    }
 }
 
 /// The largest body of a `mode=` upload, and what it is called in a refusal.
@@ -137,7 +176,13 @@ async fn update_php(
         .and_then(|v| v.to_str().ok())
         .is_some_and(crate::php::is_form_content_type);
     let request = if mode.is_none() && method == Method::POST && form {
-        match read_body(request.into_body(), cfg.server.max_body, "request body").await {
+        let body = read_body(
+            request.into_body(),
+            cfg.server.max_body,
+            "request body",
+            &headers,
+        );
+        match body.await {
             Ok(body) => args = Args::parse_request(uri.query().unwrap_or(""), Some(&body)),
             Err(r) => return r,
         }
@@ -170,8 +215,15 @@ async fn update_php(
             "for user interface functions, call admin/admin.php instead",
         ),
         Some("backup" | "query" | "vardump") => {
-            let (limit, what) = upload_limit(&cfg, mode.as_deref());
-            let body = match read_body(request.into_body(), limit, what).await {
+            let (mut limit, mut what) = upload_limit(&cfg, mode.as_deref());
+            if mode.as_deref() == Some("vardump") {
+                match vardump_limit(&cfg, &args) {
+                    Ok(Some(small)) => (limit, what) = (small.0.min(limit), small.1),
+                    Ok(None) => {}
+                    Err(answer) => return answer,
+                }
+            }
+            let body = match read_body(request.into_body(), limit, what, &headers).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
