@@ -183,10 +183,12 @@ pub fn count_device(mode: Option<&str>, status: StatusCode) {
 }
 
 /// Whether the request comes straight from this machine (loopback, and not relayed by a
-/// proxy on it: a proxy adds `X-Forwarded-For`).
-fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
+/// proxy on it: a proxy adds `X-Forwarded-For`, `Forwarded` or `X-Real-IP`).
+pub fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
     meta.is_some_and(|m| m.peer.ip().to_canonical().is_loopback())
-        && !headers.contains_key("x-forwarded-for")
+        && !["x-forwarded-for", "forwarded", "x-real-ip"]
+            .iter()
+            .any(|h| headers.contains_key(*h))
 }
 
 /// Sets the gauges read at each scrape: configuration good, master reachable, the fleet.
