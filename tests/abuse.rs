@@ -113,3 +113,38 @@ fn health_relayed_by_a_proxy_on_this_machine_is_remote() {
         assert!(!r.text().contains(&root.display().to_string()));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// <server max-snippet>
+
+#[test]
+fn a_snippet_over_max_snippet_is_not_read_and_the_device_is_told() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = "config change BIG /x 1\n".repeat(100);
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/><server max-snippet="1000"/></config>"#,
+        &[
+            ("update-all-default.txt", big.as_str()),
+            ("update-phone-default.txt", "config change SMALL /x 1\n"),
+        ],
+    );
+    let server = Server::start(&root, &[]);
+    let r =
+        server.get("/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=IP232-30-00-af&ip=1.2.3.4");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(!text.contains("config change BIG"), "{text}");
+    assert!(text.contains("config change SMALL /x 1"), "{text}");
+    let told = text
+        .lines()
+        .find(|l| l.contains("update-all-default.txt") && l.contains("max-snippet"));
+    assert!(told.is_some_and(|l| l.starts_with('#')), "{text}");
+    assert!(
+        server.log_text().contains(
+            "update-all-default.txt not read: larger than <server max-snippet> (1000 bytes)"
+        ),
+        "{}",
+        server.log_text()
+    );
+}

@@ -176,6 +176,8 @@ pub struct ServerSettings {
     pub commit_delay_ms: u64,
     /// Bytes of recently used device states kept parsed in memory (`state-cache`).
     pub state_cache: usize,
+    /// Largest snippet file read (`max-snippet`, bytes); a larger one is not read.
+    pub max_snippet: u64,
     pub master_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
