@@ -94,10 +94,11 @@ impl App {
         map.values().cloned().collect()
     }
 
-    /// Writes every pending device state now and waits until it is durable (at shutdown).
+    /// Writes every pending device state now and waits until it is durable, then removes the
+    /// writers' spare files (at shutdown).
     pub async fn flush_pending(&self) {
         for s in self.stores() {
-            s.flush().await;
+            s.close().await;
         }
         self.rollouts.write_dirty();
     }

@@ -441,6 +441,11 @@ impl StateStore {
         self.writer.sync().await;
     }
 
+    /// [`Self::flush`] at the stop: also removes the writer's spare files.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
     /// [`Self::flush`] outside the runtime (blocks).
     pub fn flush_blocking(&self) {
         self.writer.sync_blocking();

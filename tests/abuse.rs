@@ -148,3 +148,103 @@ fn a_snippet_over_max_snippet_is_not_read_and_the_device_is_told() {
         server.log_text()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// spare files after SIGTERM
+
+/// The binary serving `root` on a free loopback port; killed when dropped.
+struct Binary {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    fn start(root: &std::path::Path) -> Binary {
+        let port = common::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_update-server"))
+            .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start");
+        let b = Binary { child, port };
+        let up = common::eventually(|| std::net::TcpStream::connect(b.addr()).is_ok(), |up| *up);
+        assert!(up, "the binary does not listen");
+        b
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+fn temporary_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("status dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn sigterm_leaves_status_with_state_files_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/><status dir="status"/><server commit-delay="500"/></config>"#,
+        &[],
+    );
+    let mut server = Binary::start(&root);
+    let addr = server.addr();
+    let polls: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..125 {
+                    let target = format!(
+                        "/update.php?type=IP232&sn=00-90-33-{t:02x}-00-{i:02x}&hwid=x&ip=1.2.3.4"
+                    );
+                    assert_eq!(http_request(addr, "GET", &target, &[], b"").status, 200);
+                }
+            })
+        })
+        .collect();
+    for p in polls {
+        p.join().expect("polls");
+    }
+    // a batch of 1000 files is written into spare files, which stay for a while
+    let status = root.join("status");
+    let seen = common::eventually(|| temporary_files(&status), |t| !t.is_empty());
+    assert!(
+        seen.iter().any(|n| n.starts_with(".spare.")),
+        "no spare files to remove: {seen:?}"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = common::eventually(|| server.child.try_wait().expect("wait"), |s| s.is_some());
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    assert_eq!(temporary_files(&status), Vec::<String>::new());
+    let names: Vec<String> = std::fs::read_dir(&status)
+        .expect("status")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let states = names.iter().filter(|n| n.ends_with(".xml")).count();
+    assert_eq!(states, 1000, "state files");
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.ends_with(".xml") && *n != "lastcleanup")
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}

@@ -64,6 +64,8 @@ struct Queue {
     waiters: Vec<Box<dyn FnOnce() + Send>>,
     generation: u64,
     stop: bool,
+    /// Remove the spare files after the next batch ([`Writer::close`]).
+    release: bool,
 }
 
 struct Shared {
@@ -170,6 +172,21 @@ impl Writer {
         let _done = rx.await;
     }
 
+    /// [`Self::sync`], then removes the spare files (the stop: a quiet `status/` holds the
+    /// state files only). Writing goes on if more is handed over.
+    pub async fn close(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut q = lock(&self.shared.queue);
+            q.release = true;
+            q.waiters.push(Box::new(move || {
+                let _ = tx.send(());
+            }));
+        }
+        self.shared.wake.notify_one();
+        let _done = rx.await;
+    }
+
     /// [`Self::sync`] for callers outside the runtime (tests, shutdown): blocks.
     pub fn sync_blocking(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -239,8 +256,13 @@ fn run(shared: &Shared) {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         let waiters = std::mem::take(&mut q.waiters);
+        let release = std::mem::take(&mut q.release);
         drop(q);
         spares = spares.max(write_batch(&shared.dir, &batch));
+        if release {
+            remove_spares(&shared.dir, spares);
+            spares = 0;
+        }
         let mut q = lock(&shared.queue);
         for (sn, p) in &batch {
             if q.files
@@ -584,6 +606,23 @@ mod tests {
         }
         assert_eq!(spares(d), 0, "{:?}", names(d));
         assert_eq!(names(d).len(), SPARES_FROM + 2, "states, a-copy and victim");
+    }
+
+    #[tokio::test]
+    async fn close_removes_the_spares_at_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let w = Writer::start(d.to_path_buf(), Duration::from_secs(3600));
+        batch(&w, "1");
+        batch(&w, "2");
+        assert_eq!(spares(d), SPARES_FROM);
+        w.submit("a", state("3"));
+        w.close().await;
+        assert_eq!(spares(d), 0, "{:?}", names(d));
+        assert!(read(d, "a.xml").contains(r#"n="3""#));
+        // still writing afterwards
+        batch(&w, "4");
+        assert!(read(d, "d3.xml").contains(r#"n="4""#));
     }
 
     #[test]
