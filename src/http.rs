@@ -94,9 +94,9 @@ async fn read_body(
 const REFUSED_VARDUMP_BODY: usize = 64 * 1024;
 
 /// The body limit of `mode=vardump` from its arguments alone
-/// ([`crate::certs::vardump_checks`]), or the answer when PHP's argument checks fail: decided
-/// before the body is read.
-fn vardump_limit(cfg: &Config, args: &Args) -> Result<Option<(usize, &'static str)>, Response> {
+/// ([`crate::certs::vardump_checks`]), or PHP's answer (status 200) when its argument checks
+/// fail: decided before the body is read.
+fn vardump_limit(cfg: &Config, args: &Args) -> Result<Option<(usize, &'static str)>, Vec<u8>> {
     let mut ans = Answer::new(None, args, &Loaded::Missing, crate::clock::now(), 0);
     match crate::certs::vardump_checks(cfg, args, &mut ans) {
         Ok(true) => Ok(None),
@@ -104,7 +104,7 @@ fn vardump_limit(cfg: &Config, args: &Args) -> Result<Option<(usize, &'static st
             REFUSED_VARDUMP_BODY,
             "vardump body for a file other than the device's CSR or request error",
         ))),
-        Err(_) => Err(answer_response(StatusCode::OK, ans.out)),
+        Err(_) => Err(ans.out),
     }
 }
 
@@ -220,7 +220,7 @@ async fn update_php(
                 match vardump_limit(&cfg, &args) {
                     Ok(Some(small)) => (limit, what) = (small.0.min(limit), small.1),
                     Ok(None) => {}
-                    Err(answer) => return answer,
+                    Err(answer) => return answer_response(StatusCode::OK, answer),
                 }
             }
             let body = match read_body(request.into_body(), limit, what, &headers).await {

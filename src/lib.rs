@@ -38,6 +38,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod log_sink;
 pub mod metrics;
+pub mod ops_metrics;
 pub mod php;
 pub mod queries;
 pub mod request;

@@ -124,6 +124,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
         .set(1);
     registry.register("build_info", "The running version", build);
+    crate::ops_metrics::register(&mut registry);
     Metrics {
         registry,
         polls: poll_counters,
@@ -211,6 +212,8 @@ fn refresh(admin: &SharedAdmin) {
         .get_or_create(&state("missing"))
         .set(count(fleet.missing));
     m.csrs_waiting.set(count(fleet.csr_waiting));
+    let (indexed, cache, pending) = admin.state_figures();
+    crate::ops_metrics::set_state_gauges(indexed, cache, pending);
     rollouts(m, admin, &cfg);
 }
 
@@ -278,7 +281,11 @@ pub async fn endpoint(
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &METRICS.registry).is_err() {
+    let process = crate::ops_metrics::process_registry();
+    let encoded = prometheus_client::encoding::text::encode_registry(&mut out, &METRICS.registry)
+        .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut out, &process))
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut out));
+    if encoded.is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (

@@ -441,6 +441,15 @@ impl StateStore {
         self.writer.sync().await;
     }
 
+    /// `(devices indexed, bytes charged to the cache, state writes pending)`, for `/metrics`.
+    pub fn figures(&self) -> (usize, usize, usize) {
+        (
+            self.index.len(),
+            self.cache.charged(),
+            self.writer.backlog(),
+        )
+    }
+
     /// [`Self::flush`] at the stop: also removes the writer's spare files.
     pub async fn close(&self) {
         self.writer.close().await;

@@ -248,3 +248,87 @@ fn sigterm_leaves_status_with_state_files_only() {
         .collect();
     assert!(others.is_empty(), "{others:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// connections per address
+
+/// A connection to `to` from the loopback address `from` (127.0.0.x).
+fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> std::net::TcpStream {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let s = tokio::net::TcpSocket::new_v4().expect("socket");
+            s.bind(std::net::SocketAddr::from((from, 0))).expect("bind");
+            let stream = s.connect(to).await.expect("connect");
+            let std = stream.into_std().expect("std");
+            std.set_nonblocking(false).expect("blocking");
+            std.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .expect("timeout");
+            std
+        })
+}
+
+/// Whether the server closes `s` without an answer (EOF or reset within 10 s).
+fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(false).expect("blocking");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
+#[test]
+fn one_address_at_its_limit_does_not_keep_others_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(
+        dir.path(),
+        r#"<config><master info=""/><status dir="status"/><server max-per-address="8"/></config>"#,
+        &[],
+    );
+    let server = Server::start(&root, &[]);
+    let addr = server.addr();
+    // eight idle connections from 127.0.0.3: its share
+    let idle: Vec<_> = (0..8).map(|_| connect_from([127, 0, 0, 3], addr)).collect();
+    // the next ones from there are closed at once (once the eight are accepted)
+    let closed = common::eventually(
+        || closed_by_server(&mut connect_from([127, 0, 0, 3], addr)),
+        |c| *c,
+    );
+    assert!(closed, "a ninth connection from one address was kept");
+    // another address is answered meanwhile
+    let mut other = connect_from([127, 0, 0, 2], addr);
+    let poll = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=x&ip=1.2.3.4";
+    let r = common::exchange(&mut other, addr, "GET", poll, &[], b"").expect("poll");
+    assert_eq!(r.status, 200);
+    let log = server.log_text();
+    assert_eq!(
+        log.matches("127.0.0.3 holds 8 connections (<server max-per-address>)")
+            .count(),
+        1,
+        "logged once a minute:\n{log}"
+    );
+    let m = server.get("/metrics").text();
+    assert!(
+        m.lines().any(|l| l
+            .starts_with("update_server_connections_refused_total{reason=\"per_address\"} ")
+            && !l.ends_with(" 0")),
+        "{m}"
+    );
+    let listener = format!("update_server_connections_open{{listener=\"{addr}\"}} ");
+    let open = m
+        .lines()
+        .find_map(|l| l.strip_prefix(&listener))
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    assert!(open.is_some_and(|n| n >= 9), "{open:?}\n{m}");
+    drop(idle);
+}

@@ -476,6 +476,16 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(crate::conn_guard::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
+        max_per_address: positive(
+            s,
+            "max-per-address",
+            crate::conn_guard::DEFAULT_MAX_PER_ADDRESS as i64,
+        ) as usize,
+        max_per_proxy: positive(
+            s,
+            "max-per-proxy",
+            crate::conn_guard::DEFAULT_MAX_PER_PROXY as i64,
+        ) as usize,
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

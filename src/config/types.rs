@@ -187,6 +187,10 @@ pub struct ServerSettings {
     pub metrics_public: bool,
     /// Connections open at once, all listeners together (`<server max-connections>`).
     pub max_connections: usize,
+    /// Connections one address may hold (`<server max-per-address>`).
+    pub max_per_address: usize,
+    /// Connections a trusted proxy may hold (`<server max-per-proxy>`).
+    pub max_per_proxy: usize,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,

@@ -258,7 +258,11 @@ fn run(shared: &Shared) {
         let waiters = std::mem::take(&mut q.waiters);
         let release = std::mem::take(&mut q.release);
         drop(q);
+        let started = std::time::Instant::now();
         spares = spares.max(write_batch(&shared.dir, &batch));
+        if !batch.is_empty() {
+            crate::ops_metrics::observe_batch(started.elapsed().as_secs_f64());
+        }
         if release {
             remove_spares(&shared.dir, spares);
             spares = 0;
