@@ -332,3 +332,55 @@ fn one_address_at_its_limit_does_not_keep_others_out() {
     assert!(open.is_some_and(|n| n >= 9), "{open:?}\n{m}");
     drop(idle);
 }
+
+// ---------------------------------------------------------------------------------------------
+// the admin's way in
+
+fn login_from(from: [u8; 4], addr: std::net::SocketAddr, password: &str) -> u16 {
+    let mut s = connect_from(from, addr);
+    let form = format!("action=login&user=admin&password={password}");
+    common::exchange(
+        &mut s,
+        addr,
+        "POST",
+        "/admin/admin.php",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .map_or(0, |r| r.status)
+}
+
+#[test]
+fn a_login_storm_from_many_addresses_does_not_keep_the_admin_out() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = make_root(dir.path(), ADMIN_CONFIG, &[]);
+    let server = Server::start(&root, &[]);
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let storm: Vec<_> = (10..22u8)
+        .map(|n| {
+            let (stop, failed) = (stop.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if login_from([127, 0, 0, n], addr, "wrong") == 403 {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    // as many wrong passwords as the account's limit (30 a minute)
+    let many = common::eventually(|| failed.load(Ordering::Relaxed), |n| *n >= 30);
+    assert!(many >= 30, "only {many} failures");
+    // the right password from an address never seen: in at the first attempt
+    let status = login_from([127, 0, 0, 50], addr, "secret");
+    stop.store(true, Ordering::Relaxed);
+    for t in storm {
+        t.join().expect("storm");
+    }
+    assert_eq!(status, 303, "the admin was kept out");
+}
