@@ -416,8 +416,9 @@ impl StateStore {
         if !prev.is_some_and(|p| self.index.touch(sn, &state, &p)) {
             self.index.update(sn, &state, fresh);
         }
-        self.cache.put(sn, state.clone());
-        self.writer.submit(sn, state);
+        let cost = cache::cost(&state);
+        self.cache.put_costed(sn, state.clone(), cost);
+        self.writer.submit_costed(sn, state, cost);
         Ok(())
     }
 
