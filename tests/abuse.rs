@@ -331,6 +331,27 @@ fn one_address_at_its_limit_does_not_keep_others_out() {
         .and_then(|v| v.trim().parse::<i64>().ok());
     assert!(open.is_some_and(|n| n >= 9), "{open:?}\n{m}");
     drop(idle);
+    // the operator's other series: the state engine and the process
+    server.flush();
+    let m = server.get("/metrics").text();
+    for series in [
+        "update_server_devices_indexed 1",
+        "update_server_state_writes_pending 0",
+        "update_server_state_cache_bytes ",
+        "update_server_state_batch_seconds_count ",
+    ] {
+        assert!(m.lines().any(|l| l.starts_with(series)), "{series}:\n{m}");
+    }
+    if cfg!(target_os = "linux") {
+        for series in [
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_cpu_seconds_total ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(m.lines().any(|l| l.starts_with(series)), "{series}:\n{m}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
