@@ -19,7 +19,6 @@
 //! - **Out of descriptors.** An accept error (`EMFILE`, `ENFILE`, …) pauses the listener for
 //!   [`ACCEPT_BACKOFF`] and is logged at most once a second.
 
-use crate::config::ProxyNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -44,15 +43,27 @@ pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
 /// Default for `<server max-per-proxy>`.
 pub const DEFAULT_MAX_PER_PROXY: usize = 4096;
 
+/// Whether an address is a trusted proxy.
+pub type IsProxy = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
 /// How many connections one address may hold.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct PerAddress {
     /// Any address.
     pub max: usize,
     /// A trusted proxy.
     pub max_proxy: usize,
-    /// The trusted proxies.
-    pub proxies: Vec<ProxyNet>,
+    /// Which addresses are trusted proxies.
+    pub is_proxy: IsProxy,
+}
+
+impl std::fmt::Debug for PerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerAddress")
+            .field("max", &self.max)
+            .field("max_proxy", &self.max_proxy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The limits shared by all listeners of one server.
@@ -78,7 +89,7 @@ impl Limits {
             per_address: Arc::new(AddressCounts::new(PerAddress {
                 max: DEFAULT_MAX_PER_ADDRESS,
                 max_proxy: DEFAULT_MAX_PER_PROXY,
-                proxies: Vec::new(),
+                is_proxy: Arc::new(|_| false),
             })),
         }
     }
@@ -149,7 +160,7 @@ impl AddressCounts {
     }
 
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
-        let proxy = self.per.proxies.iter().any(|p| p.contains(ip));
+        let proxy = (self.per.is_proxy)(ip);
         let max = if proxy {
             self.per.max_proxy
         } else {
@@ -418,11 +429,11 @@ mod tests {
 
     #[test]
     fn one_address_holds_at_most_its_share() {
-        let proxy = ProxyNet::parse("10.0.0.1").expect("proxy");
+        let proxy: IpAddr = "10.0.0.1".parse().expect("proxy");
         let limits = Limits::new(Duration::from_secs(30), 100).per_address(PerAddress {
             max: 2,
             max_proxy: 3,
-            proxies: vec![proxy],
+            is_proxy: Arc::new(move |ip| ip == proxy),
         });
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "::ffff:192.0.2.2".parse().expect("ip");

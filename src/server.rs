@@ -207,12 +207,15 @@ fn limits(app: &SharedApp) -> crate::conn_guard::Limits {
         PerAddress {
             max: DEFAULT_MAX_PER_ADDRESS,
             max_proxy: DEFAULT_MAX_PER_PROXY,
-            proxies: Vec::new(),
+            is_proxy: std::sync::Arc::new(|_| false),
         },
-        |c| PerAddress {
-            max: c.server.max_per_address,
-            max_proxy: c.server.max_per_proxy,
-            proxies: c.server.proxy_nets.clone(),
+        |c| {
+            let proxies = c.server.proxy_nets.clone();
+            PerAddress {
+                max: c.server.max_per_address,
+                max_proxy: c.server.max_per_proxy,
+                is_proxy: std::sync::Arc::new(move |ip| proxies.iter().any(|p| p.contains(ip))),
+            }
         },
     );
     crate::conn_guard::Limits::new(Duration::from_secs(timeout), max).per_address(per)
