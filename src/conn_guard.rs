@@ -34,14 +34,11 @@ pub const MIN_RATE: u64 = 1024;
 /// Pause of a listener after an accept error.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Default for `<server max-connections>`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default for `<server max-connections>` (the configuration's).
+pub use crate::config::DEFAULT_MAX_CONNECTIONS;
 
-/// Default for `<server max-per-address>`.
-pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
-
-/// Default for `<server max-per-proxy>`.
-pub const DEFAULT_MAX_PER_PROXY: usize = 4096;
+/// Defaults for `<server max-per-address>` and `<server max-per-proxy>` (the configuration's).
+pub use crate::config::{DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_PER_PROXY};
 
 /// Whether an address is a trusted proxy.
 pub type IsProxy = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;

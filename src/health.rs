@@ -6,7 +6,6 @@
 //! configuration is still served) or the state directory cannot be written. An unreachable
 //! master is reported, but does not degrade by itself.
 
-use crate::admin::SharedAdmin;
 use crate::app::{App, SharedApp};
 use crate::config::Config;
 use crate::conn::ConnMeta;
@@ -21,11 +20,12 @@ use serde_json::{Value, json};
 pub fn routes(prefix: &str) -> Router<SharedApp> {
     let mut r = Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(crate::metrics::endpoint));
+        .route("/metrics", get(crate::admin::metrics_endpoint));
     if !prefix.is_empty() {
-        r = r
-            .route(&format!("{prefix}/health"), get(health))
-            .route(&format!("{prefix}/metrics"), get(crate::metrics::endpoint));
+        r = r.route(&format!("{prefix}/health"), get(health)).route(
+            &format!("{prefix}/metrics"),
+            get(crate::admin::metrics_endpoint),
+        );
     }
     r
 }
@@ -50,7 +50,7 @@ pub fn report(app: &App) -> (bool, Value) {
             }
         }
     };
-    let master = match crate::firmware::master_reachable() {
+    let master = match app.master.reachable() {
         Some(r) => json!({"reachable": r}),
         None => json!({"reachable": null, "note": "not asked yet"}),
     };
@@ -73,16 +73,15 @@ fn writable(dir: &std::path::Path) -> Result<(), String> {
 /// (not relayed by a proxy), with the API token or an admin session.
 async fn health(
     State(app): State<SharedApp>,
-    Extension(admin): Extension<SharedAdmin>,
     meta: Option<Extension<ConnMeta>>,
     headers: HeaderMap,
 ) -> Response {
     let meta = meta.map(|Extension(m)| m);
-    let detail = crate::metrics::from_loopback(meta.as_ref(), &headers)
-        || match (admin.config.get().ok(), &meta) {
+    let detail = crate::admin::from_loopback(meta.as_ref(), &headers)
+        || match (app.config.get().ok(), &meta) {
             (Some(cfg), Some(meta)) => {
                 matches!(
-                    crate::admin::token_or_session(&admin, &cfg, meta, &headers).await,
+                    crate::admin::token_or_session(&app, &cfg, meta, &headers).await,
                     Ok(true)
                 )
             }

@@ -12,7 +12,10 @@
 //! snippet that cannot be read (the device's answer names it in a `#` comment) and the log
 //! says so once each time the file changes.
 
+mod signatures;
+
 use crate::watch::{Freshness, FsWatch, racy};
+pub use signatures::SignatureCache;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +66,11 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
 /// Lookup of snippet files by file name (within the snippet directory).
 pub trait SnippetSource {
     fn get(&self, name: &str) -> Option<&Snippet>;
+
+    /// The CHECK signature of `snippets`: `compute` unless the source kept it.
+    fn signature(&self, _snippets: &[&Snippet], compute: &mut dyn FnMut() -> String) -> String {
+        compute()
+    }
 }
 
 impl SnippetSource for HashMap<String, Snippet> {
@@ -71,8 +79,8 @@ impl SnippetSource for HashMap<String, Snippet> {
     }
 }
 
-/// Default of `<server max-snippet>`: the largest snippet file read, in bytes.
-pub const DEFAULT_MAX_SNIPPET: u64 = 1024 * 1024;
+/// Default of `<server max-snippet>` (the configuration's).
+pub use crate::config::DEFAULT_MAX_SNIPPET;
 
 #[derive(Clone)]
 struct Entry {
@@ -87,6 +95,8 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Snapshot {
     files: HashMap<String, Snippet>,
+    /// Shared by the store's snapshots.
+    signatures: Arc<SignatureCache>,
 }
 
 impl Snapshot {
@@ -98,6 +108,10 @@ impl Snapshot {
 impl SnippetSource for Snapshot {
     fn get(&self, name: &str) -> Option<&Snippet> {
         self.files.get(name)
+    }
+
+    fn signature(&self, snippets: &[&Snippet], compute: &mut dyn FnMut() -> String) -> String {
+        self.signatures.of(snippets, compute)
     }
 }
 
@@ -288,6 +302,7 @@ impl SnippetStore {
                 .iter()
                 .map(|(k, e)| (k.clone(), e.snippet.clone()))
                 .collect(),
+            signatures: inner.snapshot.signatures.clone(),
         });
         inner.snapshot.clone()
     }

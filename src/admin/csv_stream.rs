@@ -8,7 +8,7 @@ use super::export;
 use super::fleet::{matching, rows_of};
 use super::order::Sort;
 use super::query::Query;
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use bytes::Bytes;
 use hyper::body::Frame;
@@ -23,7 +23,7 @@ pub const PIECES: usize = 2;
 
 /// The CSV of the devices `query` lets through in the order of `sort`, as a body written
 /// while it is sent.
-pub fn body(app: SharedAdmin, cfg: Arc<Config>, query: Query, sort: Sort) -> axum::body::Body {
+pub fn body(app: SharedApp, cfg: Arc<Config>, query: Query, sort: Sort) -> axum::body::Body {
     let (tx, rx) = tokio::sync::mpsc::channel(PIECES);
     tokio::task::spawn_blocking(move || {
         let m = matching(&app, &cfg, &query, sort);

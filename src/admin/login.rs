@@ -1,22 +1,18 @@
 //! The login page, the login (throttled, password checked off the async threads, at most
-//! [`PARALLEL_PASSWORD_CHECKS`] at once) and the
+//! [`crate::app::PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
 use super::html::{self, Nav, admin_url};
-use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
-use super::router::{Ctx, cookie_path};
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, add_cookie, blocking, html_response, redirect};
+use super::router::cookie_path;
 use super::session::{self, Session};
 use super::throttle::retry_after_secs;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-/// Password checks running at once (each Argon2 check holds its memory cost).
-pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
-static PASSWORD_CHECKS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(PARALLEL_PASSWORD_CHECKS);
-
 /// The login form, with a notice on plain HTTP when a login is configured.
-pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
+pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
         frame.notice = Some(maud::html! {
@@ -37,7 +33,7 @@ pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Respo
 }
 
 /// `action=login`: a session and its cookie, or the login page again (403).
-pub async fn login(ctx: &Ctx) -> Response {
+pub async fn login(ctx: &AdminRequest) -> Response {
     let throttle = &ctx.app.admin.throttle;
     match throttle.check(ctx.peer) {
         Err(wait) => return throttled(ctx, wait),
@@ -54,11 +50,15 @@ pub async fn login(ctx: &Ctx) -> Response {
     // Argon2 needs memory and CPU: only a few checks run at once; an address with failures
     // behind it does not queue for them
     let permit = if throttle.suspect(ctx.peer) {
-        PASSWORD_CHECKS
+        ctx.app
+            .admin
+            .password_checks
             .try_acquire()
             .map_err(|_| std::time::Duration::from_secs(1))
     } else {
-        PASSWORD_CHECKS
+        ctx.app
+            .admin
+            .password_checks
             .acquire()
             .await
             .map_err(|_| std::time::Duration::from_secs(1))
@@ -96,7 +96,7 @@ pub async fn login(ctx: &Ctx) -> Response {
 }
 
 /// The login page with 429 and `Retry-After`: `wait` before the next attempt.
-fn throttled(ctx: &Ctx, wait: std::time::Duration) -> Response {
+fn throttled(ctx: &AdminRequest, wait: std::time::Duration) -> Response {
     let secs = retry_after_secs(wait);
     tracing::info!(
         "admin login from {} refused for {secs} s (throttled)",
@@ -110,7 +110,7 @@ fn throttled(ctx: &Ctx, wait: std::time::Duration) -> Response {
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
-pub fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
+pub fn logout(ctx: &AdminRequest, s: Option<&Session>) -> AdminResult {
     if let Some(s) = s {
         if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
             return Err(AdminError::forbidden("bad or missing CSRF token"));

@@ -59,7 +59,7 @@ pub fn master_builds(cfg: &Config, cached: Option<&BoxInfo>) -> MasterBuilds {
 }
 
 /// What a page render needs besides the rows.
-pub struct Ctx<'a> {
+pub struct RenderCtx<'a> {
     pub cfg: &'a Config,
     pub prefix: &'a str,
     pub csrf: &'a str,
@@ -68,7 +68,7 @@ pub struct Ctx<'a> {
     pub master: MasterBuilds,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> RenderCtx<'a> {
     /// The rendering context of a page or row rendered now.
     pub fn new(
         cfg: &'a Config,
@@ -76,8 +76,8 @@ impl<'a> Ctx<'a> {
         csrf: &'a str,
         groups: &'a [ShowGroup],
         master: MasterBuilds,
-    ) -> Ctx<'a> {
-        Ctx {
+    ) -> RenderCtx<'a> {
+        RenderCtx {
             cfg,
             prefix,
             csrf,
@@ -150,17 +150,17 @@ fn aria_sort(keys: &[&str], sort: &str) -> Option<&'static str> {
 }
 
 /// The table header without sort state.
-pub fn header(ctx: &Ctx<'_>) -> String {
+pub fn header(ctx: &RenderCtx<'_>) -> String {
     header_sorted(ctx, "", "")
 }
 
 /// The table header: each sortable column's title is a link that sorts by it, keeping
 /// `filter`; the current `sort` is marked (`aria-sort`).
-pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
+pub fn header_sorted(ctx: &RenderCtx<'_>, filter: &str, sort: &str) -> String {
     header_markup(ctx, filter, sort).into_string()
 }
 
-fn header_markup(ctx: &Ctx<'_>, filter: &str, sort: &str) -> Markup {
+fn header_markup(ctx: &RenderCtx<'_>, filter: &str, sort: &str) -> Markup {
     let two = !ctx.groups.is_empty();
     let rs = two.then_some("2");
     let cell = |keys: &[(&str, &str)], class: &str| {
@@ -224,7 +224,7 @@ pub fn count_text(matched: usize, total: usize, filter: &str) -> String {
 /// Without script the link shows the first `shown_so_far + PAGE_ROWS` rows; the page's
 /// script fetches the next rows after the last key instead.
 pub fn rows_fragment(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     shown: &[Row],
     remaining: usize,
     filter: &str,
@@ -264,7 +264,7 @@ pub fn rows_fragment(
 /// `limit` matching rows. `matching` are the devices the filter lets through, `total` the
 /// number of state files.
 pub fn render_body(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     matching: &[Row],
     filter: &str,
     total: usize,
@@ -277,7 +277,7 @@ const FILTER_HELP: &str = "Words that must all match a whole word of: ip address
 
 /// [`render_body`] with the sort order `sort` (`sort=` argument) kept in its links.
 pub fn render_body_sorted(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     matching: &[Row],
     filter: &str,
     sort: &str,
@@ -308,7 +308,7 @@ pub struct Page<'p> {
 
 /// The body of the status page: summary, filter (`filter`, `sort` kept in the links) and
 /// the rows shown.
-pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
+pub fn render_page(ctx: &RenderCtx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
     if ctx.cfg.status_dir().is_none() {
         return html! {
             p class="notice" {
@@ -342,7 +342,7 @@ pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> 
 }
 
 /// The rows, rendered on all cores when there are many.
-fn rows_html(ctx: &Ctx<'_>, rows: &[Row]) -> String {
+fn rows_html(ctx: &RenderCtx<'_>, rows: &[Row]) -> String {
     let one = |rows: &[Row]| {
         let mut h = String::with_capacity(rows.len() * 1600);
         for r in rows {
@@ -376,8 +376,8 @@ pub(crate) fn test_ctx<'a>(
     groups: &'a [ShowGroup],
     prefix: &'a str,
     now: i64,
-) -> Ctx<'a> {
-    Ctx {
+) -> RenderCtx<'a> {
+    RenderCtx {
         cfg,
         prefix,
         csrf: "tok",
