@@ -56,6 +56,7 @@ fn build_installation(root: &Path, server_attrs: &str) {
         <query id="admin"><applies>*</applies></query>
         <query id="certificates"><applies>phone</applies></query>
     </queries>
+    <customcerts dir="certs" CAname="Bench CA"/>
     <api token="{TOKEN}"/>
     <server {server_attrs}/>
 </config>
@@ -456,7 +457,7 @@ fn hostile_request(rng: &mut Rng) -> (&'static str, String, String, Vec<u8>) {
         serial(rng.below(10_000) as usize)
     };
     let body_len = rng.below(64 * 1024) as usize;
-    let body = vec![b"xX \r\n<>a0"[rng.below(10) as usize]; body_len];
+    let body = vec![b"xX \r\n<>a0"[rng.below(9) as usize]; body_len];
     let form = "Content-Type: application/x-www-form-urlencoded\r\n".to_string();
     match rng.below(8) {
         0 => (
@@ -530,10 +531,20 @@ fn hostile_traffic(addr: SocketAddr, pid: u32, time: Duration, threads: usize) {
             let sent = &sent;
             s.spawn(move || {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1));
+                let mut conn: Option<BufReader<TcpStream>> = None;
                 while t.elapsed() < time {
                     let (method, target, headers, body) = hostile_request(&mut rng);
-                    let mut conn = connect(addr);
-                    let _ = exchange(&mut conn, method, &target, &headers, &body);
+                    if conn.is_none() {
+                        conn = TcpStream::connect(addr).ok().map(BufReader::new);
+                    }
+                    let Some(c) = conn.as_mut() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    // a connection the server closed (a refused body) is opened again
+                    if exchange(c, method, &target, &headers, &body).is_err() {
+                        conn = None;
+                    }
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             });
