@@ -81,7 +81,7 @@ async fn admin_php(
             format!("configuration error: {err}"),
         )
     })?;
-    let info = crate::trust::conn_info(&cfg, &meta, &headers);
+    let info = crate::tls::conn_info(&cfg, &meta, &headers);
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
     if method == Method::POST && is_form(&headers) {
