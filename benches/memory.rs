@@ -7,9 +7,14 @@
 //! resident set after every page of the device list).
 //! Steps, each reported with the resident set before and after:
 //! 1. the server starts on an empty installation (state, backups and two queries on);
-//! 2. `--devices` distinct devices poll once each (new serial numbers);
+//! 2. `--devices` distinct devices poll once each (new serial numbers), then all of them again
+//!    and again for `--repeat` seconds (20): the resident set, the cost per device, and what
+//!    the state cache charges itself (`update_server_state_cache_bytes`);
 //! 3. one device sends a 16 MiB query result (`PUT update.php?mode=query&id=admin`), which
-//!    the server refuses beyond `server/@max-query`;
+//!    the server refuses beyond `server/@max-query`; then a 16 MiB `mode=vardump` (highest
+//!    resident set while it runs), and with `--hostile SECS` random hostile requests over
+//!    10,000 devices for SECS seconds (random arguments, bodies for query/backup/vardump,
+//!    form posts, `fw/` and admin paths);
 //! 4. an API client reads the whole device list, page by page (`api/devices?limit=1000`)
 //!    and as CSV (`api/devices.csv`);
 //! 5. the server is stopped and started again on the same root: the time until the first
@@ -51,6 +56,7 @@ fn build_installation(root: &Path, server_attrs: &str) {
         <query id="admin"><applies>*</applies></query>
         <query id="certificates"><applies>phone</applies></query>
     </queries>
+    <customcerts dir="certs" CAname="Bench CA"/>
     <api token="{TOKEN}"/>
     <server {server_attrs}/>
 </config>
@@ -247,6 +253,8 @@ fn main() {
     let mut devices = 100_000usize;
     let mut threads = 4usize;
     let mut server_attrs = String::new();
+    let mut repeat = 20u64;
+    let mut hostile = 0u64;
     let args: Vec<String> = std::env::args().collect();
     let trace = args.iter().any(|a| a == "--trace");
     for w in args.windows(2) {
@@ -254,6 +262,8 @@ fn main() {
             "--devices" => devices = w[1].parse().unwrap_or(devices),
             "--threads" => threads = w[1].parse().unwrap_or(threads),
             "--server" => server_attrs = w[1].clone(),
+            "--repeat" => repeat = w[1].parse().unwrap_or(repeat),
+            "--hostile" => hostile = w[1].parse().unwrap_or(hostile),
             _ => {}
         }
     }
@@ -265,7 +275,8 @@ fn main() {
     let mut server = start(&root, port);
     wait_listening(addr);
     let pid = server.0.id();
-    println!("started:                 {:7.1} MiB", rss_mib(pid));
+    let started = rss_mib(pid);
+    println!("started:                 {started:7.1} MiB");
 
     let t = Instant::now();
     fill(addr, devices, threads);
@@ -277,6 +288,8 @@ fn main() {
         devices as f64 / t.elapsed().as_secs_f64()
     );
 
+    let after_fill = repeat_polls(addr, devices, threads, pid, repeat, after_fill, started);
+
     let big = vec![b'x'; 16 << 20];
     let target = format!("/update.php?mode=query&sn={}&id=admin", serial(0));
     let (status, _) = exchange(&mut connect(addr), "PUT", &target, "", &big).expect("query");
@@ -285,6 +298,10 @@ fn main() {
         "16 MiB query (HTTP {status}): {after_query:7.1} MiB  (+{:.1})",
         after_query - after_fill
     );
+    vardump_16mib(addr, pid);
+    if hostile > 0 {
+        hostile_traffic(addr, pid, Duration::from_secs(hostile), threads);
+    }
 
     let (json, after_pages, csv) = read_device_list(addr, devices, pid, trace);
     let after_api = rss_mib(pid);
@@ -326,5 +343,222 @@ fn restart(root: &Path, server: &mut ServerGuard, addr: SocketAddr, port: u16) {
     println!(
         "restart: after 20 s (index built): {:7.1} MiB (highest seen {peak:.1})",
         rss_mib(pid)
+    );
+}
+
+/// All devices poll again and again for `secs` seconds; the resident set afterwards (printed
+/// with the cost per device and the state cache's own estimate).
+fn repeat_polls(
+    addr: SocketAddr,
+    devices: usize,
+    threads: usize,
+    pid: u32,
+    secs: u64,
+    after_fill: f64,
+    started: f64,
+) -> f64 {
+    if secs == 0 {
+        return after_fill;
+    }
+    let t = Instant::now();
+    let mut rounds = 0;
+    while t.elapsed() < Duration::from_secs(secs) {
+        fill(addr, devices, threads);
+        rounds += 1;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = rss_mib(pid);
+    let metrics = scrape(addr);
+    let cache = metric(&metrics, "update_server_state_cache_bytes").unwrap_or(0.0);
+    let pending = metric(&metrics, "update_server_state_writes_pending").unwrap_or(0.0);
+    println!(
+        "{rounds} more rounds of polls ({:.1} s): {rss:7.1} MiB, {:.2} KiB per device above the start; state cache charges itself {:.1} MiB, {pending} writes pending",
+        t.elapsed().as_secs_f64(),
+        (rss - started) * 1024.0 / devices as f64,
+        cache / 1048576.0
+    );
+    rss
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A 16 MiB `mode=vardump` of a device's request error: the highest resident set while it
+/// is uploaded and answered (sampled every 2 ms), and the answer's size.
+fn vardump_16mib(addr: SocketAddr, pid: u32) {
+    let before = rss_mib(pid);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut body = b"X509/REQUESTERROR p ".to_vec();
+    body.resize((16 << 20) - 4096, b'a');
+    let sn = serial(1);
+    let target = format!(
+        "/update.php?mode=vardump&sn={sn}&var=X509/REQUESTERROR&file=certs%2F{sn}-requesterror"
+    );
+    let (peak, (status, len)) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0f64;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mib(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        });
+        let r = exchange(&mut connect(addr), "PUT", &target, "", &body).unwrap_or((0, 0));
+        done.store(true, Ordering::Relaxed);
+        (sampler.join().unwrap_or(0.0), r)
+    });
+    println!(
+        "16 MiB vardump (HTTP {status}, answer {len} bytes): highest {peak:7.1} MiB (+{:.1} while it ran), after {:7.1} MiB",
+        peak - before,
+        rss_mib(pid)
+    );
+}
+
+/// A small xorshift generator (the bench needs no cryptographic randomness).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn word(&mut self, max: u64) -> String {
+        const CHARS: &[u8] = b"abcXYZ019-_./%&=?#\\ ";
+        (0..self.below(max) + 1)
+            .map(|_| char::from(CHARS[self.below(CHARS.len() as u64) as usize]))
+            .collect::<String>()
+            .replace(['&', '=', '?', '#', ' ', '%', '\\'], "x")
+    }
+}
+
+/// One random hostile request.
+fn hostile_request(rng: &mut Rng) -> (&'static str, String, String, Vec<u8>) {
+    let sn = if rng.below(4) == 0 {
+        rng.word(20)
+    } else {
+        serial(rng.below(10_000) as usize)
+    };
+    let body_len = rng.below(64 * 1024) as usize;
+    let body = vec![b"xX \r\n<>a0"[rng.below(9) as usize]; body_len];
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n".to_string();
+    match rng.below(8) {
+        0 => (
+            "GET",
+            format!(
+                "/update.php?type={}&sn={sn}&hwid={}&{}={}&phase={}&env={}",
+                rng.word(10),
+                rng.word(10),
+                rng.word(30),
+                rng.word(200),
+                rng.word(10),
+                rng.word(5)
+            ),
+            String::new(),
+            Vec::new(),
+        ),
+        1 => (
+            "PUT",
+            format!("/update.php?mode=query&sn={sn}&id={}", rng.word(8)),
+            String::new(),
+            body,
+        ),
+        2 => (
+            "PUT",
+            format!("/update.php?mode=backup&sn={sn}&hwid={}", rng.word(12)),
+            String::new(),
+            body,
+        ),
+        3 => (
+            "PUT",
+            format!(
+                "/update.php?mode=vardump&sn={sn}&var=X509/REQUESTERROR&file=certs%2F{sn}-requesterror"
+            ),
+            String::new(),
+            body,
+        ),
+        4 => (
+            "POST",
+            "/update.php".to_string(),
+            form,
+            format!("type=IP232&sn={sn}&{}={}", rng.word(50), rng.word(500)).into_bytes(),
+        ),
+        5 => (
+            "GET",
+            format!("/fw/{}", rng.word(40)),
+            String::new(),
+            Vec::new(),
+        ),
+        6 => (
+            "POST",
+            "/admin/admin.php".to_string(),
+            form,
+            format!("action=login&user=admin&password={}", rng.word(20)).into_bytes(),
+        ),
+        _ => (
+            "GET",
+            format!("/admin/admin.php?mode={}&sn={sn}", rng.word(10)),
+            String::new(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// Random hostile requests over 10,000 devices for `time`; the resident set afterwards.
+fn hostile_traffic(addr: SocketAddr, pid: u32, time: Duration, threads: usize) {
+    let before = rss_mib(pid);
+    let sent = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for n in 0..threads {
+            let sent = &sent;
+            s.spawn(move || {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1));
+                let mut conn: Option<BufReader<TcpStream>> = None;
+                while t.elapsed() < time {
+                    let (method, target, headers, body) = hostile_request(&mut rng);
+                    if conn.is_none() {
+                        conn = TcpStream::connect(addr).ok().map(BufReader::new);
+                    }
+                    let Some(c) = conn.as_mut() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    // a connection the server closed (a refused body) is opened again
+                    if exchange(c, method, &target, &headers, &body).is_err() {
+                        conn = None;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let metrics = scrape(addr);
+    println!(
+        "{} hostile requests ({:.0} s): {:7.1} MiB (+{:.1}), {} devices indexed, state cache charges itself {:.1} MiB",
+        sent.load(Ordering::Relaxed),
+        t.elapsed().as_secs_f64(),
+        rss_mib(pid),
+        rss_mib(pid) - before,
+        metric(&metrics, "update_server_devices_indexed").unwrap_or(0.0),
+        metric(&metrics, "update_server_state_cache_bytes").unwrap_or(0.0) / 1048576.0
     );
 }

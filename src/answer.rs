@@ -29,6 +29,11 @@ pub fn comment_safe(s: &str) -> String {
     out
 }
 
+/// Bytes of an uploaded body an answer shows at most ([`Answer::dump`]).
+pub const DUMP_SHOWN: usize = 4096;
+/// Lines of an uploaded body an answer shows at most.
+pub const DUMP_LINES: usize = 100;
+
 /// An answer being written, with the device state it logs into.
 #[derive(Debug)]
 pub struct Answer {
@@ -191,12 +196,30 @@ impl Answer {
         }
     }
 
-    /// PHP's `dbgout`: a block of text shown as comments.
+    /// PHP's `dbgout`: a block of text shown as comments. Unlike PHP, only the first
+    /// [`DUMP_SHOWN`] bytes ([`DUMP_LINES`] lines) of `content` are shown (a line says how many more there were): an
+    /// answer never echoes more than a few KiB of what a device sent.
     pub fn dump(&mut self, title: &str, content: &[u8]) {
-        let text = String::from_utf8_lossy(content).replace("\r\n", "\n");
+        let mut end = content.len().min(DUMP_SHOWN);
+        if let Some(nl) = content[..end]
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(DUMP_LINES)
+        {
+            end = nl.0;
+        }
+        let shown = &content[..end];
+        let text = String::from_utf8_lossy(shown).replace("\r\n", "\n");
         self.comment(&format!("{title} >"));
         for l in text.split('\n') {
             self.comment(l);
+        }
+        if shown.len() < content.len() {
+            self.comment(&format!(
+                "... {} more bytes not shown",
+                content.len() - shown.len()
+            ));
         }
         self.line(&format!("# > {} ", comment_safe(title)));
         self.print("\r\n");

@@ -158,10 +158,20 @@ impl App {
         map.values().cloned().collect()
     }
 
-    /// Writes every pending device state now and waits until it is durable (at shutdown).
+    /// The state engines' figures summed over the status directories: devices indexed,
+    /// bytes charged to the state caches, state writes pending.
+    pub fn state_figures(&self) -> (usize, usize, usize) {
+        self.stores().iter().fold((0, 0, 0), |acc, s| {
+            let f = s.figures();
+            (acc.0 + f.0, acc.1 + f.1, acc.2 + f.2)
+        })
+    }
+
+    /// Writes every pending device state now and waits until it is durable, then removes the
+    /// writers' spare files (at shutdown).
     pub async fn flush_pending(&self) {
         for s in self.stores() {
-            s.flush().await;
+            s.close().await;
         }
         self.rollouts.write_dirty();
     }

@@ -36,7 +36,7 @@ pub use cache::CertCache;
 pub use convert::*;
 pub use decide::{CertDecision, CertInput, CertReport, Command, decide, vardump_command};
 pub use files::read_ca_keys;
-pub use vardump::{VardumpError, php_name_in_subfolder, vardump};
+pub use vardump::{VardumpError, php_name_in_subfolder, vardump, vardump_checks};
 
 use crate::config::{Config, CustomCerts};
 use crate::php;

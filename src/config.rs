@@ -62,6 +62,15 @@ impl ConfigError {
 /// Default for `<server max-connections>`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
+/// Default for `<server max-per-address>`.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
+
+/// Default for `<server max-per-proxy>`.
+pub const DEFAULT_MAX_PER_PROXY: usize = 4096;
+
+/// Default for `<server max-snippet>`: the largest snippet file read, in bytes.
+pub const DEFAULT_MAX_SNIPPET: u64 = 1024 * 1024;
+
 /// The merged and validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

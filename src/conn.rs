@@ -128,21 +128,28 @@ where
 }
 
 /// The next connection of `listener` as `(stream, peer, local address)` with its slot under
-/// `<server max-connections>`; accept errors (such as running out of file descriptors) are
+/// `<server max-connections>` and the per-address limit (a connection beyond its address's
+/// share is closed at once and the next one taken); accept errors (such as running out of file descriptors) are
 /// logged at most once a second and retried after a pause (see [`crate::conn_guard`]).
 pub async fn accept(
     listener: &tokio::net::TcpListener,
     limits: &Limits,
-) -> (
-    tokio::net::TcpStream,
-    SocketAddr,
-    SocketAddr,
-    OwnedSemaphorePermit,
-) {
+) -> (tokio::net::TcpStream, SocketAddr, SocketAddr, Slot) {
     let slot = limits.slot().await;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                // beyond its share an address's connection is closed at once
+                let Some(address) = limits.admit(peer.ip()) else {
+                    drop(stream);
+                    continue;
+                };
+                let listener_name = local_addr_label(listener);
+                let slot = Slot {
+                    _cap: slot,
+                    _address: address,
+                    _open: crate::ops_metrics::connection_opened(&listener_name),
+                };
                 // answers are written in several segments (headers, body chunks): without
                 // this, Nagle's algorithm and the client's delayed ACK stall each of them
                 let _ = stream.set_nodelay(true);
@@ -152,6 +159,21 @@ pub async fn accept(
             Err(e) => limits.accept_failed(&e).await,
         }
     }
+}
+
+/// What a connection holds of the limits until it ends: its place under
+/// `<server max-connections>` and its address's.
+pub struct Slot {
+    _cap: OwnedSemaphorePermit,
+    _address: crate::conn_guard::AddressSlot,
+    _open: crate::ops_metrics::OpenConnection,
+}
+
+/// The listener's local address, as the `listener` label of `/metrics`.
+fn local_addr_label(listener: &tokio::net::TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_string(), |a| a.to_string())
 }
 
 /// The [`ConnMeta`] of a plain HTTP connection.

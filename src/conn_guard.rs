@@ -12,9 +12,15 @@
 //! - **Cap.** At most `<server max-connections>` connections are open at once (all listeners
 //!   together); at the cap the server stops accepting until one closes (the kernel queues new
 //!   ones) and says so in the log at most once a minute.
+//! - **Per address.** One address holds at most `<server max-per-address>` (256) of them,
+//!   a trusted proxy (`<server trusted-proxies>`) `<server max-per-proxy>` (4096); a
+//!   connection beyond is closed at once (counted in `/metrics`, logged at most once a minute
+//!   per address), so one address cannot take the slots of all the others.
 //! - **Out of descriptors.** An accept error (`EMFILE`, `ENFILE`, …) pauses the listener for
 //!   [`ACCEPT_BACKOFF`] and is logged at most once a second.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -31,6 +37,32 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Default for `<server max-connections>` (the configuration's).
 pub use crate::config::DEFAULT_MAX_CONNECTIONS;
 
+/// Defaults for `<server max-per-address>` and `<server max-per-proxy>` (the configuration's).
+pub use crate::config::{DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_PER_PROXY};
+
+/// Whether an address is a trusted proxy.
+pub type IsProxy = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// How many connections one address may hold.
+#[derive(Clone)]
+pub struct PerAddress {
+    /// Any address.
+    pub max: usize,
+    /// A trusted proxy.
+    pub max_proxy: usize,
+    /// Which addresses are trusted proxies.
+    pub is_proxy: IsProxy,
+}
+
+impl std::fmt::Debug for PerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerAddress")
+            .field("max", &self.max)
+            .field("max_proxy", &self.max_proxy)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The limits shared by all listeners of one server.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -39,6 +71,7 @@ pub struct Limits {
     max_connections: usize,
     cap_log: Arc<RateLimited>,
     accept_log: Arc<RateLimited>,
+    per_address: Arc<AddressCounts>,
 }
 
 impl Limits {
@@ -50,7 +83,24 @@ impl Limits {
             max_connections,
             cap_log: Arc::new(RateLimited::new(Duration::from_secs(60))),
             accept_log: Arc::new(RateLimited::new(Duration::from_secs(1))),
+            per_address: Arc::new(AddressCounts::new(PerAddress {
+                max: DEFAULT_MAX_PER_ADDRESS,
+                max_proxy: DEFAULT_MAX_PER_PROXY,
+                is_proxy: Arc::new(|_| false),
+            })),
         }
+    }
+
+    /// These limits with `per` connections per address.
+    pub fn per_address(mut self, per: PerAddress) -> Limits {
+        self.per_address = Arc::new(AddressCounts::new(per));
+        self
+    }
+
+    /// The slot of a new connection from `ip` under the per-address limit; `None` (logged at
+    /// most once a minute per address, counted) when the address holds all it may.
+    pub fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+        self.per_address.admit(ip.to_canonical())
     }
 
     /// A slot for one more connection; waits (without accepting) while the cap is reached.
@@ -82,6 +132,95 @@ impl Limits {
     /// `io` closed by the deadline of these limits.
     pub fn watch<I>(&self, io: I) -> Watched<I> {
         Watched::new(io, self.header_timeout)
+    }
+}
+
+/// Open connections per address.
+#[derive(Debug)]
+struct AddressCounts {
+    per: PerAddress,
+    open: Mutex<HashMap<IpAddr, u32>>,
+    /// When each address at its limit was last logged (bounded: cleared when large).
+    logged: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Addresses whose last refusal log time is kept at most.
+const MAX_LOGGED: usize = 4096;
+
+impl AddressCounts {
+    fn new(per: PerAddress) -> AddressCounts {
+        AddressCounts {
+            per,
+            open: Mutex::new(HashMap::new()),
+            logged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let proxy = (self.per.is_proxy)(ip);
+        let max = if proxy {
+            self.per.max_proxy
+        } else {
+            self.per.max
+        };
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let n = open.entry(ip).or_insert(0);
+            if (*n as usize) < max.max(1) {
+                *n += 1;
+                return Some(AddressSlot {
+                    counts: self.clone(),
+                    ip,
+                });
+            }
+        }
+        crate::ops_metrics::connection_refused("per_address");
+        self.log_refusal(ip, max, proxy, Instant::now());
+        None
+    }
+
+    fn log_refusal(&self, ip: IpAddr, max: usize, proxy: bool, now: Instant) {
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.len() >= MAX_LOGGED {
+            logged.retain(|_, t| now.saturating_duration_since(*t) < Duration::from_secs(60));
+        }
+        let due = logged
+            .get(&ip)
+            .is_none_or(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60));
+        if due && logged.len() < MAX_LOGGED {
+            logged.insert(ip, now);
+            let attr = if proxy {
+                "max-per-proxy"
+            } else {
+                "max-per-address"
+            };
+            tracing::warn!(
+                "{ip} holds {max} connections (<server {attr}>): closing its new ones (logged once a minute)"
+            );
+        }
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+/// One connection of an address, counted until dropped.
+#[derive(Debug)]
+pub struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        self.counts.release(self.ip);
     }
 }
 
@@ -283,6 +422,28 @@ mod tests {
         let mut d = Deadline::new(t0, Duration::from_secs(30));
         d.answered(t0 + Duration::from_secs(100));
         assert_eq!(d.at(), t0 + Duration::from_secs(130));
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("proxy");
+        let limits = Limits::new(Duration::from_secs(30), 100).per_address(PerAddress {
+            max: 2,
+            max_proxy: 3,
+            is_proxy: Arc::new(move |ip| ip == proxy),
+        });
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "::ffff:192.0.2.2".parse().expect("ip");
+        let p: IpAddr = "10.0.0.1".parse().expect("ip");
+        let first = limits.admit(a).expect("1st");
+        let _second = limits.admit(a).expect("2nd");
+        assert!(limits.admit(a).is_none(), "3rd from one address");
+        assert!(limits.admit(b).is_some(), "another address");
+        drop(first);
+        assert!(limits.admit(a).is_some(), "a slot freed");
+        let held: Vec<_> = (0..3).map(|_| limits.admit(p)).collect();
+        assert!(held.iter().all(Option::is_some), "a proxy gets more");
+        assert!(limits.admit(p).is_none());
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! What an operator watches: `/health` (JSON, 200 when all is well, 503 when degraded), the
+//! What an operator watches: `/health` (JSON, 200 when all is well, 503 when degraded; a
+//! remote client gets `{"status": …}` only, the checks are for loopback, the API token and
+//! admin sessions), the
 //! warnings at start and the banners of the admin pages (configuration broken, default
 //! password). Degraded means: the configuration files on disk are broken (the last good
 //! configuration is still served) or the state directory cannot be written. An unreachable
@@ -6,11 +8,12 @@
 
 use crate::app::{App, SharedApp};
 use crate::config::Config;
-use axum::Router;
+use crate::conn::ConnMeta;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde_json::{Value, json};
 
 /// `/health` and `/metrics`, at the top and under the prefix.
@@ -66,7 +69,24 @@ fn writable(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn health(State(app): State<SharedApp>) -> Response {
+/// `/health`: the status for anyone; the checks (paths, parse errors) only from loopback
+/// (not relayed by a proxy), with the API token or an admin session.
+async fn health(
+    State(app): State<SharedApp>,
+    meta: Option<Extension<ConnMeta>>,
+    headers: HeaderMap,
+) -> Response {
+    let meta = meta.map(|Extension(m)| m);
+    let detail = crate::admin::from_loopback(meta.as_ref(), &headers)
+        || match (app.config.get().ok(), &meta) {
+            (Some(cfg), Some(meta)) => {
+                matches!(
+                    crate::admin::token_or_session(&app, &cfg, meta, &headers).await,
+                    Ok(true)
+                )
+            }
+            _ => false,
+        };
     let Some((degraded, checks)) = crate::app::blocking(move || report(&app)).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -76,10 +96,15 @@ async fn health(State(app): State<SharedApp>) -> Response {
     } else {
         StatusCode::OK
     };
+    let body = if detail {
+        json!({"status": status, "checks": checks})
+    } else {
+        json!({ "status": status })
+    };
     (
         code,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({"status": status, "checks": checks})),
+        axum::Json(body),
     )
         .into_response()
 }

@@ -34,24 +34,65 @@ pub fn routes(app: &App) -> Router<SharedApp> {
         .nest_service(&format!("{p}/fw"), app.firmware.clone().service())
 }
 
-/// Reads a request body up to `limit`; `what` names the body in the refusal.
+/// Reads a request body up to `limit` into one buffer (sized from `Content-Length` when the
+/// client sent one; a declared length above the limit is refused before anything is read);
+/// `what` names the body in the refusal.
 async fn read_body(
-    body: Body,
+    mut body: Body,
     limit: usize,
     what: &'static str,
+    headers: &HeaderMap,
 ) -> Result<bytes::Bytes, DeviceError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                tracing::warn!("refused a {what} larger than {limit} bytes");
-                return DeviceError::TooLarge { what, limit };
+    use http_body_util::BodyExt;
+    let too_large = || {
+        tracing::warn!("refused a {what} larger than {limit} bytes");
+        DeviceError::TooLarge { what, limit }
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            tracing::warn!("incomplete request body: {e}");
+            DeviceError::IncompleteBody
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large());
             }
-            source = s.source();
+            buf.extend_from_slice(&data);
         }
-        tracing::warn!("incomplete request body: {e}");
-        DeviceError::IncompleteBody
-    })
+    }
+    Ok(buf.freeze())
+}
+
+/// Largest body of a `mode=vardump` that will be refused for the file it names (read only
+/// for PHP's answer about it).
+const REFUSED_VARDUMP_BODY: usize = 64 * 1024;
+
+/// The body limit of `mode=vardump` from its arguments alone
+/// ([`crate::certs::vardump_checks`]), or PHP's answer (status 200) when its argument checks
+/// fail: decided before the body is read.
+fn vardump_limit(
+    cfg: &crate::config::Config,
+    args: &Args,
+) -> Result<Option<(usize, &'static str)>, Vec<u8>> {
+    use crate::answer::Answer;
+    let loaded = crate::state::Loaded::Missing;
+    let mut ans = Answer::new(None, args, &loaded, crate::clock::now(), 0);
+    match crate::certs::vardump_checks(cfg, args, &mut ans) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some((
+            REFUSED_VARDUMP_BODY,
+            "vardump body for a file other than the device's CSR or request error",
+        ))),
+        Err(_) => Err(ans.out),
+    }
 }
 
 /// `update-migrate.php`: the redirect to `<migrate url=…>` with the same query.
@@ -102,7 +143,8 @@ async fn update_php(
         .and_then(|v| v.to_str().ok())
         .is_some_and(crate::php::is_form_content_type);
     let request = if mode.is_none() && method == Method::POST && form {
-        let body = read_body(request.into_body(), cfg.server.max_body, "request body").await?;
+        let limit = cfg.server.max_body;
+        let body = read_body(request.into_body(), limit, "request body", &headers).await?;
         args = Args::parse_request(query, Some(&body));
         Request::default()
     } else {
@@ -128,8 +170,15 @@ async fn update_php(
         return Ok(text(StatusCode::OK, body));
     };
     if let Some(kind) = Kind::of(&mode) {
-        let (limit, what) = kind.limit(&cfg);
-        let body = read_body(request.into_body(), limit, what).await?;
+        let (mut limit, mut what) = kind.limit(&cfg);
+        if kind == Kind::Vardump {
+            match vardump_limit(&cfg, &args) {
+                Ok(Some(small)) => (limit, what) = (small.0.min(limit), small.1),
+                Ok(None) => {}
+                Err(answer) => return Ok(text(StatusCode::OK, answer)),
+            }
+        }
+        let body = read_body(request.into_body(), limit, what, &headers).await?;
         let (status, out) =
             crate::device::upload::upload(&app, cfg, args, &info, kind, body).await?;
         return Ok(text(status, out));

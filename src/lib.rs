@@ -43,6 +43,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod log_sink;
 pub mod metrics;
+pub mod ops_metrics;
 pub mod origins;
 pub mod php;
 pub mod queries;

@@ -148,6 +148,7 @@ impl Metrics {
             .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
             .set(1);
         registry.register("build_info", "The running version", build);
+        crate::ops_metrics::register(&mut registry);
         Metrics {
             registry,
             polls: poll_counters,
@@ -264,8 +265,11 @@ impl Metrics {
 
     /// The registry in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        encode_registry(&mut out, &self.registry)?;
+        encode_registry(&mut out, &crate::ops_metrics::process_registry())?;
+        encode_eof(&mut out)?;
         Ok(out)
     }
 }

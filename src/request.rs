@@ -12,6 +12,13 @@ use std::net::IpAddr;
 /// Longest serial number, hardware id, type or id accepted.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// Longest name or value of any argument accepted (a device's own are far shorter; a longer
+/// one would be echoed into the new Command File URL or the state).
+pub const MAX_ARG_LEN: usize = 4096;
+
+/// Characters of an argument's name a refusal shows at most.
+const SHOWN_NAME: usize = 64;
+
 /// The verified client certificate of a TLS connection (or what a trusted proxy vouches for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
@@ -176,6 +183,19 @@ const ARRAY_CRASHES_PHP: [&str; 5] = ["sn", "type", "env", "id", "var"];
 /// device variable (`X509/REQUEST`), never a file: it may contain `/`, but nothing else the
 /// other checks refuse.
 pub fn check_args(args: &Args) -> Result<(), Refused> {
+    if let Some((k, _)) = args
+        .iter()
+        .find(|(k, v)| k.len() > MAX_ARG_LEN || v.len() > MAX_ARG_LEN)
+    {
+        let mut arg: String = k.chars().take(SHOWN_NAME).collect();
+        if arg.len() < k.len() {
+            arg.push_str("...");
+        }
+        return Err(Refused {
+            arg,
+            reason: "too long",
+        });
+    }
     for key in ARRAY_CRASHES_PHP {
         if args.is_array(key) {
             return Err(Refused {
@@ -266,6 +286,17 @@ mod tests {
             ))
             .is_ok()
         );
+    }
+
+    #[test]
+    fn refuses_overlong_arguments_naming_a_prefix() {
+        let long = "k".repeat(MAX_ARG_LEN + 1);
+        let refused = check_args(&Args::parse(&format!("{long}=1"))).expect_err("long key");
+        assert!(refused.to_string().len() < 200, "{refused}");
+        let value = format!("phase={}", "v".repeat(MAX_ARG_LEN + 1));
+        assert!(check_args(&Args::parse(&value)).is_err());
+        let fine = format!("phase={}", "v".repeat(MAX_ARG_LEN));
+        assert!(check_args(&Args::parse(&fine)).is_ok());
     }
 
     #[test]

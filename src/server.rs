@@ -190,14 +190,31 @@ pub async fn serve_with(
 
 /// The connection limits of the configuration (defaults when it cannot be read).
 fn limits(app: &SharedApp) -> crate::conn_guard::Limits {
-    let (timeout, max) = app.config.get().map_or(
+    use crate::conn_guard::{DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_PER_PROXY, PerAddress};
+    let cfg = app.config.get().ok();
+    let (timeout, max) = cfg.as_ref().map_or(
         (
             DEFAULT_HEADER_TIMEOUT_SECS,
             crate::conn_guard::DEFAULT_MAX_CONNECTIONS,
         ),
         |c| (c.server.header_timeout_secs, c.server.max_connections),
     );
-    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max)
+    let per = cfg.as_ref().map_or(
+        PerAddress {
+            max: DEFAULT_MAX_PER_ADDRESS,
+            max_proxy: DEFAULT_MAX_PER_PROXY,
+            is_proxy: std::sync::Arc::new(|_| false),
+        },
+        |c| {
+            let proxies = c.server.proxy_nets.clone();
+            PerAddress {
+                max: c.server.max_per_address,
+                max_proxy: c.server.max_per_proxy,
+                is_proxy: std::sync::Arc::new(move |ip| proxies.iter().any(|p| p.contains(ip))),
+            }
+        },
+    );
+    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max).per_address(per)
 }
 
 async fn next_reload(r: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {

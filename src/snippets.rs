@@ -7,6 +7,10 @@
 //! `stat` of each candidate file that exists (an in-place edit changes the file's). Only what
 //! changed is read again. With a [`Freshness`] from the file watcher even that happens only
 //! after a notification or rescan tick: a warm poll makes no system call here.
+//!
+//! A file larger than `<server max-snippet>` ([`DEFAULT_MAX_SNIPPET`]) is never read: it is a
+//! snippet that cannot be read (the device's answer names it in a `#` comment) and the log
+//! says so once each time the file changes.
 
 mod signatures;
 
@@ -14,6 +18,7 @@ use crate::watch::{Freshness, FsWatch, racy};
 pub use signatures::SignatureCache;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,11 +79,16 @@ impl SnippetSource for HashMap<String, Snippet> {
     }
 }
 
+/// Default of `<server max-snippet>` (the configuration's).
+pub use crate::config::DEFAULT_MAX_SNIPPET;
+
 #[derive(Clone)]
 struct Entry {
     mtime: SystemTime,
     len: u64,
     snippet: Snippet,
+    /// Not read: larger than the limit (looked at again when it changes).
+    too_large: bool,
 }
 
 /// A consistent view of the directory for one poll.
@@ -116,30 +126,68 @@ struct Inner {
 pub struct SnippetStore {
     inner: RwLock<Inner>,
     fresh: Freshness,
+    /// `<server max-snippet>`.
+    max: AtomicU64,
 }
 
 fn secs(t: SystemTime) -> i64 {
     crate::clock::unix_secs(t)
 }
 
-fn read_entry(path: &Path, mtime: SystemTime, len: u64) -> Entry {
-    let content = match std::fs::read(path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => Err(e.to_string()),
-    };
+/// Reads a snippet file of at most `max` bytes (a larger one is not read).
+fn read_entry(path: &Path, mtime: SystemTime, len: u64, max: u64) -> Entry {
+    let content = read_limited(path, len, max);
+    let too_large = matches!(content, Err(Unread::TooLarge));
     let snippet = match content {
         Ok(bytes) => Snippet::new(secs(mtime), bytes),
-        Err(e) => Snippet {
-            mtime: secs(mtime),
-            content: Err(e),
-            signature_part: Arc::new(Vec::new()),
-        },
+        Err(e) => {
+            let error = match e {
+                Unread::TooLarge => {
+                    tracing::warn!(
+                        "snippet {} not read: larger than <server max-snippet> ({max} bytes)",
+                        path.display()
+                    );
+                    format!("larger than <server max-snippet> ({max} bytes), not read")
+                }
+                Unread::Io(e) => e,
+            };
+            Snippet {
+                mtime: secs(mtime),
+                content: Err(error),
+                signature_part: Arc::new(Vec::new()),
+            }
+        }
     };
     Entry {
         mtime,
         len,
         snippet,
+        too_large,
     }
+}
+
+/// Why a snippet file's content is not there.
+enum Unread {
+    TooLarge,
+    Io(String),
+}
+
+/// The file's content when it has at most `max` bytes (also when it grew after `len` was
+/// seen: never more than `max + 1` bytes are read).
+fn read_limited(path: &Path, len: u64, max: u64) -> Result<Vec<u8>, Unread> {
+    use std::io::Read;
+    if len > max {
+        return Err(Unread::TooLarge);
+    }
+    let file = std::fs::File::open(path).map_err(|e| Unread::Io(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Unread::Io(e.to_string()))?;
+    if bytes.len() as u64 > max {
+        return Err(Unread::TooLarge);
+    }
+    Ok(bytes)
 }
 
 impl SnippetStore {
@@ -152,12 +200,23 @@ impl SnippetStore {
     pub fn watched(dir: PathBuf, fresh: Freshness) -> SnippetStore {
         SnippetStore {
             fresh,
+            max: AtomicU64::new(DEFAULT_MAX_SNIPPET),
             inner: RwLock::new(Inner {
                 dir,
                 dir_mtime: None,
                 entries: HashMap::new(),
                 snapshot: Arc::new(Snapshot::default()),
             }),
+        }
+    }
+
+    /// Sets `<server max-snippet>` (0: the default); a change has every file looked at again.
+    pub fn set_max(&self, max: u64) {
+        let max = if max == 0 { DEFAULT_MAX_SNIPPET } else { max };
+        if self.max.load(Ordering::Relaxed) != max && self.max.swap(max, Ordering::Relaxed) != max {
+            let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            inner.entries.clear();
+            inner.dir_mtime = None;
         }
     }
 
@@ -203,7 +262,7 @@ impl SnippetStore {
                 for (name, entry) in inner
                     .entries
                     .iter()
-                    .filter(|(_, e)| e.snippet.content.is_ok())
+                    .filter(|(_, e)| e.snippet.content.is_ok() || e.too_large)
                 {
                     match std::fs::metadata(dir.join(name)) {
                         Ok(m) => {
@@ -224,15 +283,16 @@ impl SnippetStore {
                 }
             }
         }
+        let max = self.max.load(Ordering::Relaxed);
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner.dir != dir || inner.dir_mtime != dir_mtime || dir_mtime.is_none_or(racy) {
-            rescan(&mut inner, dir, dir_mtime);
+            rescan(&mut inner, dir, dir_mtime, max);
         } else {
             for name in vanished {
                 inner.entries.remove(&name);
             }
             for c in changed_files {
-                let e = read_entry(&dir.join(&c.name), c.mtime, c.len);
+                let e = read_entry(&dir.join(&c.name), c.mtime, c.len, max);
                 inner.entries.insert(c.name, e);
             }
         }
@@ -257,6 +317,7 @@ struct Changed {
 
 fn unreadable(error: String) -> Entry {
     Entry {
+        too_large: false,
         mtime: UNIX_EPOCH,
         len: 0,
         snippet: Snippet {
@@ -267,7 +328,7 @@ fn unreadable(error: String) -> Entry {
     }
 }
 
-fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
+fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>, max: u64) {
     let same_dir = inner.dir == dir;
     let mut entries = HashMap::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -295,7 +356,7 @@ fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
             } else {
                 None
             };
-            let entry = reuse.unwrap_or_else(|| read_entry(&de.path(), mt, meta.len()));
+            let entry = reuse.unwrap_or_else(|| read_entry(&de.path(), mt, meta.len(), max));
             entries.insert(name, entry);
         }
     }
@@ -337,6 +398,33 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("a.txt")).expect("rm");
         assert!(store.refresh(dir.path(), &cands).get("a.txt").is_none());
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read_until_it_fits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = SnippetStore::new(dir.path().to_path_buf());
+        store.set_max(10);
+        std::fs::write(dir.path().join("big.txt"), "0123456789A").expect("write");
+        std::fs::write(dir.path().join("ok.txt"), "0123456789").expect("write");
+        let s = store.refresh(dir.path(), &[]);
+        let big = s.get("big.txt").map(|x| x.content.clone());
+        assert!(
+            matches!(&big, Some(Err(e)) if e.contains("max-snippet")),
+            "{big:?}"
+        );
+        assert!(s.get("ok.txt").is_some_and(|x| x.content.is_ok()));
+        // cut down in place: read on the next look
+        std::fs::write(dir.path().join("big.txt"), "short").expect("write");
+        let s = store.refresh(dir.path(), &[]);
+        assert_eq!(
+            s.get("big.txt").map(|x| x.content.clone()),
+            Some(Ok(Arc::new(b"short".to_vec())))
+        );
+        // a lower limit applies to what was read before
+        store.set_max(4);
+        let s = store.refresh(dir.path(), &[]);
+        assert!(s.get("big.txt").is_some_and(|x| x.content.is_err()));
     }
 
     #[test]

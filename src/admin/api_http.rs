@@ -85,8 +85,10 @@ async fn api_caller(
     };
     let peer = meta.peer.ip().to_canonical();
     let throttle = &app.admin.api_throttle;
-    if let Err(wait) = throttle.check(peer) {
-        return Err(AdminError::TooMany(retry_after_secs(wait)));
+    match throttle.check(peer) {
+        Err(wait) => return Err(AdminError::TooMany(retry_after_secs(wait))),
+        Ok(slow) if !slow.is_zero() => tokio::time::sleep(slow).await,
+        Ok(_) => {}
     }
     if session::csrf_ok(token, Some(given)) {
         throttle.succeeded(peer);

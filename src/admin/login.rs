@@ -34,17 +34,11 @@ pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>)
 
 /// `action=login`: a session and its cookie, or the login page again (403).
 pub async fn login(ctx: &AdminRequest) -> Response {
-    if let Err(wait) = ctx.app.admin.throttle.check(ctx.peer) {
-        let secs = retry_after_secs(wait);
-        tracing::info!(
-            "admin login from {} refused for {secs} s (throttled)",
-            ctx.peer
-        );
-        let msg = format!("Too many failed attempts, try again in {secs} s.");
-        let mut r = login_page(ctx, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
-        r.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, secs.into());
-        return r;
+    let throttle = &ctx.app.admin.throttle;
+    match throttle.check(ctx.peer) {
+        Err(wait) => return throttled(ctx, wait),
+        Ok(slow) if !slow.is_zero() => tokio::time::sleep(slow).await,
+        Ok(_) => {}
     }
     let user = ctx.arg("user").unwrap_or_default();
     let password = ctx
@@ -53,9 +47,25 @@ pub async fn login(ctx: &AdminRequest) -> Response {
         .unwrap_or_default();
     let master = ctx.cfg.master.clone();
     let u = user.clone();
-    // Argon2 needs memory and CPU: only a few checks run at once
-    let Ok(_permit) = ctx.app.admin.password_checks.acquire().await else {
-        return login_page(ctx, StatusCode::SERVICE_UNAVAILABLE, None);
+    // Argon2 needs memory and CPU: only a few checks run at once; an address with failures
+    // behind it does not queue for them
+    let permit = if throttle.suspect(ctx.peer) {
+        ctx.app
+            .admin
+            .password_checks
+            .try_acquire()
+            .map_err(|_| std::time::Duration::from_secs(1))
+    } else {
+        ctx.app
+            .admin
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|_| std::time::Duration::from_secs(1))
+    };
+    let _permit = match permit {
+        Ok(p) => p,
+        Err(wait) => return throttled(ctx, wait),
     };
     let checked = blocking(move || session::check_login(&master, &u, &password)).await;
     match checked {
@@ -83,6 +93,20 @@ pub async fn login(ctx: &AdminRequest) -> Response {
             login_page(ctx, StatusCode::FORBIDDEN, Some("Wrong user or password."))
         }
     }
+}
+
+/// The login page with 429 and `Retry-After`: `wait` before the next attempt.
+fn throttled(ctx: &AdminRequest, wait: std::time::Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    tracing::info!(
+        "admin login from {} refused for {secs} s (throttled)",
+        ctx.peer
+    );
+    let msg = format!("Too many failed attempts, try again in {secs} s.");
+    let mut r = login_page(ctx, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+    r.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, secs.into());
+    r
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.

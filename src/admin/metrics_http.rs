@@ -12,10 +12,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Whether the request comes straight from this machine (loopback, and not relayed by a
-/// proxy on it: a proxy adds `X-Forwarded-For`).
-fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
+/// proxy on it: a proxy adds `X-Forwarded-For`, `Forwarded` or `X-Real-IP`).
+pub fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
     meta.is_some_and(|m| m.peer.ip().to_canonical().is_loopback())
-        && !headers.contains_key("x-forwarded-for")
+        && !["x-forwarded-for", "forwarded", "x-real-ip"]
+            .iter()
+            .any(|h| headers.contains_key(*h))
 }
 
 /// Sets the gauges read at each scrape.
@@ -32,6 +34,8 @@ fn refresh(app: &SharedApp) {
     let rollouts = cfg.as_ref().map_or_else(Vec::new, |cfg| {
         app.rollouts.summaries(&cfg.rollouts, app.rollouts.now())
     });
+    let (indexed, cache, pending) = app.state_figures();
+    crate::ops_metrics::set_state_gauges(indexed, cache, pending);
     app.metrics.refresh(&Gauges {
         config_good: app.config.problem().is_none(),
         master_reachable: app.master.reachable(),

@@ -58,7 +58,7 @@ use crate::app::SharedApp;
 
 pub use api_http::token_or_session;
 pub use fleet::fleet_summary;
-pub use metrics_http::endpoint as metrics_endpoint;
+pub use metrics_http::{endpoint as metrics_endpoint, from_loopback};
 pub use respond::AdminError;
 pub use router::routes;
 pub use upload::{proceed_target, upload};

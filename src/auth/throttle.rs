@@ -7,10 +7,17 @@
 //!   each failure blocks the address for a delay that doubles (1 s, 2 s, 4 s …) up to
 //!   [`Rules::max_wait`] (15 s). So the right password works again at most 15 s after any
 //!   burst from the same address; a success forgets the address's failures.
-//! - **Per account.** More than [`Rules::account_limit`] failures within [`Rules::window`]
-//!   (all addresses together) block logins for the rest of that window — except from
-//!   addresses that logged in successfully before ([`Rules::known_for`]), which are never
-//!   blocked by the failures of others.
+//! - **Per account, slowed, never refused.** Beyond [`Rules::account_limit`] failures within
+//!   [`Rules::window`] (all addresses together), an attempt from an address that did not log
+//!   in successfully before ([`Rules::known_for`]) is held a little before it is checked:
+//!   [`Rules::slow_step`] per `account_limit` failures, at most [`Rules::max_slow`] (3 s). So
+//!   wrong passwords from many addresses never keep the right one out: from an address never
+//!   seen before it is checked within a few seconds.
+//! - **Bounded password work.** At most two password checks (Argon2) run at once (the login
+//!   handler's permits). An address with failures behind it does not queue for them: when
+//!   both are busy it gets 429 (`Retry-After: 1`) at once. Addresses without failures queue,
+//!   first come first served, so a storm from addresses already seen cannot push a new one
+//!   back.
 //! - Login failures and API-token failures are kept in two separate throttles (see
 //!   `AdminState`), so bad bearer tokens do not block the login page.
 
@@ -27,6 +34,8 @@ pub struct Rules {
     pub account_limit: u32,
     pub window: Duration,
     pub known_for: Duration,
+    pub slow_step: Duration,
+    pub max_slow: Duration,
 }
 
 impl Default for Rules {
@@ -37,6 +46,8 @@ impl Default for Rules {
             account_limit: 30,
             window: Duration::from_secs(60),
             known_for: Duration::from_secs(30 * 24 * 3600),
+            slow_step: Duration::from_millis(500),
+            max_slow: Duration::from_secs(3),
         }
     }
 }
@@ -79,12 +90,13 @@ impl Throttle {
     }
 
     /// `Err(wait)` when an attempt from `ip` must be refused now (answer 429, retry after
-    /// `wait`); `Ok` when it may be checked.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// `wait`: only this address's own failures do that); `Ok(slow)` when it may be checked
+    /// after holding it for `slow` (zero unless the account's failures are many).
+    pub fn check(&self, ip: IpAddr) -> Result<Duration, Duration> {
         self.check_at(ip, Instant::now())
     }
 
-    pub fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn check_at(&self, ip: IpAddr, now: Instant) -> Result<Duration, Duration> {
         let inner = self.lock();
         if let Some(a) = inner.addresses.get(&ip)
             && a.blocked_until > now
@@ -95,16 +107,23 @@ impl Throttle {
             .known
             .get(&ip)
             .is_some_and(|t| now.saturating_duration_since(*t) < self.rules.known_for);
-        if let Some(start) = inner.window_start
-            && !known
-            && inner.window_failures >= self.rules.account_limit
-        {
-            let end = start + self.rules.window;
-            if end > now {
-                return Err(end - now);
+        let r = &self.rules;
+        match inner.window_start {
+            Some(start)
+                if !known
+                    && inner.window_failures >= r.account_limit
+                    && now.saturating_duration_since(start) < r.window =>
+            {
+                let steps = inner.window_failures / r.account_limit.max(1);
+                Ok(r.slow_step.saturating_mul(steps).min(r.max_slow))
             }
+            _ => Ok(Duration::ZERO),
         }
-        Ok(())
+    }
+
+    /// Whether `ip` has failures behind it (it does not queue for a password check).
+    pub fn suspect(&self, ip: IpAddr) -> bool {
+        self.failures(ip) > 0
     }
 
     /// Records a failed attempt from `ip`.
@@ -189,17 +208,17 @@ mod tests {
         let t = Throttle::default();
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert_eq!(t.check_at(ip(1), t0), Ok(()));
+            assert_eq!(t.check_at(ip(1), t0), Ok(Duration::ZERO));
             t.failed_at(ip(1), t0);
         }
-        assert_eq!(t.check_at(ip(1), t0), Ok(()));
+        assert_eq!(t.check_at(ip(1), t0), Ok(Duration::ZERO));
         t.failed_at(ip(1), t0);
         assert_eq!(t.check_at(ip(1), t0), Err(Duration::from_secs(1)));
         // keep failing whenever allowed: the block never exceeds 15 s
         let mut now = t0;
         for _ in 0..30 {
             match t.check_at(ip(1), now) {
-                Ok(()) => t.failed_at(ip(1), now),
+                Ok(_) => t.failed_at(ip(1), now),
                 Err(w) => {
                     assert!(w <= Duration::from_secs(15), "{w:?}");
                     now += w;
@@ -211,28 +230,42 @@ mod tests {
         };
         assert_eq!(w, Duration::from_secs(15));
         // the right password is checked again after the wait, and forgets the failures
-        assert_eq!(t.check_at(ip(1), now + w), Ok(()));
+        assert!(t.check_at(ip(1), now + w).is_ok());
         t.succeeded_at(ip(1), now + w);
         assert_eq!(t.failures(ip(1)), 0);
         // other addresses are not affected by one address's burst
-        assert_eq!(t.check_at(ip(2), t0), Ok(()));
+        assert_eq!(t.check_at(ip(2), t0), Ok(Duration::ZERO));
     }
 
     #[test]
-    fn many_addresses_hit_the_account_limit_but_known_addresses_do_not() {
+    fn many_addresses_slow_new_ones_down_but_never_refuse_them() {
         let t = Throttle::default();
         let t0 = Instant::now();
         t.succeeded_at(ip(200), t0);
         for n in 0..30 {
-            assert_eq!(t.check_at(ip(n), t0), Ok(()), "address {n}");
+            assert_eq!(t.check_at(ip(n), t0), Ok(Duration::ZERO), "address {n}");
             t.failed_at(ip(n), t0);
         }
-        let Err(w) = t.check_at(ip(100), t0 + Duration::from_secs(10)) else {
-            panic!("account limit not reached")
-        };
-        assert_eq!(w, Duration::from_secs(50));
-        assert_eq!(t.check_at(ip(200), t0), Ok(()), "known address blocked");
-        assert_eq!(t.check_at(ip(100), t0 + Duration::from_secs(60)), Ok(()));
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(t.check_at(ip(100), later), Ok(Duration::from_millis(500)));
+        // a storm from many addresses: slower, at most max_slow, never a refusal
+        for round in 0..20u8 {
+            for n in 0..100u8 {
+                t.failed_at(IpAddr::from([198, 51, round, n]), later);
+            }
+        }
+        assert_eq!(t.check_at(ip(100), later), Ok(Duration::from_secs(3)));
+        assert_eq!(
+            t.check_at(ip(200), later),
+            Ok(Duration::ZERO),
+            "known address slowed"
+        );
+        assert_eq!(
+            t.check_at(ip(100), t0 + Duration::from_secs(61)),
+            Ok(Duration::ZERO)
+        );
+        assert!(t.suspect(ip(3)));
+        assert!(!t.suspect(ip(100)));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! value of a variable in a `vars read` dump.
 
 use super::CertError;
-use crate::php;
 use base64::Engine;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
@@ -202,13 +201,17 @@ pub fn check_signed(cert: &[u8], request: &[u8]) -> Result<(), CertError> {
 /// The value of `var` in `vars read` output (PHP's `getVarDump`): line ends normalised, the
 /// third space-separated token of the first line of at least three tokens whose first token
 /// is `var`. Works on bytes: the value is stored as it came.
+///
+/// One pass over the dump, no copy of it: PHP's normalisation (`\r\n`, `\n\r`, then `\r` to
+/// `\n`) turns every run of CR and LF into one or more line ends and changes nothing else,
+/// and an empty line never matches; so splitting at every CR or LF finds the same line.
 pub fn var_from_dump(var: &str, dump: &[u8]) -> Option<Vec<u8>> {
-    let mut text = php::str_replace(dump, b"\r\n", b"\n");
-    text = php::str_replace(&text, b"\n\r", b"\n");
-    text = php::str_replace(&text, b"\r", b"\n");
-    text.split(|&b| b == b'\n').find_map(|line| {
-        let tokens: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        (tokens.len() >= 3 && tokens[0] == var.as_bytes()).then(|| tokens[2].to_vec())
+    dump.split(|&b| b == b'\n' || b == b'\r').find_map(|line| {
+        let mut tokens = line.split(|&b| b == b' ');
+        let first = tokens.next()?;
+        let _second = tokens.next()?;
+        let third = tokens.next()?;
+        (first == var.as_bytes()).then(|| third.to_vec())
     })
 }
 

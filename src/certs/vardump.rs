@@ -55,27 +55,27 @@ pub enum VardumpError {
 /// (`X509/REQUESTERROR`, as sent). PHP's argument checks and messages come first; then, unlike
 /// PHP, nothing but these two files of the device itself can be written (contract §6), and a
 /// CSR that is not one (odd or non-hex digits, truncated) is refused instead of stored, so the
-/// next poll fetches it again. Returns the file changes to make.
+/// next poll fetches it again. The shell runs the checks that need no body
+/// ([`vardump_checks`]) before it reads the body, and reads only a small one for an upload
+/// that will be refused; the answer shows a bounded prefix of the dump only. Returns the file
+/// changes to make.
 pub fn vardump(
     config: &Config,
     args: &crate::php::Args,
     body: &[u8],
     ans: &mut crate::answer::Answer,
 ) -> Result<Vec<FileOp>, VardumpError> {
-    use VardumpError::Refused;
-    let arg = |k: &str| args.get(k).map(|v| v.into_owned());
-    let (sn, var, file, value) = checked_args(args, body, ans)?;
-    let proc_ = arg("proc");
-    let postproc = arg("postproc");
-    let allowed = allowed_paths(
-        config,
-        &sn,
-        &var,
-        &file,
-        proc_.as_deref(),
-        postproc.as_deref(),
-    );
-    let Some(paths) = allowed else {
+    use VardumpError::{Php, Refused};
+    let (sn, var, file) = checked_args(args, ans)?;
+    ans.dump(&format!("vardump (before proc) {var}"), body);
+    let Some(value) = var_from_dump(&var, body) else {
+        return Err(Php(ans.bailout(&format!(
+            "failed to extract '{var}' from PUT data for mode=vardump"
+        ))));
+    };
+    let proc_ = args.get("proc").map(|v| v.into_owned());
+    let postproc = args.get("postproc").map(|v| v.into_owned());
+    let Some(paths) = permitted(config, args, &sn, &var, &file) else {
         return Err(Refused(ans.bailout(
             "refused: mode=vardump only stores a device's CSR (X509/REQUEST with proc=var2bin into customcerts/@dir/SN-request.p10.der) and its request error (X509/REQUESTERROR into customcerts/@dir/SN-requesterror)",
         )));
@@ -97,14 +97,15 @@ pub fn vardump(
         "processed (with '{member}') length: {}",
         bytes.len()
     ));
+    let pem = (postproc.as_deref() == Some("createPemFromDer")).then(|| der2pem(&bytes));
     let mut ops = vec![FileOp::Write {
         path: file.clone(),
-        bytes: bytes.clone(),
+        bytes,
     }];
-    if postproc.as_deref() == Some("createPemFromDer") {
+    if let Some(pem) = pem {
         ops.push(FileOp::Write {
             path: paths.pem.clone(),
-            bytes: der2pem(&bytes),
+            bytes: pem,
         });
         ans.comment("sucessfully post-processed (with 'createPemFromDer')");
     }
@@ -118,13 +119,40 @@ pub fn vardump(
     Ok(ops)
 }
 
-/// PHP's argument checks, in PHP's order: the serial number, the variable, the file name, and
-/// the variable's value in the dump. Returns `(sn, var, file, value)`.
+/// The checks of `mode=vardump` that need no body, for the shell to run before it reads the
+/// body: PHP's argument checks (serial number, variable, file name; `Err` is PHP's answer,
+/// on `ans`), then whether the upload is one of the workflow's two files of the device
+/// (`Ok(false)` when not: it will be refused, so the shell reads only a small body for
+/// PHP's answer about it).
+pub fn vardump_checks(
+    config: &Config,
+    args: &crate::php::Args,
+    ans: &mut crate::answer::Answer,
+) -> Result<bool, VardumpError> {
+    let (sn, var, file) = checked_args(args, ans)?;
+    Ok(permitted(config, args, &sn, &var, &file).is_some())
+}
+
+/// The device's certificate paths when `var` into `file` with the request's `proc` and
+/// `postproc` is one of the workflow's two files.
+fn permitted(
+    config: &Config,
+    args: &crate::php::Args,
+    sn: &str,
+    var: &str,
+    file: &str,
+) -> Option<CertPaths> {
+    let proc_ = args.get("proc");
+    let postproc = args.get("postproc");
+    allowed_paths(config, sn, var, file, proc_.as_deref(), postproc.as_deref())
+}
+
+/// PHP's argument checks, in PHP's order: the serial number, the variable, the file name.
+/// Returns `(sn, var, file)`.
 fn checked_args(
     args: &crate::php::Args,
-    body: &[u8],
     ans: &mut crate::answer::Answer,
-) -> Result<(String, String, String, Vec<u8>), VardumpError> {
+) -> Result<(String, String, String), VardumpError> {
     use VardumpError::Php;
     let arg = |k: &str| args.get(k).map(|v| v.into_owned());
     let Some(sn) = arg("sn") else {
@@ -151,13 +179,7 @@ fn checked_args(
         return Err(Php(ans.bailout("bad file name")));
     }
     let file = String::from_utf8_lossy(file_raw).into_owned();
-    ans.dump(&format!("vardump (before proc) {var}"), body);
-    let Some(value) = var_from_dump(&var, body) else {
-        return Err(Php(ans.bailout(&format!(
-            "failed to extract '{var}' from PUT data for mode=vardump"
-        ))));
-    };
-    Ok((sn, var, file, value))
+    Ok((sn, var, file))
 }
 
 /// The device's certificate paths when the upload is one of the workflow's two files.

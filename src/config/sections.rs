@@ -458,6 +458,7 @@ fn server_settings(tree: &Element) -> ServerSettings {
         max_state: positive(s, "max-state", 1024 * 1024) as usize,
         commit_delay_ms: positive(s, "commit-delay", 200) as u64,
         state_cache: positive(s, "state-cache", 16 * 1024 * 1024) as usize,
+        max_snippet: positive(s, "max-snippet", super::DEFAULT_MAX_SNIPPET as i64) as u64,
         master_timeout_secs: attr_str(s, "master-timeout")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
@@ -475,6 +476,9 @@ fn server_settings(tree: &Element) -> ServerSettings {
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
             .map_or(super::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
+        max_per_address: positive(s, "max-per-address", super::DEFAULT_MAX_PER_ADDRESS as i64)
+            as usize,
+        max_per_proxy: positive(s, "max-per-proxy", super::DEFAULT_MAX_PER_PROXY as i64) as usize,
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

@@ -178,6 +178,8 @@ pub struct ServerSettings {
     pub commit_delay_ms: u64,
     /// Bytes of recently used device states kept parsed in memory (`state-cache`).
     pub state_cache: usize,
+    /// Largest snippet file read (`max-snippet`, bytes); a larger one is not read.
+    pub max_snippet: u64,
     pub master_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
@@ -187,6 +189,10 @@ pub struct ServerSettings {
     pub metrics_public: bool,
     /// Connections open at once, all listeners together (`<server max-connections>`).
     pub max_connections: usize,
+    /// Connections one address may hold (`<server max-per-address>`).
+    pub max_per_address: usize,
+    /// Connections a trusted proxy may hold (`<server max-per-proxy>`).
+    pub max_per_proxy: usize,
     pub hook_exec: Option<String>,
     pub hook_timeout_secs: u64,
     pub migrate_url: Option<String>,

@@ -29,6 +29,7 @@ fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateS
         _ => Loaded::Missing,
     };
     let cands = script::candidates(cfg, args);
+    app.snippets.set_max(cfg.server.max_snippet);
     let snippets = app.snippets.refresh(&app.root.join(&cfg.times.dir), &cands);
     let certs = match (&cfg.customcerts, sn.is_empty()) {
         (Some(cc), false) => app.certs.load(&app.root, cc, sn),
@@ -52,6 +53,7 @@ fn prepare_cached(
         Some(s) if !crate::php::empty(sn) => s.load_cached(sn)?,
         _ => Loaded::Missing,
     };
+    app.snippets.set_max(cfg.server.max_snippet);
     let snippets = app.snippets.cached(&app.root.join(&cfg.times.dir))?;
     let certs = match (&cfg.customcerts, sn.is_empty()) {
         (Some(cc), false) => app.certs.cached(&app.root, cc, sn)?,

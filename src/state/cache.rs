@@ -59,8 +59,13 @@ impl Lru {
 
     /// Keeps `state`; entries larger than a quarter of the cap are not kept.
     pub fn put(&self, key: &str, state: Arc<Element>) {
-        let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
         let cost = cost(&state);
+        self.put_costed(key, state, cost);
+    }
+
+    /// [`Self::put`] with the state's [`cost`] already known.
+    pub fn put_costed(&self, key: &str, state: Arc<Element>, cost: usize) {
+        let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.lock();
         if let Some(old) = inner.slots.remove(key) {
             inner.total -= old.cost;

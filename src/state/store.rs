@@ -284,8 +284,9 @@ impl StateStore {
         if !prev.is_some_and(|p| self.index.touch(sn, &state, &p)) {
             self.index.update(sn, &state, fresh);
         }
-        self.cache.put(sn, state.clone());
-        self.writer.submit(sn, state);
+        let cost = super::cache::cost(&state);
+        self.cache.put_costed(sn, state.clone(), cost);
+        self.writer.submit_costed(sn, state, cost);
         Ok(())
     }
 
@@ -307,6 +308,20 @@ impl StateStore {
     /// Writes every pending state now and waits until it is durable.
     pub async fn flush(&self) {
         self.writer.sync().await;
+    }
+
+    /// `(devices indexed, bytes charged to the cache, state writes pending)`, for `/metrics`.
+    pub fn figures(&self) -> (usize, usize, usize) {
+        (
+            self.index.len(),
+            self.cache.charged(),
+            self.writer.backlog(),
+        )
+    }
+
+    /// [`Self::flush`] at the stop: also removes the writer's spare files.
+    pub async fn close(&self) {
+        self.writer.close().await;
     }
 
     /// [`Self::flush`] outside the runtime (blocks).

@@ -40,6 +40,10 @@ use std::time::Duration;
 /// parsed state, a few KB to some tens of KB).
 pub const MAX_BACKLOG: usize = 2048;
 
+/// Bytes of parsed states waiting to be written (the state cache's estimate of them) above
+/// which a poll waits for the batch, however few files they are.
+pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+
 /// Spare files kept in the status directory (`.spare.N.tmp`): the first files of a batch
 /// are written into them. Each costs the disk space of an old state file.
 pub const MAX_SPARES: usize = 1024;
@@ -56,6 +60,8 @@ pub const SPARES_IDLE: Duration = Duration::from_secs(2);
 struct Pending {
     generation: u64,
     state: Arc<Element>,
+    /// Its estimated memory ([`super::cache::cost`]).
+    cost: usize,
 }
 
 #[derive(Default)]
@@ -63,7 +69,11 @@ struct Queue {
     files: HashMap<Box<str>, Pending>,
     waiters: Vec<Box<dyn FnOnce() + Send>>,
     generation: u64,
+    /// Sum of the `cost` of `files`.
+    bytes: usize,
     stop: bool,
+    /// Remove the spare files after the next batch ([`Writer::close`]).
+    release: bool,
 }
 
 struct Shared {
@@ -121,11 +131,25 @@ impl Writer {
 
     /// Hands over the new content of the state file of `sn`.
     pub fn submit(&self, sn: &str, state: Arc<Element>) {
+        let cost = super::cache::cost(&state);
+        self.submit_costed(sn, state, cost);
+    }
+
+    /// [`Self::submit`] with the state's estimated memory already known.
+    pub fn submit_costed(&self, sn: &str, state: Arc<Element>, cost: usize) {
         let mut q = lock(&self.shared.queue);
         q.generation += 1;
         let generation = q.generation;
         let first = q.files.is_empty();
-        q.files.insert(sn.into(), Pending { generation, state });
+        let pending = Pending {
+            generation,
+            state,
+            cost,
+        };
+        q.bytes += cost;
+        if let Some(old) = q.files.insert(sn.into(), pending) {
+            q.bytes = q.bytes.saturating_sub(old.cost);
+        }
         drop(q);
         // the writer waits for the first file of a batch; while it collects one, it waits for
         // its delay (or a waiter) only: waking it for each poll would cost a context switch
@@ -146,7 +170,11 @@ impl Writer {
     /// deletion).
     pub fn forget<T>(&self, sn: &str, then: impl FnOnce() -> T) -> T {
         let _io = lock(&self.shared.io);
-        lock(&self.shared.queue).files.remove(sn);
+        let mut q = lock(&self.shared.queue);
+        if let Some(old) = q.files.remove(sn) {
+            q.bytes = q.bytes.saturating_sub(old.cost);
+        }
+        drop(q);
         then()
     }
 
@@ -155,9 +183,16 @@ impl Writer {
         lock(&self.shared.queue).files.len()
     }
 
-    /// Whether more than [`MAX_BACKLOG`] files wait: the caller should [`Self::sync`].
+    /// Bytes of the states waiting (estimated).
+    pub fn backlog_bytes(&self) -> usize {
+        lock(&self.shared.queue).bytes
+    }
+
+    /// Whether more than [`MAX_BACKLOG`] files or [`MAX_BACKLOG_BYTES`] wait: the caller
+    /// should [`Self::sync`].
     pub fn backlogged(&self) -> bool {
-        self.backlog() > MAX_BACKLOG
+        let q = lock(&self.shared.queue);
+        q.files.len() > MAX_BACKLOG || q.bytes > MAX_BACKLOG_BYTES
     }
 
     /// Commits everything handed over so far now, and waits until it is durable.
@@ -166,6 +201,21 @@ impl Writer {
         lock(&self.shared.queue).waiters.push(Box::new(move || {
             let _ = tx.send(());
         }));
+        self.shared.wake.notify_one();
+        let _done = rx.await;
+    }
+
+    /// [`Self::sync`], then removes the spare files (the stop: a quiet `status/` holds the
+    /// state files only). Writing goes on if more is handed over.
+    pub async fn close(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut q = lock(&self.shared.queue);
+            q.release = true;
+            q.waiters.push(Box::new(move || {
+                let _ = tx.send(());
+            }));
+        }
         self.shared.wake.notify_one();
         let _done = rx.await;
     }
@@ -239,15 +289,25 @@ fn run(shared: &Shared) {
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         let waiters = std::mem::take(&mut q.waiters);
+        let release = std::mem::take(&mut q.release);
         drop(q);
+        let started = std::time::Instant::now();
         spares = spares.max(write_batch(&shared.dir, &batch));
+        if !batch.is_empty() {
+            crate::ops_metrics::observe_batch(started.elapsed().as_secs_f64());
+        }
+        if release {
+            remove_spares(&shared.dir, spares);
+            spares = 0;
+        }
         let mut q = lock(&shared.queue);
         for (sn, p) in &batch {
             if q.files
                 .get(sn)
                 .is_some_and(|c| c.generation == p.generation)
+                && let Some(done) = q.files.remove(sn)
             {
-                q.files.remove(sn);
+                q.bytes = q.bytes.saturating_sub(done.cost);
             }
         }
         drop(q);
@@ -585,6 +645,38 @@ mod tests {
         }
         assert_eq!(spares(d), 0, "{:?}", names(d));
         assert_eq!(names(d).len(), SPARES_FROM + 2, "states, a-copy and victim");
+    }
+
+    #[tokio::test]
+    async fn close_removes_the_spares_at_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        let w = Writer::start(d.to_path_buf(), Duration::from_secs(3600));
+        batch(&w, "1");
+        batch(&w, "2");
+        assert_eq!(spares(d), SPARES_FROM);
+        w.submit("a", state("3"));
+        w.close().await;
+        assert_eq!(spares(d), 0, "{:?}", names(d));
+        assert!(read(d, "a.xml").contains(r#"n="3""#));
+        // still writing afterwards
+        batch(&w, "4");
+        assert!(read(d, "d3.xml").contains(r#"n="4""#));
+    }
+
+    #[test]
+    fn pending_bytes_are_bounded_too() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
+        let big = Arc::new(Element::new("state"));
+        w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
+        w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
+        assert!(!w.backlogged(), "a replaced file is not counted twice");
+        w.submit_costed("b", big.clone(), MAX_BACKLOG_BYTES / 2 + 1);
+        assert!(w.backlogged(), "two files over the byte bound");
+        w.sync_blocking();
+        assert_eq!(w.backlog_bytes(), 0);
+        assert!(!w.backlogged());
     }
 
     #[test]

@@ -13,7 +13,9 @@
 
 mod common;
 
+mod abuse;
 mod admin;
+mod bounded_bodies;
 mod browser;
 mod cli;
 mod compat;

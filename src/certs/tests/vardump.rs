@@ -153,3 +153,28 @@ fn vardump_answers_php_argument_errors_first() {
         "# failed to extract 'X509/REQUESTERROR' from PUT data for mode=vardump - exit\r\n"
     ));
 }
+
+/// PHP's `getVarDump` step by step: three `str_replace`s, then the lines.
+fn var_from_dump_like_php(var: &str, dump: &[u8]) -> Option<Vec<u8>> {
+    let mut text = crate::php::str_replace(dump, b"\r\n", b"\n");
+    text = crate::php::str_replace(&text, b"\n\r", b"\n");
+    text = crate::php::str_replace(&text, b"\r", b"\n");
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let tokens: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        (tokens.len() >= 3 && tokens[0] == var.as_bytes()).then(|| tokens[2].to_vec())
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn var_from_dump_finds_what_php_finds(
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec!["v", "w", " ", "\r", "\n", "x", "ab"]),
+            0..40,
+        ),
+        var in proptest::sample::select(vec!["v", "w", "", "ab"]),
+    ) {
+        let dump: Vec<u8> = parts.concat().into_bytes();
+        proptest::prop_assert_eq!(var_from_dump(var, &dump), var_from_dump_like_php(var, &dump));
+    }
+}
