@@ -31,7 +31,17 @@ fn opened(b: &Browser, wave: usize) -> String {
 }
 
 fn press(b: &Browser, op: &str) {
+    // the panel is folded to one line until opened (the page remembers it open)
+    b.exec(
+        "document.getElementById('rollout-r1').open = true;",
+        json!([]),
+    );
     b.click_css(&format!("#rollout-r1 button[value=\"{op}\"]"));
+    if op == "abort" {
+        // final: the page asks first
+        b.wait_for("the confirmation", |b| b.alert_text().is_some());
+        b.accept_alert();
+    }
 }
 
 #[test]

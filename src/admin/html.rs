@@ -61,6 +61,12 @@ pub enum Nav {
     Show,
     Info,
     Login,
+    /// An error page (no entry is current).
+    Error,
+    /// A device's own page.
+    Device,
+    /// The audit log.
+    Audit,
 }
 
 /// What the frame needs to know.
@@ -100,6 +106,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                 script src=(format!("{p}/web/update-server.js?v={v}")) defer {}
             }
             body data-prefix=(p) data-csrf=(f.csrf.unwrap_or("")) data-refresh=(f.refresh.max(0)) {
+                a.skip href="#content" { "Skip to the content" }
                 header.top {
                     span.brand { "update-server" }
                     @if let Some(csrf) = f.csrf {
@@ -121,7 +128,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                         }
                     }
                 }
-                main {
+                main id="content" tabindex="-1" {
                     @if let Some(b) = &f.banner { p.notice.banner role="alert" { (b) } }
                     @if let Some(n) = &f.notice { p.notice { (n) } }
                     (PreEscaped(body))
@@ -221,7 +228,7 @@ mod tests {
             &f,
             &login_form("/admin/admin.php?mode=show", Some("Wrong"), false),
         );
-        assert!(!html.contains("<nav>"));
+        assert!(!html.contains("<nav"));
         assert!(html.contains("action=\"/admin/admin.php?mode=show\""));
         assert!(html.contains("Wrong"));
     }

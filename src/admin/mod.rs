@@ -26,6 +26,7 @@ mod api_http;
 mod backups;
 pub mod csrs;
 mod csv_stream;
+mod errors;
 mod export;
 pub mod files;
 pub mod flash;

@@ -45,6 +45,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
                 total: app.states(&cfg).map_or(0, |st| st.all().len()),
             },
         };
+        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf, crate::clock::now());
         let html = with_ctx(&app, &cfg, &csrf, true, |sctx| {
             let first = &m.devices[..limit.min(m.devices.len())];
             let page = status::Page {
@@ -52,11 +53,10 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
                 shown: &rows_of(&app, &cfg, first, false),
                 matched: m.devices.len(),
                 total: m.total,
+                panel: &panel,
             };
             status::render_page(sctx, &page, &f, &sort)
         });
-        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf, crate::clock::now());
-        let html = format!("{panel}{html}");
         tracing::debug!(
             devices = m.total,
             matching = m.devices.len(),

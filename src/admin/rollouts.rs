@@ -27,7 +27,7 @@ pub fn panel(app: &App, cfg: &Config, prefix: &str, csrf: &str, now: i64) -> Str
     let list = app.rollouts.summaries(&cfg.rollouts, now);
     html! {
         section #rollouts .rollouts aria-label="Rollouts" {
-            h2 { "Rollouts" }
+            h2.sr-only { "Rollouts" }
             @for r in &list { (one(r, prefix, csrf)) }
         }
     }
@@ -42,8 +42,9 @@ fn one(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     );
     let filter = admin_url(prefix, &format!("mode=status&filter=rollout%3A{}", r.id));
     html! {
-        div .rollout id=(format!("rollout-{}", r.id)) data-phase=(r.phase.as_str()) {
-            h3 { a href=(filter) { "Rollout " (r.id) } " " span .phase { (r.phase.as_str()) } }
+        details .rollout .fold id=(format!("rollout-{}", r.id)) data-fold=(format!("rollout-{}", r.id)) data-phase=(r.phase.as_str()) {
+            summary { h3 { a href=(filter) { "Rollout " (r.id) } " " span .phase { (r.phase.as_str()) } }
+                " " span .foldstate { (fold_state(r)) } }
             p { (target) ". Next wave at " (r.success) "% succeeded and " (r.soak)
                 " s soak; halts above " (r.halt) "% failed; " (r.timeout) " s to report." }
             @if let Some(why) = &r.halted { p .halted role="alert" { "Halted: " (why) } }
@@ -69,6 +70,21 @@ fn one(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     }
 }
 
+/// The one line a folded rollout shows: how far its waves are.
+fn fold_state(r: &RolloutSummary) -> String {
+    let open = r.waves.iter().filter(|w| w.opened.is_some()).count();
+    let sum = |f: fn(&crate::rollout::summary::WaveSummary) -> usize| {
+        r.waves.iter().map(f).sum::<usize>()
+    };
+    format!(
+        "{open} of {} waves open: {} pending, {} succeeded, {} failed",
+        r.waves.len(),
+        sum(|w| w.pending),
+        sum(|w| w.succeeded),
+        sum(|w| w.failed)
+    )
+}
+
 fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     let closed = r.waves.iter().any(|w| w.opened.is_none());
     let actions: Vec<(Action, &str)> = match r.phase {
@@ -85,7 +101,8 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     }
     html! {
         @for (a, label) in actions {
-            form .rollout-action method="post" action=(admin_url(prefix, "")) {
+            form .rollout-action method="post" action=(admin_url(prefix, ""))
+                data-confirm=[(a == Action::Abort).then(|| format!("Abort rollout {}? This is final: it cannot be resumed.", r.id))] {
                 input type="hidden" name="mode" value="rollout";
                 input type="hidden" name="id" value=(r.id);
                 input type="hidden" name="op" value=(a.as_str());
@@ -116,9 +133,20 @@ pub async fn form_action(ctx: &Ctx, s: &Session) -> Answer {
     let action = action_arg(ctx.arg("op").as_deref())?;
     let who = format!("admin '{}' at {}", s.user, ctx.peer);
     act(&ctx.app, &ctx.cfg, &id, action, &who).map_err(|(_, msg)| AdminError::bad(msg))?;
+    let msg = super::flash::Flash::of_rollout(action);
     Ok(redirect(
         StatusCode::SEE_OTHER,
-        &format!("{}#rollouts", admin_url(ctx.prefix(), "mode=status")),
+        &format!(
+            "{}#rollouts",
+            admin_url(
+                ctx.prefix(),
+                &format!(
+                    "mode=status&msg={}&msgsn={}",
+                    msg.key(),
+                    super::html::q(&id)
+                )
+            )
+        ),
     ))
 }
 

@@ -2,7 +2,7 @@
 //! `admin/admin.php` request into a [`Ctx`], the HTTPS redirect and the dispatch by `mode`
 //! (and by `action` for the login and logout forms).
 
-use super::respond::{AdminError, Answer, add_cookie, asset, json_response, plain, redirect};
+use super::respond::{AdminError, Answer, add_cookie, asset, json_response, redirect};
 use super::session::{self, Session};
 use super::{api_http, backups, html, login, pages, ui};
 use crate::admin::SharedAdmin;
@@ -13,7 +13,7 @@ use axum::Extension;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
 use html::{Frame, Nav, admin_url};
 use std::net::IpAddr;
@@ -169,7 +169,10 @@ async fn admin_php(
         method,
         query,
     };
-    let r = dispatch(&ctx, nohttps_now).await.into_response();
+    let r = match dispatch(&ctx, nohttps_now).await {
+        Ok(r) => r,
+        Err(e) => super::errors::page_or_answer(&ctx.app, &ctx.headers, e),
+    };
     Ok(if nohttps_now {
         add_cookie(
             r,
@@ -250,9 +253,9 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
         "rollout" => super::rollouts::form_action(ctx, &session).await,
-        other => Ok(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("unknown mode={}", crate::answer::comment_safe(other)),
-        )),
+        other => Err(AdminError::bad(format!(
+            "unknown mode={}",
+            crate::answer::comment_safe(other)
+        ))),
     }
 }

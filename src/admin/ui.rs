@@ -224,7 +224,7 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
         Err(e) => {
             return Ok(json_response(
                 StatusCode::OK,
-                json!({ "error": e, "rows": "", "count": e, "matched": 0 }),
+                json!({ "error": e, "count": e }),
             ));
         }
     };
@@ -247,7 +247,8 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
             let summary = status::summary(&cfg, &sctx.master, sctx.now, all);
             json!({
                 "rows": status::rows_fragment(sctx, &shown, remaining, &filter, before + shown.len()),
-                "summary": status::render_summary(&cfg, &summary),
+                "summary": status::render_facts(&cfg, &summary),
+                "charts": status::render_charts(&summary),
                 "count": status::count_text(all.len(), m.total, &filter),
                 "matched": all.len(),
                 "total": m.total,

@@ -15,7 +15,7 @@ use crate::php::Args;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::sync::Arc;
 
 /// Largest signed-certificate upload read.
@@ -66,9 +66,11 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    accept(app, cfg, args, method, headers, request)
-        .await
-        .into_response()
+    let h = headers.clone();
+    match accept(app.clone(), cfg, args, method, headers, request).await {
+        Ok(r) => r,
+        Err(e) => super::errors::page_or_answer(&app, &h, e),
+    }
 }
 
 /// What was checked before the upload is read.

@@ -1,0 +1,194 @@
+//! The admin pages' second pass in a real browser (headless Chromium through ChromeDriver,
+//! as `tests/browser.rs`), on a fleet of 45 devices with two staged rollouts and a waiting
+//! CSR: the fleet on the first screen (rows visible and table width measured at 1400×1000
+//! and 1280×800, panels and charts folded to a line and remembered, the sticky header), the
+//! confirmations and the messages after an action, the filter (help, `/`, no "undefined",
+//! Back), HTML error pages and the device page. The figures are printed.
+
+mod common;
+
+use common::webdriver::{Browser, artifact, browser_or_skip};
+use common::*;
+use serde_json::{Value, json};
+
+const ROLLOUTS: &str = r#"<rollouts>
+    <rollout id="r1" firmware="140010" applies="phone" waves="10,100" soak="3600" timeout="600"/>
+    <rollout id="r2" firmware="140020" applies="ip811" waves="50,100" soak="3600" timeout="600"/>
+</rollouts></config>"#;
+
+/// 40 more phones, so that the table is longer than a screen.
+fn more_devices(root: &std::path::Path, now: i64) {
+    for i in 0..40u32 {
+        let sn = format!("00-90-33-40-00-{i:02x}");
+        let xml = device_state(
+            &sn,
+            if i % 3 == 0 { "IP232" } else { "IP112" },
+            &format!("Desk phone {i} on the third floor, room {}", 300 + i),
+            &format!("10.1.{}.{}", i / 200, i % 200 + 10),
+            now - i64::from(i) * 60,
+            if i % 4 == 0 { "130100" } else { "130160" },
+        );
+        std::fs::write(root.join(format!("status/{sn}.xml")), xml).expect("state");
+    }
+}
+
+fn setup(
+    test: &str,
+) -> Option<(
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Browser,
+    Server,
+    String,
+)> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = ADMIN_CONFIG.replace("</config>", ROLLOUTS);
+    let root = make_root(
+        dir.path(),
+        &config,
+        &[("update-all-default.txt", "config change CMD0 /x 1\n")],
+    );
+    let now = unix_now();
+    seed_fleet(&root, now);
+    more_devices(&root, now);
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).expect("downloads");
+    let b = browser_or_skip(test, &downloads)?;
+    let server = Server::start(&root, &[]);
+    let base = format!("http://127.0.0.1:{}", server.http_port);
+    b.goto(&format!("{base}/admin/admin.php"));
+    b.send_keys(&b.find("#user"), "admin");
+    b.send_keys(&b.find("#password"), "secret");
+    b.click_css("#login");
+    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    Some((dir, root, b, server, base))
+}
+
+/// Makes the page's viewport `w`×`h` CSS pixels (the window's inside, as a user's screen).
+fn size(b: &Browser, w: u32, h: u32) {
+    b.cmd(
+        "POST",
+        "/window/rect",
+        json!({ "width": w, "height": h + 200 }),
+    )
+    .expect("window size");
+    b.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": {
+            "width": w, "height": h, "deviceScaleFactor": 1, "mobile": false } }),
+    )
+    .expect("viewport size");
+}
+
+/// Rows entirely on screen, the table's width, the viewport's size and the page's width.
+fn measure(b: &Browser) -> Value {
+    b.exec(
+        "var vh = window.innerHeight, n = 0;\
+         document.querySelectorAll('#devicestable tr[data-sn]').forEach(function (tr) {\
+           var r = tr.getBoundingClientRect(); if (r.top >= 0 && r.bottom <= vh) n++; });\
+         var first = document.querySelector('#devicestable tr[data-sn]');\
+         return { rows: n, table: document.getElementById('devices').getBoundingClientRect().width,\
+           vw: document.documentElement.clientWidth, vh: vh,\
+           page: document.documentElement.scrollWidth,\
+           first: first ? first.getBoundingClientRect().top : -1 };",
+        json!([]),
+    )
+}
+
+fn text_of(b: &Browser, css: &str) -> String {
+    b.exec(
+        "var e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+        json!([css]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[test]
+fn the_fleet_is_on_the_first_screen() {
+    let Some((_dir, _root, b, _server, base)) = setup("the_fleet_is_on_the_first_screen") else {
+        return;
+    };
+    let page = format!("{base}/admin/admin.php");
+    for (w, h, min_rows) in [(1400, 1000, 15), (1280, 800, 10)] {
+        size(&b, w, h);
+        b.goto(&page);
+        b.wait_for("the device table", |b| {
+            b.try_find("#devicestable tr[data-sn]").is_some()
+        });
+        // the CSR of the reception phone and both rollouts are on the page
+        assert!(b.try_find("#rollout-r1").is_some() && b.try_find("#rollout-r2").is_some());
+        assert!(text_of(&b, &format!("tr[data-sn=\"{SN_RECEPTION}\"]")).contains("CSR waiting"));
+        let m = measure(&b);
+        println!("{w}x{h}: {m}");
+        std::fs::write(
+            artifact(&format!("admin-first-screen-{w}x{h}.png")),
+            b.screenshot(),
+        )
+        .expect("screenshot");
+        let rows = m["rows"].as_u64().unwrap_or(0);
+        assert!(rows >= min_rows, "{rows} rows visible at {w}x{h}: {m}");
+        let (table, vw) = (
+            m["table"].as_f64().unwrap_or(1e9),
+            m["vw"].as_f64().unwrap_or(0.0),
+        );
+        assert!(
+            table <= vw,
+            "table {table} px wider than the window {vw} px"
+        );
+        assert!(
+            m["page"].as_f64().unwrap_or(1e9) <= vw,
+            "the page scrolls sideways: {m}"
+        );
+    }
+
+    // the header stays at the top while the page scrolls
+    b.exec("window.scrollTo(0, 700);", json!([]));
+    let top = b.exec(
+        "return document.querySelector('#devices thead').getBoundingClientRect().top;",
+        json!([]),
+    );
+    assert!(
+        top.as_f64().is_some_and(|t| t.abs() < 1.0),
+        "thead at {top}"
+    );
+
+    // the charts open on demand and stay open (remembered), a rollout likewise
+    size(&b, 1400, 1000);
+    b.goto(&page);
+    let charts_open = |b: &Browser| {
+        b.exec(
+            "return document.querySelector('details.charts-fold').open;",
+            json!([]),
+        ) == json!(true)
+    };
+    assert!(!charts_open(&b));
+    assert!(text_of(&b, "details.charts-fold > summary").contains("firmware:"));
+    b.click_css("details.charts-fold > summary");
+    b.wait_for("the charts", |b| charts_open(b));
+    b.click_css("#rollout-r1 > summary");
+    b.goto(&page);
+    b.wait_for("the charts still open after a reload", |b| charts_open(b));
+    assert_eq!(
+        b.exec(
+            "return document.getElementById('rollout-r1').open;",
+            json!([])
+        ),
+        json!(true)
+    );
+    assert_eq!(
+        b.exec(
+            "return document.getElementById('rollout-r2').open;",
+            json!([])
+        ),
+        json!(false)
+    );
+    // folded, a rollout says its phase and waves in its line
+    let line = text_of(&b, "#rollout-r2 > summary");
+    assert!(
+        line.contains("Rollout r2") && line.contains("waves open"),
+        "{line}"
+    );
+}
