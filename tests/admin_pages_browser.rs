@@ -192,3 +192,188 @@ fn the_fleet_is_on_the_first_screen() {
         "{line}"
     );
 }
+
+fn count_text(b: &Browser) -> String {
+    text_of(b, "#count")
+}
+
+fn row_count(b: &Browser) -> usize {
+    b.exec(
+        "return document.querySelectorAll('#devicestable tr[data-sn]').length;",
+        json!([]),
+    )
+    .as_u64()
+    .unwrap_or(0) as usize
+}
+
+#[test]
+fn filter_confirmations_and_error_pages() {
+    let Some((_dir, root, b, server, base)) = setup("filter_confirmations_and_error_pages") else {
+        return;
+    };
+    let page = format!("{base}/admin/admin.php");
+    size(&b, 1400, 1000);
+    b.goto(&page);
+    b.wait_for("the table", |b| row_count(b) > 0);
+
+    // accessibility basics: one h1, a skip link, a label for the filter, an announced count
+    assert_eq!(text_of(&b, "h1"), "Devices");
+    assert!(b.try_find("a.skip[href=\"#content\"]").is_some());
+    assert!(b.try_find("label[for=\"filter\"]").is_some());
+    assert!(b.try_find("#count[aria-live=\"polite\"]").is_some());
+    let unnamed = b.exec(
+        "return Array.from(document.querySelectorAll('button')).filter(function (x) {\
+           var n = x.getAttribute('aria-label') || x.textContent; return !/[A-Za-z]/.test(n); }).length;",
+        json!([]),
+    );
+    assert_eq!(unnamed, json!(0), "buttons named by their glyph only");
+    assert!(text_of(&b, &format!("tr[data-sn=\"{SN_EVIL}\"] .c-seen")).contains("missing"));
+
+    // the help lists every field: and is: term
+    b.click_css("details.filterhelp > summary");
+    let help = text_of(&b, "details.filterhelp");
+    for t in [
+        "sn:",
+        "type:",
+        "name:",
+        "ip:",
+        "phase:",
+        "env:",
+        "class:",
+        "fw:",
+        "boot:",
+        "rollout:",
+        "wave:",
+        "is:missing",
+        "is:present",
+        "is:csr",
+        "is:signed",
+        "is:certerror",
+        "is:fwpending",
+        "is:unreadable",
+    ] {
+        assert!(help.contains(t), "{t} not in the help: {help}");
+    }
+    b.click_css("details.filterhelp > summary");
+
+    // "/" goes to the filter
+    b.exec(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    );
+    b.cmd(
+        "POST",
+        "/actions",
+        json!({ "actions": [{ "type": "key", "id": "kb", "actions": [
+            { "type": "keyDown", "value": "/" }, { "type": "keyUp", "value": "/" }] }] }),
+    )
+    .expect("key");
+    assert_eq!(
+        b.exec("return document.activeElement.id;", json!([])),
+        json!("filter")
+    );
+
+    // typing: in-between states neither say "undefined" nor empty the table
+    let all = row_count(&b);
+    let input = b.find("#filter");
+    b.send_keys(&input, "is:");
+    b.wait_for("the half-typed filter to be refused", |b| {
+        count_text(b).contains("needs a value") || count_text(b).contains("unknown")
+    });
+    assert_eq!(row_count(&b), all, "the rows stay while typing");
+    b.send_keys(&input, "missing");
+    b.wait_for("the missing devices", |b| count_text(b).starts_with("1 of"));
+    let body = text_of(&b, "body");
+    assert!(!body.contains("undefined"), "{body}");
+    // another filter, then Back returns to the previous one
+    b.clear(&input);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    b.send_keys(&input, "type:ip811");
+    b.wait_for("the gateway", |b| {
+        count_text(b).starts_with("1 of")
+            && row_count(b) == 1
+            && text_of(b, "#devicestable").contains("IP811")
+    });
+    b.cmd("POST", "/back", json!({})).expect("back");
+    b.wait_for("the previous filter after Back", |b| {
+        b.exec("return document.getElementById('filter').value;", json!([])) == json!("is:missing")
+            && text_of(b, "#devicestable").contains(SN_EVIL)
+    });
+    assert!(
+        b.url().contains("mode=status")
+            || b.url().ends_with("admin.php")
+            || b.url().contains("filter="),
+        "{}",
+        b.url()
+    );
+
+    // mark as seen asks first; cancelled, nothing happens
+    let touch = format!("tr[data-sn=\"{SN_EVIL}\"] button[data-act=\"touch\"]");
+    b.click_css(&touch);
+    b.wait_for("the confirmation", |b| b.alert_text().is_some());
+    b.cmd("POST", "/alert/dismiss", json!({})).expect("dismiss");
+    assert!(b.try_find(&touch).is_some());
+    b.click_css(&touch);
+    b.wait_for("the confirmation", |b| b.alert_text().is_some());
+    b.accept_alert();
+    b.wait_for("the message", |b| {
+        text_of(b, "#actionmsg").contains("marked as seen")
+    });
+    println!("after mark as seen: {}", text_of(&b, "#actionmsg"));
+
+    // a rollout's abort asks first; pause says what was done
+    b.goto(&page);
+    b.exec(
+        "document.getElementById('rollout-r1').open = true;",
+        json!([]),
+    );
+    b.click_css("#rollout-r1 button[value=\"abort\"]");
+    b.wait_for("the confirmation", |b| b.alert_text().is_some());
+    assert!(b.alert_text().is_some_and(|t| t.contains("r1")));
+    b.cmd("POST", "/alert/dismiss", json!({})).expect("dismiss");
+    assert_ne!(
+        b.exec(
+            "return document.getElementById('rollout-r1').dataset.phase;",
+            json!([])
+        ),
+        json!("aborted")
+    );
+    b.click_css("#rollout-r1 button[value=\"pause\"]");
+    b.wait_for("the message after pause", |b| {
+        text_of(b, "main").contains("Rollout r1 paused")
+    });
+
+    // error pages: HTML with the navigation and a way back
+    for (target, words) in [
+        ("/admin/admin.php?mode=nonsense", "unknown mode=nonsense"),
+        (
+            "/admin/admin.php?mode=backup&sn=00-90-33-30-00-a1&n=99",
+            "backup",
+        ),
+        (
+            "/admin/admin.php?mode=ui&cmd=deliverfile&fn=..%2Fetc%2Fpasswd",
+            "",
+        ),
+    ] {
+        b.goto(&format!("{base}{target}"));
+        b.wait_for("the error page", |b| {
+            b.try_find("section.errorpage").is_some()
+        });
+        assert!(
+            text_of(&b, "h1").starts_with("Error 4"),
+            "{target}: {}",
+            text_of(&b, "h1")
+        );
+        assert!(text_of(&b, ".errorpage").contains(words), "{target}");
+        assert!(
+            b.try_find("header nav a[href*=\"mode=status\"]").is_some(),
+            "{target}"
+        );
+    }
+    b.click_css("section.errorpage a[href*=\"mode=status\"]:not([data-back])");
+    b.wait_for("the devices again", |b| b.try_find("#devices").is_some());
+    // the device endpoints keep PHP's text answers
+    let r = server.get("/update.php?mode=frob");
+    assert!(r.text().starts_with("# unknown cmd=frob"), "{}", r.text());
+    let _ = root;
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// The API's paths (below the prefix) and methods; the OpenAPI document describes exactly
 /// these (checked by its test).
-pub const PATHS: [(&str, &[&str]); 6] = [
+pub const PATHS: [(&str, &[&str]); 7] = [
     ("/api/devices", &["get"]),
     ("/api/devices.csv", &["get"]),
     ("/api/devices/{sn}", &["get", "delete"]),
@@ -33,6 +33,7 @@ pub const PATHS: [(&str, &[&str]); 6] = [
     // routed in `super::rollouts`
     ("/api/rollouts", &["get"]),
     ("/api/rollouts/{id}/{action}", &["post"]),
+    ("/api/audit", &["get"]),
 ];
 
 /// The API routes below `prefix`.
@@ -45,11 +46,15 @@ pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
             get(device).delete(forget_device),
         )
         .route(&format!("{prefix}{}", PATHS[3].0), get(openapi_json))
+        .route(
+            &format!("{prefix}{}", PATHS[6].0),
+            get(super::audit_http::api),
+        )
         .merge(super::rollouts::routes(prefix))
 }
 
 /// Who sends an API request.
-pub(super) enum Caller {
+pub(in crate::admin) enum Caller {
     Session(session::Session),
     Token,
 }
@@ -276,6 +281,19 @@ pub async fn forget_device(
             "cannot delete the state file",
         )
     })?;
+    let user = match &caller {
+        Caller::Session(s) => s.user.clone(),
+        Caller::Token => "API token".to_string(),
+    };
+    let e = super::audit::Entry::now(
+        &user,
+        meta.peer.ip().to_canonical(),
+        "delete-status",
+        &sn,
+        deleted,
+    )
+    .detail("API");
+    super::audit::record(&app, e).await;
     if !deleted {
         return Err(AdminError::json(StatusCode::NOT_FOUND, "no such device"));
     }

@@ -94,6 +94,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
         (Nav::Status, "status", "Devices"),
         (Nav::Show, "show", "Configuration"),
         (Nav::Info, "info", "Add device"),
+        (Nav::Audit, "audit", "Audit log"),
     ];
     let doc = html! {
         (DOCTYPE)

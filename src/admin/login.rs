@@ -2,6 +2,7 @@
 //! [`PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
+use super::audit::{self, Entry};
 use super::html::{self, Nav, admin_url};
 use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
 use super::router::{Ctx, cookie_path};
@@ -44,6 +45,9 @@ pub async fn login(ctx: &Ctx) -> Response {
             "admin login from {} refused for {secs} s (throttled)",
             ctx.peer
         );
+        let tried = ctx.arg("user").unwrap_or_default();
+        let e = Entry::now(&tried, ctx.peer, "login-failed", "", false).detail("throttled");
+        audit::record(&ctx.app, e).await;
         let msg = format!("Too many failed attempts, try again in {secs} s.");
         let mut r = login_page(ctx, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
         r.headers_mut()
@@ -67,6 +71,7 @@ pub async fn login(ctx: &Ctx) -> Response {
             ctx.app.admin.throttle.succeeded(ctx.peer);
             let s = ctx.app.admin.sessions.create(&user);
             tracing::info!("admin login of {user:?} from {}", ctx.peer);
+            audit::record(&ctx.app, Entry::now(&user, ctx.peer, "login", "", true)).await;
             let target = admin_url(ctx.prefix(), &ctx.query);
             add_cookie(
                 redirect(StatusCode::SEE_OTHER, &target),
@@ -84,18 +89,22 @@ pub async fn login(ctx: &Ctx) -> Response {
             }
             ctx.app.admin.throttle.failed(ctx.peer);
             tracing::warn!("failed admin login of {user:?} from {}", ctx.peer);
+            let e = Entry::now(&user, ctx.peer, "login-failed", "", false)
+                .detail("wrong user or password");
+            audit::record(&ctx.app, e).await;
             login_page(ctx, StatusCode::FORBIDDEN, Some("Wrong user or password."))
         }
     }
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
-pub fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
+pub async fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
     if let Some(s) = s {
         if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
             return Err(AdminError::forbidden("bad or missing CSRF token"));
         }
         ctx.app.admin.sessions.remove(&s.token);
+        audit::record(&ctx.app, Entry::now(&s.user, ctx.peer, "logout", "", true)).await;
     }
     Ok(add_cookie(
         redirect(StatusCode::SEE_OTHER, &admin_url(ctx.prefix(), "")),

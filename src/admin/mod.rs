@@ -23,6 +23,8 @@
 
 pub mod api;
 mod api_http;
+pub mod audit;
+mod audit_http;
 mod backups;
 pub mod csrs;
 mod csv_stream;
@@ -103,6 +105,8 @@ pub struct AdminState {
     backups: BackupCache,
     /// Summaries of waiting CSRs.
     csrs: csrs::CsrCache,
+    /// The audit log of admin actions.
+    pub audit: audit::AuditLog,
     https_port: OnceLock<u16>,
 }
 

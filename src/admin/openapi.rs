@@ -104,6 +104,7 @@ fn schemas() -> Value {
     let build = json!({ "type": "object", "properties": { "build": text, "requested": text } });
     json!({
         "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+        "AuditEntry": super::audit_http::entry_schema(),
         "Device": { "type": "object", "description": "A device; a broken state file has only key and problem.",
             "properties": {
                 "key": { "type": "string" }, "problem": { "type": "string" },
@@ -140,6 +141,7 @@ fn with_rollouts(mut paths: Value) -> Value {
         (paths.as_object_mut(), super::rollouts::openapi_paths())
     {
         p.extend(more);
+        p.insert("/api/audit".into(), super::audit_http::openapi_path());
     }
     paths
 }

@@ -132,7 +132,16 @@ pub async fn form_action(ctx: &Ctx, s: &Session) -> Answer {
     let id = ctx.arg("id").unwrap_or_default();
     let action = action_arg(ctx.arg("op").as_deref())?;
     let who = format!("admin '{}' at {}", s.user, ctx.peer);
-    act(&ctx.app, &ctx.cfg, &id, action, &who).map_err(|(_, msg)| AdminError::bad(msg))?;
+    let done = act(&ctx.app, &ctx.cfg, &id, action, &who);
+    let e = super::audit::Entry::now(
+        &s.user,
+        ctx.peer,
+        &format!("rollout-{}", action.as_str()),
+        &id,
+        done.is_ok(),
+    );
+    super::audit::record(&ctx.app, e).await;
+    done.map_err(|(_, msg)| AdminError::bad(msg))?;
     let msg = super::flash::Flash::of_rollout(action);
     Ok(redirect(
         StatusCode::SEE_OTHER,
@@ -212,7 +221,21 @@ async fn api_action(
             "action must be pause, resume, abort or open-next",
         )
     })?;
-    act(&app, &cfg, &id, action, &who).map_err(|(st, msg)| AdminError::json(st, msg))?;
+    let done = act(&app, &cfg, &id, action, &who);
+    let user = match &caller {
+        super::api_http::Caller::Session(s) => s.user.clone(),
+        super::api_http::Caller::Token => "API token".to_string(),
+    };
+    let e = super::audit::Entry::now(
+        &user,
+        meta.peer.ip().to_canonical(),
+        &format!("rollout-{}", action.as_str()),
+        &id,
+        done.is_ok(),
+    )
+    .detail("API");
+    super::audit::record(&app, e).await;
+    done.map_err(|(st, msg)| AdminError::json(st, msg))?;
     let now = crate::clock::now();
     let summary = app
         .rollouts

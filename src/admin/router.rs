@@ -232,7 +232,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
     if ctx.method == Method::POST {
         match ctx.arg("action").as_deref() {
             Some("login") => return Ok(login::login(ctx).await),
-            Some("logout") => return login::logout(ctx, session.as_ref()),
+            Some("logout") => return login::logout(ctx, session.as_ref()).await,
             _ => {}
         }
     }
@@ -253,6 +253,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
         "rollout" => super::rollouts::form_action(ctx, &session).await,
+        "audit" => super::audit_http::page(ctx, &session).await,
         other => Err(AdminError::bad(format!(
             "unknown mode={}",
             crate::answer::comment_safe(other)

@@ -4,6 +4,7 @@
 //! the browser goes back to `proceed` (keeping its `filter` and `sort`), and the flash
 //! cookie tells the page what happened (see [`super::flash`]).
 
+use super::audit::{self, Entry};
 use super::flash::{self, Flash};
 use super::html::{self, admin_url};
 use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
@@ -124,12 +125,20 @@ async fn accept(
         ));
     }
     let cert = read_upload(&s, &target.sn, &headers, request).await?;
-    check_cert(&app, &target, &cert).await?;
+    let from = peer.map(|p| p.to_string()).unwrap_or_default();
+    if let Err(e) = check_cert(&app, &target, &cert).await {
+        let entry =
+            Entry::now(&s.user, &from, "cert-upload", &target.sn, false).detail(&e.to_string());
+        audit::record(&app, entry).await;
+        return Err(e);
+    }
     let path = app.root.join(&target.file);
     let file = target.file.clone();
     match blocking(move || crate::state::write_atomic(&path, &cert)).await? {
         Ok(()) => {
             app.watch.bump();
+            let entry = Entry::now(&s.user, &from, "cert-upload", &target.sn, true).detail(&file);
+            audit::record(&app, entry).await;
             tracing::info!(
                 sn = %target.sn,
                 "admin '{}' at {} uploaded {file}",
