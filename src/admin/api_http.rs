@@ -221,7 +221,8 @@ pub async fn devices_csv(
     let args = Args::parse(uri.query().unwrap_or(""));
     let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
     // written while it is sent, a thousand rows at a time
-    let body = super::csv_stream::body(app, cfg, query, sort);
+    let bom = matches!(args.get("bom").as_deref(), Some("1" | "true" | "yes"));
+    let body = super::csv_stream::body(app, cfg, (query, sort), bom);
     Ok(harden(
         (
             [
