@@ -377,3 +377,91 @@ fn filter_confirmations_and_error_pages() {
     assert!(r.text().starts_with("# unknown cmd=frob"), "{}", r.text());
     let _ = root;
 }
+
+#[test]
+fn a_page_per_device() {
+    let Some((_dir, root, b, _server, base)) = setup("a_page_per_device") else {
+        return;
+    };
+    // a second backup, so that two versions can be compared
+    let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
+    std::fs::write(
+        root.join(format!("backup/{hwid}/{hwid}.2.txt")),
+        "config change CMD0 /name y\r\n",
+    )
+    .expect("backup");
+    size(&b, 1400, 1000);
+    b.goto(&format!("{base}/admin/admin.php"));
+    b.click_css(&format!("tr[data-sn=\"{SN_RECEPTION}\"] a.sn"));
+    b.wait_for("the device page", |b| b.url().contains("mode=device"));
+    let h1 = text_of(&b, "h1");
+    assert!(
+        h1.contains(SN_RECEPTION) && h1.contains("Reception"),
+        "{h1}"
+    );
+    let page = text_of(&b, "main");
+    for words in [
+        "Identity",
+        "IP232",
+        "phone, ip232",
+        "update",
+        "default",
+        "130100",
+        "130150",
+        "Staged rollouts",
+        "r1",
+        "Certificate",
+        "CSR waiting for signature",
+        "Query results",
+        "Message log",
+        "Backups",
+        "Delivered snippets",
+    ] {
+        assert!(
+            page.contains(words),
+            "{words} not on the device page:\n{page}"
+        );
+    }
+    // the message log: newest first, absolute dates
+    let first = text_of(&b, "ol.devlog > li");
+    assert!(first.contains(" UTC"), "{first}");
+    assert!(
+        first.contains(&format!("log line of {SN_RECEPTION}")),
+        "{first}"
+    );
+    std::fs::write(artifact("admin-device-page.png"), b.full_screenshot()).expect("shot");
+
+    // compare with only A chosen: the page says what is missing
+    b.click_css("input[name=\"a\"][value=\"1\"]");
+    b.exec("document.querySelectorAll('input[type=radio]').forEach(function (r) { r.required = false; });", json!([]));
+    b.click_css("#compare");
+    b.wait_for("the error page", |b| {
+        b.try_find("section.errorpage").is_some()
+    });
+    assert!(text_of(&b, ".errorpage").contains("choose two versions"));
+    b.cmd("POST", "/back", json!({})).expect("back");
+    b.wait_for("the device page again", |b| {
+        b.try_find("#compare").is_some()
+    });
+    b.click_css("input[name=\"a\"][value=\"1\"]");
+    b.click_css("input[name=\"b\"][value=\"2\"]");
+    b.click_css("#compare");
+    b.wait_for("the diff", |b| b.try_find("table.diff").is_some());
+    assert!(
+        text_of(&b, "main").contains(" UTC"),
+        "dates on the diff page"
+    );
+    b.click_css("p.back a");
+    b.wait_for("back on the device page", |b| {
+        b.url().contains("mode=device")
+    });
+
+    // an unknown device: an error page with the navigation
+    b.goto(&format!(
+        "{base}/admin/admin.php?mode=device&sn=00-90-33-99-99-99"
+    ));
+    b.wait_for("the error page", |b| {
+        b.try_find("section.errorpage").is_some()
+    });
+    assert!(text_of(&b, "h1").starts_with("Error 404"));
+}

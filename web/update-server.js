@@ -245,6 +245,10 @@
 
   function refreshRow(tr) {
     var sn = tr.dataset.sn;
+    if (!tr.tagName) {
+      window.setTimeout(function () { window.location.reload(); }, 600);
+      return Promise.resolve();
+    }
     return ui('updatestatus', { sn: sn }).then(function (r) {
       if (r.status === 404) {
         tr.remove();
@@ -333,9 +337,18 @@
     }
     var btn = ev.target.closest('button[data-act]');
     if (!btn) return;
-    var tr = btn.closest('tr[data-sn]');
+    var tr = btn.closest('[data-sn]');
     if (!tr) return;
     var sn = tr.dataset.sn;
+    if (tr.tagName !== 'TR') {
+      // the device's own page: after an action, the page again (or the list after a delete)
+      tr = {
+        dataset: { sn: sn },
+        remove: function () {
+          window.location.href = adminUrl + '?mode=status&msg=status-deleted&msgsn=' + encodeURIComponent(sn);
+        }
+      };
+    }
     switch (btn.dataset.act) {
       case 'refresh':
         refreshRow(tr);

@@ -146,6 +146,12 @@ pub fn read(root: &Path, offset: usize, limit: usize) -> (Vec<Entry>, usize) {
     (page, total)
 }
 
+/// Records `e` in the audit log of `app` (off the async threads).
+pub async fn record(app: &crate::admin::SharedAdmin, e: Entry) {
+    let app = app.clone();
+    let _ = super::respond::blocking(move || app.admin.audit.record(&app.root, &e)).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,10 +203,4 @@ mod tests {
         assert!(!e.user.contains('\n'));
         assert!(e.user.chars().count() <= MAX_FIELD + 1);
     }
-}
-
-/// Records `e` in the audit log of `app` (off the async threads).
-pub async fn record(app: &crate::admin::SharedAdmin, e: Entry) {
-    let app = app.clone();
-    let _ = super::respond::blocking(move || app.admin.audit.record(&app.root, &e)).await;
 }

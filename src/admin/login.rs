@@ -20,8 +20,11 @@ static PASSWORD_CHECKS: tokio::sync::Semaphore =
 pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
+        let https = ctx.app.admin.https_port().is_some();
         frame.notice = Some(maud::html! {
-            "This connection is not encrypted: the password travels in clear text. Use the server's HTTPS address."
+            "This connection is not encrypted: the password travels in clear text. "
+            @if https { "Use the server's HTTPS address." }
+            @else { "This server has no HTTPS listener: configure one (see README, TLS) before logging in over a network." }
         });
     }
     let action = if ctx.query.is_empty() {

@@ -28,6 +28,7 @@ mod audit_http;
 mod backups;
 pub mod csrs;
 mod csv_stream;
+mod device_page;
 mod errors;
 mod export;
 pub mod files;

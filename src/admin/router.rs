@@ -254,6 +254,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "ui" => ui::ui(ctx, &session).await,
         "rollout" => super::rollouts::form_action(ctx, &session).await,
         "audit" => super::audit_http::page(ctx, &session).await,
+        "device" => super::device_page::page(ctx, &session).await,
         other => Err(AdminError::bad(format!(
             "unknown mode={}",
             crate::answer::comment_safe(other)

@@ -15,7 +15,8 @@
 mod row;
 mod summary;
 
-pub use row::{part, row};
+pub(in crate::admin) use row::{build_cell, button, cert_cell};
+pub use row::{device_href, part, row};
 pub use summary::{
     Bar, Summary, filter_href, render_charts, render_facts, render_summary, render_summary_for,
     summary,

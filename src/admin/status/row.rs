@@ -24,7 +24,7 @@ fn device_link(realip: &str, https: bool) -> Option<String> {
 }
 
 /// An action button of a row (`file`: the file `delfile` deletes).
-fn button(act: &str, label: &str, title: &str, file: Option<&str>) -> Markup {
+pub(in crate::admin) fn button(act: &str, label: &str, title: &str, file: Option<&str>) -> Markup {
     html! {
         button type="button" class="act" data-act=(act) title=(Text(title)) aria-label=(Text(title)) data-file=[file.map(Text)] { span aria-hidden="true" { (label) } }
     }
@@ -262,7 +262,7 @@ fn backups_part(ctx: &Ctx<'_>, r: &Row) -> Markup {
     }
 }
 
-fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
+pub(in crate::admin) fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
     let shown = if build.is_empty() { "\u{2013}" } else { build };
     html! {
         @if !requested.is_empty() && requested != build {
@@ -277,7 +277,7 @@ fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
 
 const REQUEST_ERROR_HELP: &str = "Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable ";
 
-fn cert_cell(ctx: &Ctx<'_>, v: &DeviceView, c: &CertState) -> Markup {
+pub(in crate::admin) fn cert_cell(ctx: &Ctx<'_>, v: &DeviceView, c: &CertState) -> Markup {
     let stat = v.certstat.as_deref().unwrap_or("unknown");
     html! {
         div.certstat title=(Text(stat)) { (Text(stat)) }
