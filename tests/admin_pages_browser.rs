@@ -144,6 +144,21 @@ fn the_fleet_is_on_the_first_screen() {
         );
     }
 
+    // few tab stops before the filter (the folds hide their content)
+    let stops = b.exec(
+        "function hidden(e) {\
+           for (var d = e.parentElement; d; d = d.parentElement) {\
+             if (d.tagName === 'DETAILS' && !d.open) { var s = d.querySelector(':scope > summary'); if (!(s && s.contains(e))) return true; } }\
+           return e.tabIndex < 0 || (e.offsetParent === null && e.tagName !== 'SUMMARY'); }\
+         var all = Array.from(document.querySelectorAll('a[href], button, input:not([type=hidden]), summary, select'))\
+           .filter(function (e) { return !hidden(e); });\
+         var i = all.indexOf(document.getElementById('filter'));\
+         return [i, all.slice(0, i).map(function (e) { return e.tagName + ':' + (e.textContent || '').slice(0, 20); })];",
+        json!([]),
+    );
+    println!("tab stops before the filter: {stops}");
+    assert!(stops[0].as_u64().is_some_and(|n| n <= 25), "{stops}");
+
     // the header stays at the top while the page scrolls
     b.exec("window.scrollTo(0, 700);", json!([]));
     let top = b.exec(
@@ -154,6 +169,22 @@ fn the_fleet_is_on_the_first_screen() {
         top.as_f64().is_some_and(|t| t.abs() < 1.0),
         "thead at {top}"
     );
+
+    // in a narrow window the page scrolls sideways and the serial column stays
+    size(&b, 900, 800);
+    b.goto(&page);
+    b.wait_for("the table", |b| {
+        b.try_find("#devicestable tr[data-sn]").is_some()
+    });
+    let left = b.exec(
+        "window.scrollTo(400, 300);\
+         return [window.scrollX, document.querySelector('#devicestable td.c-dev').getBoundingClientRect().left];",
+        json!([]),
+    );
+    println!("900 px, scrolled sideways: [scrollX, serial cell left] = {left}");
+    if left[0].as_f64().unwrap_or(0.0) > 0.0 {
+        assert!(left[1].as_f64().is_some_and(|l| l.abs() < 1.0), "{left}");
+    }
 
     // the charts open on demand and stay open (remembered), a rollout likewise
     size(&b, 1400, 1000);

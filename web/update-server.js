@@ -149,6 +149,13 @@
         applyFolds(chartsBox);
       }
       showCount(j.count || '', false);
+      var csv = document.getElementById('csv');
+      if (csv) {
+        var cu = new URL(csv.getAttribute('href'), window.location.href);
+        if (value.trim() === '') cu.searchParams.delete('filter');
+        else cu.searchParams.set('filter', value);
+        csv.setAttribute('href', cu.pathname + cu.search);
+      }
       watchAll();
       if (how !== 'none') remember(value, how || 'push');
     });

@@ -279,6 +279,18 @@ pub fn render_body(
 
 const FILTER_HELP: &str = "Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards). Press / to come here.";
 
+/// The CSV export of the devices `filter` and `sort` show (with a BOM, for spreadsheets).
+pub fn csv_href(prefix: &str, filter: &str, sort: &str) -> String {
+    let mut u = format!("{prefix}/api/devices.csv?bom=1");
+    if !filter.trim().is_empty() {
+        u.push_str(&format!("&filter={}", q(filter)));
+    }
+    if !sort.is_empty() {
+        u.push_str(&format!("&sort={}", q(sort)));
+    }
+    u
+}
+
 /// The help of the filter: the free words, every `field:` and `is:` term.
 fn filter_help() -> Markup {
     use super::query::{FIELD_HELP, STATE_HELP};
@@ -370,6 +382,7 @@ pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> 
             button type="submit" { "Apply" }
             " "
             span id="count" role="status" aria-live="polite" { (count_text(page.matched, page.total, filter)) }
+            a id="csv" href=(csv_href(ctx.prefix, filter, sort)) download title="The matching devices as CSV (UTF-8 with BOM, for spreadsheets)" { "CSV" }
             (filter_help())
         }
         div class="tablewrap" {
