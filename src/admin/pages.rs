@@ -69,6 +69,13 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
     let mut frame = ctx.frame(Some(s), "Devices", Nav::Status);
     let from_cookie = session::cookie(&ctx.headers, flash::FLASH_COOKIE);
     let flash = match (ctx.arg("msg"), from_cookie) {
+        // a rollout action says who did it and when (the redirect right after it)
+        (Some(m), _) if m.starts_with("rollout-") => {
+            flash::notice(Some(&m), ctx.arg("msgsn").as_deref()).map(|n| {
+                let when = html::date(crate::clock::now());
+                maud::html! { (n) " " span.hint { "(" (html::Text(&s.user)) ", " (when) "; see the audit log)" } }
+            })
+        }
         (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
         (None, Some(c)) => {
             let (m, sn) = flash::from_cookie(c);
