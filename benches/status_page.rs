@@ -149,7 +149,7 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
         .map(|(k, l)| Arc::new(view::DeviceView::from_state(k, l, &groups)))
         .collect();
     let certs = files::CertIndex::read(root, cfg.customcerts.as_ref());
-    let backups = files::BackupCache::default();
+    let backups = update_server::backup::BackupCache::default();
     let rows: Vec<status::Row> = views
         .into_iter()
         .map(|v| status::Row {
@@ -163,7 +163,7 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
         })
         .collect();
     let groups = view::show_groups(cfg);
-    let ctx = status::Ctx {
+    let ctx = status::RenderCtx {
         cfg,
         prefix: "",
         csrf: "x",
@@ -201,7 +201,7 @@ fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) ->
             .collect();
         let t3 = Instant::now();
         let groups = view::show_groups(cfg);
-        let ctx = status::Ctx {
+        let ctx = status::RenderCtx {
             cfg,
             prefix: "",
             csrf: "x",
@@ -293,7 +293,7 @@ fn main() {
 
     // 2.-4. the real server on loopback
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let app = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
+    let app = Arc::new(App::new(root.clone(), ""));
     let session = app.admin.sessions.create("admin");
     let cookie = format!("update_server_session={}", session.token);
     let listener = rt
@@ -303,7 +303,7 @@ fn main() {
     rt.spawn(conn::serve_plain(
         listener,
         conn::Serving::new(
-            server::router_with(app.clone()),
+            server::router(app.clone()),
             update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
         ),
     ));
@@ -313,7 +313,7 @@ fn main() {
     const FILTER: &str = "/admin/admin.php?mode=ui&cmd=rows&filter=ip811+site3";
     let (first, _) = fetch(addr, &cookie, PAGE, "");
     // a second server, warmed up at start as `serve` does
-    let warmed = update_server::admin::AdminApp::shared(Arc::new(App::new(root.clone(), "")));
+    let warmed = Arc::new(App::new(root.clone(), ""));
     let t = Instant::now();
     let w = warmed.clone();
     rt.block_on(async move { update_server::admin::warm_up(w).await })
@@ -328,7 +328,7 @@ fn main() {
     rt.spawn(conn::serve_plain(
         listener2,
         conn::Serving::new(
-            server::router_with(warmed.clone()),
+            server::router(warmed.clone()),
             update_server::conn_guard::Limits::new(Duration::from_secs(30), 4096),
         ),
     ));

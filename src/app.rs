@@ -1,14 +1,19 @@
-//! What all handlers share: the installation root, the URL prefix, the configuration,
-//! snippet and state stores and the master source ([`App`]; the admin pages wrap it with their own state), and
-//! running file work off the async threads ([`blocking`]).
+//! The one state of a server ([`App`]): the installation root, the URL prefix, the
+//! configuration, snippet, state, certificate and rollout stores, the master source, the
+//! admin side's sessions and caches ([`AdminState`]), the metrics registry and the
+//! address→serial table. Every handler, the request layer and the fast lane reach it as
+//! `State<SharedApp>`; two servers in one process share
+//! nothing. Also: running file work off the async threads ([`blocking`]).
 
 use crate::config::{Config, ConfigStore};
 use crate::firmware::MasterSource;
+use crate::metrics::Metrics;
+use crate::origins::Origins;
 use crate::snippets::SnippetStore;
 use crate::state::StateStore;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything the handlers share.
 pub struct App {
@@ -27,10 +32,65 @@ pub struct App {
     /// The files below `fw/`, served by the router and by the plain-HTTP fast lane
     /// ([`crate::fw_lane`]) from one cache.
     pub firmware: Arc<crate::static_files::StaticDir>,
+    /// What the admin pages keep between requests.
+    pub admin: AdminState,
+    /// This server's counters (`/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// The serial of the last poll from each device address (firmware log lines).
+    pub origins: Arc<Origins>,
+    /// The backup directories being written (one upload per device at a time).
+    pub backup_dirs: crate::backup::DirLocks,
     states: Mutex<HashMap<PathBuf, Arc<StateStore>>>,
 }
 
 pub type SharedApp = Arc<App>;
+
+/// Password checks running at once (each Argon2 check holds its memory cost).
+pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
+
+/// What the admin side keeps between requests.
+pub struct AdminState {
+    pub sessions: crate::auth::session::Sessions,
+    /// Failed admin logins.
+    pub throttle: crate::auth::throttle::Throttle,
+    /// Failed API tokens, apart from the logins.
+    pub api_throttle: crate::auth::throttle::Throttle,
+    /// Backup lists per device.
+    pub backups: crate::backup::BackupCache,
+    /// Summaries of waiting CSRs.
+    pub csrs: crate::certs::csrs::CsrCache,
+    /// Password checks running at once, at most [`PARALLEL_PASSWORD_CHECKS`].
+    pub password_checks: tokio::sync::Semaphore,
+    /// The audit log of admin actions.
+    pub audit: crate::audit::AuditLog,
+    https_port: OnceLock<u16>,
+}
+
+impl Default for AdminState {
+    fn default() -> Self {
+        AdminState {
+            sessions: Default::default(),
+            throttle: Default::default(),
+            api_throttle: Default::default(),
+            backups: Default::default(),
+            csrs: Default::default(),
+            password_checks: tokio::sync::Semaphore::new(PARALLEL_PASSWORD_CHECKS),
+            audit: Default::default(),
+            https_port: OnceLock::new(),
+        }
+    }
+}
+
+impl AdminState {
+    /// Tells where the HTTPS listener is (for the redirect of plain-HTTP admin requests).
+    pub fn set_https_port(&self, port: u16) {
+        let _ = self.https_port.set(port);
+    }
+
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port.get().copied()
+    }
+}
 
 /// Normalises a `--prefix` value: leading `/`, no trailing `/`, empty for the root.
 pub fn normalize_prefix(p: &str) -> String {
@@ -62,6 +122,10 @@ impl App {
             watch,
             rollouts: crate::rollout::RolloutStore::new(root.join("rollouts")),
             config,
+            admin: AdminState::default(),
+            metrics: Arc::new(Metrics::new()),
+            origins: Arc::new(Origins::default()),
+            backup_dirs: crate::backup::DirLocks::default(),
             states: Mutex::new(HashMap::new()),
             prefix: normalize_prefix(prefix),
             root,

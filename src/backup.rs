@@ -15,18 +15,17 @@
 //! the copy's ctime), confuse it (it may even overwrite a newer file). Here the file number
 //! decides, and the age that `minage` looks at is the modification time, which a copy keeps.
 //!
-//! Core and shell: [`filter`], [`rotation`] and [`plan`] are pure; [`plan`] returns the file
-//! changes as [`FileOp`]s (like the certificate workflow's `mode=vardump`), which the shell
-//! (`http::apply_file_ops`) makes. [`list`] and [`store`] are the shell side: they list and
-//! read the device's backups and hold its backup directory until the changes are made.
+//! Core and shell: this file is the core — [`filter`], [`rotation`] and [`plan`] are pure;
+//! [`plan`] returns the file changes as [`FileOp`]s (like the certificate workflow's
+//! `mode=vardump`), which the shell (`device::apply_file_ops`) makes. `backup/store.rs` is
+//! the shell side ([`list`], [`store`], [`DirLocks`]): it lists and reads the device's
+//! backups and holds its backup directory until the changes are made; `backup/cache.rs`
+//! keeps the lists the admin pages show.
 
 use crate::answer::{Answer, Exit};
-use crate::config::Config;
 use crate::fileop::FileOp;
 use regex::bytes::Regex;
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 /// The lines PHP drops. `(?-u)`: `.` matches any byte but `\n`, like PCRE without `/u`.
 static DROP: LazyLock<[Regex; 4]> = LazyLock::new(|| {
@@ -87,34 +86,6 @@ pub struct Stored {
     pub mtime: i64,
 }
 
-/// The backups of `hwid` below `dir`, oldest first.
-pub fn list(root: &Path, dir: &str, hwid: &str) -> Vec<Stored> {
-    let loc = format!("{dir}/{hwid}");
-    let prefix = format!("{hwid}.");
-    let Ok(rd) = std::fs::read_dir(root.join(&loc)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Stored> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let num = name.strip_prefix(&prefix)?.strip_suffix(".txt")?;
-            let index: i64 = num.parse().ok()?;
-            let mtime = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .map_or(0, crate::clock::unix_secs);
-            Some(Stored {
-                path: format!("{loc}/{name}"),
-                index,
-                mtime,
-            })
-        })
-        .collect();
-    out.sort_by_key(|s| (s.index, s.mtime));
-    out
-}
-
 /// Which of `existing` (oldest first, before the new one is added) to remove when a new
 /// backup is stored: PHP's loop keeps `nbackups` in all, sparing files younger than `minage`
 /// days. Returns `(file, removed?)` for every file it looked at.
@@ -136,39 +107,6 @@ pub fn rotation(
     out
 }
 
-/// The directories whose backups are being stored: numbering and rotation of one device's
-/// backups happen one upload at a time, also when its uploads carry no serial number (no
-/// per-device state lock).
-static BUSY: LazyLock<(Mutex<HashSet<PathBuf>>, Condvar)> =
-    LazyLock::new(|| (Mutex::new(HashSet::new()), Condvar::new()));
-
-/// Holds a backup directory until the new backup is stored and the old ones are removed.
-pub struct DirLock {
-    dir: PathBuf,
-}
-
-impl DirLock {
-    fn acquire(dir: PathBuf) -> DirLock {
-        let (set, freed) = &*BUSY;
-        let mut busy = set.lock().unwrap_or_else(|e| e.into_inner());
-        while busy.contains(&dir) {
-            busy = freed.wait(busy).unwrap_or_else(|e| e.into_inner());
-        }
-        busy.insert(dir.clone());
-        DirLock { dir }
-    }
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        let (set, freed) = &*BUSY;
-        set.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.dir);
-        freed.notify_all();
-    }
-}
-
 /// What storing a backup means: the file changes, the comments to print once they are made,
 /// and the time to record as the device's last backup (`None`: there is none).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -185,12 +123,6 @@ impl Plan {
             ans.comment(n);
         }
     }
-}
-
-/// A planned backup, with its directory held until the shell applied the changes.
-pub struct Saved {
-    pub plan: Plan,
-    _lock: DirLock,
 }
 
 /// What a new backup changes (PHP's `saveBackup`, without I/O): `files` are the device's
@@ -260,39 +192,19 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Plans storing an uploaded backup (shell side: holds the directory, lists and reads the
-/// device's backups). The shell applies the plan's file changes (the first, writing the new
-/// backup, must succeed: else `backup: cannot save backup to file '…'`), then prints its
-/// report.
-pub fn store(
-    root: &Path,
-    cfg: &Config,
-    hwid: &str,
-    body: &[u8],
-    ans: &mut Answer,
-) -> Result<Saved, Exit> {
-    let Some(dir) = cfg.backup.dir.as_deref() else {
-        return Err(ans.bailout("backup: no backup tag or no 'dir'  attribute in config"));
-    };
-    let Some(nbackups) = cfg.backup.nbackups else {
-        return Err(ans.bailout("backup: no 'nbackups' attribute in backup tag in config"));
-    };
-    let loc = format!("{dir}/{hwid}");
-    let lock = DirLock::acquire(root.join(&loc));
-    let files = list(root, dir, hwid);
-    let newest = files
-        .last()
-        .map(|n| std::fs::read(root.join(&n.path)).map_err(|_| ()));
-    let minage = cfg.backup.minage;
-    let plan = plan(&loc, hwid, nbackups, minage, &files, newest, body, ans)?;
-    Ok(Saved { plan, _lock: lock })
-}
+mod cache;
+mod store;
+
+pub use cache::BackupCache;
+pub use store::{DirLock, DirLocks, Saved, list, store};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::php::Args;
     use crate::state::Loaded;
+    use std::path::Path;
 
     const CASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/");
 
@@ -424,13 +336,19 @@ mod tests {
 
     fn run(root: &Path, cfg: &Config, body: &[u8], now: i64) -> (Result<Option<i64>, ()>, String) {
         let mut ans = Answer::new(None, &Args::default(), &Loaded::Missing, now, 0);
-        let r = store(root, cfg, "IP232-30-00-af", body, &mut ans)
-            .map(|saved| {
-                apply(root, &saved.plan.ops);
-                saved.plan.report(&mut ans);
-                saved.plan.stamp
-            })
-            .map_err(|_| ());
+        let r = store(
+            (root, &DirLocks::default()),
+            cfg,
+            "IP232-30-00-af",
+            body,
+            &mut ans,
+        )
+        .map(|saved| {
+            apply(root, &saved.plan.ops);
+            saved.plan.report(&mut ans);
+            saved.plan.stamp
+        })
+        .map_err(|_| ());
         (r, String::from_utf8_lossy(&ans.out).into_owned())
     }
 
@@ -439,7 +357,7 @@ mod tests {
         for op in ops {
             match op {
                 FileOp::Write { path, bytes } => {
-                    crate::state::write_atomic(&root.join(path), bytes).expect("write")
+                    crate::fsio::write_atomic(&root.join(path), bytes).expect("write")
                 }
                 FileOp::Delete { path } => std::fs::remove_file(root.join(path)).expect("remove"),
             }

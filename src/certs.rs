@@ -26,6 +26,7 @@
 
 mod cache;
 mod convert;
+pub mod csrs;
 mod decide;
 mod files;
 mod vardump;

@@ -59,9 +59,16 @@ impl ConfigError {
     }
 }
 
+/// Default for `<server max-connections>`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 /// The merged and validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Which reading of the files this is: numbered by the [`ConfigStore`] from 1 on, 0 for
+    /// a configuration made otherwise (tests, tools). Identifies the configuration for
+    /// whoever takes it up once (`StateStore::configure`), where an address could be reused.
+    pub generation: u64,
     /// The merged element tree (what `check-config` and the show page print).
     pub tree: Element,
     pub master: Master,

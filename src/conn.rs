@@ -23,25 +23,23 @@ pub struct ConnMeta {
     pub client_cert: Option<ClientCert>,
 }
 
-/// What every connection is served with: the router, the connection limits, the tracker
-/// that a graceful stop waits for and, for plain HTTP, the firmware fast lane.
+/// What every connection is served with: the router, the connection limits and the tracker
+/// that a graceful stop waits for. (The firmware fast lane of plain HTTP wraps this, see
+/// `fw_lane::serve_plain`.)
 #[derive(Clone)]
 pub struct Serving {
     pub router: Router,
     pub limits: Limits,
     pub tracker: Tracker,
-    /// Answers simple firmware downloads on plain HTTP connections before the router.
-    pub lane: Option<Arc<crate::fw_lane::Lane>>,
 }
 
 impl Serving {
-    /// `router` under `limits`, with a tracker of its own and no fast lane.
+    /// `router` under `limits`, with a tracker of its own.
     pub fn new(router: Router, limits: Limits) -> Serving {
         Serving {
             router,
             limits,
             tracker: Tracker::new(),
-            lane: None,
         }
     }
 }
@@ -156,23 +154,25 @@ pub async fn accept(
     }
 }
 
-/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`.
+/// The [`ConnMeta`] of a plain HTTP connection.
+pub fn plain_meta(peer: SocketAddr, local: SocketAddr) -> ConnMeta {
+    ConnMeta {
+        peer,
+        local,
+        tls: false,
+        client_cert: None,
+    }
+}
+
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`
+/// (all through hyper and the router; `fw_lane::serve_plain` adds the firmware fast lane).
 pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving) {
     loop {
         let (stream, peer, local, slot) = accept(&listener, &serving.limits).await;
-        let meta = ConnMeta {
-            peer,
-            local,
-            tls: false,
-            client_cert: None,
-        };
         let io = serving.limits.watch(stream);
         let serving = serving.clone();
         tokio::spawn(async move {
-            match serving.lane.clone() {
-                Some(lane) => crate::fw_lane::serve(io, meta, serving, lane).await,
-                None => serve_connection(io, meta, serving).await,
-            }
+            serve_connection(io, plain_meta(peer, local), serving).await;
             drop(slot);
         });
     }

@@ -28,8 +28,8 @@ pub const MIN_RATE: u64 = 1024;
 /// Pause of a listener after an accept error.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Default for `<server max-connections>`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default for `<server max-connections>` (the configuration's).
+pub use crate::config::DEFAULT_MAX_CONNECTIONS;
 
 /// The limits shared by all listeners of one server.
 #[derive(Debug, Clone)]

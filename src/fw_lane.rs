@@ -64,6 +64,9 @@ pub struct Lane {
     /// The metrics route of the files (`PREFIX/fw/*`).
     route: String,
     files: Arc<StaticDir>,
+    /// The server's counters and address table (the request log's).
+    metrics: Arc<crate::metrics::Metrics>,
+    origins: Arc<crate::origins::Origins>,
 }
 
 impl Lane {
@@ -73,6 +76,8 @@ impl Lane {
             base: format!("{}/fw", app.prefix),
             route: format!("{}/fw/*", app.prefix),
             files: app.firmware.clone(),
+            metrics: app.metrics.clone(),
+            origins: app.origins.clone(),
         }
     }
 }
@@ -158,6 +163,20 @@ fn classify<'a>(buf: &'a [u8], base: &str) -> Parsed<'a> {
     Parsed::Simple(simple, len)
 }
 
+/// Accepts plain HTTP connections on `listener` forever, each bounded by `serving.limits`
+/// and served with the fast lane `lane` in front of the router.
+pub async fn serve_plain(listener: tokio::net::TcpListener, serving: Serving, lane: Arc<Lane>) {
+    loop {
+        let (stream, peer, local, slot) = crate::conn::accept(&listener, &serving.limits).await;
+        let io = serving.limits.watch(stream);
+        let (serving, lane) = (serving.clone(), lane.clone());
+        tokio::spawn(async move {
+            serve(io, crate::conn::plain_meta(peer, local), serving, lane).await;
+            drop(slot);
+        });
+    }
+}
+
 /// Serves a plain HTTP connection: simple firmware requests here, from the first other
 /// request on everything through hyper and the router.
 pub async fn serve(mut io: Watched<TcpStream>, meta: ConnMeta, serving: Serving, lane: Arc<Lane>) {
@@ -200,7 +219,15 @@ pub async fn serve(mut io: Watched<TcpStream>, meta: ConnMeta, serving: Serving,
         let outcome = (sent.bytes, sent.result.is_ok());
         let (path, query) = (req.path, req.query);
         let elapsed = started.elapsed();
-        crate::request_log::firmware_answered(&lane.route, (path, query), &ip, elapsed, outcome);
+        let counts = (&*lane.metrics, &*lane.origins);
+        crate::request_log::firmware_answered(
+            counts,
+            &lane.route,
+            (path, query),
+            &ip,
+            elapsed,
+            outcome,
+        );
         if sent.result.is_err() || req.close || *stopping.borrow() {
             let _ = io.shutdown().await;
             return;

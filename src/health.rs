@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 pub fn routes(prefix: &str) -> Router<SharedApp> {
     let mut r = Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(crate::metrics::endpoint));
+        .route("/metrics", get(crate::admin::metrics_endpoint));
     if !prefix.is_empty() {
-        r = r
-            .route(&format!("{prefix}/health"), get(health))
-            .route(&format!("{prefix}/metrics"), get(crate::metrics::endpoint));
+        r = r.route(&format!("{prefix}/health"), get(health)).route(
+            &format!("{prefix}/metrics"),
+            get(crate::admin::metrics_endpoint),
+        );
     }
     r
 }
@@ -46,7 +47,7 @@ pub fn report(app: &App) -> (bool, Value) {
             }
         }
     };
-    let master = match crate::firmware::master_reachable() {
+    let master = match app.master.reachable() {
         Some(r) => json!({"reachable": r}),
         None => json!({"reachable": null, "note": "not asked yet"}),
     };

@@ -13,7 +13,8 @@
 //!   uploads), and the helpers [`xml`] and [`php`].
 //!
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
-//! [`conn`] (connections), [`app`] (shared handler state), [`respond`], [`http`] (device
+//! [`conn`] (connections), [`app`] (the one state of a server), [`auth`] (sessions, CSRF,
+//! throttles), [`metrics`] (the registry), [`origins`] (address → serial), [`respond`], [`http`] (device
 //! endpoints; it also applies the [`fileop::FileOp`]s), [`trust`], [`state`] (the state files), [`snippets`] (the snippet
 //! directory), the master lookup in [`firmware`], [`hooks`], [`admin`], [`clock`], [`watch`]
 //! (noticing file changes without a system call per request), [`static_files`] (`fw/`, `web/`).
@@ -21,6 +22,8 @@
 pub mod admin;
 pub mod answer;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod backup;
 pub mod certs;
 pub mod cli_tools;
@@ -29,8 +32,10 @@ pub mod config;
 pub mod config_check;
 pub mod conn;
 pub mod conn_guard;
+pub mod device;
 pub mod fileop;
 pub mod firmware;
+pub mod fsio;
 pub mod fw_lane;
 pub mod health;
 pub mod hooks;
@@ -38,6 +43,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod log_sink;
 pub mod metrics;
+pub mod origins;
 pub mod php;
 pub mod queries;
 pub mod request;

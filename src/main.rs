@@ -202,7 +202,7 @@ fn simulate(
 ) -> Result<(), String> {
     use std::io::Write;
     let app = Arc::new(App::new(root, prefix));
-    let body = rt.block_on(update_server::http::simulate(&app, query, host))?;
+    let body = rt.block_on(update_server::device::poll::simulate(&app, query, host))?;
     let _ = std::io::stdout().write_all(&body);
     Ok(())
 }

@@ -4,51 +4,22 @@
 //! (`update.php`, `update-migrate.php`, `fw/…`), each with the device's serial where known.
 //!
 //! A firmware request carries no serial: it is taken from the last poll that came from the
-//! same device address (the address PHP records: the first `X-Forwarded-For` entry, else the
-//! peer), kept in a bounded table ([`Origins`]).
+//! same device address ([`crate::origins`]). The counters are the server's own
+//! ([`crate::metrics::Metrics`] in [`crate::app::App`]).
 
 use crate::app::SharedApp;
 use crate::conn::ConnMeta;
+use crate::metrics::Metrics;
+use crate::origins::Origins;
 use crate::request::ConnInfo;
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{LazyLock, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
-
-/// Device addresses remembered at most (the table starts over when full).
-pub const MAX_ORIGINS: usize = 65_536;
-
-/// The serial of the last poll from each device address, bounded by [`MAX_ORIGINS`].
-#[derive(Debug, Default)]
-pub struct Origins(Mutex<HashMap<String, String>>);
-
-impl Origins {
-    /// Remembers that `sn` polled from `ip`.
-    pub fn seen(&self, ip: &str, sn: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(ip).is_some_and(|s| s == sn) {
-            return;
-        }
-        if map.len() >= MAX_ORIGINS {
-            map.clear();
-        }
-        map.insert(ip.to_string(), sn.to_string());
-    }
-
-    /// The serial that last polled from `ip`.
-    pub fn serial(&self, ip: &str) -> Option<String> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(ip).cloned()
-    }
-}
-
-static ORIGINS: LazyLock<Origins> = LazyLock::new(Origins::default);
 
 /// What kind of URL a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,25 +92,26 @@ pub fn device_ip_of(meta: &ConnMeta, forwarded_for: Option<&str>) -> String {
 
 /// The serial a firmware request is logged with: its own `sn` argument, else the serial of the
 /// last poll from the device's address, else `-`.
-fn firmware_serial(given_sn: Option<&str>, ip: &str) -> String {
+fn firmware_serial(origins: &Origins, given_sn: Option<&str>, ip: &str) -> String {
     given_sn
         .map(str::to_string)
-        .or_else(|| ORIGINS.serial(ip))
+        .or_else(|| origins.serial(ip))
         .unwrap_or_else(|| "-".to_string())
 }
 
 /// Counts and logs a firmware download answered outside the router (by [`crate::fw_lane`])
 /// as [`track`] does: the request in the metrics, one line with the bytes sent.
 pub fn firmware_answered(
+    (metrics, origins): (&Metrics, &Origins),
     route: &str,
     (path, query): (&str, &str),
     ip: &str,
     elapsed: std::time::Duration,
     (bytes, complete): (u64, bool),
 ) {
-    crate::metrics::count_request(route, StatusCode::OK, elapsed);
+    metrics.count_request(route, StatusCode::OK, elapsed);
     let given_sn = query_arg(query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
-    let sn = firmware_serial(given_sn, ip);
+    let sn = firmware_serial(origins, given_sn, ip);
     log_download(path, &sn, ip, bytes, complete);
 }
 
@@ -161,16 +133,16 @@ pub async fn track(State(app): State<SharedApp>, req: Request, next: Next) -> Re
     let ip = device_ip(req.extensions().get::<ConnMeta>(), req.headers());
     let response = next.run(req).await;
     let status = response.status();
-    crate::metrics::count_request(&route, status, started.elapsed());
+    app.metrics.count_request(&route, status, started.elapsed());
     let given_sn = query_arg(&query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
     if kind == Kind::Device {
-        crate::metrics::count_device(query_arg(&query, "mode"), status);
+        app.metrics.count_device(query_arg(&query, "mode"), status);
         if let Some(sn) = given_sn.filter(|_| status.is_success()) {
-            ORIGINS.seen(&ip, sn);
+            app.origins.seen(&ip, sn);
         }
     }
     let sn = if kind == Kind::Firmware {
-        firmware_serial(given_sn, &ip)
+        firmware_serial(&app.origins, given_sn, &ip)
     } else {
         given_sn.map_or_else(|| "-".to_string(), str::to_string)
     };
@@ -269,20 +241,6 @@ mod tests {
             route_label(Some("/admin/{*rest}"), "/admin/x", "").0,
             "/admin/*"
         );
-    }
-
-    #[test]
-    fn origins_remember_the_last_serial_of_an_address_and_stay_bounded() {
-        let o = Origins::default();
-        assert_eq!(o.serial("1.2.3.4"), None);
-        o.seen("1.2.3.4", "00-90-33-00-00-01");
-        o.seen("1.2.3.4", "00-90-33-00-00-02");
-        assert_eq!(o.serial("1.2.3.4").as_deref(), Some("00-90-33-00-00-02"));
-        for i in 0..MAX_ORIGINS + 1 {
-            o.seen(&format!("ip{i}"), "x");
-        }
-        let len = o.0.lock().expect("lock").len();
-        assert!(len <= MAX_ORIGINS, "{len}");
     }
 
     #[test]

@@ -62,20 +62,14 @@ impl Listeners {
     }
 }
 
-/// The router of all URLs, with a new admin side (no sessions yet).
+/// The router of all URLs, serving `app`.
 pub fn router(app: SharedApp) -> Router {
-    router_with(crate::admin::AdminApp::shared(app))
-}
-
-/// The router of all URLs for the admin side `admin` (and the [`App`] it wraps).
-pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
-    let app = admin.core.clone();
     let p = app.prefix.clone();
     let web = crate::static_files::StaticDir::new(app.root.join("web"), app.watch.freshness());
     let web = std::sync::Arc::new(web).service();
     let mut r = crate::http::routes(&app)
         .nest_service(&format!("{p}/web"), web)
-        .merge(crate::admin::routes(&p).with_state(admin.clone()));
+        .merge(crate::admin::routes(&p));
     let target = format!("{p}/admin/admin.php");
     let mut tops = vec!["/".to_string()];
     if !p.is_empty() {
@@ -93,7 +87,6 @@ pub fn router_with(admin: crate::admin::SharedAdmin) -> Router {
         app.clone(),
         crate::request_log::track,
     ))
-    .layer(axum::Extension(admin))
     .layer(tower_http::trace::TraceLayer::new_for_http())
     .with_state(app)
 }
@@ -130,7 +123,6 @@ pub async fn serve_with(
     if tls.is_none() && !https.is_empty() {
         return Err(ServeError::NoTls);
     }
-    let admin = crate::admin::AdminApp::shared(app.clone());
     if let Some(t) = &tls {
         tracing::info!(
             "server certificate {} (SHA-256 {})",
@@ -148,19 +140,23 @@ pub async fn serve_with(
         .or(mtls.first())
         .and_then(|l| l.local_addr().ok())
     {
-        admin.admin.set_https_port(a.port());
+        app.admin.set_https_port(a.port());
     }
     crate::health::warn_at_start(&app);
-    let _warming = crate::admin::warm_up(admin.clone());
+    let _warming = crate::admin::warm_up(app.clone());
     let rollouts = crate::rollout_ticker::start_ticker(app.clone());
-    let mut serving = crate::conn::Serving::new(router_with(admin), limits(&app));
-    serving.lane = Some(std::sync::Arc::new(crate::fw_lane::Lane::new(&app)));
+    let serving = crate::conn::Serving::new(router(app.clone()), limits(&app));
+    let lane = std::sync::Arc::new(crate::fw_lane::Lane::new(&app));
     let tracker = serving.tracker.clone();
     let prefix = &app.prefix;
     let mut tasks = tokio::task::JoinSet::new();
     for l in http {
         tracing::info!("listening on http://{}{prefix}/update.php", local_addr(&l));
-        tasks.spawn(crate::conn::serve_plain(l, serving.clone()));
+        tasks.spawn(crate::fw_lane::serve_plain(
+            l,
+            serving.clone(),
+            lane.clone(),
+        ));
     }
     let tls_lists = [
         (https, live.as_ref().map(|t| t.https.clone()), ""),

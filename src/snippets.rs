@@ -8,7 +8,10 @@
 //! changed is read again. With a [`Freshness`] from the file watcher even that happens only
 //! after a notification or rescan tick: a warm poll makes no system call here.
 
+mod signatures;
+
 use crate::watch::{Freshness, FsWatch, racy};
+pub use signatures::SignatureCache;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -58,6 +61,11 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
 /// Lookup of snippet files by file name (within the snippet directory).
 pub trait SnippetSource {
     fn get(&self, name: &str) -> Option<&Snippet>;
+
+    /// The CHECK signature of `snippets`: `compute` unless the source kept it.
+    fn signature(&self, _snippets: &[&Snippet], compute: &mut dyn FnMut() -> String) -> String {
+        compute()
+    }
 }
 
 impl SnippetSource for HashMap<String, Snippet> {
@@ -77,6 +85,8 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Snapshot {
     files: HashMap<String, Snippet>,
+    /// Shared by the store's snapshots.
+    signatures: Arc<SignatureCache>,
 }
 
 impl Snapshot {
@@ -88,6 +98,10 @@ impl Snapshot {
 impl SnippetSource for Snapshot {
     fn get(&self, name: &str) -> Option<&Snippet> {
         self.files.get(name)
+    }
+
+    fn signature(&self, snippets: &[&Snippet], compute: &mut dyn FnMut() -> String) -> String {
+        self.signatures.of(snippets, compute)
     }
 }
 
@@ -228,6 +242,7 @@ impl SnippetStore {
                 .iter()
                 .map(|(k, e)| (k.clone(), e.snippet.clone()))
                 .collect(),
+            signatures: inner.snapshot.signatures.clone(),
         });
         inner.snapshot.clone()
     }

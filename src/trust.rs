@@ -232,9 +232,9 @@ pub fn server_cert_paths(
     }
     let (cert_pem, key_pem) = generate_self_signed(&host_name())?;
     std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
-    crate::state::write_atomic_mode(&k, key_pem.as_bytes(), Some(0o600))
+    crate::fsio::write_atomic_mode(&k, key_pem.as_bytes(), Some(0o600))
         .map_err(|e| file_error(&k, e))?;
-    crate::state::write_atomic(&c, cert_pem.as_bytes()).map_err(|e| file_error(&c, e))?;
+    crate::fsio::write_atomic(&c, cert_pem.as_bytes()).map_err(|e| file_error(&c, e))?;
     tracing::info!(
         "generated a self-signed server certificate in {} (devices accept it; browsers will warn)",
         c.display()

@@ -7,12 +7,12 @@ use super::flash::Flash;
 use super::fleet::{ViewArgs, master_of, matching, one_row, row_of};
 use super::order::Sort;
 use super::query::Query;
-use super::respond::{AdminError, Answer, blocking, harden, json_response};
+use super::respond::{AdminError, AdminResult, blocking, harden, json_response};
 use super::session;
 use super::throttle::retry_after_secs;
 use super::view;
 use super::{api, openapi, status};
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -33,11 +33,12 @@ pub const PATHS: [(&str, &[&str]); 7] = [
     // routed in `super::rollouts`
     ("/api/rollouts", &["get"]),
     ("/api/rollouts/{id}/{action}", &["post"]),
+    // routed by the router from `super::audit_http`
     ("/api/audit", &["get"]),
 ];
 
 /// The API routes below `prefix`.
-pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
+pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
     axum::Router::new()
         .route(&format!("{prefix}{}", PATHS[0].0), get(devices))
         .route(&format!("{prefix}{}", PATHS[1].0), get(devices_csv))
@@ -46,11 +47,6 @@ pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
             get(device).delete(forget_device),
         )
         .route(&format!("{prefix}{}", PATHS[3].0), get(openapi_json))
-        .route(
-            &format!("{prefix}{}", PATHS[6].0),
-            get(super::audit_http::api),
-        )
-        .merge(super::rollouts::routes(prefix))
 }
 
 /// Who sends an API request.
@@ -69,7 +65,7 @@ fn bearer(value: &str) -> Option<&str> {
 /// `Authorization: Bearer …` (failures throttled apart from the logins: `Err` is the 429);
 /// `None` for nobody.
 async fn api_caller(
-    app: &SharedAdmin,
+    app: &SharedApp,
     cfg: &Config,
     meta: &ConnMeta,
     headers: &HeaderMap,
@@ -107,7 +103,7 @@ async fn api_caller(
 /// Whether a request may read what the API token opens outside the API (`/metrics`): an
 /// admin session or the API token, failures throttled as for the API (`Err` is the 429).
 pub async fn token_or_session(
-    app: &SharedAdmin,
+    app: &SharedApp,
     cfg: &Config,
     meta: &ConnMeta,
     headers: &HeaderMap,
@@ -118,7 +114,7 @@ pub async fn token_or_session(
 /// The configuration for an API request and who sends it, or the refusal (configuration
 /// error, no session or token).
 pub(super) async fn api_config(
-    app: &SharedAdmin,
+    app: &SharedApp,
     meta: &ConnMeta,
     headers: &HeaderMap,
 ) -> Result<(Arc<Config>, Caller), AdminError> {
@@ -171,11 +167,11 @@ fn list_args(args: &Args) -> Result<(Query, Sort, api::Page), AdminError> {
 /// `api/devices[?filter=…&sort=…&limit=…&offset=…]`: a page of the matching devices with
 /// the summary of all matching ones.
 pub async fn devices(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let (query, sort, mut page) = list_args(&Args::parse(uri.query().unwrap_or("")))?;
     let body = blocking(move || {
@@ -212,11 +208,11 @@ pub async fn devices(
 
 /// `api/devices.csv[?filter=…&sort=…]`: every matching device as a CSV table, streamed.
 pub async fn devices_csv(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     let args = Args::parse(uri.query().unwrap_or(""));
     let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
@@ -240,10 +236,10 @@ pub async fn devices_csv(
 
 /// `api/openapi.json`: the description of this API.
 pub async fn openapi_json(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let _ = api_config(&app, &meta, &headers).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -255,12 +251,12 @@ pub async fn openapi_json(
 /// in memory; not its backups). A session must send its CSRF token (`X-CSRF-Token` or
 /// `?csrf=`); the API token is enough by itself.
 pub async fn forget_device(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, caller) = api_config(&app, &meta, &headers).await?;
     let what = format!("DELETE api/devices/{}", crate::answer::comment_safe(&sn));
     let who = changer(&caller, &headers, &uri, meta.peer.ip(), &what)?;
@@ -341,11 +337,11 @@ pub(super) fn changer(
 
 /// `api/devices/SN`: one device.
 pub async fn device(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath(sn): UrlPath<String>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = api_config(&app, &meta, &headers).await?;
     crate::request::check_name("sn", sn.as_bytes())
         .map_err(|e| AdminError::json(StatusCode::BAD_REQUEST, e.to_string()))?;

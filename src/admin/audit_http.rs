@@ -3,10 +3,10 @@
 
 use super::audit::{self, Entry};
 use super::html::{self, Nav, Text, admin_url};
-use super::respond::{AdminError, Answer, blocking, html_response, json_response};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, blocking, html_response, json_response};
 use super::session::Session;
-use crate::admin::SharedAdmin;
+use crate::admin::SharedApp;
 use crate::conn::ConnMeta;
 use crate::php::Args;
 use axum::Extension;
@@ -68,7 +68,7 @@ pub fn render(prefix: &str, entries: &[Entry], offset: usize, total: usize) -> S
 }
 
 /// `mode=audit`: the page.
-pub async fn page(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let offset = ctx
         .arg("offset")
         .and_then(|o| o.parse::<usize>().ok())
@@ -100,11 +100,11 @@ fn number(args: &Args, k: &str, default: usize, max: usize) -> Result<usize, Adm
 
 /// `GET api/audit`: a page of the log, newest first.
 pub async fn api(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let _ = super::api_http::api_config(&app, &meta, &headers).await?;
     let args = Args::parse(uri.query().unwrap_or(""));
     let limit = number(&args, "limit", PAGE, MAX_LIMIT)?;

@@ -7,8 +7,8 @@
 
 use super::fleet::one_row;
 use super::html::{self, Nav, admin_url, age, date, deliver_url};
-use super::respond::{AdminError, Answer, blocking, html_response};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, blocking, html_response};
 use super::session::Session;
 use crate::backup::Stored;
 use axum::http::StatusCode;
@@ -148,7 +148,7 @@ fn read(root: &std::path::Path, s: &Stored) -> Text {
     }
 }
 
-fn index_arg(ctx: &Ctx, k: &str) -> Result<Option<i64>, AdminError> {
+fn index_arg(ctx: &AdminRequest, k: &str) -> Result<Option<i64>, AdminError> {
     match ctx.arg(k) {
         None => Ok(None),
         Some(v) => v
@@ -159,7 +159,7 @@ fn index_arg(ctx: &Ctx, k: &str) -> Result<Option<i64>, AdminError> {
 }
 
 /// `mode=backup&sn=SN` with `n=N` (one version, default the newest) or `a=N&b=M` (diff).
-pub async fn backup_page(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn backup_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = ctx.arg("sn").unwrap_or_default();
     if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
         return Err(AdminError::bad("argument 'sn' refused"));

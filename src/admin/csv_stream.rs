@@ -8,7 +8,7 @@ use super::export;
 use super::fleet::{matching, rows_of};
 use super::order::Sort;
 use super::query::Query;
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use bytes::Bytes;
 use hyper::body::Frame;
@@ -26,7 +26,7 @@ pub const PIECES: usize = 2;
 /// With `bom`, the text starts with a UTF-8 byte order mark (for spreadsheets that read
 /// CSV as their local code page otherwise).
 pub fn body(
-    app: SharedAdmin,
+    app: SharedApp,
     cfg: Arc<Config>,
     (query, sort): (Query, Sort),
     bom: bool,

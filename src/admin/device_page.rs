@@ -7,8 +7,8 @@
 use super::backups::version_list;
 use super::fleet::{one_row, with_ctx};
 use super::html::{self, Nav, Text, admin_url, age, date, deliver_url};
-use super::respond::{AdminError, Answer, blocking, html_response};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, blocking, html_response};
 use super::session::Session;
 use super::status::{self, Row, build_cell, button, cert_cell};
 use super::view::{Cell, Msg};
@@ -119,7 +119,7 @@ fn build_changes(msgs: &[Msg]) -> Vec<(i64, &str)> {
 }
 
 /// The page's content (pure but for the rendering context's clock).
-pub fn render(sctx: &status::Ctx<'_>, r: &Row, states: &[RolloutSummary]) -> String {
+pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) -> String {
     let v = &*r.view;
     let p = sctx.prefix;
     let missing = v.is_missing(sctx.cfg.status.missing, sctx.now);
@@ -210,7 +210,7 @@ pub fn render(sctx: &status::Ctx<'_>, r: &Row, states: &[RolloutSummary]) -> Str
 }
 
 /// `mode=device&sn=SN`.
-pub async fn page(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = ctx.arg("sn").unwrap_or_default();
     if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
         return Err(AdminError::bad("argument 'sn' refused"));

@@ -7,14 +7,14 @@
 use super::html::{self, Frame, Nav, Text, admin_url};
 use super::respond::{AdminError, html_response};
 use super::session;
-use crate::admin::AdminApp;
+use crate::app::App;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
 /// The answer of an admin page that failed with `err`: an HTML page for the text refusals,
 /// the answer `err` itself otherwise.
-pub fn page_or_answer(app: &AdminApp, headers: &HeaderMap, err: AdminError) -> Response {
+pub fn page_or_answer(app: &App, headers: &HeaderMap, err: AdminError) -> Response {
     let (status, msg) = match err {
         AdminError::Plain(status, msg) => (status, msg),
         AdminError::Internal => (

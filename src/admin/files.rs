@@ -7,15 +7,12 @@
 //! device's own certificate files ([`deletable`]).
 //!
 //! For speed, the certificate directory is listed once per page ([`CertIndex`]), and a
-//! device's backup list is read again only when its directory changed ([`BackupCache`]).
+//! device's backup list is read again only when its directory changed ([`crate::backup::BackupCache`]).
 
-use crate::backup::Stored;
 use crate::certs::CertPaths;
 use crate::config::{Config, CustomCerts};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use thiserror::Error;
 
 /// Why a file is not served or deleted.
@@ -187,13 +184,13 @@ impl CertIndex {
     }
 
     /// Which certificate files `sn` has, without their names.
-    pub fn files(&self, cc: &CustomCerts, sn: &str) -> CertFiles {
+    pub fn files(&self, cc: &CustomCerts, sn: &str) -> CertFileSet {
         let p = CertPaths::new(cc, sn);
         let has = |path: &str| {
             self.names
                 .contains(path.rsplit('/').next().unwrap_or_default())
         };
-        CertFiles(
+        CertFileSet(
             [
                 (&p.der, DER),
                 (&p.pem, PEM),
@@ -214,11 +211,11 @@ const ERROR: u8 = 8;
 
 /// Which certificate files a device has, in one byte: what the filter, the sort and the
 /// summary of a whole fleet look at. The names follow from the configuration and the serial
-/// number ([`CertFiles::state`]) and are made only for the devices a page shows.
+/// number ([`CertFileSet::state`]) and are made only for the devices a page shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CertFiles(u8);
+pub struct CertFileSet(u8);
 
-impl CertFiles {
+impl CertFileSet {
     /// A CSR is waiting for an administrator (as [`CertState::csr_waiting`]).
     pub fn csr_waiting(self) -> bool {
         self.0 & (DER | PEM) != 0 && !self.signed()
@@ -245,46 +242,6 @@ impl CertFiles {
             error: has(ERROR, p.error),
             csr: None,
         }
-    }
-}
-
-struct CachedList {
-    mtime: SystemTime,
-    list: Arc<Vec<Stored>>,
-}
-
-/// Backup lists per hardware id, read again when the directory's modification time changes.
-#[derive(Default)]
-pub struct BackupCache {
-    map: Mutex<HashMap<String, CachedList>>,
-}
-
-impl BackupCache {
-    /// The backups of `hwid` below `dir`, newest first.
-    pub fn list(&self, root: &Path, dir: &str, hwid: &str) -> Arc<Vec<Stored>> {
-        if hwid.is_empty() || crate::request::check_name("hwid", hwid.as_bytes()).is_err() {
-            return Arc::new(Vec::new());
-        }
-        let Ok(meta) = std::fs::metadata(root.join(dir).join(hwid)) else {
-            return Arc::new(Vec::new());
-        };
-        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        if let Some(c) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(hwid)
-            && c.mtime == mtime
-        {
-            return c.list.clone();
-        }
-        let mut list = crate::backup::list(root, dir, hwid);
-        list.reverse();
-        let list = Arc::new(list);
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            hwid.to_string(),
-            CachedList {
-                mtime,
-                list: list.clone(),
-            },
-        );
-        list
     }
 }
 
@@ -412,6 +369,6 @@ mod tests {
             assert_eq!(state.der.is_some(), mask & 1 != 0, "{present:?}");
             assert_eq!(state.error.is_some(), mask & 8 != 0, "{present:?}");
         }
-        assert_eq!(std::mem::size_of::<CertFiles>(), 1);
+        assert_eq!(std::mem::size_of::<CertFileSet>(), 1);
     }
 }

@@ -4,12 +4,12 @@
 //! built only for the devices a page shows ([`rows_of`]; one device's full view from its
 //! state: [`one_row`]); and the cached master info the builds of the fleet are compared with.
 
-use super::files::{CertFiles, CertIndex, CertState};
+use super::files::{CertFileSet, CertIndex, CertState};
 use super::order::Sort;
 use super::query::{Clock, DeviceFields, Fields, Query};
 use super::view;
 use super::{show, status};
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::backup::Stored;
 use crate::config::Config;
 use crate::state::Loaded;
@@ -38,7 +38,7 @@ pub fn cached_master(root: &std::path::Path, cfg: &Config) -> show::CachedInfo {
 /// everything else of a row are made only for the rows a page shows ([`rows_of`]).
 pub struct Candidate {
     pub entry: Arc<Entry>,
-    certs: CertFiles,
+    certs: CertFileSet,
 }
 
 impl DeviceFields for Candidate {
@@ -60,7 +60,7 @@ pub struct Matching {
 
 /// The devices of the status page and the API: every state file's index entry and its
 /// certificate files, filtered by `query` and in the order of `sort`.
-pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> Matching {
+pub fn matching(app: &SharedApp, cfg: &Config, query: &Query, sort: Sort) -> Matching {
     let Some(store) = app.states(cfg) else {
         return Matching {
             devices: Vec::new(),
@@ -88,7 +88,7 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
             .map(|entry| Candidate {
                 certs: match &cfg.customcerts {
                     Some(cc) if !entry.fields().unreadable => certs.files(cc, entry.key()),
-                    _ => CertFiles::default(),
+                    _ => CertFileSet::default(),
                 },
                 entry,
             })
@@ -101,7 +101,7 @@ pub fn matching(app: &SharedAdmin, cfg: &Config, query: &Query, sort: Sort) -> M
 /// The rows of `devices`: their views, the summaries of their waiting CSRs and, with
 /// `with_backups`, their backup lists.
 pub fn rows_of(
-    app: &SharedAdmin,
+    app: &SharedApp,
     cfg: &Config,
     devices: &[Candidate],
     with_backups: bool,
@@ -113,7 +113,7 @@ pub fn rows_of(
 }
 
 /// The row of one device (as [`rows_of`]).
-pub fn row_of(app: &SharedAdmin, cfg: &Config, c: &Candidate, with_backups: bool) -> status::Row {
+pub fn row_of(app: &SharedApp, cfg: &Config, c: &Candidate, with_backups: bool) -> status::Row {
     let view = Arc::new(c.entry.to_view());
     let certs = match &cfg.customcerts {
         Some(cc) => c
@@ -154,7 +154,7 @@ impl ViewArgs {
     }
 }
 
-fn backups_of(app: &SharedAdmin, cfg: &Config, view: &view::DeviceView) -> Arc<Vec<Stored>> {
+fn backups_of(app: &SharedApp, cfg: &Config, view: &view::DeviceView) -> Arc<Vec<Stored>> {
     match (&cfg.backup.dir, view.backup) {
         (Some(dir), Some(_)) if !dir.is_empty() => {
             app.admin.backups.list(&app.root, dir, &view.hwid)
@@ -192,7 +192,7 @@ impl DeviceFields for status::Row {
 }
 
 /// One device's row data (for `updatestatus`), `None` when it has no state file.
-pub fn one_row(app: &SharedAdmin, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> {
+pub fn one_row(app: &SharedApp, cfg: &Arc<Config>, sn: &str) -> Option<status::Row> {
     let store = app.states(cfg)?;
     let loaded = store.load(sn);
     if matches!(loaded, Loaded::Missing) {
@@ -228,11 +228,11 @@ pub fn master_of(root: &std::path::Path, cfg: &Config) -> status::MasterBuilds {
 /// Runs `render` with the rendering context of the status page for a session's `csrf`: the
 /// configured `show` columns and, `with_master`, the builds the master asks for.
 pub fn with_ctx<T>(
-    app: &SharedAdmin,
+    app: &SharedApp,
     cfg: &Config,
     csrf: &str,
     with_master: bool,
-    render: impl FnOnce(&status::Ctx<'_>) -> T,
+    render: impl FnOnce(&status::RenderCtx<'_>) -> T,
 ) -> T {
     let groups = view::show_groups(cfg);
     let master = if with_master {
@@ -240,12 +240,18 @@ pub fn with_ctx<T>(
     } else {
         status::MasterBuilds::default()
     };
-    render(&status::Ctx::new(cfg, &app.prefix, csrf, &groups, master))
+    render(&status::RenderCtx::new(
+        cfg,
+        &app.prefix,
+        csrf,
+        &groups,
+        master,
+    ))
 }
 
 /// The fleet as the metrics count it: the status page's summary of all devices (`devices`,
 /// `missing`, `csr_waiting`; the master's builds are not needed for these).
-pub fn fleet_summary(app: &SharedAdmin, cfg: &Arc<Config>) -> status::Summary {
+pub fn fleet_summary(app: &SharedApp, cfg: &Arc<Config>) -> status::Summary {
     let m = matching(app, cfg, &Query::default(), Sort::default());
     let master = status::MasterBuilds::default();
     status::summary(cfg, &master, crate::clock::now(), &m.devices)

@@ -1,23 +1,19 @@
 //! The login page, the login (throttled, password checked off the async threads, at most
-//! [`PARALLEL_PASSWORD_CHECKS`] at once) and the
+//! [`crate::app::PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
 use super::audit::{self, Entry};
 use super::html::{self, Nav, admin_url};
-use super::respond::{AdminError, Answer, add_cookie, blocking, html_response, redirect};
-use super::router::{Ctx, cookie_path};
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, add_cookie, blocking, html_response, redirect};
+use super::router::cookie_path;
 use super::session::{self, Session};
 use super::throttle::retry_after_secs;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-/// Password checks running at once (each Argon2 check holds its memory cost).
-pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
-static PASSWORD_CHECKS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(PARALLEL_PASSWORD_CHECKS);
-
 /// The login form, with a notice on plain HTTP when a login is configured.
-pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Response {
+pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
         let https = ctx.app.admin.https_port().is_some();
@@ -41,7 +37,7 @@ pub fn login_page(ctx: &Ctx, status: StatusCode, message: Option<&str>) -> Respo
 }
 
 /// `action=login`: a session and its cookie, or the login page again (403).
-pub async fn login(ctx: &Ctx) -> Response {
+pub async fn login(ctx: &AdminRequest) -> Response {
     if let Err(wait) = ctx.app.admin.throttle.check(ctx.peer) {
         let secs = retry_after_secs(wait);
         tracing::info!(
@@ -65,7 +61,7 @@ pub async fn login(ctx: &Ctx) -> Response {
     let master = ctx.cfg.master.clone();
     let u = user.clone();
     // Argon2 needs memory and CPU: only a few checks run at once
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+    let Ok(_permit) = ctx.app.admin.password_checks.acquire().await else {
         return login_page(ctx, StatusCode::SERVICE_UNAVAILABLE, None);
     };
     let checked = blocking(move || session::check_login(&master, &u, &password)).await;
@@ -101,7 +97,7 @@ pub async fn login(ctx: &Ctx) -> Response {
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
-pub async fn logout(ctx: &Ctx, s: Option<&Session>) -> Answer {
+pub async fn logout(ctx: &AdminRequest, s: Option<&Session>) -> AdminResult {
     if let Some(s) = s {
         if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
             return Err(AdminError::forbidden("bad or missing CSRF token"));

@@ -3,8 +3,8 @@
 
 use super::fleet::{Matching, ViewArgs, cached_master, matching, rows_of, with_ctx};
 use super::html::{self, Nav};
-use super::respond::{Answer, add_cookie, blocking, html_response};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminResult, add_cookie, blocking, html_response};
 use super::router::cookie_path;
 use super::session::{self, Session};
 use super::{flash, info, show, status};
@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 /// The `rows` argument: how many rows to show (default one page, `all` for all).
-pub fn rows_arg(ctx: &Ctx) -> usize {
+pub fn rows_arg(ctx: &AdminRequest) -> usize {
     match ctx.arg("rows").as_deref() {
         Some("all") => usize::MAX,
         Some(n) => n
@@ -24,7 +24,7 @@ pub fn rows_arg(ctx: &Ctx) -> usize {
     }
 }
 
-pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let va = ViewArgs::from_args(&ctx.args);
     let f = va.filter.clone();
     let sort: String = ctx
@@ -106,7 +106,7 @@ pub async fn status_page(ctx: &Ctx, s: &Session) -> Answer {
     })
 }
 
-pub async fn show_page(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn show_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let (app, cfg) = (ctx.app.clone(), ctx.cfg.clone());
     let body = blocking(move || {
         let cache = cached_master(&app.root, &cfg);
@@ -157,7 +157,7 @@ fn read_snippets(root: &std::path::Path, dir: &str) -> Vec<show::SnippetFile> {
     out
 }
 
-pub fn info_page(ctx: &Ctx, s: &Session) -> Response {
+pub fn info_page(ctx: &AdminRequest, s: &Session) -> Response {
     let base = format!(
         "{}://{}{}",
         if ctx.https { "https" } else { "http" },

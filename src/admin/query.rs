@@ -21,7 +21,7 @@
 //! - `*` and `?` are wildcards everywhere, `"…"` quotes a value with spaces, a leading `-`
 //!   negates a term; all terms must hold.
 //!
-//! An unknown `field:` or `is:` is a [`QueryError`] the pages show to the user.
+//! An unknown `field:` or `is:` is a [`FilterError`] the pages show to the user.
 
 use crate::rollout::Rollout;
 use regex::Regex;
@@ -57,7 +57,7 @@ pub struct Clock {
 
 /// Why a filter text is refused.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum QueryError {
+pub enum FilterError {
     #[error("unknown filter field '{0}:' (known: {FIELD_NAMES})")]
     UnknownField(String),
     #[error("unknown state 'is:{0}' (known: {STATE_NAMES})")]
@@ -162,7 +162,7 @@ pub struct Query {
 }
 
 /// Splits at white space, keeping `"…"` together (the quotes are removed).
-fn tokens(s: &str) -> Result<Vec<String>, QueryError> {
+fn tokens(s: &str) -> Result<Vec<String>, FilterError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let (mut quoted, mut any) = (false, false);
@@ -185,7 +185,7 @@ fn tokens(s: &str) -> Result<Vec<String>, QueryError> {
         }
     }
     if quoted {
-        return Err(QueryError::OpenQuote);
+        return Err(FilterError::OpenQuote);
     }
     if any {
         out.push(cur);
@@ -234,7 +234,7 @@ fn state_of(name: &str) -> Option<State> {
     })
 }
 
-fn term(token: &str) -> Result<Option<Term>, QueryError> {
+fn term(token: &str) -> Result<Option<Term>, FilterError> {
     let (negated, t) = match token.strip_prefix('-') {
         Some(rest) if !rest.is_empty() => (true, rest),
         _ => (false, token),
@@ -245,20 +245,20 @@ fn term(token: &str) -> Result<Option<Term>, QueryError> {
             if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic()) =>
         {
             if value.is_empty() {
-                return Err(QueryError::EmptyValue(name.to_string()));
+                return Err(FilterError::EmptyValue(name.to_string()));
             }
             if name.eq_ignore_ascii_case("rollout") {
                 Test::Rollout(value.to_string())
             } else if name.eq_ignore_ascii_case("wave") {
                 match value.parse::<usize>() {
                     Ok(n) if n >= 1 => Test::Wave(n - 1),
-                    _ => return Err(QueryError::BadWave),
+                    _ => return Err(FilterError::BadWave),
                 }
             } else if name.eq_ignore_ascii_case("is") {
-                Test::State(state_of(value).ok_or_else(|| QueryError::UnknownState(value.into()))?)
+                Test::State(state_of(value).ok_or_else(|| FilterError::UnknownState(value.into()))?)
             } else {
                 let field =
-                    field_of(name).ok_or_else(|| QueryError::UnknownField(name.to_string()))?;
+                    field_of(name).ok_or_else(|| FilterError::UnknownField(name.to_string()))?;
                 let value = if field == Field::Sn {
                     normalize_mac(value)
                 } else {
@@ -296,14 +296,14 @@ fn list(s: &str) -> impl Iterator<Item = &str> {
 
 impl Query {
     /// Parses a filter text (at most [`MAX_FILTER`] characters are looked at).
-    pub fn parse(s: &str) -> Result<Query, QueryError> {
+    pub fn parse(s: &str) -> Result<Query, FilterError> {
         let s = match s.char_indices().nth(MAX_FILTER) {
             Some((i, _)) => &s[..i],
             None => s,
         };
         let tokens = tokens(s)?;
         if tokens.len() > MAX_TERMS {
-            return Err(QueryError::TooManyTerms);
+            return Err(FilterError::TooManyTerms);
         }
         let mut terms = Vec::with_capacity(tokens.len());
         for t in &tokens {
@@ -573,20 +573,20 @@ mod tests {
     fn unknown_fields_and_states_are_errors() {
         assert_eq!(
             Query::parse("colour:red").err(),
-            Some(QueryError::UnknownField("colour".into()))
+            Some(FilterError::UnknownField("colour".into()))
         );
         assert_eq!(
             Query::parse("is:happy").err(),
-            Some(QueryError::UnknownState("happy".into()))
+            Some(FilterError::UnknownState("happy".into()))
         );
         assert_eq!(
             Query::parse("name:").err(),
-            Some(QueryError::EmptyValue("name".into()))
+            Some(FilterError::EmptyValue("name".into()))
         );
-        assert_eq!(Query::parse("name:\"x").err(), Some(QueryError::OpenQuote));
+        assert_eq!(Query::parse("name:\"x").err(), Some(FilterError::OpenQuote));
         let many = "a ".repeat(MAX_TERMS + 1);
-        assert_eq!(Query::parse(&many).err(), Some(QueryError::TooManyTerms));
-        let msg = QueryError::UnknownField("colour".into()).to_string();
+        assert_eq!(Query::parse(&many).err(), Some(FilterError::TooManyTerms));
+        let msg = FilterError::UnknownField("colour".into()).to_string();
         assert!(msg.contains("colour:") && msg.contains("type"), "{msg}");
         // not a field name: stays a free word
         let f = Fields {
@@ -641,8 +641,8 @@ mod rollout_terms {
             assert!(!m("wave:2", sn, "gateway"), "r2 has one wave");
             assert!(m("wave:1", sn, "gateway"));
         }
-        assert_eq!(Query::parse("wave:0").unwrap_err(), QueryError::BadWave);
-        assert_eq!(Query::parse("wave:x").unwrap_err(), QueryError::BadWave);
+        assert_eq!(Query::parse("wave:0").unwrap_err(), FilterError::BadWave);
+        assert_eq!(Query::parse("wave:x").unwrap_err(), FilterError::BadWave);
     }
 }
 

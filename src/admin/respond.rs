@@ -79,7 +79,7 @@ impl IntoResponse for AdminError {
 }
 
 /// What admin handlers return.
-pub type Answer = Result<Response, AdminError>;
+pub type AdminResult = Result<Response, AdminError>;
 
 /// Runs blocking file work off the async threads.
 pub async fn blocking<T: Send + 'static>(

@@ -5,11 +5,11 @@
 //! (the API token, or a session with its CSRF token).
 
 use super::html::{admin_url, date};
-use super::respond::{AdminError, Answer, json_response, redirect};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, json_response, redirect};
 use super::session::{self, Session};
-use crate::admin::SharedAdmin;
 use crate::app::App;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::rollout::{Action, Phase, RolloutSummary};
@@ -119,7 +119,7 @@ fn action_arg(op: Option<&str>) -> Result<Action, AdminError> {
 }
 
 /// `mode=rollout` (POST, CSRF token): an action from the panel; back to the status page.
-pub async fn form_action(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn form_action(ctx: &AdminRequest, s: &Session) -> AdminResult {
     if ctx.method != axum::http::Method::POST
         || !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref())
     {
@@ -181,7 +181,7 @@ fn act(
 }
 
 /// The API routes below `prefix` (see `api_http::PATHS`).
-pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
+pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
     axum::Router::new()
         .route(&format!("{prefix}/api/rollouts"), axum::routing::get(list))
         .route(
@@ -192,10 +192,10 @@ pub fn routes(prefix: &str) -> axum::Router<SharedAdmin> {
 
 /// `GET api/rollouts`: every configured rollout's summary.
 async fn list(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, _) = super::api_http::api_config(&app, &meta, &headers).await?;
     let now = crate::clock::now();
     let list = app.rollouts.summaries(&cfg.rollouts, now);
@@ -207,12 +207,12 @@ async fn list(
 
 /// `POST api/rollouts/{id}/{action}`: pause, resume, abort, open-next.
 async fn api_action(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     UrlPath((id, action)): UrlPath<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
-) -> Answer {
+) -> AdminResult {
     let (cfg, caller) = super::api_http::api_config(&app, &meta, &headers).await?;
     let who = super::api_http::changer(&caller, &headers, &uri, meta.peer.ip(), "rollout action")?;
     let action = Action::parse(&action).ok_or_else(|| {

@@ -1,12 +1,12 @@
 //! The routing of the admin side: the routes below the prefix, the parsing of an
-//! `admin/admin.php` request into a [`Ctx`], the HTTPS redirect and the dispatch by `mode`
+//! `admin/admin.php` request into an [`AdminRequest`], the HTTPS redirect and the dispatch by `mode`
 //! (and by `action` for the login and logout forms).
 
-use super::respond::{AdminError, Answer, add_cookie, asset, json_response, redirect};
-use super::session::{self, Session};
-use super::{api_http, backups, html, login, pages, ui};
-use crate::admin::SharedAdmin;
-use crate::config::Config;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, add_cookie, asset, json_response, redirect};
+use super::session;
+use super::{api_http, backups, html, login, pages, rollouts, ui};
+use crate::app::SharedApp;
 use crate::conn::ConnMeta;
 use crate::php::Args;
 use axum::Extension;
@@ -15,9 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::{any, get};
-use html::{Frame, Nav, admin_url};
-use std::net::IpAddr;
-use std::sync::Arc;
+use html::admin_url;
 
 const CSS: &str = include_str!("../../web/update-server.css");
 const JS: &str = include_str!("../../web/update-server.js");
@@ -29,7 +27,7 @@ const MAX_FORM: usize = 64 * 1024;
 const MAX_ANON_FORM: usize = 4 * 1024;
 
 /// The admin routes below `prefix`.
-pub fn routes(prefix: &str) -> Router<SharedAdmin> {
+pub fn routes(prefix: &str) -> Router<SharedApp> {
     Router::new()
         .route(&format!("{prefix}/admin/admin.php"), any(admin_php))
         .route(&format!("{prefix}/admin/"), any(admin_php))
@@ -37,6 +35,8 @@ pub fn routes(prefix: &str) -> Router<SharedAdmin> {
         .route(&format!("{prefix}/web/update-server.css"), get(css))
         .route(&format!("{prefix}/web/update-server.js"), get(js))
         .merge(api_http::routes(prefix))
+        .merge(rollouts::routes(prefix))
+        .route(&format!("{prefix}/api/audit"), get(super::audit_http::api))
         // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -56,57 +56,6 @@ pub fn cookie_path(prefix: &str) -> &str {
     if prefix.is_empty() { "/" } else { prefix }
 }
 
-/// One admin request, parsed.
-pub struct Ctx {
-    pub app: SharedAdmin,
-    pub cfg: Arc<Config>,
-    pub https: bool,
-    pub host: String,
-    pub peer: IpAddr,
-    pub args: Args,
-    pub headers: HeaderMap,
-    pub method: Method,
-    pub query: String,
-}
-
-impl Ctx {
-    pub fn arg(&self, k: &str) -> Option<String> {
-        self.args.get(k).map(|v| v.into_owned())
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.app.prefix
-    }
-
-    fn session(&self) -> Option<Session> {
-        let token = session::cookie(&self.headers, session::COOKIE)?;
-        self.app.admin.sessions.get(token)
-    }
-
-    /// The CSRF token the request carries (header, else `csrf` argument).
-    pub fn csrf_given(&self) -> Option<String> {
-        self.headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| self.arg("csrf"))
-    }
-
-    pub fn frame<'a>(&'a self, s: Option<&'a Session>, title: &'a str, nav: Nav) -> Frame<'a> {
-        Frame {
-            prefix: self.prefix(),
-            title,
-            nav,
-            csrf: s.map(|s| s.csrf.as_str()),
-            user: s.map(|s| s.user.as_str()),
-            refresh: self.cfg.status.refresh,
-            notice: None,
-            // for administrators only: a visitor must not learn that the password is the default
-            banner: s.and_then(|_| super::html::admin_notice(&self.app, &self.cfg)),
-        }
-    }
-}
-
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -119,13 +68,13 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// `admin/admin.php` and its aliases.
 async fn admin_php(
-    State(app): State<SharedAdmin>,
+    State(app): State<SharedApp>,
     Extension(meta): Extension<ConnMeta>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     request: Request,
-) -> Answer {
+) -> AdminResult {
     let cfg = app.config.get_checked().map_err(|err| {
         tracing::error!("admin page: configuration error: {err}");
         AdminError::Plain(
@@ -158,7 +107,7 @@ async fn admin_php(
         args.set("mode", "show");
     }
     let nohttps_now = args.has("nohttps");
-    let ctx = Ctx {
+    let ctx = AdminRequest {
         https: info.https,
         host: info.host.clone(),
         peer: meta.peer.ip().to_canonical(),
@@ -190,7 +139,7 @@ async fn admin_php(
 
 /// `https://host:port/path?query` for a plain-HTTP request, when a login is configured and
 /// an HTTPS listener is known.
-fn https_redirect(ctx: &Ctx, nohttps_now: bool) -> Option<String> {
+fn https_redirect(ctx: &AdminRequest, nohttps_now: bool) -> Option<String> {
     if ctx.https
         || !session::login_configured(&ctx.cfg.master)
         || nohttps_now
@@ -219,7 +168,7 @@ fn https_redirect(ctx: &Ctx, nohttps_now: bool) -> Option<String> {
     ))
 }
 
-async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
+async fn dispatch(ctx: &AdminRequest, nohttps_now: bool) -> AdminResult {
     if let Some(url) = https_redirect(ctx, nohttps_now) {
         let status = if matches!(ctx.method, Method::GET | Method::HEAD) {
             StatusCode::FOUND
@@ -252,7 +201,7 @@ async fn dispatch(ctx: &Ctx, nohttps_now: bool) -> Answer {
         "info" => Ok(pages::info_page(ctx, &session)),
         "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
-        "rollout" => super::rollouts::form_action(ctx, &session).await,
+        "rollout" => rollouts::form_action(ctx, &session).await,
         "audit" => super::audit_http::page(ctx, &session).await,
         "device" => super::device_page::page(ctx, &session).await,
         other => Err(AdminError::bad(format!(

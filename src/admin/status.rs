@@ -63,7 +63,7 @@ pub fn master_builds(cfg: &Config, cached: Option<&BoxInfo>) -> MasterBuilds {
 }
 
 /// What a page render needs besides the rows.
-pub struct Ctx<'a> {
+pub struct RenderCtx<'a> {
     pub cfg: &'a Config,
     pub prefix: &'a str,
     pub csrf: &'a str,
@@ -72,7 +72,7 @@ pub struct Ctx<'a> {
     pub master: MasterBuilds,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> RenderCtx<'a> {
     /// The rendering context of a page or row rendered now.
     pub fn new(
         cfg: &'a Config,
@@ -80,8 +80,8 @@ impl<'a> Ctx<'a> {
         csrf: &'a str,
         groups: &'a [ShowGroup],
         master: MasterBuilds,
-    ) -> Ctx<'a> {
-        Ctx {
+    ) -> RenderCtx<'a> {
+        RenderCtx {
             cfg,
             prefix,
             csrf,
@@ -154,17 +154,17 @@ fn aria_sort(keys: &[&str], sort: &str) -> Option<&'static str> {
 }
 
 /// The table header without sort state.
-pub fn header(ctx: &Ctx<'_>) -> String {
+pub fn header(ctx: &RenderCtx<'_>) -> String {
     header_sorted(ctx, "", "")
 }
 
 /// The table header: each sortable column's title is a link that sorts by it, keeping
 /// `filter`; the current `sort` is marked (`aria-sort`).
-pub fn header_sorted(ctx: &Ctx<'_>, filter: &str, sort: &str) -> String {
+pub fn header_sorted(ctx: &RenderCtx<'_>, filter: &str, sort: &str) -> String {
     header_markup(ctx, filter, sort).into_string()
 }
 
-fn header_markup(ctx: &Ctx<'_>, filter: &str, sort: &str) -> Markup {
+fn header_markup(ctx: &RenderCtx<'_>, filter: &str, sort: &str) -> Markup {
     let two = !ctx.groups.is_empty();
     let rs = two.then_some("2");
     let cell = |keys: &[(&str, &str)], class: &str| {
@@ -228,7 +228,7 @@ pub fn count_text(matched: usize, total: usize, filter: &str) -> String {
 /// Without script the link shows the first `shown_so_far + PAGE_ROWS` rows; the page's
 /// script fetches the next rows after the last key instead.
 pub fn rows_fragment(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     shown: &[Row],
     remaining: usize,
     filter: &str,
@@ -268,7 +268,7 @@ pub fn rows_fragment(
 /// `limit` matching rows. `matching` are the devices the filter lets through, `total` the
 /// number of state files.
 pub fn render_body(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     matching: &[Row],
     filter: &str,
     total: usize,
@@ -319,7 +319,7 @@ fn filter_help() -> Markup {
 
 /// [`render_body`] with the sort order `sort` (`sort=` argument) kept in its links.
 pub fn render_body_sorted(
-    ctx: &Ctx<'_>,
+    ctx: &RenderCtx<'_>,
     matching: &[Row],
     filter: &str,
     sort: &str,
@@ -353,7 +353,7 @@ pub struct Page<'p> {
 
 /// The body of the status page: summary, filter (`filter`, `sort` kept in the links) and
 /// the rows shown.
-pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
+pub fn render_page(ctx: &RenderCtx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
     if ctx.cfg.status_dir().is_none() {
         return html! {
             h1 { "Devices" }
@@ -397,7 +397,7 @@ pub fn render_page(ctx: &Ctx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> 
 }
 
 /// The rows, rendered on all cores when there are many.
-fn rows_html(ctx: &Ctx<'_>, rows: &[Row]) -> String {
+fn rows_html(ctx: &RenderCtx<'_>, rows: &[Row]) -> String {
     let one = |rows: &[Row]| {
         let mut h = String::with_capacity(rows.len() * 1600);
         for r in rows {
@@ -431,8 +431,8 @@ pub(crate) fn test_ctx<'a>(
     groups: &'a [ShowGroup],
     prefix: &'a str,
     now: i64,
-) -> Ctx<'a> {
-    Ctx {
+) -> RenderCtx<'a> {
+    RenderCtx {
         cfg,
         prefix,
         csrf: "tok",

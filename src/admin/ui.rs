@@ -10,8 +10,8 @@ use super::fleet::{ViewArgs, matching, one_row, rows_of, with_ctx};
 use super::html::admin_url;
 use super::order::start_after;
 use super::pages::rows_arg;
-use super::respond::{AdminError, Answer, blocking, harden, json_response, redirect};
-use super::router::Ctx;
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, blocking, harden, json_response, redirect};
 use super::session::{self, Session};
 use super::{files, status};
 use crate::state::{Loaded, StateStore};
@@ -22,7 +22,7 @@ use serde_json::json;
 use std::net::IpAddr;
 
 /// `mode=ui`: checks the CSRF token where needed and runs `cmd`.
-pub async fn ui(ctx: &Ctx, s: &Session) -> Answer {
+pub async fn ui(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let Some(cmd) = ctx.arg("cmd") else {
         return Err(AdminError::bad("need 'cmd' arg for mode=ui"));
     };
@@ -56,7 +56,7 @@ pub async fn ui(ctx: &Ctx, s: &Session) -> Answer {
 }
 
 /// Checks the `sn` argument of a ui command.
-fn sn_arg(ctx: &Ctx, cmd: &str) -> Result<String, AdminError> {
+fn sn_arg(ctx: &AdminRequest, cmd: &str) -> Result<String, AdminError> {
     let Some(sn) = ctx.arg("sn") else {
         return Err(AdminError::bad(format!(
             "need 'sn' arg for mode=ui and cmd={cmd}"
@@ -75,12 +75,12 @@ fn sn_arg(ctx: &Ctx, cmd: &str) -> Result<String, AdminError> {
 
 /// A change of one device's state file under its lock; answers whether it was done.
 async fn change_state(
-    ctx: &Ctx,
+    ctx: &AdminRequest,
     s: &Session,
     (cmd, action): (&str, &str),
     flash: Flash,
     change: fn(&StateStore, &str, IpAddr) -> bool,
-) -> Answer {
+) -> AdminResult {
     let sn = sn_arg(ctx, cmd)?;
     let Some(store) = ctx.app.states(&ctx.cfg) else {
         return Ok(done_answer(ctx, false, flash, &sn));
@@ -102,7 +102,7 @@ async fn change_state(
 /// The answer of an action: `true`/`false` for the page's script, or with `back` (a form
 /// without script) a redirect to the status page with the same `filter` and `sort` and the
 /// message `msg` about what happened.
-fn done_answer(ctx: &Ctx, done: bool, flash: Flash, sn: &str) -> axum::response::Response {
+fn done_answer(ctx: &AdminRequest, done: bool, flash: Flash, sn: &str) -> axum::response::Response {
     if !ctx.args.has("back") {
         return json_response(StatusCode::OK, json!(done));
     }
@@ -116,7 +116,7 @@ fn done_answer(ctx: &Ctx, done: bool, flash: Flash, sn: &str) -> axum::response:
 }
 
 /// `delstatus`: deletes a device's state file.
-async fn delstatus(ctx: &Ctx, s: &Session) -> Answer {
+async fn delstatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
     change_state(
         ctx,
         s,
@@ -139,7 +139,7 @@ async fn delstatus(ctx: &Ctx, s: &Session) -> Answer {
 }
 
 /// `touchstatus`: marks a missing device as seen now.
-async fn touchstatus(ctx: &Ctx, s: &Session) -> Answer {
+async fn touchstatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
     change_state(
         ctx,
         s,
@@ -158,7 +158,7 @@ async fn touchstatus(ctx: &Ctx, s: &Session) -> Answer {
 }
 
 /// `delfile`: deletes a certificate file of a device.
-async fn delfile(ctx: &Ctx, s: &Session) -> Answer {
+async fn delfile(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = sn_arg(ctx, "delfile")?;
     let Some(file) = ctx.arg("file") else {
         return Err(AdminError::bad(
@@ -190,7 +190,7 @@ fn no_device() -> AdminError {
 }
 
 /// `updatestatus`: one device's row, again.
-async fn updatestatus(ctx: &Ctx, s: &Session) -> Answer {
+async fn updatestatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = sn_arg(ctx, "updatestatus")?;
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
     let html = blocking(move || {
@@ -205,7 +205,7 @@ async fn updatestatus(ctx: &Ctx, s: &Session) -> Answer {
 }
 
 /// `rowpart`: the content of a part of a row opened on the page (`part=log|backups|scripts`).
-async fn rowpart(ctx: &Ctx, s: &Session) -> Answer {
+async fn rowpart(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = sn_arg(ctx, "rowpart")?;
     let name = ctx.arg("part").unwrap_or_default();
     let (app, cfg, csrf) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone());
@@ -224,7 +224,7 @@ async fn rowpart(ctx: &Ctx, s: &Session) -> Answer {
 /// `rows`: the next rows of the status page (after a key, or from `offset`), or the first
 /// ones for a filter and sort, with the summary and the count of the matching devices. A
 /// filter or sort that cannot be read answers `error` (and says so in `count`).
-async fn rows(ctx: &Ctx, s: &Session) -> Answer {
+async fn rows(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let va = ViewArgs::from_args(&ctx.args);
     let (query, sort) = match va.parsed {
         Ok(p) => p,
@@ -270,7 +270,7 @@ async fn rows(ctx: &Ctx, s: &Session) -> Answer {
 
 /// `updaterows`: the rows of the devices `sn=SN,SN,…` (at most 500), `null` for those
 /// without state file.
-async fn updaterows(ctx: &Ctx, s: &Session) -> Answer {
+async fn updaterows(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let list = ctx.arg("sn").unwrap_or_default();
     let sns: Vec<String> = list
         .split(',')
@@ -299,7 +299,7 @@ async fn updaterows(ctx: &Ctx, s: &Session) -> Answer {
 
 /// `deliverfile`: a download of a file below the status, backup, certificate or snippet
 /// directory.
-async fn deliverfile(ctx: &Ctx) -> Answer {
+async fn deliverfile(ctx: &AdminRequest) -> AdminResult {
     let Some(name) = ctx.arg("fn") else {
         return Err(AdminError::bad(
             "need 'fn' arg for mode=ui and cmd=deliverfile",

@@ -7,9 +7,9 @@
 use super::audit::{self, Entry};
 use super::flash::{self, Flash};
 use super::html::{self, admin_url};
-use super::respond::{AdminError, Answer, add_cookie, blocking, plain, redirect};
+use super::respond::{AdminError, AdminResult, add_cookie, blocking, plain, redirect};
 use super::session::{self, Session};
-use crate::admin::SharedAdmin;
+use crate::app::SharedApp;
 use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::php::Args;
@@ -60,7 +60,7 @@ pub fn proceed_target(prefix: &str, proceed: &str) -> Option<String> {
 /// its CSRF token are required, and only `customcerts/@dir/SN-signedrequest.cer` of that
 /// device can be written, and only with a certificate (PEM or DER).
 pub async fn upload(
-    app: SharedAdmin,
+    app: SharedApp,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
@@ -86,13 +86,13 @@ struct Target {
 }
 
 async fn accept(
-    app: SharedAdmin,
+    app: SharedApp,
     cfg: Arc<Config>,
     args: Args,
     method: Method,
     headers: HeaderMap,
     request: Request,
-) -> Answer {
+) -> AdminResult {
     if !args.has("sn") {
         return Err(AdminError::Php(
             "# need 'sn' arg for mode=upload, use ?sn=#m - exit\r\n",
@@ -134,7 +134,7 @@ async fn accept(
     }
     let path = app.root.join(&target.file);
     let file = target.file.clone();
-    match blocking(move || crate::state::write_atomic(&path, &cert)).await? {
+    match blocking(move || crate::fsio::write_atomic(&path, &cert)).await? {
         Ok(()) => {
             app.watch.bump();
             let entry = Entry::now(&s.user, &from, "cert-upload", &target.sn, true).detail(&file);
@@ -167,7 +167,7 @@ async fn accept(
 }
 
 /// Checks `sn`, `file` (only the device's signed certificate) and `proceed`.
-fn target(app: &SharedAdmin, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
+fn target(app: &SharedApp, cfg: &Config, args: &Args) -> Result<Target, AdminError> {
     let sn = args.get("sn").map(|v| v.into_owned()).unwrap_or_default();
     let file = args.get("file").map(|v| v.into_owned()).unwrap_or_default();
     if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
@@ -246,7 +246,7 @@ async fn read_upload(
 
 /// A certificate, and (when the device's CSR is readable) for the CSR's key: anything else
 /// would stop the device's certificate handling for good ("Certificate Errors").
-async fn check_cert(app: &SharedAdmin, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
+async fn check_cert(app: &SharedApp, target: &Target, cert: &[u8]) -> Result<(), AdminError> {
     let request_path = app.root.join(&target.request);
     let der = crate::certs::cert_from_file(cert);
     let checked = blocking(move || match std::fs::read(&request_path) {

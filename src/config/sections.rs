@@ -66,6 +66,7 @@ pub(super) fn build(
     let rollouts = super::rollouts::rollouts_of(&tree)
         .map_err(|e| ConfigError::new(FILE, format!("<rollout id='{}'>", e.id), e.to_string()))?;
     Ok(Config {
+        generation: 0,
         rollouts,
         master: master_of(tree.child("master")),
         fwstorage_url,
@@ -470,7 +471,7 @@ fn server_settings(tree: &Element) -> ServerSettings {
         max_connections: attr_str(s, "max-connections")
             .map(|v| php::intval(&v))
             .filter(|v| *v > 0)
-            .map_or(crate::conn_guard::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
+            .map_or(super::DEFAULT_MAX_CONNECTIONS, |v| v as usize),
         hook_exec: non_empty(attr_str(hook, "exec")),
         hook_timeout_secs: attr_str(hook, "timeout")
             .map(|v| php::intval(&v))

@@ -94,6 +94,8 @@ pub struct ConfigStore {
     /// The files as they were at start or at the last [`ConfigStore::reload`].
     reloaded: Mutex<Fingerprint>,
     fresh: Freshness,
+    /// The generation of the last configuration read (see [`Config::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl ConfigStore {
@@ -105,8 +107,12 @@ impl ConfigStore {
     /// A store that looks at the files only when `fresh` reports a possible change.
     pub fn watched(root: &Path, fresh: Freshness) -> ConfigStore {
         let fingerprint = fingerprint(root);
-        let latest = Config::load(root).map(Arc::new);
+        let latest = Config::load(root).map(|mut c| {
+            c.generation = 1;
+            Arc::new(c)
+        });
         ConfigStore {
+            generation: std::sync::atomic::AtomicU64::new(1),
             root: root.to_path_buf(),
             reloaded: Mutex::new(fingerprint.clone()),
             current: RwLock::new(Loaded {
@@ -195,7 +201,12 @@ impl ConfigStore {
     }
 
     fn load(&self, fp: Fingerprint) -> Result<Arc<Config>, ConfigError> {
-        let loaded = Config::load(&self.root).map(Arc::new);
+        let loaded = Config::load(&self.root).map(|mut c| {
+            c.generation = 1 + self
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(c)
+        });
         let mut guard = self.current.write().unwrap_or_else(|e| e.into_inner());
         // a file read again because it is still racy says nothing new when it reads the same
         let repeat = guard.fingerprint == fp

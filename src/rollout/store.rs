@@ -239,7 +239,7 @@ impl RolloutStore {
         };
         for (id, doc) in docs {
             let path = self.path(&id);
-            if let Err(e) = crate::state::write_atomic(&path, doc.as_bytes()) {
+            if let Err(e) = crate::fsio::write_atomic(&path, doc.as_bytes()) {
                 tracing::error!("rollout {id}: cannot write {}: {e}", path.display());
                 if let Some(e) = self.lock().get_mut(&id) {
                     e.dirty = true;

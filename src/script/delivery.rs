@@ -6,7 +6,7 @@ use super::ctx::{Ctx, Step, Stop};
 use super::steps::{Device, Listing};
 use super::{HookAnswer, Need};
 use crate::php::Value;
-use crate::snippets::Snippet;
+use crate::snippets::{Snippet, SnippetSource};
 use crate::state;
 use md5::{Digest, Md5};
 use std::fmt::Write as _;
@@ -63,7 +63,7 @@ pub(super) fn check(
         } else {
             Vec::new()
         };
-        let s = files_signature(&used, &hook.pre, &hook.post);
+        let s = files_signature(ctx.inp.snippets, &used, &hook.pre, &hook.post);
         if ctx.inp.args.get("CHECK").as_deref() == Some(s.as_str()) {
             check.deliver = false;
         }
@@ -149,9 +149,16 @@ fn send_snippets(ctx: &mut Ctx<'_>, listing: &Listing<'_>) {
 
 /// The CHECK signature: md5 over the hook's lines before, the snippets' trimmed lines, and
 /// the hook's lines after.
-pub(super) fn files_signature(snippets: &[&Snippet], pre: &[Vec<u8>], post: &[Vec<u8>]) -> String {
+/// Without hook lines the snippet source may know the signature of the same snippets already
+/// (the snippet store keeps the last ones computed).
+pub(super) fn files_signature(
+    source: &(dyn SnippetSource + Sync),
+    snippets: &[&Snippet],
+    pre: &[Vec<u8>],
+    post: &[Vec<u8>],
+) -> String {
     if pre.is_empty() && post.is_empty() {
-        return signatures::of(snippets, || md5_hex(snippets, pre, post));
+        return source.signature(snippets, &mut || md5_hex(snippets, pre, post));
     }
     md5_hex(snippets, pre, post)
 }
@@ -168,70 +175,4 @@ fn md5_hex(snippets: &[&Snippet], pre: &[Vec<u8>], post: &[Vec<u8>]) -> String {
         h.update(l);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The signatures computed last (most polls of an installation send the same few lists of
-/// snippets): a list is known by the very snippet contents it was computed of. An entry holds
-/// its contents, so they cannot be freed and their place taken by others while it is kept.
-mod signatures {
-    use crate::snippets::Snippet;
-    use std::sync::{Arc, Mutex};
-
-    /// Lists kept.
-    const KEEP: usize = 32;
-
-    type Entry = (Vec<Arc<Vec<u8>>>, String);
-
-    static LAST: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-
-    fn same(parts: &[Arc<Vec<u8>>], snippets: &[&Snippet]) -> bool {
-        parts.len() == snippets.len()
-            && parts
-                .iter()
-                .zip(snippets)
-                .all(|(p, s)| Arc::ptr_eq(p, &s.signature_part))
-    }
-
-    /// The signature of `snippets`, computed with `compute` when not kept.
-    pub fn of(snippets: &[&Snippet], compute: impl FnOnce() -> String) -> String {
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = last.iter().position(|(parts, _)| same(parts, snippets)) {
-            let hit = last.remove(i);
-            let sig = hit.1.clone();
-            last.insert(0, hit);
-            return sig;
-        }
-        drop(last);
-        let sig = compute();
-        let parts = snippets.iter().map(|s| s.signature_part.clone()).collect();
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        last.insert(0, (parts, sig.clone()));
-        last.truncate(KEEP);
-        sig
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn a_kept_signature_is_only_for_the_same_contents() {
-            let a = Snippet::new(1, b"config add A".to_vec());
-            let b = Snippet::new(1, b"config add A".to_vec());
-            let mut computed = 0;
-            let mut sig = |list: &[&Snippet]| {
-                of(list, || {
-                    computed += 1;
-                    format!("sig{computed}")
-                })
-            };
-            let first = sig(&[&a]);
-            assert_eq!(sig(&[&a]), first, "kept");
-            // equal text, other snippet (a changed file is a new snippet): computed anew
-            assert_ne!(sig(&[&b]), first);
-            assert_ne!(sig(&[&a, &b]), first);
-            assert_ne!(sig(&[]), first);
-            assert_eq!(sig(&[&a]), first);
-        }
-    }
 }

@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
-use update_server::admin::{AdminApp, SharedAdmin};
-use update_server::app::App;
+use update_server::app::{App, SharedApp};
 use update_server::conn::ConnMeta;
 
 /// An answer of the router.
@@ -36,7 +35,7 @@ impl Answer {
 
 /// An installation with the admin test fleet, called through the router.
 pub struct Admin {
-    pub app: SharedAdmin,
+    pub app: SharedApp,
     pub root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -66,7 +65,7 @@ impl Admin {
             &[("update-all-default.txt", "# x\n")],
         );
         super::seed_fleet(&root, super::unix_now());
-        let app = AdminApp::shared(Arc::new(App::new(root.clone(), prefix)));
+        let app = Arc::new(App::new(root.clone(), prefix));
         Admin {
             app,
             root,
@@ -110,7 +109,7 @@ impl Admin {
             b = b.header(*k, *v);
         }
         let req = b.body(Body::from(body)).expect("request");
-        let resp = update_server::server::router_with(self.app.clone())
+        let resp = update_server::server::router(self.app.clone())
             .oneshot(req)
             .await
             .expect("router answers");

@@ -1,7 +1,7 @@
 //! One device's row of the status page (also the answer of `cmd=updatestatus`) and the
 //! parts of a row that are loaded when opened (`cmd=rowpart`), as `maud` templates.
 
-use super::{Ctx, Row};
+use super::{RenderCtx, Row};
 use crate::admin::files::CertState;
 use crate::admin::html::{Text, admin_url, age, date, deliver_url, q};
 use crate::admin::view::{Cell, DeviceView};
@@ -35,12 +35,12 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// A time as its age, with the date as tooltip.
-fn when(ctx: &Ctx<'_>, t: i64) -> (String, String) {
+fn when(ctx: &RenderCtx<'_>, t: i64) -> (String, String) {
     (date(t), age(ctx.now, t))
 }
 
 /// One device's `<tr>` (also the answer of `cmd=updatestatus`).
-pub fn row(ctx: &Ctx<'_>, r: &Row) -> String {
+pub fn row(ctx: &RenderCtx<'_>, r: &Row) -> String {
     let v = &*r.view;
     let missing = v.is_missing(ctx.cfg.status.missing, ctx.now);
     let class = match (&v.problem, missing) {
@@ -85,7 +85,7 @@ pub fn device_href(prefix: &str, sn: &str) -> String {
 
 /// The device cell, two lines: serial (a link to the device's page), type and actions;
 /// name, address and the message log summary.
-fn device_cell(ctx: &Ctx<'_>, v: &DeviceView, missing: bool) -> Markup {
+fn device_cell(ctx: &RenderCtx<'_>, v: &DeviceView, missing: bool) -> Markup {
     let (polls, entries) = (v.log_polls, v.log_entries);
     html! {
         td class="c-dev" {
@@ -114,7 +114,7 @@ fn device_cell(ctx: &Ctx<'_>, v: &DeviceView, missing: bool) -> Markup {
 }
 
 /// The device's address (a link to its web UI when it looks like one), and the proxy.
-fn address(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+fn address(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
     let via = if v.proxy.is_empty() {
         v.ip.clone()
     } else {
@@ -133,7 +133,7 @@ fn address(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
 }
 
 /// The last backup (its files are loaded when opened).
-fn backup_cell(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+fn backup_cell(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
     html! {
         td class="c-backup" {
             @if let Some(t) = v.backup {
@@ -169,7 +169,7 @@ fn scripts_cell(v: &DeviceView) -> Markup {
 }
 
 /// One cell per `show` expression of each query group.
-fn query_cells(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
+fn query_cells(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
     let first = |i: usize| if i == 0 { "q qfirst" } else { "q" };
     html! {
         @for (gi, g) in ctx.groups.iter().enumerate() {
@@ -195,7 +195,7 @@ fn query_cells(ctx: &Ctx<'_>, v: &DeviceView) -> Markup {
 
 /// The parts of a row that are loaded when opened (`cmd=rowpart`): `log`, `backups`,
 /// `scripts`. `None` for an unknown part.
-pub fn part(ctx: &Ctx<'_>, r: &Row, name: &str) -> Option<String> {
+pub fn part(ctx: &RenderCtx<'_>, r: &Row, name: &str) -> Option<String> {
     let v = &*r.view;
     let markup = match name {
         "log" => html! {
@@ -230,7 +230,7 @@ pub fn part(ctx: &Ctx<'_>, r: &Row, name: &str) -> Option<String> {
 }
 
 /// The backup files of a row, each with download, view and the changes to the one before.
-fn backups_part(ctx: &Ctx<'_>, r: &Row) -> Markup {
+fn backups_part(ctx: &RenderCtx<'_>, r: &Row) -> Markup {
     let backup = |extra: &str| {
         admin_url(
             ctx.prefix,
@@ -277,7 +277,7 @@ pub(in crate::admin) fn build_cell(build: &str, requested: &str, what: &str) -> 
 
 const REQUEST_ERROR_HELP: &str = "Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable ";
 
-pub(in crate::admin) fn cert_cell(ctx: &Ctx<'_>, v: &DeviceView, c: &CertState) -> Markup {
+pub(in crate::admin) fn cert_cell(ctx: &RenderCtx<'_>, v: &DeviceView, c: &CertState) -> Markup {
     let stat = v.certstat.as_deref().unwrap_or("unknown");
     html! {
         div.certstat title=(Text(stat)) { (Text(stat)) }
@@ -313,7 +313,7 @@ pub(in crate::admin) fn cert_cell(ctx: &Ctx<'_>, v: &DeviceView, c: &CertState) 
 }
 
 /// The certificate files of the device, each with a download link and a delete button.
-fn cert_files(ctx: &Ctx<'_>, c: &CertState) -> Markup {
+fn cert_files(ctx: &RenderCtx<'_>, c: &CertState) -> Markup {
     let files = [
         (
             &c.der,
@@ -362,7 +362,7 @@ fn cert_files(ctx: &Ctx<'_>, c: &CertState) -> Markup {
 }
 
 /// The upload form for the signed certificate of a device whose CSR waits.
-fn upload_form(ctx: &Ctx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -> Markup {
+fn upload_form(ctx: &RenderCtx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -> Markup {
     let target = crate::certs::CertPaths::new(cc, &v.key).signed;
     let action = format!(
         "{}/update.php?mode=upload&sn={}&file={}&proceed={}",

@@ -2,7 +2,7 @@
 //! read once per version of a CSR file: a summary is kept by path and read again only when
 //! the file's modification time or size changed. At most [`MAX_ENTRIES`] files are kept.
 
-use crate::certs::CsrSummary;
+use super::CsrSummary;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -46,7 +46,7 @@ impl CsrCache {
             self.reads.fetch_add(1, Ordering::Relaxed);
             std::fs::read(path)
                 .ok()
-                .and_then(|b| crate::certs::csr_summary(&b))
+                .and_then(|b| super::csr_summary(&b))
         } else {
             None
         };
