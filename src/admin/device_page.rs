@@ -118,6 +118,32 @@ fn build_changes(msgs: &[Msg]) -> Vec<(i64, &str)> {
     out
 }
 
+/// The identity section: serial, hardware id, type, address, last poll, phase, classes,
+/// environments.
+fn identity(
+    sctx: &status::RenderCtx<'_>,
+    v: &crate::admin::view::DeviceView,
+    missing: bool,
+) -> Markup {
+    html! {
+        section {
+            h2 { "Identity" }
+            dl.attrs {
+                dt { "Serial number" } dd { (Text(&v.sn)) }
+                dt { "Hardware id" } dd { (Text(&v.hwid)) }
+                dt { "Type" } dd { (Text(&v.device_type)) }
+                dt { "Address" } dd { (Text(&v.realip))
+                    @if v.via_proxy { " (via " (Text(&v.proxy)) " " (Text(&v.ip)) ")" } }
+                dt { "Last seen" } dd { (date(v.seen)) " (" (age(sctx.now, v.seen)) " ago)"
+                    @if missing { " " span.badge.missing { "missing" } } }
+                dt { "Phase" } dd { (Text(&v.phase)) }
+                dt { "Classes" } dd { (Text(&v.classes)) }
+                dt { "Environments" } dd { (Text(&v.environments)) }
+            }
+        }
+    }
+}
+
 /// The page's content (pure but for the rendering context's clock).
 pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) -> String {
     let v = &*r.view;
@@ -136,21 +162,7 @@ pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) 
                 (button("delete", "Delete status", &format!("Delete the status of {}", v.key), None))
             }
             section.devgrid {
-                section {
-                    h2 { "Identity" }
-                    dl.attrs {
-                        dt { "Serial number" } dd { (Text(&v.sn)) }
-                        dt { "Hardware id" } dd { (Text(&v.hwid)) }
-                        dt { "Type" } dd { (Text(&v.device_type)) }
-                        dt { "Address" } dd { (Text(&v.realip))
-                            @if v.via_proxy { " (via " (Text(&v.proxy)) " " (Text(&v.ip)) ")" } }
-                        dt { "Last seen" } dd { (date(v.seen)) " (" (age(sctx.now, v.seen)) " ago)"
-                            @if missing { " " span.badge.missing { "missing" } } }
-                        dt { "Phase" } dd { (Text(&v.phase)) }
-                        dt { "Classes" } dd { (Text(&v.classes)) }
-                        dt { "Environments" } dd { (Text(&v.environments)) }
-                    }
-                }
+                (identity(sctx, v, missing))
                 section {
                     h2 { "Builds" }
                     dl.attrs {
