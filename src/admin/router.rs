@@ -75,13 +75,17 @@ async fn admin_php(
     headers: HeaderMap,
     request: Request,
 ) -> AdminResult {
-    let cfg = app.config.get_checked().map_err(|err| {
-        tracing::error!("admin page: configuration error: {err}");
-        AdminError::Plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("configuration error: {err}"),
-        )
-    })?;
+    let cfg = match app.config.get_checked() {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            tracing::error!("admin page: configuration error: {err}");
+            let e = AdminError::Plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("configuration error: {err}"),
+            );
+            return Ok(super::errors::page_or_answer(&app, &headers, e));
+        }
+    };
     let info = crate::trust::conn_info(&cfg, &meta, &headers);
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
@@ -94,11 +98,10 @@ async fn admin_php(
         } else {
             MAX_ANON_FORM
         };
-        let body = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| {
-                AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into())
-            })?;
+        let Ok(body) = axum::body::to_bytes(request.into_body(), limit).await else {
+            let e = AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into());
+            return Ok(super::errors::page_or_answer(&app, &headers, e));
+        };
         for (k, v) in Args::parse(&String::from_utf8_lossy(&body)).iter() {
             args.set(k, v.to_vec());
         }
