@@ -111,7 +111,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                 header.top {
                     span.brand { "update-server" }
                     @if let Some(csrf) = f.csrf {
-                        nav {
+                        nav aria-label="Admin pages" {
                             @for (nav, mode, label) in navs {
                                 @if nav == f.nav {
                                     a href=(admin_url(p, &format!("mode={mode}"))) class="active" aria-current="page" { (label) }
