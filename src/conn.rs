@@ -1,6 +1,6 @@
 //! Serving connections: accepting TCP connections and running the
 //! router on a connection (plain or TLS) with [`ConnMeta`] (peer, local address, TLS,
-//! verified client certificate) attached to each request. TLS handshakes live in `trust`.
+//! verified client certificate) attached to each request. TLS handshakes live in `tls`.
 
 use crate::conn_guard::Limits;
 use crate::request::ClientCert;

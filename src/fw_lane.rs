@@ -5,7 +5,8 @@
 //! without a body, a range, a conditional header (`If-…`), `Expect` or an upgrade, and the
 //! path is served ([`StaticDir`]'s checks and cache). The head is parsed with `httparse`; a
 //! file kept in memory is written with one `writev`, a larger one with `sendfile` (the kernel
-//! copies from the page cache: no read into the server). A file cut short while it is sent
+//! copies from the page cache: no read into the server; Linux only, elsewhere the router
+//! sends the larger files). A file cut short while it is sent
 //! ends the connection, as any body error does.
 //!
 //! The first request that is anything else hands the connection, with the bytes already
@@ -34,6 +35,7 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// Most headers of a request the lane answers.
 const MAX_HEADERS: usize = 32;
 /// Bytes per `sendfile` call.
+#[cfg(target_os = "linux")]
 const SEND_CHUNK: usize = 4 * 1024 * 1024;
 /// Most bytes a file answer leaves queued in the socket and not yet sent (`TCP_NOTSENT_LOWAT`).
 ///
@@ -42,6 +44,7 @@ const SEND_CHUNK: usize = 4 * 1024 * 1024;
 /// growing, and the queued data is pushed out from the peer's ACKs, on the peer's CPU. On
 /// loopback with 8 connections this took 20 MB downloads from 0.6× to 1.6× lighttpd's
 /// throughput (which queues 256 KiB per round of its event loop).
+#[cfg(target_os = "linux")]
 const NOT_SENT_LOW_WATER: u32 = 16 * 1024;
 
 /// Headers that make a request one for the router.
@@ -254,18 +257,29 @@ struct Sent {
     result: io::Result<()>,
 }
 
-/// What an answer sends: the memory copy of a small file, or the opened larger file.
+/// What an answer sends: the memory copy of a small file, or (Linux: `sendfile`) the opened
+/// larger file.
 enum Content<'a> {
     Memory(&'a Bytes),
+    #[cfg(target_os = "linux")]
     File(std::fs::File, std::fs::Metadata),
 }
 
 impl<'a> Content<'a> {
-    /// The content of `e`; `None` when its file cannot be opened (any more).
+    /// The content of `e`; `None` when its file cannot be opened (any more), and elsewhere
+    /// than on Linux for a file not kept in memory: the router sends it.
     async fn of(e: &'a Entry) -> Option<Content<'a>> {
         if let Some(body) = &e.body {
             return Some(Content::Memory(body));
         }
+        #[cfg(not(target_os = "linux"))]
+        return None;
+        #[cfg(target_os = "linux")]
+        Content::open(e).await
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn open(e: &Entry) -> Option<Content<'a>> {
         let real = e.real.clone();
         let file = crate::app::blocking(move || std::fs::File::open(real))
             .await?
@@ -283,16 +297,27 @@ async fn answer(
     e: &Entry,
     content: Content<'_>,
 ) -> Sent {
-    let (file, meta) = match content {
+    match content {
         Content::Memory(body) => {
             let head = head_of(e, None, body.len() as u64, req.close);
             let body: &[u8] = if req.head { &[] } else { body };
             let result = write_both(io, &head, body, stall).await;
             let bytes = if result.is_ok() { body.len() as u64 } else { 0 };
-            return Sent { bytes, result };
+            Sent { bytes, result }
         }
-        Content::File(file, meta) => (file, meta),
-    };
+        #[cfg(target_os = "linux")]
+        Content::File(file, meta) => answer_file(io, (req, stall), e, (file, meta)).await,
+    }
+}
+
+/// The `200` answer of a file not kept in memory, its body sent with `sendfile`.
+#[cfg(target_os = "linux")]
+async fn answer_file(
+    io: &mut Watched<TcpStream>,
+    (req, stall): (&Simple<'_>, std::time::Duration),
+    e: &Entry,
+    (file, meta): (std::fs::File, std::fs::Metadata),
+) -> Sent {
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let head = head_of(e, Some(mtime), len, req.close);
@@ -397,6 +422,7 @@ async fn write_both(
 }
 
 /// Sends `len` bytes of `file` with `sendfile`, counting them in `sent`.
+#[cfg(target_os = "linux")]
 async fn send_file(
     io: &mut Watched<TcpStream>,
     (file, len): (&std::fs::File, u64),
@@ -594,6 +620,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_file_gone_since_it_was_cached_has_no_content() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -607,6 +634,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_file_is_sent_whole_with_little_left_queued_in_the_socket() {
         use tokio::io::AsyncReadExt;

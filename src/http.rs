@@ -116,7 +116,7 @@ async fn update_php(
         args.set("mode", "show");
         mode = Some("show".to_string());
     }
-    let info = crate::trust::conn_info(&cfg, &meta, &headers);
+    let info = crate::tls::conn_info(&cfg, &meta, &headers);
     if mode.is_none()
         && cfg.server.migrate_all
         && let Some(url) = &cfg.server.migrate_url

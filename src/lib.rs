@@ -15,7 +15,7 @@
 //! The shell does HTTP/TLS, files and the clock: [`server`] (router, listeners, `serve`),
 //! [`conn`] (connections), [`app`] (the one state of a server), [`auth`] (sessions, CSRF,
 //! throttles), [`metrics`] (the registry), [`origins`] (address → serial), [`respond`], [`http`] (device
-//! endpoints; it also applies the [`fileop::FileOp`]s), [`trust`], [`state`] (the state files), [`snippets`] (the snippet
+//! endpoints; it also applies the [`fileop::FileOp`]s), [`tls`] (the TLS listeners, client identity, proxies), [`state`] (the state files), [`snippets`] (the snippet
 //! directory), the master lookup in [`firmware`], [`hooks`], [`admin`], [`clock`], [`watch`]
 //! (noticing file changes without a system call per request), [`static_files`] (`fw/`, `web/`).
 
@@ -57,7 +57,7 @@ pub mod server;
 pub mod snippets;
 pub mod state;
 pub mod static_files;
-pub mod trust;
+pub mod tls;
 pub mod upload_trust;
 pub mod watch;
 pub mod xml;

@@ -5,7 +5,7 @@
 //! pending state written) is in `server::serve_with`.
 
 use crate::app::App;
-use crate::trust::{TlsSetup, TlsSlot, TlsSource};
+use crate::tls::{TlsSetup, TlsSlot, TlsSource};
 use std::future::Future;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use update_server::app::App;
 use update_server::config::Config;
 use update_server::server::{self, Listeners};
-use update_server::trust;
+use update_server::tls;
 
 #[derive(Parser)]
 #[command(
@@ -233,7 +233,7 @@ fn merge_config(args: &mut ServeArgs, root: &std::path::Path, cfg: &Config) -> R
     args.tls_key = args.tls_key.take().or_else(|| rel(&s.tls_key));
     args.client_ca = args.client_ca.take().or_else(|| rel(&s.client_ca));
     args.legacy_client_certs = args.legacy_client_certs.or(Some(s.legacy_client_certs));
-    trust::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
+    tls::proxy::parse_trusted(&s.trusted_proxies).map_err(|e| {
         let file = cfg.sources.last().map_or("configuration", String::as_str);
         format!("{file}: {e}")
     })?;
@@ -241,17 +241,17 @@ fn merge_config(args: &mut ServeArgs, root: &std::path::Path, cfg: &Config) -> R
 }
 
 /// Loads (or generates) the server certificate when a TLS listener is asked for.
-fn tls_setup(args: &ServeArgs, root: &std::path::Path) -> Result<Option<trust::TlsSetup>, String> {
+fn tls_setup(args: &ServeArgs, root: &std::path::Path) -> Result<Option<tls::TlsSetup>, String> {
     if args.https.is_empty() && args.mtls.is_empty() {
         return Ok(None);
     }
-    let opts = trust::TlsOptions {
+    let opts = tls::TlsOptions {
         cert: args.tls_cert.clone(),
         key: args.tls_key.clone(),
         client_ca: args.client_ca.clone(),
         legacy_client_certs: args.legacy_client_certs.unwrap_or(true),
     };
-    trust::TlsSetup::load(root, &opts, !args.mtls.is_empty())
+    tls::TlsSetup::load(root, &opts, !args.mtls.is_empty())
         .map(Some)
         .map_err(|e| e.to_string())
 }

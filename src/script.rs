@@ -29,6 +29,7 @@ mod delivery;
 mod identity;
 mod rollouts;
 mod steps;
+mod update_cmd;
 mod upgrade;
 mod urlmod;
 

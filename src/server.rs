@@ -4,7 +4,7 @@
 //! start the server through [`serve`].
 
 use crate::app::SharedApp;
-use crate::trust::TlsSetup;
+use crate::tls::TlsSetup;
 use axum::Router;
 use axum::routing::any;
 use std::future::Future;
@@ -169,7 +169,7 @@ pub async fn serve_with(
                 "listening on https://{}{prefix}/update.php{what}",
                 local_addr(&l)
             );
-            tasks.spawn(crate::trust::serve_tls(l, config, serving.clone()));
+            tasks.spawn(crate::tls::serve_tls(l, config, serving.clone()));
         }
     }
     drop(serving);

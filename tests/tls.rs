@@ -82,7 +82,7 @@ fn start(
         prefix: "/update".into(),
         https: true,
         mtls: true,
-        tls: update_server::trust::TlsOptions {
+        tls: update_server::tls::TlsOptions {
             cert: Some(crt),
             key: Some(key),
             client_ca: Some(bundle.to_path_buf()),

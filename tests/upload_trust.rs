@@ -28,7 +28,7 @@ fn start(dir: &Path, ca: &Ca) -> Trusting {
         prefix: "/update".into(),
         https: true,
         mtls: true,
-        tls: update_server::trust::TlsOptions {
+        tls: update_server::tls::TlsOptions {
             cert: Some(crt),
             key: Some(key),
             client_ca: Some(bundle),

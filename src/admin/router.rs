@@ -86,7 +86,7 @@ async fn admin_php(
             return Ok(super::errors::page_or_answer(&app, &headers, e));
         }
     };
-    let info = crate::trust::conn_info(&cfg, &meta, &headers);
+    let info = crate::tls::conn_info(&cfg, &meta, &headers);
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
     if method == Method::POST && is_form(&headers) {

@@ -4,7 +4,7 @@
 //! `<rollouts>`) nothing here happens.
 
 use super::ctx::Ctx;
-use super::upgrade::{Kind, update_if_needed};
+use super::update_cmd::{Kind, update_if_needed};
 use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
 
 /// The firmware step for a device in a rollout: `Some(reset)` when a rollout decided

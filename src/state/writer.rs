@@ -353,7 +353,8 @@ fn write_tmp(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Overwrites spare file `tmp` with `bytes`, keeping its blocks; a spare that is not a
 /// plain file of its own (a link to elsewhere) is replaced by a fresh file first.
 fn write_spare(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    #[cfg(unix)]
+    // spares are used only where files can be swapped (Linux, see `spares_usable`)
+    #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let opened = std::fs::OpenOptions::new()

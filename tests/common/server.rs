@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use update_server::app::App;
 use update_server::config::Config;
 use update_server::server::{self, Listeners};
-use update_server::trust::{TlsOptions, TlsSetup};
+use update_server::tls::{TlsOptions, TlsSetup};
 
 /// How the server is set up beyond its root: URL prefix and TLS listeners.
 #[derive(Default, Clone)]
