@@ -63,6 +63,8 @@ pub struct AdminState {
     pub csrs: crate::certs::csrs::CsrCache,
     /// Password checks running at once, at most [`PARALLEL_PASSWORD_CHECKS`].
     pub password_checks: tokio::sync::Semaphore,
+    /// The audit log of admin actions.
+    pub audit: crate::audit::AuditLog,
     https_port: OnceLock<u16>,
 }
 
@@ -75,6 +77,7 @@ impl Default for AdminState {
             backups: Default::default(),
             csrs: Default::default(),
             password_checks: tokio::sync::Semaphore::new(PARALLEL_PASSWORD_CHECKS),
+            audit: Default::default(),
             https_port: OnceLock::new(),
         }
     }

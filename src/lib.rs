@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod answer;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod certs;

@@ -30,6 +30,44 @@
     });
   }
 
+  // ---- folds (charts, rollouts): one line each, opened on demand, remembered ----------
+
+  function foldKey(d) { return 'update-server.fold.' + d.dataset.fold; }
+
+  function applyFolds(root) {
+    (root || document).querySelectorAll('details.fold[data-fold]').forEach(function (d) {
+      var v = null;
+      try { v = window.localStorage.getItem(foldKey(d)); } catch (e) { /* storage off */ }
+      if (v === 'open') d.open = true;
+      else if (v === 'closed') d.open = false;
+    });
+  }
+
+  document.addEventListener('toggle', function (ev) {
+    var d = ev.target;
+    if (!d || d.tagName !== 'DETAILS' || !d.classList.contains('fold') || !d.dataset.fold) return;
+    try { window.localStorage.setItem(foldKey(d), d.open ? 'open' : 'closed'); } catch (e) { /* storage off */ }
+  }, true);
+
+  applyFolds(document);
+
+  // ---- what an action did: a message at the top, announced --------------------------
+
+  function say(text, error) {
+    var main = document.querySelector('main');
+    if (!main) return;
+    var box = document.getElementById('actionmsg');
+    if (!box) {
+      box = document.createElement('p');
+      box.id = 'actionmsg';
+      box.setAttribute('role', 'status');
+      box.setAttribute('aria-live', 'polite');
+      main.insertBefore(box, main.firstChild);
+    }
+    box.className = 'flash' + (error ? ' error' : '');
+    box.textContent = text;
+  }
+
   // ---- filter and "show more": the server filters and pages ---------------------------
 
   var input = document.getElementById('filter');
@@ -59,47 +97,105 @@
     });
   }
 
-  function applyFilter() {
+  var chartsBox = document.getElementById('charts');
+  var lastPush = 0;
+
+  // the filter's URL: kept in the history, so Back returns to the previous filter
+  function remember(value, how) {
+    var url = new URL(window.location.href);
+    url.searchParams.delete('rows');
+    url.searchParams.delete('msg');
+    url.searchParams.delete('msgsn');
+    if (value.trim() === '') url.searchParams.delete('filter');
+    else url.searchParams.set('filter', value);
+    if (url.toString() === window.location.href) return;
+    var now = Date.now();
+    // typing goes on: one history entry for the words typed in one go
+    if (how === 'replace' || (how === 'typing' && now - lastPush < 2000)) {
+      window.history.replaceState({ filter: value }, '', url.toString());
+    } else {
+      window.history.pushState({ filter: value }, '', url.toString());
+    }
+    lastPush = now;
+  }
+
+  function showCount(text, error) {
+    if (!count) return;
+    count.textContent = text;
+    count.classList.toggle('error', !!error);
+  }
+
+  // how: 'typing', 'push' (a click, Enter), 'none' (Back/Forward)
+  function applyFilter(how) {
     if (!input || !table) return;
     var value = input.value;
     var mine = ++seq;
     rowsRequest({ filter: value }).then(function (j) {
       if (!j || mine !== seq) return; // a newer filter is on its way
+      if (j.error) {
+        // a filter still being typed: the rows stay until it can be read
+        showCount(String(j.error), true);
+        return;
+      }
       current = value;
       if (observer) {
         observer.disconnect();
         visible.clear();
       }
-      table.innerHTML = j.rows;
-      if (summaryBox) summaryBox.innerHTML = j.summary;
-      if (count) count.textContent = j.count;
+      table.innerHTML = j.rows || '';
+      if (summaryBox && typeof j.summary === 'string') summaryBox.innerHTML = j.summary;
+      if (chartsBox && typeof j.charts === 'string') {
+        chartsBox.innerHTML = j.charts;
+        applyFolds(chartsBox);
+      }
+      showCount(j.count || '', false);
+      var csv = document.getElementById('csv');
+      if (csv) {
+        var cu = new URL(csv.getAttribute('href'), window.location.href);
+        if (value.trim() === '') cu.searchParams.delete('filter');
+        else cu.searchParams.set('filter', value);
+        csv.setAttribute('href', cu.pathname + cu.search);
+      }
       watchAll();
-      var url = new URL(window.location.href);
-      url.searchParams.delete('rows');
-      url.searchParams.delete('msg');
-      if (value.trim() === '') url.searchParams.delete('filter');
-      else url.searchParams.set('filter', value);
-      window.history.replaceState(null, '', url.toString());
+      if (how !== 'none') remember(value, how || 'push');
     });
   }
+
+  window.addEventListener('popstate', function () {
+    if (!input) return;
+    var f = new URL(window.location.href).searchParams.get('filter') || '';
+    if (f === input.value) return;
+    input.value = f;
+    applyFilter('none');
+  });
+
+  // "/" goes to the filter (not while typing somewhere else)
+  document.addEventListener('keydown', function (ev) {
+    if (ev.key !== '/' || !input || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    var t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    ev.preventDefault();
+    input.focus();
+    input.select();
+  });
 
   var timer = null;
   if (input) {
     input.addEventListener('input', function () {
       clearTimeout(timer);
-      timer = setTimeout(applyFilter, 200);
+      timer = setTimeout(function () { applyFilter('typing'); }, 200);
     });
     input.form.addEventListener('submit', function (ev) {
       ev.preventDefault();
       clearTimeout(timer);
-      applyFilter();
+      applyFilter('push');
     });
   }
 
   function setFilter(value) {
     if (!input) return;
     input.value = value;
-    applyFilter();
+    applyFilter('push');
     input.focus();
   }
 
@@ -156,6 +252,10 @@
 
   function refreshRow(tr) {
     var sn = tr.dataset.sn;
+    if (!tr.tagName) {
+      window.setTimeout(function () { window.location.reload(); }, 600);
+      return Promise.resolve();
+    }
     return ui('updatestatus', { sn: sn }).then(function (r) {
       if (r.status === 404) {
         tr.remove();
@@ -201,7 +301,20 @@
     form.setAttribute('action', action.pathname + action.search);
   }, true);
 
+  // final actions ask first (forms with data-confirm: rollout abort, deletions)
+  document.addEventListener('submit', function (ev) {
+    var form = ev.target;
+    var q = form && form.dataset ? form.dataset.confirm : null;
+    if (q && !window.confirm(q)) ev.preventDefault();
+  });
+
   document.addEventListener('click', function (ev) {
+    var back = ev.target.closest('a[data-back]');
+    if (back && window.history.length > 1) {
+      ev.preventDefault();
+      window.history.back();
+      return;
+    }
     var dismiss = ev.target.closest('.banner .dismiss');
     if (dismiss) {
       ev.preventDefault();
@@ -217,8 +330,9 @@
       window.location.href = to.toString();
       return;
     }
-    var fl = ev.target.closest('button.fl[data-filter]');
-    if (fl) {
+    var fl = ev.target.closest('a.fl[data-filter], button.fl[data-filter]');
+    if (fl && input && !(ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button)) {
+      ev.preventDefault();
       setFilter(fl.dataset.filter);
       return;
     }
@@ -230,28 +344,51 @@
     }
     var btn = ev.target.closest('button[data-act]');
     if (!btn) return;
-    var tr = btn.closest('tr[data-sn]');
+    var tr = btn.closest('[data-sn]');
     if (!tr) return;
     var sn = tr.dataset.sn;
+    if (tr.tagName !== 'TR') {
+      // the device's own page: after an action, the page again (or the list after a delete)
+      tr = {
+        dataset: { sn: sn },
+        remove: function () {
+          window.location.href = adminUrl + '?mode=status&msg=status-deleted&msgsn=' + encodeURIComponent(sn);
+        }
+      };
+    }
     switch (btn.dataset.act) {
       case 'refresh':
         refreshRow(tr);
         break;
       case 'touch':
-        ui('touchstatus', { sn: sn }).then(function (r) {
-          if (r.json === true) refreshRow(tr);
-        });
+        if (window.confirm('Mark "' + sn + '" as seen now? It no longer counts as missing until it stays away again.')) {
+          ui('touchstatus', { sn: sn }).then(function (r) {
+            if (r.json === true) {
+              say('Device ' + sn + ' marked as seen now.');
+              refreshRow(tr);
+            } else {
+              say('Could not mark ' + sn + ' as seen; see the server log.', true);
+            }
+          });
+        }
         break;
       case 'delete':
-        if (window.confirm('Delete all status information of "' + sn + '"?')) {
+        if (window.confirm('Delete all status information of "' + sn + '"? This cannot be undone.')) {
           ui('delstatus', { sn: sn }).then(function (r) {
-            if (r.json === true) tr.remove();
+            if (r.json === true) {
+              tr.remove();
+              say('Status of ' + sn + ' deleted.');
+            } else {
+              say('Could not delete the status of ' + sn + '; see the server log.', true);
+            }
           });
         }
         break;
       case 'delfile':
-        if (window.confirm('Delete "' + btn.dataset.file + '"?')) {
-          ui('delfile', { sn: sn, file: btn.dataset.file }).then(function () {
+        if (window.confirm('Delete "' + btn.dataset.file + '"? This cannot be undone.')) {
+          ui('delfile', { sn: sn, file: btn.dataset.file }).then(function (r) {
+            if (r.json === true) say('File ' + btn.dataset.file + ' deleted.');
+            else say('Could not delete ' + btn.dataset.file + '; see the server log.', true);
             refreshRow(tr);
           });
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// The API's paths (below the prefix) and methods; the OpenAPI document describes exactly
 /// these (checked by its test).
-pub const PATHS: [(&str, &[&str]); 6] = [
+pub const PATHS: [(&str, &[&str]); 7] = [
     ("/api/devices", &["get"]),
     ("/api/devices.csv", &["get"]),
     ("/api/devices/{sn}", &["get", "delete"]),
@@ -33,6 +33,8 @@ pub const PATHS: [(&str, &[&str]); 6] = [
     // routed in `super::rollouts`
     ("/api/rollouts", &["get"]),
     ("/api/rollouts/{id}/{action}", &["post"]),
+    // routed by the router from `super::audit_http`
+    ("/api/audit", &["get"]),
 ];
 
 /// The API routes below `prefix`.
@@ -48,7 +50,7 @@ pub fn routes(prefix: &str) -> axum::Router<SharedApp> {
 }
 
 /// Who sends an API request.
-pub(super) enum Caller {
+pub(in crate::admin) enum Caller {
     Session(session::Session),
     Token,
 }
@@ -217,7 +219,8 @@ pub async fn devices_csv(
     let args = Args::parse(uri.query().unwrap_or(""));
     let (query, sort) = ViewArgs::from_args(&args).parsed.map_err(bad_request)?;
     // written while it is sent, a thousand rows at a time
-    let body = super::csv_stream::body(app, cfg, query, sort);
+    let bom = matches!(args.get("bom").as_deref(), Some("1" | "true" | "yes"));
+    let body = super::csv_stream::body(app, cfg, (query, sort), bom);
     Ok(harden(
         (
             [
@@ -277,6 +280,19 @@ pub async fn forget_device(
             "cannot delete the state file",
         )
     })?;
+    let user = match &caller {
+        Caller::Session(s) => s.user.clone(),
+        Caller::Token => "API token".to_string(),
+    };
+    let e = super::audit::Entry::now(
+        &user,
+        meta.peer.ip().to_canonical(),
+        "delete-status",
+        &sn,
+        deleted,
+    )
+    .detail("API");
+    super::audit::record(&app, e).await;
     if !deleted {
         return Err(AdminError::json(StatusCode::NOT_FOUND, "no such device"));
     }

@@ -24,7 +24,13 @@ pub struct Text {
     pub content: Result<String, String>,
 }
 
-fn version_list(prefix: &str, sn: &str, all: &[Stored], now: i64, sel: &[i64]) -> Markup {
+pub(super) fn version_list(
+    prefix: &str,
+    sn: &str,
+    all: &[Stored],
+    now: i64,
+    sel: &[i64],
+) -> Markup {
     html! {
         form.backupsel method="get" action=(admin_url(prefix, "")) {
             input type="hidden" name="mode" value="backup";
@@ -38,15 +44,21 @@ fn version_list(prefix: &str, sn: &str, all: &[Stored], now: i64, sel: &[i64]) -
                                 (file_name(&b.path))
                             }
                         }
-                        td title=(date(b.mtime)) { (age(now, b.mtime)) }
-                        td { input type="radio" name="a" value=(b.index) checked[sel.first() == Some(&b.index)]; }
-                        td { input type="radio" name="b" value=(b.index) checked[sel.get(1) == Some(&b.index)]; }
+                        td { (date(b.mtime)) " " small.hint { "(" (age(now, b.mtime)) " ago)" } }
+                        td { input type="radio" name="a" value=(b.index) checked[sel.first() == Some(&b.index)] aria-label=(format!("A: {}", file_name(&b.path))) required; }
+                        td { input type="radio" name="b" value=(b.index) checked[sel.get(1) == Some(&b.index)] aria-label=(format!("B: {}", file_name(&b.path))) required; }
                         td { a href=(deliver_url(prefix, &b.path)) download { "download" } }
                     }
                 }
             }
             button type="submit" id="compare" { "Compare A and B" }
         }
+    }
+}
+
+fn back(prefix: &str, sn: &str) -> Markup {
+    html! {
+        p.back { a href=(super::status::device_href(prefix, sn)) { "\u{2190} Device " (sn) } }
     }
 }
 
@@ -58,6 +70,7 @@ fn file_name(path: &str) -> &str {
 pub fn render_view(prefix: &str, sn: &str, all: &[Stored], now: i64, t: &Text) -> String {
     let sel = [t.stored.index];
     html! {
+        (back(prefix, sn))
         h1 { "Backup " (file_name(&t.stored.path)) " of " (sn) }
         p.hint { "Stored " (date(t.stored.mtime)) " \u{b7} " a href=(deliver_url(prefix, &t.stored.path)) download { "download" } }
         @match &t.content {
@@ -78,7 +91,9 @@ pub fn render_diff(prefix: &str, sn: &str, all: &[Stored], now: i64, a: &Text, b
         (Err(e), _) | (_, Err(e)) => html! { p.error { (e) } },
     };
     html! {
+        (back(prefix, sn))
         h1 { "Backups of " (sn) ": " (file_name(&a.stored.path)) " \u{2192} " (file_name(&b.stored.path)) }
+        p.hint { "A: " (date(a.stored.mtime)) " \u{b7} B: " (date(b.stored.mtime)) }
         (body)
         h2 { "All versions" }
         (version_list(prefix, sn, all, now, &sel))
@@ -154,6 +169,11 @@ pub async fn backup_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
         index_arg(ctx, "a")?,
         index_arg(ctx, "b")?,
     );
+    if a.is_some() != b.is_some() {
+        return Err(AdminError::bad(
+            "to compare, choose two versions: one as A and one as B",
+        ));
+    }
     let (app, cfg, sn2) = (ctx.app.clone(), ctx.cfg.clone(), sn.clone());
     let body = blocking(move || {
         let row = one_row(&app, &cfg, &sn2)?;

@@ -23,16 +23,35 @@ pub const PIECES: usize = 2;
 
 /// The CSV of the devices `query` lets through in the order of `sort`, as a body written
 /// while it is sent.
-pub fn body(app: SharedApp, cfg: Arc<Config>, query: Query, sort: Sort) -> axum::body::Body {
+/// With `bom`, the text starts with a UTF-8 byte order mark (for spreadsheets that read
+/// CSV as their local code page otherwise).
+pub fn body(
+    app: SharedApp,
+    cfg: Arc<Config>,
+    (query, sort): (Query, Sort),
+    bom: bool,
+) -> axum::body::Body {
     let (tx, rx) = tokio::sync::mpsc::channel(PIECES);
     tokio::task::spawn_blocking(move || {
+        if bom
+            && tx
+                .blocking_send(Ok(Bytes::from_static(b"\xEF\xBB\xBF")))
+                .is_err()
+        {
+            return;
+        }
         let m = matching(&app, &cfg, &query, sort);
+        let groups = super::view::show_groups(&cfg);
+        let extra = export::Extra {
+            groups: &groups,
+            rollouts: &cfg.rollouts,
+        };
         let chunks = m
             .devices
             .chunks(ROWS)
             .map(|c| rows_of(&app, &cfg, c, false));
         let now = crate::clock::now();
-        let written = export::csv_pieces(chunks, cfg.status.missing, now, |piece| {
+        let written = export::csv_pieces(chunks, extra, cfg.status.missing, now, |piece| {
             tx.blocking_send(Ok(Bytes::from(piece))).is_ok()
         });
         if let Err(e) = written {

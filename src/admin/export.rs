@@ -2,9 +2,47 @@
 //! fields of the JSON list that fit in a cell, written with the `csv` crate (quoting, line
 //! ends). Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
 //! tab or carriage return) get a leading `'`: device names come from the devices.
+//!
+//! Times are ISO 8601 in UTC (`2026-12-06T05:15:00Z`); after the fixed columns come one
+//! column per `show` expression of the configured queries (`QUERY TITLE: COLUMN TITLE`; an
+//! expression's error as `error: …`) and one per staged rollout (`rollout ID wave`: the
+//! device's wave, 1-based, empty when it is not in the rollout's scope).
 
 use super::query::{Clock, DeviceFields};
 use super::status::Row;
+use super::view::{Cell, ShowGroup};
+use crate::rollout::Rollout;
+
+/// The columns after the fixed ones: the queries' `show` expressions and the rollouts.
+#[derive(Clone, Copy, Default)]
+pub struct Extra<'a> {
+    pub groups: &'a [ShowGroup],
+    pub rollouts: &'a [Rollout],
+}
+
+impl Extra<'_> {
+    fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+        for g in self.groups {
+            for c in &g.columns {
+                h.push(format!("{}: {}", g.title, c.title));
+            }
+        }
+        for r in self.rollouts {
+            h.push(format!("rollout {} wave", r.id));
+        }
+        h
+    }
+}
+
+/// A time as ISO 8601 in UTC; empty for none.
+pub fn iso(t: i64) -> String {
+    if t == 0 {
+        String::new()
+    } else {
+        crate::php::format_datetime(t).replace(' ', "T") + "Z"
+    }
+}
 
 /// The header line.
 pub const COLUMNS: [&str; 19] = [
@@ -42,10 +80,16 @@ fn cell(s: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 pub fn csv(rows: &[Row], missing_after: i64, now: i64) -> Result<Vec<u8>, csv::Error> {
     let mut out = Vec::new();
-    csv_pieces(std::iter::once(rows), missing_after, now, |p| {
-        out.extend_from_slice(&p);
-        true
-    })?;
+    csv_pieces(
+        std::iter::once(rows),
+        Extra::default(),
+        missing_after,
+        now,
+        |p| {
+            out.extend_from_slice(&p);
+            true
+        },
+    )?;
     Ok(out)
 }
 
@@ -55,16 +99,17 @@ pub fn csv(rows: &[Row], missing_after: i64, now: i64) -> Result<Vec<u8>, csv::E
 /// reads any more).
 pub fn csv_pieces<C: AsRef<[Row]>>(
     chunks: impl IntoIterator<Item = C>,
+    extra: Extra<'_>,
     missing_after: i64,
     now: i64,
     mut emit: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<(), csv::Error> {
     let clock = Clock { now, missing_after };
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS)?;
+    w.write_record(extra.header())?;
     for chunk in chunks {
         for r in chunk.as_ref() {
-            record(&mut w, r, clock)?;
+            record(&mut w, r, clock, extra)?;
         }
         let piece = w
             .into_inner()
@@ -83,11 +128,16 @@ pub fn csv_pieces<C: AsRef<[Row]>>(
     Ok(())
 }
 
-fn record(w: &mut csv::Writer<Vec<u8>>, r: &Row, clock: Clock) -> Result<(), csv::Error> {
+fn record(
+    w: &mut csv::Writer<Vec<u8>>,
+    r: &Row,
+    clock: Clock,
+    extra: Extra<'_>,
+) -> Result<(), csv::Error> {
     let f = r.fields();
     let v = &*r.view;
-    let seen = f.seen.to_string();
-    let backup = f.backup.map(|b| b.to_string()).unwrap_or_default();
+    let seen = iso(f.seen);
+    let backup = f.backup.map(iso).unwrap_or_default();
     let flag = |b: bool| if b { "true" } else { "false" };
     let record = [
         cell(f.sn),
@@ -110,7 +160,40 @@ fn record(w: &mut csv::Writer<Vec<u8>>, r: &Row, clock: Clock) -> Result<(), csv
         flag(f.signed_waiting).into(),
         cell(v.problem.as_deref().unwrap_or_default()),
     ];
-    w.write_record(record.iter().map(|c| c.as_bytes()))
+    let mut more: Vec<String> = Vec::new();
+    for (gi, g) in extra.groups.iter().enumerate() {
+        let res = v.queries.get(gi).and_then(Option::as_ref);
+        for ci in 0..g.columns.len() {
+            more.push(match res.and_then(|q| q.cells.get(ci)) {
+                Some(Cell::Value(s)) => cell(s).into_owned(),
+                Some(Cell::Error(e)) => format!("error: {e}"),
+                None => String::new(),
+            });
+        }
+    }
+    let split = |s: &str| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (classes, envs) = (split(f.classes), split(f.environments));
+    for ro in extra.rollouts {
+        let in_scope = !f.unreadable && ro.in_scope(&classes, &envs);
+        more.push(
+            match crate::rollout::wave_of(ro, f.sn).filter(|_| in_scope) {
+                Some(w) => (w + 1).to_string(),
+                None => String::new(),
+            },
+        );
+    }
+    w.write_record(
+        record
+            .iter()
+            .map(|c| c.as_bytes())
+            .chain(more.iter().map(|c| c.as_bytes())),
+    )
 }
 
 #[cfg(test)]
@@ -146,7 +229,7 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some(
-                "00-90,IP232,\"'=HYPERLINK(\"\"x\"\")\",1.2.3.4,,,\"phone, ip232\",,100,true,,,,,,,false,false,"
+                "00-90,IP232,\"'=HYPERLINK(\"\"x\"\")\",1.2.3.4,,,\"phone, ip232\",,1970-01-01T00:01:40Z,true,,,,,,,false,false,"
             )
         );
         assert_eq!(lines.next(), None);
@@ -160,7 +243,7 @@ mod tests {
             .map(|&n| (0..n).map(|_| row(one)).collect())
             .collect();
         let mut pieces = Vec::new();
-        csv_pieces(&chunks, 60, 1000, |p| {
+        csv_pieces(&chunks, Extra::default(), 60, 1000, |p| {
             pieces.push(String::from_utf8(p).expect("utf-8"));
             true
         })
@@ -176,7 +259,7 @@ mod tests {
         assert_eq!(pieces.concat(), whole);
         // a reader that goes away stops the writing
         let mut n = 0;
-        csv_pieces(&chunks, 60, 1000, |_| {
+        csv_pieces(&chunks, Extra::default(), 60, 1000, |_| {
             n += 1;
             false
         })
@@ -187,10 +270,16 @@ mod tests {
     #[test]
     fn an_empty_list_is_the_header_line() {
         let mut out = Vec::new();
-        csv_pieces(std::iter::empty::<&[Row]>(), 60, 1000, |p| {
-            out.push(p);
-            true
-        })
+        csv_pieces(
+            std::iter::empty::<&[Row]>(),
+            Extra::default(),
+            60,
+            1000,
+            |p| {
+                out.push(p);
+                true
+            },
+        )
         .expect("csv");
         assert_eq!(out.len(), 1);
         let text = String::from_utf8(out.concat()).expect("utf-8");

@@ -23,16 +23,40 @@ pub enum Flash {
     FileDeleted,
     /// The action could not be done (the log says why).
     Failed,
+    /// A staged rollout (its id in `msgsn`) was paused, resumed, aborted, started, or its
+    /// next wave opened (`mode=rollout`).
+    RolloutPaused,
+    RolloutResumed,
+    RolloutAborted,
+    RolloutOpened,
+    RolloutStarted,
 }
 
 impl Flash {
-    const ALL: [Flash; 5] = [
+    const ALL: [Flash; 10] = [
         Flash::CertUploaded,
         Flash::StatusDeleted,
         Flash::StatusTouched,
         Flash::FileDeleted,
         Flash::Failed,
+        Flash::RolloutPaused,
+        Flash::RolloutResumed,
+        Flash::RolloutAborted,
+        Flash::RolloutOpened,
+        Flash::RolloutStarted,
     ];
+
+    /// The message after a rollout action.
+    pub fn of_rollout(a: crate::rollout::Action) -> Flash {
+        use crate::rollout::Action;
+        match a {
+            Action::Pause => Flash::RolloutPaused,
+            Action::Resume => Flash::RolloutResumed,
+            Action::Abort => Flash::RolloutAborted,
+            Action::OpenNext => Flash::RolloutOpened,
+            Action::Start => Flash::RolloutStarted,
+        }
+    }
 
     /// The `msg=` value.
     pub fn key(self) -> &'static str {
@@ -42,6 +66,11 @@ impl Flash {
             Flash::StatusTouched => "status-touched",
             Flash::FileDeleted => "file-deleted",
             Flash::Failed => "failed",
+            Flash::RolloutPaused => "rollout-paused",
+            Flash::RolloutResumed => "rollout-resumed",
+            Flash::RolloutAborted => "rollout-aborted",
+            Flash::RolloutOpened => "rollout-opened",
+            Flash::RolloutStarted => "rollout-started",
         }
     }
 
@@ -64,6 +93,17 @@ impl Flash {
                 "The action{} failed; see the server log.",
                 sn.map(|s| format!(" on {s}")).unwrap_or_default()
             ),
+            Flash::RolloutPaused => format!(
+                "Rollout{} paused: no wave opens until it is resumed.",
+                sp(sn)
+            ),
+            Flash::RolloutResumed => format!("Rollout{} resumed.", sp(sn)),
+            Flash::RolloutAborted => format!(
+                "Rollout{} aborted: no further device is told to update.",
+                sp(sn)
+            ),
+            Flash::RolloutOpened => format!("Rollout{}: the next wave is open now.", sp(sn)),
+            Flash::RolloutStarted => format!("Rollout{} started: its first wave is open.", sp(sn)),
         }
     }
 
@@ -71,6 +111,10 @@ impl Flash {
     pub fn is_error(self) -> bool {
         self == Flash::Failed
     }
+}
+
+fn sp(id: Option<&str>) -> String {
+    id.map(|s| format!(" {s}")).unwrap_or_default()
 }
 
 /// The query of the status page with `filter` and `sort` (empty ones left out) and a

@@ -61,6 +61,12 @@ pub enum Nav {
     Show,
     Info,
     Login,
+    /// An error page (no entry is current).
+    Error,
+    /// A device's own page.
+    Device,
+    /// The audit log.
+    Audit,
 }
 
 /// What the frame needs to know.
@@ -88,6 +94,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
         (Nav::Status, "status", "Devices"),
         (Nav::Show, "show", "Configuration"),
         (Nav::Info, "info", "Add device"),
+        (Nav::Audit, "audit", "Audit log"),
     ];
     let doc = html! {
         (DOCTYPE)
@@ -100,10 +107,11 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                 script src=(format!("{p}/web/update-server.js?v={v}")) defer {}
             }
             body data-prefix=(p) data-csrf=(f.csrf.unwrap_or("")) data-refresh=(f.refresh.max(0)) {
+                a.skip href="#content" { "Skip to the content" }
                 header.top {
                     span.brand { "update-server" }
                     @if let Some(csrf) = f.csrf {
-                        nav {
+                        nav aria-label="Admin pages" {
                             @for (nav, mode, label) in navs {
                                 @if nav == f.nav {
                                     a href=(admin_url(p, &format!("mode={mode}"))) class="active" aria-current="page" { (label) }
@@ -121,7 +129,7 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
                         }
                     }
                 }
-                main {
+                main id="content" tabindex="-1" {
                     @if let Some(b) = &f.banner { p.notice.banner role="alert" { (b) } }
                     @if let Some(n) = &f.notice { p.notice { (n) } }
                     (PreEscaped(body))
@@ -221,7 +229,7 @@ mod tests {
             &f,
             &login_form("/admin/admin.php?mode=show", Some("Wrong"), false),
         );
-        assert!(!html.contains("<nav>"));
+        assert!(!html.contains("<nav"));
         assert!(html.contains("action=\"/admin/admin.php?mode=show\""));
         assert!(html.contains("Wrong"));
     }

@@ -2,6 +2,7 @@
 //! [`crate::app::PARALLEL_PASSWORD_CHECKS`] at once) and the
 //! logout (CSRF-checked) of the admin pages.
 
+use super::audit::{self, Entry};
 use super::html::{self, Nav, admin_url};
 use super::request::AdminRequest;
 use super::respond::{AdminError, AdminResult, add_cookie, blocking, html_response, redirect};
@@ -15,8 +16,11 @@ use axum::response::Response;
 pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>) -> Response {
     let mut frame = ctx.frame(None, "Log in", Nav::Login);
     if !ctx.https && session::login_configured(&ctx.cfg.master) {
+        let https = ctx.app.admin.https_port().is_some();
         frame.notice = Some(maud::html! {
-            "This connection is not encrypted: the password travels in clear text. Use the server's HTTPS address."
+            "This connection is not encrypted: the password travels in clear text. "
+            @if https { "Use the server's HTTPS address." }
+            @else { "This server has no HTTPS listener: configure one (see README, TLS) before logging in over a network." }
         });
     }
     let action = if ctx.query.is_empty() {
@@ -36,7 +40,12 @@ pub fn login_page(ctx: &AdminRequest, status: StatusCode, message: Option<&str>)
 pub async fn login(ctx: &AdminRequest) -> Response {
     let throttle = &ctx.app.admin.throttle;
     match throttle.check(ctx.peer) {
-        Err(wait) => return throttled(ctx, wait),
+        Err(wait) => {
+            let tried = ctx.arg("user").unwrap_or_default();
+            let e = Entry::now(&tried, ctx.peer, "login-failed", "", false).detail("throttled");
+            audit::record(&ctx.app, e).await;
+            return throttled(ctx, wait);
+        }
         Ok(slow) if !slow.is_zero() => tokio::time::sleep(slow).await,
         Ok(_) => {}
     }
@@ -73,6 +82,7 @@ pub async fn login(ctx: &AdminRequest) -> Response {
             ctx.app.admin.throttle.succeeded(ctx.peer);
             let s = ctx.app.admin.sessions.create(&user);
             tracing::info!("admin login of {user:?} from {}", ctx.peer);
+            audit::record(&ctx.app, Entry::now(&user, ctx.peer, "login", "", true)).await;
             let target = admin_url(ctx.prefix(), &ctx.query);
             add_cookie(
                 redirect(StatusCode::SEE_OTHER, &target),
@@ -90,6 +100,9 @@ pub async fn login(ctx: &AdminRequest) -> Response {
             }
             ctx.app.admin.throttle.failed(ctx.peer);
             tracing::warn!("failed admin login of {user:?} from {}", ctx.peer);
+            let e = Entry::now(&user, ctx.peer, "login-failed", "", false)
+                .detail("wrong user or password");
+            audit::record(&ctx.app, e).await;
             login_page(ctx, StatusCode::FORBIDDEN, Some("Wrong user or password."))
         }
     }
@@ -110,12 +123,13 @@ fn throttled(ctx: &AdminRequest, wait: std::time::Duration) -> Response {
 }
 
 /// `action=logout`: ends the session (its CSRF token required) and clears the cookie.
-pub fn logout(ctx: &AdminRequest, s: Option<&Session>) -> AdminResult {
+pub async fn logout(ctx: &AdminRequest, s: Option<&Session>) -> AdminResult {
     if let Some(s) = s {
         if !session::csrf_ok(&s.csrf, ctx.csrf_given().as_deref()) {
             return Err(AdminError::forbidden("bad or missing CSRF token"));
         }
         ctx.app.admin.sessions.remove(&s.token);
+        audit::record(&ctx.app, Entry::now(&s.user, ctx.peer, "logout", "", true)).await;
     }
     Ok(add_cookie(
         redirect(StatusCode::SEE_OTHER, &admin_url(ctx.prefix(), "")),

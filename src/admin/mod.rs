@@ -26,9 +26,13 @@
 
 pub mod api;
 mod api_http;
+pub mod audit;
+mod audit_http;
 mod backups;
 pub use crate::certs::csrs;
 mod csv_stream;
+mod device_page;
+mod errors;
 mod export;
 pub mod files;
 pub mod flash;

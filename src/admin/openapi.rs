@@ -99,40 +99,112 @@ fn paths() -> Value {
     })
 }
 
+/// The members of a device in the list and in the single-device answer.
+fn device_properties(single: bool) -> Value {
+    let text = json!({ "type": ["string", "null"] });
+    let int_or_null = json!({ "type": ["integer", "null"] });
+    let build = json!({ "type": "object", "additionalProperties": false,
+        "required": ["build", "requested"], "properties": { "build": text, "requested": text } });
+    let file = json!({ "type": ["string", "null"] });
+    let mut p = json!({
+        "key": { "type": "string", "description": "The state file's name (serial number)" },
+        "sn": { "type": "string" }, "hwid": text, "type": text, "name": text,
+        "realip": text, "ip": text, "via_proxy": { "type": "boolean" }, "proxy": text,
+        "phase": text,
+        "classes": { "type": "array", "items": { "type": "string" } },
+        "environments": { "type": "array", "items": { "type": "string" } },
+        "seen": { "type": "integer", "description": "Last poll, unix seconds" },
+        "missing": { "type": "boolean" },
+        "firmware": build, "bootcode": build,
+        "certstat": text, "request_error": { "type": "boolean" },
+        "certificate_files": { "type": "object", "additionalProperties": false,
+            "properties": { "csr_der": file, "csr_pem": file, "signed": file, "request_error": file } },
+        "backup": int_or_null,
+        "backups": { "type": "array", "items": { "type": "object", "additionalProperties": false,
+            "required": ["path", "mtime"],
+            "properties": { "path": { "type": "string" }, "mtime": { "type": "integer" } } } },
+        "snippet_count": { "type": "integer", "description": "Delivered snippets" },
+        "log_entries": { "type": "integer", "description": "Entries of the message log" },
+        "queries": { "type": "object", "description": "By query id",
+            "additionalProperties": { "type": "object", "additionalProperties": false,
+                "properties": { "title": { "type": "string" }, "seen": { "type": "integer" },
+                    "values": { "type": "object", "description": "By column title: the value, or {error}",
+                        "additionalProperties": { "type": ["string", "object"] } } } } },
+    });
+    if single && let Some(o) = p.as_object_mut() {
+        o.insert(
+            "snippets".into(),
+            json!({ "type": "array", "items": { "type": "object",
+            "additionalProperties": false, "required": ["file", "delivered", "version"],
+            "properties": { "file": { "type": "string" }, "delivered": { "type": "integer" },
+                "version": { "type": "integer" } } } }),
+        );
+        o.insert("msgs".into(), json!({ "type": "array", "description": "Oldest first; an empty text starts a poll",
+            "items": { "type": "object", "additionalProperties": false, "required": ["time", "text"],
+            "properties": { "time": { "type": "integer" }, "text": { "type": "string" } } } }));
+    }
+    p
+}
+
+fn bars() -> Value {
+    json!({ "type": "array", "items": { "type": "object", "additionalProperties": false,
+        "required": ["value", "count", "master"],
+        "properties": { "value": { "type": "string" }, "count": { "type": "integer" },
+            "master": { "type": "boolean" } } } })
+}
+
 fn schemas() -> Value {
     let text = json!({ "type": ["string", "null"] });
-    let build = json!({ "type": "object", "properties": { "build": text, "requested": text } });
+    let count = json!({ "type": "integer" });
     json!({
         "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
-        "Device": { "type": "object", "description": "A device; a broken state file has only key and problem.",
+        "AuditEntry": super::audit_http::entry_schema(),
+        "Device": { "type": "object", "additionalProperties": false,
+            "description": "One device with its message log and delivered snippets; a broken state file has only key and problem.",
+            "properties": device_properties(true).as_object().cloned().map(|mut m| {
+                m.insert("problem".into(), json!({ "type": "string" })); Value::Object(m) }).unwrap_or_default() },
+        "DeviceListItem": { "type": "object", "additionalProperties": false,
+            "description": "A device of the list: counts of its message log and snippets (the single-device answer has them in full); a broken state file has only key and problem.",
+            "properties": device_properties(false).as_object().cloned().map(|mut m| {
+                m.insert("problem".into(), json!({ "type": "string" })); Value::Object(m) }).unwrap_or_default() },
+        "Summary": { "type": "object", "additionalProperties": false,
+            "description": "The matching devices at a glance (all of them, not only this page)",
+            "required": ["devices", "missing", "unreadable", "csr_waiting", "signed_waiting",
+                "on_master_firmware", "master", "firmware", "bootcode", "phase", "environment"],
             "properties": {
-                "key": { "type": "string" }, "problem": { "type": "string" },
-                "sn": { "type": "string" }, "hwid": text, "type": text, "name": text,
-                "realip": text, "ip": text, "via_proxy": { "type": "boolean" }, "proxy": text,
-                "phase": text,
-                "classes": { "type": "array", "items": { "type": "string" } },
-                "environments": { "type": "array", "items": { "type": "string" } },
-                "seen": { "type": "integer", "description": "Last poll, unix seconds" },
-                "missing": { "type": "boolean" },
-                "firmware": build, "bootcode": build,
-                "certstat": text, "request_error": { "type": "boolean" },
-                "certificate_files": { "type": "object" },
-                "backup": { "type": ["integer", "null"] },
-                "backups": { "type": "array", "items": { "type": "object" } },
-                "snippets": { "type": "array", "items": { "type": "object" } },
-                "queries": { "type": "object" },
-                "msgs": { "type": "array", "items": { "type": "object" } },
+                "devices": count, "missing": count, "unreadable": count,
+                "csr_waiting": count, "signed_waiting": count, "on_master_firmware": count,
+                "master": { "type": "object", "additionalProperties": false,
+                    "properties": { "firmware": text, "bootcode": text } },
+                "firmware": bars(), "bootcode": bars(), "phase": bars(), "environment": bars(),
             } },
-        "DeviceList": { "type": "object", "properties": {
+        "DeviceList": { "type": "object", "additionalProperties": false,
+            "required": ["now", "total", "count", "offset", "limit", "files", "summary", "devices"],
+            "properties": {
             "now": { "type": "integer" },
             "total": { "type": "integer", "description": "Matching devices" },
             "count": { "type": "integer", "description": "Devices in this page" },
             "offset": { "type": "integer" }, "limit": { "type": "integer" },
             "files": { "type": "integer", "description": "State files" },
-            "summary": { "type": "object" },
-            "devices": { "type": "array", "items": { "$ref": "#/components/schemas/Device" } },
+            "summary": { "$ref": "#/components/schemas/Summary" },
+            "devices": { "type": "array", "items": { "$ref": "#/components/schemas/DeviceListItem" } },
         } },
     })
+}
+
+/// Every path answers 429 when an address sent too many wrong API tokens.
+fn with_429(mut paths: Value) -> Value {
+    let too_many = json!({ "description": "Too many wrong API tokens from this address; try again after Retry-After seconds",
+        "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    for (_, methods) in paths.as_object_mut().into_iter().flatten() {
+        for (_, op) in methods.as_object_mut().into_iter().flatten() {
+            if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                r.entry("429").or_insert_with(|| too_many.clone());
+            }
+        }
+    }
+    paths
 }
 
 fn with_rollouts(mut paths: Value) -> Value {
@@ -140,6 +212,7 @@ fn with_rollouts(mut paths: Value) -> Value {
         (paths.as_object_mut(), super::rollouts::openapi_paths())
     {
         p.extend(more);
+        p.insert("/api/audit".into(), super::audit_http::openapi_path());
     }
     paths
 }
@@ -151,7 +224,7 @@ pub fn document(prefix: &str) -> Value {
         "info": { "title": "update-server API", "version": env!("CARGO_PKG_VERSION") },
         "servers": [{ "url": if prefix.is_empty() { "/" } else { prefix } }],
         "security": [{ "bearer": [] }, { "session": [] }],
-        "paths": with_rollouts(paths()),
+        "paths": with_429(with_rollouts(paths())),
         "components": {
             "schemas": schemas(),
             "securitySchemes": {

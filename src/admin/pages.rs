@@ -45,6 +45,7 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
                 total: app.states(&cfg).map_or(0, |st| st.all().len()),
             },
         };
+        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf);
         let html = with_ctx(&app, &cfg, &csrf, true, |sctx| {
             let first = &m.devices[..limit.min(m.devices.len())];
             let page = status::Page {
@@ -52,11 +53,10 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
                 shown: &rows_of(&app, &cfg, first, false),
                 matched: m.devices.len(),
                 total: m.total,
+                panel: &panel,
             };
             status::render_page(sctx, &page, &f, &sort)
         });
-        let panel = super::rollouts::panel(&app, &cfg, &app.prefix, &csrf);
-        let html = format!("{panel}{html}");
         tracing::debug!(
             devices = m.total,
             matching = m.devices.len(),
@@ -69,6 +69,13 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let mut frame = ctx.frame(Some(s), "Devices", Nav::Status);
     let from_cookie = session::cookie(&ctx.headers, flash::FLASH_COOKIE);
     let flash = match (ctx.arg("msg"), from_cookie) {
+        // a rollout action says who did it and when (the redirect right after it)
+        (Some(m), _) if m.starts_with("rollout-") => {
+            flash::notice(Some(&m), ctx.arg("msgsn").as_deref()).map(|n| {
+                let when = html::date(crate::clock::now());
+                maud::html! { (n) " " span.hint { "(" (html::Text(&s.user)) ", " (when) "; see the audit log)" } }
+            })
+        }
         (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
         (None, Some(c)) => {
             let (m, sn) = flash::from_cookie(c);

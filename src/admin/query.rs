@@ -75,6 +75,42 @@ pub enum FilterError {
 }
 
 const FIELD_NAMES: &str = "sn, type, name, ip, phase, env, class, fw, boot, is, rollout, wave";
+
+/// Every `field:` term with what it matches (the filter help of the status page).
+pub const FIELD_HELP: [(&str, &str); 11] = [
+    ("sn", "serial number"),
+    ("type", "device type (IP232)"),
+    ("name", "device name"),
+    ("ip", "reported or request address"),
+    ("phase", "update phase"),
+    ("env", "one of the environments"),
+    ("class", "one of the classes"),
+    ("fw", "firmware build"),
+    ("boot", "boot code build"),
+    ("rollout", "in the scope of this staged rollout"),
+    ("wave", "in this wave (1-based) of a rollout"),
+];
+
+/// Every `is:` term with what it means (the filter help of the status page).
+pub const STATE_HELP: [(&str, &str); 11] = [
+    ("missing", "not seen for longer than status/@missing"),
+    ("present", "seen recently"),
+    ("csr", "a CSR waits for signature"),
+    ("signed", "a signed certificate waits for the device"),
+    (
+        "certerror",
+        "the device reported a certificate request error",
+    ),
+    (
+        "fwpending",
+        "a firmware or boot code update was sent, not reported yet",
+    ),
+    ("unreadable", "the state file cannot be read"),
+    ("told", "told the builds of a rollout (with rollout:ID)"),
+    ("succeeded", "reported the target builds of a rollout"),
+    ("failed", "failed in a rollout (did not report in time)"),
+    ("held", "held back by a rollout (its wave not open)"),
+];
 const STATE_NAMES: &str = "missing, present, csr, signed, certerror, fwpending, unreadable, told, succeeded, failed, held";
 
 /// Longest filter text looked at (characters; the rest is ignored).
@@ -679,5 +715,27 @@ mod rollout_terms {
         }
         assert_eq!(Query::parse("wave:0").unwrap_err(), FilterError::BadWave);
         assert_eq!(Query::parse("wave:x").unwrap_err(), FilterError::BadWave);
+    }
+}
+
+#[cfg(test)]
+mod help {
+    use super::*;
+
+    #[test]
+    fn the_help_lists_every_field_and_state_the_parser_knows() {
+        let names: Vec<&str> = FIELD_HELP.iter().map(|(n, _)| *n).collect();
+        for f in FIELD_NAMES.split(", ").filter(|f| *f != "is") {
+            assert!(names.contains(&f), "{f} missing in the help");
+        }
+        for (name, _) in FIELD_HELP {
+            let value = if name == "wave" { "1" } else { "x" };
+            assert!(Query::parse(&format!("{name}:{value}")).is_ok(), "{name}");
+        }
+        let states: Vec<&str> = STATE_HELP.iter().map(|(n, _)| *n).collect();
+        assert_eq!(states.join(", "), STATE_NAMES);
+        for s in states {
+            assert!(Query::parse(&format!("is:{s}")).is_ok(), "is:{s}");
+        }
     }
 }

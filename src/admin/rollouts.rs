@@ -47,7 +47,7 @@ pub fn panel(app: &App, cfg: &Config, prefix: &str, csrf: &str) -> String {
     let info = |sn: &str| device_info(app, cfg, sn);
     html! {
         section #rollouts .rollouts aria-label="Rollouts" {
-            h2 { "Rollouts" }
+            h2.sr-only { "Rollouts" }
             @for o in &orphans {
                 p .removed-rollout role="alert" data-rollout=(o.id) {
                     "Rollout " (o.id) " is no longer configured, but " (o.installed)
@@ -76,8 +76,9 @@ fn one(
     );
     let filter = admin_url(prefix, &format!("mode=status&filter=rollout%3A{}", r.id));
     html! {
-        div .rollout id=(format!("rollout-{}", r.id)) data-phase=(r.phase.key()) {
-            h3 { a href=(filter) { "Rollout " (r.id) } " " span .phase { (r.phase.as_str()) } }
+        details .rollout .fold id=(format!("rollout-{}", r.id)) data-fold=(format!("rollout-{}", r.id)) data-phase=(r.phase.key()) {
+            summary { h3 { a href=(filter) { "Rollout " (r.id) } " " span .phase { (r.phase.as_str()) } }
+                " " span .foldstate { (fold_state(r)) } }
             p { (target) ". Next wave at " (r.success) "% of its population succeeded and "
                 (r.soak) " s soak; halts above " (r.halt) "% failed; " (r.timeout)
                 " s to report; starts " (if r.start == "manual" { "by hand" } else { "by itself" }) "." }
@@ -127,6 +128,21 @@ fn failing(r: &RolloutSummary, prefix: &str, info: &dyn Fn(&str) -> Option<Devic
     }
 }
 
+/// The one line a folded rollout shows: how far its waves are.
+fn fold_state(r: &RolloutSummary) -> String {
+    let open = r.waves.iter().filter(|w| w.opened.is_some()).count();
+    let sum = |f: fn(&crate::rollout::summary::WaveSummary) -> usize| {
+        r.waves.iter().map(f).sum::<usize>()
+    };
+    format!(
+        "{open} of {} waves open: {} pending, {} succeeded, {} failed",
+        r.waves.len(),
+        sum(|w| w.pending),
+        sum(|w| w.succeeded),
+        sum(|w| w.failed)
+    )
+}
+
 fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     let closed = r.waves.iter().any(|w| w.opened.is_none());
     let mut actions: Vec<(Action, &str)> = match r.phase {
@@ -143,7 +159,8 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     }
     html! {
         @for (a, label) in actions {
-            form .rollout-action method="post" action=(admin_url(prefix, "")) {
+            form .rollout-action method="post" action=(admin_url(prefix, ""))
+                data-confirm=[(a == Action::Abort).then(|| format!("Abort rollout {}? This is final: it cannot be resumed.", r.id))] {
                 input type="hidden" name="mode" value="rollout";
                 input type="hidden" name="id" value=(r.id);
                 input type="hidden" name="op" value=(a.as_str());
@@ -173,10 +190,30 @@ pub async fn form_action(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let id = ctx.arg("id").unwrap_or_default();
     let action = action_arg(ctx.arg("op").as_deref())?;
     let who = format!("admin '{}' at {}", s.user, ctx.peer);
-    act(&ctx.app, &ctx.cfg, &id, action, &who).map_err(|(_, msg)| AdminError::bad(msg))?;
+    let done = act(&ctx.app, &ctx.cfg, &id, action, &who);
+    let e = super::audit::Entry::now(
+        &s.user,
+        ctx.peer,
+        &format!("rollout-{}", action.as_str()),
+        &id,
+        done.is_ok(),
+    );
+    super::audit::record(&ctx.app, e).await;
+    done.map_err(|(_, msg)| AdminError::bad(msg))?;
+    let msg = super::flash::Flash::of_rollout(action);
     Ok(redirect(
         StatusCode::SEE_OTHER,
-        &format!("{}#rollouts", admin_url(ctx.prefix(), "mode=status")),
+        &format!(
+            "{}#rollouts",
+            admin_url(
+                ctx.prefix(),
+                &format!(
+                    "mode=status&msg={}&msgsn={}",
+                    msg.key(),
+                    super::html::q(&id)
+                )
+            )
+        ),
     ))
 }
 
@@ -263,7 +300,21 @@ async fn api_action(
             "action must be start, pause, resume, abort or open-next",
         )
     })?;
-    act(&app, &cfg, &id, action, &who).map_err(|(st, msg)| AdminError::json(st, msg))?;
+    let done = act(&app, &cfg, &id, action, &who);
+    let user = match &caller {
+        super::api_http::Caller::Session(s) => s.user.clone(),
+        super::api_http::Caller::Token => "API token".to_string(),
+    };
+    let e = super::audit::Entry::now(
+        &user,
+        meta.peer.ip().to_canonical(),
+        &format!("rollout-{}", action.as_str()),
+        &id,
+        done.is_ok(),
+    )
+    .detail("API");
+    super::audit::record(&app, e).await;
+    done.map_err(|(st, msg)| AdminError::json(st, msg))?;
     let now = app.rollouts.now();
     let summary = app
         .rollouts

@@ -3,7 +3,7 @@
 //! (and by `action` for the login and logout forms).
 
 use super::request::AdminRequest;
-use super::respond::{AdminError, AdminResult, add_cookie, asset, json_response, plain, redirect};
+use super::respond::{AdminError, AdminResult, add_cookie, asset, json_response, redirect};
 use super::session;
 use super::{api_http, backups, html, login, pages, rollouts, ui};
 use crate::app::SharedApp;
@@ -13,7 +13,7 @@ use axum::Extension;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
 use html::admin_url;
 
@@ -36,6 +36,7 @@ pub fn routes(prefix: &str) -> Router<SharedApp> {
         .route(&format!("{prefix}/web/update-server.js"), get(js))
         .merge(api_http::routes(prefix))
         .merge(rollouts::routes(prefix))
+        .route(&format!("{prefix}/api/audit"), get(super::audit_http::api))
         // a status page of 10 000 devices is ~15 MB of HTML, ~1 MB gzipped
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -74,13 +75,17 @@ async fn admin_php(
     headers: HeaderMap,
     request: Request,
 ) -> AdminResult {
-    let cfg = app.config.get_checked().map_err(|err| {
-        tracing::error!("admin page: configuration error: {err}");
-        AdminError::Plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("configuration error: {err}"),
-        )
-    })?;
+    let cfg = match app.config.get_checked() {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            tracing::error!("admin page: configuration error: {err}");
+            let e = AdminError::Plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("configuration error: {err}"),
+            );
+            return Ok(super::errors::page_or_answer(&app, &headers, e));
+        }
+    };
     let info = crate::tls::conn_info(&cfg, &meta, &headers);
     let query = uri.query().unwrap_or("").to_string();
     let mut args = Args::parse(&query);
@@ -93,11 +98,10 @@ async fn admin_php(
         } else {
             MAX_ANON_FORM
         };
-        let body = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| {
-                AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into())
-            })?;
+        let Ok(body) = axum::body::to_bytes(request.into_body(), limit).await else {
+            let e = AdminError::Plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large".into());
+            return Ok(super::errors::page_or_answer(&app, &headers, e));
+        };
         for (k, v) in Args::parse(&String::from_utf8_lossy(&body)).iter() {
             args.set(k, v.to_vec());
         }
@@ -117,7 +121,10 @@ async fn admin_php(
         method,
         query,
     };
-    let r = dispatch(&ctx, nohttps_now).await.into_response();
+    let r = match dispatch(&ctx, nohttps_now).await {
+        Ok(r) => r,
+        Err(e) => super::errors::page_or_answer(&ctx.app, &ctx.headers, e),
+    };
     Ok(if nohttps_now {
         add_cookie(
             r,
@@ -177,7 +184,7 @@ async fn dispatch(ctx: &AdminRequest, nohttps_now: bool) -> AdminResult {
     if ctx.method == Method::POST {
         match ctx.arg("action").as_deref() {
             Some("login") => return Ok(login::login(ctx).await),
-            Some("logout") => return login::logout(ctx, session.as_ref()),
+            Some("logout") => return login::logout(ctx, session.as_ref()).await,
             _ => {}
         }
     }
@@ -198,9 +205,11 @@ async fn dispatch(ctx: &AdminRequest, nohttps_now: bool) -> AdminResult {
         "backup" => backups::backup_page(ctx, &session).await,
         "ui" => ui::ui(ctx, &session).await,
         "rollout" => rollouts::form_action(ctx, &session).await,
-        other => Ok(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("unknown mode={}", crate::answer::comment_safe(other)),
-        )),
+        "audit" => super::audit_http::page(ctx, &session).await,
+        "device" => super::device_page::page(ctx, &session).await,
+        other => Err(AdminError::bad(format!(
+            "unknown mode={}",
+            crate::answer::comment_safe(other)
+        ))),
     }
 }

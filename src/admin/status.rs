@@ -15,8 +15,12 @@
 mod row;
 mod summary;
 
-pub use row::{part, row};
-pub use summary::{Bar, Summary, filter_href, render_summary, render_summary_for, summary};
+pub(in crate::admin) use row::{build_cell, button, cert_cell};
+pub use row::{device_href, part, row};
+pub use summary::{
+    Bar, Summary, filter_href, render_charts, render_facts, render_summary, render_summary_for,
+    summary,
+};
 
 use super::files::CertState;
 use super::html::{Text, admin_url, q};
@@ -278,7 +282,45 @@ pub fn render_body(
     render_body_sorted(ctx, matching, filter, "", total, limit)
 }
 
-const FILTER_HELP: &str = "Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards)";
+const FILTER_HELP: &str = "Words that must all match a whole word of: ip address, serial number, type, name, phase, class, environment, firmware, boot code, present, missing (* and ? are wildcards). Press / to come here.";
+
+/// The CSV export of the devices `filter` and `sort` show (with a BOM, for spreadsheets).
+pub fn csv_href(prefix: &str, filter: &str, sort: &str) -> String {
+    let mut u = format!("{prefix}/api/devices.csv?bom=1");
+    if !filter.trim().is_empty() {
+        u.push_str(&format!("&filter={}", q(filter)));
+    }
+    if !sort.is_empty() {
+        u.push_str(&format!("&sort={}", q(sort)));
+    }
+    u
+}
+
+/// The help of the filter: the free words, every `field:` and `is:` term.
+fn filter_help() -> Markup {
+    use super::query::{FIELD_HELP, STATE_HELP};
+    html! {
+        details.fold.filterhelp {
+            summary { "Filter help" }
+            div.part {
+                p {
+                    "Words must all match a whole word of a device (address, serial, type, name, phase, class, "
+                    "environment, builds, " code { "present" } ", " code { "missing" } "). "
+                    code { "*" } " and " code { "?" } " are wildcards, " code { "\"…\"" }
+                    " quotes, a leading " code { "-" } " negates. Press " kbd { "/" } " to focus the filter."
+                }
+                dl.terms {
+                    @for (name, what) in FIELD_HELP {
+                        dt { code { (name) ":" } } dd { (what) }
+                    }
+                    @for (name, what) in STATE_HELP {
+                        dt { code { "is:" (name) } } dd { (what) }
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// [`render_body`] with the sort order `sort` (`sort=` argument) kept in its links.
 pub fn render_body_sorted(
@@ -295,6 +337,7 @@ pub fn render_body_sorted(
         shown,
         matched: matching.len(),
         total,
+        panel: "",
     };
     render_page(ctx, &page, filter, sort)
 }
@@ -309,6 +352,8 @@ pub struct Page<'p> {
     pub matched: usize,
     /// How many state files there are.
     pub total: usize,
+    /// The staged rollouts panel (HTML, may be empty), shown below the summary.
+    pub panel: &'p str,
 }
 
 /// The body of the status page: summary, filter (`filter`, `sort` kept in the links) and
@@ -316,6 +361,7 @@ pub struct Page<'p> {
 pub fn render_page(ctx: &RenderCtx<'_>, page: &Page<'_>, filter: &str, sort: &str) -> String {
     if ctx.cfg.status_dir().is_none() {
         return html! {
+            h1 { "Devices" }
             p class="notice" {
                 "Device status tracking is off: set " code { "status/@dir" } " (e.g. "
                 code { "<status dir=\"status\"/>" } ") in " code { "config/user-config.xml" } "."
@@ -326,18 +372,27 @@ pub fn render_page(ctx: &RenderCtx<'_>, page: &Page<'_>, filter: &str, sort: &st
     let shown = page.shown;
     let rows = rows_fragment(ctx, shown, page.matched - shown.len(), filter, shown.len());
     html! {
-        div id="summary" { (summary::summary_markup(ctx.cfg, page.summary, sort)) }
+        div.pagehead {
+            h1 { "Devices" }
+            div id="summary" { (summary::summary_markup(ctx.cfg, page.summary, sort)) }
+        }
+        (PreEscaped(page.panel))
+        div id="charts" { (summary::charts_markup(page.summary, sort)) }
         form class="filter" method="get" action=(admin_url(ctx.prefix, "")) role="search" {
             input type="hidden" name="mode" value="status";
             @if !sort.is_empty() { input type="hidden" name="sort" id="sort" value=(Text(sort)); }
-            input type="search" id="filter" name="filter" value=(Text(filter)) placeholder="Filter devices" title=(FILTER_HELP) autocomplete="off";
+            label for="filter" { "Filter" }
+            input type="search" id="filter" name="filter" value=(Text(filter)) placeholder="e.g. is:missing env:lab" title=(FILTER_HELP) autocomplete="off" aria-describedby="count" accesskey="f";
             " "
-            button type="submit" { "Filter" }
+            button type="submit" { "Apply" }
             " "
-            span id="count" { (count_text(page.matched, page.total, filter)) }
+            span id="count" role="status" aria-live="polite" { (count_text(page.matched, page.total, filter)) }
+            a id="csv" href=(csv_href(ctx.prefix, filter, sort)) download title="The matching devices as CSV (UTF-8 with BOM, for spreadsheets)" { "CSV" }
+            (filter_help())
         }
         div class="tablewrap" {
-            table id="devices" {
+            table id="devices" aria-describedby="count" {
+                caption.sr-only { "Devices, one row each; the serial number opens the device's page" }
                 (header_markup(ctx, filter, sort))
                 tbody id="devicestable" { (PreEscaped(rows)) }
             }
@@ -456,7 +511,7 @@ mod tests {
         ));
         assert!(html.contains("name=\"cert-00-90-33-30-00-af\""));
         assert!(html.contains("130100 \u{2192} 130160"));
-        assert!(html.contains("<summary>Log (1 entry, 1 poll)</summary>"));
+        assert!(html.contains("<summary title=\"1 entry, 1 poll\">Log (1)</summary>"));
         let log = part(&ctx, &r, "log").expect("log part");
         assert!(
             log.contains("<li>&lt;script&gt;alert(2)&lt;/script&gt;</li>"),
@@ -489,7 +544,7 @@ mod tests {
         };
         let html = row(&ctx, &r);
         assert!(
-            html.contains("subject CN=&lt;evil&gt;, key SHA-256 AB:CD"),
+            html.contains("<dt>Subject</dt><dd>CN=&lt;evil&gt;</dd><dt>Key SHA-256</dt><dd class=\"fp\">AB:CD</dd>"),
             "{html}"
         );
         assert!(!html.contains("<evil>"));

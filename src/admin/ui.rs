@@ -4,6 +4,7 @@
 //! `back` argument (a form without script) redirect to the same filtered and sorted view
 //! with a message (`msg=`, see [`super::flash`]).
 
+use super::audit::{self, Entry};
 use super::flash::{Flash, status_query};
 use super::fleet::{ViewArgs, matching, one_row, rows_of, with_ctx};
 use super::html::admin_url;
@@ -39,9 +40,9 @@ pub async fn ui(ctx: &AdminRequest, s: &Session) -> AdminResult {
         ));
     }
     match cmd.as_str() {
-        "delstatus" => delstatus(ctx).await,
-        "touchstatus" => touchstatus(ctx).await,
-        "delfile" => delfile(ctx).await,
+        "delstatus" => delstatus(ctx, s).await,
+        "touchstatus" => touchstatus(ctx, s).await,
+        "delfile" => delfile(ctx, s).await,
         "updatestatus" => updatestatus(ctx, s).await,
         "rowpart" => rowpart(ctx, s).await,
         "rows" => rows(ctx, s).await,
@@ -75,7 +76,8 @@ fn sn_arg(ctx: &AdminRequest, cmd: &str) -> Result<String, AdminError> {
 /// A change of one device's state file under its lock; answers whether it was done.
 async fn change_state(
     ctx: &AdminRequest,
-    cmd: &str,
+    s: &Session,
+    (cmd, action): (&str, &str),
     flash: Flash,
     change: fn(&StateStore, &str, IpAddr) -> bool,
 ) -> AdminResult {
@@ -93,6 +95,7 @@ async fn change_state(
         .unwrap_or(false);
     // an administrator's change is on disk before it is confirmed
     store.flush().await;
+    audit::record(&ctx.app, Entry::now(&s.user, ctx.peer, action, &sn, done)).await;
     Ok(done_answer(ctx, done, flash, &sn))
 }
 
@@ -113,10 +116,11 @@ fn done_answer(ctx: &AdminRequest, done: bool, flash: Flash, sn: &str) -> axum::
 }
 
 /// `delstatus`: deletes a device's state file.
-async fn delstatus(ctx: &AdminRequest) -> AdminResult {
+async fn delstatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
     change_state(
         ctx,
-        "delstatus",
+        s,
+        ("delstatus", "delete-status"),
         Flash::StatusDeleted,
         |store, sn, who| match store.delete(sn) {
             Ok(deleted) => {
@@ -135,10 +139,11 @@ async fn delstatus(ctx: &AdminRequest) -> AdminResult {
 }
 
 /// `touchstatus`: marks a missing device as seen now.
-async fn touchstatus(ctx: &AdminRequest) -> AdminResult {
+async fn touchstatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
     change_state(
         ctx,
-        "touchstatus",
+        s,
+        ("touchstatus", "mark-seen"),
         Flash::StatusTouched,
         |store, sn, _| match store.load(sn) {
             Loaded::Ok(el) => {
@@ -153,7 +158,7 @@ async fn touchstatus(ctx: &AdminRequest) -> AdminResult {
 }
 
 /// `delfile`: deletes a certificate file of a device.
-async fn delfile(ctx: &AdminRequest) -> AdminResult {
+async fn delfile(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let sn = sn_arg(ctx, "delfile")?;
     let Some(file) = ctx.arg("file") else {
         return Err(AdminError::bad(
@@ -174,6 +179,8 @@ async fn delfile(ctx: &AdminRequest) -> AdminResult {
     })
     .await
     .unwrap_or(false);
+    let e = Entry::now(&s.user, ctx.peer, "delete-file", &file, done).detail(&sn);
+    audit::record(&ctx.app, e).await;
     Ok(done_answer(ctx, done, Flash::FileDeleted, &sn))
 }
 
@@ -224,7 +231,7 @@ async fn rows(ctx: &AdminRequest, s: &Session) -> AdminResult {
         Err(e) => {
             return Ok(json_response(
                 StatusCode::OK,
-                json!({ "error": e, "rows": "", "count": e, "matched": 0 }),
+                json!({ "error": e, "count": e }),
             ));
         }
     };
@@ -247,7 +254,8 @@ async fn rows(ctx: &AdminRequest, s: &Session) -> AdminResult {
             let summary = status::summary(&cfg, &sctx.master, sctx.now, all);
             json!({
                 "rows": status::rows_fragment(sctx, &shown, remaining, &filter, before + shown.len()),
-                "summary": status::render_summary(&cfg, &summary),
+                "summary": status::render_facts(&cfg, &summary),
+                "charts": status::render_charts(&summary),
                 "count": status::count_text(all.len(), m.total, &filter),
                 "matched": all.len(),
                 "total": m.total,

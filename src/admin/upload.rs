@@ -4,6 +4,7 @@
 //! the browser goes back to `proceed` (keeping its `filter` and `sort`), and the flash
 //! cookie tells the page what happened (see [`super::flash`]).
 
+use super::audit::{self, Entry};
 use super::flash::{self, Flash};
 use super::html::{self, admin_url};
 use super::respond::{AdminError, AdminResult, add_cookie, blocking, plain, redirect};
@@ -15,7 +16,7 @@ use crate::php::Args;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::sync::Arc;
 
 /// Largest signed-certificate upload read.
@@ -66,9 +67,11 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    accept(app, cfg, args, method, headers, request)
-        .await
-        .into_response()
+    let h = headers.clone();
+    match accept(app.clone(), cfg, args, method, headers, request).await {
+        Ok(r) => r,
+        Err(e) => super::errors::page_or_answer(&app, &h, e),
+    }
 }
 
 /// What was checked before the upload is read.
@@ -122,12 +125,20 @@ async fn accept(
         ));
     }
     let cert = read_upload(&s, &target.sn, &headers, request).await?;
-    check_cert(&app, &target, &cert).await?;
+    let from = peer.map(|p| p.to_string()).unwrap_or_default();
+    if let Err(e) = check_cert(&app, &target, &cert).await {
+        let entry =
+            Entry::now(&s.user, &from, "cert-upload", &target.sn, false).detail(&e.to_string());
+        audit::record(&app, entry).await;
+        return Err(e);
+    }
     let path = app.root.join(&target.file);
     let file = target.file.clone();
     match blocking(move || crate::fsio::write_atomic(&path, &cert)).await? {
         Ok(()) => {
             app.watch.bump();
+            let entry = Entry::now(&s.user, &from, "cert-upload", &target.sn, true).detail(&file);
+            audit::record(&app, entry).await;
             tracing::info!(
                 sn = %target.sn,
                 "admin '{}' at {} uploaded {file}",

@@ -263,7 +263,7 @@ async fn the_status_page_shows_every_device_safely() {
     assert!(t.contains("CSR waiting for signature"));
     assert!(t.contains(&format!("name=\"cert-{SN_RECEPTION}\"")));
     assert!(
-        t.contains("<summary>Log (2 entries, 1 poll)</summary>"),
+        t.contains("<summary title=\"2 entries, 1 poll\">Log (2)</summary>"),
         "message log"
     );
     assert!(!t.contains("log line of"), "log content comes when opened");

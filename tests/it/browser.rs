@@ -118,7 +118,9 @@ fn an_administrator_works_with_the_status_page() {
     b.wait_for("nothing for a partial word", |b| visible_rows(b).is_empty());
     set_filter(&b, "");
     b.wait_for("all rows again", |b| visible_rows(b).len() == 5);
-    // the chart bars link to their filter (`fw:BUILD`, understood by the server's filter)
+    // the chart bars link to their filter (`fw:BUILD`, understood by the server's filter);
+    // the charts are folded to a line until opened
+    b.click_css("details.charts-fold > summary");
     b.click_css("a.fl[data-filter=\"fw:130160\"]");
     b.wait_for("the view filtered by firmware 130160", |b| {
         b.exec("return document.getElementById('filter').value;", json!([])) == json!("fw:130160")
@@ -161,7 +163,10 @@ fn an_administrator_works_with_the_status_page() {
         std::fs::read(&csr).is_ok_and(|c| c == CSR_DER)
     });
 
-    // upload the signed certificate: the row changes
+    // upload the signed certificate (in the CSR's disclosure): the row changes
+    b.click_css(&format!(
+        "tr[data-sn=\"{SN_RECEPTION}\"] details.csr summary"
+    ));
     let pem = test_certificate_pem(&format!("IP232-{}", &SN_RECEPTION[9..]));
     let pem_file = dir.path().join("signed.pem");
     std::fs::write(&pem_file, &pem).expect("pem");

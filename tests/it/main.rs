@@ -15,6 +15,10 @@ mod common;
 
 mod abuse;
 mod admin;
+mod admin_api_schema;
+mod admin_audit;
+mod admin_error_pages;
+mod admin_pages_browser;
 mod bounded_bodies;
 mod browser;
 mod cli;

@@ -32,8 +32,22 @@ fn opened(b: &Browser, wave: usize) -> String {
     .to_string()
 }
 
+/// Opens the rollout panel, folded to one line until opened (the page remembers it open).
+fn unfold(b: &Browser) {
+    b.exec(
+        "var d = document.getElementById('rollout-r1'); if (d) { d.open = true; }",
+        json!([]),
+    );
+}
+
 fn press(b: &Browser, op: &str) {
+    unfold(b);
     b.click_css(&format!("#rollout-r1 button[value=\"{op}\"]"));
+    if op == "abort" {
+        // final: the page asks first
+        b.wait_for("the confirmation", |b| b.alert_text().is_some());
+        b.accept_alert();
+    }
 }
 
 #[test]
@@ -128,6 +142,7 @@ fn tick(server: &Server) {
 }
 
 fn text_of(b: &Browser, css: &str) -> String {
+    unfold(b);
     b.try_find(css).map(|e| b.text(&e)).unwrap_or_default()
 }
 
@@ -209,6 +224,7 @@ fn the_start_gate_blocked_sentence_failing_devices_and_removed_rollouts_on_the_p
         json!([SN_RECEPTION]),
     );
     assert_eq!(outcome, json!("failed r1 wave 1: failed"));
+    unfold(&b);
     b.click_css(&format!("#rollout-r1 tr[data-sn=\"{SN_RECEPTION}\"] a"));
     b.wait_for("the device filtered", |b| b.url().contains("filter=sn%3A"));
     let shown = b.exec(

@@ -280,6 +280,10 @@ fn upload_message(b: &Browser, base: &str, dir: &Path) {
     ));
     let pem_file = dir.join("signed.pem");
     std::fs::write(&pem_file, test_certificate_pem("IP232-30-00-a1")).expect("pem");
+    // the upload is in the CSR's disclosure
+    b.click_css(&format!(
+        "tr[data-sn=\"{SN_RECEPTION}\"] details.csr summary"
+    ));
     b.send_keys_css(
         &format!("input[name=\"cert-{SN_RECEPTION}\"]"),
         &pem_file.display().to_string(),

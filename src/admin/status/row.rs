@@ -24,9 +24,9 @@ fn device_link(realip: &str, https: bool) -> Option<String> {
 }
 
 /// An action button of a row (`file`: the file `delfile` deletes).
-fn button(act: &str, label: &str, title: &str, file: Option<&str>) -> Markup {
+pub(in crate::admin) fn button(act: &str, label: &str, title: &str, file: Option<&str>) -> Markup {
     html! {
-        button type="button" class="act" data-act=(act) title=(Text(title)) data-file=[file.map(Text)] { (label) }
+        button type="button" class="act" data-act=(act) title=(Text(title)) aria-label=(Text(title)) data-file=[file.map(Text)] { span aria-hidden="true" { (label) } }
     }
 }
 
@@ -58,12 +58,14 @@ pub fn row(ctx: &RenderCtx<'_>, r: &Row) -> String {
             } @else {
                 (device_cell(ctx, v, missing))
                 @let (d, a) = when(ctx, v.seen);
-                td class="c-seen" title=(d) { (a) }
+                td class="c-seen" title=(d) {
+                    div { (a) }
+                    @if missing { div { span.badge.missing { "missing" } } }
+                }
                 @if ctx.backups_on() { (backup_cell(ctx, v)) }
                 td class="c-fw" {
-                    (build_cell(&v.firmware, &v.firmware_requested, "firmware"))
-                    span class="sep" { " / " }
-                    (build_cell(&v.bootcode, &v.bootcode_requested, "boot code"))
+                    div { (build_cell(&v.firmware, &v.firmware_requested, "firmware")) }
+                    div.boot { span class="sep" { "boot " } (build_cell(&v.bootcode, &v.bootcode_requested, "boot code")) }
                 }
                 @if ctx.cfg.customcerts.is_some() {
                     td class="c-cert" { (cert_cell(ctx, v, &r.certs)) }
@@ -77,25 +79,34 @@ pub fn row(ctx: &RenderCtx<'_>, r: &Row) -> String {
     .into_string()
 }
 
-/// The device cell: actions, serial, address, type, name, message log summary.
+/// The link to a device's own page.
+pub fn device_href(prefix: &str, sn: &str) -> String {
+    admin_url(prefix, &format!("mode=device&sn={}", q(sn)))
+}
+
+/// The device cell, two lines: serial (a link to the device's page), type and actions;
+/// name, address and the message log summary.
 fn device_cell(ctx: &RenderCtx<'_>, v: &DeviceView, missing: bool) -> Markup {
     let (polls, entries) = (v.log_polls, v.log_entries);
     html! {
         td class="c-dev" {
-            span class="acts" {
-                (button("refresh", "\u{21bb}", "Refresh", None))
-                @if missing { (button("touch", "\u{2713}", "Mark as seen", None)) }
-                (button("delete", "\u{2715}", "Delete status", None))
+            div.l1 {
+                a.sn href=(device_href(ctx.prefix, &v.key)) title=(Text(&format!("Device page of {}", v.sn))) { (Text(&v.sn)) }
+                @if !v.device_type.is_empty() { span class="type" { (Text(&v.device_type)) } }
+                span class="acts" {
+                    (button("refresh", "\u{21bb}", &format!("Refresh {}", v.key), None))
+                    @if missing { (button("touch", "\u{2713}", &format!("Mark {} as seen", v.key), None)) }
+                    (button("delete", "\u{2715}", &format!("Delete the status of {}", v.key), None))
+                }
             }
-            span class="sn" { (Text(&v.sn)) }
-            @if !v.device_type.is_empty() { span class="type" { (Text(&v.device_type)) } }
-            @if !v.name.is_empty() { span class="name" title=(Text(&v.name)) { (Text(&v.name)) } }
-            @if !v.realip.is_empty() { (address(ctx, v)) }
-            @if polls > 0 {
-                details class="log" data-part="log" {
-                    summary {
-                        "Log (" (entries) " entr" (plural(entries, "y", "ies")) ", "
-                        (polls) " poll" (plural(polls, "", "s")) ")"
+            div.l2 {
+                @if !v.name.is_empty() { span class="name" title=(Text(&v.name)) { (Text(&v.name)) } }
+                @if !v.realip.is_empty() { (address(ctx, v)) }
+                @if polls > 0 {
+                    details class="log" data-part="log" {
+                        summary title=(format!("{entries} entr{}, {polls} poll{}", plural(entries, "y", "ies"), plural(polls, "", "s"))) {
+                            "Log (" (entries) ")"
+                        }
                     }
                 }
             }
@@ -110,13 +121,14 @@ fn address(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
     } else {
         format!("{} and {}", v.proxy, v.ip)
     };
+    let title = v.via_proxy.then(|| format!("via {via}"));
     html! {
-        span class="ip" {
+        span class="ip" title=[title.as_deref().map(Text)] {
             @match device_link(&v.realip, ctx.cfg.status.usehttpsdevlinks) {
                 Some(url) => a href=(url) target="_blank" rel="noreferrer" { (Text(&v.realip)) },
                 None => { (Text(&v.realip)) },
             }
-            @if v.via_proxy { " " span class="via" { "(via " (Text(&via)) ")" } }
+            @if v.via_proxy { " " span class="via" aria-label=(Text(&format!("via {via}"))) { "(via)" } }
         }
     }
 }
@@ -127,25 +139,31 @@ fn backup_cell(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
         td class="c-backup" {
             @if let Some(t) = v.backup {
                 @let (d, a) = when(ctx, t);
-                span title=(d) { (a) }
+                div title=(d) { (a) }
                 details data-part="backups" { summary { "files" } }
             }
         }
     }
 }
 
-/// Phase, classes, environments and the delivered snippets (loaded when opened).
+/// Phase, environments, classes (shortened, in full as tooltip) and the delivered snippets
+/// (loaded when opened).
 fn scripts_cell(v: &DeviceView) -> Markup {
     let n = v.snippet_count;
     html! {
         td class="c-scripts" {
-            span class="meta" {
-                @for (k, val) in [("phase", &v.phase), ("class", &v.classes), ("env", &v.environments)] {
+            div.meta {
+                @for (k, val) in [("phase", &v.phase), ("env", &v.environments)] {
                     @if !val.is_empty() { span class="k" { (k) } " " (Text(val)) " " }
                 }
             }
-            @if n > 0 {
-                details data-part="scripts" { summary { (n) " snippet" (plural(n, "", "s")) } }
+            div.l2 {
+                @if !v.classes.is_empty() {
+                    span.classes title=(Text(&format!("classes: {}", v.classes))) { span class="k" { "class" } " " (Text(&v.classes)) }
+                }
+                @if n > 0 {
+                    " " details data-part="scripts" { summary { (n) " snippet" (plural(n, "", "s")) } }
+                }
             }
         }
     }
@@ -158,7 +176,8 @@ fn query_cells(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
         @for (gi, g) in ctx.groups.iter().enumerate() {
             @if let Some(res) = v.queries.get(gi).and_then(Option::as_ref) {
                 @for (i, cell) in res.cells.iter().enumerate() {
-                    td class=(first(i)) {
+                    @let full = match cell { Cell::Value(s) | Cell::Error(s) => s };
+                    td class=(first(i)) title=(Text(full)) {
                         @match cell {
                             Cell::Value(s) => (Text(s)),
                             Cell::Error(s) => span class="err" { (Text(s)) },
@@ -168,7 +187,7 @@ fn query_cells(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
                 }
             } @else {
                 @for i in 0..g.columns.len() {
-                    td class=(if i == 0 { "q na qfirst" } else { "q na" }) {}
+                    td class=(if i == 0 { "q na qfirst" } else { "q na" }) { span.sr-only { "no result" } }
                 }
             }
         }
@@ -244,7 +263,7 @@ fn backups_part(ctx: &RenderCtx<'_>, r: &Row) -> Markup {
     }
 }
 
-fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
+pub(in crate::admin) fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
     let shown = if build.is_empty() { "\u{2013}" } else { build };
     html! {
         @if !requested.is_empty() && requested != build {
@@ -259,42 +278,47 @@ fn build_cell(build: &str, requested: &str, what: &str) -> Markup {
 
 const REQUEST_ERROR_HELP: &str = "Certificate upload error \u{2013} certificate handling stopped. Remove the CSR on the device and its variable ";
 
-fn cert_cell(ctx: &RenderCtx<'_>, v: &DeviceView, c: &CertState) -> Markup {
+pub(in crate::admin) fn cert_cell(ctx: &RenderCtx<'_>, v: &DeviceView, c: &CertState) -> Markup {
     let stat = v.certstat.as_deref().unwrap_or("unknown");
     html! {
-        span class="certstat" title=(Text(stat)) { (Text(stat)) }
+        div.certstat title=(Text(stat)) { (Text(stat)) }
         @if let Some(p) = &c.proved {
-            span class="proof" title="how the device last proved itself (since the server started)" {
+            div class="proof" title="how the device last proved itself (since the server started)" {
                 "identity: " (Text(p))
             }
         }
-        @if v.request_error {
-            details class="warn" {
-                summary { "upload error" }
-                div class="part" {
-                    (REQUEST_ERROR_HELP) code { "X509/REQUESTERROR" } " (" code { "vars del X509/REQUESTERROR" }
-                    "), delete the certificate files, and the process starts again."
+        div.l2 {
+            @if v.request_error {
+                details class="warn" {
+                    summary { "upload error" }
+                    div class="part" {
+                        (REQUEST_ERROR_HELP) code { "X509/REQUESTERROR" } " (" code { "vars del X509/REQUESTERROR" }
+                        "), delete the certificate files, and the process starts again."
+                    }
                 }
             }
-        }
-        (cert_files(ctx, c))
-        @if c.csr_waiting() {
-            span class="note" { "CSR waiting for signature" }
-            @if let Some(csr) = &c.csr {
-                span class="csr" title="check before signing" {
-                    "subject " (Text(&csr.subject)) ", key SHA-256 " (Text(&csr.key_sha256))
+            (cert_files(ctx, c))
+            @if c.csr_waiting() {
+                details.csr {
+                    summary.note { "CSR waiting for signature" }
+                    div.part {
+                        @if let Some(csr) = &c.csr {
+                            dl.csr title="check before signing" {
+                                dt { "Subject" } dd { (Text(&csr.subject)) }
+                                dt { "Key SHA-256" } dd.fp { (Text(&csr.key_sha256)) }
+                            }
+                        }
+                        @if let Some(by) = &c.csr_by {
+                            div class="csr-by" title="the client identity that uploaded the CSR" {
+                                "uploaded by " (Text(by))
+                            }
+                        }
+                        @if let Some(cc) = &ctx.cfg.customcerts { (upload_form(ctx, v, cc)) }
+                    }
                 }
+            } @else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
+                span class="note" { "signed certificate waiting for the device" }
             }
-            @if let Some(by) = &c.csr_by {
-                span class="csr-by" title="the client identity that uploaded the CSR" {
-                    "uploaded by " (Text(by))
-                }
-            }
-        } @else if c.signed.is_some() && (c.der.is_some() || c.pem.is_some()) {
-            span class="note" { "signed certificate waiting for the device" }
-        }
-        @if let (true, Some(cc)) = (c.csr_waiting(), &ctx.cfg.customcerts) {
-            (upload_form(ctx, v, cc))
         }
     }
 }
@@ -466,8 +490,14 @@ mod tests {
                 "name",
                 format!("<span class=\"name\" title=\"{ESCAPED}\">{ESCAPED}</span>"),
             ),
-            ("address", format!("<span class=\"ip\">{ESCAPED}")),
-            ("proxy", format!("(via {ESCAPED} and {ESCAPED})")),
+            (
+                "address",
+                format!("<span class=\"ip\" title=\"via {ESCAPED} and {ESCAPED}\">{ESCAPED}"),
+            ),
+            (
+                "proxy",
+                format!("aria-label=\"via {ESCAPED} and {ESCAPED}\""),
+            ),
             (
                 "phase",
                 format!("<span class=\"k\">phase</span> {ESCAPED} "),
@@ -475,11 +505,11 @@ mod tests {
             ("firmware", format!("{ESCAPED} \u{2192} 1{ESCAPED}")),
             (
                 "certificate status",
-                format!("<span class=\"certstat\" title=\"{ESCAPED}\">{ESCAPED}</span>"),
+                format!("<div class=\"certstat\" title=\"{ESCAPED}\">{ESCAPED}</div>"),
             ),
             (
                 "CSR subject",
-                format!("subject CN={ESCAPED}, key SHA-256 {ESCAPED}"),
+                format!("<dd>CN={ESCAPED}</dd><dt>Key SHA-256</dt><dd class=\"fp\">{ESCAPED}</dd>"),
             ),
             (
                 "CSR uploader",
@@ -491,11 +521,13 @@ mod tests {
             ),
             (
                 "query result",
-                format!("<td class=\"q qfirst\">{ESCAPED} <small"),
+                format!("<td class=\"q qfirst\" title=\"{ESCAPED}\">{ESCAPED} <small"),
             ),
             (
                 "query error",
-                format!("<td class=\"q\"><span class=\"err\">{ESCAPED}</span></td>"),
+                format!(
+                    "<td class=\"q\" title=\"{ESCAPED}\"><span class=\"err\">{ESCAPED}</span></td>"
+                ),
             ),
         ] {
             assert!(

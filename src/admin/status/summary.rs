@@ -182,18 +182,20 @@ fn bar_svg(count: usize, max: usize) -> Markup {
     }
 }
 
-/// The summary section.
+/// The summary section: the facts line and the charts.
 pub fn render_summary(cfg: &Config, s: &Summary) -> String {
     render_summary_for(cfg, s, "")
 }
 
-/// The summary section; its links keep the sort order `sort`.
+/// The summary section (facts and charts); its links keep the sort order `sort`.
 pub fn render_summary_for(cfg: &Config, s: &Summary, sort: &str) -> String {
-    summary_markup(cfg, s, sort).into_string()
+    let mut out = summary_markup(cfg, s, sort).into_string();
+    out.push_str(&charts_markup(s, sort).into_string());
+    out
 }
 
-/// The summary section as markup.
-pub(super) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
+/// The facts line of the summary as markup.
+pub(in crate::admin) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
     let dot = " \u{b7} ";
     html! {
         section.summary aria-label="Fleet summary" {
@@ -216,7 +218,36 @@ pub(super) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
                     }
                 }
             }
-            @if s.devices > 0 {
+        }
+    }
+}
+
+/// The most frequent value of a chart, for its one-line summary.
+fn top(bars: &[Bar]) -> String {
+    match bars.first() {
+        Some(b) if bars.len() > 1 => format!("{} values, most {}", bars.len(), show(&b.value)),
+        Some(b) => format!("all {}", show(&b.value)),
+        None => "none".to_string(),
+    }
+}
+
+fn show(v: &str) -> &str {
+    if v.is_empty() { "(none)" } else { v }
+}
+
+/// The charts, folded to one line that says what they hold (opened on demand; the page's
+/// script remembers the choice).
+pub(in crate::admin) fn charts_markup(s: &Summary, sort: &str) -> Markup {
+    html! {
+        @if s.devices > 0 {
+            details.fold.charts-fold data-fold="charts" {
+                summary {
+                    span.foldtitle { "Charts" } " "
+                    span.foldstate {
+                        "firmware: " (top(&s.firmware)) "; boot code: " (top(&s.bootcode))
+                        "; phase: " (top(&s.phase)) "; environment: " (top(&s.environment))
+                    }
+                }
                 div.charts {
                     (chart("Firmware", "fw", &s.firmware, s.devices, sort))
                     (chart("Boot code", "boot", &s.bootcode, s.devices, sort))
@@ -226,4 +257,14 @@ pub(super) fn summary_markup(cfg: &Config, s: &Summary, sort: &str) -> Markup {
             }
         }
     }
+}
+
+/// The facts line alone (the `summary` of `cmd=rows`).
+pub fn render_facts(cfg: &Config, s: &Summary) -> String {
+    summary_markup(cfg, s, "").into_string()
+}
+
+/// The charts alone (the `charts` of `cmd=rows`).
+pub fn render_charts(s: &Summary) -> String {
+    charts_markup(s, "").into_string()
 }

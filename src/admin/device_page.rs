@@ -1,0 +1,274 @@
+//! A device's own page (`mode=device&sn=SN`, the link on the serial number of the status
+//! page): identity, type, classes, phase, environments, the builds now and the build changes
+//! its message log tells of, its staged rollouts (scope, wave, the rollout's phase), the
+//! message log newest first with absolute dates, the backups with a version picker and diff,
+//! the certificate state with its actions, the query results and the delivered snippets.
+
+use super::backups::version_list;
+use super::fleet::{one_row, with_ctx};
+use super::html::{self, Nav, Text, admin_url, age, date, deliver_url};
+use super::request::AdminRequest;
+use super::respond::{AdminError, AdminResult, blocking, html_response};
+use super::session::Session;
+use super::status::{self, Row, build_cell, button, cert_cell};
+use super::view::{Cell, Msg};
+use crate::backup::Stored;
+use crate::rollout::Rollout;
+use crate::rollout::summary::RolloutSummary;
+use axum::http::StatusCode;
+use maud::{Markup, html};
+
+/// One poll of the message log: its time and its lines (newest first).
+pub fn polls_newest_first(msgs: &[Msg]) -> Vec<(i64, Vec<&str>)> {
+    let mut polls: Vec<(i64, Vec<&str>)> = Vec::new();
+    for m in msgs {
+        match polls.last_mut() {
+            Some(p) if !m.text.is_empty() => p.1.push(&m.text),
+            _ => polls.push((
+                m.time,
+                if m.text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![m.text.as_str()]
+                },
+            )),
+        }
+    }
+    for p in &mut polls {
+        p.1.reverse();
+    }
+    polls.reverse();
+    polls
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn rollouts(r: &Row, all: &[Rollout], states: &[RolloutSummary]) -> Markup {
+    let v = &*r.view;
+    let (classes, envs) = (list(&v.classes), list(&v.environments));
+    html! {
+        @if all.is_empty() {
+            p.undef { "No staged rollout is configured." }
+        } @else {
+            table.grid {
+                thead { tr { th scope="col" { "Rollout" } th scope="col" { "Target" } th scope="col" { "This device" } th scope="col" { "Rollout state" } } }
+                tbody { @for ro in all {
+                    @let scope = ro.in_scope(&classes, &envs);
+                    @let wave = crate::rollout::wave_of(ro, &v.sn);
+                    @let phase = states.iter().find(|s| s.id == ro.id).map_or("unknown", |s| s.phase.as_str());
+                    tr {
+                        td { (Text(&ro.id)) }
+                        td { "firmware " (ro.firmware.as_deref().map_or("unchanged", |f| f)) }
+                        td { @match (scope, wave) {
+                            (true, Some(w)) => { "in scope, wave " (w + 1) " of " (ro.waves.len()) },
+                            (true, None) => "in scope, beyond the last wave",
+                            (false, _) => "not in scope",
+                        } }
+                        td { (phase) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn log(ctx_now: i64, msgs: &[Msg]) -> Markup {
+    let polls = polls_newest_first(msgs);
+    html! {
+        @if polls.is_empty() {
+            p.undef { "The message log is empty." }
+        } @else {
+            ol.devlog reversed {
+                @for (t, lines) in &polls {
+                    li {
+                        time datetime=(super::audit_http::iso(*t)) { (date(*t)) }
+                        " " small.hint { "(" (age(ctx_now, *t)) " ago)" }
+                        @if !lines.is_empty() {
+                            ul { @for l in lines { li { (Text(l)) } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Lines of the message log about builds (newest first): what is known of the history of
+/// the builds (the state file keeps no other).
+fn build_changes(msgs: &[Msg]) -> Vec<(i64, &str)> {
+    let mut out: Vec<(i64, &str)> = Vec::new();
+    let mut t = 0;
+    for m in msgs {
+        if m.text.is_empty() {
+            t = m.time;
+            continue;
+        }
+        let l = m.text.to_ascii_lowercase();
+        if l.contains("firmware") || l.contains("boot") {
+            out.push((if t == 0 { m.time } else { t }, &m.text));
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// The identity section: serial, hardware id, type, address, last poll, phase, classes,
+/// environments.
+fn identity(
+    sctx: &status::RenderCtx<'_>,
+    v: &crate::admin::view::DeviceView,
+    missing: bool,
+) -> Markup {
+    html! {
+        section {
+            h2 { "Identity" }
+            dl.attrs {
+                dt { "Serial number" } dd { (Text(&v.sn)) }
+                dt { "Hardware id" } dd { (Text(&v.hwid)) }
+                dt { "Type" } dd { (Text(&v.device_type)) }
+                dt { "Address" } dd { (Text(&v.realip))
+                    @if v.via_proxy { " (via " (Text(&v.proxy)) " " (Text(&v.ip)) ")" } }
+                dt { "Last seen" } dd { (date(v.seen)) " (" (age(sctx.now, v.seen)) " ago)"
+                    @if missing { " " span.badge.missing { "missing" } } }
+                dt { "Phase" } dd { (Text(&v.phase)) }
+                dt { "Classes" } dd { (Text(&v.classes)) }
+                dt { "Environments" } dd { (Text(&v.environments)) }
+            }
+        }
+    }
+}
+
+/// The page's content (pure but for the rendering context's clock).
+pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) -> String {
+    let v = &*r.view;
+    let p = sctx.prefix;
+    let missing = v.is_missing(sctx.cfg.status.missing, sctx.now);
+    let backups: Vec<Stored> = r.backups.iter().cloned().collect();
+    html! {
+        p.back { a href=(admin_url(p, "mode=status")) { "\u{2190} Devices" } }
+        div.device data-sn=(Text(&v.key)) data-page="device" {
+            h1 { "Device " (Text(&v.sn)) @if !v.name.is_empty() { " \u{2013} " (Text(&v.name)) } }
+            @if let Some(problem) = &v.problem {
+                p.error role="alert" { (Text(problem)) }
+            }
+            div.acts {
+                @if missing { (button("touch", "Mark as seen", &format!("Mark {} as seen", v.key), None)) " " }
+                (button("delete", "Delete status", &format!("Delete the status of {}", v.key), None))
+            }
+            section.devgrid {
+                (identity(sctx, v, missing))
+                section {
+                    h2 { "Builds" }
+                    dl.attrs {
+                        dt { "Firmware" } dd.mono { (build_cell(&v.firmware, &v.firmware_requested, "firmware")) }
+                        dt { "Boot code" } dd.mono { (build_cell(&v.bootcode, &v.bootcode_requested, "boot code")) }
+                    }
+                    h3 { "Build changes in the message log" }
+                    @let changes = build_changes(&v.msgs);
+                    @if changes.is_empty() { p.undef { "none in the kept log" } }
+                    ul { @for (t, l) in changes { li { (date(t)) ": " (Text(l)) } } }
+                    h2 { "Staged rollouts" }
+                    (rollouts(r, &sctx.cfg.rollouts, states))
+                }
+                @if sctx.cfg.customcerts.is_some() {
+                    section.c-cert {
+                        h2 { "Certificate" }
+                        (cert_cell(sctx, v, &r.certs))
+                    }
+                }
+                section {
+                    h2 { "Query results" }
+                    @if sctx.groups.is_empty() { p.undef { "No query shows values." } }
+                    @for (gi, g) in sctx.groups.iter().enumerate() {
+                        h3 { (g.title) }
+                        @match v.queries.get(gi).and_then(Option::as_ref) {
+                            Some(res) => {
+                                p.hint { "answered " (date(res.seen)) }
+                                dl.attrs { @for (c, cell) in g.columns.iter().zip(res.cells.iter()) {
+                                    dt { (c.title) }
+                                    dd { @match cell { Cell::Value(s) => (Text(s)), Cell::Error(e) => span.err { (Text(e)) } } }
+                                } }
+                            }
+                            None => p.undef { "no answer" },
+                        }
+                    }
+                }
+            }
+            section {
+                h2 { "Message log" " " small.hint { "newest first" } }
+                (log(sctx.now, &v.msgs))
+            }
+            section {
+                h2 { "Backups" }
+                @if backups.is_empty() { p.undef { "no backup files" } }
+                @else { (version_list(p, &v.key, &backups, sctx.now, &[])) }
+            }
+            section {
+                h2 { "Delivered snippets" }
+                @if v.snippets.is_empty() { p.undef { "none" } }
+                ul { @for s in &v.snippets {
+                    li { a href=(deliver_url(p, &s.file)) { (Text(&s.file)) } " delivered " (date(s.delivered)) }
+                } }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// `mode=device&sn=SN`.
+pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
+    let sn = ctx.arg("sn").unwrap_or_default();
+    if sn.is_empty() || crate::request::check_name("sn", sn.as_bytes()).is_err() {
+        return Err(AdminError::bad("argument 'sn' refused"));
+    }
+    let (app, cfg, csrf, sn2) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone(), sn.clone());
+    let body = blocking(move || {
+        let r = one_row(&app, &cfg, &sn2)?;
+        let states = app.rollouts.summaries(&cfg.rollouts, crate::clock::now());
+        Some(with_ctx(&app, &cfg, &csrf, false, |sctx| {
+            render(sctx, &r, &states)
+        }))
+    })
+    .await?
+    .ok_or_else(|| {
+        AdminError::Plain(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no state file for device {}",
+                crate::answer::comment_safe(&sn)
+            ),
+        )
+    })?;
+    let title = format!("Device {sn}");
+    Ok(html_response(
+        StatusCode::OK,
+        html::page(&ctx.frame(Some(s), &title, Nav::Device), &body),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_newest_first_by_poll() {
+        let m = |time, text: &str| Msg {
+            time,
+            text: text.into(),
+        };
+        let msgs = [m(1, ""), m(1, "a"), m(1, "b"), m(5, ""), m(5, "c")];
+        assert_eq!(
+            polls_newest_first(&msgs),
+            vec![(5, vec!["c"]), (1, vec!["b", "a"])]
+        );
+        let log = [m(1, ""), m(1, "firmware 130160 sent"), m(1, "x")];
+        let changes = build_changes(&log);
+        assert_eq!(changes, vec![(1, "firmware 130160 sent")]);
+    }
+}
