@@ -18,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
@@ -58,6 +58,12 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back for the server to update.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// A registry with every series of the server, counting from zero.
     pub fn new() -> Metrics {
@@ -82,66 +88,66 @@ impl Metrics {
             "Device uploads (backup, query, vardump = CSR, certificate) by result",
             uploads,
         );
-        let requests = Family::<Labels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let requests = registered(
+            r,
             "http_requests",
             "HTTP requests by route and status",
-            requests.clone(),
+            Family::default(),
         );
-        let duration =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
-        registry.register(
+        let duration = registered(
+            r,
             "http_request_duration_seconds",
             "Time to the response headers, by route",
-            duration.clone(),
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram),
         );
-        let config_good = Gauge::default();
-        registry.register(
+        let config_good = registered(
+            r,
             "config_good",
             "1 when the configuration files on disk are good",
-            config_good.clone(),
+            Gauge::default(),
         );
-        let master_reachable = Gauge::default();
-        registry.register(
-        "master_reachable",
-        "1 when the master device answered the last time it was asked, 0 when not, -1 not asked yet",
-        master_reachable.clone(),
-    );
-        let devices = Family::<Labels, Gauge>::default();
-        registry.register(
+        let master_reachable = registered(
+            r,
+            "master_reachable",
+            "1 when the master device answered the last time it was asked, 0 when not, -1 not asked yet",
+            Gauge::default(),
+        );
+        let devices = registered(
+            r,
             "devices",
             "Devices with a state file: present, or missing (not seen within <status missing>)",
-            devices.clone(),
+            Family::default(),
         );
-        let csrs_waiting = Gauge::default();
-        registry.register(
+        let csrs_waiting = registered(
+            r,
             "csrs_waiting",
             "Devices whose certificate request waits for an administrator",
-            csrs_waiting.clone(),
+            Gauge::default(),
         );
-        let rollout_devices = Family::<Labels, Gauge>::default();
-        registry.register(
+        let rollout_devices = registered(
+            r,
             "rollout_devices",
             "Devices of a staged rollout's wave by outcome (population, told, pending, succeeded, failed)",
-            rollout_devices.clone(),
+            Family::default(),
         );
-        let rollout_halted = Family::<Labels, Gauge>::default();
-        registry.register(
+        let rollout_halted = registered(
+            r,
             "rollout_halted",
             "1 while a staged rollout is halted by its failures",
-            rollout_halted.clone(),
+            Family::default(),
         );
-        let rollout_phase = Family::<Labels, Gauge>::default();
-        registry.register(
+        let rollout_phase = registered(
+            r,
             "rollout_phase",
             "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
-            rollout_phase.clone(),
+            Family::default(),
         );
-        let rollout_open_waves = Family::<Labels, Gauge>::default();
-        registry.register(
+        let rollout_open_waves = registered(
+            r,
             "rollout_open_waves",
             "Waves of a staged rollout that are open",
-            rollout_open_waves.clone(),
+            Family::default(),
         );
         let build = Family::<Labels, Gauge>::default();
         build

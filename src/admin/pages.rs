@@ -68,21 +68,7 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     .await?;
     let mut frame = ctx.frame(Some(s), "Devices", Nav::Status);
     let from_cookie = session::cookie(&ctx.headers, flash::FLASH_COOKIE);
-    let flash = match (ctx.arg("msg"), from_cookie) {
-        // a rollout action says who did it and when (the redirect right after it)
-        (Some(m), _) if m.starts_with("rollout-") => {
-            flash::notice(Some(&m), ctx.arg("msgsn").as_deref()).map(|n| {
-                let when = html::date(crate::clock::now());
-                maud::html! { (n) " " span.hint { "(" (html::Text(&s.user)) ", " (when) "; see the audit log)" } }
-            })
-        }
-        (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
-        (None, Some(c)) => {
-            let (m, sn) = flash::from_cookie(c);
-            flash::notice(m, sn)
-        }
-        (None, None) => None,
-    };
+    let flash = action_notice(ctx, s, from_cookie);
     let problem = problem.map(
         |p| maud::html! { span class="flash error" role="alert" { "Filter: " (html::Text(&p)) } },
     );
@@ -104,6 +90,29 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
         ),
         None => r,
     })
+}
+
+/// The message after an action: from `msg=` (a rollout action says who did it and when, on
+/// the redirect right after it) or from the one-time flash cookie.
+fn action_notice(
+    ctx: &AdminRequest,
+    s: &Session,
+    from_cookie: Option<&str>,
+) -> Option<maud::Markup> {
+    match (ctx.arg("msg"), from_cookie) {
+        (Some(m), _) if m.starts_with("rollout-") => {
+            flash::notice(Some(&m), ctx.arg("msgsn").as_deref()).map(|n| {
+                let when = html::date(crate::clock::now());
+                maud::html! { (n) " " span.hint { "(" (html::Text(&s.user)) ", " (when) "; see the audit log)" } }
+            })
+        }
+        (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
+        (None, Some(c)) => {
+            let (m, sn) = flash::from_cookie(c);
+            flash::notice(m, sn)
+        }
+        (None, None) => None,
+    }
 }
 
 pub async fn show_page(ctx: &AdminRequest, s: &Session) -> AdminResult {

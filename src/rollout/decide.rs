@@ -3,7 +3,7 @@
 //! [`Change`]s to apply; none changes the state itself. A wave's population (who counts for
 //! it) comes from the server's device index through [`Fleet`] when the wave opens.
 
-use super::state::{Action, Change, FailReason, Halt, MAX_SN, RolloutState};
+use super::state::{Action, Change, DeviceRecord, FailReason, Halt, MAX_SN, RolloutState};
 use super::{Rollout, wave_of};
 use crate::php::{Value, loose_eq};
 
@@ -161,14 +161,27 @@ pub fn decide(
     if !d.counts || !success.is_empty() {
         return (update, success);
     }
-    let changes = match record {
+    let changes = first_told(record, reached(&told, d), sn, wave, now);
+    (update, changes)
+}
+
+/// What a counted poll in an open wave records: told (or succeeded when it already runs the
+/// builds) the first time, nothing after that.
+fn first_told(
+    record: Option<&DeviceRecord>,
+    reached: bool,
+    sn: &str,
+    wave: usize,
+    now: i64,
+) -> Vec<Change> {
+    match record {
         Some(rec) if rec.succeeded.is_some() || rec.told.is_some() => Vec::new(),
         Some(rec) => vec![Change::Told {
             sn: sn.to_string(),
             wave: rec.wave,
             at: now,
         }],
-        None if reached(&told, d) => vec![Change::Succeeded {
+        None if reached => vec![Change::Succeeded {
             sn: sn.to_string(),
             wave,
             at: now,
@@ -178,8 +191,7 @@ pub fn decide(
             wave,
             at: now,
         }],
-    };
-    (update, changes)
+    }
 }
 
 /// Counts of one wave, over its population.

@@ -275,27 +275,7 @@ impl RolloutState {
                 at,
                 formed,
                 members,
-            } => {
-                self.formed = formed.clone();
-                if self.opened.is_empty() {
-                    return;
-                }
-                self.regrouped = *at;
-                for d in self.devices.values_mut() {
-                    d.member = false;
-                }
-                for (sn, w) in members {
-                    let d = self.devices.entry(sn.clone()).or_insert(DeviceRecord {
-                        wave: *w,
-                        member: true,
-                        told: None,
-                        succeeded: None,
-                        failed: None,
-                    });
-                    d.wave = *w;
-                    d.member = true;
-                }
-            }
+            } => self.regroup(*at, formed, members),
             Change::Halted(h) => self.halted = Some(h.clone()),
             Change::Paused { at } => self.paused = Some(*at),
             Change::Resumed { at } => {
@@ -306,6 +286,30 @@ impl RolloutState {
                 }
             }
             Change::Aborted { at } => self.aborted = Some(*at),
+        }
+    }
+
+    /// Populations formed anew after an edit: `members` (serial, wave) are the open waves'
+    /// members from now on.
+    fn regroup(&mut self, at: i64, formed: &str, members: &[(String, usize)]) {
+        self.formed = formed.to_string();
+        if self.opened.is_empty() {
+            return;
+        }
+        self.regrouped = at;
+        for d in self.devices.values_mut() {
+            d.member = false;
+        }
+        for (sn, w) in members {
+            let d = self.devices.entry(sn.clone()).or_insert(DeviceRecord {
+                wave: *w,
+                member: true,
+                told: None,
+                succeeded: None,
+                failed: None,
+            });
+            d.wave = *w;
+            d.member = true;
         }
     }
 
