@@ -40,11 +40,47 @@ pub struct Metrics {
     config_good: Gauge,
     master_reachable: Gauge,
     devices: Family<Labels, Gauge>,
-    rollout_devices: Family<Labels, Gauge>,
-    rollout_halted: Family<Labels, Gauge>,
-    rollout_phase: Family<Labels, Gauge>,
-    rollout_open_waves: Family<Labels, Gauge>,
+    rollout: RolloutGauges,
     csrs_waiting: Gauge,
+}
+
+/// The gauges of the staged rollouts.
+struct RolloutGauges {
+    devices: Family<Labels, Gauge>,
+    halted: Family<Labels, Gauge>,
+    phase: Family<Labels, Gauge>,
+    open_waves: Family<Labels, Gauge>,
+}
+
+impl RolloutGauges {
+    fn register(r: &mut Registry) -> RolloutGauges {
+        RolloutGauges {
+            devices: registered(
+                r,
+                "rollout_devices",
+                "Devices of a staged rollout's wave by outcome (population, told, pending, succeeded, failed)",
+                Family::default(),
+            ),
+            halted: registered(
+                r,
+                "rollout_halted",
+                "1 while a staged rollout is halted by its failures",
+                Family::default(),
+            ),
+            phase: registered(
+                r,
+                "rollout_phase",
+                "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
+                Family::default(),
+            ),
+            open_waves: registered(
+                r,
+                "rollout_open_waves",
+                "Waves of a staged rollout that are open",
+                Family::default(),
+            ),
+        }
+    }
 }
 
 fn histogram() -> Histogram {
@@ -125,30 +161,7 @@ impl Metrics {
             "Devices whose certificate request waits for an administrator",
             Gauge::default(),
         );
-        let rollout_devices = registered(
-            r,
-            "rollout_devices",
-            "Devices of a staged rollout's wave by outcome (population, told, pending, succeeded, failed)",
-            Family::default(),
-        );
-        let rollout_halted = registered(
-            r,
-            "rollout_halted",
-            "1 while a staged rollout is halted by its failures",
-            Family::default(),
-        );
-        let rollout_phase = registered(
-            r,
-            "rollout_phase",
-            "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
-            Family::default(),
-        );
-        let rollout_open_waves = registered(
-            r,
-            "rollout_open_waves",
-            "Waves of a staged rollout that are open",
-            Family::default(),
-        );
+        let rollout = RolloutGauges::register(r);
         let build = Family::<Labels, Gauge>::default();
         build
             .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
@@ -165,10 +178,7 @@ impl Metrics {
             master_reachable,
             devices,
             csrs_waiting,
-            rollout_devices,
-            rollout_halted,
-            rollout_phase,
-            rollout_open_waves,
+            rollout,
         }
     }
 
@@ -233,20 +243,22 @@ impl Metrics {
             .get_or_create(&state("missing"))
             .set(count(f.missing));
         self.csrs_waiting.set(count(f.csrs_waiting));
-        self.rollout_devices.clear();
-        self.rollout_halted.clear();
-        self.rollout_phase.clear();
-        self.rollout_open_waves.clear();
+        self.rollout.devices.clear();
+        self.rollout.halted.clear();
+        self.rollout.phase.clear();
+        self.rollout.open_waves.clear();
         for r in g.rollouts {
             let id = vec![("rollout", r.id.clone())];
-            self.rollout_halted
+            self.rollout
+                .halted
                 .get_or_create(&id)
                 .set(i64::from(r.halted.is_some()));
             let open = r.waves.iter().filter(|w| w.opened.is_some()).count();
-            self.rollout_open_waves.get_or_create(&id).set(count(open));
+            self.rollout.open_waves.get_or_create(&id).set(count(open));
             for p in crate::rollout::Phase::ALL {
                 let labels = vec![("rollout", r.id.clone()), ("phase", p.key())];
-                self.rollout_phase
+                self.rollout
+                    .phase
                     .get_or_create(&labels)
                     .set(i64::from(p == r.phase));
             }
@@ -263,7 +275,7 @@ impl Metrics {
                         ("wave", w.wave.to_string()),
                         ("outcome", outcome.to_string()),
                     ];
-                    self.rollout_devices.get_or_create(&labels).set(count(n));
+                    self.rollout.devices.get_or_create(&labels).set(count(n));
                 }
             }
         }
