@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// never ready, without state tracking).
 pub struct IndexFleet<'a> {
     store: Option<Arc<StateStore>>,
+    identities: &'a crate::identity::Ledger,
     cfg: &'a Config,
     now: i64,
     /// The serials of the missing devices, found once per tick on the first question.
@@ -23,9 +24,10 @@ pub struct IndexFleet<'a> {
 }
 
 impl<'a> IndexFleet<'a> {
-    pub fn new(app: &App, cfg: &'a Config, now: i64) -> IndexFleet<'a> {
+    pub fn new(app: &'a App, cfg: &'a Config, now: i64) -> IndexFleet<'a> {
         IndexFleet {
             store: app.states(cfg),
+            identities: &app.identities,
             cfg,
             now,
             missing: std::sync::OnceLock::new(),
@@ -47,12 +49,13 @@ fn split(s: &str) -> Vec<String> {
 }
 
 /// The identity hook for a wave's population: whether a known device's identity counts.
-/// Without `times/@forcetrust` (with `forcehttps`) every device's does. With it, for now, a
-/// device whose state records a build it reported: the server logs builds only after the
-/// forcetrust check passed, so an invented serial rejected by that check never counts. To be
-/// switched to the per-request identity of the identity work once the state keeps it.
-pub fn identity_proved(cfg: &Config, firmware_reported: &str) -> bool {
-    !(cfg.times.forcehttps && cfg.times.forcetrust && firmware_reported.is_empty())
+/// Without `times/@forcetrust` every device's does. With it, a device that proved its serial
+/// with its client certificate in a poll since the server started (`proved_since_start`, the
+/// identity ledger), or, for the devices that have not polled since a restart (the ledger is
+/// in memory only), one whose state records a build it reported: a refused poll never writes
+/// a new state nor replaces a recorded build (`identity::guard_state`).
+pub fn identity_proved(cfg: &Config, proved_since_start: bool, firmware_reported: &str) -> bool {
+    !cfg.times.forcetrust || proved_since_start || !firmware_reported.is_empty()
 }
 
 impl Fleet for IndexFleet<'_> {
@@ -91,7 +94,11 @@ impl Fleet for IndexFleet<'_> {
                 envs: &envs,
                 no_firmware: self.cfg.nofirmdev.contains(&ltype),
                 no_bootcode: self.cfg.nobootdev.contains(&ltype),
-                proved: identity_proved(self.cfg, x.firmware),
+                proved: identity_proved(
+                    self.cfg,
+                    self.identities.proved_by_certificate(x.sn),
+                    x.firmware,
+                ),
                 missing: self.missing_since(x.seen),
             });
         }
@@ -137,5 +144,26 @@ pub struct Ticker(tokio::task::JoinHandle<()>);
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_proved;
+    use crate::config::Config;
+
+    fn cfg(times: &str) -> Config {
+        let xml = format!(r#"<config><master info=""/>{times}</config>"#);
+        Config::from_user_xml(&xml).expect("config")
+    }
+
+    #[test]
+    fn under_forcetrust_a_proof_or_a_recorded_build_counts() {
+        let on = cfg(r#"<times forcetrust="true"/>"#);
+        assert!(!identity_proved(&on, false, ""));
+        assert!(identity_proved(&on, true, ""));
+        assert!(identity_proved(&on, false, "140010"));
+        let off = cfg("");
+        assert!(identity_proved(&off, false, ""));
     }
 }

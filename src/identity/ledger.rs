@@ -50,6 +50,15 @@ impl Ledger {
         self.tables().proved.get(sn).cloned()
     }
 
+    /// Whether `sn`'s last recorded poll proved the serial with a client certificate (see
+    /// `identity::proof_text`: an unproved one reads `not …`).
+    pub fn proved_by_certificate(&self, sn: &str) -> bool {
+        self.tables()
+            .proved
+            .get(sn)
+            .is_some_and(|t| !t.starts_with("not "))
+    }
+
     /// The identity that uploaded `sn`'s CSR, if one did since the start.
     pub fn csr_by(&self, sn: &str) -> Option<String> {
         self.tables().csr_by.get(sn).cloned()
@@ -99,6 +108,9 @@ mod tests {
         l.record_poll("a", "none".into());
         assert_eq!(l.proved("a").as_deref(), Some("none"));
         assert_eq!(l.csr_by("a"), None);
+        assert!(l.proved_by_certificate("a") && !l.proved_by_certificate("b"));
+        l.record_poll("b", "not proved: CN='x'".into());
+        assert!(!l.proved_by_certificate("b"));
         l.record_csr("a", "CN='x'".into());
         assert_eq!(l.csr_by("a").as_deref(), Some("CN='x'"));
         let mut t = l.tables();

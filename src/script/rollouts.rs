@@ -8,22 +8,12 @@ use super::update_cmd::{Kind, update_if_needed};
 use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
 
 /// The identity hook for rollout counts: whether what this poll reports may count. Without
-/// `times/@forcetrust` (with `forcehttps`) it does; with it, only when the client certificate
-/// proves the device's identity (the script's own check, `identity::verify_identity`; a poll
-/// that fails it never gets this far). One place to switch to the per-request identity.
-fn identity_counts(ctx: &Ctx<'_>, sn: &str) -> bool {
-    let cfg = ctx.cfg;
-    if !(cfg.times.forcehttps && cfg.times.forcetrust) {
-        return true;
-    }
-    let hwid = ctx.inp.args.get("hwid").map(|v| v.into_owned());
-    super::identity::verify_identity(
-        cfg,
-        ctx.inp.conn.client_cert.as_ref(),
-        hwid.as_deref().unwrap_or(""),
-        sn,
-    )
-    .is_ok()
+/// `times/@forcetrust` it does; with it, only when this request's client certificate proved
+/// the serial it polls for: the per-request identity (`crate::identity::poll_refusal`, which
+/// `identity::refuse_unproved` computed first, from the certificate alone, never from the
+/// request's `hwid`). A refused poll's rollout changes are dropped as well (`script::build`).
+fn identity_counts(ctx: &Ctx<'_>) -> bool {
+    ctx.refused.is_none()
 }
 
 /// The firmware step for a device in a rollout: `Some(reset)` when a rollout decided
@@ -49,7 +39,7 @@ pub(super) fn rollout_section(
         boot: boot.as_deref(),
         no_firmware: cfg.nofirmdev.contains(&ltype),
         no_bootcode: cfg.nobootdev.contains(&ltype),
-        counts: identity_counts(ctx, &sn),
+        counts: identity_counts(ctx),
     };
     let fresh = RolloutState::default();
     for r in &cfg.rollouts {

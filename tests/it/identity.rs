@@ -23,6 +23,11 @@ struct Fleet {
 }
 
 fn start(dir: &Path) -> Fleet {
+    start_configured(dir, "")
+}
+
+/// [`start`] with `extra` elements in the user configuration.
+fn start_configured(dir: &Path, extra: &str) -> Fleet {
     let ca = Ca::new("Test Device CA");
     let root = make_trust_root(dir);
     std::fs::write(
@@ -57,7 +62,9 @@ fn start(dir: &Path) -> Fleet {
         },
     };
     let (server, picked) = Server::start_with(&root, setup, |_| {
-        let config = r#"<config><master info=""/><status dir="status"/><backup dir="backup" nbackups="3" scfg="x"/><customcerts dir="certs" CAname="Test Device CA"/><times forcetrust="true"/></config>"#;
+        let config = format!(
+            r#"<config><master info=""/><status dir="status"/><backup dir="backup" nbackups="3" scfg="x"/><customcerts dir="certs" CAname="Test Device CA"/><times forcetrust="true"/>{extra}</config>"#
+        );
         std::fs::write(root.join("config/user-config.xml"), config).expect("config");
     });
     Fleet {
@@ -309,4 +316,96 @@ async fn the_status_page_shows_how_a_device_proved_itself_and_who_uploaded_its_c
         t.contains("uploaded by CN=&#39;IP232-30-00-a1&#39; issuer &#39;Test CA&#39; via MTLS"),
         "{t}"
     );
+}
+
+/// The rollout record of `sn` in rollout `r1`; `start`: the administrator starts it first
+/// (its first wave opens with the devices known then, the device index read first).
+fn rollout_record(
+    f: &Fleet,
+    sn: &str,
+    start: bool,
+) -> Option<update_server::rollout::state::DeviceRecord> {
+    let app = &f.server.app;
+    let cfg = app.config.get().expect("config");
+    if start {
+        let states = app.states(&cfg).expect("state tracking");
+        let ready = states
+            .index()
+            .wait_complete(std::time::Duration::from_secs(10));
+        assert!(ready, "index");
+        let now = app.rollouts.now();
+        let fleet = update_server::rollout_ticker::IndexFleet::new(app, &cfg, now);
+        let start = update_server::rollout::Action::Start;
+        app.rollouts
+            .act(&cfg.rollouts, "r1", start, &fleet, now)
+            .expect("started");
+    }
+    let state = app.rollouts.state(&cfg.rollouts, "r1").expect("r1");
+    state.devices.get(sn).cloned()
+}
+
+#[test]
+fn a_certificate_of_a_is_neither_counted_nor_recorded_for_b_in_a_rollout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = start_configured(
+        dir.path(),
+        r#"<rollouts><rollout id="r1" firmware="140010" applies="phone" waves="100" start="manual"/></rollouts>"#,
+    );
+    let target =
+        |sn: &str, hwid: &str| format!("{}&PROT=130000&BOOT=130000", poll_target(sn, hwid));
+    // B proves itself before the wave opens; A (known by its state) never polls itself
+    let r = tls_get(
+        local(f.mtls),
+        ClientAuth::Device(&f.b),
+        &target(B_SN, "IP232-30-00-b0"),
+    )
+    .expect("B polls");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("# rollout r1: "), "{}", r.text());
+    // A polls without a certificate: refused, but its state gains its classes (in scope)
+    let r = tls_get(
+        local(f.https),
+        ClientAuth::None,
+        &target(A_SN, "IP232-30-00-af"),
+    )
+    .expect("A polls");
+    assert!(r.command_lines().is_empty(), "{}", r.text());
+    let a_state = String::from_utf8_lossy(&f.state(A_SN)).into_owned();
+    assert!(a_state.contains("phone"), "{a_state}");
+    let b = rollout_record(&f, B_SN, true).expect("B is in the population");
+    assert!(b.member && b.told.is_none(), "{b:?}");
+    // A's state records no build and A proved nothing since the start: not a member
+    assert!(
+        rollout_record(&f, A_SN, false).is_none_or(|a| !a.member),
+        "A counted without a proof"
+    );
+    // A's certificate, A's hwid, B's serial: refused, B not told, nothing recorded for B
+    let r = tls_get(
+        local(f.mtls),
+        ClientAuth::Device(&f.a),
+        &target(B_SN, "IP232-30-00-af"),
+    )
+    .expect("A polls for B");
+    assert_eq!(r.status, 200);
+    assert!(r.command_lines().is_empty(), "{}", r.text());
+    assert!(
+        r.text().contains("# forcetrust: Device claims to be"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(rollout_record(&f, B_SN, false), Some(b.clone()));
+    // B with its own certificate: told, counted
+    let r = tls_get(
+        local(f.mtls),
+        ClientAuth::Device(&f.b),
+        &target(B_SN, "IP232-30-00-b0"),
+    )
+    .expect("B polls");
+    assert!(
+        r.text().contains("# rollout r1: firmware 140010"),
+        "{}",
+        r.text()
+    );
+    let b = rollout_record(&f, B_SN, false).expect("B");
+    assert!(b.member && b.told.is_some(), "{b:?}");
 }

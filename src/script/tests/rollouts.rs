@@ -100,3 +100,69 @@ fn without_rollouts_the_pinned_build_is_sent() {
         "{t}"
     );
 }
+
+#[test]
+fn under_forcetrust_only_a_certificate_that_proves_the_serial_counts() {
+    let user = r#"<config><master info="none" firmware="140000" bootcode="none"/>
+    <customcerts dir="certs" CAname="Dev CA"/><times forcetrust="true"/>
+    <rollouts><rollout id="r1" firmware="140010" applies="phone" waves="50,100"/></rollouts>
+</config>"#;
+    let mut case = Case::new(user);
+    case.conn.https = true;
+    let views = vec![(
+        "r1".to_string(),
+        RolloutState {
+            opened: vec![NOW - 10],
+            ..RolloutState::default()
+        },
+    )];
+    let b = sn_in(&case.config, 0);
+    let (a_hwid, b_hwid) = ("IP232-50-00-fe".to_string(), format!("IP232-{}", &b[9..]));
+    let poll_as = |case: &mut Case, cn: &str, hwid: &str| {
+        case.conn.client_cert = Some(crate::request::ClientCert {
+            cn: cn.into(),
+            issuer_cn: "Dev CA".into(),
+        });
+        let args = Args::parse(&format!(
+            "type=IP232&sn={b}&hwid={hwid}&ip=10.0.0.5&PROT=130000&BOOT=130000"
+        ));
+        let input = PollInput {
+            config: &case.config,
+            args: &args,
+            conn: &case.conn,
+            script_url: "https://upd.example/u/update.php",
+            state: &case.state,
+            snippets: &case.snippets,
+            certs: &CertFiles::default(),
+            hook_configured: false,
+            now: NOW,
+            rollouts: &views,
+        };
+        match build(&input, &case.resolved) {
+            Outcome::Done(out) => *out,
+            Outcome::Need(n) => panic!("needs {n:?}"),
+        }
+    };
+    // A's certificate (CN = A's hwid) with A's hwid and B's serial: refused, nothing counts
+    let out = poll_as(&mut case, &a_hwid, &a_hwid);
+    assert!(out.refused.is_some(), "{}", text(&out));
+    assert!(out.rollout_changes.is_empty(), "{:?}", out.rollout_changes);
+    assert!(!text(&out).contains("mod cmd UP0 prot"), "{}", text(&out));
+    // B's own certificate, by hwid or by serial CN: told, counted
+    for cn in [b_hwid.clone(), b.replace('-', "")] {
+        let out = poll_as(&mut case, &cn, &b_hwid);
+        assert!(out.refused.is_none(), "{}", text(&out));
+        assert_eq!(
+            out.rollout_changes,
+            vec![(
+                "r1".to_string(),
+                Change::Told {
+                    sn: b.clone(),
+                    wave: 0,
+                    at: NOW
+                }
+            )],
+            "{cn}"
+        );
+    }
+}
