@@ -12,7 +12,9 @@ use crate::conn::ConnMeta;
 use crate::metrics::Metrics;
 use crate::origins::Origins;
 use crate::php::Args;
+#[cfg(doc)]
 use crate::request::ConnInfo;
+use crate::request::DeviceIp;
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -90,16 +92,8 @@ fn device_ip(meta: Option<&ConnMeta>, headers: &HeaderMap) -> String {
 
 /// The device's address of a request on the connection `meta` with this `X-Forwarded-For`.
 pub fn device_ip_of(meta: &ConnMeta, forwarded_for: Option<&str>) -> String {
-    let info = ConnInfo {
-        https: meta.tls,
-        local_port: meta.local.port(),
-        remote_ip: meta.peer.ip(),
-        forwarded_for: forwarded_for.map(str::to_string),
-        client_cert: None,
-        host: String::new(),
-        cert_via: crate::request::CertVia::None,
-    };
-    info.device_ip().ip
+    // only the address: the handler builds the request's one `ConnInfo` (`tls::conn_info`)
+    DeviceIp::of(meta.peer.ip(), forwarded_for).ip
 }
 
 /// The serial a firmware request is logged with: its own `sn` argument, else the serial of the
