@@ -3,6 +3,9 @@
 //! (with its bytes, once the body is complete or cut off) and per 404 under the update paths
 //! (`update.php`, `update-migrate.php`, `fw/…`), each with the device's serial where known.
 //!
+//! A device request's query is parsed here, once ([`QueryArgs`]), and handed to the
+//! `update.php` handler in the request's extensions.
+//!
 //! A firmware request carries no serial: it is taken from the last poll that came from the
 //! same device address ([`crate::origins`]). The counters are the server's own
 //! ([`crate::metrics::Metrics`] in [`crate::app::App`]).
