@@ -1,6 +1,7 @@
 //! Small file-system helpers of the shell: writing a file atomically ([`write_atomic`]: a
 //! temporary file in the same directory, synced, then renamed over the old one), used for
-//! states' side files, uploads, certificates, the master cache and rollout states.
+//! the file operations of polls and uploads (certificates, backups), the admin side's
+//! uploads, the generated TLS files, the master cache and rollout states.
 
 use std::io::Write;
 use std::path::Path;

@@ -16,6 +16,7 @@ use crate::php::Args;
 use crate::request;
 #[cfg(doc)]
 use crate::request::ConnInfo;
+use crate::request_log::QueryArgs;
 use crate::respond::text;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -128,10 +129,14 @@ async fn update_php(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    request: Request,
+    mut request: Request,
 ) -> Result<Response, DeviceError> {
     let query = uri.query().unwrap_or("");
-    let mut args = Args::parse(query);
+    // parsed once by the request layer (`request_log::track`); parsed here without it
+    let mut args = match request.extensions_mut().remove::<QueryArgs>() {
+        Some(QueryArgs(args)) => args,
+        None => Args::parse(query),
+    };
     // PHP switches on `$_GET['mode']`; only a poll's form body adds to `$_REQUEST`
     let mut mode = args.get("mode").map(|m| m.into_owned());
     let cfg = app.config.get().map_err(|e| {
@@ -145,7 +150,7 @@ async fn update_php(
     let request = if mode.is_none() && method == Method::POST && form {
         let limit = cfg.server.max_body;
         let body = read_body(request.into_body(), limit, "request body", &headers).await?;
-        args = Args::parse_request(query, Some(&body));
+        args.merge_form(&body);
         Request::default()
     } else {
         request

@@ -7,7 +7,7 @@
 //!
 //! Each server has its own registry ([`Metrics`], kept in [`crate::app::App`]): two servers in
 //! one process count apart. The `/metrics` endpoint (who may scrape, the gauges read at each
-//! scrape) is `admin::metrics_endpoint`.
+//! scrape) is `admin::metrics_http::endpoint`.
 //!
 //! The counters of polls and uploads are made once and kept in fields: counting a poll is an
 //! atomic increment. Requests by route and status go through a label family (a read lock on

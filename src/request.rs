@@ -70,6 +70,37 @@ pub struct DeviceIp {
     pub proxy: Option<String>,
 }
 
+impl DeviceIp {
+    /// The device's address of a request from `peer` with this `X-Forwarded-For`, as PHP's
+    /// `getRemoteIp` determines it: the first entry of `X-Forwarded-For` if present (then the
+    /// peer is the proxy), else the peer address (IPv4-mapped IPv6 shown as IPv4).
+    pub fn of(peer: IpAddr, forwarded_for: Option<&str>) -> DeviceIp {
+        let peer = match peer {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => v6.to_string(),
+            },
+            v4 => v4.to_string(),
+        };
+        // an empty header is no header (lighttpd drops it); the first entry is kept as sent
+        match forwarded_for.filter(|x| !x.trim().is_empty()) {
+            Some(xff) => {
+                let first = xff.split(',').next().unwrap_or("").to_string();
+                DeviceIp {
+                    ip: first,
+                    via_proxy: true,
+                    proxy: Some(peer),
+                }
+            }
+            None => DeviceIp {
+                ip: peer,
+                via_proxy: false,
+                proxy: None,
+            },
+        }
+    }
+}
+
 impl ConnInfo {
     /// A plain HTTP connection from `127.0.0.1` to `host` (tests, `simulate`).
     pub fn plain(host: &str, port: u16) -> ConnInfo {
@@ -88,33 +119,7 @@ impl ConnInfo {
     /// `X-Forwarded-For` if present (then the peer is the proxy), else the peer address
     /// (IPv4-mapped IPv6 shown as IPv4).
     pub fn device_ip(&self) -> DeviceIp {
-        let peer = match self.remote_ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => v6.to_string(),
-            },
-            v4 => v4.to_string(),
-        };
-        // an empty header is no header (lighttpd drops it); the first entry is kept as sent
-        match self
-            .forwarded_for
-            .as_deref()
-            .filter(|x| !x.trim().is_empty())
-        {
-            Some(xff) => {
-                let first = xff.split(',').next().unwrap_or("").to_string();
-                DeviceIp {
-                    ip: first,
-                    via_proxy: true,
-                    proxy: Some(peer),
-                }
-            }
-            None => DeviceIp {
-                ip: peer,
-                via_proxy: false,
-                proxy: None,
-            },
-        }
+        DeviceIp::of(self.remote_ip, self.forwarded_for.as_deref())
     }
 
     /// `scheme://host`, PHP's start of `$url`.

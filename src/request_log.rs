@@ -3,6 +3,9 @@
 //! (with its bytes, once the body is complete or cut off) and per 404 under the update paths
 //! (`update.php`, `update-migrate.php`, `fw/…`), each with the device's serial where known.
 //!
+//! A device request's query is parsed here, once ([`QueryArgs`]), and handed to the
+//! `update.php` handler in the request's extensions.
+//!
 //! A firmware request carries no serial: it is taken from the last poll that came from the
 //! same device address ([`crate::origins`]). The counters are the server's own
 //! ([`crate::metrics::Metrics`] in [`crate::app::App`]).
@@ -11,7 +14,10 @@ use crate::app::SharedApp;
 use crate::conn::ConnMeta;
 use crate::metrics::Metrics;
 use crate::origins::Origins;
+use crate::php::Args;
+#[cfg(doc)]
 use crate::request::ConnInfo;
+use crate::request::DeviceIp;
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,6 +74,16 @@ pub fn query_arg<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// The query arguments of a device request (`update.php`, `update-migrate.php`), parsed once
+/// by [`track`] and handed to the handler in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct QueryArgs(pub Args);
+
+/// The serial a request is logged and remembered with: non-empty, at most 64 bytes.
+fn loggable_sn(sn: &str) -> bool {
+    !sn.is_empty() && sn.len() <= 64
+}
+
 /// The device's address as PHP records it (see [`ConnInfo::device_ip`]).
 fn device_ip(meta: Option<&ConnMeta>, headers: &HeaderMap) -> String {
     let Some(meta) = meta else {
@@ -79,16 +95,8 @@ fn device_ip(meta: Option<&ConnMeta>, headers: &HeaderMap) -> String {
 
 /// The device's address of a request on the connection `meta` with this `X-Forwarded-For`.
 pub fn device_ip_of(meta: &ConnMeta, forwarded_for: Option<&str>) -> String {
-    let info = ConnInfo {
-        https: meta.tls,
-        local_port: meta.local.port(),
-        remote_ip: meta.peer.ip(),
-        forwarded_for: forwarded_for.map(str::to_string),
-        client_cert: None,
-        host: String::new(),
-        cert_via: crate::request::CertVia::None,
-    };
-    info.device_ip().ip
+    // only the address: the handler builds the request's one `ConnInfo` (`tls::conn_info`)
+    DeviceIp::of(meta.peer.ip(), forwarded_for).ip
 }
 
 /// The serial a firmware request is logged with: its own `sn` argument, else the serial of the
@@ -111,7 +119,7 @@ pub fn firmware_answered(
     (bytes, complete): (u64, bool),
 ) {
     metrics.count_request(route, StatusCode::OK, elapsed);
-    let given_sn = query_arg(query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
+    let given_sn = query_arg(query, "sn").filter(|s| loggable_sn(s));
     let sn = firmware_serial(origins, given_sn, ip);
     log_download(path, &sn, ip, bytes, complete);
 }
@@ -125,27 +133,40 @@ fn log_download(path: &str, sn: &str, ip: &str, bytes: u64, complete: bool) {
 }
 
 /// The request layer: metrics of every request, firmware download and 404 log lines.
-pub async fn track(State(app): State<SharedApp>, req: Request, next: Next) -> Response {
+pub async fn track(State(app): State<SharedApp>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
     let (route, kind) = route_label(matched, &path, &app.prefix);
-    let query = req.uri().query().unwrap_or("").to_string();
+    let query = req.uri().query().unwrap_or("");
+    // a device request's query is parsed here once and handed on; a firmware request's
+    // only `sn` is looked up (no handler of the router parses it)
+    let (given_sn, mode) = match kind {
+        Kind::Device => {
+            let args = Args::parse(query);
+            let sn = args.get("sn").map(|s| s.into_owned());
+            let mode = args.get("mode").map(|m| m.into_owned());
+            req.extensions_mut().insert(QueryArgs(args));
+            (sn, mode)
+        }
+        Kind::Firmware => (query_arg(query, "sn").map(str::to_string), None),
+        Kind::Other => (None, None),
+    };
+    let given_sn = given_sn.filter(|s| loggable_sn(s));
     let ip = device_ip(req.extensions().get::<ConnMeta>(), req.headers());
     let response = next.run(req).await;
     let status = response.status();
     app.metrics.count_request(&route, status, started.elapsed());
-    let given_sn = query_arg(&query, "sn").filter(|s| !s.is_empty() && s.len() <= 64);
     if kind == Kind::Device {
-        app.metrics.count_device(query_arg(&query, "mode"), status);
-        if let Some(sn) = given_sn.filter(|_| status.is_success()) {
+        app.metrics.count_device(mode.as_deref(), status);
+        if let Some(sn) = given_sn.as_deref().filter(|_| status.is_success()) {
             app.origins.seen(&ip, sn);
         }
     }
     let sn = if kind == Kind::Firmware {
-        firmware_serial(&app.origins, given_sn, &ip)
+        firmware_serial(&app.origins, given_sn.as_deref(), &ip)
     } else {
-        given_sn.map_or_else(|| "-".to_string(), str::to_string)
+        given_sn.unwrap_or_else(|| "-".to_string())
     };
     if status == StatusCode::NOT_FOUND && kind != Kind::Other {
         tracing::info!(sn = %sn, ip = %ip, "not found: {path}");

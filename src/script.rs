@@ -18,14 +18,16 @@
 //! advance; the snippet hook; the snippets with CHECK signature; the closing commands.
 //!
 //! Files: `candidates` (snippet names), `ctx` (the run's state and output helpers),
-//! `steps` (the order and the early steps), `commands` (queries, times), `upgrade`
-//! (firmware; `rollouts` for devices in a staged rollout), `identity` (forcetrust), `urlmod` (URL rewriting), `delivery` (hook, CHECK,
-//! snippets).
+//! `steps` (the order and the early steps), `facts` (the device facts and the snippets found,
+//! shared by `steps` and `delivery`), `commands` (queries, times), `upgrade` (firmware;
+//! `rollouts` for devices in a staged rollout), `identity` (forcetrust), `urlmod` (URL
+//! rewriting), `delivery` (hook, CHECK, snippets).
 
 mod candidates;
 mod commands;
 mod ctx;
 mod delivery;
+mod facts;
 mod identity;
 mod rollouts;
 mod steps;

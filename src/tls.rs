@@ -3,8 +3,9 @@
 //! This module owns everything between a TCP connection and the handler's
 //! [`ConnInfo`](crate::request::ConnInfo):
 //! the server certificate, the `--https` and `--mtls` listeners, the verification of device
-//! certificates, and the proxy headers that may stand in for TLS. `script` then enforces
-//! `forcehttps`/`forcetrust` with the result.
+//! certificates, and the proxy headers that may stand in for TLS ([`conn_info`]). `identity`
+//! then decides which serial a request proves, and `script` and `upload_trust` enforce
+//! `forcehttps`/`forcetrust` with it.
 //!
 //! - **Listeners.** `--https` speaks TLS without asking for a client certificate; `--mtls`
 //!   asks for one: a certificate that does not chain to the `--client-ca` bundle (a PEM file

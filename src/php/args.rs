@@ -82,6 +82,14 @@ impl Args {
         args
     }
 
+    /// Merges the variables of a form body (`application/x-www-form-urlencoded`) over the
+    /// query string's already parsed here: `$_REQUEST` without parsing the query again.
+    pub fn merge_form(&mut self, body: &[u8]) {
+        let (post, ignored) = Args::parse_source(body, MAX_INPUT_VARS);
+        log_ignored(ignored);
+        self.merge(&post);
+    }
+
     /// Merges `later` over `self` as PHP merges `$_POST` over `$_GET`: a key of `later`
     /// replaces the value of an existing key in its place, new keys are appended.
     pub fn merge(&mut self, later: &Args) {

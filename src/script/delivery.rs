@@ -3,7 +3,7 @@
 //! closing commands.
 
 use super::ctx::{Ctx, Step, Stop};
-use super::steps::{Device, Listing};
+use super::facts::{Device, Listing};
 use super::{HookAnswer, Need};
 use crate::php::Value;
 use crate::snippets::{Snippet, SnippetSource};

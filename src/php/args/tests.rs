@@ -267,3 +267,12 @@ fn many_arguments_are_found_and_replaced_in_place() {
     assert_eq!(p[18], ("k18".into(), "eighteen".into()));
     assert_eq!(p[20], ("new".into(), "n".into()));
 }
+
+#[test]
+fn a_form_merged_over_parsed_query_is_the_request() {
+    let (query, body) = ("sn=1&a[]=x&mode=", b"a=2&sn=2&z=3".as_slice());
+    let mut merged = Args::parse(query);
+    merged.merge_form(body);
+    assert_eq!(merged, Args::parse_request(query, Some(body)));
+    assert_eq!(pairs(&merged)[0], ("sn".into(), "2".into()));
+}
