@@ -816,6 +816,9 @@ mod unit {
         // Under the lock no server of a parallel test starts listening meanwhile.
         let _guard = spawn_lock();
         drop(listener);
-        assert_eq!(listener_owned_by(std::process::id(), port), None);
+        // Not ours any more. The kernel may hand the freed port at once to a listener of
+        // another process on this machine (CI runs more than this test), so "nobody"
+        // (None) and "someone else" (Some(false)) are both right answers here.
+        assert_ne!(listener_owned_by(std::process::id(), port), Some(true));
     }
 }
