@@ -79,6 +79,12 @@ pub enum IdentityError {
         "TLS certificate issuer ({issuer}) not trusted for TLS certificate ({shown}) -- SUCCESS"
     )]
     UntrustedIssuer { issuer: String, shown: String },
+    /// A soft device's hwid (no MAC suffix) that more than one device's state records: it
+    /// proves none of them (a backup into its folder is refused).
+    #[error(
+        "hwid '{hwid}' is recorded by another device too: its backup folder belongs to neither"
+    )]
+    HwidShared { hwid: String },
 }
 
 /// A poll refused under forcetrust: why, and whether it is answered 403 (a signed

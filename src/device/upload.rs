@@ -10,6 +10,7 @@ use crate::app::{App, SharedApp, blocking};
 use crate::config::Config;
 use crate::php::Args;
 use crate::request::{self, ConnInfo};
+use crate::state::StateStore;
 use axum::http::StatusCode;
 use std::sync::Arc;
 
@@ -77,7 +78,9 @@ pub async fn upload(
             None => crate::state::Loaded::Missing,
         };
         let mode = kind.mode();
-        if let Err(refused) = crate::upload_trust::check(&cfg, &info, &args, &loaded, mode) {
+        let elsewhere = |hwid: &str| hwid_recorded_elsewhere(store2.as_deref(), hwid, &sn);
+        let checked = crate::upload_trust::check(&cfg, &info, (&args, &loaded), mode, &elsewhere);
+        if let Err(refused) = checked {
             tracing::warn!(
                 "refused upload for sn '{sn}' from {}: {refused}; identity presented: {}",
                 info.remote_ip,
@@ -110,6 +113,18 @@ pub async fn upload(
         expire_states(store, &cfg);
     }
     Ok((status, out))
+}
+
+/// Whether a device other than `sn` records `hwid` in its state. Until the start-up scan
+/// has indexed every state file (waited for a few seconds) the answer is yes: unknown is
+/// not proof.
+fn hwid_recorded_elsewhere(store: Option<&StateStore>, hwid: &str, sn: &str) -> bool {
+    let Some(store) = store else {
+        return false;
+    };
+    let index = store.index();
+    let known = index.wait_complete(std::time::Duration::from_secs(5));
+    !known || index.hwid_recorded_elsewhere(hwid, sn)
 }
 
 /// Runs an upload on `ans` and applies its file changes; returns the HTTP status and how

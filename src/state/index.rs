@@ -421,6 +421,15 @@ impl Index {
         (out, inner.entries.len())
     }
 
+    /// Whether a device other than `key` records `hwid` in its state (a pass over the index;
+    /// asked only for a soft device's backup under forcetrust).
+    pub fn hwid_recorded_elsewhere(&self, hwid: &str, key: &str) -> bool {
+        self.read()
+            .entries
+            .values()
+            .any(|e| &*e.hwid == hwid && &*e.key != key)
+    }
+
     /// The entry of `key`.
     pub fn get(&self, key: &str) -> Option<Entry> {
         self.read().entries.get(key).map(|e| (**e).clone())
@@ -542,6 +551,17 @@ mod tests {
         root.set_attr("requested", "130160bootcode");
         assert!(!index.touch(sn, &root, &next), "a changed root attribute");
         assert!(!index.touch("other", &next, &prev), "no entry yet");
+    }
+
+    #[test]
+    fn an_hwid_is_found_only_in_other_devices() {
+        let index = Index::default();
+        index.update("a", &state("a", 7), false);
+        assert!(!index.hwid_recorded_elsewhere("IP232-7", "a"));
+        assert!(!index.hwid_recorded_elsewhere("IP232-8", "b"));
+        index.update("b", &state("b", 7), false);
+        assert!(index.hwid_recorded_elsewhere("IP232-7", "a"));
+        assert!(index.hwid_recorded_elsewhere("IP232-7", "b"));
     }
 
     #[test]

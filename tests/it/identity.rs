@@ -20,6 +20,7 @@ struct Fleet {
     https: u16,
     a: Device,
     b: Device,
+    ca: Ca,
 }
 
 fn start(dir: &Path) -> Fleet {
@@ -74,6 +75,7 @@ fn start_configured(dir: &Path, extra: &str) -> Fleet {
         https: picked.https,
         a: ca.issue("IP232-30-00-af"),
         b: ca.issue("IP232-30-00-b0"),
+        ca,
     }
 }
 
@@ -408,4 +410,55 @@ fn a_certificate_of_a_is_neither_counted_nor_recorded_for_b_in_a_rollout() {
     );
     let b = rollout_record(&f, B_SN, false).expect("B");
     assert!(b.member && b.told.is_some(), "{b:?}");
+}
+
+/// A device with a serial-CN certificate that records a soft device's hwid in its own state
+/// (by polling with it) cannot back up into that soft device's folder: an hwid two states
+/// record belongs to neither.
+#[test]
+fn a_serial_cn_certificate_cannot_claim_a_soft_devices_backup_folder() {
+    const SOFT_SN: &str = "00-90-33-ff-00-01";
+    const SOFT_HWID: &str = "myPBX-android-1";
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = start(dir.path());
+    let soft = f.ca.issue("009033ff0001");
+    let a_by_serial = f.ca.issue("0090333000af");
+    let backup = |dev: &Device, sn: &str| {
+        let q = format!("/update/update.php?mode=backup&sn={sn}&hwid={SOFT_HWID}");
+        let r = tls_put(
+            local(f.mtls),
+            ClientAuth::Device(dev),
+            &q,
+            b"config change X",
+        )
+        .expect("backup");
+        r.status
+    };
+    // the soft device's verified poll records its hwid
+    let r = tls_get(
+        local(f.mtls),
+        ClientAuth::Device(&soft),
+        &poll_target(SOFT_SN, SOFT_HWID),
+    )
+    .expect("poll");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(backup(&soft, SOFT_SN), 200, "the soft device backs up");
+    let stored = f.files_below("backup");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    // A, proved by its serial, records the soft device's hwid in its own state
+    let r = tls_get(
+        local(f.mtls),
+        ClientAuth::Device(&a_by_serial),
+        &poll_target(A_SN, SOFT_HWID),
+    )
+    .expect("poll");
+    assert_eq!(r.status, 200, "{}", r.text());
+    f.server.flush();
+    assert!(String::from_utf8_lossy(&f.state(A_SN)).contains(SOFT_HWID));
+    assert_eq!(
+        backup(&a_by_serial, A_SN),
+        403,
+        "A into the soft device's folder"
+    );
+    assert_eq!(f.files_below("backup"), stored, "nothing stored");
 }
