@@ -3,10 +3,10 @@
 //! B's serial – not in a poll, a query, a CSR upload, a backup nor by fetching B's signed
 //! certificate – and B's state stays byte for byte as it was.
 
+use crate::common::Server;
 use crate::common::tls::{
-    self as tlskit, Ca, ClientAuth, Device, local, make_trust_root, tls_get, tls_put, write_bundle,
+    self as tlskit, Ca, ClientAuth, Device, local, make_trust_root, tls_get, tls_put,
 };
-use crate::common::{Server, Setup};
 use std::path::{Path, PathBuf};
 
 const A_SN: &str = "00-90-33-30-00-af";
@@ -49,19 +49,7 @@ fn start_configured(dir: &Path, extra: &str) -> Fleet {
         .replace("IP232-30-00-af", "IP232-30-00-b0")
         .replace("172.16.1.2", "172.16.1.3");
     std::fs::write(root.join(format!("status/{B_SN}.xml")), b_state).expect("B's state");
-    let bundle = write_bundle(&dir.join("device-ca.pem"), &[&ca]);
-    let (crt, key) = tlskit::write_server_cert(dir);
-    let setup = Setup {
-        prefix: "/update".into(),
-        https: true,
-        mtls: true,
-        tls: update_server::tls::TlsOptions {
-            cert: Some(crt),
-            key: Some(key),
-            client_ca: Some(bundle),
-            legacy_client_certs: true,
-        },
-    };
+    let setup = tlskit::mtls_setup(dir, &[&ca]);
     let (server, picked) = Server::start_with(&root, setup, |_| {
         let config = format!(
             r#"<config><master info=""/><status dir="status"/><backup dir="backup" nbackups="3" scfg="x"/><customcerts dir="certs" CAname="Test Device CA"/><times forcetrust="true"/>{extra}</config>"#

@@ -2,10 +2,8 @@
 //! to the device, over real mutual TLS: only a client certificate naming the device (by the
 //! poll's rule) may store data under its serial number.
 
-use crate::common::tls::{
-    self as tlskit, Ca, ClientAuth, local, make_trust_root, tls_put, write_bundle,
-};
-use crate::common::{Server, Setup};
+use crate::common::Server;
+use crate::common::tls::{self as tlskit, Ca, ClientAuth, local, make_trust_root, tls_put};
 use std::path::{Path, PathBuf};
 
 const SN: &str = "00-90-33-30-00-af";
@@ -21,19 +19,7 @@ struct Trusting {
 /// state (with its hwid) as after its first polls.
 fn start(dir: &Path, ca: &Ca) -> Trusting {
     let root = make_trust_root(dir);
-    let bundle = write_bundle(&dir.join("device-ca.pem"), &[ca]);
-    let (crt, key) = tlskit::write_server_cert(dir);
-    let setup = Setup {
-        prefix: "/update".into(),
-        https: true,
-        mtls: true,
-        tls: update_server::tls::TlsOptions {
-            cert: Some(crt),
-            key: Some(key),
-            client_ca: Some(bundle),
-            legacy_client_certs: true,
-        },
-    };
+    let setup = tlskit::mtls_setup(dir, &[ca]);
     let cn = ca.cn.clone();
     let (server, picked) = Server::start_with(&root, setup, |_| {
         let config = format!(

@@ -324,6 +324,24 @@ pub fn write_server_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (c, k)
 }
 
+/// A server at `/update` with HTTPS and MTLS listeners, its certificate written into `dir`,
+/// clients of the `cas` trusted (legacy certificates accepted, as the server's default).
+pub fn mtls_setup(dir: &Path, cas: &[&Ca]) -> super::Setup {
+    let bundle = write_bundle(&dir.join("device-ca.pem"), cas);
+    let (crt, key) = write_server_cert(dir);
+    super::Setup {
+        prefix: "/update".into(),
+        https: true,
+        mtls: true,
+        tls: update_server::tls::TlsOptions {
+            cert: Some(crt),
+            key: Some(key),
+            client_ca: Some(bundle),
+            legacy_client_certs: true,
+        },
+    }
+}
+
 /// Accepts any server certificate (the tests check the client side of the server) and keeps
 /// the last one presented (DER).
 #[derive(Debug, Default)]
