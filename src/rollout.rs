@@ -15,7 +15,9 @@
 //! Without `<rollouts>` nothing of this runs and every answer is the PHP server's.
 
 pub mod decide;
+pub mod kept;
 pub mod plan;
+pub mod staged;
 pub mod state;
 pub mod store;
 pub mod summary;

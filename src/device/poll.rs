@@ -110,6 +110,7 @@ async fn build(
 ) -> script::PollOutput {
     let script_url = format!("{}{}/update.php", info.origin(), app.prefix);
     let rollouts = app.rollouts.for_device(&cfg.rollouts, sn);
+    let previous = app.rollouts.kept.previous();
     let input = PollInput {
         config: cfg,
         args,
@@ -121,6 +122,7 @@ async fn build(
         hook_configured: cfg.server.hook_exec.is_some(),
         now: crate::clock::now(),
         rollouts: &rollouts,
+        previous: &previous,
     };
     let resolver = PollResolver { app, cfg };
     let output = script::build_resolving(&input, &resolver)

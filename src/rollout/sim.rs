@@ -85,6 +85,7 @@ fn rollout() -> Rollout {
         id: "sim".into(),
         firmware: Some(NEW.into()),
         bootcode: None,
+        snippets: Vec::new(),
         applies: vec![Applies {
             value: "phone".into(),
             env: false,

@@ -53,6 +53,8 @@ pub struct RolloutStore {
     orphans: Mutex<Vec<Orphan>>,
     /// The configured rollout ids and the time of the last look at the orphans.
     orphans_seen: Mutex<(String, i64)>,
+    /// The previous versions of staged snippet files (`rollouts/.snippets/`).
+    pub kept: super::kept::Kept,
 }
 
 /// Seconds between two looks at the state files of removed rollouts.
@@ -133,13 +135,14 @@ impl RolloutStore {
     /// The store of the states in `dir` (`ROOT/rollouts`).
     pub fn new(dir: PathBuf) -> RolloutStore {
         RolloutStore {
-            dir,
             entries: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
             offset: AtomicI64::new(0),
             fleet_ready: AtomicBool::new(false),
             orphans: Mutex::new(Vec::new()),
             orphans_seen: Mutex::new((String::new(), 0)),
+            kept: super::kept::Kept::new(dir.join(".snippets")),
+            dir,
         }
     }
 
@@ -230,7 +233,7 @@ impl RolloutStore {
             let fresh = map.get(&r.id).is_none_or(|e| e.rollout != *r);
             if fresh {
                 let target_same = map.get(&r.id).is_some_and(|e| {
-                    e.rollout.firmware == r.firmware && e.rollout.bootcode == r.bootcode
+                    super::state::target_of(&e.rollout) == super::state::target_of(r)
                 });
                 let (state, dirty) = match map.remove(&r.id) {
                     Some(e) if target_same => (e.state, e.dirty),
@@ -272,6 +275,8 @@ impl RolloutStore {
                         formed: String::new(),
                         regrouped: s.regrouped,
                         devices: Default::default(),
+                        round: s.round.clone(),
+                        round_at: s.round_at,
                     };
                     if let Some(d) = s.devices.get(sn.trim()) {
                         view.devices.insert(sn.trim().to_string(), d.clone());
@@ -356,12 +361,66 @@ impl RolloutStore {
     /// The summaries of the configured rollouts, in configuration order.
     pub fn summaries(&self, rollouts: &[Rollout], now: i64) -> Vec<RolloutSummary> {
         let ready = self.fleet_ready();
-        self.with(rollouts, |map| {
+        let previous = self.kept.previous();
+        let mut list: Vec<RolloutSummary> = self.with(rollouts, |map| {
             rollouts
                 .iter()
                 .filter_map(|r| map.get(&r.id).map(|e| summarize(r, &e.state, ready, now)))
                 .collect()
-        })
+        });
+        for f in list.iter_mut().flat_map(|s| s.snippets.iter_mut()) {
+            f.previous = previous.get(&f.name).map(|p| p.mtime);
+        }
+        list
+    }
+
+    /// Brings the snippet rollouts in line with their files in `snippets` (the snippet
+    /// directory; blocking I/O, at most `max` bytes read per file): a round that is done
+    /// makes its versions the previous ones; a file whose live version is not the previous
+    /// one starts (or keeps) a round, any other change of the round starts a new one from
+    /// wave 1 (see `rollout::staged`).
+    pub fn sync_snippets(&self, rollouts: &[Rollout], snippets: &Path, max: u64, now: i64) {
+        let staged: Vec<(String, Vec<String>)> = rollouts
+            .iter()
+            .filter(|r| r.stages_snippets())
+            .map(|r| (r.id.clone(), r.snippets.clone()))
+            .collect();
+        if staged.is_empty() {
+            return;
+        }
+        let done: Vec<(String, Vec<(String, i64)>)> = self.with(rollouts, |map| {
+            rollouts
+                .iter()
+                .filter_map(|r| map.get(&r.id).map(|e| (r, e)))
+                .filter(|(r, e)| {
+                    r.stages_snippets()
+                        && !e.state.round.is_empty()
+                        && summarize(r, &e.state, true, now).phase == super::Phase::Done
+                })
+                .map(|(r, e)| (r.id.clone(), e.state.round.clone()))
+                .collect()
+        });
+        for (id, round) in &done {
+            self.kept.promote(id, round, snippets, max);
+        }
+        let versions = self.kept.sync(&staged, snippets, max);
+        let get = |f: &str, pick: fn(&super::kept::Versions) -> Option<i64>| {
+            versions.get(f).and_then(pick)
+        };
+        let changes: Vec<(String, Change)> = self.with(rollouts, |map| {
+            rollouts
+                .iter()
+                .filter(|r| r.stages_snippets())
+                .filter_map(|r| {
+                    let round = super::staged::round_of(r, &|f| get(f, |v| v.live), &|f| {
+                        get(f, |v| v.kept)
+                    });
+                    let c = super::staged::next_round(&map.get(&r.id)?.state, round, now)?;
+                    Some((r.id.clone(), c))
+                })
+                .collect()
+        });
+        self.apply_now(rollouts, &changes);
     }
 
     /// A copy of one rollout's state.

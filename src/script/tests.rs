@@ -69,6 +69,7 @@ impl Case {
             hook_configured: self.hook,
             now: NOW,
             rollouts: &[],
+            previous: &Default::default(),
         };
         build(&input, &self.resolved)
     }

@@ -10,6 +10,7 @@ fn rollout() -> Rollout {
         id: "r".into(),
         firmware: Some("140010".into()),
         bootcode: None,
+        snippets: Vec::new(),
         applies: vec![Applies {
             value: "phone".into(),
             env: false,
@@ -481,6 +482,8 @@ fn arb_state() -> impl Strategy<Value = RolloutState> {
                 formed: String::new(),
                 regrouped: 0,
                 devices,
+                round: Vec::new(),
+                round_at: 0,
             },
         )
 }
