@@ -362,3 +362,4 @@ fn counted(run: &Run, pred: impl Fn(&super::state::DeviceRecord) -> bool) -> usi
 }
 
 mod cases;
+mod snippets;
