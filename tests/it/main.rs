@@ -36,6 +36,7 @@ mod robustness;
 mod rollouts;
 mod rollouts_browser;
 mod slow_clients;
+mod snippet_rollouts;
 mod state_engine;
 mod tls;
 mod triage;
