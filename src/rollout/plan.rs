@@ -76,11 +76,7 @@ pub fn plan(r: &Rollout, s: &RolloutState, devices: &[PlanDevice]) -> String {
         }
     }
     let mut out = String::new();
-    let target = format!(
-        "firmware {}, boot code {}",
-        r.firmware.as_deref().unwrap_or("unchanged"),
-        r.bootcode.as_deref().unwrap_or("unchanged")
-    );
+    let target = super::staged::target_words(&super::summarize(r, s, true, 0));
     let _ = writeln!(out, "rollout {}: {target}", r.id);
     for (i, list) in waves.iter().enumerate() {
         let open = match s.opened.get(i) {

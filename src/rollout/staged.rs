@@ -63,6 +63,26 @@ pub fn next_round(s: &RolloutState, round: Vec<(String, i64)>, now: i64) -> Opti
     })
 }
 
+/// What a rollout stages, in words (the panel, `rollout-plan`).
+pub fn target_words(r: &super::RolloutSummary) -> String {
+    if r.snippets.is_empty() {
+        return format!(
+            "firmware {}, boot code {}",
+            r.firmware.as_deref().unwrap_or("unchanged"),
+            r.bootcode.as_deref().unwrap_or("unchanged")
+        );
+    }
+    let files: Vec<String> = r
+        .snippets
+        .iter()
+        .map(|f| match f.version {
+            Some(v) => format!("{} version {v}", f.name),
+            None => format!("{} (nothing new)", f.name),
+        })
+        .collect();
+    format!("snippets {}", files.join(", "))
+}
+
 /// Which version of a staged file a poll gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Serve {
