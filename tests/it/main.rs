@@ -37,6 +37,7 @@ mod rollouts;
 mod rollouts_browser;
 mod slow_clients;
 mod snippet_rollouts;
+mod snippet_rollouts_browser;
 mod state_engine;
 mod tls;
 mod triage;
