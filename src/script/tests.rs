@@ -8,6 +8,7 @@ mod firmware;
 mod https;
 mod replay;
 mod rollouts;
+mod staged;
 mod urlmod;
 
 use super::candidates::{candidate_names, environments};
