@@ -114,6 +114,10 @@ pub fn orphans_in(dir: &Path, configured: &[Rollout]) -> Vec<Orphan> {
         let Ok(e) = crate::xml::Element::parse(&doc) else {
             continue;
         };
+        if e.attr("target").is_some_and(|t| t.starts_with("snippets:")) {
+            // a removed snippet rollout: its devices get the live files, nothing moves back
+            continue;
+        }
         let installed = e
             .children_named("device")
             .filter(|d| d.attr("succeeded").is_some())
