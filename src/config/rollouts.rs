@@ -239,6 +239,24 @@ fn snippets_of(id: &str, v: &str) -> Result<Vec<String>, RolloutError> {
     Ok(out)
 }
 
+/// Whether a device could be given snippet file `file` by its name `PHASE-CLASS-ENV.txt`:
+/// the class part is `all` or one of its classes, the environment part `all`, one of its
+/// environments or its serial number (lower case, `-` as `_`, as the candidates spell it).
+/// The phase part is not looked at (a device's phase changes while it is staged).
+pub fn reaches(file: &str, sn: &str, classes: &[String], envs: &[String]) -> bool {
+    let Some(stem) = file.strip_suffix(".txt") else {
+        return false;
+    };
+    let mut parts = stem.splitn(3, '-');
+    let (Some(_phase), Some(class), Some(env)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let sn = sn.trim().to_lowercase().replace('-', "_");
+    (class == "all" || classes.iter().any(|c| same(c, class)))
+        && (env == "all" || same(env, &sn) || envs.iter().any(|e| same(e, env)))
+}
+
 /// The terms of `applies`/`applies-any` (`class`, `env:NAME`, `*`, separated by commas or
 /// spaces).
 fn terms(v: &str) -> Vec<Applies> {

@@ -290,12 +290,12 @@ pub fn population(r: &Rollout, wave: usize, fleet: &dyn Fleet) -> Vec<String> {
 }
 
 /// Whether rollout `r` has something to tell known device `k`: builds its type gets, or
-/// one of its snippet files (by the file's name, see [`super::staged::reaches`]).
+/// one of its snippet files (by the file's name, see [`super::config::reaches`]).
 fn tells(r: &Rollout, k: &Known<'_>, sn: &str) -> bool {
     if r.stages_snippets() {
         r.snippets
             .iter()
-            .any(|f| super::staged::reaches(f, sn, k.classes, k.envs))
+            .any(|f| super::config::reaches(f, sn, k.classes, k.envs))
     } else {
         told_builds(r, k.no_firmware, k.no_bootcode).is_some()
     }
