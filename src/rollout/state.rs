@@ -476,3 +476,42 @@ pub fn target_of(r: &Rollout) -> String {
         r.bootcode.as_deref().unwrap_or("-")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snippet_round_survives_its_file_form() {
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="ntp" snippets="a.txt b.txt"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let r = &cfg.rollouts[0];
+        let mut s = RolloutState::default();
+        s.apply(&Change::Round {
+            at: 7,
+            versions: vec![("a.txt".into(), 1_000)],
+        });
+        s.apply(&Change::Told {
+            sn: "x".into(),
+            wave: 0,
+            at: 8,
+        });
+        let doc = s.to_element(r).to_document();
+        assert!(doc.contains(r#"target="snippets:a.txt,b.txt""#), "{doc}");
+        let back = crate::xml::Element::parse(doc.as_bytes()).expect("xml");
+        assert_eq!(RolloutState::from_element(r, &back), Some(s.clone()));
+        // a new round forgets the one before
+        s.apply(&Change::Round {
+            at: 9,
+            versions: vec![("a.txt".into(), 2_000)],
+        });
+        assert!(s.devices.is_empty() && s.round_at == 9);
+        s.apply(&Change::Round {
+            at: 10,
+            versions: Vec::new(),
+        });
+        assert_eq!(s, RolloutState::default(), "idle");
+    }
+}

@@ -399,6 +399,7 @@ impl RolloutStore {
                 .filter(|(r, e)| {
                     r.stages_snippets()
                         && !e.state.round.is_empty()
+                        && e.state.opened.len() >= r.waves.len()
                         && summarize(r, &e.state, true, now).phase == super::Phase::Done
                 })
                 .map(|(r, e)| (r.id.clone(), e.state.round.clone()))

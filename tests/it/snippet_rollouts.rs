@@ -169,8 +169,26 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
         t.contains("config add NTP v2") && !t.contains("broken"),
         "{t}"
     );
+    // the metrics carry both versions
+    let m = http_request(s.addr(), "GET", "/metrics", &[], b"").text();
+    for line in [
+        format!(
+            r#"update_server_rollout_snippet_version{{rollout="ntp",file="{FILE}",which="staged"}} {v3}"#
+        ),
+        format!(
+            r#"update_server_rollout_snippet_version{{rollout="ntp",file="{FILE}",which="previous"}} {v2}"#
+        ),
+        r#"update_server_rollout_phase{rollout="ntp",phase="halted"} 1"#.to_string(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing in\n{m}");
+    }
     // going back: abort gives every device in scope the previous version, also a
     assert_eq!(api(&s, "POST", "/api/rollouts/ntp/abort").status, 200);
+    let audit = api(&s, "GET", "/api/audit").text();
+    assert!(
+        audit.contains("rollout-abort") && audit.contains("\"ntp\""),
+        "{audit}"
+    );
     let t = poll(&s, "IP232", &a);
     assert!(
         t.contains("config add NTP v2") && !t.contains("broken"),
