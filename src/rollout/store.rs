@@ -90,6 +90,16 @@ fn shift(c: Change, offset: i64) -> Change {
     }
 }
 
+/// Whether a poll's change belongs to a snippet round that ended before the poll began (a
+/// new version was noticed while the poll ran): dropped.
+fn stale(r: &Rollout, s: &RolloutState, c: &Change) -> bool {
+    let at = match c {
+        Change::Told { at, .. } | Change::Succeeded { at, .. } => *at,
+        _ => return false,
+    };
+    r.stages_snippets() && at < s.round_at
+}
+
 /// Most state files looked at for [`orphans_in`].
 const MAX_ORPHAN_FILES: usize = 64;
 
@@ -313,6 +323,9 @@ impl RolloutStore {
         self.with(rollouts, |map| {
             for (id, c) in changes {
                 if let Some(e) = map.get_mut(id) {
+                    if stale(&e.rollout, &e.state, c) {
+                        continue;
+                    }
                     tracing::info!("rollout {id}: {c}");
                     e.state.apply(c);
                     e.dirty = true;
@@ -509,5 +522,34 @@ mod tests {
         assert_eq!(store.summaries(rs, now)[0].waves[0].population, 1);
         store.write_dirty();
         assert!(dir.path().join("rollouts/r.xml").exists());
+    }
+
+    #[test]
+    fn a_poll_of_a_round_that_ended_before_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = RolloutStore::new(dir.path().join("rollouts"));
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="s" snippets="a.txt"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let rs = &cfg.rollouts;
+        let round = Change::Round {
+            at: 100,
+            versions: vec![("a.txt".into(), 7)],
+        };
+        store.apply_now(rs, &[("s".into(), round)]);
+        let told = |sn: &str, at: i64| {
+            (
+                "s".to_string(),
+                Change::Told {
+                    sn: sn.into(),
+                    wave: 0,
+                    at,
+                },
+            )
+        };
+        store.apply(rs, &[told("old", 99), told("new", 100)]);
+        let s = store.state(rs, "s").expect("state");
+        assert!(!s.devices.contains_key("old") && s.devices.contains_key("new"));
     }
 }

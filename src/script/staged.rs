@@ -11,8 +11,14 @@ use super::facts::{Device, Listing};
 use crate::rollout::staged::{Serve, serve};
 use crate::rollout::{DeviceFacts, RolloutState};
 
-/// Swaps held files for their previous versions and records what the rollouts saw.
-pub(super) fn stage<'a>(ctx: &mut Ctx<'a>, dev: &Device, listing: &mut Listing<'a>) {
+/// Swaps held files for their previous versions and records what the rollouts saw (only
+/// when the standard snippets are sent: `standard`, the snippet hook may suppress them).
+pub(super) fn stage<'a>(
+    ctx: &mut Ctx<'a>,
+    dev: &Device,
+    listing: &mut Listing<'a>,
+    standard: bool,
+) {
     let cfg = ctx.cfg;
     if !cfg.rollouts.iter().any(|r| r.stages_snippets()) {
         return;
@@ -48,7 +54,7 @@ pub(super) fn stage<'a>(ctx: &mut Ctx<'a>, dev: &Device, listing: &mut Listing<'
         let live = listing.files[i].snippet.mtime;
         let file = (name.as_str(), live, previous.map(|p| p.mtime));
         let (got, changes) = serve(r, state, &facts, file, inp.now);
-        if !recorded.contains(&r.id.as_str()) && !changes.is_empty() {
+        if standard && !recorded.contains(&r.id.as_str()) && !changes.is_empty() {
             recorded.push(&r.id);
             ctx.rollout_changes
                 .extend(changes.into_iter().map(|c| (r.id.clone(), c)));

@@ -35,8 +35,8 @@ pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
     certificate_cmds(ctx, &dev, &decision)?;
     enforce_https(ctx, &dev)?;
     advance_phase(ctx, &dev);
-    super::staged::stage(ctx, &dev, &mut listing);
     let hook = hook(ctx, &dev)?;
+    super::staged::stage(ctx, &dev, &mut listing, hook.standard);
     let check = check(ctx, &dev, &listing, &hook);
     deliver(ctx, &dev, &listing, &hook, &check);
     ctx.finish();
