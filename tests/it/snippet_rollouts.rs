@@ -205,4 +205,34 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
     assert_eq!(v["waves"][0]["told"], 0, "{v}");
     assert!(poll(&s, "IP232", &a).contains("config add NTP v4"));
     assert!(poll(&s, "IP232", &b).contains("config add NTP v2"));
+
+    // the filter terms see what the round recorded
+    let sns = |s: &Server, filter: &str| -> Vec<String> {
+        let r = api(s, "GET", &format!("/api/devices?filter={filter}"));
+        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON")["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| d["sn"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(sns(&s, "rollout:ntp%20is:told"), vec![a.clone()]);
+    assert_eq!(sns(&s, "rollout:ntp%20is:held"), vec![b.clone()]);
+
+    // a restart keeps the round and the previous version
+    s.flush();
+    drop(s);
+    let s = Server::start(&root, &[]);
+    tick(&s);
+    let v = rollout_json(&s);
+    assert_eq!(v["phase"], "running", "{v}");
+    assert_eq!(v["snippets"][0]["version"], v4, "{v}");
+    assert_eq!(v["snippets"][0]["previous"], v2, "{v}");
+    assert!(poll(&s, "IP232", &b).contains("config add NTP v2"));
+    assert!(poll(&s, "IP232", &a).contains("config add NTP v4"));
+    let plan = update_server::rollout::plan::run(&root, "ntp").expect("plan");
+    assert!(
+        plan.starts_with(&format!("rollout ntp: snippets {FILE} version {v4}")),
+        "{plan}"
+    );
 }
