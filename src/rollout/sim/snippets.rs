@@ -19,8 +19,9 @@ fn snippet_rollout() -> Rollout {
 }
 
 /// Runs the round; `bad`: the share (percent) of wave 1 that never comes back once given
-/// the new version. Returns the run and, per device, when it was first given the new version.
-fn simulate_snippets(bad: usize, seed: u64) -> (Run, Vec<Option<i64>>) {
+/// the new version; `edit`: when the file changes again (a newer version, a new round).
+/// Returns the run and, per device, when it was first given the newest version.
+fn simulate_snippets(bad: usize, edit: Option<i64>, seed: u64) -> (Run, Vec<Option<i64>>) {
     let r = snippet_rollout();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut devs = devices(&Scenario::default(), &mut rng);
@@ -39,7 +40,17 @@ fn simulate_snippets(bad: usize, seed: u64) -> (Run, Vec<Option<i64>>) {
     let mut openings = Vec::new();
     let classes = vec!["phone".to_string()];
     let mut t = 0;
+    let mut live = NEW_VERSION;
     while t <= END && !finished(&r, &state, t) {
+        if edit == Some(t) {
+            live = NEW_VERSION + 1;
+            state.apply(&Change::Round {
+                at: t,
+                versions: vec![(FILE.to_string(), live)],
+            });
+            given = vec![None; devs.len()];
+            openings.clear();
+        }
         let fleet = fleet_at(&devs, t);
         for c in advance(&r, &state, &fleet, t) {
             if let Change::Opened { wave, .. } = c {
@@ -65,7 +76,7 @@ fn simulate_snippets(bad: usize, seed: u64) -> (Run, Vec<Option<i64>>) {
                 no_bootcode: false,
                 counts: true,
             };
-            let file = (FILE, NEW_VERSION, Some(PREVIOUS));
+            let file = (FILE, live, Some(PREVIOUS));
             let (got, changes) = serve(&r, &state, &facts, file, t);
             for c in &changes {
                 state.apply(c);
@@ -93,7 +104,7 @@ fn simulate_snippets(bad: usize, seed: u64) -> (Run, Vec<Option<i64>>) {
 #[test]
 fn a_bad_version_halts_the_round_in_wave_1() {
     for seed in [1, 2, 3] {
-        let (run, given) = simulate_snippets(30, seed);
+        let (run, given) = simulate_snippets(30, None, seed);
         report("a_bad_version_halts_the_round_in_wave_1", &run);
         check_common(&run);
         let halt = run.state.halted.as_ref().expect("the round halted");
@@ -123,7 +134,7 @@ fn a_bad_version_halts_the_round_in_wave_1() {
 
 #[test]
 fn a_good_version_reaches_everyone_wave_by_wave() {
-    let (run, given) = simulate_snippets(0, 5);
+    let (run, given) = simulate_snippets(0, None, 5);
     report("a_good_version_reaches_everyone_wave_by_wave", &run);
     check_common(&run);
     let r = &run.rollout;
@@ -137,4 +148,21 @@ fn a_good_version_reaches_everyone_wave_by_wave() {
     }
     assert_eq!(counted(&run, |d| d.succeeded.is_some()), DEVICES);
     assert_eq!(summarize(r, &run.state, true, run.end).phase, Phase::Done);
+}
+
+#[test]
+fn a_further_change_starts_a_new_round_from_wave_1() {
+    // wave 2 opens after 2 h (soak); the file changes again at 3 h
+    let (run, given) = simulate_snippets(0, Some(3 * 3600), 9);
+    report("a_further_change_starts_a_new_round_from_wave_1", &run);
+    check_common(&run);
+    let r = &run.rollout;
+    assert_eq!(run.state.round_at, 3 * 3600);
+    assert_eq!(run.state.opened[0], 3 * 3600, "wave 1 again, at the change");
+    assert_eq!(run.state.opened.len(), r.waves.len());
+    assert_eq!(summarize(r, &run.state, true, run.end).phase, Phase::Done);
+    for (d, at) in run.devs.iter().zip(&given) {
+        let w = wave_of(r, &d.sn).expect("a wave");
+        assert!(at.expect("given") >= run.state.opened[w], "{} early", d.sn);
+    }
 }
