@@ -180,7 +180,7 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     html! {
         @for (a, label) in actions {
             form .rollout-action method="post" action=(admin_url(prefix, ""))
-                data-confirm=[(a == Action::Abort).then(|| format!("Abort rollout {}? This is final: it cannot be resumed.", r.id))] {
+                data-confirm=[(a == Action::Abort).then(|| abort_question(r))] {
                 input type="hidden" name="mode" value="rollout";
                 input type="hidden" name="id" value=(r.id);
                 input type="hidden" name="op" value=(a.as_str());
@@ -188,6 +188,21 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
                 button type="submit" name="do" value=(a.as_str()) { (label) }
             }
         }
+    }
+}
+
+/// What the page asks before an abort.
+fn abort_question(r: &RolloutSummary) -> String {
+    if r.snippets.is_empty() {
+        format!(
+            "Abort rollout {}? This is final: it cannot be resumed.",
+            r.id
+        )
+    } else {
+        format!(
+            "Abort this round of rollout {}? Every device in scope gets the previous version again; only a new change of the files starts a new round.",
+            r.id
+        )
     }
 }
 
