@@ -37,10 +37,13 @@ fn secs(t: SystemTime) -> i64 {
     crate::clock::unix_secs(t)
 }
 
-/// The live version (modification time) of `dir/name`, if it is a regular file.
-fn live_version(dir: &Path, name: &str) -> Option<i64> {
+/// The live version (modification time) of `dir/name`, if it is a regular file of at most
+/// `max` bytes (a larger one is not delivered, so not staged).
+fn live_version(dir: &Path, name: &str, max: u64) -> Option<i64> {
     let m = std::fs::metadata(dir.join(name)).ok()?;
-    m.is_file().then(|| m.modified().ok().map(secs)).flatten()
+    (m.is_file() && m.len() <= max)
+        .then(|| m.modified().ok().map(secs))
+        .flatten()
 }
 
 /// Reads at most `max` bytes of a file (`None`: larger, or unreadable).
@@ -124,7 +127,7 @@ impl Kept {
         for (id, files) in staged {
             for name in files {
                 let key = (id.clone(), name.clone());
-                let live = live_version(snippets, name);
+                let live = live_version(snippets, name, max);
                 if !copies.contains_key(&key) {
                     let found = read_bounded(&self.path(id, name), max)
                         .map(|(b, t)| Snippet::new(secs(t), b))
@@ -149,7 +152,7 @@ impl Kept {
     pub fn promote(&self, id: &str, round: &[(String, i64)], snippets: &Path, max: u64) {
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         for (name, version) in round {
-            if live_version(snippets, name) != Some(*version) {
+            if live_version(snippets, name, max) != Some(*version) {
                 continue;
             }
             if let Some(s) = self.copy_live(id, name, snippets, max) {
@@ -207,6 +210,12 @@ mod tests {
             again.sync(&staged, &scripts, 100)["a.txt"].kept,
             Some(1_000)
         );
+        // a live file over the limit is not staged
+        std::fs::write(&file, "v2 but far too long").expect("write");
+        set_mtime(&file, 2_000);
+        assert_eq!(kept.sync(&staged, &scripts, 10)["a.txt"].live, None);
+        std::fs::write(&file, "v2").expect("write");
+        set_mtime(&file, 2_000);
         kept.promote("r", &[("a.txt".into(), 2_000)], &scripts, 100);
         assert_eq!(kept.previous()["a.txt"].mtime, 2_000);
         assert_eq!(kept.sync(&staged, &scripts, 100)["a.txt"].kept, Some(2_000));
