@@ -118,7 +118,8 @@ pub fn tick(app: &App) {
             m => m,
         };
         let dir = app.root.join(&cfg.times.dir);
-        app.rollouts.sync_snippets(&cfg.rollouts, &dir, max, now);
+        let files = (dir.as_path(), max, cfg.times.grace);
+        app.rollouts.sync_snippets(&cfg.rollouts, files, now);
         let fleet = IndexFleet::new(app, &cfg, now);
         app.rollouts.advance_all(&cfg.rollouts, &fleet, now);
     }

@@ -394,9 +394,15 @@ impl RolloutStore {
     /// Brings the snippet rollouts in line with their files in `snippets` (the snippet
     /// directory; blocking I/O, at most `max` bytes read per file): a round that is done
     /// makes its versions the previous ones; a file whose live version is not the previous
-    /// one starts (or keeps) a round, any other change of the round starts a new one from
-    /// wave 1 (see `rollout::staged`).
-    pub fn sync_snippets(&self, rollouts: &[Rollout], snippets: &Path, max: u64, now: i64) {
+    /// one starts (or keeps) a round once it is `grace` seconds old (`times/@grace`: a file
+    /// being edited starts none), any other change of the round starts a new one from wave 1
+    /// (see `rollout::staged`).
+    pub fn sync_snippets(
+        &self,
+        rollouts: &[Rollout],
+        (snippets, max, grace): (&Path, u64, i64),
+        now: i64,
+    ) {
         let staged: Vec<(String, Vec<String>)> = rollouts
             .iter()
             .filter(|r| r.stages_snippets())
@@ -425,14 +431,15 @@ impl RolloutStore {
         let get = |f: &str, pick: fn(&super::kept::Versions) -> Option<i64>| {
             versions.get(f).and_then(pick)
         };
+        // the grace period is the files' (the system clock, as the polls see it)
+        let wall = crate::clock::now();
+        let settled = |f: &str| get(f, |v| v.live).filter(|v| wall - *v >= grace);
         let changes: Vec<(String, Change)> = self.with(rollouts, |map| {
             rollouts
                 .iter()
                 .filter(|r| r.stages_snippets())
                 .filter_map(|r| {
-                    let round = super::staged::round_of(r, &|f| get(f, |v| v.live), &|f| {
-                        get(f, |v| v.kept)
-                    });
+                    let round = super::staged::round_of(r, &settled, &|f| get(f, |v| v.kept));
                     let c = super::staged::next_round(&map.get(&r.id)?.state, round, now)?;
                     Some((r.id.clone(), c))
                 })

@@ -117,6 +117,10 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
 
     // a good new version: wave 1 (a) gets it, wave 2 (b) the previous one, a gateway (out of
     // scope) the live file as today
+    // (a file younger than the grace period is being edited: no round yet)
+    write_version(&root, "# v2, being edited\n", 10);
+    tick(&s);
+    assert_eq!(rollout_json(&s)["phase"], "idle");
     let v2 = write_version(&root, "# v2\nconfig add NTP v2\n", 7_200);
     tick(&s);
     let v = rollout_json(&s);
