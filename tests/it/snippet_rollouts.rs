@@ -3,8 +3,9 @@
 //! previous one (content, CHECK and the state's `version`); a device that polls again
 //! succeeded, the next wave opens, the round ends `done` and the rollout is idle again; a bad
 //! version whose device never comes back halts the round, abort gives the devices the
-//! previous version, and a further change starts a new round from wave 1. The rollouts'
-//! clock is moved forward by the test; nothing waits for the server's ticker.
+//! previous version, and a further change starts a new round from wave 1; metrics, audit,
+//! filter terms, a restart, and going back at once with the previous file put back with its
+//! date. The rollouts' clock is moved forward by the test; nothing waits for the ticker.
 
 use crate::common::{Response, Server, http_request, make_root};
 use std::path::Path;
@@ -234,9 +235,28 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
     assert_eq!(v["snippets"][0]["previous"], v2, "{v}");
     assert!(poll(&s, "IP232", &b).contains("config add NTP v2"));
     assert!(poll(&s, "IP232", &a).contains("config add NTP v4"));
+    // going back at once: the previous version put back with its date (`cp -p`)
+    let kept = root.join("rollouts/.snippets/ntp").join(FILE);
+    std::fs::copy(&kept, root.join("scripts").join(FILE)).expect("cp");
+    let back = std::fs::File::options()
+        .write(true)
+        .open(root.join("scripts").join(FILE))
+        .expect("open");
+    back.set_modified(
+        std::fs::metadata(&kept)
+            .expect("kept")
+            .modified()
+            .expect("mtime"),
+    )
+    .expect("mtime");
+    tick(&s);
+    assert_eq!(rollout_json(&s)["phase"], "idle");
+    for sn in [&a, &b] {
+        assert!(poll(&s, "IP232", sn).contains("config add NTP v2"));
+    }
     let plan = update_server::rollout::plan::run(&root, "ntp").expect("plan");
     assert!(
-        plan.starts_with(&format!("rollout ntp: snippets {FILE} version {v4}")),
+        plan.starts_with(&format!("rollout ntp: snippets {FILE} (nothing new)")),
         "{plan}"
     );
 }
