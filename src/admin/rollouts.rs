@@ -1,6 +1,7 @@
 //! Staged rollouts on the admin side: the panel at the top of the status page (waves with
-//! their counts, the phase, why it is not moving, why it halted, the failing devices with
-//! type, builds and a link, what abort does, removed rollouts whose devices may move back,
+//! their counts, the phase, why it is not moving, why it halted, a snippet rollout's files
+//! with the staged and the previous version, the failing devices with type, builds, last
+//! address and a link, what abort does, removed rollouts whose devices may move back,
 //! and the buttons start / pause / resume / abort / open next wave), its form action
 //! (`mode=rollout`, a session and its CSRF token), and the API: `GET api/rollouts` and
 //! `POST api/rollouts/{id}/{action}` (the API token, or a session with its CSRF token).
