@@ -210,6 +210,7 @@ const RULES: &[Rule] = &[
             "id",
             "firmware",
             "bootcode",
+            "snippets",
             "applies",
             "applies-any",
             "waves",
@@ -384,6 +385,15 @@ fn rollout_warnings(root: &Path, cfg: &Config) -> Vec<String> {
             r.applies.len()
         )
     }));
+    let scripts = root.join(&cfg.times.dir);
+    for r in &cfg.rollouts {
+        for f in r.snippets.iter().filter(|f| !scripts.join(f).is_file()) {
+            out.push(format!(
+                "<rollout id='{}'>: snippet file {}/{f} does not exist; nothing is staged for it until it does",
+                r.id, cfg.times.dir
+            ));
+        }
+    }
     out
 }
 
@@ -441,6 +451,26 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].starts_with("rollouts/gone.xml: rollout 'gone' is no longer configured, but 1 devices installed its builds (139000/-)"), "{w:?}");
         assert!(w[1].contains("applies has 2 terms"), "{w:?}");
+    }
+
+    #[test]
+    fn a_snippet_rollout_is_known_and_a_missing_file_warned_about() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config")).expect("config");
+        std::fs::create_dir_all(root.join("scripts")).expect("scripts");
+        std::fs::write(root.join("scripts/a.txt"), "x").expect("a");
+        let xml =
+            r#"<config><rollouts><rollout id="s" snippets="a.txt b.txt"/></rollouts></config>"#;
+        assert_eq!(
+            lint_str(xml),
+            Vec::<String>::new(),
+            "snippets is an attribute"
+        );
+        std::fs::write(root.join("config/user-config.xml"), xml).expect("user config");
+        let w = check(root).expect("usable").warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("scripts/b.txt does not exist"), "{w:?}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ struct RolloutGauges {
     halted: Family<Labels, Gauge>,
     phase: Family<Labels, Gauge>,
     open_waves: Family<Labels, Gauge>,
+    snippet_version: Family<Labels, Gauge>,
 }
 
 impl RolloutGauges {
@@ -70,13 +71,19 @@ impl RolloutGauges {
             phase: registered(
                 r,
                 "rollout_phase",
-                "1 for a staged rollout's current phase (ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
+                "1 for a staged rollout's current phase (idle, ready, running, waiting-for-soak, paused, halted, aborted, done, ended-with-failures), else 0",
                 Family::default(),
             ),
             open_waves: registered(
                 r,
                 "rollout_open_waves",
                 "Waves of a staged rollout that are open",
+                Family::default(),
+            ),
+            snippet_version: registered(
+                r,
+                "rollout_snippet_version",
+                "A snippet rollout's file versions (PHP's: modification time, unix seconds): the one its round stages (which=\"staged\", absent while idle) and the previous one held devices get (which=\"previous\")",
                 Family::default(),
             ),
         }
@@ -247,7 +254,20 @@ impl Metrics {
         self.rollout.halted.clear();
         self.rollout.phase.clear();
         self.rollout.open_waves.clear();
+        self.rollout.snippet_version.clear();
         for r in g.rollouts {
+            for f in &r.snippets {
+                for (which, v) in [("staged", f.version), ("previous", f.previous)] {
+                    let labels = vec![
+                        ("rollout", r.id.clone()),
+                        ("file", f.name.clone()),
+                        ("which", which.to_string()),
+                    ];
+                    if let Some(v) = v {
+                        self.rollout.snippet_version.get_or_create(&labels).set(v);
+                    }
+                }
+            }
             let id = vec![("rollout", r.id.clone())];
             self.rollout
                 .halted

@@ -105,7 +105,7 @@ impl Fleet for IndexFleet<'_> {
     }
 }
 
-/// One tick: advances the rollouts of the current configuration at the rollouts' clock,
+/// One tick: starts, ends or renews the rounds of snippet rollouts, advances the rollouts of the current configuration at the rollouts' clock,
 /// writes the changed states and looks at state files of removed rollouts (blocking).
 pub fn tick(app: &App) {
     let Some(cfg) = app.config.get().ok() else {
@@ -113,6 +113,13 @@ pub fn tick(app: &App) {
     };
     if !cfg.rollouts.is_empty() {
         let now = app.rollouts.now();
+        let max = match cfg.server.max_snippet {
+            0 => crate::config::DEFAULT_MAX_SNIPPET,
+            m => m,
+        };
+        let dir = app.root.join(&cfg.times.dir);
+        let files = (dir.as_path(), max, cfg.times.grace);
+        app.rollouts.sync_snippets(&cfg.rollouts, files, now);
         let fleet = IndexFleet::new(app, &cfg, now);
         app.rollouts.advance_all(&cfg.rollouts, &fleet, now);
     }

@@ -30,6 +30,7 @@ mod delivery;
 mod facts;
 mod identity;
 mod rollouts;
+mod staged;
 mod steps;
 mod update_cmd;
 mod upgrade;
@@ -101,6 +102,9 @@ pub struct PollInput<'a> {
     /// The state of each configured rollout as this device sees it (by rollout id; see
     /// `rollout::RolloutStore::for_device`). Empty without `<rollouts>`.
     pub rollouts: &'a [(String, crate::rollout::RolloutState)],
+    /// The kept previous versions of the snippet files staged by rollouts, by file name
+    /// (`rollout::kept`). Empty without snippet rollouts.
+    pub previous: &'a crate::rollout::kept::Previous,
 }
 
 /// The result of a poll.

@@ -106,7 +106,10 @@ pub const STATE_HELP: [(&str, &str); 11] = [
         "a firmware or boot code update was sent, not reported yet",
     ),
     ("unreadable", "the state file cannot be read"),
-    ("told", "told the builds of a rollout (with rollout:ID)"),
+    (
+        "told",
+        "told the builds (or given the new snippet version) of a rollout (with rollout:ID)",
+    ),
     ("succeeded", "reported the target builds of a rollout"),
     ("failed", "failed in a rollout (did not report in time)"),
     ("held", "held back by a rollout (its wave not open)"),

@@ -1,6 +1,7 @@
 //! Staged rollouts on the admin side: the panel at the top of the status page (waves with
-//! their counts, the phase, why it is not moving, why it halted, the failing devices with
-//! type, builds and a link, what abort does, removed rollouts whose devices may move back,
+//! their counts, the phase, why it is not moving, why it halted, a snippet rollout's files
+//! with the staged and the previous version, the failing devices with type, builds, last
+//! address and a link, what abort does, removed rollouts whose devices may move back,
 //! and the buttons start / pause / resume / abort / open next wave), its form action
 //! (`mode=rollout`, a session and its CSRF token), and the API: `GET api/rollouts` and
 //! `POST api/rollouts/{id}/{action}` (the API token, or a session with its CSRF token).
@@ -20,11 +21,13 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-/// What the index knows of a failing device: type, reported firmware and boot code.
+/// What the index knows of a failing device: type, reported firmware and boot code, the
+/// address it last polled from.
 struct DeviceInfo {
     device_type: String,
     firmware: String,
     bootcode: String,
+    ip: String,
 }
 
 fn device_info(app: &App, cfg: &Config, sn: &str) -> Option<DeviceInfo> {
@@ -34,6 +37,7 @@ fn device_info(app: &App, cfg: &Config, sn: &str) -> Option<DeviceInfo> {
         device_type: f.device_type.to_string(),
         firmware: f.firmware.to_string(),
         bootcode: f.bootcode.to_string(),
+        ip: f.ip.to_string(),
     })
 }
 
@@ -69,11 +73,7 @@ fn one(
     csrf: &str,
     info: &dyn Fn(&str) -> Option<DeviceInfo>,
 ) -> Markup {
-    let target = format!(
-        "firmware {}, boot code {}",
-        r.firmware.as_deref().unwrap_or("unchanged"),
-        r.bootcode.as_deref().unwrap_or("unchanged")
-    );
+    let target = crate::rollout::staged::target_words(r);
     let filter = admin_url(prefix, &format!("mode=status&filter=rollout%3A{}", r.id));
     html! {
         details .rollout .fold id=(format!("rollout-{}", r.id)) data-fold=(format!("rollout-{}", r.id)) data-phase=(r.phase.key()) {
@@ -81,7 +81,9 @@ fn one(
                 " " span .foldstate { (fold_state(r)) } }
             p { (target) ". Next wave at " (r.success) "% of its population succeeded and "
                 (r.soak) " s soak; halts above " (r.halt) "% failed; " (r.timeout)
-                " s to report; starts " (if r.start == "manual" { "by hand" } else { "by itself" }) "." }
+                (if r.snippets.is_empty() { " s to report" } else { " s to poll again after the new version" })
+                "; starts " (if r.start == "manual" { "by hand" } else { "by itself" }) "." }
+            @if !r.snippets.is_empty() { (files(r)) }
             @if let Some(why) = &r.blocked { p .blocked { "Not moving: " (why) } }
             @if let Some(why) = &r.halted { p .halted role="alert" { "Halted: " (why) } }
             table .waves {
@@ -99,7 +101,11 @@ fn one(
             }
             @if !r.failing.is_empty() { (failing(r, prefix, info)) }
             (buttons(r, prefix, csrf))
-            @if r.phase != Phase::Aborted {
+            @if !r.snippets.is_empty() && r.phase != Phase::Aborted && r.phase != Phase::Idle {
+                p .abort-note { "Abort ends this round: every device in scope is then given the "
+                    "previous version of the files again, also those given the new one (on their next "
+                    "poll). A further change of a file starts a new round from wave 1." }
+            } @else if r.phase != Phase::Aborted && r.phase != Phase::Idle {
                 p .abort-note { "Abort is final: every device in scope is then held (no firmware or "
                     "boot code command) and keeps the build it runs, also those that installed "
                     "this rollout's. Removing the rollout from the configuration afterwards hands "
@@ -109,11 +115,25 @@ fn one(
     }
 }
 
+/// A snippet rollout's files: the version its round stages and the previous one.
+fn files(r: &RolloutSummary) -> Markup {
+    html! {
+        table .staged-files {
+            thead { tr { th { "File" } th { "New version (round)" } th { "Previous version (held devices get it)" } } }
+            tbody { @for f in &r.snippets { tr .staged-file data-file=(f.name) {
+                td { code { (f.name) } }
+                td .version { @match f.version { Some(v) => { (v) " (" (date(v)) ")" }, None => "none staged" } }
+                td .previous { @match f.previous { Some(v) => { (v) " (" (date(v)) ")" }, None => "not kept yet" } }
+            } } }
+        }
+    }
+}
+
 fn failing(r: &RolloutSummary, prefix: &str, info: &dyn Fn(&str) -> Option<DeviceInfo>) -> Markup {
     html! {
         details .failing open { summary { "Failing devices (" (r.failing.len()) ")" }
-            table { thead { tr { th { "Device" } th { "Type" } th { "Reports" } th { "Wave" }
-                th { "Why" } th { "When" } } }
+            table { thead { tr { th { "Device" } th { "Type" } th { "Reports" } th { "Last address" }
+                th { "Wave" } th { "Why" } th { "When" } } }
             tbody { @for f in &r.failing {
                 @let i = info(&f.sn);
                 tr .failing-device data-sn=(f.sn) {
@@ -121,6 +141,7 @@ fn failing(r: &RolloutSummary, prefix: &str, info: &dyn Fn(&str) -> Option<Devic
                         crate::php::urlencode(f.sn.as_bytes())))) { (f.sn) } }
                     td { (i.as_ref().map_or("", |i| i.device_type.as_str())) }
                     td { @if let Some(i) = &i { "firmware " (i.firmware) ", boot code " (i.bootcode) } }
+                    td .last-ip { (i.as_ref().map_or("", |i| i.ip.as_str())) }
                     td { (f.wave) } td { (f.why.words()) } td { (date(f.at)) }
                 }
             } } }
@@ -146,7 +167,7 @@ fn fold_state(r: &RolloutSummary) -> String {
 fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     let closed = r.waves.iter().any(|w| w.opened.is_none());
     let mut actions: Vec<(Action, &str)> = match r.phase {
-        Phase::Aborted => Vec::new(),
+        Phase::Aborted | Phase::Idle => return html! {},
         Phase::Ready => vec![(Action::Start, "Start")],
         Phase::Paused | Phase::Halted => vec![(Action::Resume, "Resume")],
         _ => vec![(Action::Pause, "Pause")],
@@ -160,7 +181,7 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
     html! {
         @for (a, label) in actions {
             form .rollout-action method="post" action=(admin_url(prefix, ""))
-                data-confirm=[(a == Action::Abort).then(|| format!("Abort rollout {}? This is final: it cannot be resumed.", r.id))] {
+                data-confirm=[(a == Action::Abort).then(|| abort_question(r))] {
                 input type="hidden" name="mode" value="rollout";
                 input type="hidden" name="id" value=(r.id);
                 input type="hidden" name="op" value=(a.as_str());
@@ -168,6 +189,21 @@ fn buttons(r: &RolloutSummary, prefix: &str, csrf: &str) -> Markup {
                 button type="submit" name="do" value=(a.as_str()) { (label) }
             }
         }
+    }
+}
+
+/// What the page asks before an abort.
+fn abort_question(r: &RolloutSummary) -> String {
+    if r.snippets.is_empty() {
+        format!(
+            "Abort rollout {}? This is final: it cannot be resumed.",
+            r.id
+        )
+    } else {
+        format!(
+            "Abort this round of rollout {}? Every device in scope gets the previous version again; only a new change of the files starts a new round.",
+            r.id
+        )
     }
 }
 
@@ -279,6 +315,7 @@ fn with_devices(app: &App, cfg: &Config, s: &RolloutSummary) -> Value {
             f["type"] = json!(i.as_ref().map(|i| i.device_type.clone()));
             f["firmware"] = json!(i.as_ref().map(|i| i.firmware.clone()));
             f["bootcode"] = json!(i.as_ref().map(|i| i.bootcode.clone()));
+            f["ip"] = json!(i.as_ref().map(|i| i.ip.clone()));
         }
     }
     v
@@ -338,7 +375,11 @@ pub fn openapi_paths() -> Value {
         "properties": {
             "id": { "type": "string" }, "firmware": { "type": ["string", "null"] },
             "bootcode": { "type": ["string", "null"] },
-            "phase": { "type": "string", "enum": ["ready", "running", "waiting-for-soak", "paused", "halted", "aborted", "done", "ended-with-failures"] },
+            "snippets": { "type": "array", "description": "A snippet rollout's files: name, the version its round stages (null: none), the kept previous version",
+                "items": { "type": "object", "properties": { "name": { "type": "string" },
+                    "version": { "type": ["integer", "null"] }, "previous": { "type": ["integer", "null"] } } } },
+            "round_started": { "type": ["integer", "null"] },
+            "phase": { "type": "string", "enum": ["idle", "ready", "running", "waiting-for-soak", "paused", "halted", "aborted", "done", "ended-with-failures"] },
             "blocked": { "type": ["string", "null"], "description": "Why the next wave is not open" },
             "halted": { "type": ["string", "null"] },
             "start": { "type": "string", "enum": ["auto", "manual"] },

@@ -16,6 +16,10 @@ use thiserror::Error;
 pub const MAX_ID: usize = 64;
 /// Most waves in a rollout.
 pub const MAX_WAVES: usize = 20;
+/// Most snippet files one rollout names.
+pub const MAX_SNIPPETS: usize = 32;
+/// Longest snippet file name a rollout names.
+pub const MAX_SNIPPET_NAME: usize = 128;
 
 /// One staged rollout as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,9 @@ pub struct Rollout {
     pub firmware: Option<String>,
     /// The boot code build (`None`: boot code is left alone).
     pub bootcode: Option<String>,
+    /// Snippet files in `scripts/` whose new versions go out wave by wave (a rollout stages
+    /// either builds or snippets; see `rollout::staged`).
+    pub snippets: Vec<String>,
     /// The scope, as `master/applies`: a device is in it when it fits every one of these.
     pub applies: Vec<Applies>,
     /// `applies-any`: and, when not empty, at least one of these.
@@ -59,6 +66,11 @@ impl Rollout {
                 || self.applies_any.iter().any(|a| a.matches(classes, envs)))
     }
 
+    /// Whether the rollout stages snippet files (not builds).
+    pub fn stages_snippets(&self) -> bool {
+        !self.snippets.is_empty()
+    }
+
     /// The 1-based number and the percentage bound of a wave, for messages.
     pub fn wave_label(&self, wave: usize) -> String {
         match self.waves.get(wave) {
@@ -78,6 +90,13 @@ pub fn rollouts_of(tree: &Element) -> Result<Vec<Rollout>, RolloutError> {
         let r = rollout_of(el)?;
         if out.iter().any(|o| o.id == r.id) {
             return Err(err(&r.id, "duplicate rollout id"));
+        }
+        if let Some(f) = r
+            .snippets
+            .iter()
+            .find(|f| out.iter().any(|o| o.snippets.contains(f)))
+        {
+            return Err(err(&r.id, format!("{f} is staged by another rollout")));
         }
         out.push(r);
     }
@@ -118,8 +137,18 @@ fn rollout_of(el: &Element) -> Result<Rollout, RolloutError> {
     };
     let firmware = build("firmware")?;
     let bootcode = build("bootcode")?;
-    if firmware.is_none() && bootcode.is_none() {
-        return Err(err(&id, "needs a firmware or a bootcode build"));
+    let snippets = snippets_of(&id, el.attr("snippets").unwrap_or(""))?;
+    if firmware.is_none() && bootcode.is_none() && snippets.is_empty() {
+        return Err(err(
+            &id,
+            "needs a firmware or a bootcode build, or snippets",
+        ));
+    }
+    if !snippets.is_empty() && (firmware.is_some() || bootcode.is_some()) {
+        return Err(err(
+            &id,
+            "stages either builds or snippets: use two rollouts for both",
+        ));
     }
     let waves = waves_of(&id, el.attr("waves").unwrap_or("100"))?;
     let number = |name: &str, default: i64, max: i64| -> Result<i64, RolloutError> {
@@ -147,6 +176,7 @@ fn rollout_of(el: &Element) -> Result<Rollout, RolloutError> {
     Ok(Rollout {
         firmware,
         bootcode,
+        snippets,
         applies,
         applies_any: terms(el.attr("applies-any").unwrap_or("")),
         manual_start,
@@ -178,6 +208,53 @@ fn waves_of(id: &str, v: &str) -> Result<Vec<u8>, RolloutError> {
         return Err(bad());
     }
     Ok(waves)
+}
+
+/// Whether `name` can name a snippet file directly inside the snippet directory.
+pub fn valid_snippet_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SNIPPET_NAME
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
+}
+
+/// The file names of `snippets="a.txt, b.txt"` (commas or spaces; each once).
+fn snippets_of(id: &str, v: &str) -> Result<Vec<String>, RolloutError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in v.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        if !valid_snippet_name(name) {
+            return Err(err(
+                id,
+                format!("snippets: '{name}' is not a file name in the snippet directory"),
+            ));
+        }
+        if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    if out.len() > MAX_SNIPPETS {
+        return Err(err(id, format!("snippets: more than {MAX_SNIPPETS} files")));
+    }
+    Ok(out)
+}
+
+/// Whether a device could be given snippet file `file` by its name `PHASE-CLASS-ENV.txt`:
+/// the class part is `all` or one of its classes, the environment part `all`, one of its
+/// environments or its serial number (lower case, `-` as `_`, as the candidates spell it).
+/// The phase part is not looked at (a device's phase changes while it is staged).
+pub fn reaches(file: &str, sn: &str, classes: &[String], envs: &[String]) -> bool {
+    let Some(stem) = file.strip_suffix(".txt") else {
+        return false;
+    };
+    let mut parts = stem.splitn(3, '-');
+    let (Some(_phase), Some(class), Some(env)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let sn = sn.trim().to_lowercase().replace('-', "_");
+    (class == "all" || classes.iter().any(|c| same(c, class)))
+        && (env == "all" || same(env, &sn) || envs.iter().any(|e| same(e, env)))
 }
 
 /// The terms of `applies`/`applies-any` (`class`, `env:NAME`, `*`, separated by commas or
@@ -253,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_snippet_rollout() {
+        let r = parse(
+            r#"<config><rollouts><rollout id="ntp" snippets="update-all-default.txt, update-phone-berlin.txt update-all-default.txt" waves="5,25,100" halt="2" timeout="1800"/></rollouts></config>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r[0].snippets,
+            vec!["update-all-default.txt", "update-phone-berlin.txt"]
+        );
+        assert!(r[0].stages_snippets());
+        assert_eq!((r[0].firmware.clone(), r[0].timeout), (None, 1800));
+    }
+
+    #[test]
     fn no_section_no_rollouts() {
         assert_eq!(parse("<config/>").unwrap(), Vec::new());
     }
@@ -270,6 +361,10 @@ mod tests {
             r#"<rollout id="a" firmware="1" success="120"/>"#,
             r#"<rollout id="a" firmware="1" soak="-1"/>"#,
             r#"<rollout id="a" firmware="1"/><rollout id="a" firmware="2"/>"#,
+            r#"<rollout id="a" firmware="1" snippets="a.txt"/>"#,
+            r#"<rollout id="a" snippets="../a.txt"/>"#,
+            r#"<rollout id="a" snippets=".hidden"/>"#,
+            r#"<rollout id="a" snippets="x.txt"/><rollout id="b" snippets="y.txt x.txt"/>"#,
         ] {
             let xml = format!("<config><rollouts>{bad}</rollouts></config>");
             assert!(parse(&xml).is_err(), "{bad}");

@@ -110,6 +110,10 @@ async fn build(
 ) -> script::PollOutput {
     let script_url = format!("{}{}/update.php", info.origin(), app.prefix);
     let rollouts = app.rollouts.for_device(&cfg.rollouts, sn);
+    // the kept previous versions of staged snippets (none without snippet rollouts)
+    let kept =
+        (cfg.rollouts.iter().any(|r| r.stages_snippets())).then(|| app.rollouts.kept.previous());
+    let none = crate::rollout::kept::Previous::new();
     let input = PollInput {
         config: cfg,
         args,
@@ -121,6 +125,7 @@ async fn build(
         hook_configured: cfg.server.hook_exec.is_some(),
         now: crate::clock::now(),
         rollouts: &rollouts,
+        previous: kept.as_deref().unwrap_or(&none),
     };
     let resolver = PollResolver { app, cfg };
     let output = script::build_resolving(&input, &resolver)

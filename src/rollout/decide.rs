@@ -99,7 +99,11 @@ fn reached(told: &(Option<String>, Option<String>), d: &DeviceFacts<'_>) -> bool
     same(&told.0, d.prot) && same(&told.1, d.boot)
 }
 
-/// What the device gets from rollout `r` at `now`, and the changes to record.
+/// What the device gets from rollout `r` at `now`, and the changes to record. For a
+/// snippet rollout the caller asks only for a device that gets one of its files in this
+/// poll; `Update` (with no builds) means the new version, `Hold` the previous one; a device
+/// told before that polls again succeeded (it came back), and a told device keeps the new
+/// version while the round is halted or paused.
 pub fn decide(
     r: &Rollout,
     s: &RolloutState,
@@ -112,7 +116,12 @@ pub fn decide(
     let held = |why: &str, changes: Vec<Change>| {
         (Decision::Hold(format!("rollout {}: {why}", r.id)), changes)
     };
-    let Some(told) = told_builds(r, d.no_firmware, d.no_bootcode) else {
+    let snippets = r.stages_snippets();
+    let told = if snippets {
+        (None, None)
+    } else if let Some(told) = told_builds(r, d.no_firmware, d.no_bootcode) {
+        told
+    } else {
         return held(
             "nothing to tell this device type (nofirmdev/nobootdev), not counted",
             Vec::new(),
@@ -123,9 +132,16 @@ pub fn decide(
         return held("held, no usable serial number", Vec::new());
     }
     let record = s.devices.get(sn);
-    // a device the rollout knows that reports its builds succeeds, whatever the phase
+    let was_told = record.is_some_and(|rec| rec.told.is_some());
+    let reached_now = if snippets {
+        was_told
+    } else {
+        reached(&told, d)
+    };
+    // a device the rollout knows that reports its builds (or, for snippets, came back after
+    // being told) succeeds, whatever the phase
     let success = match record {
-        Some(rec) if d.counts && rec.succeeded.is_none() && reached(&told, d) => {
+        Some(rec) if d.counts && rec.succeeded.is_none() && reached_now => {
             vec![Change::Succeeded {
                 sn: sn.to_string(),
                 wave: rec.wave,
@@ -140,7 +156,8 @@ pub fn decide(
     if s.aborted.is_some() {
         return held("aborted, held", success);
     }
-    if let Some(h) = &s.halted {
+    let keeps_new = snippets && was_told && wave < s.opened.len();
+    if let Some(h) = s.halted.as_ref().filter(|_| !keeps_new) {
         return held(&format!("halted ({}), held", h.reason), success);
     }
     if wave >= s.opened.len() {
@@ -151,7 +168,7 @@ pub fn decide(
         };
         return held(&why, success);
     }
-    if s.paused.is_some() && record.is_none_or(|rec| rec.told.is_none()) {
+    if s.paused.is_some() && !was_told {
         return held("paused, held", success);
     }
     let update = Decision::Update {
@@ -161,7 +178,7 @@ pub fn decide(
     if !d.counts || !success.is_empty() {
         return (update, success);
     }
-    let changes = first_told(record, reached(&told, d), sn, wave, now);
+    let changes = first_told(record, reached_now, sn, wave, now);
     (update, changes)
 }
 
@@ -261,7 +278,7 @@ pub fn population(r: &Rollout, wave: usize, fleet: &dyn Fleet) -> Vec<String> {
             && !sn.is_empty()
             && sn.len() <= MAX_SN
             && r.in_scope(k.classes, k.envs)
-            && told_builds(r, k.no_firmware, k.no_bootcode).is_some()
+            && tells(r, k, sn)
             && wave_of(r, sn) == Some(wave)
         {
             out.push(sn.to_string());
@@ -270,6 +287,18 @@ pub fn population(r: &Rollout, wave: usize, fleet: &dyn Fleet) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Whether rollout `r` has something to tell known device `k`: builds its type gets, or
+/// one of its snippet files (by the file's name, see [`super::config::reaches`]).
+fn tells(r: &Rollout, k: &Known<'_>, sn: &str) -> bool {
+    if r.stages_snippets() {
+        r.snippets
+            .iter()
+            .any(|f| super::config::reaches(f, sn, k.classes, k.envs))
+    } else {
+        told_builds(r, k.no_firmware, k.no_bootcode).is_some()
+    }
 }
 
 /// The waves that are open and configured (an edit may have left fewer waves than opened).
@@ -317,7 +346,7 @@ fn failing_now(
 /// one's population succeeded and `soak` seconds passed.
 pub fn advance(r: &Rollout, s: &RolloutState, fleet: &dyn Fleet, now: i64) -> Vec<Change> {
     let mut out = Vec::new();
-    if s.aborted.is_some() {
+    if s.aborted.is_some() || (r.stages_snippets() && s.round.is_empty()) {
         return out;
     }
     if s.opened.is_empty() {
@@ -442,6 +471,8 @@ pub enum ActionError {
     NotStarted,
     #[error("the device index is not read yet (is state tracking on?)")]
     NoFleet,
+    #[error("no new snippet version is staged")]
+    NothingStaged,
 }
 
 /// The changes an administrator's action makes at `now`.
@@ -454,6 +485,9 @@ pub fn control(
 ) -> Result<Vec<Change>, ActionError> {
     if s.aborted.is_some() {
         return Err(ActionError::Aborted);
+    }
+    if r.stages_snippets() && s.round.is_empty() {
+        return Err(ActionError::NothingStaged);
     }
     Ok(match a {
         Action::Start if !waiting_for_start(r, s) => return Err(ActionError::NotWaiting),

@@ -76,11 +76,7 @@ pub fn plan(r: &Rollout, s: &RolloutState, devices: &[PlanDevice]) -> String {
         }
     }
     let mut out = String::new();
-    let target = format!(
-        "firmware {}, boot code {}",
-        r.firmware.as_deref().unwrap_or("unchanged"),
-        r.bootcode.as_deref().unwrap_or("unchanged")
-    );
+    let target = super::staged::target_words(&super::summarize(r, s, true, 0));
     let _ = writeln!(out, "rollout {}: {target}", r.id);
     for (i, list) in waves.iter().enumerate() {
         let open = match s.opened.get(i) {
@@ -152,5 +148,28 @@ mod tests {
         assert!(text.contains("not in scope: 1 devices"));
         let wave1 = text.split("wave 2").next().unwrap();
         assert!(first.iter().all(|s| wave1.contains(s.as_str())));
+    }
+
+    #[test]
+    fn a_snippet_rollout_plan_names_the_staged_version() {
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="ntp" snippets="update-all-default.txt"/></rollouts></config>"#,
+        )
+        .unwrap();
+        let r = &cfg.rollouts[0];
+        let idle = plan(r, &RolloutState::default(), &[]);
+        assert!(
+            idle.starts_with("rollout ntp: snippets update-all-default.txt (nothing new)"),
+            "{idle}"
+        );
+        let s = RolloutState {
+            round: vec![("update-all-default.txt".into(), 1_700_000_000)],
+            ..RolloutState::default()
+        };
+        let text = plan(r, &s, &[]);
+        assert!(
+            text.starts_with("rollout ntp: snippets update-all-default.txt version 1700000000"),
+            "{text}"
+        );
     }
 }

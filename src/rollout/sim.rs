@@ -85,6 +85,7 @@ fn rollout() -> Rollout {
         id: "sim".into(),
         firmware: Some(NEW.into()),
         bootcode: None,
+        snippets: Vec::new(),
         applies: vec![Applies {
             value: "phone".into(),
             env: false,
@@ -361,3 +362,4 @@ fn counted(run: &Run, pred: impl Fn(&super::state::DeviceRecord) -> bool) -> usi
 }
 
 mod cases;
+mod snippets;

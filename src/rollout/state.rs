@@ -112,6 +112,11 @@ pub struct RolloutState {
     pub regrouped: i64,
     /// By serial number as the device sends it.
     pub devices: BTreeMap<String, DeviceRecord>,
+    /// A snippet rollout's round: the files with a new version and that version (PHP's,
+    /// the file's modification time), by file name; empty: nothing staged (idle).
+    pub round: Vec<(String, i64)>,
+    /// When the round began (0: no round).
+    pub round_at: i64,
 }
 
 /// One step of a rollout.
@@ -159,6 +164,12 @@ pub enum Change {
     },
     Aborted {
         at: i64,
+    },
+    /// A snippet rollout's files changed: a new round for these versions begins from wave 1
+    /// (everything of the round before is forgotten); no versions: nothing staged.
+    Round {
+        at: i64,
+        versions: Vec<(String, i64)>,
     },
 }
 
@@ -221,6 +232,13 @@ impl std::fmt::Display for Change {
             Change::Paused { .. } => f.write_str("paused"),
             Change::Resumed { .. } => f.write_str("resumed"),
             Change::Aborted { .. } => f.write_str("aborted"),
+            Change::Round { versions, .. } if versions.is_empty() => {
+                f.write_str("no new snippet version staged")
+            }
+            Change::Round { versions, .. } => {
+                let v: Vec<String> = versions.iter().map(|(n, v)| format!("{n} {v}")).collect();
+                write!(f, "new round from wave 1 for {}", v.join(", "))
+            }
         }
     }
 }
@@ -286,6 +304,13 @@ impl RolloutState {
                 }
             }
             Change::Aborted { at } => self.aborted = Some(*at),
+            Change::Round { at, versions } => {
+                *self = RolloutState {
+                    round: versions.clone(),
+                    round_at: if versions.is_empty() { 0 } else { *at },
+                    ..RolloutState::default()
+                };
+            }
         }
     }
 
@@ -330,8 +355,15 @@ impl RolloutState {
         set("regrouped", Some(self.regrouped).filter(|a| *a != 0));
         set("aborted", self.aborted);
         set("acknowledged", Some(self.acknowledged).filter(|a| *a != 0));
+        set("round", Some(self.round_at).filter(|a| *a != 0));
         if !self.formed.is_empty() {
             root.set_attr("formed", self.formed.clone());
+        }
+        for (name, version) in &self.round {
+            let mut f = Element::new("file");
+            f.set_attr("name", name.clone());
+            f.set_attr("version", version.to_string());
+            root.children.push(f);
         }
         for (i, at) in self.opened.iter().enumerate() {
             let mut w = Element::new("wave");
@@ -391,8 +423,17 @@ impl RolloutState {
             paused: num(e, "paused"),
             aborted: num(e, "aborted"),
             acknowledged: num(e, "acknowledged").unwrap_or(0),
+            round_at: num(e, "round").unwrap_or(0),
             ..Default::default()
         };
+        for f in e.children_named("file").take(super::config::MAX_SNIPPETS) {
+            match (f.attr("name"), num(f, "version")) {
+                (Some(n), Some(v)) if r.snippets.iter().any(|s| s == n) => {
+                    s.round.push((n.to_string(), v));
+                }
+                _ => {}
+            }
+        }
         for w in e.children_named("wave").take(r.waves.len()) {
             s.opened.push(num(w, "opened")?);
         }
@@ -423,11 +464,54 @@ impl RolloutState {
     }
 }
 
-/// The rollout's target builds as one text (`firmware/bootcode`, `-` for none).
-fn target_of(r: &Rollout) -> String {
+/// The rollout's target as one text: its builds (`firmware/bootcode`, `-` for none), or
+/// `snippets:` and its file names.
+pub fn target_of(r: &Rollout) -> String {
+    if r.stages_snippets() {
+        return format!("snippets:{}", r.snippets.join(","));
+    }
     format!(
         "{}/{}",
         r.firmware.as_deref().unwrap_or("-"),
         r.bootcode.as_deref().unwrap_or("-")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snippet_round_survives_its_file_form() {
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="ntp" snippets="a.txt b.txt"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let r = &cfg.rollouts[0];
+        let mut s = RolloutState::default();
+        s.apply(&Change::Round {
+            at: 7,
+            versions: vec![("a.txt".into(), 1_000)],
+        });
+        s.apply(&Change::Told {
+            sn: "x".into(),
+            wave: 0,
+            at: 8,
+        });
+        let doc = s.to_element(r).to_document();
+        assert!(doc.contains(r#"target="snippets:a.txt,b.txt""#), "{doc}");
+        let back = crate::xml::Element::parse(doc.as_bytes()).expect("xml");
+        assert_eq!(RolloutState::from_element(r, &back), Some(s.clone()));
+        // a new round forgets the one before
+        s.apply(&Change::Round {
+            at: 9,
+            versions: vec![("a.txt".into(), 2_000)],
+        });
+        assert!(s.devices.is_empty() && s.round_at == 9);
+        s.apply(&Change::Round {
+            at: 10,
+            versions: Vec::new(),
+        });
+        assert_eq!(s, RolloutState::default(), "idle");
+    }
 }

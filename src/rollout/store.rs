@@ -53,6 +53,8 @@ pub struct RolloutStore {
     orphans: Mutex<Vec<Orphan>>,
     /// The configured rollout ids and the time of the last look at the orphans.
     orphans_seen: Mutex<(String, i64)>,
+    /// The previous versions of staged snippet files (`rollouts/.snippets/`).
+    pub kept: super::kept::Kept,
 }
 
 /// Seconds between two looks at the state files of removed rollouts.
@@ -88,6 +90,16 @@ fn shift(c: Change, offset: i64) -> Change {
     }
 }
 
+/// Whether a poll's change belongs to a snippet round that ended before the poll began (a
+/// new version was noticed while the poll ran): dropped.
+fn stale(r: &Rollout, s: &RolloutState, c: &Change) -> bool {
+    let at = match c {
+        Change::Told { at, .. } | Change::Succeeded { at, .. } => *at,
+        _ => return false,
+    };
+    r.stages_snippets() && at < s.round_at
+}
+
 /// Most state files looked at for [`orphans_in`].
 const MAX_ORPHAN_FILES: usize = 64;
 
@@ -112,6 +124,10 @@ pub fn orphans_in(dir: &Path, configured: &[Rollout]) -> Vec<Orphan> {
         let Ok(e) = crate::xml::Element::parse(&doc) else {
             continue;
         };
+        if e.attr("target").is_some_and(|t| t.starts_with("snippets:")) {
+            // a removed snippet rollout: its devices get the live files, nothing moves back
+            continue;
+        }
         let installed = e
             .children_named("device")
             .filter(|d| d.attr("succeeded").is_some())
@@ -133,13 +149,14 @@ impl RolloutStore {
     /// The store of the states in `dir` (`ROOT/rollouts`).
     pub fn new(dir: PathBuf) -> RolloutStore {
         RolloutStore {
-            dir,
             entries: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
             offset: AtomicI64::new(0),
             fleet_ready: AtomicBool::new(false),
             orphans: Mutex::new(Vec::new()),
             orphans_seen: Mutex::new((String::new(), 0)),
+            kept: super::kept::Kept::new(dir.join(".snippets")),
+            dir,
         }
     }
 
@@ -230,7 +247,7 @@ impl RolloutStore {
             let fresh = map.get(&r.id).is_none_or(|e| e.rollout != *r);
             if fresh {
                 let target_same = map.get(&r.id).is_some_and(|e| {
-                    e.rollout.firmware == r.firmware && e.rollout.bootcode == r.bootcode
+                    super::state::target_of(&e.rollout) == super::state::target_of(r)
                 });
                 let (state, dirty) = match map.remove(&r.id) {
                     Some(e) if target_same => (e.state, e.dirty),
@@ -272,6 +289,8 @@ impl RolloutStore {
                         formed: String::new(),
                         regrouped: s.regrouped,
                         devices: Default::default(),
+                        round: s.round.clone(),
+                        round_at: s.round_at,
                     };
                     if let Some(d) = s.devices.get(sn.trim()) {
                         view.devices.insert(sn.trim().to_string(), d.clone());
@@ -304,6 +323,9 @@ impl RolloutStore {
         self.with(rollouts, |map| {
             for (id, c) in changes {
                 if let Some(e) = map.get_mut(id) {
+                    if stale(&e.rollout, &e.state, c) {
+                        continue;
+                    }
                     tracing::info!("rollout {id}: {c}");
                     e.state.apply(c);
                     e.dirty = true;
@@ -356,12 +378,74 @@ impl RolloutStore {
     /// The summaries of the configured rollouts, in configuration order.
     pub fn summaries(&self, rollouts: &[Rollout], now: i64) -> Vec<RolloutSummary> {
         let ready = self.fleet_ready();
-        self.with(rollouts, |map| {
+        let previous = self.kept.previous();
+        let mut list: Vec<RolloutSummary> = self.with(rollouts, |map| {
             rollouts
                 .iter()
                 .filter_map(|r| map.get(&r.id).map(|e| summarize(r, &e.state, ready, now)))
                 .collect()
-        })
+        });
+        for f in list.iter_mut().flat_map(|s| s.snippets.iter_mut()) {
+            f.previous = previous.get(&f.name).map(|p| p.mtime);
+        }
+        list
+    }
+
+    /// Brings the snippet rollouts in line with their files in `snippets` (the snippet
+    /// directory; blocking I/O, at most `max` bytes read per file): a round that is done
+    /// makes its versions the previous ones; a file whose live version is not the previous
+    /// one starts (or keeps) a round once it is `grace` seconds old (`times/@grace`: a file
+    /// being edited starts none), any other change of the round starts a new one from wave 1
+    /// (see `rollout::staged`).
+    pub fn sync_snippets(
+        &self,
+        rollouts: &[Rollout],
+        (snippets, max, grace): (&Path, u64, i64),
+        now: i64,
+    ) {
+        let staged: Vec<(String, Vec<String>)> = rollouts
+            .iter()
+            .filter(|r| r.stages_snippets())
+            .map(|r| (r.id.clone(), r.snippets.clone()))
+            .collect();
+        if staged.is_empty() {
+            return;
+        }
+        let done: Vec<(String, Vec<(String, i64)>)> = self.with(rollouts, |map| {
+            rollouts
+                .iter()
+                .filter_map(|r| map.get(&r.id).map(|e| (r, e)))
+                .filter(|(r, e)| {
+                    r.stages_snippets()
+                        && !e.state.round.is_empty()
+                        && e.state.opened.len() >= r.waves.len()
+                        && summarize(r, &e.state, true, now).phase == super::Phase::Done
+                })
+                .map(|(r, e)| (r.id.clone(), e.state.round.clone()))
+                .collect()
+        });
+        for (id, round) in &done {
+            self.kept.promote(id, round, snippets, max);
+        }
+        let versions = self.kept.sync(&staged, snippets, max);
+        let get = |f: &str, pick: fn(&super::kept::Versions) -> Option<i64>| {
+            versions.get(f).and_then(pick)
+        };
+        // the grace period is the files' (the system clock, as the polls see it)
+        let wall = crate::clock::now();
+        let settled = |f: &str| get(f, |v| v.live).filter(|v| wall - *v >= grace);
+        let changes: Vec<(String, Change)> = self.with(rollouts, |map| {
+            rollouts
+                .iter()
+                .filter(|r| r.stages_snippets())
+                .filter_map(|r| {
+                    let round = super::staged::round_of(r, &settled, &|f| get(f, |v| v.kept));
+                    let c = super::staged::next_round(&map.get(&r.id)?.state, round, now)?;
+                    Some((r.id.clone(), c))
+                })
+                .collect()
+        });
+        self.apply_now(rollouts, &changes);
     }
 
     /// A copy of one rollout's state.
@@ -445,5 +529,34 @@ mod tests {
         assert_eq!(store.summaries(rs, now)[0].waves[0].population, 1);
         store.write_dirty();
         assert!(dir.path().join("rollouts/r.xml").exists());
+    }
+
+    #[test]
+    fn a_poll_of_a_round_that_ended_before_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = RolloutStore::new(dir.path().join("rollouts"));
+        let cfg = crate::config::Config::from_user_xml(
+            r#"<config><rollouts><rollout id="s" snippets="a.txt"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let rs = &cfg.rollouts;
+        let round = Change::Round {
+            at: 100,
+            versions: vec![("a.txt".into(), 7)],
+        };
+        store.apply_now(rs, &[("s".into(), round)]);
+        let told = |sn: &str, at: i64| {
+            (
+                "s".to_string(),
+                Change::Told {
+                    sn: sn.into(),
+                    wave: 0,
+                    at,
+                },
+            )
+        };
+        store.apply(rs, &[told("old", 99), told("new", 100)]);
+        let s = store.state(rs, "s").expect("state");
+        assert!(!s.devices.contains_key("old") && s.devices.contains_key("new"));
     }
 }

@@ -13,6 +13,8 @@ pub const MAX_FAILING: usize = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// A snippet rollout with no new version staged: every device gets the live files.
+    Idle,
     /// `start="manual"` and not started yet: every device in scope is held.
     Ready,
     /// Waiting for the members of the current wave.
@@ -31,6 +33,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Idle => "idle",
             Phase::Ready => "ready",
             Phase::Running => "running",
             Phase::WaitingForSoak => "waiting for soak",
@@ -43,7 +46,8 @@ impl Phase {
     }
 
     /// Every phase, for metrics.
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
+        Phase::Idle,
         Phase::Ready,
         Phase::Running,
         Phase::WaitingForSoak,
@@ -90,12 +94,27 @@ pub struct Failing {
     pub why: super::state::FailReason,
 }
 
+/// A staged snippet file of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StagedFile {
+    pub name: String,
+    /// The version this round stages (PHP's: the file's modification time), `None` when the
+    /// file is not in the round (its live version is the previous one).
+    pub version: Option<i64>,
+    /// The kept previous version, which held devices get (filled in by the store).
+    pub previous: Option<i64>,
+}
+
 /// A rollout's summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RolloutSummary {
     pub id: String,
     pub firmware: Option<String>,
     pub bootcode: Option<String>,
+    /// The snippet files a snippet rollout names (empty for a firmware rollout).
+    pub snippets: Vec<StagedFile>,
+    /// When the current round of a snippet rollout began (`None`: idle, or builds).
+    pub round_started: Option<i64>,
     pub phase: Phase,
     /// Why the next wave is not open (a sentence), `null` when nothing is waited for.
     pub blocked: Option<String>,
@@ -133,7 +152,7 @@ pub fn blocked(
     fleet_ready: bool,
     now: i64,
 ) -> Option<String> {
-    if s.aborted.is_some() || s.opened.len() >= r.waves.len() {
+    if s.aborted.is_some() || s.opened.len() >= r.waves.len() || idle(r, s) {
         return None;
     }
     let date = |t: i64| format!("{} UTC", crate::php::format_datetime(t));
@@ -181,6 +200,11 @@ pub fn blocked(
     Some(why.join("; "))
 }
 
+/// A snippet rollout with nothing staged.
+fn idle(r: &Rollout, s: &RolloutState) -> bool {
+    r.stages_snippets() && s.round.is_empty()
+}
+
 fn phase(
     r: &Rollout,
     s: &RolloutState,
@@ -189,7 +213,9 @@ fn phase(
     now: i64,
 ) -> Phase {
     let open = open_waves(r, s);
-    if s.aborted.is_some() {
+    if idle(r, s) {
+        Phase::Idle
+    } else if s.aborted.is_some() {
         Phase::Aborted
     } else if s.halted.is_some() {
         Phase::Halted
@@ -268,6 +294,16 @@ pub fn summarize(r: &Rollout, s: &RolloutState, fleet_ready: bool, now: i64) -> 
         id: r.id.clone(),
         firmware: r.firmware.clone(),
         bootcode: r.bootcode.clone(),
+        snippets: r
+            .snippets
+            .iter()
+            .map(|f| StagedFile {
+                name: f.clone(),
+                version: s.round.iter().find(|(n, _)| n == f).map(|(_, v)| *v),
+                previous: None,
+            })
+            .collect(),
+        round_started: Some(s.round_at).filter(|t| *t != 0),
         phase: phase(r, s, &counts, &waves, now),
         blocked: blocked(r, s, &counts, fleet_ready, now),
         halted: s.halted.as_ref().map(|h| h.reason.clone()),

@@ -112,6 +112,11 @@ impl Listing<'_> {
         self.candidates.get(f.candidate).path
     }
 
+    /// The file name of a file found (inside the snippet directory).
+    pub fn name(&self, f: &Found<'_>) -> &str {
+        self.candidates.get(f.candidate).name
+    }
+
     /// Path of the newest (`unknown`: none found).
     pub fn newest_file(&self) -> &str {
         self.newest

@@ -1,7 +1,7 @@
 //! Firmware and boot code for a device in a staged rollout's scope: the rollout's decision
 //! ([`crate::rollout::decide`]) instead of the master's or the pinned builds. The first
 //! configured rollout whose scope the device fits decides; outside every scope (and without
-//! `<rollouts>`) nothing here happens.
+//! `<rollouts>`) nothing here happens. Snippet rollouts are `staged`'s.
 
 use super::ctx::Ctx;
 use super::update_cmd::{Kind, update_if_needed};
@@ -42,7 +42,7 @@ pub(super) fn rollout_section(
         counts: identity_counts(ctx),
     };
     let fresh = RolloutState::default();
-    for r in &cfg.rollouts {
+    for r in cfg.rollouts.iter().filter(|r| !r.stages_snippets()) {
         let state = ctx
             .inp
             .rollouts

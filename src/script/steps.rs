@@ -25,7 +25,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
     }
     let dev = Device::read(ctx)?;
     skipnext(ctx, &dev)?;
-    let listing = list_snippets(ctx, &dev);
+    let mut listing = list_snippets(ctx, &dev);
     backup_line(ctx);
     grace(ctx, &listing)?;
     let decision = certificates(ctx, &dev)?;
@@ -36,6 +36,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) -> Step {
     enforce_https(ctx, &dev)?;
     advance_phase(ctx, &dev);
     let hook = hook(ctx, &dev)?;
+    super::staged::stage(ctx, &dev, &mut listing, hook.standard);
     let check = check(ctx, &dev, &listing, &hook);
     deliver(ctx, &dev, &listing, &hook, &check);
     ctx.finish();

@@ -8,6 +8,7 @@ mod firmware;
 mod https;
 mod replay;
 mod rollouts;
+mod staged;
 mod urlmod;
 
 use super::candidates::{candidate_names, environments};
@@ -69,6 +70,7 @@ impl Case {
             hook_configured: self.hook,
             now: NOW,
             rollouts: &[],
+            previous: &Default::default(),
         };
         build(&input, &self.resolved)
     }

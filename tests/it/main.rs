@@ -36,6 +36,8 @@ mod robustness;
 mod rollouts;
 mod rollouts_browser;
 mod slow_clients;
+mod snippet_rollouts;
+mod snippet_rollouts_browser;
 mod state_engine;
 mod tls;
 mod triage;

@@ -10,6 +10,7 @@ fn rollout() -> Rollout {
         id: "r".into(),
         firmware: Some("140010".into()),
         bootcode: None,
+        snippets: Vec::new(),
         applies: vec![Applies {
             value: "phone".into(),
             env: false,
@@ -421,12 +422,17 @@ fn arb_rollout() -> impl Strategy<Value = Rollout> {
         0i64..500,
         1i64..500,
         any::<bool>(),
-        any::<(bool, bool)>(),
+        any::<(bool, bool, bool)>(),
     )
         .prop_map(
-            |(waves, success, halt, soak, timeout, manual, (fw, boot))| Rollout {
-                firmware: (fw || !boot).then(|| "140010".to_string()),
-                bootcode: boot.then(|| "140011".to_string()),
+            |(waves, success, halt, soak, timeout, manual, (fw, boot, snip))| Rollout {
+                firmware: (!snip && (fw || !boot)).then(|| "140010".to_string()),
+                bootcode: (!snip && boot).then(|| "140011".to_string()),
+                snippets: if snip {
+                    vec!["update-all-all.txt".to_string()]
+                } else {
+                    Vec::new()
+                },
                 waves: waves.into_iter().collect(),
                 success,
                 halt,
@@ -464,9 +470,10 @@ fn arb_state() -> impl Strategy<Value = RolloutState> {
         proptest::option::of((0i64..2000, 0usize..8)),
         0i64..2000,
         proptest::collection::btree_map("009033[0-9a-f]{2}", arb_record(), 0..12),
+        proptest::option::of(1i64..2000),
     )
         .prop_map(
-            |(opened, started, paused, aborted, halted, resumed, devices)| RolloutState {
+            |(opened, started, paused, aborted, halted, resumed, devices, round)| RolloutState {
                 started,
                 opened,
                 paused,
@@ -481,6 +488,10 @@ fn arb_state() -> impl Strategy<Value = RolloutState> {
                 formed: String::new(),
                 regrouped: 0,
                 devices,
+                round: round
+                    .map(|v| vec![("update-all-all.txt".to_string(), v)])
+                    .unwrap_or_default(),
+                round_at: round.unwrap_or(0),
             },
         )
 }

@@ -65,6 +65,7 @@ async fn needs_are_resolved_and_the_script_built_again() {
         hook_configured: true,
         now: NOW,
         rollouts: &[],
+        previous: &Default::default(),
     };
     let resolver = Fixed::default();
     let out = build_resolving(&input, &resolver).await.expect("answered");

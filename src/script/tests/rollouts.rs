@@ -30,6 +30,7 @@ fn poll(case: &Case, ty: &str, sn: &str, rollouts: &[(String, RolloutState)]) ->
         hook_configured: false,
         now: NOW,
         rollouts,
+        previous: &Default::default(),
     };
     match build(&input, &case.resolved) {
         Outcome::Done(out) => *out,
@@ -137,6 +138,7 @@ fn under_forcetrust_only_a_certificate_that_proves_the_serial_counts() {
             hook_configured: false,
             now: NOW,
             rollouts: &views,
+            previous: &Default::default(),
         };
         match build(&input, &case.resolved) {
             Outcome::Done(out) => *out,

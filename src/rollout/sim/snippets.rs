@@ -1,0 +1,168 @@
+//! The simulation of a snippet rollout (`rollout::staged`): the same 1,000 phones poll
+//! every 5 to 6 minutes; the new version of `update-phone-all.txt` is given wave by wave. A
+//! bad version: a device given it never polls again. A good one: every device comes back.
+
+use super::*;
+use crate::rollout::staged::{Serve, serve};
+
+const FILE: &str = "update-phone-all.txt";
+const PREVIOUS: i64 = 1_000;
+const NEW_VERSION: i64 = 2_000;
+
+fn snippet_rollout() -> Rollout {
+    Rollout {
+        firmware: None,
+        snippets: vec![FILE.to_string()],
+        timeout: 1800,
+        ..rollout()
+    }
+}
+
+/// Runs the round; `bad`: the share (percent) of wave 1 that never comes back once given
+/// the new version; `edit`: when the file changes again (a newer version, a new round).
+/// Returns the run and, per device, when it was first given the newest version.
+fn simulate_snippets(bad: usize, edit: Option<i64>, seed: u64) -> (Run, Vec<Option<i64>>) {
+    let r = snippet_rollout();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut devs = devices(&Scenario::default(), &mut rng);
+    let in_wave_1: Vec<usize> = (0..devs.len())
+        .filter(|i| wave_of(&r, &devs[*i].sn) == Some(0))
+        .collect();
+    for i in in_wave_1.iter().take(in_wave_1.len() * bad / 100) {
+        devs[*i].lost = true;
+    }
+    let mut state = RolloutState::default();
+    state.apply(&Change::Round {
+        at: 0,
+        versions: vec![(FILE.to_string(), NEW_VERSION)],
+    });
+    let mut given = vec![None; devs.len()];
+    let mut openings = Vec::new();
+    let classes = vec!["phone".to_string()];
+    let mut t = 0;
+    let mut live = NEW_VERSION;
+    while t <= END && !finished(&r, &state, t) {
+        if edit == Some(t) {
+            live = NEW_VERSION + 1;
+            state.apply(&Change::Round {
+                at: t,
+                versions: vec![(FILE.to_string(), live)],
+            });
+            given = vec![None; devs.len()];
+            openings.clear();
+        }
+        let fleet = fleet_at(&devs, t);
+        for c in advance(&r, &state, &fleet, t) {
+            if let Change::Opened { wave, .. } = c {
+                let ok = wave.checked_sub(1).map_or(0, |w| {
+                    let members = state.devices.values().filter(|d| d.member && d.wave == w);
+                    members.filter(|d| d.succeeded.is_some()).count()
+                });
+                openings.push((t, ok));
+            }
+            state.apply(&c);
+        }
+        for (i, d) in devs.iter_mut().enumerate() {
+            if d.gone || d.next_poll > t {
+                continue;
+            }
+            let facts = DeviceFacts {
+                sn: &d.sn,
+                classes: &classes,
+                envs: &[],
+                prot: Some(OLD),
+                boot: None,
+                no_firmware: false,
+                no_bootcode: false,
+                counts: true,
+            };
+            let file = (FILE, live, Some(PREVIOUS));
+            let (got, changes) = serve(&r, &state, &facts, file, t);
+            for c in &changes {
+                state.apply(c);
+            }
+            if got == Serve::Live {
+                given[i].get_or_insert(t);
+                // a bad configuration: the device never polls again
+                d.gone = d.lost;
+            }
+            d.last_seen = t;
+            d.next_poll = t + 300 + rng.random_range(0..60);
+        }
+        t += STEP;
+    }
+    let run = Run {
+        rollout: r,
+        state,
+        openings,
+        devs,
+        end: t,
+    };
+    (run, given)
+}
+
+#[test]
+fn a_bad_version_halts_the_round_in_wave_1() {
+    for seed in [1, 2, 3] {
+        let (run, given) = simulate_snippets(30, None, seed);
+        report("a_bad_version_halts_the_round_in_wave_1", &run);
+        check_common(&run);
+        let halt = run.state.halted.as_ref().expect("the round halted");
+        assert_eq!(halt.wave, 0, "seed {seed}: {}", halt.reason);
+        assert_eq!(run.state.opened.len(), 1, "no other wave opened");
+        let r = &run.rollout;
+        for (d, at) in run.devs.iter().zip(&given) {
+            if wave_of(r, &d.sn) != Some(0) {
+                assert_eq!(*at, None, "{} outside wave 1 got the bad version", d.sn);
+            }
+        }
+        let s = summarize(r, &run.state, true, run.end);
+        assert_eq!(s.phase, Phase::Halted);
+        let failed = s.waves[0].failed;
+        assert!(
+            failed * 100 > usize::from(r.halt) * s.waves[0].population,
+            "{failed} failed"
+        );
+        // the devices that did not come back are the ones listed as failing
+        assert!(
+            s.failing
+                .iter()
+                .all(|f| run.devs.iter().any(|d| d.sn == f.sn && d.lost))
+        );
+    }
+}
+
+#[test]
+fn a_good_version_reaches_everyone_wave_by_wave() {
+    let (run, given) = simulate_snippets(0, None, 5);
+    report("a_good_version_reaches_everyone_wave_by_wave", &run);
+    check_common(&run);
+    let r = &run.rollout;
+    assert_eq!(run.state.opened.len(), r.waves.len(), "every wave opened");
+    assert!(run.state.halted.is_none());
+    assert!(given.iter().all(Option::is_some), "everyone got it");
+    // nobody was given the new version before their wave opened
+    for (d, at) in run.devs.iter().zip(&given) {
+        let w = wave_of(r, &d.sn).expect("a wave");
+        assert!(at.expect("given") >= run.state.opened[w], "{} early", d.sn);
+    }
+    assert_eq!(counted(&run, |d| d.succeeded.is_some()), DEVICES);
+    assert_eq!(summarize(r, &run.state, true, run.end).phase, Phase::Done);
+}
+
+#[test]
+fn a_further_change_starts_a_new_round_from_wave_1() {
+    // wave 2 opens after 2 h (soak); the file changes again at 3 h
+    let (run, given) = simulate_snippets(0, Some(3 * 3600), 9);
+    report("a_further_change_starts_a_new_round_from_wave_1", &run);
+    check_common(&run);
+    let r = &run.rollout;
+    assert_eq!(run.state.round_at, 3 * 3600);
+    assert_eq!(run.state.opened[0], 3 * 3600, "wave 1 again, at the change");
+    assert_eq!(run.state.opened.len(), r.waves.len());
+    assert_eq!(summarize(r, &run.state, true, run.end).phase, Phase::Done);
+    for (d, at) in run.devs.iter().zip(&given) {
+        let w = wave_of(r, &d.sn).expect("a wave");
+        assert!(at.expect("given") >= run.state.opened[w], "{} early", d.sn);
+    }
+}
