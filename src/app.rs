@@ -143,7 +143,8 @@ impl App {
         let (store, new) = match map.get(&dir) {
             Some(s) => (s.clone(), false),
             None => {
-                let s = Arc::new(StateStore::new(dir.clone()));
+                let timer = self.metrics.ops.batch.clone();
+                let s = Arc::new(StateStore::timed(dir.clone(), timer));
                 map.insert(dir, s.clone());
                 (s, true)
             }

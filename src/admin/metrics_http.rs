@@ -35,7 +35,7 @@ fn refresh(app: &SharedApp) {
         app.rollouts.summaries(&cfg.rollouts, app.rollouts.now())
     });
     let (indexed, cache, pending) = app.state_figures();
-    crate::ops_metrics::set_state_gauges(indexed, cache, pending);
+    app.metrics.ops.state.set(indexed, cache, pending);
     app.metrics.refresh(&Gauges {
         config_good: app.config.problem().is_none(),
         master_reachable: app.master.reachable(),

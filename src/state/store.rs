@@ -135,12 +135,19 @@ pub struct StateStore {
 
 impl StateStore {
     /// The store of `dir`: removes temporary files a crash left there and starts its writer.
-    /// The index is filled by [`Self::scan`].
+    /// The index is filled by [`Self::scan`]. Its writer's batch times are counted for no
+    /// one ([`Self::timed`] counts them).
     pub fn new(dir: PathBuf) -> StateStore {
+        StateStore::timed(dir, Default::default())
+    }
+
+    /// [`Self::new`] with the writer's batch times observed by `timer` (the server's
+    /// `/metrics`).
+    pub fn timed(dir: PathBuf, timer: crate::ops_metrics::BatchTimer) -> StateStore {
         let limits = Limits::default();
         StateStore {
             cache: cache::Lru::new(limits.cache_bytes),
-            writer: writer::Writer::start(dir.clone(), limits.commit_delay),
+            writer: writer::Writer::start(dir.clone(), limits.commit_delay, timer),
             index: Arc::new(index::Index::default()),
             limits: Mutex::new(limits),
             configured: std::sync::atomic::AtomicU64::new(0),
