@@ -8,6 +8,7 @@ use super::{DeviceError, apply_file_ops, expire_states, lock_device, serial};
 use crate::answer::{Answer, Exit};
 use crate::app::{App, SharedApp, blocking};
 use crate::config::Config;
+use crate::fileop::FileOp;
 use crate::php::Args;
 use crate::request::{self, ConnInfo};
 use axum::http::StatusCode;
@@ -170,7 +171,19 @@ fn backup(
         return (StatusCode::OK, 0);
     }
     saved.plan.report(ans);
-    if let Some(t) = saved.plan.stamp {
+    // PHP records `time()` after writing a new backup; the request's start can be a second
+    // before the file's mtime, which the next unchanged upload records (then the device's
+    // backup time would go forward without a new backup)
+    let wrote = saved
+        .plan
+        .ops
+        .iter()
+        .any(|op| matches!(op, FileOp::Write { .. }));
+    let stamp = saved
+        .plan
+        .stamp
+        .map(|t| if wrote { t.max(crate::clock::now()) } else { t });
+    if let Some(t) = stamp {
         ans.log_device("backup", &t.to_string());
     }
     ans.finish();
