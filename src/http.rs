@@ -85,7 +85,13 @@ fn vardump_limit(
 ) -> Result<Option<(usize, &'static str)>, Vec<u8>> {
     use crate::answer::Answer;
     let loaded = crate::state::Loaded::Missing;
-    let mut ans = Answer::new(None, args, &loaded, crate::clock::now(), 0);
+    let mut ans = Answer::new(
+        None,
+        args,
+        &loaded,
+        crate::clock::now(),
+        crate::state::MsgRules::of(cfg),
+    );
     match crate::certs::vardump_checks(cfg, args, &mut ans) {
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some((

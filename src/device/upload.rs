@@ -87,7 +87,13 @@ pub async fn upload(
             return Err(DeviceError::UploadRefused(refused.to_string()));
         }
         let now = crate::clock::now();
-        let mut ans = Answer::new(cfg.status_dir(), &args, &loaded, now, cfg.status.logkeep);
+        let mut ans = Answer::new(
+            cfg.status_dir(),
+            &args,
+            &loaded,
+            now,
+            crate::state::MsgRules::of(&cfg),
+        );
         let (status, files) = run(&app2, &cfg, &args, kind, &body, &mut ans);
         if matches!(kind, Kind::Vardump) && files > 0 {
             // the admin pages list a CSR with the identity that uploaded it

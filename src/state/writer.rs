@@ -29,7 +29,7 @@
 //! Before its first batch the writer thread removes the temporary files a crash left behind
 //! (polls are answered meanwhile).
 
-use crate::xml::Element;
+use super::DeviceState;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ pub const SPARES_IDLE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 struct Pending {
     generation: u64,
-    state: Arc<Element>,
+    state: Arc<DeviceState>,
     /// Its estimated memory ([`super::cache::cost`]).
     cost: usize,
 }
@@ -133,13 +133,13 @@ impl Writer {
     }
 
     /// Hands over the new content of the state file of `sn`.
-    pub fn submit(&self, sn: &str, state: Arc<Element>) {
+    pub fn submit(&self, sn: &str, state: Arc<DeviceState>) {
         let cost = super::cache::cost(&state);
         self.submit_costed(sn, state, cost);
     }
 
     /// [`Self::submit`] with the state's estimated memory already known.
-    pub fn submit_costed(&self, sn: &str, state: Arc<Element>, cost: usize) {
+    pub fn submit_costed(&self, sn: &str, state: Arc<DeviceState>, cost: usize) {
         let mut q = lock(&self.shared.queue);
         q.generation += 1;
         let generation = q.generation;
@@ -162,7 +162,7 @@ impl Writer {
     }
 
     /// The content of `sn` not written yet.
-    pub fn pending(&self, sn: &str) -> Option<Arc<Element>> {
+    pub fn pending(&self, sn: &str) -> Option<Arc<DeviceState>> {
         lock(&self.shared.queue)
             .files
             .get(sn)
@@ -551,8 +551,8 @@ mod tests {
             Default::default(),
         );
         for i in 0..5 {
-            let mut el = Element::new("state");
-            el.set_attr("n", i.to_string());
+            let mut el = DeviceState::default();
+            el.root.set_attr("n", i.to_string());
             w.submit("a", Arc::new(el));
         }
         assert!(w.pending("a").is_some());
@@ -571,9 +571,9 @@ mod tests {
         assert_eq!(remove_leftovers(dir.path()), 1);
     }
 
-    fn state(n: &str) -> Arc<Element> {
-        let mut el = Element::new("state");
-        el.set_attr("n", n);
+    fn state(n: &str) -> Arc<DeviceState> {
+        let mut el = DeviceState::default();
+        el.root.set_attr("n", n);
         Arc::new(el)
     }
 
@@ -687,7 +687,7 @@ mod tests {
             Duration::from_secs(3600),
             Default::default(),
         );
-        let big = Arc::new(Element::new("state"));
+        let big = Arc::new(DeviceState::default());
         w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
         w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
         assert!(!w.backlogged(), "a replaced file is not counted twice");
@@ -718,7 +718,7 @@ mod tests {
             Default::default(),
         );
         for i in 0..=MAX_BACKLOG {
-            let el = Arc::new(Element::new("state"));
+            let el = Arc::new(DeviceState::default());
             w.submit(&format!("d{i}"), el);
             assert_eq!(w.backlogged(), i >= MAX_BACKLOG, "after {} files", i + 1);
         }
