@@ -220,9 +220,8 @@ impl Metrics {
             .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
             .set(1);
         registry.register("build_info", "The running version", build);
-        let ops = register_ops(&mut registry);
         Metrics {
-            ops,
+            ops: register_ops(&mut registry),
             registry,
             polls: poll_counters,
             uploads: upload_counters,
