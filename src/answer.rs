@@ -7,8 +7,7 @@
 //! so every flow ends the same way.
 
 use crate::php::Args;
-use crate::state::{self, Loaded, Target};
-use crate::xml::Element;
+use crate::state::{self, DeviceState, Loaded, MsgRules, Target};
 
 /// Text written into a comment line: line breaks and other control characters are shown
 /// escaped, so nothing a request carries can start a command line (contract §6).
@@ -39,14 +38,15 @@ pub const DUMP_LINES: usize = 100;
 pub struct Answer {
     pub out: Vec<u8>,
     /// The device's state once something was logged into it (PHP creates it lazily).
-    state: Option<Element>,
+    state: Option<DeviceState>,
     /// The state taken up on the first log; `None` when state tracking is off or the request
     /// has no `sn`.
-    pending: Option<Element>,
+    pending: Option<DeviceState>,
     /// Whether the state is written when the request ends.
     pub write_state: bool,
     pub now: i64,
-    logkeep: i64,
+    /// How the message log is shortened when the request ends.
+    msg_rules: MsgRules,
 }
 
 /// Why the script stopped early.
@@ -62,28 +62,29 @@ impl Answer {
         args: &Args,
         loaded: &Loaded,
         now: i64,
-        logkeep: i64,
+        msg_rules: MsgRules,
     ) -> Answer {
         let sn = args.get("sn").map(|s| s.into_owned()).unwrap_or_default();
         // PHP's logInit refuses an empty() serial number, which includes "0"
         let state = match (status_dir, crate::php::empty(&sn)) {
             (Some(_), false) => {
-                let mut s = match loaded {
+                let mut ds = match loaded {
                     Loaded::Ok(el) => (**el).clone(),
-                    Loaded::Missing => Element::new("state"),
+                    Loaded::Missing => DeviceState::default(),
                     Loaded::Corrupt { error, raw } => {
-                        let mut s = Element::new("state");
-                        s.child_or_insert("device");
-                        s.set_attr("error", format!("{error}({raw})"));
+                        let mut s = DeviceState::default();
+                        s.root.child_or_insert("device");
+                        s.root.set_attr("error", format!("{error}({raw})"));
                         s
                     }
                 };
+                let s = &mut ds.root;
                 // a device child that has this serial already stays shared (no copy)
                 if s.child("device").and_then(|d| d.attr("sn")) != Some(sn.as_str()) {
                     s.child_or_insert("device").set_attr("sn", sn);
                 }
                 s.set_attr("seen", now.to_string());
-                Some(s)
+                Some(ds)
             }
             _ => None,
         };
@@ -93,7 +94,7 @@ impl Answer {
             pending: state,
             write_state: false,
             now,
-            logkeep,
+            msg_rules,
         }
     }
 
@@ -139,13 +140,13 @@ impl Answer {
     }
 
     /// The device state, if something was logged into it.
-    pub fn state(&self) -> Option<&Element> {
+    pub fn state(&self) -> Option<&DeviceState> {
         self.state.as_ref()
     }
 
     /// The device state, taken up now if it was not yet (PHP's `logInit`); `None` without
     /// state tracking or serial number.
-    pub fn state_mut(&mut self) -> Option<&mut Element> {
+    pub fn state_mut(&mut self) -> Option<&mut DeviceState> {
         if self.state.is_none() {
             self.state = self.pending.take();
         }
@@ -162,7 +163,7 @@ impl Answer {
     /// [`state::log_delivered`] (a no-op without state).
     pub fn log_delivered(&mut self, path: &str, delivered: &str, version: &str) {
         if let Some(s) = self.state_mut() {
-            state::log_delivered(s, path, delivered, version);
+            state::log_delivered(&mut s.root, path, delivered, version);
         }
     }
 
@@ -170,16 +171,17 @@ impl Answer {
         self.log(attr, Some(value), Target::Sub("device"));
     }
 
-    /// PHP's `cleanupDeviceStates`: trims the message log; the state will be written.
+    /// PHP's `cleanupDeviceStates` (and the `max-msgs` cap): shortens the message log; the
+    /// state will be written.
     pub fn finish(&mut self) {
         if let Some(s) = self.state.as_mut() {
-            state::trim_msgs(s, self.now, self.logkeep);
+            state::trim_log(&mut s.log, self.now, self.msg_rules);
         }
         self.write_state = true;
     }
 
     /// [`Answer::state_to_write`], taken out of the answer.
-    pub fn take_state_to_write(&mut self) -> Option<Element> {
+    pub fn take_state_to_write(&mut self) -> Option<DeviceState> {
         if self.write_state {
             self.state.take()
         } else {
@@ -188,7 +190,7 @@ impl Answer {
     }
 
     /// The state to write, if the request ended in a way that writes it.
-    pub fn state_to_write(&self) -> Option<&Element> {
+    pub fn state_to_write(&self) -> Option<&DeviceState> {
         if self.write_state {
             self.state.as_ref()
         } else {
@@ -232,7 +234,13 @@ mod tests {
 
     #[test]
     fn comments_cannot_start_command_lines() {
-        let mut a = Answer::new(None, &Args::default(), &Loaded::Missing, 0, 0);
+        let mut a = Answer::new(
+            None,
+            &Args::default(),
+            &Loaded::Missing,
+            0,
+            MsgRules::default(),
+        );
         a.comment("x\r\nconfig change CMD0 /name pwned\r\n#");
         let text = String::from_utf8(a.out).expect("utf8");
         assert_eq!(text.lines().count(), 1);
@@ -243,17 +251,29 @@ mod tests {
     fn state_only_with_status_dir_and_serial() {
         let args = Args::parse("sn=00-90");
         assert!(
-            Answer::new(None, &args, &Loaded::Missing, 5, 0)
+            Answer::new(None, &args, &Loaded::Missing, 5, MsgRules::default())
                 .state_mut()
                 .is_none()
         );
         let no_sn = Args::parse("sn=");
         assert!(
-            Answer::new(Some("status"), &no_sn, &Loaded::Missing, 5, 0)
-                .state_mut()
-                .is_none()
+            Answer::new(
+                Some("status"),
+                &no_sn,
+                &Loaded::Missing,
+                5,
+                MsgRules::default()
+            )
+            .state_mut()
+            .is_none()
         );
-        let mut a = Answer::new(Some("status"), &args, &Loaded::Missing, 5, 0);
+        let mut a = Answer::new(
+            Some("status"),
+            &args,
+            &Loaded::Missing,
+            5,
+            MsgRules::default(),
+        );
         assert!(a.state().is_none(), "taken up lazily");
         assert_eq!(
             a.state_mut().map(|s| s.to_xml()),
@@ -263,17 +283,26 @@ mod tests {
             error: "bad".into(),
             raw: "<x".into(),
         };
-        let mut a = Answer::new(Some("status"), &args, &c, 5, 0);
+        let mut a = Answer::new(Some("status"), &args, &c, 5, MsgRules::default());
         let err = a
             .state_mut()
-            .and_then(|s| s.attr("error").map(str::to_string));
+            .and_then(|s| s.root.attr("error").map(str::to_string));
         assert_eq!(err, Some("bad(<x)".to_string()));
     }
 
     #[test]
     fn bailout_does_not_write_notify_die_does() {
         let args = Args::parse("sn=00-90");
-        let mut a = Answer::new(Some("status"), &args, &Loaded::Missing, 5, 1800);
+        let mut a = Answer::new(
+            Some("status"),
+            &args,
+            &Loaded::Missing,
+            5,
+            MsgRules {
+                keep_secs: 1800,
+                ..MsgRules::default()
+            },
+        );
         let _ = a.bailout("boom");
         assert!(a.state_to_write().is_none());
         let _ = a.notify_die("bye");

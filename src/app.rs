@@ -2,8 +2,8 @@
 //! configuration, snippet, state, certificate and rollout stores, the master source, the
 //! admin side's sessions and caches ([`AdminState`]), the metrics registry and the
 //! address→serial table. Every handler, the request layer and the fast lane reach it as
-//! `State<SharedApp>`; two servers in one process share
-//! nothing. Also: running file work off the async threads ([`blocking`]).
+//! `State<SharedApp>`, or only the part they need ([`CurrentConfig`], axum's `FromRef`); two
+//! servers in one process share nothing. Also: running file work off the async threads ([`blocking`]).
 
 use crate::config::{Config, ConfigStore};
 use crate::firmware::MasterSource;
@@ -46,6 +46,19 @@ pub struct App {
 }
 
 pub type SharedApp = Arc<App>;
+
+/// The configuration an [`App`] serves now ([`ConfigStore::get`]: read again once its files
+/// changed), or why there is none: for a handler that needs no more of the app
+/// (`State<CurrentConfig>`). Taken once per request, so one handler sees one configuration.
+/// A type of this crate because `FromRef` is axum's and [`SharedApp`] std's (orphan rule).
+#[derive(Debug, Clone)]
+pub struct CurrentConfig(pub Result<Arc<Config>, crate::config::ConfigError>);
+
+impl axum::extract::FromRef<SharedApp> for CurrentConfig {
+    fn from_ref(app: &SharedApp) -> Self {
+        CurrentConfig(app.config.get())
+    }
+}
 
 /// Password checks running at once (each Argon2 check holds its memory cost).
 pub const PARALLEL_PASSWORD_CHECKS: usize = 2;
@@ -143,7 +156,8 @@ impl App {
         let (store, new) = match map.get(&dir) {
             Some(s) => (s.clone(), false),
             None => {
-                let s = Arc::new(StateStore::new(dir.clone()));
+                let timer = self.metrics.ops.batch.clone();
+                let s = Arc::new(StateStore::timed(dir.clone(), timer));
                 map.insert(dir, s.clone());
                 (s, true)
             }

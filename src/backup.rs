@@ -335,7 +335,13 @@ mod tests {
     }
 
     fn run(root: &Path, cfg: &Config, body: &[u8], now: i64) -> (Result<Option<i64>, ()>, String) {
-        let mut ans = Answer::new(None, &Args::default(), &Loaded::Missing, now, 0);
+        let mut ans = Answer::new(
+            None,
+            &Args::default(),
+            &Loaded::Missing,
+            now,
+            Default::default(),
+        );
         let r = store(
             (root, &DirLocks::default()),
             cfg,

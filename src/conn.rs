@@ -148,7 +148,7 @@ pub async fn accept(
                 let slot = Slot {
                     _cap: slot,
                     _address: address,
-                    _open: crate::ops_metrics::connection_opened(&listener_name),
+                    _open: limits.opened(&listener_name),
                 };
                 // answers are written in several segments (headers, body chunks): without
                 // this, Nagle's algorithm and the client's delayed ACK stall each of them

@@ -72,6 +72,8 @@ pub struct Limits {
     cap_log: Arc<RateLimited>,
     accept_log: Arc<RateLimited>,
     per_address: Arc<AddressCounts>,
+    /// This server's series of connections open and refused.
+    counted: crate::ops_metrics::ConnectionMetrics,
 }
 
 impl Limits {
@@ -88,7 +90,19 @@ impl Limits {
                 max_proxy: DEFAULT_MAX_PER_PROXY,
                 is_proxy: Arc::new(|_| false),
             })),
+            counted: Default::default(),
         }
+    }
+
+    /// These limits counting connections into `metrics` (the server's `/metrics`).
+    pub fn counted(mut self, metrics: crate::ops_metrics::ConnectionMetrics) -> Limits {
+        self.counted = metrics;
+        self
+    }
+
+    /// A connection accepted on `listener`: counted as open until the guard is dropped.
+    pub fn opened(&self, listener: &str) -> crate::ops_metrics::OpenConnection {
+        self.counted.opened(listener)
     }
 
     /// These limits with `per` connections per address.
@@ -100,7 +114,11 @@ impl Limits {
     /// The slot of a new connection from `ip` under the per-address limit; `None` (logged at
     /// most once a minute per address, counted) when the address holds all it may.
     pub fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
-        self.per_address.admit(ip.to_canonical())
+        let slot = self.per_address.admit(ip.to_canonical());
+        if slot.is_none() {
+            self.counted.refused("per_address");
+        }
+        slot
     }
 
     /// A slot for one more connection; waits (without accepting) while the cap is reached.
@@ -174,7 +192,6 @@ impl AddressCounts {
                 });
             }
         }
-        crate::ops_metrics::connection_refused("per_address");
         self.log_refusal(ip, max, proxy, Instant::now());
         None
     }

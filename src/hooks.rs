@@ -21,7 +21,7 @@
 //! the standard snippets only.
 
 use crate::script::HookAnswer;
-use crate::xml::Element;
+use crate::state::DeviceState;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -72,9 +72,9 @@ fn failed(error: String) -> HookAnswer {
 }
 
 /// Runs the hook for a device in state `state`.
-pub async fn run(root: &Path, exec: &str, timeout: Duration, state: &Element) -> HookAnswer {
+pub async fn run(root: &Path, exec: &str, timeout: Duration, state: &DeviceState) -> HookAnswer {
     let path = root.join(exec);
-    let device = state.child("device");
+    let device = state.root.child("device");
     let attr = |n: &str| device.and_then(|d| d.attr(n)).unwrap_or("").to_string();
     let mut child = match tokio::process::Command::new(&path)
         .current_dir(root)
@@ -174,7 +174,7 @@ mod tests {
         write("fail.sh", "#!/bin/sh\necho boom >&2\nexit 3\n");
         write("slow.sh", "#!/bin/sh\nsleep 5\n");
         let mut st = crate::state::new_state("00-90");
-        st.child_or_insert("device").set_attr("type", "IP232");
+        st.root.child_or_insert("device").set_attr("type", "IP232");
         let t = Duration::from_secs(2);
         let a = run(dir.path(), "ok.sh", t, &st).await;
         assert_eq!(a.error, None);

@@ -8,7 +8,7 @@
 //! the whole router is built by `server`.
 
 use crate::answer::comment_safe;
-use crate::app::{App, SharedApp};
+use crate::app::{App, CurrentConfig, SharedApp};
 use crate::conn::ConnMeta;
 use crate::device::DeviceError;
 use crate::device::upload::Kind;
@@ -85,7 +85,13 @@ fn vardump_limit(
 ) -> Result<Option<(usize, &'static str)>, Vec<u8>> {
     use crate::answer::Answer;
     let loaded = crate::state::Loaded::Missing;
-    let mut ans = Answer::new(None, args, &loaded, crate::clock::now(), 0);
+    let mut ans = Answer::new(
+        None,
+        args,
+        &loaded,
+        crate::clock::now(),
+        crate::state::MsgRules::of(cfg),
+    );
     match crate::certs::vardump_checks(cfg, args, &mut ans) {
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some((
@@ -97,11 +103,11 @@ fn vardump_limit(
 }
 
 /// `update-migrate.php`: the redirect to `<migrate url=…>` with the same query.
-async fn update_migrate(State(app): State<SharedApp>, uri: Uri) -> Result<Response, DeviceError> {
-    let cfg = app
-        .config
-        .get()
-        .map_err(|e| DeviceError::Config(e.php_message.clone()))?;
+async fn update_migrate(
+    State(CurrentConfig(cfg)): State<CurrentConfig>,
+    uri: Uri,
+) -> Result<Response, DeviceError> {
+    let cfg = cfg.map_err(|e| DeviceError::Config(e.php_message))?;
     let url = cfg
         .server
         .migrate_url
@@ -125,6 +131,7 @@ fn migrate_response(url: &str, query: &str) -> Response {
 /// `update.php`: polls and the device uploads.
 async fn update_php(
     State(app): State<SharedApp>,
+    State(CurrentConfig(cfg)): State<CurrentConfig>,
     Extension(meta): Extension<ConnMeta>,
     method: Method,
     uri: Uri,
@@ -139,9 +146,9 @@ async fn update_php(
     };
     // PHP switches on `$_GET['mode']`; only a poll's form body adds to `$_REQUEST`
     let mut mode = args.get("mode").map(|m| m.into_owned());
-    let cfg = app.config.get().map_err(|e| {
+    let cfg = cfg.map_err(|e| {
         tracing::error!("refusing {uri}: configuration error: {e}");
-        DeviceError::Config(e.php_message.clone())
+        DeviceError::Config(e.php_message)
     })?;
     let form = headers
         .get(header::CONTENT_TYPE)

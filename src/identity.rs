@@ -40,8 +40,7 @@ pub use ledger::Ledger;
 use crate::config::{Config, CustomCerts};
 use crate::php::Args;
 use crate::request::{CertVia, ClientCert, ConnInfo};
-use crate::state::Loaded;
-use crate::xml::Element;
+use crate::state::{DeviceState, Loaded};
 use thiserror::Error;
 
 /// Early device certificates carry a model suffix in their CN (`IP232s-…`); PHP maps them.
@@ -303,14 +302,14 @@ pub fn proof_text(cfg: &Config, conn: &ConnInfo, sn: &str) -> String {
 /// only the device facts it lacks filled in (classes, phase, environments … as PHP's refused
 /// poll writes them), never one of [`PROTECTED`], never the message log or `seen`. `None`
 /// when that changes nothing.
-pub fn guard_state(before: &Loaded, after: Option<Element>) -> Option<Element> {
+pub fn guard_state(before: &Loaded, after: Option<DeviceState>) -> Option<DeviceState> {
     let after = after?;
     let Loaded::Ok(before) = before else {
         return None;
     };
-    let new_dev = after.child("device")?;
+    let new_dev = after.root.child("device")?;
     let mut kept = (**before).clone();
-    let old_dev = kept.child_mut("device")?;
+    let old_dev = kept.root.child_mut("device")?;
     let mut changed = false;
     for (k, v) in &new_dev.attrs {
         if !PROTECTED.contains(&k.as_str()) && old_dev.attr(k).is_none() {

@@ -5,7 +5,8 @@
 //! and missing and CSRs waiting (the status page's summary, computed at each scrape), whether
 //! the configuration is good and the master reachable, and the build.
 //!
-//! Each server has its own registry ([`Metrics`], kept in [`crate::app::App`]): two servers in
+//! Each server has its own registry ([`Metrics`], kept in [`crate::app::App`]), with the
+//! engine's series of `ops_metrics` (connections, state engine, writer batches): two servers in
 //! one process count apart. The `/metrics` endpoint (who may scrape, the gauges read at each
 //! scrape) is `admin::metrics_http::endpoint`.
 //!
@@ -13,6 +14,7 @@
 //! atomic increment. Requests by route and status go through a label family (a read lock on
 //! its map, no write after the first request of a route and status).
 
+use crate::ops_metrics::{BatchTimer, ConnectionMetrics, Labels, OpsMetrics, StateGauges};
 use axum::http::StatusCode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,8 +22,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 use std::time::Duration;
-
-type Labels = Vec<(&'static str, String)>;
 
 /// Poll results, in the order of [`Metrics::polls`].
 const POLL_RESULTS: [&str; 4] = ["answered", "redirected", "refused", "error"];
@@ -42,6 +42,8 @@ pub struct Metrics {
     devices: Family<Labels, Gauge>,
     rollout: RolloutGauges,
     csrs_waiting: Gauge,
+    /// Connections, the state engine and its writer (handed to those that count).
+    pub ops: OpsMetrics,
 }
 
 /// The gauges of the staged rollouts.
@@ -87,6 +89,57 @@ impl RolloutGauges {
                 Family::default(),
             ),
         }
+    }
+}
+
+/// The engine's series of [`OpsMetrics`] in `r`.
+fn register_ops(r: &mut Registry) -> OpsMetrics {
+    let OpsMetrics {
+        connections,
+        state,
+        batch,
+    } = OpsMetrics::default();
+    OpsMetrics {
+        connections: ConnectionMetrics {
+            open: registered(
+                r,
+                "connections_open",
+                "Connections open, by listener (local address)",
+                connections.open,
+            ),
+            refused: registered(
+                r,
+                "connections_refused",
+                "Connections closed at once by a limit (per_address)",
+                connections.refused,
+            ),
+        },
+        state: StateGauges {
+            devices_indexed: registered(
+                r,
+                "devices_indexed",
+                "Devices in the state index (all status directories)",
+                state.devices_indexed,
+            ),
+            cache_bytes: registered(
+                r,
+                "state_cache_bytes",
+                "Bytes charged to the cache of parsed device states (its estimate)",
+                state.cache_bytes,
+            ),
+            pending_writes: registered(
+                r,
+                "state_writes_pending",
+                "Device states handed to the writer and not yet on disk",
+                state.pending_writes,
+            ),
+        },
+        batch: BatchTimer(registered(
+            r,
+            "state_batch_seconds",
+            "Time the state writer takes for one batch (write, sync, rename)",
+            batch.0,
+        )),
     }
 }
 
@@ -174,8 +227,8 @@ impl Metrics {
             .get_or_create(&lbl(&[("version", env!("CARGO_PKG_VERSION"))]))
             .set(1);
         registry.register("build_info", "The running version", build);
-        crate::ops_metrics::register(&mut registry);
         Metrics {
+            ops: register_ops(&mut registry),
             registry,
             polls: poll_counters,
             uploads: upload_counters,

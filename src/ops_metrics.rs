@@ -2,12 +2,15 @@
 //! process metrics (`process_resident_memory_bytes`, `process_open_fds`,
 //! `process_cpu_seconds_total`, `process_start_time_seconds`, read from `/proc/self` at each
 //! scrape on Linux and absent elsewhere), connections open per listener and refused by the
-//! limits, the state engine's gauges (devices indexed, state-cache bytes, pending state
-//! writes) and a histogram of the state writer's batch time.
+//! limits ([`ConnectionMetrics`]), the state engine's gauges ([`StateGauges`]) and a histogram
+//! of the state writer's batch time ([`BatchTimer`]).
 //!
-//! The counters and gauges live here (atomics shared by clones) and are registered into the
-//! server's registry by [`register`]; the process metrics are a collector of their own,
-//! outside the server's `update_server_` prefix ([`process_registry`]).
+//! The handles are atomics shared by clones. Each server makes its own ([`OpsMetrics`],
+//! registered into its registry by `metrics::Metrics`) and hands them to the parts that count:
+//! the connection limits, the state stores' writers, the `/metrics` endpoint. Two servers in
+//! one process count apart. A handle made with `Default` and never registered counts for no
+//! one (tests, tools). The process metrics are a collector of their own, outside the server's
+//! `update_server_` prefix ([`process_registry`]).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -16,92 +19,41 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::LazyLock;
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
-struct Ops {
-    open: Family<Labels, Gauge>,
-    refused: Family<Labels, Counter>,
-    devices_indexed: Gauge,
-    state_cache_bytes: Gauge,
-    pending_writes: Gauge,
-    batch_seconds: Histogram,
+/// One server's engine series (registered by `metrics::Metrics::new`).
+#[derive(Debug, Clone, Default)]
+pub struct OpsMetrics {
+    pub connections: ConnectionMetrics,
+    pub state: StateGauges,
+    pub batch: BatchTimer,
 }
 
-static OPS: LazyLock<Ops> = LazyLock::new(|| Ops {
-    open: Family::default(),
-    refused: Family::default(),
-    devices_indexed: Gauge::default(),
-    state_cache_bytes: Gauge::default(),
-    pending_writes: Gauge::default(),
-    // 1 ms .. ~16 s
-    batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
-});
-
-/// Registers the engine's series in the server's `registry`.
-pub fn register(registry: &mut Registry) {
-    let o = &*OPS;
-    registry.register(
-        "connections_open",
-        "Connections open, by listener (local address)",
-        o.open.clone(),
-    );
-    registry.register(
-        "connections_refused",
-        "Connections closed at once by a limit (per_address)",
-        o.refused.clone(),
-    );
-    registry.register(
-        "devices_indexed",
-        "Devices in the state index (all status directories)",
-        o.devices_indexed.clone(),
-    );
-    registry.register(
-        "state_cache_bytes",
-        "Bytes charged to the cache of parsed device states (its estimate)",
-        o.state_cache_bytes.clone(),
-    );
-    registry.register(
-        "state_writes_pending",
-        "Device states handed to the writer and not yet on disk",
-        o.pending_writes.clone(),
-    );
-    registry.register(
-        "state_batch_seconds",
-        "Time the state writer takes for one batch (write, sync, rename)",
-        o.batch_seconds.clone(),
-    );
+/// Connections open per listener and refused by the limits.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    pub open: Family<Labels, Gauge>,
+    pub refused: Family<Labels, Counter>,
 }
 
-/// The state engine's gauges, set at each scrape.
-pub fn set_state_gauges(indexed: usize, cache_bytes: usize, pending: usize) {
-    let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-    OPS.devices_indexed.set(n(indexed));
-    OPS.state_cache_bytes.set(n(cache_bytes));
-    OPS.pending_writes.set(n(pending));
-}
+impl ConnectionMetrics {
+    /// A connection closed at once by the limit `reason`.
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
 
-/// One batch of the state writer took `secs`.
-pub fn observe_batch(secs: f64) {
-    OPS.batch_seconds.observe(secs);
-}
-
-/// A connection closed at once by the limit `reason`.
-pub fn connection_refused(reason: &str) {
-    OPS.refused
-        .get_or_create(&vec![("reason", reason.to_string())])
-        .inc();
-}
-
-/// A connection on `listener` opened; closed when the returned guard is dropped.
-pub fn connection_opened(listener: &str) -> OpenConnection {
-    let gauge = OPS
-        .open
-        .get_or_create(&vec![("listener", listener.to_string())])
-        .clone();
-    gauge.inc();
-    OpenConnection(gauge)
+    /// A connection on `listener` opened; closed when the returned guard is dropped.
+    pub fn opened(&self, listener: &str) -> OpenConnection {
+        let gauge = self
+            .open
+            .get_or_create(&vec![("listener", listener.to_string())])
+            .clone();
+        gauge.inc();
+        OpenConnection(gauge)
+    }
 }
 
 /// Counts one open connection until dropped.
@@ -111,6 +63,41 @@ pub struct OpenConnection(Gauge);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// The state engine's gauges, set at each scrape.
+#[derive(Debug, Clone, Default)]
+pub struct StateGauges {
+    pub devices_indexed: Gauge,
+    pub cache_bytes: Gauge,
+    pub pending_writes: Gauge,
+}
+
+impl StateGauges {
+    /// Devices indexed, bytes charged to the state caches, state writes pending.
+    pub fn set(&self, indexed: usize, cache_bytes: usize, pending: usize) {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.devices_indexed.set(n(indexed));
+        self.cache_bytes.set(n(cache_bytes));
+        self.pending_writes.set(n(pending));
+    }
+}
+
+/// The histogram of the state writer's batch time (1 ms .. ~16 s).
+#[derive(Debug, Clone)]
+pub struct BatchTimer(pub Histogram);
+
+impl Default for BatchTimer {
+    fn default() -> Self {
+        BatchTimer(Histogram::new(exponential_buckets(0.001, 2.0, 15)))
+    }
+}
+
+impl BatchTimer {
+    /// One batch of the state writer took `secs`.
+    pub fn observe(&self, secs: f64) {
+        self.0.observe(secs);
     }
 }
 
@@ -259,10 +246,11 @@ mod tests {
 
     #[test]
     fn open_connections_are_counted_until_dropped() {
-        let a = connection_opened("test:1");
-        let b = connection_opened("test:1");
+        let m = ConnectionMetrics::default();
+        let a = m.opened("test:1");
+        let b = m.opened("test:1");
         let open = || {
-            OPS.open
+            m.open
                 .get_or_create(&vec![("listener", "test:1".to_string())])
                 .get()
         };
@@ -271,5 +259,18 @@ mod tests {
         assert_eq!(open(), 1);
         drop(b);
         assert_eq!(open(), 0);
+    }
+
+    #[test]
+    fn two_handles_count_apart_and_clones_count_together() {
+        let (a, b) = (ConnectionMetrics::default(), ConnectionMetrics::default());
+        let refused = |m: &ConnectionMetrics| {
+            m.refused
+                .get_or_create(&vec![("reason", "per_address".to_string())])
+                .get()
+        };
+        a.refused("per_address");
+        a.clone().refused("per_address");
+        assert_eq!((refused(&a), refused(&b)), (2, 0));
     }
 }

@@ -84,7 +84,7 @@ pub fn save(ans: &mut Answer, sn: &str, id: &str, content: &[u8]) -> Result<(), 
     };
     result.set_attr("seen", ans.now.to_string());
     if let Some(state) = ans.state_mut() {
-        let queries = state.child_or_insert("queries");
+        let queries = state.root.child_or_insert("queries");
         queries.remove_children(id);
         queries.children.push(result);
     }
@@ -104,7 +104,7 @@ mod tests {
             &Args::parse("sn=00-90"),
             &Loaded::Missing,
             77,
-            1800,
+            Default::default(),
         )
     }
 
@@ -117,7 +117,10 @@ mod tests {
         save(&mut a, "00-90", "admin", br#"<info name="B"/>"#)
             .map_err(|_| "exit")
             .expect("save");
-        let q = a.state().and_then(|s| s.child("queries")).expect("queries");
+        let q = a
+            .state()
+            .and_then(|s| s.root.child("queries"))
+            .expect("queries");
         assert_eq!(q.children.len(), 1);
         assert_eq!(
             q.to_xml(),
@@ -143,7 +146,7 @@ mod tests {
             let mut a = answer();
             assert!(save(&mut a, "00-90", "admin", bad).is_err(), "{bad:?}");
             assert!(a.state_to_write().is_none());
-            assert!(a.state().is_none_or(|s| s.child("queries").is_none()));
+            assert!(a.state().is_none_or(|s| s.root.child("queries").is_none()));
             let out = String::from_utf8_lossy(&a.out).into_owned();
             assert!(out.starts_with("# invalid xml: "), "{out}");
             assert_eq!(out.lines().count(), 1, "{out}");
@@ -167,7 +170,7 @@ mod tests {
         );
         let q = a
             .state()
-            .and_then(|s| s.path(&["queries", "admin", "info"]));
+            .and_then(|s| s.root.path(&["queries", "admin", "info"]));
         assert_eq!(q.and_then(|i| i.attr("name")), Some("A"));
         // the refused body is quoted escaped: it cannot add command lines
         let out = String::from_utf8_lossy(&a.out).into_owned();
@@ -198,7 +201,10 @@ mod tests {
         let start = recorded.find("<queries>").expect("queries");
         let end = recorded.find("</queries>").expect("queries") + "</queries>".len();
         let expected = recorded[start..end].replace("[TS]", "77");
-        let q = a.state().and_then(|s| s.child("queries")).expect("queries");
+        let q = a
+            .state()
+            .and_then(|s| s.root.child("queries"))
+            .expect("queries");
         assert_eq!(q.to_xml(), expected);
         assert_eq!(
             String::from_utf8_lossy(&a.out).lines().last(),
@@ -217,7 +223,13 @@ mod tests {
 
     #[test]
     fn nothing_is_stored_without_state_tracking() {
-        let mut a = Answer::new(None, &Args::parse("sn=00-90"), &Loaded::Missing, 77, 1800);
+        let mut a = Answer::new(
+            None,
+            &Args::parse("sn=00-90"),
+            &Loaded::Missing,
+            77,
+            Default::default(),
+        );
         assert!(save(&mut a, "00-90", "admin", b"not even xml").is_ok());
         assert!(a.state().is_none() && a.out.is_empty());
     }

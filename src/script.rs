@@ -48,8 +48,8 @@ use crate::firmware::MasterResolution;
 use crate::php::Args;
 use crate::request::ConnInfo;
 use crate::snippets::SnippetSource;
+use crate::state::DeviceState;
 use crate::state::Loaded;
-use crate::xml::Element;
 use ctx::{Ctx, Stop};
 
 /// The administrator's snippet hook answer (PHP's `CustomUpdateSnippet`).
@@ -81,7 +81,7 @@ pub enum Need {
     /// The reverse DNS name of this address.
     Rdns(String),
     /// The snippet hook's answer for a device in this state.
-    Hook(Box<Element>),
+    Hook(Box<DeviceState>),
 }
 
 /// The inputs of one poll.
@@ -112,7 +112,7 @@ pub struct PollInput<'a> {
 pub struct PollOutput {
     pub body: Vec<u8>,
     /// The device state to write, if any.
-    pub state: Option<Element>,
+    pub state: Option<DeviceState>,
     pub file_ops: Vec<FileOp>,
     /// What the poll changes in the rollouts (rollout id, change).
     pub rollout_changes: Vec<(String, crate::rollout::Change)>,
@@ -189,7 +189,7 @@ pub trait Resolver {
     /// The reverse DNS name of an address.
     fn rdns(&self, ip: &str) -> impl Future<Output = Option<String>> + Send;
     /// The snippet hook's answer for a device in this state.
-    fn hook(&self, state: &Element) -> impl Future<Output = HookAnswer> + Send;
+    fn hook(&self, state: &DeviceState) -> impl Future<Output = HookAnswer> + Send;
 }
 
 /// Runs [`build`] until the poll is answered, resolving its needs in between; every round

@@ -214,7 +214,9 @@ fn limits(app: &SharedApp) -> crate::conn_guard::Limits {
             }
         },
     );
-    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max).per_address(per)
+    crate::conn_guard::Limits::new(Duration::from_secs(timeout), max)
+        .per_address(per)
+        .counted(app.metrics.ops.connections.clone())
 }
 
 async fn next_reload(r: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {

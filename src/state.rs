@@ -3,14 +3,14 @@
 //! The file format is the PHP server's: a `<state seen="…">` root with a `<device …/>`
 //! element (serial, type, classes, addresses, phase, environments, certificate status …),
 //! `<firmware>`/`<bootcode>` elements, one `<config filename=…>` per delivered snippet, the
-//! `<queries>` the device reported, and the `<msgs>` message log. [`log`] applies PHP's
-//! `logDeviceState` rules to an element tree; [`trim_msgs`] trims the log. In memory the
-//! log is not a list of child elements but the root's compact [`crate::xml::log::Log`]
-//! (filled by [`compact_log`] when a file is read): a poll copies, trims and writes it
-//! without touching each entry.
+//! `<queries>` the device reported, and the `<msgs>` message log. In memory a state is a
+//! [`DeviceState`] (`doc`): the element tree without the log, and the log kept compact beside
+//! it ([`msglog`], filled when a file is read): a poll copies, trims and writes it without
+//! touching each entry. [`log`] applies PHP's `logDeviceState` rules to a state;
+//! [`trim_log`] is the one place the log is shortened (by time as PHP, then by count).
 //!
-//! The core is this file (PHP's logging rules, [`Loaded`]), `msgs`, `view` and `fields`: no
-//! I/O. The shell is [`StateStore`] (`store`, with `index`, `cache`, `writer`, `cleanup`),
+//! The core is this file (PHP's logging rules, [`Loaded`]), `doc`, `msglog`, `msgs`, `view`
+//! and `fields`: no I/O. The shell is [`StateStore`] (`store`, with `index`, `cache`, `writer`, `cleanup`),
 //! which owns the files: it keeps a compact [`index`] of all devices (not their
 //! states), the parsed states of recently used devices in a cache bounded in bytes
 //! ([`cache`]), hands new states to a write-behind [`writer`] (atomic files, group commit,
@@ -20,10 +20,13 @@
 //! belongs to the server: a file changed behind its back is seen after a restart.
 
 mod cleanup;
+mod doc;
+pub mod msglog;
 mod msgs;
 pub mod view;
 
-pub use msgs::{MSGS, cap_msgs, compact_log, msg_rulers, msgs, trim_msgs};
+pub use doc::DeviceState;
+pub use msgs::{MSGS, MsgRules, msg_rulers, msgs, trim_log};
 
 use crate::xml::Element;
 
@@ -80,7 +83,8 @@ fn keyed_child(state: &mut Element, name: &str, key: &str, keyval: &str) -> usiz
 }
 
 /// PHP's `logDeviceState`: sets (or, with `None`, removes) an attribute.
-pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<'_>) {
+pub fn log(ds: &mut DeviceState, attr: &str, value: Option<&str>, target: Target<'_>) {
+    let DeviceState { root: state, log } = ds;
     let el: &mut Element = match target {
         Target::Root if state.attr(attr) == value => return,
         Target::Root => state,
@@ -92,8 +96,7 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
             None => state.child_or_insert(name),
         },
         Target::New(MSGS, time) if attr == "msg" && value.is_some() => {
-            let at = state.children.len();
-            state.log.push_msg(at, time, value.unwrap_or_default());
+            log.push_msg(state.children.len(), time, value.unwrap_or_default());
             return;
         }
         Target::New(name, time) => {
@@ -103,7 +106,7 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
                 e.set_attr(attr, v);
             }
             if name == MSGS {
-                state.log.push(&e, state.children.len(), time);
+                log.push(&e, state.children.len(), time);
             } else {
                 state.children.push(e);
             }
@@ -125,9 +128,9 @@ pub fn log(state: &mut Element, attr: &str, value: Option<&str>, target: Target<
 }
 
 /// A fresh state for serial number `sn`.
-pub fn new_state(sn: &str) -> Element {
-    let mut s = Element::new("state");
-    s.child_or_insert("device").set_attr("sn", sn);
+pub fn new_state(sn: &str) -> DeviceState {
+    let mut s = DeviceState::default();
+    s.root.child_or_insert("device").set_attr("sn", sn);
     s
 }
 
@@ -135,7 +138,7 @@ pub fn new_state(sn: &str) -> Element {
 #[derive(Debug, Clone)]
 pub enum Loaded {
     Missing,
-    Ok(Arc<Element>),
+    Ok(Arc<DeviceState>),
     /// The file exists but cannot be read as a state: the error and the raw content.
     Corrupt {
         error: String,
@@ -149,7 +152,7 @@ mod tests {
 
     #[test]
     fn logging_a_value_already_there_leaves_the_shared_child_alone() {
-        let type_and_delivery = |s: &mut Element| {
+        let type_and_delivery = |s: &mut DeviceState| {
             log(s, "type", Some("IP232"), Target::Sub("device"));
             let config = Target::Keyed("config", "filename", "x");
             log(s, "delivered", Some("5"), config);
@@ -161,11 +164,11 @@ mod tests {
         type_and_delivery(&mut b);
         log(&mut b, "gone", None, Target::Sub("device"));
         assert!(
-            std::ptr::eq(&a.children[0], &b.children[0]),
+            std::ptr::eq(&a.root.children[0], &b.root.children[0]),
             "device not copied"
         );
         assert!(
-            std::ptr::eq(&a.children[1], &b.children[1]),
+            std::ptr::eq(&a.root.children[1], &b.root.children[1]),
             "config not copied"
         );
         log(
@@ -174,9 +177,9 @@ mod tests {
             Some("6"),
             Target::Keyed("config", "filename", "x"),
         );
-        assert!(!std::ptr::eq(&a.children[1], &b.children[1]));
-        assert_eq!(a.children[1].attr("delivered"), Some("5"));
-        assert_eq!(b.children[1].attr("delivered"), Some("6"));
+        assert!(!std::ptr::eq(&a.root.children[1], &b.root.children[1]));
+        assert_eq!(a.root.children[1].attr("delivered"), Some("5"));
+        assert_eq!(b.root.children[1].attr("delivered"), Some("6"));
         // an empty keyed child is still created for a removal, as before
         log(
             &mut b,
@@ -184,12 +187,12 @@ mod tests {
             None,
             Target::Keyed("config", "filename", "y"),
         );
-        assert_eq!(b.children.len(), 3);
+        assert_eq!(b.root.children.len(), 3);
     }
 
     #[test]
     fn a_delivery_is_logged_as_the_two_php_calls_are() {
-        let two_calls = |s: &mut Element, path: &str, d: &str, v: &str| {
+        let two_calls = |s: &mut DeviceState, path: &str, d: &str, v: &str| {
             log(
                 s,
                 "delivered",
@@ -204,7 +207,7 @@ mod tests {
             );
         };
         let xml = r#"<state><device sn="1"/><config filename="a" version="1" delivered="2"/><config filename="b" delivered="3"/><config filename="a" delivered="9"/></state>"#;
-        let start = Element::parse(xml.as_bytes()).expect("xml");
+        let start = DeviceState::parse(xml.as_bytes()).expect("xml");
         for (path, d, v) in [
             ("a", "2", "1"),
             ("a", "5", "1"),
@@ -212,14 +215,14 @@ mod tests {
             ("c", "6", "7"),
         ] {
             let (mut one, mut two) = (start.clone(), start.clone());
-            log_delivered(&mut one, path, d, v);
+            log_delivered(&mut one.root, path, d, v);
             two_calls(&mut two, path, d, v);
             assert_eq!(one.to_xml(), two.to_xml(), "{path} {d} {v}");
         }
         let mut same = start.clone();
-        log_delivered(&mut same, "a", "2", "1");
+        log_delivered(&mut same.root, "a", "2", "1");
         assert!(
-            std::ptr::eq(&same.children[1], &start.children[1]),
+            std::ptr::eq(&same.root.children[1], &start.root.children[1]),
             "not copied"
         );
     }

@@ -75,6 +75,7 @@ pub fn check(
 fn recorded_hwid(state: &Loaded) -> Option<String> {
     match state {
         Loaded::Ok(s) => s
+            .root
             .child("device")
             .and_then(|d| d.attr("hwid"))
             .filter(|h| !h.is_empty())
@@ -102,7 +103,7 @@ mod tests {
 
     fn state_with_hwid(hwid: &str) -> Loaded {
         let mut s = crate::state::new_state("00-90-33-30-00-af");
-        s.child_or_insert("device").set_attr("hwid", hwid);
+        s.root.child_or_insert("device").set_attr("hwid", hwid);
         Loaded::Ok(Arc::new(s))
     }
 

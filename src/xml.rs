@@ -22,7 +22,6 @@ use quick_xml::reader::Reader;
 use thiserror::Error;
 
 mod children;
-pub mod log;
 pub use children::Children;
 
 /// Why a document could not be read.
@@ -52,9 +51,6 @@ pub struct Element {
     pub attrs: Attrs,
     pub text: String,
     pub children: Children,
-    /// The message log entries among the children, kept compact (a device state's root
-    /// only; see [`log`]).
-    pub log: log::Log,
 }
 
 /// Deepest nesting accepted when reading; real documents use less than ten levels.
@@ -222,8 +218,14 @@ impl Element {
 
     /// [`Element::to_document`] appended to `out` (a buffer used again and again).
     pub fn write_document(&self, out: &mut String) {
+        self.write_document_with(out, &mut NoInserts);
+    }
+
+    /// [`Element::write_document`] with `inserts` written among this element's children
+    /// (a device state's message log, see `state::DeviceState`).
+    pub fn write_document_with(&self, out: &mut String, inserts: &mut impl Inserts) {
         out.push_str("<?xml version=\"1.0\"?>\n");
-        self.write_to(out);
+        self.write_with(out, inserts);
         out.push('\n');
     }
 
@@ -231,26 +233,31 @@ impl Element {
     /// counts the names and values as they are (the length when nothing needs escaping),
     /// `at_most` as if every byte needed the longest escape (six bytes for `"`).
     pub fn document_len(&self) -> (usize, usize) {
+        self.document_len_with(0)
+    }
+
+    /// [`Element::document_len`] with `inserted` bytes written among the children (as
+    /// they are, no escaping).
+    pub fn document_len_with(&self, inserted: usize) -> (usize, usize) {
         const DECLARATION: usize = "<?xml version=\"1.0\"?>\n".len() + 1;
-        let (about, at_most) = self.len_bounds();
+        let (about, at_most) = self.len_bounds(inserted);
         (DECLARATION + about, DECLARATION + at_most)
     }
 
-    fn len_bounds(&self) -> (usize, usize) {
+    fn len_bounds(&self, inserted: usize) -> (usize, usize) {
         let name = self.name.len();
         let (mut about, mut at_most) = (1 + name, 1 + name);
         for (k, v) in &self.attrs {
             about += 4 + k.len() + v.len();
             at_most += 4 + k.len() + 6 * v.len();
         }
-        if self.text.is_empty() && self.children.is_empty() && self.log.is_empty() {
+        if self.text.is_empty() && self.children.is_empty() && inserted == 0 {
             return (about + 2, at_most + 2);
         }
-        let log = self.log.xml_len();
-        about += 1 + self.text.len() + 3 + name + log;
-        at_most += 1 + 6 * self.text.len() + 3 + name + log;
+        about += 1 + self.text.len() + 3 + name + inserted;
+        at_most += 1 + 6 * self.text.len() + 3 + name + inserted;
         for c in &self.children {
-            let (a, m) = c.len_bounds();
+            let (a, m) = c.len_bounds(0);
             about += a;
             at_most += m;
         }
@@ -260,37 +267,20 @@ impl Element {
     /// Serialises this element (without declaration).
     pub fn to_xml(&self) -> String {
         let mut out = String::new();
-        self.write_to(&mut out);
+        self.write_xml(&mut out);
         out
+    }
+
+    /// [`Element::to_xml`] appended to `out`.
+    pub fn write_xml(&self, out: &mut String) {
+        self.write_with(out, &mut NoInserts);
     }
 
     /// An indented rendering for people (`check-config`).
     pub fn to_pretty_document(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        self.expanded().write_pretty(&mut out, 0);
+        self.write_pretty(&mut out, 0);
         out
-    }
-
-    /// This element with its compact message log ([`log`]) turned back into child elements
-    /// at their places (for the few readers that walk every child: XPath, pretty printing).
-    pub fn expanded(&self) -> std::borrow::Cow<'_, Element> {
-        if self.log.is_empty() {
-            return std::borrow::Cow::Borrowed(self);
-        }
-        let mut el = Element {
-            log: log::Log::default(),
-            children: Children::default(),
-            ..self.clone()
-        };
-        let mut entries = self.log.iter().peekable();
-        for (i, c) in self.children.iter().enumerate() {
-            while let Some(e) = entries.next_if(|e| e.at <= i) {
-                el.children.push(log_entry(e));
-            }
-            el.children.push(c.clone());
-        }
-        el.children.extend(entries.map(log_entry));
-        std::borrow::Cow::Owned(el)
     }
 
     /// `<name a="v" …` (without the closing `>`).
@@ -329,34 +319,44 @@ impl Element {
         out.push_str(">\n");
     }
 
-    fn write_to(&self, out: &mut String) {
+    /// [`Element::write_xml`] with `inserts` written among the children.
+    pub fn write_with(&self, out: &mut String, inserts: &mut impl Inserts) {
         self.write_open(out);
-        if self.text.is_empty() && self.children.is_empty() && self.log.is_empty() {
+        if self.text.is_empty() && self.children.is_empty() && inserts.is_empty() {
             out.push_str("/>");
             return;
         }
         out.push('>');
         escape_text(&self.text, out);
-        let mut next = 0;
         for (i, c) in self.children.iter().enumerate() {
-            self.log.write_until(Some(i), &mut next, out);
-            c.write_to(out);
+            inserts.write_before(Some(i), out);
+            c.write_xml(out);
         }
-        self.log.write_until(None, &mut next, out);
+        inserts.write_before(None, out);
         out.push_str("</");
         out.push_str(&self.name);
         out.push('>');
     }
 }
 
-/// A log entry as an element again (it was written from one, so it reads back).
-fn log_entry(e: log::EntryRef<'_>) -> Element {
-    Element::parse_str(&e.xml()).unwrap_or_else(|_| {
-        let mut el = Element::new("msgs");
-        el.set_attr("time", e.time.to_string());
-        el.set_attr("msg", e.msg());
-        el
-    })
+/// Content written among an element's children that is not one of them (XML, written as
+/// it is): what a device state keeps apart from its element tree.
+pub trait Inserts {
+    /// Whether there is nothing to write.
+    fn is_empty(&self) -> bool;
+    /// Writes what comes before child `child` (all that is left with `None`).
+    fn write_before(&mut self, child: Option<usize>, out: &mut String);
+}
+
+/// No content besides the children.
+struct NoInserts;
+
+impl Inserts for NoInserts {
+    fn is_empty(&self) -> bool {
+        true
+    }
+
+    fn write_before(&mut self, _: Option<usize>, _: &mut String) {}
 }
 
 /// The text a reference in element content stands for (character references to characters

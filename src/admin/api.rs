@@ -206,7 +206,11 @@ mod tests {
                 expr: "string(/state/queries/admin/info/@name)".into(),
             }],
         }];
-        let view = DeviceView::from_state("00-90", &Loaded::Ok(Arc::new(el)), &groups);
+        let view = DeviceView::from_state(
+            "00-90",
+            &Loaded::Ok(Arc::new(crate::state::DeviceState::from_root(el))),
+            &groups,
+        );
         let row = Row {
             view: Arc::new(view),
             certs: CertState::default(),
@@ -233,7 +237,7 @@ mod tests {
         Row {
             view: Arc::new(DeviceView::from_state(
                 &format!("00-90-{i:02}"),
-                &Loaded::Ok(Arc::new(el)),
+                &Loaded::Ok(Arc::new(crate::state::DeviceState::from_root(el))),
                 &[],
             )),
             certs: CertState::default(),

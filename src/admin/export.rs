@@ -210,7 +210,7 @@ mod tests {
         Row {
             view: Arc::new(DeviceView::from_state(
                 "00-90",
-                &Loaded::Ok(Arc::new(el)),
+                &Loaded::Ok(Arc::new(crate::state::DeviceState::from_root(el))),
                 &[],
             )),
             certs: CertState::default(),

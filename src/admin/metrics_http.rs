@@ -3,13 +3,15 @@
 //! metrics-public>`) and the gauges read at each scrape (the status page's fleet summary,
 //! the configuration, the master, the rollouts).
 
-use crate::app::SharedApp;
+use crate::app::{CurrentConfig, SharedApp};
+use crate::config::Config;
 use crate::conn::ConnMeta;
 use crate::metrics::{FleetCounts, Gauges};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// Whether the request comes straight from this machine (loopback, and not relayed by a
 /// proxy on it: a proxy adds `X-Forwarded-For`, `Forwarded` or `X-Real-IP`).
@@ -20,9 +22,8 @@ pub fn from_loopback(meta: Option<&ConnMeta>, headers: &HeaderMap) -> bool {
             .any(|h| headers.contains_key(*h))
 }
 
-/// Sets the gauges read at each scrape.
-fn refresh(app: &SharedApp) {
-    let cfg = app.config.get().ok();
+/// Sets the gauges read at each scrape (`cfg`: the configuration served, if good).
+fn refresh(app: &SharedApp, cfg: Option<Arc<Config>>) {
     let fleet = cfg.as_ref().map(|cfg| {
         let f = super::fleet_summary(app, cfg);
         FleetCounts {
@@ -35,7 +36,7 @@ fn refresh(app: &SharedApp) {
         app.rollouts.summaries(&cfg.rollouts, app.rollouts.now())
     });
     let (indexed, cache, pending) = app.state_figures();
-    crate::ops_metrics::set_state_gauges(indexed, cache, pending);
+    app.metrics.ops.state.set(indexed, cache, pending);
     app.metrics.refresh(&Gauges {
         config_good: app.config.problem().is_none(),
         master_reachable: app.master.reachable(),
@@ -48,11 +49,12 @@ fn refresh(app: &SharedApp) {
 /// with `<server metrics-public>`).
 pub async fn endpoint(
     State(app): State<SharedApp>,
+    State(CurrentConfig(cfg)): State<CurrentConfig>,
     meta: Option<Extension<ConnMeta>>,
     headers: HeaderMap,
 ) -> Response {
     let meta = meta.map(|Extension(m)| m);
-    let cfg = app.config.get().ok();
+    let cfg = cfg.ok();
     let public = cfg.as_ref().is_some_and(|c| c.server.metrics_public);
     if !public && !from_loopback(meta.as_ref(), &headers) {
         let allowed = match (&cfg, &meta) {
@@ -73,7 +75,7 @@ pub async fn endpoint(
         }
     }
     let scraped = app.clone();
-    if crate::app::blocking(move || refresh(&scraped))
+    if crate::app::blocking(move || refresh(&scraped, cfg))
         .await
         .is_none()
     {

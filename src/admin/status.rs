@@ -463,7 +463,7 @@ mod tests {
 
     fn view(xml: &str, groups: &[ShowGroup]) -> Arc<DeviceView> {
         let loaded = match Element::parse(xml.as_bytes()) {
-            Ok(e) => Loaded::Ok(Arc::new(e)),
+            Ok(e) => Loaded::Ok(Arc::new(crate::state::DeviceState::from_root(e))),
             Err(e) => Loaded::Corrupt {
                 error: e.to_string(),
                 raw: String::new(),

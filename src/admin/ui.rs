@@ -148,7 +148,7 @@ async fn touchstatus(ctx: &AdminRequest, s: &Session) -> AdminResult {
         |store, sn, _| match store.load(sn) {
             Loaded::Ok(el) => {
                 let mut el = (*el).clone();
-                el.set_attr("seen", crate::clock::now().to_string());
+                el.root.set_attr("seen", crate::clock::now().to_string());
                 store.save(sn, el).is_ok()
             }
             _ => false,

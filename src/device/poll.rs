@@ -81,7 +81,7 @@ impl script::Resolver for PollResolver<'_> {
         reverse_dns(ip).await
     }
 
-    async fn hook(&self, state: &crate::xml::Element) -> script::HookAnswer {
+    async fn hook(&self, state: &crate::state::DeviceState) -> script::HookAnswer {
         let exec = self.cfg.server.hook_exec.clone().unwrap_or_default();
         let timeout = Duration::from_secs(self.cfg.server.hook_timeout_secs);
         crate::hooks::run(&self.app.root, &exec, timeout, state).await

@@ -113,8 +113,22 @@ async fn backups_need_a_hardware_id_and_are_stored_below_it() {
     assert_eq!(status, 200, "{text}");
     let stored = app.root.join(format!("backup/{HWID}/{HWID}.0.txt"));
     assert_eq!(
-        std::fs::read(stored).expect("backup"),
+        std::fs::read(&stored).expect("backup"),
         b"config change CMD0 /x"
+    );
+    // the recorded backup time is not before the file's (which an unchanged upload records)
+    app.flush_pending().await;
+    let mtime = std::fs::metadata(&stored)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let mtime = crate::clock::unix_secs(mtime);
+    let state = std::fs::read(app.root.join(format!("status/{SN}.xml"))).expect("state");
+    let state = crate::xml::Element::parse(&state).expect("state XML");
+    let recorded = state.child("device").and_then(|d| d.attr("backup"));
+    let recorded = recorded.and_then(|t| t.parse::<i64>().ok());
+    assert!(
+        recorded.is_some_and(|t| t >= mtime),
+        "{recorded:?} < {mtime}"
     );
 }
 

@@ -8,6 +8,7 @@ use super::{DeviceError, apply_file_ops, expire_states, lock_device, serial};
 use crate::answer::{Answer, Exit};
 use crate::app::{App, SharedApp, blocking};
 use crate::config::Config;
+use crate::fileop::FileOp;
 use crate::php::Args;
 use crate::request::{self, ConnInfo};
 use crate::state::StateStore;
@@ -89,7 +90,13 @@ pub async fn upload(
             return Err(DeviceError::UploadRefused(refused.to_string()));
         }
         let now = crate::clock::now();
-        let mut ans = Answer::new(cfg.status_dir(), &args, &loaded, now, cfg.status.logkeep);
+        let mut ans = Answer::new(
+            cfg.status_dir(),
+            &args,
+            &loaded,
+            now,
+            crate::state::MsgRules::of(&cfg),
+        );
         let (status, files) = run(&app2, &cfg, &args, kind, &body, &mut ans);
         if matches!(kind, Kind::Vardump) && files > 0 {
             // the admin pages list a CSR with the identity that uploaded it
@@ -185,7 +192,19 @@ fn backup(
         return (StatusCode::OK, 0);
     }
     saved.plan.report(ans);
-    if let Some(t) = saved.plan.stamp {
+    // PHP records `time()` after writing a new backup; the request's start can be a second
+    // before the file's mtime, which the next unchanged upload records (then the device's
+    // backup time would go forward without a new backup)
+    let wrote = saved
+        .plan
+        .ops
+        .iter()
+        .any(|op| matches!(op, FileOp::Write { .. }));
+    let stamp = saved
+        .plan
+        .stamp
+        .map(|t| if wrote { t.max(crate::clock::now()) } else { t });
+    if let Some(t) = stamp {
         ans.log_device("backup", &t.to_string());
     }
     ans.finish();

@@ -131,29 +131,30 @@ fn polls_are_refused_only_under_forcetrust() {
 
 #[test]
 fn a_refused_request_never_changes_a_recorded_fact() {
-    let before = Element::parse_str(
+    let before = crate::state::DeviceState::parse_str(
         r#"<state seen="1"><device sn="B" type="IP232" hwid="IP232-30-00-b0" realip="10.0.0.2" ip="10.0.0.2"/></state>"#,
     )
     .expect("xml");
     let loaded = Loaded::Ok(Arc::new(before.clone()));
     let mut after = before.clone();
-    after.set_attr("seen", "2");
-    let dev = after.child_mut("device").expect("device");
+    after.root.set_attr("seen", "2");
+    let dev = after.root.child_mut("device").expect("device");
     dev.set_attr("hwid", "IP232-30-00-af");
     dev.set_attr("realip", "6.6.6.6");
     dev.set_attr("type", "IP111");
     assert_eq!(guard_state(&loaded, Some(after.clone())), None);
     // facts the state lacks are filled in, as PHP's refused poll does
     after
+        .root
         .child_mut("device")
         .expect("device")
         .set_attr("phase", "update");
     let kept = guard_state(&loaded, Some(after)).expect("filled in");
-    let dev = kept.child("device").expect("device");
+    let dev = kept.root.child("device").expect("device");
     assert_eq!(dev.attr("phase"), Some("update"));
     assert_eq!(dev.attr("hwid"), Some("IP232-30-00-b0"));
     assert_eq!(dev.attr("realip"), Some("10.0.0.2"));
-    assert_eq!(kept.attr("seen"), Some("1"));
+    assert_eq!(kept.root.attr("seen"), Some("1"));
     // no state, no state
     assert_eq!(guard_state(&Loaded::Missing, Some(before)), None);
 }

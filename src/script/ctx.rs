@@ -78,7 +78,7 @@ impl<'a> Ctx<'a> {
                 inp.args,
                 inp.state,
                 inp.now,
-                cfg.status.logkeep,
+                crate::state::MsgRules::of(cfg),
             ),
             stateargs: vec![
                 StateArg {

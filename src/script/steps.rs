@@ -78,7 +78,7 @@ fn skipnext(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
     let skip = ctx
         .ans
         .state()
-        .and_then(|s| s.attr("skipnext"))
+        .and_then(|s| s.root.attr("skipnext"))
         .map(str::to_string);
     let Some(t) = skip else {
         return Ok(());
@@ -91,7 +91,7 @@ fn skipnext(ctx: &mut Ctx<'_>, dev: &Device) -> Step {
         Target::New("msgs", now),
     );
     if let Some(s) = ctx.ans.state_mut() {
-        s.remove_attr("skipnext");
+        s.root.remove_attr("skipnext");
     }
     ctx.line("# need up-to-date query state, skipping update script, doing queries only");
     ctx.do_queries(&dev.classes, &dev.envs)?;
@@ -141,7 +141,7 @@ fn certificates(ctx: &mut Ctx<'_>, dev: &Device) -> Step<CertOutcome> {
     ctx.print("\r\n");
     let decision = certs::decide(&certs::CertInput {
         config: ctx.cfg,
-        state: ctx.ans.state(),
+        state: ctx.ans.state().map(|s| &s.root),
         device_type: &dev.device_type,
         sn: Some(&dev.sn),
         files: inp.certs,

@@ -5,7 +5,7 @@
 //! passes the cap, the least recently used entries go until a
 //! quarter of the cap is free again. A device not in the cache is read from its file.
 
-use crate::xml::Element;
+use super::DeviceState;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 pub const PER_BYTE: usize = 4;
 
 struct Slot {
-    state: Arc<Element>,
+    state: Arc<DeviceState>,
     cost: usize,
     used: u64,
 }
@@ -48,7 +48,7 @@ impl Lru {
         self.cap.store(cap, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub fn get(&self, key: &str) -> Option<Arc<Element>> {
+    pub fn get(&self, key: &str) -> Option<Arc<DeviceState>> {
         let mut inner = self.lock();
         inner.tick += 1;
         let tick = inner.tick;
@@ -58,13 +58,13 @@ impl Lru {
     }
 
     /// Keeps `state`; entries larger than a quarter of the cap are not kept.
-    pub fn put(&self, key: &str, state: Arc<Element>) {
+    pub fn put(&self, key: &str, state: Arc<DeviceState>) {
         let cost = cost(&state);
         self.put_costed(key, state, cost);
     }
 
     /// [`Self::put`] with the state's [`cost`] already known.
-    pub fn put_costed(&self, key: &str, state: Arc<Element>, cost: usize) {
+    pub fn put_costed(&self, key: &str, state: Arc<DeviceState>, cost: usize) {
         let cap = self.cap.load(std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.lock();
         if let Some(old) = inner.slots.remove(key) {
@@ -96,9 +96,9 @@ impl Lru {
 }
 
 /// The memory charged for `state`: its element tree at [`PER_BYTE`] per byte of its file,
-/// its compact message log ([`crate::xml::log`]) at its size.
-pub fn cost(state: &Element) -> usize {
-    let tree = state.document_len().0.saturating_sub(state.log.xml_len());
+/// its compact message log ([`super::msglog`]) at its size.
+pub fn cost(state: &DeviceState) -> usize {
+    let tree = state.root.document_len().0;
     tree.saturating_mul(PER_BYTE) + state.log.heap_bytes() + 256
 }
 
@@ -122,13 +122,14 @@ fn evict(inner: &mut Inner, target: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xml::log::ENTRY_BYTES;
+    use crate::state::msglog::ENTRY_BYTES;
+    use crate::xml::Element;
 
     /// A state whose file has about `len` bytes.
-    fn big(len: usize) -> Element {
-        let mut s = Element::new("state");
-        s.set_attr("x", "a".repeat(len));
-        s.children.push(Element::new("device"));
+    fn big(len: usize) -> DeviceState {
+        let mut s = DeviceState::default();
+        s.root.set_attr("x", "a".repeat(len));
+        s.root.children.push(Element::new("device"));
         s
     }
 

@@ -14,6 +14,7 @@
 //! background scan of the directory ([`Index::scan`]); the XPath columns are evaluated again
 //! only when the device's query results changed (their `seen`) or the configured columns did.
 
+use super::DeviceState;
 use super::view::{self, Cell, DeviceView, QueryResult, ShowGroup};
 use crate::xml::Element;
 use std::collections::{BTreeMap, HashSet};
@@ -314,13 +315,13 @@ impl Index {
 
     /// (Re)builds the entry of `key` from its state. The XPath columns are evaluated again
     /// when `fresh_queries` or when the device's query results are not those of the entry.
-    pub fn update(&self, key: &str, state: &Element, fresh_queries: bool) {
+    pub fn update(&self, key: &str, state: &DeviceState, fresh_queries: bool) {
         let (groups, previous) = {
             let inner = self.read();
             let prev = inner.entries.get(key).map(|e| e.queries.clone());
             (inner.groups.clone(), prev)
         };
-        let seens = view::query_seens(state, &groups);
+        let seens = view::query_seens(&state.root, &groups);
         let reuse = previous.filter(|p| {
             !fresh_queries
                 && p.len() == seens.len()
@@ -346,12 +347,12 @@ impl Index {
     /// shows: the same children (shared, not copied) and the same root attributes but
     /// `seen`. Most polls change only these. `false` when the entry has to be built again
     /// ([`Self::update`]).
-    pub fn touch(&self, key: &str, state: &Element, prev: &Element) -> bool {
-        if !only_seen_and_log_differ(prev, state) {
+    pub fn touch(&self, key: &str, state: &DeviceState, prev: &DeviceState) -> bool {
+        if !only_seen_and_log_differ(&prev.root, &state.root) {
             return false;
         }
         let (log_entries, log_polls) = view::log_counts(state);
-        let seen = crate::php::intval(state.attr("seen").unwrap_or("0"));
+        let seen = crate::php::intval(state.root.attr("seen").unwrap_or("0"));
         let mut inner = self.write();
         let columns = inner.groups.len();
         let Some(e) = inner.entries.get_mut(key) else {
@@ -491,7 +492,7 @@ fn only_seen_and_log_differ(prev: &Element, state: &Element) -> bool {
 mod tests {
     use super::*;
 
-    fn state(sn: &str, i: usize) -> Element {
+    fn state(sn: &str, i: usize) -> DeviceState {
         let xml = format!(
             r#"<state seen="1000"><device sn="{sn}" type="IP232" hwid="IP232-{i}" realip="172.16.{}.{}" ip="172.16.{}.{}" classes="phone, ip232" phase="update" environments="default" certstat="ok"/><firmware build="130100" requested="130160"/><bootcode build="130150"/><msgs time="1000" msg=""/><msgs time="1000" msg="hello"/><config filename="scripts/update-all-default.txt" delivered="950" version="800"/></state>"#,
             i / 256 % 256,
@@ -499,7 +500,7 @@ mod tests {
             i / 256 % 256,
             i % 256
         );
-        Element::parse(xml.as_bytes()).expect("state")
+        DeviceState::parse(xml.as_bytes()).expect("state")
     }
 
     #[test]
@@ -526,8 +527,8 @@ mod tests {
         let prev = state(sn, 1);
         index.update(sn, &prev, false);
         let mut next = prev.clone();
-        next.set_attr("seen", "2000");
-        let at = next.children.len();
+        next.root.set_attr("seen", "2000");
+        let at = next.root.children.len();
         next.log.push_msg(at, 2000, "");
         next.log.push_msg(at, 2000, "again");
         next.log.push_msg(at, 2000, "and again");
@@ -545,10 +546,13 @@ mod tests {
         );
 
         let mut moved = next.clone();
-        moved.child_or_insert("device").set_attr("phase", "final");
+        moved
+            .root
+            .child_or_insert("device")
+            .set_attr("phase", "final");
         assert!(!index.touch(sn, &moved, &next), "a changed child");
         let mut root = next.clone();
-        root.set_attr("requested", "130160bootcode");
+        root.root.set_attr("requested", "130160bootcode");
         assert!(!index.touch(sn, &root, &next), "a changed root attribute");
         assert!(!index.touch("other", &next, &prev), "no entry yet");
     }

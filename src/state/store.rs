@@ -1,20 +1,19 @@
 //! The shell of the device states: [`StateStore`] owns the files of one status directory
 //! (reading and parsing, the device index, the byte-bounded cache, the write-behind writer,
-//! the per-device locks, the caps of `max-msgs` and `max-state`, the purge of expired
-//! devices). The rules of what a state holds are the core's (`state`, `state::msgs`).
+//! the per-device locks, the cap of `max-state`, the purge of expired devices). The rules of
+//! what a state holds are the core's (`state`, `state::msgs`: the message log is shortened
+//! when a request ends, `Answer::finish`).
 
-use super::{Loaded, cache, cap_msgs, cleanup, compact_log, index, view, writer};
-use crate::xml::Element;
+use super::{DeviceState, Loaded, cache, cleanup, index, view, writer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// What a device may make the server keep (`<server max-msgs max-state state-cache
-/// commit-delay>`).
+/// What a device may make the server keep (`<server max-state state-cache commit-delay>`;
+/// `max-msgs` is the core's, [`super::MsgRules`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    pub max_msgs: usize,
     pub max_state: usize,
     pub cache_bytes: usize,
     pub commit_delay: std::time::Duration,
@@ -23,7 +22,6 @@ pub struct Limits {
 impl Limits {
     pub fn of(cfg: &crate::config::Config) -> Limits {
         Limits {
-            max_msgs: cfg.server.max_msgs,
             max_state: cfg.server.max_state,
             cache_bytes: cfg.server.state_cache,
             commit_delay: std::time::Duration::from_millis(cfg.server.commit_delay_ms),
@@ -34,7 +32,6 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_msgs: 200,
             max_state: 1024 * 1024,
             cache_bytes: 16 * 1024 * 1024,
             commit_delay: std::time::Duration::from_millis(200),
@@ -59,6 +56,7 @@ fn read_state_file(dir: &Path, sn: &str) -> Loaded {
     let suspicious = match &first {
         Loaded::Corrupt { .. } => true,
         Loaded::Ok(el) => el
+            .root
             .child("device")
             .and_then(|d| d.attr("sn"))
             .is_some_and(|other| other != sn),
@@ -72,11 +70,8 @@ fn read_state_file(dir: &Path, sn: &str) -> Loaded {
 
 fn read_once(path: &Path) -> Loaded {
     match std::fs::read(path) {
-        Ok(bytes) => match Element::parse(&bytes) {
-            Ok(mut el) => {
-                compact_log(&mut el);
-                Loaded::Ok(Arc::new(el))
-            }
+        Ok(bytes) => match DeviceState::parse(&bytes) {
+            Ok(el) => Loaded::Ok(Arc::new(el)),
             Err(e) => Loaded::Corrupt {
                 error: e.to_string(),
                 raw: String::from_utf8_lossy(&bytes).into_owned(),
@@ -135,12 +130,19 @@ pub struct StateStore {
 
 impl StateStore {
     /// The store of `dir`: removes temporary files a crash left there and starts its writer.
-    /// The index is filled by [`Self::scan`].
+    /// The index is filled by [`Self::scan`]. Its writer's batch times are counted for no
+    /// one ([`Self::timed`] counts them).
     pub fn new(dir: PathBuf) -> StateStore {
+        StateStore::timed(dir, Default::default())
+    }
+
+    /// [`Self::new`] with the writer's batch times observed by `timer` (the server's
+    /// `/metrics`).
+    pub fn timed(dir: PathBuf, timer: crate::ops_metrics::BatchTimer) -> StateStore {
         let limits = Limits::default();
         StateStore {
             cache: cache::Lru::new(limits.cache_bytes),
-            writer: writer::Writer::start(dir.clone(), limits.commit_delay),
+            writer: writer::Writer::start(dir.clone(), limits.commit_delay, timer),
             index: Arc::new(index::Index::default()),
             limits: Mutex::new(limits),
             configured: std::sync::atomic::AtomicU64::new(0),
@@ -257,16 +259,14 @@ impl StateStore {
         read_state_file(&self.dir, sn)
     }
 
-    /// Stores the state of `sn`: caps its message log, updates the index and the cache and
-    /// hands the file to the writer (durable within `commit-delay`). Refused when larger
-    /// than `max-state`.
-    pub fn save(&self, sn: &str, state: Element) -> Result<(), SaveError> {
+    /// Stores the state of `sn`: updates the index and the cache and hands the file to the
+    /// writer (durable within `commit-delay`). Refused when larger than `max-state`.
+    pub fn save(&self, sn: &str, state: DeviceState) -> Result<(), SaveError> {
         self.save_with(sn, state, false)
     }
 
-    fn save_with(&self, sn: &str, mut state: Element, fresh: bool) -> Result<(), SaveError> {
+    fn save_with(&self, sn: &str, state: DeviceState, fresh: bool) -> Result<(), SaveError> {
         let limits = self.limits();
-        cap_msgs(&mut state, limits.max_msgs);
         // the file is written by the writer; serialised here only when it may be too large
         let (_, at_most) = state.document_len();
         if at_most > limits.max_state {
@@ -299,7 +299,7 @@ impl StateStore {
     }
 
     /// [`Self::save`], then waits until the file is durable (device uploads).
-    pub async fn save_durable(&self, sn: &str, state: Element) -> Result<(), SaveError> {
+    pub async fn save_durable(&self, sn: &str, state: DeviceState) -> Result<(), SaveError> {
         self.save_with(sn, state, true)?;
         self.writer.sync().await;
         Ok(())
@@ -415,8 +415,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn cfg(max_msgs: usize, generation: u64) -> Config {
-        let xml = format!(r#"<config><status dir="s"/><server max-msgs="{max_msgs}"/></config>"#);
+    fn cfg(max_state: usize, generation: u64) -> Config {
+        let xml = format!(r#"<config><status dir="s"/><server max-state="{max_state}"/></config>"#);
         let mut c = Config::from_user_xml(&xml).expect("config");
         c.generation = generation;
         c
@@ -427,16 +427,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = StateStore::new(dir.path().to_path_buf());
         store.configure(&cfg(10, 1));
-        assert_eq!(store.limits().max_msgs, 10);
+        assert_eq!(store.limits().max_state, 10);
         // the same generation is not taken up again, whatever it holds
         store.configure(&cfg(20, 1));
-        assert_eq!(store.limits().max_msgs, 10);
+        assert_eq!(store.limits().max_state, 10);
         // a new generation is, also if it were made at the old one's address
         store.configure(&cfg(30, 2));
-        assert_eq!(store.limits().max_msgs, 30);
+        assert_eq!(store.limits().max_state, 30);
         // one made outside a store (generation 0) always is
         store.configure(&cfg(40, 0));
         store.configure(&cfg(50, 0));
-        assert_eq!(store.limits().max_msgs, 50);
+        assert_eq!(store.limits().max_state, 50);
     }
 }

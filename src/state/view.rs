@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::php::intval;
-use crate::state::Loaded;
+use crate::state::{DeviceState, Loaded};
 use crate::xml::Element;
 use serde::Serialize;
 
@@ -183,15 +183,16 @@ impl DeviceView {
         }
     }
 
-    pub(crate) fn from_element(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
-        let mut v = DeviceView::summary(key, s, xpaths);
+    pub(crate) fn from_element(key: &str, ds: &DeviceState, xpaths: &mut XPaths<'_>) -> DeviceView {
+        let mut v = DeviceView::summary(key, ds, xpaths);
         if v.problem.is_some() {
             return v;
         }
-        v.msgs = super::msgs(s)
+        v.msgs = super::msgs(ds)
             .map(|(time, text)| Msg { time, text })
             .collect();
-        v.snippets = s
+        v.snippets = ds
+            .root
             .children_named("config")
             .map(|c| Snippet {
                 file: c.attr("filename").unwrap_or_default().to_string(),
@@ -204,7 +205,8 @@ impl DeviceView {
 
     /// [`DeviceView::from_element`] without the message log and the snippet list (their
     /// counts only): what the device index keeps.
-    pub(crate) fn summary(key: &str, s: &Element, xpaths: &mut XPaths<'_>) -> DeviceView {
+    pub(crate) fn summary(key: &str, ds: &DeviceState, xpaths: &mut XPaths<'_>) -> DeviceView {
+        let s = &ds.root;
         let mut v = DeviceView::empty(key);
         let Some(d) = s.child("device").filter(|_| s.name == "state") else {
             v.problem = Some(format!(
@@ -252,9 +254,9 @@ impl DeviceView {
             .and_then(|i| i.attr("name"))
             .unwrap_or_default()
             .to_string();
-        (v.log_entries, v.log_polls) = log_counts(s);
+        (v.log_entries, v.log_polls) = log_counts(ds);
         v.snippet_count = s.children_named("config").count();
-        v.queries = xpaths.evaluate(s);
+        v.queries = xpaths.evaluate(ds);
         v
     }
 
@@ -266,7 +268,7 @@ impl DeviceView {
 
 /// The message log's entries (not counting the empty ones that start each poll's block)
 /// and polls (those empty ones, at least 1 when the log is not empty).
-pub(crate) fn log_counts(s: &Element) -> (usize, usize) {
+pub(crate) fn log_counts(s: &DeviceState) -> (usize, usize) {
     let (mut entries, mut rulers, mut msgs) = (0, 0, 0);
     for ruler in super::msg_rulers(s) {
         msgs += 1;
@@ -306,7 +308,7 @@ impl<'a> XPaths<'a> {
         }
     }
 
-    fn evaluate(&mut self, state: &Element) -> Vec<Option<QueryResult>> {
+    fn evaluate(&mut self, state: &DeviceState) -> Vec<Option<QueryResult>> {
         if self.groups.is_empty() {
             return Vec::new();
         }
@@ -323,7 +325,7 @@ impl<'a> XPaths<'a> {
                 })
                 .collect()
         });
-        let answered = query_seens(state, groups);
+        let answered = query_seens(&state.root, groups);
         if answered.iter().all(Option::is_none) {
             return vec![None; groups.len()];
         }
@@ -402,13 +404,13 @@ pub fn value_text(v: &sxd_xpath::Value<'_>) -> String {
     }
 }
 
-/// The state as an sxd document for XPath.
-fn to_sxd(el: &Element) -> sxd_document::Package {
+/// The state as an sxd document for XPath (its message log too).
+fn to_sxd(state: &DeviceState) -> sxd_document::Package {
     let package = sxd_document::Package::new();
     {
         let doc = package.as_document();
-        let root = doc.create_element(el.name.as_str());
-        fill(&doc, root, &el.expanded());
+        let root = doc.create_element(state.root.name.as_str());
+        fill(&doc, root, &state.expanded());
         doc.root().append_child(root);
     }
     package
@@ -447,7 +449,7 @@ mod tests {
     }
 
     fn loaded(xml: &str) -> Loaded {
-        match Element::parse(xml.as_bytes()) {
+        match DeviceState::parse(xml.as_bytes()) {
             Ok(e) => Loaded::Ok(Arc::new(e)),
             Err(e) => Loaded::Corrupt {
                 error: e.to_string(),

@@ -29,7 +29,7 @@
 //! Before its first batch the writer thread removes the temporary files a crash left behind
 //! (polls are answered meanwhile).
 
-use crate::xml::Element;
+use super::DeviceState;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ pub const SPARES_IDLE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 struct Pending {
     generation: u64,
-    state: Arc<Element>,
+    state: Arc<DeviceState>,
     /// Its estimated memory ([`super::cache::cost`]).
     cost: usize,
 }
@@ -83,6 +83,8 @@ struct Shared {
     /// Held while a batch is written, so a deletion cannot be undone by a late rename.
     io: Mutex<()>,
     delay_ms: std::sync::atomic::AtomicU64,
+    /// The server's histogram of batch times.
+    timer: crate::ops_metrics::BatchTimer,
 }
 
 /// The writer of one status directory (its thread ends when the writer is dropped).
@@ -96,8 +98,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Writer {
     /// Starts the writer thread of `dir` (created here, once, when missing); it first
-    /// removes the temporary files a crash left there.
-    pub fn start(dir: PathBuf, delay: Duration) -> Writer {
+    /// removes the temporary files a crash left there. Each batch's time goes to `timer`.
+    pub fn start(dir: PathBuf, delay: Duration, timer: crate::ops_metrics::BatchTimer) -> Writer {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::error!("cannot create status directory {}: {e}", dir.display());
         }
@@ -107,6 +109,7 @@ impl Writer {
             wake: Condvar::new(),
             io: Mutex::new(()),
             delay_ms: std::sync::atomic::AtomicU64::new(delay.as_millis() as u64),
+            timer,
         });
         let s = shared.clone();
         let spawned = std::thread::Builder::new()
@@ -130,13 +133,13 @@ impl Writer {
     }
 
     /// Hands over the new content of the state file of `sn`.
-    pub fn submit(&self, sn: &str, state: Arc<Element>) {
+    pub fn submit(&self, sn: &str, state: Arc<DeviceState>) {
         let cost = super::cache::cost(&state);
         self.submit_costed(sn, state, cost);
     }
 
     /// [`Self::submit`] with the state's estimated memory already known.
-    pub fn submit_costed(&self, sn: &str, state: Arc<Element>, cost: usize) {
+    pub fn submit_costed(&self, sn: &str, state: Arc<DeviceState>, cost: usize) {
         let mut q = lock(&self.shared.queue);
         q.generation += 1;
         let generation = q.generation;
@@ -159,7 +162,7 @@ impl Writer {
     }
 
     /// The content of `sn` not written yet.
-    pub fn pending(&self, sn: &str) -> Option<Arc<Element>> {
+    pub fn pending(&self, sn: &str) -> Option<Arc<DeviceState>> {
         lock(&self.shared.queue)
             .files
             .get(sn)
@@ -294,7 +297,7 @@ fn run(shared: &Shared) {
         let started = std::time::Instant::now();
         spares = spares.max(write_batch(&shared.dir, &batch));
         if !batch.is_empty() {
-            crate::ops_metrics::observe_batch(started.elapsed().as_secs_f64());
+            shared.timer.observe(started.elapsed().as_secs_f64());
         }
         if release {
             remove_spares(&shared.dir, spares);
@@ -542,10 +545,14 @@ mod tests {
     #[test]
     fn coalesces_and_writes_on_sync() {
         let dir = tempfile::tempdir().expect("tmp");
-        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
+        let w = Writer::start(
+            dir.path().to_path_buf(),
+            Duration::from_secs(3600),
+            Default::default(),
+        );
         for i in 0..5 {
-            let mut el = Element::new("state");
-            el.set_attr("n", i.to_string());
+            let mut el = DeviceState::default();
+            el.root.set_attr("n", i.to_string());
             w.submit("a", Arc::new(el));
         }
         assert!(w.pending("a").is_some());
@@ -564,9 +571,9 @@ mod tests {
         assert_eq!(remove_leftovers(dir.path()), 1);
     }
 
-    fn state(n: &str) -> Arc<Element> {
-        let mut el = Element::new("state");
-        el.set_attr("n", n);
+    fn state(n: &str) -> Arc<DeviceState> {
+        let mut el = DeviceState::default();
+        el.root.set_attr("n", n);
         Arc::new(el)
     }
 
@@ -601,7 +608,11 @@ mod tests {
     fn spare_files_are_swapped_in_and_never_write_through_links() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
-        let w = Writer::start(d.to_path_buf(), Duration::from_secs(3600));
+        let w = Writer::start(
+            d.to_path_buf(),
+            Duration::from_secs(3600),
+            Default::default(),
+        );
         // a small batch: no spares
         w.submit("a", state("0"));
         w.sync_blocking();
@@ -651,7 +662,11 @@ mod tests {
     async fn close_removes_the_spares_at_once() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
-        let w = Writer::start(d.to_path_buf(), Duration::from_secs(3600));
+        let w = Writer::start(
+            d.to_path_buf(),
+            Duration::from_secs(3600),
+            Default::default(),
+        );
         batch(&w, "1");
         batch(&w, "2");
         assert_eq!(spares(d), SPARES_FROM);
@@ -667,8 +682,12 @@ mod tests {
     #[test]
     fn pending_bytes_are_bounded_too() {
         let dir = tempfile::tempdir().expect("tmp");
-        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
-        let big = Arc::new(Element::new("state"));
+        let w = Writer::start(
+            dir.path().to_path_buf(),
+            Duration::from_secs(3600),
+            Default::default(),
+        );
+        let big = Arc::new(DeviceState::default());
         w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
         w.submit_costed("a", big.clone(), MAX_BACKLOG_BYTES / 2);
         assert!(!w.backlogged(), "a replaced file is not counted twice");
@@ -693,9 +712,13 @@ mod tests {
     #[test]
     fn a_backlog_above_the_bound_asks_polls_to_wait() {
         let dir = tempfile::tempdir().expect("tmp");
-        let w = Writer::start(dir.path().to_path_buf(), Duration::from_secs(3600));
+        let w = Writer::start(
+            dir.path().to_path_buf(),
+            Duration::from_secs(3600),
+            Default::default(),
+        );
         for i in 0..=MAX_BACKLOG {
-            let el = Arc::new(Element::new("state"));
+            let el = Arc::new(DeviceState::default());
             w.submit(&format!("d{i}"), el);
             assert_eq!(w.backlogged(), i >= MAX_BACKLOG, "after {} files", i + 1);
         }

@@ -354,6 +354,66 @@ fn one_address_at_its_limit_does_not_keep_others_out() {
     }
 }
 
+/// The value of `series` (the whole name with labels, as printed) in the text of `/metrics`.
+fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn two_servers_in_one_process_count_apart() {
+    let config =
+        r#"<config><master info=""/><status dir="status"/><server max-per-address="2"/></config>"#;
+    let (da, db) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let a = Server::start(&make_root(da.path(), config, &[]), &[]);
+    let b = Server::start(&make_root(db.path(), config, &[]), &[]);
+    // A: two idle connections from 127.0.0.3, the next one refused by A's limit
+    let idle: Vec<_> = (0..2)
+        .map(|_| connect_from([127, 0, 0, 3], a.addr()))
+        .collect();
+    let closed = crate::common::eventually(
+        || closed_by_server(&mut connect_from([127, 0, 0, 3], a.addr())),
+        |c| *c,
+    );
+    assert!(closed, "a third connection from one address was kept");
+    // A: a poll, its state written by A's writer
+    let poll = "/update.php?type=IP232&sn=00-90-33-30-00-af&hwid=x&ip=1.2.3.4";
+    assert_eq!(a.get(poll).status, 200);
+    let (ma, mb) = (a.get("/metrics").text(), b.get("/metrics").text());
+    let refused = "update_server_connections_refused_total{reason=\"per_address\"}";
+    assert!(series_value(&ma, refused).is_some_and(|n| n >= 1.0), "{ma}");
+    assert!(series_value(&mb, refused).is_none_or(|n| n == 0.0), "{mb}");
+    let open_on = |s: &Server| {
+        format!(
+            "update_server_connections_open{{listener=\"{}\"}}",
+            s.addr()
+        )
+    };
+    assert!(
+        series_value(&ma, &open_on(&a)).is_some_and(|n| n >= 2.0),
+        "{ma}"
+    );
+    assert_eq!(
+        series_value(&mb, &open_on(&a)),
+        None,
+        "A's listener in B:\n{mb}"
+    );
+    assert_eq!(
+        series_value(&ma, &open_on(&b)),
+        None,
+        "B's listener in A:\n{ma}"
+    );
+    let batches = "update_server_state_batch_seconds_count";
+    assert!(series_value(&ma, batches).is_some_and(|n| n >= 1.0), "{ma}");
+    assert_eq!(series_value(&mb, batches), Some(0.0), "{mb}");
+    drop(idle);
+}
+
 // ---------------------------------------------------------------------------------------------
 // the admin's way in
 

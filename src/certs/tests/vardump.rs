@@ -10,7 +10,13 @@ use crate::state::Loaded;
 
 fn upload(cfg: &Config, query: &str, body: &[u8]) -> (Result<Vec<FileOp>, &'static str>, String) {
     let args = Args::parse(query);
-    let mut ans = Answer::new(Some("status"), &args, &Loaded::Missing, 1234, 5400);
+    let mut ans = Answer::new(
+        Some("status"),
+        &args,
+        &Loaded::Missing,
+        1234,
+        Default::default(),
+    );
     let r = match vardump(cfg, &args, body, &mut ans) {
         Ok(ops) => Ok(ops),
         Err(VardumpError::Php(_)) => Err("php"),

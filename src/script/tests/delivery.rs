@@ -27,6 +27,7 @@ fn delivers_snippets_in_order_with_check_signature() {
     );
     let state = out.state.expect("state written");
     let configs: Vec<_> = state
+        .root
         .children_named("config")
         .map(|c| c.attr("filename").unwrap_or("").to_string())
         .collect();
@@ -38,6 +39,7 @@ fn delivers_snippets_in_order_with_check_signature() {
         ]
     );
     let version = state
+        .root
         .children_named("config")
         .next()
         .and_then(|c| c.attr("version"));
@@ -109,7 +111,7 @@ fn the_hook_adds_lines_and_counts_into_check() {
     match case.run(SN_POLL) {
         Outcome::Need(Need::Hook(state)) => {
             assert_eq!(
-                state.child("device").and_then(|d| d.attr("type")),
+                state.root.child("device").and_then(|d| d.attr("type")),
                 Some("IP232")
             );
         }

@@ -80,7 +80,7 @@ fn invalid_phase_and_environment_end_the_script() {
 #[test]
 fn skipnext_only_runs_queries() {
     let mut st = state::new_state("00-90-33-30-00-af");
-    st.set_attr("skipnext", (NOW - 60).to_string());
+    st.root.set_attr("skipnext", (NOW - 60).to_string());
     let mut case = Case::new(&format!(
         r#"{STATUS}<queries><query id="admin"><applies>*</applies></query></queries></config>"#
     ))
@@ -93,7 +93,7 @@ fn skipnext_only_runs_queries() {
             "mod cmd UP0 scfg http://upd.example/u/update.php?mode=query&sn=#m&id=admin ser nop /always mod%20cmd%20CMD0%20xml-info"
         ]
     );
-    assert_eq!(out.state.expect("state").attr("skipnext"), None);
+    assert_eq!(out.state.expect("state").root.attr("skipnext"), None);
 }
 
 #[test]
@@ -105,9 +105,9 @@ fn corrupt_state_is_replaced_with_the_error_noted() {
     };
     let out = case.poll(SN_POLL);
     let st = out.state.expect("state");
-    assert_eq!(st.attr("error"), Some("not well-formed(<state)"));
+    assert_eq!(st.root.attr("error"), Some("not well-formed(<state)"));
     assert_eq!(
-        st.child("device").and_then(|d| d.attr("type")),
+        st.root.child("device").and_then(|d| d.attr("type")),
         Some("IP232")
     );
 }
@@ -117,7 +117,7 @@ fn forwarded_for_sets_ip_and_proxy() {
     let mut case = Case::new(&format!("{STATUS}</config>"));
     case.conn.forwarded_for = Some("10.1.2.3, 192.168.1.1".into());
     let st = case.poll(SN_POLL).state.expect("state");
-    let dev = st.child("device").expect("device");
+    let dev = st.root.child("device").expect("device");
     assert_eq!(dev.attr("ip"), Some("10.1.2.3"));
     assert_eq!(dev.attr("rp"), Some("true"));
     assert_eq!(dev.attr("proxy"), Some("127.0.0.1"));

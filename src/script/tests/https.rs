@@ -76,7 +76,7 @@ fn an_unproved_poll_keeps_only_the_url_switch_and_leaves_the_state() {
     let user = r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Dev CA"/><times forcehttps="true" httpsport="444" forcetrust="true"/></config>"#;
     let mut case =
         Case::new(user).snippet("update-all-default.txt", 1000, "config change A /x 1\n");
-    let before = crate::xml::Element::parse_str(
+    let before = crate::state::DeviceState::parse_str(
         r#"<state seen="1"><device sn="00-90-33-30-00-af" type="IP232" hwid="IP232-30-00-af" realip="10.0.0.1" ip="10.0.0.1" rp="false"/></state>"#,
     )
     .expect("state");
@@ -103,10 +103,10 @@ fn an_unproved_poll_keeps_only_the_url_switch_and_leaves_the_state() {
     let refused = out.refused.expect("refused");
     assert!(!refused.forbidden);
     let state = out.state.expect("facts filled in");
-    let dev = state.child("device").expect("device");
+    let dev = state.root.child("device").expect("device");
     assert_eq!(dev.attr("realip"), Some("10.0.0.1"));
     assert_eq!(dev.attr("hwid"), Some("IP232-30-00-af"));
-    assert_eq!(state.attr("seen"), Some("1"));
+    assert_eq!(state.root.attr("seen"), Some("1"));
     assert!(out.file_ops.is_empty() && out.rollout_changes.is_empty());
     // the same poll proved: PHP's state update
     case.conn.https = true;
@@ -120,7 +120,7 @@ fn an_unproved_poll_keeps_only_the_url_switch_and_leaves_the_state() {
     // (the certificate workflow asks for the certificate query first)
     assert!(!commands(&out).is_empty());
     let dev = out.state.expect("state");
-    let dev = dev.child("device").expect("device");
+    let dev = dev.root.child("device").expect("device");
     assert_eq!(dev.attr("realip"), Some("10.0.0.5"));
 }
 
@@ -129,7 +129,7 @@ fn an_unproved_poll_without_all_arguments_gets_the_stdargs_url_only() {
     let user = r#"<config><master info=""/><status dir="status"/><customcerts dir="certs" CAname="Dev CA"/><times forcetrust="true"/></config>"#;
     let mut case =
         Case::new(user).snippet("update-all-default.txt", 1000, "config change A /x 1\n");
-    let before = crate::xml::Element::parse_str(
+    let before = crate::state::DeviceState::parse_str(
         r#"<state seen="1"><device sn="00-90-33-30-00-af" hwid="IP232-30-00-af"/></state>"#,
     )
     .expect("state");

@@ -23,7 +23,7 @@ impl Resolver for Fixed {
         None
     }
 
-    async fn hook(&self, _state: &Element) -> HookAnswer {
+    async fn hook(&self, _state: &crate::state::DeviceState) -> HookAnswer {
         self.asked.fetch_add(1, Ordering::SeqCst);
         HookAnswer {
             pre: vec![b"pre1".to_vec()],
@@ -74,7 +74,7 @@ async fn needs_are_resolved_and_the_script_built_again() {
     assert_eq!(&commands(&out)[0..2], ["pre1", "config change A /x 1"]);
     // the same as one run with everything resolved
     let mut all = firmware_master("13r1", "13r1");
-    all.hook = Some(resolver.hook(&Element::new("x")).await);
+    all.hook = Some(resolver.hook(&Default::default()).await);
     match build(&input, &all) {
         Outcome::Done(direct) => assert_eq!(*direct, out),
         other => panic!("{other:?}"),

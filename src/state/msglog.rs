@@ -22,16 +22,16 @@
 //! dropping moves `skip` on, and folds once most of the shared part is dropped. Each costs
 //! O(1) per entry, amortized, whatever the length of the log; writing it copies the texts.
 //!
-//! An entry keeps its position among the other children of its element: `at` is the number
-//! of (other) children that precede it. The element's serialiser ([`super::Element`])
-//! writes the entries with `at <= i` before child `i`, so a document written from the
-//! compact form is byte for byte the one written from child elements. Children are only
+//! An entry keeps its position among the other children of the state's root: `at` is the
+//! number of (other) children that precede it. The state's serialiser
+//! ([`super::DeviceState`]) writes the entries with `at <= i` before child `i`, so a document
+//! written from the compact form is byte for byte the one written from child elements. Children are only
 //! ever appended to a state's root; a removed child makes the entries after it follow one
 //! child later, nothing is lost.
 
 mod parts;
 
-use super::Element;
+use crate::xml::Element;
 use parts::{Part, Parts, digits, offset};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 /// The compact message log of one element (empty by default: no allocation).
 #[derive(Debug, Clone)]
-pub struct Log {
+pub struct MsgLog {
     /// The older entries, shared by copies and never changed.
     shared: Option<Arc<Part>>,
     /// The newest entries (at most [`TAIL`]), copied when a copy adds to them.
@@ -50,7 +50,7 @@ pub struct Log {
     xml_len: usize,
     /// How many entries back the last added text was found (where to look first).
     period: u32,
-    /// A time no entry is older than, see [`Log::time_floor`].
+    /// A time no entry is older than, see [`MsgLog::time_floor`].
     floor: i64,
 }
 
@@ -92,7 +92,7 @@ pub struct EntryRef<'a> {
     raw: bool,
 }
 
-impl Log {
+impl MsgLog {
     /// Number of entries.
     pub fn len(&self) -> usize {
         let parts = self.parts();
@@ -121,12 +121,12 @@ impl Log {
     }
 
     /// A time no entry is older than (`i64::MIN` until known): lowered by each entry added,
-    /// set by [`Log::refresh_floor`]. Trimming reads it to skip looking for old entries.
+    /// set by [`MsgLog::refresh_floor`]. Trimming reads it to skip looking for old entries.
     pub fn time_floor(&self) -> i64 {
         self.floor
     }
 
-    /// Sets [`Log::time_floor`] to the oldest entry's time.
+    /// Sets [`MsgLog::time_floor`] to the oldest entry's time.
     pub fn refresh_floor(&mut self) {
         self.floor = self.marks().map(|(t, _)| t).min().unwrap_or(i64::MAX);
     }
@@ -138,7 +138,6 @@ impl Log {
         let plain = el.name == "msgs"
             && el.text.is_empty()
             && el.children.is_empty()
-            && el.log.is_empty()
             && el.attrs.len() == 2
             && el.attrs[0].0 == "time"
             && el.attrs[0].1 == time.to_string()
@@ -146,7 +145,7 @@ impl Log {
         match (plain, msg) {
             (true, Some(m)) => self.push_msg(at, time, m),
             _ => self.push_with(at, time, msg.is_none_or(str::is_empty), true, |out| {
-                el.write_to(out)
+                el.write_xml(out)
             }),
         }
     }
@@ -154,7 +153,7 @@ impl Log {
     /// Appends `<msgs time="time" msg="msg"/>` at position `at` (what a poll logs).
     pub fn push_msg(&mut self, at: usize, time: i64, msg: &str) {
         self.push_with(at, time, msg.is_empty(), false, |out| {
-            super::escape_attr(msg, out)
+            crate::xml::escape_attr(msg, out)
         });
     }
 
@@ -205,7 +204,7 @@ impl Log {
             return;
         }
         if n == self.len() {
-            *self = Log::default();
+            *self = MsgLog::default();
             return;
         }
         if n > self.parts().live.len() {
@@ -321,9 +320,9 @@ impl EntryRef<'_> {
     }
 }
 
-impl Default for Log {
-    fn default() -> Log {
-        Log {
+impl Default for MsgLog {
+    fn default() -> MsgLog {
+        MsgLog {
             shared: None,
             tail: None,
             skip: 0,
@@ -334,13 +333,13 @@ impl Default for Log {
     }
 }
 
-impl PartialEq for Log {
-    fn eq(&self, other: &Log) -> bool {
+impl PartialEq for MsgLog {
+    fn eq(&self, other: &MsgLog) -> bool {
         self.iter().eq(other.iter())
     }
 }
 
-impl Eq for Log {}
+impl Eq for MsgLog {}
 
 #[cfg(test)]
 mod tests;

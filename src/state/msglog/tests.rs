@@ -8,12 +8,12 @@ fn entry(t: i64, m: &str) -> Element {
 }
 
 /// Bytes of text the log keeps (dropped or not).
-fn text_bytes(l: &Log) -> usize {
+fn text_bytes(l: &MsgLog) -> usize {
     let parts = l.parts();
     parts.shared_text.len() + parts.tail_text.len()
 }
 
-fn texts(l: &Log) -> Vec<String> {
+fn texts(l: &MsgLog) -> Vec<String> {
     l.iter()
         .map(|e| format!("{}:{}:{}", e.time, e.at, e.msg()))
         .collect()
@@ -21,7 +21,7 @@ fn texts(l: &Log) -> Vec<String> {
 
 #[test]
 fn entries_keep_their_text_time_and_place() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     assert!(l.is_empty());
     l.push(&entry(5, "a<b"), 1, 5);
     l.push_msg(3, 6, "");
@@ -48,7 +48,7 @@ fn entries_keep_their_text_time_and_place() {
 
 #[test]
 fn a_message_repeated_by_the_next_poll_is_kept_once() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     for poll in 0..50 {
         l.push_msg(0, poll, "");
         l.push_msg(0, poll, "the same words each time");
@@ -76,7 +76,7 @@ fn a_message_repeated_by_the_next_poll_is_kept_once() {
 
 #[test]
 fn unique_messages_do_not_pile_up_in_the_text() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     for poll in 0..2000 {
         l.push_msg(0, poll, &format!("{poll:0>40}"));
         l.drop_front(l.len().saturating_sub(10));
@@ -94,7 +94,7 @@ fn entries_of_another_form_keep_their_xml() {
     odd.set_attr("time", "5");
     let mut padded = entry(7, "y");
     padded.set_attr("time", "007");
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     l.push(&odd, 0, 5);
     l.push(&padded, 0, 7);
     l.push(&entry(-3, "z"), 0, -3);
@@ -115,7 +115,7 @@ fn entries_of_another_form_keep_their_xml() {
 
 #[test]
 fn dropping_and_copying_keep_the_live_entries_only() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     for i in 0..300 {
         l.push_msg(0, i, &format!("m{i}"));
     }
@@ -138,7 +138,7 @@ fn dropping_and_copying_keep_the_live_entries_only() {
 
 #[test]
 fn writes_runs_before_their_children() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     l.push(&entry(1, "a"), 0, 1);
     l.push(&entry(2, "b"), 1, 2);
     l.push(&entry(3, "c"), 1, 3);
@@ -159,8 +159,8 @@ fn writes_runs_before_their_children() {
 }
 
 /// A log of `n` entries `m0`, `m1`, … (every third a ruler), all at position 2.
-fn filled(n: i64) -> Log {
-    let mut l = Log::default();
+fn filled(n: i64) -> MsgLog {
+    let mut l = MsgLog::default();
     for i in 0..n {
         let m = if i % 3 == 0 {
             String::new()
@@ -199,7 +199,7 @@ fn a_copy_adds_and_drops_without_touching_the_shared_part() {
 
 #[test]
 fn a_full_tail_is_folded_keeping_order_places_and_shared_texts() {
-    let mut l = Log::default();
+    let mut l = MsgLog::default();
     for i in 0..TAIL as i64 {
         l.push_msg(i as usize, i, "same");
     }
@@ -266,7 +266,7 @@ fn a_log_sharing_its_part_charges_all_it_holds() {
 /// What a log should read back, kept as a plain list.
 type Model = Vec<(i64, usize, String)>;
 
-fn read(l: &Log) -> Model {
+fn read(l: &MsgLog) -> Model {
     l.iter().map(|e| (e.time, e.at, e.msg())).collect()
 }
 
@@ -275,7 +275,7 @@ proptest::proptest! {
     /// the same XML.
     #[test]
     fn copies_read_back_like_a_list(ops in proptest::collection::vec((0u8..4, 0usize..40), 1..300)) {
-        let (mut logs, mut models) = (vec![Log::default()], vec![Model::new()]);
+        let (mut logs, mut models) = (vec![MsgLog::default()], vec![Model::new()]);
         for (step, (op, arg)) in ops.into_iter().enumerate() {
             let i = arg % logs.len();
             match op {
@@ -318,7 +318,7 @@ proptest::proptest! {
 
 #[test]
 fn marks_are_the_times_and_rulers_of_the_entries() {
-    let mut log = Log::default();
+    let mut log = MsgLog::default();
     for i in 0..40i64 {
         let msg = if i % 7 == 0 {
             String::new()
@@ -342,7 +342,7 @@ fn marks_are_the_times_and_rulers_of_the_entries() {
 
 #[test]
 fn a_repeated_block_is_found_where_the_last_match_was() {
-    let mut log = Log::default();
+    let mut log = MsgLog::default();
     let block = ["", "a", "bb", "ccc", "a"];
     for round in 0..4i64 {
         for m in block {
@@ -365,11 +365,11 @@ fn a_repeated_block_is_found_where_the_last_match_was() {
 #[test]
 fn a_log_costs_an_element_at_most_48_bytes() {
     assert!(
-        std::mem::size_of::<Log>() <= 48,
+        std::mem::size_of::<MsgLog>() <= 48,
         "{}",
-        std::mem::size_of::<Log>()
+        std::mem::size_of::<MsgLog>()
     );
-    let log = Log::default();
+    let log = MsgLog::default();
     assert_eq!(log.time_floor(), i64::MIN, "not known: no time is promised");
     assert_eq!(log.len(), 0);
 }

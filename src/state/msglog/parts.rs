@@ -1,4 +1,4 @@
-//! The two buffers of a [`Log`](super::Log) (its shared older entries and its own newest
+//! The two buffers of a [`MsgLog`](super::MsgLog) (its shared older entries and its own newest
 //! ones), how an entry's text is found in them, and how they are folded into one.
 
 use super::{Entry, EntryRef};
