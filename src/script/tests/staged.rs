@@ -57,6 +57,7 @@ fn md5_hex(s: &str) -> String {
 fn version_recorded(out: &PollOutput) -> Option<String> {
     let state = out.state.as_ref()?;
     let c = state
+        .root
         .children_named("config")
         .find(|c| c.attr("filename") == Some(&format!("scripts/{FILE}")))?;
     c.attr("version").map(str::to_string)
