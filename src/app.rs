@@ -143,7 +143,8 @@ impl App {
         let (store, new) = match map.get(&dir) {
             Some(s) => (s.clone(), false),
             None => {
-                let s = Arc::new(StateStore::new(dir.clone()));
+                let history = crate::state::builds::History::new(&self.root);
+                let s = Arc::new(StateStore::new(dir.clone()).with_history(history));
                 map.insert(dir, s.clone());
                 (s, true)
             }

@@ -27,6 +27,7 @@ pub use msgs::{MSGS, cap_msgs, compact_log, msg_rulers, msgs, trim_msgs};
 
 use crate::xml::Element;
 
+pub mod builds;
 pub mod cache;
 pub mod fields;
 pub mod index;

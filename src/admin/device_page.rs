@@ -1,8 +1,9 @@
 //! A device's own page (`mode=device&sn=SN`, the link on the serial number of the status
-//! page): identity, type, classes, phase, environments, the builds now and the build changes
-//! its message log tells of, its staged rollouts (scope, wave, the rollout's phase), the
-//! message log newest first with absolute dates, the backups with a version picker and diff,
-//! the certificate state with its actions, the query results and the delivered snippets.
+//! page): identity, type, classes, phase, environments, the builds now and their recorded
+//! changes (`state::builds`, newest first), its staged rollouts (scope, wave, the rollout's
+//! phase), the message log newest first with absolute dates, the backups with a version
+//! picker and diff, the certificate state with its actions, the query results and the
+//! delivered snippets.
 
 use super::backups::version_list;
 use super::fleet::{one_row, with_ctx};
@@ -15,6 +16,7 @@ use super::view::{Cell, Msg};
 use crate::backup::Stored;
 use crate::rollout::Rollout;
 use crate::rollout::summary::RolloutSummary;
+use crate::state::builds::Change;
 use axum::http::StatusCode;
 use maud::{Markup, html};
 
@@ -99,23 +101,26 @@ fn log(ctx_now: i64, msgs: &[Msg]) -> Markup {
     }
 }
 
-/// Lines of the message log about builds (newest first): what is known of the history of
-/// the builds (the state file keeps no other).
-fn build_changes(msgs: &[Msg]) -> Vec<(i64, &str)> {
-    let mut out: Vec<(i64, &str)> = Vec::new();
-    let mut t = 0;
-    for m in msgs {
-        if m.text.is_empty() {
-            t = m.time;
-            continue;
-        }
-        let l = m.text.to_ascii_lowercase();
-        if l.contains("firmware") || l.contains("boot") {
-            out.push((if t == 0 { m.time } else { t }, &m.text));
+/// The build changes, newest first, with absolute dates.
+fn build_history(changes: &[Change]) -> Markup {
+    html! {
+        h3 { "Build changes" " " small.hint { "newest first" } }
+        @if changes.is_empty() {
+            p.undef { "No build change recorded." }
+        } @else {
+            table.grid.builds {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Build" } th scope="col" { "Before" } th scope="col" { "After" } } }
+                tbody { @for c in changes.iter().rev() {
+                    tr {
+                        td { time datetime=(super::audit_http::iso(c.time)) { (date(c.time)) } }
+                        td { (if c.what == "bootcode" { "boot code" } else { "firmware" }) }
+                        td.mono { @match &c.from { Some(f) => (Text(f)), None => span.undef { "none" } } }
+                        td.mono { (Text(&c.to)) }
+                    }
+                } }
+            }
         }
     }
-    out.reverse();
-    out
 }
 
 /// The identity section: serial, hardware id, type, address, last poll, phase, classes,
@@ -145,7 +150,12 @@ fn identity(
 }
 
 /// The page's content (pure but for the rendering context's clock).
-pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) -> String {
+pub fn render(
+    sctx: &status::RenderCtx<'_>,
+    r: &Row,
+    history: &[Change],
+    states: &[RolloutSummary],
+) -> String {
     let v = &*r.view;
     let p = sctx.prefix;
     let missing = v.is_missing(sctx.cfg.status.missing, sctx.now);
@@ -169,10 +179,7 @@ pub fn render(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) 
                         dt { "Firmware" } dd.mono { (build_cell(&v.firmware, &v.firmware_requested, "firmware")) }
                         dt { "Boot code" } dd.mono { (build_cell(&v.bootcode, &v.bootcode_requested, "boot code")) }
                     }
-                    h3 { "Build changes in the message log" }
-                    @let changes = build_changes(&v.msgs);
-                    @if changes.is_empty() { p.undef { "none in the kept log" } }
-                    ul { @for (t, l) in changes { li { (date(t)) ": " (Text(l)) } } }
+                    (build_history(history))
                     h2 { "Staged rollouts" }
                     (rollouts(r, &sctx.cfg.rollouts, states))
                 }
@@ -230,9 +237,13 @@ pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let (app, cfg, csrf, sn2) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone(), sn.clone());
     let body = blocking(move || {
         let r = one_row(&app, &cfg, &sn2)?;
+        let history = app
+            .states(&cfg)
+            .map(|s| s.build_history(&sn2))
+            .unwrap_or_default();
         let states = app.rollouts.summaries(&cfg.rollouts, crate::clock::now());
         Some(with_ctx(&app, &cfg, &csrf, false, |sctx| {
-            render(sctx, &r, &states)
+            render(sctx, &r, &history, &states)
         }))
     })
     .await?
@@ -267,8 +278,5 @@ mod tests {
             polls_newest_first(&msgs),
             vec![(5, vec!["c"]), (1, vec!["b", "a"])]
         );
-        let log = [m(1, ""), m(1, "firmware 130160 sent"), m(1, "x")];
-        let changes = build_changes(&log);
-        assert_eq!(changes, vec![(1, "firmware 130160 sent")]);
     }
 }

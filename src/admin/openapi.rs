@@ -139,6 +139,14 @@ fn device_properties(single: bool) -> Value {
             "properties": { "file": { "type": "string" }, "delivered": { "type": "integer" },
                 "version": { "type": "integer" } } } }),
         );
+        o.insert("build_history".into(), json!({ "type": "array",
+            "description": "The recorded changes of the reported builds, newest first (at most 32)",
+            "items": { "type": "object", "additionalProperties": false,
+            "required": ["time", "what", "from", "to"],
+            "properties": { "time": { "type": "integer", "description": "Unix seconds" },
+                "what": { "type": "string", "enum": ["firmware", "bootcode"] },
+                "from": { "type": ["string", "null"], "description": "The build before (null: none)" },
+                "to": { "type": "string" } } } }));
         o.insert("msgs".into(), json!({ "type": "array", "description": "Oldest first; an empty text starts a poll",
             "items": { "type": "object", "additionalProperties": false, "required": ["time", "text"],
             "properties": { "time": { "type": "integer" }, "text": { "type": "string" } } } }));
