@@ -6,7 +6,7 @@
 //! delivered snippets.
 
 use super::backups::version_list;
-use super::fleet::{one_row, with_ctx};
+use super::fleet::{one_row, with_device_ctx};
 use super::html::{self, Nav, Text, admin_url, age, date, deliver_url};
 use super::request::AdminRequest;
 use super::respond::{AdminError, AdminResult, blocking, html_response};
@@ -14,11 +14,18 @@ use super::session::Session;
 use super::status::{self, Row, build_cell, button, cert_cell};
 use super::view::{Cell, Msg};
 use crate::backup::Stored;
-use crate::rollout::Rollout;
 use crate::rollout::summary::RolloutSummary;
 use crate::state::builds::Change;
 use axum::http::StatusCode;
 use maud::{Markup, html};
+
+/// What the device page shows besides the row: kept apart from the state file.
+pub struct Extra {
+    /// The build changes, oldest first.
+    pub history: Vec<Change>,
+    /// How the device last proved itself (since the server started).
+    pub proved: Option<String>,
+}
 
 /// One poll of the message log: its time and its lines (newest first).
 pub fn polls_newest_first(msgs: &[Msg]) -> Vec<(i64, Vec<&str>)> {
@@ -51,19 +58,48 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn rollouts(r: &Row, all: &[Rollout], states: &[RolloutSummary]) -> Markup {
+/// What a rollout recorded of the device, in words with dates.
+fn recorded(d: Option<&crate::rollout::state::DeviceRecord>) -> Markup {
+    let at = |t: i64| html! { time datetime=(super::audit_http::iso(t)) { (date(t)) } };
+    html! {
+        @match d {
+            None => span.undef { "nothing yet (held)" },
+            Some(d) => {
+                @if let Some(t) = d.told { "told " (at(t)) }
+                @if let Some(t) = d.succeeded { @if d.told.is_some() { "; " } "succeeded " (at(t)) }
+                @if let Some((t, why)) = d.failed { @if d.told.is_some() { "; " } "failed " (at(t)) " (" (why.words()) ")" }
+                @if d.told.is_none() && d.succeeded.is_none() && d.failed.is_none() {
+                    @if d.member { "member, not told yet" } @else { "held" }
+                }
+            }
+        }
+    }
+}
+
+fn rollouts(sctx: &status::RenderCtx<'_>, r: &Row, states: &[RolloutSummary]) -> Markup {
     let v = &*r.view;
+    let all = &sctx.cfg.rollouts;
     let (classes, envs) = (list(&v.classes), list(&v.environments));
+    let records = sctx
+        .rollouts
+        .map(|s| s.for_device(all, &v.sn))
+        .unwrap_or_default();
+    // the first rollout whose scope the device fits decides for it
+    let deciding = all
+        .iter()
+        .find(|ro| ro.in_scope(&classes, &envs))
+        .map(|ro| &ro.id);
     html! {
         @if all.is_empty() {
             p.undef { "No staged rollout is configured." }
         } @else {
-            table.grid {
-                thead { tr { th scope="col" { "Rollout" } th scope="col" { "Target" } th scope="col" { "This device" } th scope="col" { "Rollout state" } } }
+            table.grid.rollouts {
+                thead { tr { th scope="col" { "Rollout" } th scope="col" { "Target" } th scope="col" { "This device" } th scope="col" { "Recorded" } th scope="col" { "Rollout state" } } }
                 tbody { @for ro in all {
                     @let scope = ro.in_scope(&classes, &envs);
                     @let wave = crate::rollout::wave_of(ro, &v.sn);
                     @let phase = states.iter().find(|s| s.id == ro.id).map_or("unknown", |s| s.phase.as_str());
+                    @let rec = records.iter().find(|(id, _)| *id == ro.id).and_then(|(_, s)| s.devices.get(v.sn.trim()));
                     tr {
                         td { (Text(&ro.id)) }
                         td { "firmware " (ro.firmware.as_deref().map_or("unchanged", |f| f)) }
@@ -71,7 +107,9 @@ fn rollouts(r: &Row, all: &[Rollout], states: &[RolloutSummary]) -> Markup {
                             (true, Some(w)) => { "in scope, wave " (w + 1) " of " (ro.waves.len()) },
                             (true, None) => "in scope, beyond the last wave",
                             (false, _) => "not in scope",
-                        } }
+                        }
+                        @if scope && deciding != Some(&ro.id) { br; small.hint { "an earlier rollout decides" } } }
+                        td { @if scope { (recorded(rec)) } }
                         td { (phase) }
                     }
                 } }
@@ -123,19 +161,22 @@ fn build_history(changes: &[Change]) -> Markup {
     }
 }
 
-/// The identity section: serial, hardware id, type, address, last poll, phase, classes,
-/// environments.
-fn identity(
-    sctx: &status::RenderCtx<'_>,
-    v: &crate::admin::view::DeviceView,
-    missing: bool,
-) -> Markup {
+/// The identity section: serial, hardware id, how its last poll proved it, type, address,
+/// last poll, phase, classes, environments.
+fn identity(sctx: &status::RenderCtx<'_>, r: &Row, extra: &Extra, missing: bool) -> Markup {
+    let v = &*r.view;
     html! {
         section {
             h2 { "Identity" }
             dl.attrs {
                 dt { "Serial number" } dd { (Text(&v.sn)) }
                 dt { "Hardware id" } dd { (Text(&v.hwid)) }
+                dt { "Last proved" } dd {
+                    @match &extra.proved {
+                        Some(p) => (Text(p)),
+                        None => span.undef { "no poll since the server started" },
+                    }
+                }
                 dt { "Type" } dd { (Text(&v.device_type)) }
                 dt { "Address" } dd { (Text(&v.realip))
                     @if v.via_proxy { " (via " (Text(&v.proxy)) " " (Text(&v.ip)) ")" } }
@@ -153,7 +194,7 @@ fn identity(
 pub fn render(
     sctx: &status::RenderCtx<'_>,
     r: &Row,
-    history: &[Change],
+    extra: &Extra,
     states: &[RolloutSummary],
 ) -> String {
     let v = &*r.view;
@@ -172,16 +213,16 @@ pub fn render(
                 (button("delete", "Delete status", &format!("Delete the status of {}", v.key), None))
             }
             section.devgrid {
-                (identity(sctx, v, missing))
+                (identity(sctx, r, extra, missing))
                 section {
                     h2 { "Builds" }
                     dl.attrs {
                         dt { "Firmware" } dd.mono { (build_cell(&v.firmware, &v.firmware_requested, "firmware")) }
                         dt { "Boot code" } dd.mono { (build_cell(&v.bootcode, &v.bootcode_requested, "boot code")) }
                     }
-                    (build_history(history))
+                    (build_history(&extra.history))
                     h2 { "Staged rollouts" }
-                    (rollouts(r, &sctx.cfg.rollouts, states))
+                    (rollouts(sctx, r, states))
                 }
                 @if sctx.cfg.customcerts.is_some() {
                     section.c-cert {
@@ -237,13 +278,16 @@ pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     let (app, cfg, csrf, sn2) = (ctx.app.clone(), ctx.cfg.clone(), s.csrf.clone(), sn.clone());
     let body = blocking(move || {
         let r = one_row(&app, &cfg, &sn2)?;
-        let history = app
-            .states(&cfg)
-            .map(|s| s.build_history(&sn2))
-            .unwrap_or_default();
+        let extra = Extra {
+            history: app
+                .states(&cfg)
+                .map(|s| s.build_history(&sn2))
+                .unwrap_or_default(),
+            proved: app.identities.proved(&sn2),
+        };
         let states = app.rollouts.summaries(&cfg.rollouts, crate::clock::now());
-        Some(with_ctx(&app, &cfg, &csrf, false, |sctx| {
-            render(sctx, &r, &history, &states)
+        Some(with_device_ctx(&app, &cfg, &csrf, |sctx| {
+            render(sctx, &r, &extra, &states)
         }))
     })
     .await?
@@ -257,10 +301,13 @@ pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
         )
     })?;
     let title = format!("Device {sn}");
-    Ok(html_response(
-        StatusCode::OK,
-        html::page(&ctx.frame(Some(s), &title, Nav::Device), &body),
-    ))
+    let mut frame = ctx.frame(Some(s), &title, Nav::Device);
+    // what an action on this page did (`msg=KEY&msgsn=SN` on the way back, or the flash
+    // cookie of a certificate upload)
+    let from_cookie = super::session::cookie(&ctx.headers, super::flash::FLASH_COOKIE);
+    frame.notice = super::pages::action_notice(ctx, s, from_cookie);
+    let r = html_response(StatusCode::OK, html::page(&frame, &body));
+    Ok(super::pages::shown_once(ctx, r, from_cookie))
 }
 
 #[cfg(test)]

@@ -77,8 +77,12 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
         (a, b) => a.or(b),
     };
     let r = html_response(StatusCode::OK, html::page(&frame, &body));
-    Ok(match from_cookie {
-        // shown once
+    Ok(shown_once(ctx, r, from_cookie))
+}
+
+/// The message of the flash cookie is shown once: a page that showed it clears the cookie.
+pub(super) fn shown_once(ctx: &AdminRequest, r: Response, from_cookie: Option<&str>) -> Response {
+    match from_cookie {
         Some(_) => add_cookie(
             r,
             &session::set_cookie(
@@ -89,12 +93,12 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
             ),
         ),
         None => r,
-    })
+    }
 }
 
 /// The message after an action: from `msg=` (a rollout action says who did it and when, on
 /// the redirect right after it) or from the one-time flash cookie.
-fn action_notice(
+pub(super) fn action_notice(
     ctx: &AdminRequest,
     s: &Session,
     from_cookie: Option<&str>,

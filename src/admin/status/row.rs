@@ -375,12 +375,17 @@ fn cert_files(ctx: &RenderCtx<'_>, c: &CertState) -> Markup {
 /// The upload form for the signed certificate of a device whose CSR waits.
 fn upload_form(ctx: &RenderCtx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -> Markup {
     let target = crate::certs::CertPaths::new(cc, &v.key).signed;
+    let back = if ctx.device_page {
+        format!("admin/admin.php?mode=device&sn={}", q(&v.key))
+    } else {
+        "admin/admin.php?mode=status".to_string()
+    };
     let action = format!(
         "{}/update.php?mode=upload&sn={}&file={}&proceed={}",
         ctx.prefix,
         q(&v.key),
         q(&target),
-        q("admin/admin.php?mode=status")
+        q(&back)
     );
     html! {
         form class="upload" method="post" enctype="multipart/form-data" action=(action) {
