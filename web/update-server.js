@@ -137,6 +137,12 @@
         showCount(String(j.error), true);
         return;
       }
+      if (how === 'typing' && j.matched === 0 && value.trim() !== '') {
+        // a word still being typed matches nothing yet: the rows, the summary and the
+        // address stay (no blank table, no jump); Enter shows the empty result
+        showCount('no device matches \u201c' + value + '\u201d yet (Enter: show the empty result)', true);
+        return;
+      }
       current = value;
       if (observer) {
         observer.disconnect();
@@ -182,7 +188,7 @@
   if (input) {
     input.addEventListener('input', function () {
       clearTimeout(timer);
-      timer = setTimeout(function () { applyFilter('typing'); }, 200);
+      timer = setTimeout(function () { applyFilter('typing'); }, 300);
     });
     input.form.addEventListener('submit', function (ev) {
       ev.preventDefault();

@@ -394,6 +394,26 @@ fn filter_confirmations_and_error_pages() {
     assert_eq!(row_count(&b), all, "the rows stay while typing");
     b.send_keys(&input, "missing");
     b.wait_for("the missing devices", |b| count_text(b).starts_with("1 of"));
+    // a word being typed that matches nothing yet keeps the rows (no blank table)
+    b.clear(&input);
+    b.send_keys(&input, " ");
+    b.wait_for("all rows again", |b| row_count(b) == all);
+    b.send_keys(&input, "Recep");
+    b.wait_for("the note that nothing matches yet", |b| {
+        count_text(b).contains("yet")
+    });
+    assert_eq!(row_count(&b), all, "the rows stay while a word is typed");
+    b.send_keys(&input, "tion");
+    b.wait_for("the reception phone", |b| {
+        count_text(b).starts_with("1 of") && row_count(b) == 1
+    });
+    b.clear(&input);
+    b.send_keys(&input, "is:missing");
+    b.wait_for("the missing device again", |b| {
+        count_text(b).starts_with("1 of")
+            && text_of(b, "#devicestable").contains(SN_EVIL)
+            && b.url().contains("filter=is%3Amissing")
+    });
     let body = text_of(&b, "body");
     assert!(!body.contains("undefined"), "{body}");
     // another filter, then Back returns to the previous one
