@@ -305,9 +305,9 @@ pub async fn page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     // what an action on this page did (`msg=KEY&msgsn=SN` on the way back, or the flash
     // cookie of a certificate upload)
     let from_cookie = super::session::cookie(&ctx.headers, super::flash::FLASH_COOKIE);
-    frame.notice = super::pages::action_notice(ctx, s, from_cookie);
+    frame.notice = super::notice::action_notice(ctx, s, from_cookie);
     let r = html_response(StatusCode::OK, html::page(&frame, &body));
-    Ok(super::pages::shown_once(ctx, r, from_cookie))
+    Ok(super::notice::shown_once(ctx, r, from_cookie))
 }
 
 #[cfg(test)]
