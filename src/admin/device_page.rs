@@ -139,12 +139,14 @@ fn log(ctx_now: i64, msgs: &[Msg]) -> Markup {
     }
 }
 
-/// The build changes, newest first, with absolute dates.
-fn build_history(changes: &[Change]) -> Markup {
+/// The build changes, newest first, with absolute dates (`on`: they are recorded).
+fn build_history(changes: &[Change], on: bool) -> Markup {
     html! {
         h3 { "Build changes" " " small.hint { "newest first" } }
-        @if changes.is_empty() {
+        @if changes.is_empty() && on {
             p.undef { "No build change recorded." }
+        } @else if changes.is_empty() {
+            p.undef { "Build changes are not recorded: set " code { "<status buildhistory=\"true\"/>" } " in the configuration." }
         } @else {
             table.grid.builds {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Build" } th scope="col" { "Before" } th scope="col" { "After" } } }
@@ -220,7 +222,7 @@ pub fn render(
                         dt { "Firmware" } dd.mono { (build_cell(&v.firmware, &v.firmware_requested, "firmware")) }
                         dt { "Boot code" } dd.mono { (build_cell(&v.bootcode, &v.bootcode_requested, "boot code")) }
                     }
-                    (build_history(&extra.history))
+                    (build_history(&extra.history, sctx.cfg.status.buildhistory))
                     h2 { "Staged rollouts" }
                     (rollouts(sctx, r, states))
                 }

@@ -187,7 +187,9 @@ pub async fn poll(
         app.watch.bump();
     }
     if let (Some(store), Some(state)) = (store, state) {
-        record_builds(&store, &sn, &prep.loaded, &state).await;
+        if cfg.status.buildhistory {
+            record_builds(&store, &sn, &prep.loaded, &state).await;
+        }
         if let Err(e) = store.save(&sn, state) {
             tracing::error!("cannot store state: {e}");
         }
@@ -200,8 +202,8 @@ pub async fn poll(
     Ok(body)
 }
 
-/// Records the builds the poll changed (a file write only when one changed; the device's
-/// lock is held).
+/// Records the builds the poll changed (`<status buildhistory="true"/>`; a file write only
+/// when one changed; the device's lock is held).
 async fn record_builds(
     store: &Arc<StateStore>,
     sn: &str,

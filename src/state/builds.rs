@@ -6,7 +6,9 @@
 //! is kept beside it, below the installation root: one small file of JSON lines per device
 //! that ever changed its build (`build-history/SN.jsonl`, at most [`MAX_ENTRIES`] changes,
 //! the oldest dropped first), written only when a build changes (a poll without a change
-//! costs two attribute comparisons), removed with the device's state. Which changes a poll
+//! costs two attribute comparisons), removed with the device's state. Recording is switched
+//! on with `<status buildhistory="true"/>`: without it a poll writes only the files PHP
+//! writes (the conformance suite checks every file a request leaves). Which changes a poll
 //! made ([`changes`]) and the bounded file content ([`merge`], [`parse`]) are pure; [`History`]
 //! reads and writes the files.
 

@@ -76,7 +76,8 @@ fn response_schema<'d>(doc: &'d Value, path: &str) -> &'d Value {
 
 #[tokio::test]
 async fn real_answers_match_the_openapi_document() {
-    let h = Harness::new();
+    let config = ADMIN_CONFIG.replace(r#"refresh="2"/>"#, r#"refresh="2" buildhistory="true"/>"#);
+    let h = Harness::with_config(&config, "");
     let doc = h.api("/api/openapi.json").await.json();
     let list = h.api("/api/devices").await;
     assert_eq!(list.status, StatusCode::OK);

@@ -1,7 +1,8 @@
-//! The history of a device's build changes: a poll that reports another firmware or boot
-//! build records the change (old → new, when); the device page shows it newest first with
-//! absolute dates, the single-device API answer has it (`build_history`), and it goes with
-//! the device's state.
+//! The history of a device's build changes (`<status buildhistory="true"/>`): a poll that
+//! reports another firmware or boot build records the change (old → new, when); the device
+//! page shows it newest first with absolute dates, the single-device API answer has it
+//! (`build_history`), and it goes with the device's state. Without the setting a poll
+//! writes no file of its own.
 
 use crate::common::oneshot::Admin as Harness;
 use crate::common::*;
@@ -18,7 +19,8 @@ async fn poll(h: &Harness, prot: &str, boot: &str) {
 
 #[tokio::test]
 async fn build_changes_are_recorded_shown_and_forgotten_with_the_device() {
-    let h = Harness::new();
+    let config = ADMIN_CONFIG.replace(r#"refresh="2"/>"#, r#"refresh="2" buildhistory="true"/>"#);
+    let h = Harness::with_config(&config, "");
     let login = h.login().await;
     let page = format!("/admin/admin.php?mode=device&sn={SN_RECEPTION}");
     let t = h.get(&page, &login).await.text();
@@ -88,4 +90,26 @@ async fn build_changes_are_recorded_shown_and_forgotten_with_the_device() {
             .join(format!("build-history/{SN_RECEPTION}.jsonl"))
             .exists()
     );
+}
+
+#[tokio::test]
+async fn without_the_setting_a_poll_writes_only_phps_files() {
+    let h = Harness::new();
+    poll(&h, "131065", "131000").await;
+    assert!(!h.root.join("build-history").exists());
+    let one = h.api(&format!("/api/devices/{SN_RECEPTION}")).await.json();
+    assert_eq!(one["build_history"], serde_json::json!([]));
+    assert_eq!(
+        one["firmware"]["build"], "131065",
+        "the poll was stored: {one}"
+    );
+    let login = h.login().await;
+    let t = h
+        .get(
+            &format!("/admin/admin.php?mode=device&sn={SN_RECEPTION}"),
+            &login,
+        )
+        .await
+        .text();
+    assert!(t.contains("Build changes are not recorded"), "{t}");
 }

@@ -40,7 +40,9 @@ fn setup(
     String,
 )> {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = ADMIN_CONFIG.replace("</config>", ROLLOUTS);
+    let config = ADMIN_CONFIG
+        .replace("</config>", ROLLOUTS)
+        .replace(r#"refresh="2"/>"#, r#"refresh="2" buildhistory="true"/>"#);
     let root = make_root(
         dir.path(),
         &config,
