@@ -328,4 +328,37 @@ mod tests {
             vec![(5, vec!["c"]), (1, vec!["b", "a"])]
         );
     }
+
+    #[test]
+    fn build_changes_are_shown_newest_first_and_escaped() {
+        let c = |time, what: &str, from: Option<&str>, to: &str| Change {
+            time,
+            what: what.into(),
+            from: from.map(str::to_string),
+            to: to.into(),
+        };
+        let changes = [
+            c(1_700_000_000, "firmware", None, "130100"),
+            c(1_700_086_400, "bootcode", Some("1"), "<b>2</b>"),
+        ];
+        let html = build_history(&changes, true).into_string();
+        let (newer, older) = (
+            html.find("boot code").expect("boot"),
+            html.find("130100").expect("fw"),
+        );
+        assert!(newer < older, "{html}");
+        assert!(html.contains("2023-11-15 22:13:20 UTC"), "{html}");
+        assert!(html.contains("&lt;b&gt;2&lt;/b&gt;") && !html.contains("<b>2"));
+        assert!(html.contains("none"), "no build before: {html}");
+        assert!(
+            build_history(&[], true)
+                .into_string()
+                .contains("No build change recorded")
+        );
+        assert!(
+            build_history(&[], false)
+                .into_string()
+                .contains("not recorded")
+        );
+    }
 }
