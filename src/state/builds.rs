@@ -128,14 +128,26 @@ impl History {
             .unwrap_or_default()
     }
 
-    /// Adds `new` to the history of `sn` (the file is replaced atomically; the caller holds
-    /// the device's lock). Nothing is written for no change.
+    /// Adds `new` to the history of `sn` (the caller holds the device's lock). Nothing is
+    /// written for no change. The file is replaced in one step (a temporary file renamed)
+    /// but not synced: a fleet's upgrade changes every device's build within minutes, and a
+    /// sync per device would cost more than the history is worth (a crash may lose the last
+    /// changes, never mix two files).
     pub fn record(&self, sn: &str, new: &[Change]) -> std::io::Result<()> {
         if new.is_empty() {
             return Ok(());
         }
         let text = merge(self.read(sn), new);
-        crate::fsio::write_atomic(&self.path(sn), text.as_bytes())
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self
+            .dir
+            .join(format!(".{sn}.jsonl.{}.tmp", rand::random::<u64>()));
+        let written = std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, self.path(sn)));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// Removes the history of `sn` (with its state).
@@ -222,6 +234,12 @@ mod tests {
         h.record("sn1", std::slice::from_ref(&a)).expect("record");
         h.record("sn1", std::slice::from_ref(&b)).expect("record");
         assert_eq!(h.read("sn1"), vec![a, b]);
+        let files: Vec<_> = std::fs::read_dir(dir.path().join(DIR))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["sn1.jsonl"], "no temporary file left");
         assert!(h.read("sn2").is_empty());
         h.remove("sn1");
         assert!(h.read("sn1").is_empty());
