@@ -11,7 +11,7 @@ use super::html::{self, Nav, Text, admin_url, age, date, deliver_url};
 use super::request::AdminRequest;
 use super::respond::{AdminError, AdminResult, blocking, html_response};
 use super::session::Session;
-use super::status::{self, Row, build_cell, button, cert_cell};
+use super::status::{self, Row, build_cell, button, cert_cell, polls_newest_first};
 use super::view::{Cell, Msg};
 use crate::backup::Stored;
 use crate::rollout::summary::RolloutSummary;
@@ -25,29 +25,6 @@ pub struct Extra {
     pub history: Vec<Change>,
     /// How the device last proved itself (since the server started).
     pub proved: Option<String>,
-}
-
-/// One poll of the message log: its time and its lines (newest first).
-pub fn polls_newest_first(msgs: &[Msg]) -> Vec<(i64, Vec<&str>)> {
-    let mut polls: Vec<(i64, Vec<&str>)> = Vec::new();
-    for m in msgs {
-        match polls.last_mut() {
-            Some(p) if !m.text.is_empty() => p.1.push(&m.text),
-            _ => polls.push((
-                m.time,
-                if m.text.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![m.text.as_str()]
-                },
-            )),
-        }
-    }
-    for p in &mut polls {
-        p.1.reverse();
-    }
-    polls.reverse();
-    polls
 }
 
 fn list(s: &str) -> Vec<String> {

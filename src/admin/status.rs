@@ -15,7 +15,7 @@
 mod row;
 mod summary;
 
-pub(in crate::admin) use row::{build_cell, button, cert_cell};
+pub(in crate::admin) use row::{build_cell, button, cert_cell, polls_newest_first};
 pub use row::{device_href, part, row};
 pub use summary::{
     Bar, Summary, filter_href, render_charts, render_facts, render_summary, render_summary_for,
