@@ -171,6 +171,7 @@ fn php_like_view(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64
         groups: &groups,
         master: status::MasterBuilds::default(),
         rollouts: None,
+        device_page: false,
     };
     status::render_body(&ctx, &rows, "", rows.len(), usize::MAX).len()
 }
@@ -210,6 +211,7 @@ fn breakdown(root: &Path, cfg: &Arc<update_server::config::Config>, now: i64) ->
             groups: &groups,
             master: status::MasterBuilds::default(),
             rollouts: None,
+            device_page: false,
         };
         let html = status::render_body(&ctx, &rows, "", rows.len(), usize::MAX);
         let t4 = Instant::now();

@@ -157,7 +157,8 @@ impl App {
             Some(s) => (s.clone(), false),
             None => {
                 let timer = self.metrics.ops.batch.clone();
-                let s = Arc::new(StateStore::timed(dir.clone(), timer));
+                let history = crate::state::builds::History::new(&self.root);
+                let s = Arc::new(StateStore::timed(dir.clone(), timer).with_history(history));
                 map.insert(dir, s.clone());
                 (s, true)
             }

@@ -17,7 +17,9 @@
 //! read-your-writes), caps the message log (`max-msgs`) and the file size (`max-state`),
 //! serialises all requests of one device with a per-device lock, and purges the files of
 //! devices not seen for `status/@expire` seconds, at most hourly. The status directory
-//! belongs to the server: a file changed behind its back is seen after a restart.
+//! belongs to the server: a file changed behind its back is seen after a restart. The
+//! history of a device's build changes, which the state file has no room for, is kept beside
+//! it ([`builds`]: `build-history/SN.jsonl`, bounded, removed with the state).
 
 mod cleanup;
 mod doc;
@@ -30,6 +32,7 @@ pub use msgs::{MSGS, MsgRules, msg_rulers, msgs, trim_log};
 
 use crate::xml::Element;
 
+pub mod builds;
 pub mod cache;
 pub mod fields;
 pub mod index;

@@ -137,6 +137,12 @@
         showCount(String(j.error), true);
         return;
       }
+      if (how === 'typing' && j.matched === 0 && value.trim() !== '') {
+        // a word still being typed matches nothing yet: the rows, the summary and the
+        // address stay (no blank table, no jump); Enter shows the empty result
+        showCount('no device matches \u201c' + value + '\u201d yet (Enter: show the empty result)', true);
+        return;
+      }
       current = value;
       if (observer) {
         observer.disconnect();
@@ -149,13 +155,12 @@
         applyFolds(chartsBox);
       }
       showCount(j.count || '', false);
-      var csv = document.getElementById('csv');
-      if (csv) {
+      document.querySelectorAll('a.csv').forEach(function (csv) {
         var cu = new URL(csv.getAttribute('href'), window.location.href);
         if (value.trim() === '') cu.searchParams.delete('filter');
         else cu.searchParams.set('filter', value);
         csv.setAttribute('href', cu.pathname + cu.search);
-      }
+      });
       watchAll();
       if (how !== 'none') remember(value, how || 'push');
     });
@@ -183,7 +188,7 @@
   if (input) {
     input.addEventListener('input', function () {
       clearTimeout(timer);
-      timer = setTimeout(function () { applyFilter('typing'); }, 200);
+      timer = setTimeout(function () { applyFilter('typing'); }, 300);
     });
     input.form.addEventListener('submit', function (ev) {
       ev.preventDefault();
@@ -253,7 +258,10 @@
   function refreshRow(tr) {
     var sn = tr.dataset.sn;
     if (!tr.tagName) {
-      window.setTimeout(function () { window.location.reload(); }, 600);
+      // the device's own page: load it again, with the message of what was done
+      var again = adminUrl + '?mode=device&sn=' + encodeURIComponent(sn) +
+        (tr.msg ? '&msg=' + tr.msg + '&msgsn=' + encodeURIComponent(sn) : '');
+      window.setTimeout(function () { window.location.href = again; }, 300);
       return Promise.resolve();
     }
     return ui('updatestatus', { sn: sn }).then(function (r) {
@@ -290,6 +298,8 @@
   document.addEventListener('submit', function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains('upload')) return;
+    // the device's own page: the server's way back (that page, with the message) stays
+    if (form.closest('[data-page="device"]')) return;
     var action = new URL(form.getAttribute('action'), window.location.href);
     var back = pageUrl({ msg: 'cert-uploaded' });
     // the server accepts only plain URL characters in `proceed`, up to 512 bytes
@@ -365,6 +375,7 @@
           ui('touchstatus', { sn: sn }).then(function (r) {
             if (r.json === true) {
               say('Device ' + sn + ' marked as seen now.');
+              tr.msg = 'status-touched';
               refreshRow(tr);
             } else {
               say('Could not mark ' + sn + ' as seen; see the server log.', true);
@@ -389,6 +400,7 @@
           ui('delfile', { sn: sn, file: btn.dataset.file }).then(function (r) {
             if (r.json === true) say('File ' + btn.dataset.file + ' deleted.');
             else say('Could not delete ' + btn.dataset.file + '; see the server log.', true);
+            tr.msg = r.json === true ? 'file-deleted' : 'failed';
             refreshRow(tr);
           });
         }

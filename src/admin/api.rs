@@ -3,7 +3,8 @@
 //! - `GET {prefix}/api/devices[?filter=…&sort=…&limit=…&offset=…]`: `{"now", "total"
 //!   (matching devices), "count" (in this page), "offset", "limit", "files" (state files),
 //!   "summary" (of all matching devices), "devices": […]}`
-//! - `GET {prefix}/api/devices/SN`: one device, with its message log.
+//! - `GET {prefix}/api/devices/SN`: one device, with its message log and its build changes
+//!   (`build_history`, newest first).
 //!   The list gives counts of the message log and the delivered snippets (`log_entries`,
 //!   `snippet_count`); one device gives them in full.
 //!
@@ -91,6 +92,11 @@ pub fn device(
         o.insert("msgs".to_string(), json!(v.msgs));
     }
     out
+}
+
+/// The build changes of one device, newest first.
+pub fn build_history(changes: &[crate::state::builds::Change]) -> Value {
+    changes.iter().rev().map(|c| json!(c)).collect()
 }
 
 /// Devices in a page of the list unless `limit=` says otherwise.

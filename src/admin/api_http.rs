@@ -350,13 +350,12 @@ pub async fn device(
     let out = blocking(move || {
         let r = one_row(&app, &cfg, &sn)?;
         let groups = view::show_groups(&cfg);
-        Some(api::device(
-            &r,
-            &groups,
-            cfg.status.missing,
-            crate::clock::now(),
-            true,
-        ))
+        let mut out = api::device(&r, &groups, cfg.status.missing, crate::clock::now(), true);
+        if r.view.problem.is_none() {
+            let history = app.states(&cfg)?.build_history(&sn);
+            out["build_history"] = api::build_history(&history);
+        }
+        Some(out)
     })
     .await?
     .ok_or_else(|| AdminError::json(StatusCode::NOT_FOUND, "no such device"))?;

@@ -251,6 +251,22 @@ pub fn with_ctx<T>(
     render(&ctx)
 }
 
+/// [`with_ctx`] for the device's own page (no master builds; a certificate upload returns
+/// to that page).
+pub fn with_device_ctx<T>(
+    app: &SharedApp,
+    cfg: &Config,
+    csrf: &str,
+    render: impl FnOnce(&status::RenderCtx<'_>) -> T,
+) -> T {
+    let groups = view::show_groups(cfg);
+    let master = status::MasterBuilds::default();
+    let mut ctx = status::RenderCtx::new(cfg, &app.prefix, csrf, &groups, master);
+    ctx.rollouts = Some(&app.rollouts);
+    ctx.device_page = true;
+    render(&ctx)
+}
+
 /// The fleet as the metrics count it: the status page's summary of all devices (`devices`,
 /// `missing`, `csr_waiting`; the master's builds are not needed for these).
 pub fn fleet_summary(app: &SharedApp, cfg: &Arc<Config>) -> status::Summary {

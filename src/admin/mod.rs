@@ -41,6 +41,7 @@ pub mod html;
 pub mod info;
 mod login;
 mod metrics_http;
+mod notice;
 pub mod openapi;
 pub mod order;
 mod pages;

@@ -24,6 +24,17 @@ fn filter_params(paged: bool) -> Value {
     Value::Array(p)
 }
 
+/// The CSV export's parameters: the filter, the sort and `bom`.
+fn csv_params() -> Value {
+    let mut p = filter_params(false);
+    if let Some(a) = p.as_array_mut() {
+        a.push(json!({ "name": "bom", "in": "query", "required": false,
+            "description": "1 (or true, yes): start the text with a UTF-8 byte order mark, so that spreadsheets (Excel) read non-ASCII letters right; the page's CSV link sets it. Without it: no byte order mark (scripts).",
+            "schema": { "type": "string" }, "example": "1" }));
+    }
+    p
+}
+
 fn sort_values() -> Vec<String> {
     super::order::SORT_KEYS
         .split(", ")
@@ -55,7 +66,7 @@ fn paths() -> Value {
             } } },
         "/api/devices.csv": { "get": {
             "summary": "Every matching device as CSV (same filter and sort)",
-            "parameters": filter_params(false),
+            "parameters": csv_params(),
             "responses": {
                 "200": { "description": "The table, a header line first",
                     "content": { "text/csv": { "schema": { "type": "string" } } } },
@@ -139,6 +150,14 @@ fn device_properties(single: bool) -> Value {
             "properties": { "file": { "type": "string" }, "delivered": { "type": "integer" },
                 "version": { "type": "integer" } } } }),
         );
+        o.insert("build_history".into(), json!({ "type": "array",
+            "description": "The recorded changes of the reported builds, newest first (at most 32)",
+            "items": { "type": "object", "additionalProperties": false,
+            "required": ["time", "what", "from", "to"],
+            "properties": { "time": { "type": "integer", "description": "Unix seconds" },
+                "what": { "type": "string", "enum": ["firmware", "bootcode"] },
+                "from": { "type": ["string", "null"], "description": "The build before (null: none)" },
+                "to": { "type": "string" } } } }));
         o.insert("msgs".into(), json!({ "type": "array", "description": "Oldest first; an empty text starts a poll",
             "items": { "type": "object", "additionalProperties": false, "required": ["time", "text"],
             "properties": { "time": { "type": "integer" }, "text": { "type": "string" } } } }));
@@ -268,5 +287,13 @@ mod tests {
         assert_eq!(doc["servers"][0]["url"], "/update");
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(sort_values().contains(&"-seen".to_string()));
+        let csv = &doc["paths"]["/api/devices.csv"]["get"]["parameters"];
+        let names: Vec<&str> = csv
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["filter", "sort", "bom"]);
     }
 }

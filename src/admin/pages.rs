@@ -4,8 +4,7 @@
 use super::fleet::{Matching, ViewArgs, cached_master, matching, rows_of, with_ctx};
 use super::html::{self, Nav};
 use super::request::AdminRequest;
-use super::respond::{AdminResult, add_cookie, blocking, html_response};
-use super::router::cookie_path;
+use super::respond::{AdminResult, blocking, html_response};
 use super::session::{self, Session};
 use super::{flash, info, show, status};
 use axum::http::StatusCode;
@@ -68,7 +67,7 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
     .await?;
     let mut frame = ctx.frame(Some(s), "Devices", Nav::Status);
     let from_cookie = session::cookie(&ctx.headers, flash::FLASH_COOKIE);
-    let flash = action_notice(ctx, s, from_cookie);
+    let flash = super::notice::action_notice(ctx, s, from_cookie);
     let problem = problem.map(
         |p| maud::html! { span class="flash error" role="alert" { "Filter: " (html::Text(&p)) } },
     );
@@ -77,42 +76,7 @@ pub async fn status_page(ctx: &AdminRequest, s: &Session) -> AdminResult {
         (a, b) => a.or(b),
     };
     let r = html_response(StatusCode::OK, html::page(&frame, &body));
-    Ok(match from_cookie {
-        // shown once
-        Some(_) => add_cookie(
-            r,
-            &session::set_cookie(
-                flash::FLASH_COOKIE,
-                None,
-                cookie_path(ctx.prefix()),
-                ctx.https,
-            ),
-        ),
-        None => r,
-    })
-}
-
-/// The message after an action: from `msg=` (a rollout action says who did it and when, on
-/// the redirect right after it) or from the one-time flash cookie.
-fn action_notice(
-    ctx: &AdminRequest,
-    s: &Session,
-    from_cookie: Option<&str>,
-) -> Option<maud::Markup> {
-    match (ctx.arg("msg"), from_cookie) {
-        (Some(m), _) if m.starts_with("rollout-") => {
-            flash::notice(Some(&m), ctx.arg("msgsn").as_deref()).map(|n| {
-                let when = html::date(crate::clock::now());
-                maud::html! { (n) " " span.hint { "(" (html::Text(&s.user)) ", " (when) "; see the audit log)" } }
-            })
-        }
-        (Some(m), _) => flash::notice(Some(&m), ctx.arg("msgsn").as_deref()),
-        (None, Some(c)) => {
-            let (m, sn) = flash::from_cookie(c);
-            flash::notice(m, sn)
-        }
-        (None, None) => None,
-    }
+    Ok(super::notice::shown_once(ctx, r, from_cookie))
 }
 
 pub async fn show_page(ctx: &AdminRequest, s: &Session) -> AdminResult {

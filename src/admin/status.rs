@@ -15,7 +15,7 @@
 mod row;
 mod summary;
 
-pub(in crate::admin) use row::{build_cell, button, cert_cell};
+pub(in crate::admin) use row::{build_cell, button, cert_cell, polls_newest_first};
 pub use row::{device_href, part, row};
 pub use summary::{
     Bar, Summary, filter_href, render_charts, render_facts, render_summary, render_summary_for,
@@ -72,6 +72,8 @@ pub struct RenderCtx<'a> {
     pub master: MasterBuilds,
     /// The rollout states, for the rollout column (shown with `<rollouts>`).
     pub rollouts: Option<&'a crate::rollout::RolloutStore>,
+    /// Rendered for the device's own page: a certificate upload returns there.
+    pub device_page: bool,
 }
 
 impl<'a> RenderCtx<'a> {
@@ -91,6 +93,7 @@ impl<'a> RenderCtx<'a> {
             groups,
             master,
             rollouts: None,
+            device_page: false,
         }
     }
 
@@ -387,7 +390,12 @@ pub fn render_page(ctx: &RenderCtx<'_>, page: &Page<'_>, filter: &str, sort: &st
             button type="submit" { "Apply" }
             " "
             span id="count" role="status" aria-live="polite" { (count_text(page.matched, page.total, filter)) }
-            a id="csv" href=(csv_href(ctx.prefix, filter, sort)) download title="The matching devices as CSV (UTF-8 with BOM, for spreadsheets)" { "CSV" }
+            @let csv = csv_href(ctx.prefix, filter, sort);
+            span.csvlinks {
+                a id="csv" class="csv" href=(csv) download title="The matching devices as CSV (UTF-8 with BOM, for spreadsheets)" { "CSV" }
+                " " small.hint { "(with BOM for Excel; "
+                    a id="csvplain" class="csv" href=(csv.replacen("bom=1&", "", 1).replacen("?bom=1", "", 1)) download title="The matching devices as CSV without BOM (for scripts)" { "without" } ")" }
+            }
             (filter_help())
         }
         div class="tablewrap" {
@@ -445,6 +453,7 @@ pub(crate) fn test_ctx<'a>(
         groups,
         master: master_builds(cfg, None),
         rollouts: None,
+        device_page: false,
     }
 }
 

@@ -278,6 +278,7 @@ fn status_of(s: Option<&Element>) -> Status {
         refresh: attr_str(s, "refresh").map_or(0, |v| php::intval(&v)),
         logkeep: attr_str(s, "logkeep").map_or(90 * 60, |v| php::intval(&v)),
         usehttpsdevlinks: attr_str(s, "usehttpsdevlinks").is_none_or(|v| v == "true"),
+        buildhistory: attr_str(s, "buildhistory").is_some_and(|v| v == "true"),
         dir,
     }
 }

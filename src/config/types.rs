@@ -69,6 +69,9 @@ pub struct Status {
     pub refresh: i64,
     pub logkeep: i64,
     pub usehttpsdevlinks: bool,
+    /// `buildhistory="true"`: keep each device's build changes in `build-history/` (this
+    /// server's, not PHP's; off by default so a plain poll writes only PHP's files).
+    pub buildhistory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -192,6 +192,9 @@ pub async fn poll(
         app.watch.bump();
     }
     if let (Some(store), Some(state)) = (store, state) {
+        if cfg.status.buildhistory {
+            record_builds(&store, &sn, &prep.loaded, &state).await;
+        }
         if let Err(e) = store.save(&sn, state) {
             tracing::error!("cannot store state: {e}");
         }
@@ -202,6 +205,30 @@ pub async fn poll(
         return Err(DeviceError::PollRefused(body));
     }
     Ok(body)
+}
+
+/// Records the builds the poll changed (`<status buildhistory="true"/>`; a file write only
+/// when one changed; the device's lock is held).
+async fn record_builds(
+    store: &Arc<StateStore>,
+    sn: &str,
+    before: &Loaded,
+    after: &crate::state::DeviceState,
+) {
+    let old = match before {
+        Loaded::Ok(s) => Some(&s.root),
+        _ => None,
+    };
+    let after = &after.root;
+    let time = after
+        .attr("seen")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(crate::clock::now);
+    let changes = crate::state::builds::changes(old, after, time);
+    if !changes.is_empty() {
+        let (store, sn) = (store.clone(), sn.to_string());
+        blocking(move || store.record_builds(&sn, &changes)).await;
+    }
 }
 
 /// `update-server simulate`: the answer a device would get, without writing anything.

@@ -126,6 +126,8 @@ pub struct StateStore {
     configured: std::sync::atomic::AtomicU64,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     last_cleanup: Mutex<Option<i64>>,
+    /// The devices' build changes (none kept without it).
+    history: Option<super::builds::History>,
 }
 
 impl StateStore {
@@ -149,7 +151,32 @@ impl StateStore {
             dir,
             locks: Mutex::new(HashMap::new()),
             last_cleanup: Mutex::new(None),
+            history: None,
         }
+    }
+
+    /// Keeps the devices' build changes in `history` (removed with their states).
+    pub fn with_history(mut self, history: super::builds::History) -> StateStore {
+        self.history = Some(history);
+        self
+    }
+
+    /// Records the build changes a poll of `sn` made (blocking; the caller holds the
+    /// device's lock). A failure is logged: the poll is done.
+    pub fn record_builds(&self, sn: &str, changes: &[super::builds::Change]) {
+        if let Some(h) = &self.history
+            && let Err(e) = h.record(sn, changes)
+        {
+            tracing::error!("cannot record the build change of {sn}: {e}");
+        }
+    }
+
+    /// The build changes of `sn`, oldest first (blocking).
+    pub fn build_history(&self, sn: &str) -> Vec<super::builds::Change> {
+        self.history
+            .as_ref()
+            .map(|h| h.read(sn))
+            .unwrap_or_default()
     }
 
     /// Takes up the limits and the `show` columns of the configuration; `true` when the
@@ -334,6 +361,9 @@ impl StateStore {
         self.cache.remove(sn);
         self.index.remove(sn);
         let pending = self.writer.pending(sn).is_some();
+        if let Some(h) = &self.history {
+            h.remove(sn);
+        }
         self.writer
             .forget(sn, || match std::fs::remove_file(self.path(sn)) {
                 Ok(()) => Ok(true),

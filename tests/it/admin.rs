@@ -640,6 +640,13 @@ async fn row_parts_are_loaded_when_opened() {
         log.contains(&format!("<li>log line of {SN_RECEPTION}</li>")),
         "{log}"
     );
+    // newest first (the last line of the poll first), the dates on the device's page
+    let (last, first) = (
+        log.find("log line of").expect("last line"),
+        log.find("phase: update").expect("first line"),
+    );
+    assert!(last < first, "{log}");
+    assert!(log.contains("mode=device&amp;sn="), "{log}");
     let scripts = h.get(&part("scripts"), Some(&login)).await.json();
     assert!(
         scripts

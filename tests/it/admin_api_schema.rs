@@ -76,7 +76,8 @@ fn response_schema<'d>(doc: &'d Value, path: &str) -> &'d Value {
 
 #[tokio::test]
 async fn real_answers_match_the_openapi_document() {
-    let h = Harness::new();
+    let config = ADMIN_CONFIG.replace(r#"refresh="2"/>"#, r#"refresh="2" buildhistory="true"/>"#);
+    let h = Harness::with_config(&config, "");
     let doc = h.api("/api/openapi.json").await.json();
     let list = h.api("/api/devices").await;
     assert_eq!(list.status, StatusCode::OK);
@@ -90,8 +91,23 @@ async fn real_answers_match_the_openapi_document() {
         "list",
         &mut errors,
     );
+    // a build change, so the single device's build history is not empty
+    let poll = format!(
+        "/update.php?polling=5&phase=update&hwid=IP232-30-00-a1&ip=172.16.1.21\
+         &sn={SN_RECEPTION}&type=IP232&PROT=131065&BOOT=131000"
+    );
+    assert_eq!(
+        h.call("GET", &poll, &[], Vec::new()).await.status,
+        StatusCode::OK
+    );
     let one = h.api(&format!("/api/devices/{SN_RECEPTION}")).await.json();
     assert!(one["msgs"].is_array() && one["snippets"].is_array());
+    assert!(
+        one["build_history"]
+            .as_array()
+            .is_some_and(|h| h.len() == 2),
+        "{one}"
+    );
     check(
         &doc,
         response_schema(&doc, "/api/devices/{sn}"),

@@ -40,7 +40,9 @@ fn setup(
     String,
 )> {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = ADMIN_CONFIG.replace("</config>", ROLLOUTS);
+    let config = ADMIN_CONFIG
+        .replace("</config>", ROLLOUTS)
+        .replace(r#"refresh="2"/>"#, r#"refresh="2" buildhistory="true"/>"#);
     let root = make_root(
         dir.path(),
         &config,
@@ -184,6 +186,88 @@ fn the_fleet_is_on_the_first_screen() {
         assert!(left[1].as_f64().is_some_and(|l| l.abs() < 1.0), "{left}");
     }
 
+    // on a phone the table scrolls in its own box, a screen high: the header and the serial
+    // column stay in place while the rows scroll down and sideways; the page itself does not
+    // scroll sideways, not even with a rollout panel open
+    for w in [600, 420] {
+        size(&b, w, 800);
+        b.goto(&page);
+        b.wait_for("the table", |b| {
+            b.try_find("#devicestable tr[data-sn]").is_some()
+        });
+        let m = b.exec(
+            "var wrap = document.querySelector('.tablewrap'); wrap.scrollIntoView();\
+             wrap.scrollTop = 300; wrap.scrollLeft = 300;\
+             var top = wrap.getBoundingClientRect().top;\
+             return [wrap.scrollTop, wrap.scrollLeft,\
+               document.querySelector('#devices thead').getBoundingClientRect().top - top,\
+               document.querySelector('#devicestable td.c-dev').getBoundingClientRect().left\
+                 - wrap.getBoundingClientRect().left,\
+               document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            json!([]),
+        );
+        println!(
+            "{w} px, table box scrolled [top, left, thead - box top, serial - box left, page width, viewport]: {m}"
+        );
+        assert!(
+            m[0].as_f64().is_some_and(|t| t > 0.0),
+            "the box scrolls down: {m}"
+        );
+        assert!(
+            m[2].as_f64().is_some_and(|t| t.abs() < 1.0),
+            "thead sticks: {m}"
+        );
+        assert!(
+            m[3].as_f64().is_some_and(|l| l.abs() < 1.0),
+            "serial sticks: {m}"
+        );
+        assert!(
+            m[4].as_f64() <= m[5].as_f64(),
+            "the page scrolls sideways: {m}"
+        );
+        let open = b.exec(
+            "document.getElementById('rollout-r1').open = true;\
+             return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            json!([]),
+        );
+        assert!(
+            open[0].as_f64() <= open[1].as_f64(),
+            "an open panel at {w} px: {open}"
+        );
+        b.exec(
+            "document.getElementById('rollout-r1').open = false;",
+            json!([]),
+        );
+    }
+
+    // the CSV links: with a BOM (spreadsheets) and without, both with the filter
+    size(&b, 1400, 1000);
+    b.goto(&format!("{page}?filter=ip232"));
+    b.wait_for("the CSV links", |b| b.try_find("#csvplain").is_some());
+    let links = b.exec(
+        "return [document.getElementById('csv').getAttribute('href'),\
+           document.getElementById('csvplain').getAttribute('href'),\
+           document.querySelector('.csvlinks').innerText];",
+        json!([]),
+    );
+    println!("CSV links: {links}");
+    assert!(
+        links[0]
+            .as_str()
+            .is_some_and(|h| h.contains("bom=1") && h.contains("filter=ip232")),
+        "{links}"
+    );
+    assert!(
+        links[1]
+            .as_str()
+            .is_some_and(|h| !h.contains("bom") && h.contains("filter=ip232")),
+        "{links}"
+    );
+    assert!(
+        links[2].as_str().is_some_and(|t| t.contains("BOM")),
+        "{links}"
+    );
+
     // the charts open on demand and stay open (remembered), a rollout likewise
     size(&b, 1400, 1000);
     b.goto(&page);
@@ -312,6 +396,26 @@ fn filter_confirmations_and_error_pages() {
     assert_eq!(row_count(&b), all, "the rows stay while typing");
     b.send_keys(&input, "missing");
     b.wait_for("the missing devices", |b| count_text(b).starts_with("1 of"));
+    // a word being typed that matches nothing yet keeps the rows (no blank table)
+    b.clear(&input);
+    b.send_keys(&input, " ");
+    b.wait_for("all rows again", |b| row_count(b) == all);
+    b.send_keys(&input, "Recep");
+    b.wait_for("the note that nothing matches yet", |b| {
+        count_text(b).contains("yet")
+    });
+    assert_eq!(row_count(&b), all, "the rows stay while a word is typed");
+    b.send_keys(&input, "tion");
+    b.wait_for("the reception phone", |b| {
+        count_text(b).starts_with("1 of") && row_count(b) == 1
+    });
+    b.clear(&input);
+    b.send_keys(&input, "is:missing");
+    b.wait_for("the missing device again", |b| {
+        count_text(b).starts_with("1 of")
+            && text_of(b, "#devicestable").contains(SN_EVIL)
+            && b.url().contains("filter=is%3Amissing")
+    });
     let body = text_of(&b, "body");
     assert!(!body.contains("undefined"), "{body}");
     // another filter, then Back returns to the previous one
@@ -409,9 +513,17 @@ fn filter_confirmations_and_error_pages() {
 
 #[test]
 fn a_page_per_device() {
-    let Some((_dir, root, b, _server, base)) = setup("a_page_per_device") else {
+    let Some((_dir, root, b, server, base)) = setup("a_page_per_device") else {
         return;
     };
+    // two polls that report new builds: the page shows the changes, newest first
+    for (prot, boot) in [("131065", "130150"), ("131065", "131000")] {
+        let r = server.get(&format!(
+            "/update.php?polling=5&phase=update&hwid=IP232-30-00-a1&ip=172.16.1.21\
+             &sn={SN_RECEPTION}&type=IP232&PROT={prot}&BOOT={boot}"
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
     // a second backup, so that two versions can be compared
     let hwid = format!("IP232-{}", &SN_RECEPTION[9..]);
     std::fs::write(
@@ -432,7 +544,8 @@ fn a_page_per_device() {
     for words in [
         "Identity",
         "IP232",
-        "phone, ip232",
+        // the classes (the polls above set them as the update script says)
+        "ip232",
         "update",
         "default",
         "130100",
@@ -451,12 +564,41 @@ fn a_page_per_device() {
             "{words} not on the device page:\n{page}"
         );
     }
+    // how the device last proved itself, the build changes newest first with dates, what
+    // the rollout recorded
+    assert!(text_of(&b, "dl.attrs").contains("Last proved"), "{page}");
+    let changes = b.exec(
+        "return Array.from(document.querySelectorAll('table.builds tbody tr')).map(function (tr) {\
+           return Array.from(tr.cells).map(function (c) { return c.innerText; }); });",
+        json!([]),
+    );
+    println!("build changes on the device page: {changes}");
+    let rows = changes.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{changes}");
+    assert_eq!(rows[0][1], json!("boot code"), "newest first: {changes}");
+    assert_eq!(rows[0][2], json!("130150"));
+    assert_eq!(rows[0][3], json!("131000"));
+    assert_eq!(rows[1][1], json!("firmware"));
+    assert_eq!(rows[1][2], json!("130100"));
+    assert_eq!(rows[1][3], json!("131065"));
+    assert!(
+        rows[0][0].as_str().is_some_and(|d| d.ends_with(" UTC")),
+        "{changes}"
+    );
+    let rollout = text_of(&b, "table.rollouts");
+    assert!(
+        rollout.contains("Recorded") && rollout.contains("wave"),
+        "{rollout}"
+    );
     // the message log: newest first, absolute dates
     let first = text_of(&b, "ol.devlog > li");
     assert!(first.contains(" UTC"), "{first}");
+    // the polls above come first, the seeded poll's line last
+    assert!(first.contains("certificates:"), "{first}");
+    let last = text_of(&b, "ol.devlog > li:last-child");
     assert!(
-        first.contains(&format!("log line of {SN_RECEPTION}")),
-        "{first}"
+        last.contains(&format!("log line of {SN_RECEPTION}")),
+        "{last}"
     );
     std::fs::write(artifact("admin-device-page.png"), b.full_screenshot()).expect("shot");
 
@@ -484,6 +626,23 @@ fn a_page_per_device() {
     b.wait_for("back on the device page", |b| {
         b.url().contains("mode=device")
     });
+
+    // marking a missing device as seen on its page asks first and then says so there
+    b.goto(&format!("{base}/admin/admin.php?mode=device&sn={SN_EVIL}"));
+    b.wait_for("the missing device's page", |b| {
+        b.try_find("button[data-act=\"touch\"]").is_some()
+    });
+    b.click_css("button[data-act=\"touch\"]");
+    b.wait_for("the confirmation", |b| b.alert_text().is_some());
+    b.accept_alert();
+    b.wait_for(
+        "the message on the device page after it loaded again",
+        |b| {
+            text_of(b, "main").contains("marked as seen")
+                && b.try_find("button[data-act=\"touch\"]").is_none()
+        },
+    );
+    assert!(b.url().contains("mode=device"), "{}", b.url());
 
     // an unknown device: an error page with the navigation
     b.goto(&format!(

@@ -115,6 +115,13 @@ fn an_administrator_works_with_the_status_page() {
         visible_rows(b) == vec![SN_EVIL]
     });
     set_filter(&b, "17");
+    // while typing, a filter that matches nothing keeps the rows and says so; Enter shows
+    // the empty result
+    b.wait_for("the note that a partial word matches nothing", |b| {
+        b.text(&b.find("#count")).contains("no device matches")
+    });
+    assert_eq!(visible_rows(&b), vec![SN_EVIL], "the rows stay");
+    b.send_keys(&b.find("#filter"), "\u{E007}");
     b.wait_for("nothing for a partial word", |b| visible_rows(b).is_empty());
     set_filter(&b, "");
     b.wait_for("all rows again", |b| visible_rows(b).len() == 5);

@@ -17,6 +17,7 @@ mod abuse;
 mod admin;
 mod admin_api_schema;
 mod admin_audit;
+mod admin_build_history;
 mod admin_error_pages;
 mod admin_pages_browser;
 mod bounded_bodies;

@@ -4,7 +4,7 @@
 use super::{RenderCtx, Row};
 use crate::admin::files::CertState;
 use crate::admin::html::{Text, admin_url, age, date, deliver_url, q};
-use crate::admin::view::{Cell, DeviceView};
+use crate::admin::view::{Cell, DeviceView, Msg};
 use maud::{Markup, html};
 
 fn device_link(realip: &str, https: bool) -> Option<String> {
@@ -37,6 +37,29 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 /// A time as its age, with the date as tooltip.
 fn when(ctx: &RenderCtx<'_>, t: i64) -> (String, String) {
     (date(t), age(ctx.now, t))
+}
+
+/// One poll of the message log: its time and its lines (newest first).
+pub(in crate::admin) fn polls_newest_first(msgs: &[Msg]) -> Vec<(i64, Vec<&str>)> {
+    let mut polls: Vec<(i64, Vec<&str>)> = Vec::new();
+    for m in msgs {
+        match polls.last_mut() {
+            Some(p) if !m.text.is_empty() => p.1.push(&m.text),
+            _ => polls.push((
+                m.time,
+                if m.text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![m.text.as_str()]
+                },
+            )),
+        }
+    }
+    for p in &mut polls {
+        p.1.reverse();
+    }
+    polls.reverse();
+    polls
 }
 
 /// One device's `<tr>` (also the answer of `cmd=updatestatus`).
@@ -199,16 +222,16 @@ fn query_cells(ctx: &RenderCtx<'_>, v: &DeviceView) -> Markup {
 pub fn part(ctx: &RenderCtx<'_>, r: &Row, name: &str) -> Option<String> {
     let v = &*r.view;
     let markup = match name {
+        // newest first, like the device's page (which has it with dates)
         "log" => html! {
             ul {
-                @for (i, m) in v.msgs.iter().enumerate() {
-                    @if i == 0 || m.text.is_empty() {
-                        @let (d, a) = when(ctx, m.time);
-                        li class="ruler" title=(d) { (a) }
-                    }
-                    @if !m.text.is_empty() { li { (Text(&m.text)) } }
+                @for (t, lines) in polls_newest_first(&v.msgs) {
+                    @let (d, a) = when(ctx, t);
+                    li class="ruler" title=(d) { (a) }
+                    @for l in lines { li { (Text(l)) } }
                 }
             }
+            a.more href=(device_href(ctx.prefix, &v.key)) { "with dates on the device's page" }
         },
         "backups" => backups_part(ctx, r),
         "scripts" => html! {
@@ -375,12 +398,17 @@ fn cert_files(ctx: &RenderCtx<'_>, c: &CertState) -> Markup {
 /// The upload form for the signed certificate of a device whose CSR waits.
 fn upload_form(ctx: &RenderCtx<'_>, v: &DeviceView, cc: &crate::config::CustomCerts) -> Markup {
     let target = crate::certs::CertPaths::new(cc, &v.key).signed;
+    let back = if ctx.device_page {
+        format!("admin/admin.php?mode=device&sn={}", q(&v.key))
+    } else {
+        "admin/admin.php?mode=status".to_string()
+    };
     let action = format!(
         "{}/update.php?mode=upload&sn={}&file={}&proceed={}",
         ctx.prefix,
         q(&v.key),
         q(&target),
-        q("admin/admin.php?mode=status")
+        q(&back)
     );
     html! {
         form class="upload" method="post" enctype="multipart/form-data" action=(action) {
@@ -399,7 +427,7 @@ fn upload_form(ctx: &RenderCtx<'_>, v: &DeviceView, cc: &crate::config::CustomCe
 mod tests {
     use super::*;
     use crate::admin::status::render_body;
-    use crate::admin::view::{Msg, QueryResult, Snippet, show_groups};
+    use crate::admin::view::{QueryResult, Snippet, show_groups};
     use crate::backup::Stored;
     use crate::certs::CsrSummary;
     use crate::config::Config;
