@@ -4,7 +4,11 @@
 //! list at the size the allocator was asked for, the compact message log at the size of its
 //! buffers, an eighth more for the allocator's size classes, and the entry's bookkeeping);
 //! when the total passes the cap, the least recently used entries go until a quarter of the
-//! cap is free again. A device not in the cache is read from its file. The charge is checked
+//! cap is free again. A state charged more than [`MAX_ENTRY`] (or a quarter of the cap) is
+//! not kept: a device's state is a few to some tens of KB; one much larger is what a device
+//! uploaded (query results), and kept among the others it scatters the heap (measured: with
+//! 64 KiB query results under hostile traffic, a cache of 16 MiB grew the resident set by
+//! 50 MiB in two minutes, one of 2 MiB by none). A device not in the cache is read from its file. The charge is checked
 //! against the allocator's own count in the tests (`bytes_tests`).
 
 use crate::xml::Element;
@@ -18,6 +22,12 @@ mod bytes_tests;
 
 /// Bytes charged for an entry besides its state: the key, the slot and the map's share.
 pub const SLOT_BYTES: usize = 256;
+
+/// Default cap (`<server state-cache>`).
+pub const DEFAULT_CAP: usize = 8 * 1024 * 1024;
+
+/// Largest charge of a state kept (a state of 500 log entries is charged about 50 KB).
+pub const MAX_ENTRY: usize = 64 * 1024;
 
 struct Slot {
     state: Arc<Element>,
@@ -63,7 +73,7 @@ impl Lru {
         Some(slot.state.clone())
     }
 
-    /// Keeps `state`; entries larger than a quarter of the cap are not kept.
+    /// Keeps `state`; entries larger than [`MAX_ENTRY`] or a quarter of the cap are not kept.
     pub fn put(&self, key: &str, state: Arc<Element>) {
         let cost = cost(&state);
         self.put_costed(key, state, cost);
@@ -76,7 +86,7 @@ impl Lru {
         if let Some(old) = inner.slots.remove(key) {
             inner.total -= old.cost;
         }
-        if cost > cap / 4 {
+        if cost > cap / 4 || cost > MAX_ENTRY {
             return;
         }
         inner.tick += 1;
@@ -196,5 +206,11 @@ mod tests {
         assert!(lru.get("d0").is_none());
         lru.put("huge", Arc::new(big(1_000_000)));
         assert!(lru.get("huge").is_none());
+        // not kept however large the cap: an uploaded result, not a state of polls
+        let lru = Lru::new(1 << 30);
+        lru.put("upload", Arc::new(big(MAX_ENTRY)));
+        assert!(lru.get("upload").is_none());
+        lru.put("polls", Arc::new(big(MAX_ENTRY / 2)));
+        assert!(lru.get("polls").is_some());
     }
 }

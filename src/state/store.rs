@@ -36,7 +36,7 @@ impl Default for Limits {
         Limits {
             max_msgs: 200,
             max_state: 1024 * 1024,
-            cache_bytes: 16 * 1024 * 1024,
+            cache_bytes: cache::DEFAULT_CAP,
             commit_delay: std::time::Duration::from_millis(200),
         }
     }
