@@ -8,6 +8,13 @@
 //! `mode=vardump`, 12 MB of it still after further polls). So a worker thread that goes idle
 //! hands its free pages back ([`on_idle`], at most every [`COLLECT_EVERY`]), and a tick of
 //! the runtime ([`tick`]) makes the purges that came due since happen.
+//!
+//! Transparent huge pages are off for the process ([`configure`]): mimalloc asks for them on
+//! its arenas (`madvise(MADV_HUGEPAGE)`), and the kernel then makes every 2 MiB range with
+//! a little memory in use wholly resident, and joins small pages into such ranges in the
+//! background (`khugepaged`): the resident set grew for as long as the server ran under
+//! varied requests (measured: 53 MiB of 112 MiB in huge pages after two minutes of hostile
+//! requests; 10,000 devices polled once: 42 MiB with, 28 MiB without).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -31,14 +38,29 @@ pub const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 // what is in use (benches/memory.rs), at a few more system calls.
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
+/// `mi_option_allow_thp` in mimalloc.h (v3); checked against its default in the tests.
+pub const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
+
 /// Shortest time between two collections by one idle worker thread.
 pub const COLLECT_EVERY: Duration = Duration::from_millis(100);
 
-/// Sets the purge delay, unless the environment (`MIMALLOC_PURGE_DELAY`) does.
+/// Sets the purge delay and turns transparent huge pages off, unless the environment
+/// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ALLOW_THP`) says otherwise. First thing in `main`.
 pub fn configure() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain numeric option of the allocator linked above (thread-safe)
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: as above; mimalloc no longer asks for huge pages on new memory
+        unsafe { mi_option_set(MI_OPTION_ALLOW_THP, 0) };
+        // the arena it reserved before `main` was advised already: the process-wide switch
+        // (a flag of the process; nothing else in it wants huge pages)
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0)
+        };
     }
 }
 

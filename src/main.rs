@@ -287,6 +287,15 @@ mod tests {
     }
 
     #[test]
+    fn the_huge_pages_option_is_the_one_of_mimalloc() {
+        // v3's default is 1 (allowed): another number means another option
+        // SAFETY: reads a numeric option of the linked allocator
+        let thp = unsafe { mi_option_get(super::allocator::MI_OPTION_ALLOW_THP) };
+        let from_env = std::env::var("MIMALLOC_ALLOW_THP").ok();
+        assert_eq!(from_env.map_or(1, |v| v.parse().unwrap_or(-2)), thp);
+    }
+
+    #[test]
     fn the_purge_delay_option_is_the_one_of_mimalloc() {
         // v3's default purge delay is 1000 ms: another number means another option
         // SAFETY: reads a numeric option of the linked allocator
