@@ -5,10 +5,9 @@
 //! buffers, an eighth more for the allocator's size classes, and the entry's bookkeeping);
 //! when the total passes the cap, the least recently used entries go until a quarter of the
 //! cap is free again. A state charged more than [`MAX_ENTRY`] (or a quarter of the cap) is
-//! not kept: a device's state is a few to some tens of KB; one much larger is what a device
-//! uploaded (query results), and kept among the others it scatters the heap (measured: with
-//! 64 KiB query results under hostile traffic, a cache of 16 MiB grew the resident set by
-//! 50 MiB in two minutes, one of 2 MiB by none). A device not in the cache is read from its file. The charge is checked
+//! not kept: a device's state of polls is a few to some tens of KB; one much larger holds
+//! what a device uploaded (query results), would take the place of many others, and is read
+//! from its file when needed. A device not in the cache is read from its file. The charge is checked
 //! against the allocator's own count in the tests (`bytes_tests`).
 
 use crate::xml::Element;
