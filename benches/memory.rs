@@ -20,6 +20,10 @@
 //! 5. the server is stopped and started again on the same root: the time until the first
 //!    poll is answered, and the resident set once the device index is built.
 //!
+//! `MEMORY_BENCH_SERVER_LOG=FILE` appends the servers' standard error to FILE (with
+//! `MIMALLOC_SHOW_STATS=1`: the allocator's statistics at each stop), `MEMORY_BENCH_KEEP=1`
+//! keeps the installation (its path is printed).
+//!
 //! Linux only (it reads `/proc`).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -94,6 +98,20 @@ impl Drop for ServerGuard {
     }
 }
 
+/// The server's standard error goes to the file `MEMORY_BENCH_SERVER_LOG` names (appended),
+/// else nowhere.
+fn server_stderr() -> Stdio {
+    std::env::var_os("MEMORY_BENCH_SERVER_LOG")
+        .and_then(|p| {
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from)
+}
+
 fn start(root: &Path, port: u16) -> ServerGuard {
     let child = Command::new(env!("CARGO_BIN_EXE_update-server"))
         .args(["serve", "--root"])
@@ -101,7 +119,7 @@ fn start(root: &Path, port: u16) -> ServerGuard {
         .args(["--http", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_stderr())
         .spawn()
         .expect("start server");
     ServerGuard(child)
@@ -317,6 +335,10 @@ fn main() {
     );
 
     restart(&root, &mut server, addr, port);
+    if std::env::var_os("MEMORY_BENCH_KEEP").is_some() {
+        drop(server);
+        println!("installation kept in {}", dir.keep().display());
+    }
 }
 
 /// Stop (SIGTERM, so pending states are written) and start again on the same root.
@@ -527,6 +549,22 @@ fn hostile_traffic(addr: SocketAddr, pid: u32, time: Duration, threads: usize) {
     let sent = AtomicUsize::new(0);
     let t = Instant::now();
     std::thread::scope(|s| {
+        s.spawn(|| {
+            // the resident set once a minute: growth that goes on, or one that levels off
+            let mut next = Duration::from_secs(60);
+            while t.elapsed() < time {
+                std::thread::sleep(Duration::from_millis(200));
+                if t.elapsed() >= next {
+                    println!(
+                        "  hostile traffic at {:3} s: {:7.1} MiB, {} requests",
+                        next.as_secs(),
+                        rss_mib(pid),
+                        sent.load(Ordering::Relaxed)
+                    );
+                    next += Duration::from_secs(60);
+                }
+            }
+        });
         for n in 0..threads {
             let sent = &sent;
             s.spawn(move || {

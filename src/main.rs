@@ -2,21 +2,8 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-// Every poll builds and drops many small strings (the answer, the device state); mimalloc
-// handles that allocation pattern across threads far better than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod allocator;
 
-// mimalloc (v3) gives freed memory back to the system a second after it was freed
-// (`purge_delay`, 1000 ms); large requests that follow each other faster (the pages of the
-// device list) take new memory meanwhile. A tenth of a second keeps the resident set near
-// what is in use (benches/memory.rs), at a few more system calls.
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-/// `mi_option_purge_delay` in mimalloc.h (v3); checked against its default in the tests.
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,11 +136,7 @@ fn init_logs(format: LogFormat) -> update_server::log_sink::Guard {
 }
 
 fn main() -> ExitCode {
-    // the environment (`MIMALLOC_PURGE_DELAY`) wins
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a plain numeric option of the allocator linked above (thread-safe)
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
+    allocator::configure();
     let cli = Cli::parse();
     let _logs = init_logs(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -175,7 +158,10 @@ fn main() -> ExitCode {
             return update_server::cli_tools::completions(Cli::command(), shell);
         }
         Command::Manpage => return update_server::cli_tools::manpage(Cli::command()),
-        Command::Serve(args) => with_runtime(|rt| rt.block_on(serve(args))),
+        Command::Serve(args) => with_runtime(|rt| {
+            rt.spawn(allocator::tick());
+            rt.block_on(serve(args))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,7 +175,11 @@ fn main() -> ExitCode {
 fn with_runtime(
     f: impl FnOnce(&tokio::runtime::Runtime) -> Result<(), String>,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(allocator::on_idle)
+        .build()
+        .map_err(|e| e.to_string())?;
     f(&rt)
 }
 
@@ -297,10 +287,19 @@ mod tests {
     }
 
     #[test]
+    fn the_huge_pages_option_is_the_one_of_mimalloc() {
+        // v3's default is 1 (allowed): another number means another option
+        // SAFETY: reads a numeric option of the linked allocator
+        let thp = unsafe { mi_option_get(super::allocator::MI_OPTION_ALLOW_THP) };
+        let from_env = std::env::var("MIMALLOC_ALLOW_THP").ok();
+        assert_eq!(from_env.map_or(1, |v| v.parse().unwrap_or(-2)), thp);
+    }
+
+    #[test]
     fn the_purge_delay_option_is_the_one_of_mimalloc() {
         // v3's default purge delay is 1000 ms: another number means another option
         // SAFETY: reads a numeric option of the linked allocator
-        let delay = unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        let delay = unsafe { mi_option_get(super::allocator::MI_OPTION_PURGE_DELAY) };
         let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
         assert_eq!(from_env.map_or(1000, |v| v.parse().unwrap_or(-2)), delay);
     }

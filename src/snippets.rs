@@ -1,12 +1,15 @@
 //! The snippet files of `scripts/` (`times/@dir`), kept in memory.
 //!
 //! A poll must not list the directory or read files when nothing changed. The store keeps
-//! the directory's listing with every file's modification time, content and its contribution
-//! to the CHECK signature. Before a poll it is brought up to date cheaply: one `stat` of the
-//! directory (a created, deleted or renamed file changes its modification time) and one
-//! `stat` of each candidate file that exists (an in-place edit changes the file's). Only what
-//! changed is read again. With a [`Freshness`] from the file watcher even that happens only
-//! after a notification or rescan tick: a warm poll makes no system call here.
+//! the directory's listing with every file's modification time and length; a file's content
+//! and its contribution to the CHECK signature are read only when a poll it applies to (one
+//! of the poll's candidate names) needs it, so a file that applies to no polling device is
+//! never read nor held in memory. Before a poll the store is brought up to date cheaply: one
+//! `stat` of the directory (a created, deleted or renamed file changes its modification
+//! time) and one `stat` of each file read before (an in-place edit changes the file's); a
+//! changed file is read again when a poll it applies to comes. With a [`Freshness`] from the
+//! file watcher even that happens only after a notification or rescan tick: a warm poll
+//! whose files are read makes no system call here.
 //!
 //! A file larger than `<server max-snippet>` ([`DEFAULT_MAX_SNIPPET`]) is never read: it is a
 //! snippet that cannot be read (the device's answer names it in a `#` comment) and the log
@@ -86,7 +89,8 @@ pub use crate::config::DEFAULT_MAX_SNIPPET;
 struct Entry {
     mtime: SystemTime,
     len: u64,
-    snippet: Snippet,
+    /// `None`: listed, not read yet (no poll it applies to came since it changed).
+    snippet: Option<Snippet>,
     /// Not read: larger than the limit (looked at again when it changes).
     too_large: bool,
 }
@@ -94,14 +98,24 @@ struct Entry {
 /// A consistent view of the directory for one poll.
 #[derive(Clone, Default)]
 pub struct Snapshot {
+    /// The files read.
     files: HashMap<String, Snippet>,
+    /// The files listed but not read: a poll with one of them among its candidates reads it
+    /// first ([`SnippetStore::refresh`]).
+    unread: std::collections::HashSet<String>,
     /// Shared by the store's snapshots.
     signatures: Arc<SignatureCache>,
 }
 
 impl Snapshot {
+    /// The files read (those that applied to a poll since they last changed).
     pub fn names(&self) -> impl Iterator<Item = &String> {
         self.files.keys()
+    }
+
+    /// Whether every one of `candidates` that exists is read.
+    pub fn covers(&self, candidates: &[String]) -> bool {
+        self.unread.is_empty() || !candidates.iter().any(|c| self.unread.contains(c))
     }
 }
 
@@ -161,7 +175,7 @@ fn read_entry(path: &Path, mtime: SystemTime, len: u64, max: u64) -> Entry {
     Entry {
         mtime,
         len,
-        snippet,
+        snippet: Some(snippet),
         too_large,
     }
 }
@@ -221,34 +235,52 @@ impl SnippetStore {
     }
 
     /// Brings the store up to date for a poll that will look at `candidates` (file names
-    /// inside the directory; after a change every known file is checked, as the change may
-    /// concern another poll's candidates) and returns the snapshot to use. `dir` is the configured
-    /// directory; when it differs from the last one, everything is read again.
-    pub fn refresh(&self, dir: &Path, _candidates: &[String]) -> Arc<Snapshot> {
-        if let Some(snap) = self.cached(dir) {
+    /// inside the directory) and returns the snapshot to use: every candidate that exists is
+    /// read in it, no other file is read for this poll. After a change every file read before
+    /// is checked (the change may concern another poll's candidates); one that changed is
+    /// read again when a poll it applies to comes. `dir` is the configured directory; when it
+    /// differs from the last one, everything is listed again.
+    pub fn refresh(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
+        if let Some(snap) = self.cached(dir, || candidates.to_vec()) {
             return snap;
         }
-        // nothing changed, but another directory (or none read yet): look at it now
-        let generation = self.fresh.stale().unwrap_or(0);
+        // nothing changed, but another directory (or none read yet, or a candidate not read
+        // yet): look at it now
+        let generation = self.fresh.stale();
         self.fresh.ensure(dir, false);
         // a change noticed now may concern a file another poll asks for: check them all
-        let snap = self.check(dir);
-        self.fresh.checked(generation);
+        let snap = self.check(dir, candidates);
+        if let Some(g) = generation {
+            self.fresh.checked(g);
+        }
         snap
     }
 
-    /// The snapshot of `dir` while nothing changed since it was checked (no system call);
-    /// `None` when [`SnippetStore::refresh`] must look at the files.
-    pub fn cached(&self, dir: &Path) -> Option<Arc<Snapshot>> {
+    /// The snapshot of `dir` while nothing changed since it was checked and every one of the
+    /// poll's `candidates` that exists is read (no system call); `None` when
+    /// [`SnippetStore::refresh`] must look at the files. `candidates` is called only when
+    /// some listed file is not read.
+    pub fn cached(
+        &self,
+        dir: &Path,
+        candidates: impl FnOnce() -> Vec<String>,
+    ) -> Option<Arc<Snapshot>> {
         if self.fresh.stale().is_some() {
             return None;
         }
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        (inner.dir == dir && inner.dir_mtime.is_some()).then(|| inner.snapshot.clone())
+        let snap = {
+            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if inner.dir != dir || inner.dir_mtime.is_none() {
+                return None;
+            }
+            inner.snapshot.clone()
+        };
+        (snap.unread.is_empty() || snap.covers(&candidates())).then_some(snap)
     }
 
-    /// Looks at the directory and its known files, reads what changed.
-    fn check(&self, dir: &Path) -> Arc<Snapshot> {
+    /// Looks at the directory and the files read, lists what changed, reads the candidates
+    /// not read yet.
+    fn check(&self, dir: &Path, candidates: &[String]) -> Arc<Snapshot> {
         let dir_mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
         let mut changed_files: Vec<Changed> = Vec::new();
         let mut vanished: Vec<String> = Vec::new();
@@ -258,12 +290,11 @@ impl SnippetStore {
                 && inner.dir_mtime == dir_mtime
                 && dir_mtime.is_some_and(|t| !racy(t));
             if same_dir {
-                // unreadable ones (directories, dangling links) wait for a directory change
-                for (name, entry) in inner
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.snippet.content.is_ok() || e.too_large)
-                {
+                // unreadable ones (directories, dangling links) wait for a directory change;
+                // those not read are looked at when they are read
+                for (name, entry) in inner.entries.iter().filter(|(_, e)| {
+                    e.snippet.as_ref().is_some_and(|s| s.content.is_ok()) || e.too_large
+                }) {
                     match std::fs::metadata(dir.join(name)) {
                         Ok(m) => {
                             let mt = m.modified().unwrap_or(UNIX_EPOCH);
@@ -278,7 +309,10 @@ impl SnippetStore {
                         Err(_) => vanished.push(name.clone()),
                     }
                 }
-                if changed_files.is_empty() && vanished.is_empty() {
+                if changed_files.is_empty()
+                    && vanished.is_empty()
+                    && inner.snapshot.covers(candidates)
+                {
                     return inner.snapshot.clone();
                 }
             }
@@ -286,22 +320,31 @@ impl SnippetStore {
         let max = self.max.load(Ordering::Relaxed);
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner.dir != dir || inner.dir_mtime != dir_mtime || dir_mtime.is_none_or(racy) {
-            rescan(&mut inner, dir, dir_mtime, max);
+            rescan(&mut inner, dir, dir_mtime);
         } else {
             for name in vanished {
                 inner.entries.remove(&name);
             }
             for c in changed_files {
-                let e = read_entry(&dir.join(&c.name), c.mtime, c.len, max);
-                inner.entries.insert(c.name, e);
+                inner.entries.insert(c.name, listed(c.mtime, c.len));
+            }
+        }
+        for name in candidates {
+            if inner.entries.get(name).is_some_and(|e| e.snippet.is_none()) {
+                let e = look_at(&dir.join(name), max);
+                inner.entries.insert(name.clone(), e);
+            }
+        }
+        let (mut files, mut unread) = (HashMap::new(), std::collections::HashSet::new());
+        for (name, e) in &inner.entries {
+            match &e.snippet {
+                Some(s) => drop(files.insert(name.clone(), s.clone())),
+                None => drop(unread.insert(name.clone())),
             }
         }
         inner.snapshot = Arc::new(Snapshot {
-            files: inner
-                .entries
-                .iter()
-                .map(|(k, e)| (k.clone(), e.snippet.clone()))
-                .collect(),
+            files,
+            unread,
             signatures: inner.snapshot.signatures.clone(),
         });
         inner.snapshot.clone()
@@ -320,15 +363,36 @@ fn unreadable(error: String) -> Entry {
         too_large: false,
         mtime: UNIX_EPOCH,
         len: 0,
-        snippet: Snippet {
+        snippet: Some(Snippet {
             mtime: 0,
             content: Err(error),
             signature_part: Arc::new(Vec::new()),
-        },
+        }),
     }
 }
 
-fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>, max: u64) {
+/// A regular file listed, not read.
+fn listed(mtime: SystemTime, len: u64) -> Entry {
+    Entry {
+        too_large: false,
+        mtime,
+        len,
+        snippet: None,
+    }
+}
+
+/// Reads the file at `path` now (following symbolic links, as PHP's is_readable() does).
+fn look_at(path: &Path, max: u64) -> Entry {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => read_entry(path, m.modified().unwrap_or(UNIX_EPOCH), m.len(), max),
+        Ok(_) => unreadable("not a regular file".to_string()),
+        Err(e) => unreadable(e.to_string()),
+    }
+}
+
+/// Lists `dir` again: files read before and unchanged are kept, the others are listed with
+/// their modification time and length only.
+fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>) {
     let same_dir = inner.dir == dir;
     let mut entries = HashMap::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -356,8 +420,7 @@ fn rescan(inner: &mut Inner, dir: &Path, dir_mtime: Option<SystemTime>, max: u64
             } else {
                 None
             };
-            let entry = reuse.unwrap_or_else(|| read_entry(&de.path(), mt, meta.len(), max));
-            entries.insert(name, entry);
+            entries.insert(name, reuse.unwrap_or_else(|| listed(mt, meta.len())));
         }
     }
     inner.dir = dir.to_path_buf();
@@ -401,13 +464,53 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_read_only_for_a_poll_it_applies_to() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("a.txt"), "one").expect("write");
+        std::fs::write(dir.path().join("b.txt"), "other").expect("write");
+        // not just written (a file as old as the last look is read again, racy or not)
+        let old = SystemTime::now() - std::time::Duration::from_secs(3600);
+        for f in ["a.txt", "b.txt"] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(f));
+            file.and_then(|f| f.set_modified(old)).expect("mtime");
+        }
+        let store = SnippetStore::new(dir.path().to_path_buf());
+        let a = vec!["a.txt".to_string()];
+        let s = store.refresh(dir.path(), &a);
+        assert!(s.get("a.txt").is_some_and(|x| x.content.is_ok()));
+        // listed, but neither read nor held
+        assert!(s.get("b.txt").is_none());
+        assert_eq!(s.names().collect::<Vec<_>>(), ["a.txt"]);
+        assert!(s.covers(&a) && !s.covers(&["b.txt".to_string()]));
+        // a poll it applies to reads it; the other one stays read
+        let s = store.refresh(dir.path(), &["b.txt".to_string()]);
+        assert_eq!(
+            s.get("b.txt").map(|x| x.content.clone()),
+            Some(Ok(Arc::new(b"other".to_vec())))
+        );
+        assert!(s.get("a.txt").is_some());
+        // edited in place: not read again until a poll it applies to comes
+        std::fs::write(dir.path().join("b.txt"), "changed!").expect("write");
+        let s = store.refresh(dir.path(), &a);
+        assert!(s.get("b.txt").is_none());
+        let s = store.refresh(dir.path(), &["b.txt".to_string()]);
+        assert_eq!(
+            s.get("b.txt").map(|x| x.content.clone()),
+            Some(Ok(Arc::new(b"changed!".to_vec())))
+        );
+    }
+
+    #[test]
     fn a_file_over_the_limit_is_not_read_until_it_fits() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = SnippetStore::new(dir.path().to_path_buf());
         store.set_max(10);
         std::fs::write(dir.path().join("big.txt"), "0123456789A").expect("write");
         std::fs::write(dir.path().join("ok.txt"), "0123456789").expect("write");
-        let s = store.refresh(dir.path(), &[]);
+        let both = ["big.txt".to_string(), "ok.txt".to_string()];
+        let s = store.refresh(dir.path(), &both);
         let big = s.get("big.txt").map(|x| x.content.clone());
         assert!(
             matches!(&big, Some(Err(e)) if e.contains("max-snippet")),
@@ -416,14 +519,14 @@ mod tests {
         assert!(s.get("ok.txt").is_some_and(|x| x.content.is_ok()));
         // cut down in place: read on the next look
         std::fs::write(dir.path().join("big.txt"), "short").expect("write");
-        let s = store.refresh(dir.path(), &[]);
+        let s = store.refresh(dir.path(), &both);
         assert_eq!(
             s.get("big.txt").map(|x| x.content.clone()),
             Some(Ok(Arc::new(b"short".to_vec())))
         );
         // a lower limit applies to what was read before
         store.set_max(4);
-        let s = store.refresh(dir.path(), &[]);
+        let s = store.refresh(dir.path(), &both);
         assert!(s.get("big.txt").is_some_and(|x| x.content.is_err()));
     }
 

@@ -458,7 +458,8 @@ fn server_settings(tree: &Element) -> ServerSettings {
         max_msgs: positive(s, "max-msgs", 200) as usize,
         max_state: positive(s, "max-state", 1024 * 1024) as usize,
         commit_delay_ms: positive(s, "commit-delay", 200) as u64,
-        state_cache: positive(s, "state-cache", 16 * 1024 * 1024) as usize,
+        // the default of `state::cache::DEFAULT_CAP`
+        state_cache: positive(s, "state-cache", 8 * 1024 * 1024) as usize,
         max_snippet: positive(s, "max-snippet", super::DEFAULT_MAX_SNIPPET as i64) as u64,
         master_timeout_secs: attr_str(s, "master-timeout")
             .map(|v| php::intval(&v))

@@ -46,7 +46,7 @@ fn prepare(app: &App, cfg: &Config, args: &Args, sn: &str, store: Option<&StateS
 fn prepare_cached(
     app: &App,
     cfg: &Config,
-    sn: &str,
+    (args, sn): (&Args, &str),
     store: Option<&StateStore>,
 ) -> Option<Prepared> {
     let loaded = match store {
@@ -54,7 +54,9 @@ fn prepare_cached(
         _ => Loaded::Missing,
     };
     app.snippets.set_max(cfg.server.max_snippet);
-    let snippets = app.snippets.cached(&app.root.join(&cfg.times.dir))?;
+    let snippets = app.snippets.cached(&app.root.join(&cfg.times.dir), || {
+        script::candidates(cfg, args)
+    })?;
     let certs = match (&cfg.customcerts, sn.is_empty()) {
         (Some(cc), false) => app.certs.cached(&app.root, cc, sn)?,
         _ => Arc::default(),
@@ -149,7 +151,7 @@ pub async fn poll(
     let sn = serial(&args);
     let (store, _guard) = lock_device(app, &cfg, &sn).await;
     let started = std::time::Instant::now();
-    let prep = if let Some(p) = prepare_cached(app, &cfg, &sn, store.as_deref()) {
+    let prep = if let Some(p) = prepare_cached(app, &cfg, (&args, &sn), store.as_deref()) {
         Some(p)
     } else {
         let (app, cfg, args, store, sn) = (

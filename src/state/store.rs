@@ -33,7 +33,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_state: 1024 * 1024,
-            cache_bytes: 16 * 1024 * 1024,
+            cache_bytes: cache::DEFAULT_CAP,
             commit_delay: std::time::Duration::from_millis(200),
         }
     }

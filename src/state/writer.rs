@@ -40,7 +40,8 @@ use std::time::Duration;
 /// parsed state, a few KB to some tens of KB).
 pub const MAX_BACKLOG: usize = 2048;
 
-/// Bytes of parsed states waiting to be written (the state cache's estimate of them) above
+/// Bytes of parsed states waiting to be written (as the state cache charges them: the bytes
+/// the allocator gave them, [`super::cache::cost`]) above
 /// which a poll waits for the batch, however few files they are.
 pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 
