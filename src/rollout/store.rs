@@ -440,7 +440,7 @@ impl RolloutStore {
                 .filter(|r| r.stages_snippets())
                 .filter_map(|r| {
                     let round = super::staged::round_of(r, &settled, &|f| get(f, |v| v.kept));
-                    let c = super::staged::next_round(&map.get(&r.id)?.state, round, now)?;
+                    let c = super::staged::next_round(r, &map.get(&r.id)?.state, round, now)?;
                     Some((r.id.clone(), c))
                 })
                 .collect()
