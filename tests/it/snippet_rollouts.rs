@@ -3,7 +3,7 @@
 //! previous one (content, CHECK and the state's `version`); a device that polls again
 //! succeeded, the next wave opens, the round ends `done` and the rollout is idle again; a bad
 //! version whose device never comes back halts the round, abort gives the devices the
-//! previous version, and a further change starts a new round from wave 1; metrics, audit,
+//! previous version, and a further change starts a new round from wave 1 (in the audit log); metrics, audit,
 //! filter terms, a restart, and going back at once with the previous file put back with its
 //! date. The rollouts' clock is moved forward by the test; nothing waits for the ticker.
 
@@ -210,6 +210,13 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
     assert_eq!(v["waves"][0]["told"], 0, "{v}");
     assert!(poll(&s, "IP232", &a).contains("config add NTP v4"));
     assert!(poll(&s, "IP232", &b).contains("config add NTP v2"));
+    // the server's round start is in the audit log: the file with the previous and new version
+    let audit = api(&s, "GET", "/api/audit").text();
+    let round = format!("round started from wave 1: {FILE} version {v2} \u{2192} {v4}");
+    assert!(
+        audit.contains("rollout-round") && audit.contains("\"server\"") && audit.contains(&round),
+        "{audit}"
+    );
 
     // the filter terms see what the round recorded
     let sns = |s: &Server, filter: &str| -> Vec<String> {
