@@ -129,6 +129,8 @@ pub fn tick(app: &App) {
     }
     app.rollouts
         .refresh_orphans(&cfg.rollouts, app.rollouts.now());
+    // the kept snippet copies of rollouts no longer configured (once per configuration)
+    app.rollouts.prune_kept(&cfg.rollouts);
     app.rollouts.write_dirty();
 }
 

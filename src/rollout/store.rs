@@ -218,6 +218,17 @@ impl RolloutStore {
         *self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner()) = (key, now);
     }
 
+    /// Removes the kept snippet copies the configured `rollouts` do not need (blocking; the
+    /// work is done once per configuration, see [`super::kept::Kept::prune`]).
+    pub fn prune_kept(&self, rollouts: &[Rollout]) -> Vec<String> {
+        let staged: super::kept::Staged = rollouts
+            .iter()
+            .filter(|r| r.stages_snippets())
+            .map(|r| (r.id.clone(), r.snippets.clone()))
+            .collect();
+        self.kept.prune(&staged)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
