@@ -92,13 +92,12 @@ impl Kept {
     /// Does the work once per configuration (the first call, then when `staged` changes);
     /// returns what it removed (`ID` or `ID/NAME`).
     pub fn prune(&self, staged: &[(String, Vec<String>)]) -> Vec<String> {
-        {
-            let mut last = self.pruned_for.lock().unwrap_or_else(|e| e.into_inner());
-            if last.as_deref() == Some(staged) {
-                return Vec::new();
-            }
-            *last = Some(staged.to_vec());
+        // held while pruning: a second caller returns once the work is done
+        let mut last = self.pruned_for.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(staged) {
+            return Vec::new();
         }
+        *last = Some(staged.to_vec());
         let mut removed = Vec::new();
         let entries = |dir: &Path| -> Vec<String> {
             std::fs::read_dir(dir)
