@@ -30,13 +30,11 @@ pub fn recorded(
     }
 }
 
-/// Most rollouts named in one cell (the rest as `+N`).
-const MAX_IN_CELL: usize = 3;
-
 /// The rollout cell of a device's row: every rollout whose scope it fits (the first decides
-/// its builds; each snippet rollout its files), one per line, with its wave and what it
+/// its builds; each snippet rollout its files): the first with its wave and what it
 /// recorded (told, succeeded, failed, or held; `idle` for a snippet rollout with nothing
-/// staged). The cell's `data-rollout`/`data-outcome` are the first one's.
+/// staged), the others as `+N` (their ids in `data-rollouts`, their waves and outcomes in
+/// the tooltip). The cell's `data-rollout`/`data-outcome` are the first one's.
 pub fn row_cell(
     cfg: &Config,
     prefix: &str,
@@ -72,20 +70,31 @@ pub fn row_cell(
             _ => "held",
         }
     };
-    let more = scoped.len().saturating_sub(MAX_IN_CELL);
+    // compact (the list must fit 1280 px without taller rows): the first in full, the others
+    // as `+N` naming them with their waves and outcomes in its tooltip and its data
+    let o = outcome(first);
+    let wave = |r: &crate::rollout::Rollout| {
+        crate::rollout::wave_of(r, &v.sn).map_or(String::new(), |w| format!(" wave {}", w + 1))
+    };
+    let others: Vec<String> = scoped[1..]
+        .iter()
+        .map(|r| format!("{}{}: {}", r.id, wave(r), outcome(r)))
+        .collect();
+    let ids: Vec<&str> = scoped[1..].iter().map(|r| r.id.as_str()).collect();
     html! {
-        td .c-rollout data-rollout=(first.id) data-outcome=(outcome(first)) {
-            @for r in scoped.iter().take(MAX_IN_CELL) {
-                @let o = outcome(r);
-                @let wave = crate::rollout::wave_of(r, &v.sn).map(|w| format!(" wave {}", w + 1));
-                div .ro data-rollout=(r.id) data-outcome=(o) {
-                    @if o == "idle" { (r.id) } @else {
-                        a href=(admin_url(prefix, &format!("mode=status&filter=rollout%3A{}+is%3A{o}", r.id))) { (r.id) }
-                    }
-                    (wave.unwrap_or_default()) ": " (o)
-                }
+        td .c-rollout data-rollout=(first.id) data-outcome=(o) {
+            @if o == "idle" { (first.id) } @else {
+                a href=(admin_url(prefix, &format!("mode=status&filter=rollout%3A{}+is%3A{o}", first.id))) { (first.id) }
             }
-            @if more > 0 { div .ro-more { "+" (more) " more" } }
+            @if others.is_empty() { (wave(first)) } @else {
+                // shorter, so that the `+N` adds no width
+                (wave(first).replace(" wave ", " w"))
+            }
+            ": " (o)
+            @if !others.is_empty() {
+                "\u{a0}" span .ro-more data-rollouts=(ids.join(" ")) title=(format!("also in: {}", others.join("; "))) {
+                    "+" (others.len()) }
+            }
         }
     }
 }
@@ -109,26 +118,31 @@ mod tests {
         v.sn = "00-90-33-30-00-af".into();
         v.classes = "phone".into();
         let html = row_cell(&cfg, "", None, &v).into_string();
-        for id in ["r1", "ntp", "dns"] {
-            assert!(
-                html.contains(&format!(r#"<div class="ro" data-rollout="{id}""#)),
-                "{id}: {html}"
-            );
-        }
-        assert!(!html.contains(r#"data-rollout="gw""#), "{html}");
-        assert!(
-            html.contains("+1 more"),
-            "tz beyond the three shown: {html}"
-        );
         assert!(
             html.starts_with(r#"<td class="c-rollout" data-rollout="r1""#),
             "{html}"
         );
+        assert!(html.contains(r#"data-rollouts="ntp dns tz""#), "{html}");
+        assert!(
+            html.contains("also in: ntp wave 1: held; dns wave 1: held; tz wave 1: held")
+                && html.contains(">+3</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("gw"), "{html}");
+        // a single rollout: its wave in full, no `+N`
+        let one = Config::from_user_xml(
+            r#"<config><rollouts><rollout id="r1" firmware="140010"/></rollouts></config>"#,
+        )
+        .expect("config");
+        let html = row_cell(&one, "", None, &v).into_string();
+        assert!(html.contains("r1</a> wave 1: held</td>"), "{html}");
         // a gateway: its one rollout and the two unscoped ones
         v.classes = "gateway".into();
         let html = row_cell(&cfg, "", None, &v).into_string();
         assert!(
-            html.contains(r#"data-rollout="gw""#) && !html.contains("more"),
+            html.contains(r#"data-rollout="gw""#)
+                && html.contains(">+2</span>")
+                && html.contains("gw</a> w1: held"),
             "{html}"
         );
     }
