@@ -1,6 +1,7 @@
 //! The audit log of admin actions: who (user, or the API token), when, from where (address),
 //! what (the action), on what (device, file, rollout) and whether it was done — logins and
-//! failed logins, logouts, rollout actions, signed-certificate uploads, deletions of
+//! failed logins, logouts, rollout actions (and the snippet rounds the server begins or ends,
+//! user `server`), signed-certificate uploads, deletions of
 //! certificate files and device states, mark-as-seen. Kept as JSON lines under the
 //! installation root (`audit/audit.log`), rotated at [`MAX_FILE`] bytes into
 //! `audit.log.1` … `audit.log.{KEEP}` (so at most `(KEEP + 1) × MAX_FILE` bytes), and shown

@@ -473,6 +473,12 @@ mod tests {
         let w = check(root).expect("usable").warnings;
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("scripts/b.txt does not exist"), "{w:?}");
+        // builds and snippets in one rollout: usable, the same warning
+        let both = xml.replace(r#"id="s""#, r#"id="s" firmware="140010""#);
+        assert_eq!(lint_str(&both), Vec::<String>::new());
+        std::fs::write(root.join("config/user-config.xml"), both).expect("user config");
+        let w = check(root).expect("usable").warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
     }
 
     #[test]

@@ -119,12 +119,18 @@ pub fn tick(app: &App) {
         };
         let dir = app.root.join(&cfg.times.dir);
         let files = (dir.as_path(), max, cfg.times.grace);
-        app.rollouts.sync_snippets(&cfg.rollouts, files, now);
+        for (id, words) in app.rollouts.sync_snippets(&cfg.rollouts, files, now) {
+            // the server started (or ended) a round: in the audit log with the admins' actions
+            let e = crate::audit::Entry::now("server", "-", "rollout-round", &id, true);
+            app.admin.audit.record(&app.root, &e.detail(&words));
+        }
         let fleet = IndexFleet::new(app, &cfg, now);
         app.rollouts.advance_all(&cfg.rollouts, &fleet, now);
     }
     app.rollouts
         .refresh_orphans(&cfg.rollouts, app.rollouts.now());
+    // the kept snippet copies of rollouts no longer configured (once per configuration)
+    app.rollouts.prune_kept(&cfg.rollouts);
     app.rollouts.write_dirty();
 }
 

@@ -81,7 +81,11 @@ fn one(
                 " " span .foldstate { (fold_state(r)) } }
             p { (target) ". Next wave at " (r.success) "% of its population succeeded and "
                 (r.soak) " s soak; halts above " (r.halt) "% failed; " (r.timeout)
-                (if r.snippets.is_empty() { " s to report" } else { " s to poll again after the new version" })
+                (match (r.snippets.is_empty(), r.firmware.is_some() || r.bootcode.is_some()) {
+                    (true, _) => " s to report",
+                    (false, false) => " s to poll again after the new version",
+                    (false, true) => " s to report the builds and poll again after the new version",
+                })
                 "; starts " (if r.start == "manual" { "by hand" } else { "by itself" }) "." }
             @if !r.snippets.is_empty() { (files(r)) }
             @if let Some(why) = &r.blocked { p .blocked { "Not moving: " (why) } }
@@ -104,7 +108,9 @@ fn one(
             @if !r.snippets.is_empty() && r.phase != Phase::Aborted && r.phase != Phase::Idle {
                 p .abort-note { "Abort ends this round: every device in scope is then given the "
                     "previous version of the files again, also those given the new one (on their next "
-                    "poll). A further change of a file starts a new round from wave 1." }
+                    "poll). A further change of a file starts a new round from wave 1."
+                    @if r.firmware.is_some() || r.bootcode.is_some() {
+                        " The builds are held as well (no firmware or boot code command)." } }
             } @else if r.phase != Phase::Aborted && r.phase != Phase::Idle {
                 p .abort-note { "Abort is final: every device in scope is then held (no firmware or "
                     "boot code command) and keeps the build it runs, also those that installed "

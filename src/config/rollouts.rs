@@ -29,8 +29,8 @@ pub struct Rollout {
     pub firmware: Option<String>,
     /// The boot code build (`None`: boot code is left alone).
     pub bootcode: Option<String>,
-    /// Snippet files in `scripts/` whose new versions go out wave by wave (a rollout stages
-    /// either builds or snippets; see `rollout::staged`).
+    /// Snippet files in `scripts/` whose new versions go out wave by wave (alone, or with
+    /// the builds on the same waves; see `rollout::staged`).
     pub snippets: Vec<String>,
     /// The scope, as `master/applies`: a device is in it when it fits every one of these.
     pub applies: Vec<Applies>,
@@ -66,9 +66,20 @@ impl Rollout {
                 || self.applies_any.iter().any(|a| a.matches(classes, envs)))
     }
 
-    /// Whether the rollout stages snippet files (not builds).
+    /// Whether the rollout stages snippet files (alone or with builds).
     pub fn stages_snippets(&self) -> bool {
         !self.snippets.is_empty()
+    }
+
+    /// Whether the rollout stages builds (firmware or boot code; maybe snippets as well).
+    pub fn stages_builds(&self) -> bool {
+        self.firmware.is_some() || self.bootcode.is_some()
+    }
+
+    /// Whether the rollout stages only snippet files and `round` (its new versions) is
+    /// empty: nothing to do (phase `idle`).
+    pub fn idle_with(&self, round: &[(String, i64)]) -> bool {
+        self.stages_snippets() && !self.stages_builds() && round.is_empty()
     }
 
     /// The 1-based number and the percentage bound of a wave, for messages.
@@ -142,12 +153,6 @@ fn rollout_of(el: &Element) -> Result<Rollout, RolloutError> {
         return Err(err(
             &id,
             "needs a firmware or a bootcode build, or snippets",
-        ));
-    }
-    if !snippets.is_empty() && (firmware.is_some() || bootcode.is_some()) {
-        return Err(err(
-            &id,
-            "stages either builds or snippets: use two rollouts for both",
         ));
     }
     let waves = waves_of(&id, el.attr("waves").unwrap_or("100"))?;
@@ -341,6 +346,13 @@ mod tests {
         );
         assert!(r[0].stages_snippets());
         assert_eq!((r[0].firmware.clone(), r[0].timeout), (None, 1800));
+        assert!(!r[0].stages_builds() && r[0].idle_with(&[]));
+        // builds and snippets on the same waves: never idle
+        let r = parse(
+            r#"<config><rollouts><rollout id="both" firmware="140010" snippets="a.txt"/></rollouts></config>"#,
+        )
+        .unwrap();
+        assert!(r[0].stages_builds() && r[0].stages_snippets() && !r[0].idle_with(&[]));
     }
 
     #[test]
@@ -361,7 +373,6 @@ mod tests {
             r#"<rollout id="a" firmware="1" success="120"/>"#,
             r#"<rollout id="a" firmware="1" soak="-1"/>"#,
             r#"<rollout id="a" firmware="1"/><rollout id="a" firmware="2"/>"#,
-            r#"<rollout id="a" firmware="1" snippets="a.txt"/>"#,
             r#"<rollout id="a" snippets="../a.txt"/>"#,
             r#"<rollout id="a" snippets=".hidden"/>"#,
             r#"<rollout id="a" snippets="x.txt"/><rollout id="b" snippets="y.txt x.txt"/>"#,

@@ -99,11 +99,25 @@ fn reached(told: &(Option<String>, Option<String>), d: &DeviceFacts<'_>) -> bool
     same(&told.0, d.prot) && same(&told.1, d.boot)
 }
 
+/// Whether a device's success needs it to come back after being given a new snippet
+/// version: always for a rollout that stages only snippets; for one that stages builds and
+/// snippets, when its round has a new version of a file that reaches the device (by name).
+pub fn needs_return(r: &Rollout, s: &RolloutState, d: &DeviceFacts<'_>) -> bool {
+    r.stages_snippets()
+        && (!r.stages_builds()
+            || s.round
+                .iter()
+                .any(|(f, _)| super::config::reaches(f, d.sn.trim(), d.classes, d.envs)))
+}
+
 /// What the device gets from rollout `r` at `now`, and the changes to record. For a
 /// snippet rollout the caller asks only for a device that gets one of its files in this
 /// poll; `Update` (with no builds) means the new version, `Hold` the previous one; a device
 /// told before that polls again succeeded (it came back), and a told device keeps the new
-/// version while the round is halted or paused.
+/// version while the round is halted or paused. A rollout with builds and snippets: `Update`
+/// means the builds and the new versions; with a new version for the device
+/// ([`needs_return`]) it is told only once it runs the builds (a poll that updates them
+/// resets before the files run) and succeeds when it polls again after that.
 pub fn decide(
     r: &Rollout,
     s: &RolloutState,
@@ -116,11 +130,11 @@ pub fn decide(
     let held = |why: &str, changes: Vec<Change>| {
         (Decision::Hold(format!("rollout {}: {why}", r.id)), changes)
     };
-    let snippets = r.stages_snippets();
-    let told = if snippets {
-        (None, None)
-    } else if let Some(told) = told_builds(r, d.no_firmware, d.no_bootcode) {
+    let snippets = needs_return(r, s, d);
+    let told = if let Some(told) = told_builds(r, d.no_firmware, d.no_bootcode) {
         told
+    } else if snippets {
+        (None, None)
     } else {
         return held(
             "nothing to tell this device type (nofirmdev/nobootdev), not counted",
@@ -133,11 +147,8 @@ pub fn decide(
     }
     let record = s.devices.get(sn);
     let was_told = record.is_some_and(|rec| rec.told.is_some());
-    let reached_now = if snippets {
-        was_told
-    } else {
-        reached(&told, d)
-    };
+    let runs_builds = reached(&told, d);
+    let reached_now = runs_builds && (!snippets || was_told);
     // a device the rollout knows that reports its builds (or, for snippets, came back after
     // being told) succeeds, whatever the phase
     let success = match record {
@@ -175,7 +186,8 @@ pub fn decide(
         firmware: told.0.clone(),
         bootcode: told.1.clone(),
     };
-    if !d.counts || !success.is_empty() {
+    // a device still updating its builds is told the new snippet version once it runs them
+    if !d.counts || !success.is_empty() || (snippets && !runs_builds) {
         return (update, success);
     }
     let changes = first_told(record, reached_now, sn, wave, now);
@@ -292,13 +304,10 @@ pub fn population(r: &Rollout, wave: usize, fleet: &dyn Fleet) -> Vec<String> {
 /// Whether rollout `r` has something to tell known device `k`: builds its type gets, or
 /// one of its snippet files (by the file's name, see [`super::config::reaches`]).
 fn tells(r: &Rollout, k: &Known<'_>, sn: &str) -> bool {
-    if r.stages_snippets() {
-        r.snippets
+    told_builds(r, k.no_firmware, k.no_bootcode).is_some()
+        || r.snippets
             .iter()
             .any(|f| super::config::reaches(f, sn, k.classes, k.envs))
-    } else {
-        told_builds(r, k.no_firmware, k.no_bootcode).is_some()
-    }
 }
 
 /// The waves that are open and configured (an edit may have left fewer waves than opened).
@@ -346,7 +355,7 @@ fn failing_now(
 /// one's population succeeded and `soak` seconds passed.
 pub fn advance(r: &Rollout, s: &RolloutState, fleet: &dyn Fleet, now: i64) -> Vec<Change> {
     let mut out = Vec::new();
-    if s.aborted.is_some() || (r.stages_snippets() && s.round.is_empty()) {
+    if s.aborted.is_some() || r.idle_with(&s.round) {
         return out;
     }
     if s.opened.is_empty() {
@@ -486,7 +495,7 @@ pub fn control(
     if s.aborted.is_some() {
         return Err(ActionError::Aborted);
     }
-    if r.stages_snippets() && s.round.is_empty() {
+    if r.idle_with(&s.round) {
         return Err(ActionError::NothingStaged);
     }
     Ok(match a {

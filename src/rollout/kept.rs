@@ -7,7 +7,9 @@
 //!
 //! The ticker calls [`Kept::sync`]: a file without a copy gets one of its live version (a
 //! rollout configured for the first time stages nothing until the file changes); and
-//! [`Kept::promote`] when a round is done: the live version becomes the previous one.
+//! [`Kept::promote`] when a round is done: the live version becomes the previous one; and
+//! [`Kept::prune`] after each configuration load: the copies of rollouts (or files) no longer
+//! configured are removed.
 
 use crate::snippets::Snippet;
 use std::collections::HashMap;
@@ -24,6 +26,23 @@ pub struct Kept {
     /// By rollout id and file name; the polls' map is rebuilt on a change.
     copies: Mutex<HashMap<(String, String), Snippet>>,
     view: Mutex<Arc<Previous>>,
+    /// What [`Kept::prune`] last pruned for (`None`: not yet since the start).
+    pruned_for: Mutex<Option<Staged>>,
+}
+
+/// The snippet rollouts of a configuration: each id with the files it names.
+pub type Staged = Vec<(String, Vec<String>)>;
+
+/// Most entries looked at per directory by [`Kept::prune`].
+const MAX_PRUNE_ENTRIES: usize = 256;
+
+/// Removes `path` (a directory with what it holds, else the file or link itself).
+fn remove(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 /// A file's live version and its kept previous version (unix seconds; `None`: none).
@@ -63,7 +82,64 @@ impl Kept {
             dir,
             copies: Mutex::new(HashMap::new()),
             view: Mutex::new(Arc::default()),
+            pruned_for: Mutex::new(None),
         }
+    }
+
+    /// Removes the copies no rollout of the configuration `staged` needs (blocking I/O): the
+    /// directories of rollouts that are not configured (or stage no snippets any more), and
+    /// the copies of files a configured rollout no longer names; each removal is logged.
+    /// Does the work once per configuration (the first call, then when `staged` changes);
+    /// returns what it removed (`ID` or `ID/NAME`).
+    pub fn prune(&self, staged: &[(String, Vec<String>)]) -> Vec<String> {
+        // held while pruning: a second caller returns once the work is done
+        let mut last = self.pruned_for.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(staged) {
+            return Vec::new();
+        }
+        *last = Some(staged.to_vec());
+        let mut removed = Vec::new();
+        let entries = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|l| {
+                    l.flatten()
+                        .take(MAX_PRUNE_ENTRIES)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for id in entries(&self.dir) {
+            let path = self.dir.join(&id);
+            let wanted = staged.iter().find(|(i, _)| *i == id).map(|(_, f)| f);
+            let gone: Vec<(String, PathBuf)> = match wanted {
+                None => vec![(id.clone(), path)],
+                Some(files) => entries(&path)
+                    .into_iter()
+                    .filter(|n| !files.contains(n))
+                    .map(|n| (format!("{id}/{n}"), path.join(n)))
+                    .collect(),
+            };
+            for (what, p) in gone {
+                match remove(&p) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "snippet rollouts: removed the kept copies {} (no longer configured)",
+                            p.display()
+                        );
+                        removed.push(what);
+                    }
+                    Err(e) => tracing::error!("cannot remove {}: {e}", p.display()),
+                }
+            }
+        }
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        let before = copies.len();
+        copies.retain(|(id, name), _| staged.iter().any(|(i, f)| i == id && f.contains(name)));
+        if copies.len() != before {
+            self.rebuild(&copies);
+        }
+        removed
     }
 
     fn path(&self, id: &str, name: &str) -> PathBuf {
@@ -219,5 +295,44 @@ mod tests {
         kept.promote("r", &[("a.txt".into(), 2_000)], &scripts, 100);
         assert_eq!(kept.previous()["a.txt"].mtime, 2_000);
         assert_eq!(kept.sync(&staged, &scripts, 100)["a.txt"].kept, Some(2_000));
+    }
+
+    #[test]
+    fn copies_of_rollouts_no_longer_configured_are_removed() {
+        let root = tempfile::tempdir().expect("tmp");
+        let scripts = root.path().join("scripts");
+        std::fs::create_dir_all(&scripts).expect("mkdir");
+        for f in ["a.txt", "b.txt"] {
+            std::fs::write(scripts.join(f), f).expect("write");
+        }
+        let dir = root.path().join("rollouts/.snippets");
+        let kept = Kept::new(dir.clone());
+        let both = vec![
+            (
+                "r".to_string(),
+                vec!["a.txt".to_string(), "b.txt".to_string()],
+            ),
+            ("old".to_string(), vec!["c.txt".to_string()]),
+        ];
+        kept.sync(&both, &scripts, 100);
+        std::fs::create_dir_all(dir.join("old")).expect("mkdir");
+        std::fs::write(dir.join("old/c.txt"), "c").expect("write");
+        assert!(kept.prune(&both).is_empty(), "everything configured");
+        // "old" removed, "r" names only a.txt: the rest goes, once per configuration
+        let now = vec![("r".to_string(), vec!["a.txt".to_string()])];
+        let mut removed = kept.prune(&now);
+        removed.sort();
+        assert_eq!(removed, vec!["old".to_string(), "r/b.txt".to_string()]);
+        assert!(!dir.join("old").exists() && !dir.join("r/b.txt").exists());
+        assert!(dir.join("r/a.txt").is_file());
+        assert!(!kept.previous().contains_key("b.txt"));
+        std::fs::create_dir_all(dir.join("later")).expect("mkdir");
+        assert!(kept.prune(&now).is_empty(), "the same configuration again");
+        // no snippet rollout at all: every copy goes
+        let mut all = kept.prune(&[]);
+        all.sort();
+        assert_eq!(all, vec!["later".to_string(), "r".to_string()]);
+        assert!(kept.previous().is_empty());
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
     }
 }

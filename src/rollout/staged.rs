@@ -38,22 +38,35 @@ pub fn round_of(
     out
 }
 
-/// The change that brings the state in line with the files (`None`: it is).
-pub fn next_round(s: &RolloutState, round: Vec<(String, i64)>, now: i64) -> Option<Change> {
-    (s.round != round).then_some(Change::Round {
-        at: now,
-        versions: round,
-    })
+/// The change that brings the state in line with the files (`None`: it is). A rollout that
+/// stages builds as well keeps its waves when no new version is left (the round ends).
+pub fn next_round(
+    r: &Rollout,
+    s: &RolloutState,
+    round: Vec<(String, i64)>,
+    now: i64,
+) -> Option<Change> {
+    if s.round == round {
+        None
+    } else if round.is_empty() && r.stages_builds() {
+        Some(Change::RoundEnded { at: now })
+    } else {
+        Some(Change::Round {
+            at: now,
+            versions: round,
+        })
+    }
 }
 
 /// What a rollout stages, in words (the panel, `rollout-plan`).
 pub fn target_words(r: &super::RolloutSummary) -> String {
+    let builds = format!(
+        "firmware {}, boot code {}",
+        r.firmware.as_deref().unwrap_or("unchanged"),
+        r.bootcode.as_deref().unwrap_or("unchanged")
+    );
     if r.snippets.is_empty() {
-        return format!(
-            "firmware {}, boot code {}",
-            r.firmware.as_deref().unwrap_or("unchanged"),
-            r.bootcode.as_deref().unwrap_or("unchanged")
-        );
+        return builds;
     }
     let files: Vec<String> = r
         .snippets
@@ -63,7 +76,11 @@ pub fn target_words(r: &super::RolloutSummary) -> String {
             None => format!("{} (nothing new)", f.name),
         })
         .collect();
-    format!("snippets {}", files.join(", "))
+    if r.firmware.is_none() && r.bootcode.is_none() {
+        format!("snippets {}", files.join(", "))
+    } else {
+        format!("{builds}; snippets {}", files.join(", "))
+    }
 }
 
 /// Which version of a staged file a poll gives.
@@ -147,11 +164,11 @@ mod tests {
         let round = round_of(&r, &live, &|_| Some(10));
         assert_eq!(round, vec![("update-all-all.txt".to_string(), 20)]);
         let s = RolloutState::default();
-        let c = next_round(&s, round.clone(), 5).expect("a new round");
+        let c = next_round(&r, &s, round.clone(), 5).expect("a new round");
         let mut s2 = s.clone();
         s2.apply(&c);
         assert_eq!((s2.round.clone(), s2.round_at), (round.clone(), 5));
-        assert!(next_round(&s2, round, 6).is_none());
+        assert!(next_round(&r, &s2, round, 6).is_none());
     }
 
     #[test]

@@ -171,6 +171,12 @@ pub enum Change {
         at: i64,
         versions: Vec<(String, i64)>,
     },
+    /// A rollout that stages builds and snippets has no new snippet version any more (its
+    /// round is done, or the files are back to the previous versions): the round ends, what
+    /// the waves did stays (the builds' progress).
+    RoundEnded {
+        at: i64,
+    },
 }
 
 /// What an administrator can do to a rollout.
@@ -232,6 +238,7 @@ impl std::fmt::Display for Change {
             Change::Paused { .. } => f.write_str("paused"),
             Change::Resumed { .. } => f.write_str("resumed"),
             Change::Aborted { .. } => f.write_str("aborted"),
+            Change::RoundEnded { .. } => f.write_str("round ended: no new snippet version staged"),
             Change::Round { versions, .. } if versions.is_empty() => {
                 f.write_str("no new snippet version staged")
             }
@@ -304,6 +311,10 @@ impl RolloutState {
                 }
             }
             Change::Aborted { at } => self.aborted = Some(*at),
+            Change::RoundEnded { .. } => {
+                self.round.clear();
+                self.round_at = 0;
+            }
             Change::Round { at, versions } => {
                 *self = RolloutState {
                     round: versions.clone(),
@@ -465,16 +476,22 @@ impl RolloutState {
 }
 
 /// The rollout's target as one text: its builds (`firmware/bootcode`, `-` for none), or
-/// `snippets:` and its file names.
+/// `snippets:` and its file names, or both (`140010/- snippets:a.txt`).
 pub fn target_of(r: &Rollout) -> String {
-    if r.stages_snippets() {
-        return format!("snippets:{}", r.snippets.join(","));
+    let files = format!("snippets:{}", r.snippets.join(","));
+    if !r.stages_builds() {
+        return files;
     }
-    format!(
+    let builds = format!(
         "{}/{}",
         r.firmware.as_deref().unwrap_or("-"),
         r.bootcode.as_deref().unwrap_or("-")
-    )
+    );
+    if r.stages_snippets() {
+        format!("{builds} {files}")
+    } else {
+        builds
+    }
 }
 
 #[cfg(test)]

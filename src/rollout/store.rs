@@ -100,6 +100,23 @@ fn stale(r: &Rollout, s: &RolloutState, c: &Change) -> bool {
     r.stages_snippets() && at < s.round_at
 }
 
+/// A round change in words for the audit log: each file's previous version and the new one.
+fn round_words(c: &Change, kept: &dyn Fn(&str) -> Option<i64>) -> String {
+    match c {
+        Change::Round { versions, .. } if !versions.is_empty() => {
+            let files: Vec<String> = versions
+                .iter()
+                .map(|(f, v)| match kept(f) {
+                    Some(k) => format!("{f} version {k} \u{2192} {v}"),
+                    None => format!("{f} version {v}"),
+                })
+                .collect();
+            format!("round started from wave 1: {}", files.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Most state files looked at for [`orphans_in`].
 const MAX_ORPHAN_FILES: usize = 64;
 
@@ -199,6 +216,17 @@ impl RolloutStore {
         let found = orphans_in(&self.dir, rollouts);
         *self.orphans.lock().unwrap_or_else(|e| e.into_inner()) = found;
         *self.orphans_seen.lock().unwrap_or_else(|e| e.into_inner()) = (key, now);
+    }
+
+    /// Removes the kept snippet copies the configured `rollouts` do not need (blocking; the
+    /// work is done once per configuration, see [`super::kept::Kept::prune`]).
+    pub fn prune_kept(&self, rollouts: &[Rollout]) -> Vec<String> {
+        let staged: super::kept::Staged = rollouts
+            .iter()
+            .filter(|r| r.stages_snippets())
+            .map(|r| (r.id.clone(), r.snippets.clone()))
+            .collect();
+        self.kept.prune(&staged)
     }
 
     pub fn dir(&self) -> &Path {
@@ -396,20 +424,21 @@ impl RolloutStore {
     /// makes its versions the previous ones; a file whose live version is not the previous
     /// one starts (or keeps) a round once it is `grace` seconds old (`times/@grace`: a file
     /// being edited starts none), any other change of the round starts a new one from wave 1
-    /// (see `rollout::staged`).
+    /// (see `rollout::staged`). Returns each round begun or ended, with its rollout and
+    /// in words (`round started: a.txt version 10 → 20`), for the audit log.
     pub fn sync_snippets(
         &self,
         rollouts: &[Rollout],
         (snippets, max, grace): (&Path, u64, i64),
         now: i64,
-    ) {
+    ) -> Vec<(String, String)> {
         let staged: Vec<(String, Vec<String>)> = rollouts
             .iter()
             .filter(|r| r.stages_snippets())
             .map(|r| (r.id.clone(), r.snippets.clone()))
             .collect();
         if staged.is_empty() {
-            return;
+            return Vec::new();
         }
         let done: Vec<(String, Vec<(String, i64)>)> = self.with(rollouts, |map| {
             rollouts
@@ -440,12 +469,17 @@ impl RolloutStore {
                 .filter(|r| r.stages_snippets())
                 .filter_map(|r| {
                     let round = super::staged::round_of(r, &settled, &|f| get(f, |v| v.kept));
-                    let c = super::staged::next_round(&map.get(&r.id)?.state, round, now)?;
+                    let c = super::staged::next_round(r, &map.get(&r.id)?.state, round, now)?;
                     Some((r.id.clone(), c))
                 })
                 .collect()
         });
         self.apply_now(rollouts, &changes);
+        let kept = |f: &str| get(f, |v| v.kept);
+        changes
+            .iter()
+            .map(|(id, c)| (id.clone(), round_words(c, &kept)))
+            .collect()
     }
 
     /// A copy of one rollout's state.

@@ -202,7 +202,7 @@ pub fn blocked(
 
 /// A snippet rollout with nothing staged.
 fn idle(r: &Rollout, s: &RolloutState) -> bool {
-    r.stages_snippets() && s.round.is_empty()
+    r.idle_with(&s.round)
 }
 
 fn phase(

@@ -1,10 +1,12 @@
 //! Firmware and boot code for a device in a staged rollout's scope: the rollout's decision
 //! ([`crate::rollout::decide`]) instead of the master's or the pinned builds. The first
 //! configured rollout whose scope the device fits decides; outside every scope (and without
-//! `<rollouts>`) nothing here happens. Snippet rollouts are `staged`'s.
+//! `<rollouts>`) nothing here happens. Snippet files are `staged`'s (also those of a rollout
+//! that stages builds and snippets).
 
 use super::ctx::Ctx;
 use super::update_cmd::{Kind, update_if_needed};
+use crate::rollout::decide::needs_return;
 use crate::rollout::{Decision, DeviceFacts, RolloutState, decide};
 
 /// The identity hook for rollout counts: whether what this poll reports may count. Without
@@ -42,14 +44,19 @@ pub(super) fn rollout_section(
         counts: identity_counts(ctx),
     };
     let fresh = RolloutState::default();
-    for r in cfg.rollouts.iter().filter(|r| !r.stages_snippets()) {
+    for r in cfg.rollouts.iter().filter(|r| r.stages_builds()) {
         let state = ctx
             .inp
             .rollouts
             .iter()
             .find(|(id, _)| *id == r.id)
             .map_or(&fresh, |(_, s)| s);
-        let (decision, changes) = decide(r, state, &facts, ctx.inp.now);
+        let (decision, mut changes) = decide(r, state, &facts, ctx.inp.now);
+        if needs_return(r, state, &facts) {
+            // builds and a new snippet version for this device: the delivery records it
+            // (`script::staged`), so a poll that ends before the snippets tells nothing
+            changes.clear();
+        }
         let (firmware, bootcode) = match decision {
             Decision::NotInScope => continue,
             Decision::Hold(why) => {

@@ -1,5 +1,6 @@
 //! The admin pages' second pass in a real browser (headless Chromium through ChromeDriver,
-//! as `tests/browser.rs`), on a fleet of 45 devices with two staged rollouts and a waiting
+//! as `tests/browser.rs`), on a fleet of 45 devices with two staged rollouts (and an idle snippet rollout of every
+//! device: a row names both) and a waiting
 //! CSR: the fleet on the first screen (rows visible and table width measured at 1400×1000
 //! and 1280×800, panels and charts folded to a line and remembered, the sticky header), the
 //! confirmations and the messages after an action, the filter (help, `/`, no "undefined",
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 const ROLLOUTS: &str = r#"<rollouts>
     <rollout id="r1" firmware="140010" applies="phone" waves="10,100" soak="3600" timeout="600"/>
     <rollout id="r2" firmware="140020" applies="ip811" waves="50,100" soak="3600" timeout="600"/>
+    <rollout id="ntp" snippets="update-all-all.txt"/>
 </rollouts></config>"#;
 
 /// 40 more phones, so that the table is longer than a screen.
@@ -143,6 +145,20 @@ fn the_fleet_is_on_the_first_screen() {
             "the page scrolls sideways: {m}"
         );
     }
+
+    // a phone in two rollouts: the first in its cell, the other as `+1` naming it
+    let cell = b.exec(
+        "var c = document.querySelector('tr[data-sn=\"' + arguments[0] + '\"] .c-rollout');\
+         var m = c && c.querySelector('.ro-more');\
+         return c ? c.dataset.rollout + ' ' + (m ? m.dataset.rollouts + ' ' + m.title : '') : '';",
+        json!([SN_RECEPTION]),
+    );
+    assert!(
+        cell.as_str()
+            .unwrap_or_default()
+            .starts_with("r1 ntp also in: ntp wave 1: idle"),
+        "{cell}"
+    );
 
     // few tab stops before the filter (the folds hide their content)
     let stops = b.exec(

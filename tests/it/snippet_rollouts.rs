@@ -3,9 +3,10 @@
 //! previous one (content, CHECK and the state's `version`); a device that polls again
 //! succeeded, the next wave opens, the round ends `done` and the rollout is idle again; a bad
 //! version whose device never comes back halts the round, abort gives the devices the
-//! previous version, and a further change starts a new round from wave 1; metrics, audit,
+//! previous version, and a further change starts a new round from wave 1 (in the audit log); metrics, audit,
 //! filter terms, a restart, and going back at once with the previous file put back with its
-//! date. The rollouts' clock is moved forward by the test; nothing waits for the ticker.
+//! date; a rollout of builds and snippets, and the kept copies removed with the rollout. The
+//! rollouts' clock is moved forward by the test; nothing waits for the ticker.
 
 use crate::common::{Response, Server, http_request, make_root};
 use std::path::Path;
@@ -210,6 +211,13 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
     assert_eq!(v["waves"][0]["told"], 0, "{v}");
     assert!(poll(&s, "IP232", &a).contains("config add NTP v4"));
     assert!(poll(&s, "IP232", &b).contains("config add NTP v2"));
+    // the server's round start is in the audit log: the file with the previous and new version
+    let audit = api(&s, "GET", "/api/audit").text();
+    let round = format!("round started from wave 1: {FILE} version {v2} \u{2192} {v4}");
+    assert!(
+        audit.contains("rollout-round") && audit.contains("\"server\"") && audit.contains(&round),
+        "{audit}"
+    );
 
     // the filter terms see what the round recorded
     let sns = |s: &Server, filter: &str| -> Vec<String> {
@@ -259,4 +267,72 @@ fn a_snippet_version_goes_out_by_waves_halts_when_devices_do_not_come_back_and_g
         plan.starts_with(&format!("rollout ntp: snippets {FILE} (nothing new)")),
         "{plan}"
     );
+}
+
+/// Polls with the builds the device reports.
+fn poll_on(s: &Server, sn: &str, prot: &str) -> String {
+    let hw = sn.replace("00-90-33-", "");
+    s.get(&format!(
+        "/update.php?type=IP232&sn={sn}&hwid=IP232-{hw}&ip=10.0.0.1&PROT={prot}&BOOT=130000"
+    ))
+    .text()
+}
+
+#[test]
+fn builds_and_snippets_in_one_rollout_and_the_copies_go_with_the_rollout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let both = CONFIG.replace(
+        r#"snippets="update-all-default.txt""#,
+        r#"firmware="140010" snippets="update-all-default.txt""#,
+    );
+    let root = make_root(dir.path(), &both, &[(FILE, "# v1\nconfig add NTP v1\n")]);
+    let v1 = write_version(&root, "# v1\nconfig add NTP v1\n", 86_400);
+    let (a, b) = (sn_in(&root, 0, 0), sn_in(&root, 1, 0));
+    let s = Server::start(&root, &[]);
+    // no new version: a firmware rollout (wave 1 opens), the files as they are
+    for sn in [&a, &b] {
+        poll_on(&s, sn, "130000");
+    }
+    tick(&s);
+    let v = rollout_json(&s);
+    assert_ne!(v["phase"], "idle", "{v}");
+    assert_eq!(v["snippets"][0]["previous"], v1, "{v}");
+    // a new version: a round from wave 1 for both
+    let v2 = write_version(&root, "# v2\nconfig add NTP v2\n", 7_200);
+    tick(&s);
+    let v = rollout_json(&s);
+    assert_eq!(v["snippets"][0]["version"], v2, "{v}");
+    // a (wave 1) on the old build: the build and the new version, not told yet
+    let t = poll_on(&s, &a, "130000");
+    assert!(t.contains(" ser 140010") && t.contains("NTP v2"), "{t}");
+    assert_eq!(rollout_json(&s)["waves"][0]["told"], 0);
+    // on the build: told; back again: succeeded
+    assert!(poll_on(&s, &a, "140010").contains("NTP v2"));
+    assert_eq!(rollout_json(&s)["waves"][0]["told"], 1);
+    poll_on(&s, &a, "140010");
+    assert_eq!(rollout_json(&s)["waves"][0]["succeeded"], 1);
+    // b (wave 2, closed): neither the build nor the new version
+    let t = poll_on(&s, &b, "130000");
+    assert!(
+        !t.contains(" ser 140010") && t.contains("NTP v1") && !t.contains("NTP v2"),
+        "{t}"
+    );
+    // the rollout removed from the configuration: its kept copies are removed
+    let kept = root.join("rollouts/.snippets/ntp");
+    assert!(kept.join(FILE).is_file());
+    s.flush();
+    drop(s);
+    let without = CONFIG.replace(
+        &CONFIG[CONFIG.find("<rollouts>").expect("rollouts")
+            ..CONFIG.find("</rollouts>").expect("end") + 11],
+        "",
+    );
+    std::fs::write(root.join("config/user-config.xml"), without).expect("config");
+    let s = Server::start(&root, &[]);
+    tick(&s);
+    assert!(
+        !kept.exists(),
+        "the copies of a removed rollout are removed"
+    );
+    assert!(poll_on(&s, &b, "130000").contains("NTP v2"));
 }

@@ -414,6 +414,77 @@ fn state_file_round_trip() {
     );
 }
 
+#[test]
+fn builds_and_snippets_on_one_schedule() {
+    let r = Rollout {
+        snippets: vec!["update-all-all.txt".into()],
+        ..rollout()
+    };
+    let phone = vec!["phone".to_string()];
+    let mut s = RolloutState::default();
+    let (a, b) = (sn_in(&r, 0, 0), sn_in(&r, 1, 0));
+    let f = fleet(&[&a, &b]);
+    // never idle: the builds are staged without a new snippet version
+    assert!(control(&r, &s, Action::Pause, &f, 1).is_ok());
+    step!(s, advance(&r, &s, &f, 10));
+    assert_eq!(s.opened, vec![10], "wave 1 opens without a round");
+    // without a new version only the builds count: a reports the build, succeeded
+    let (_, ch) = decide(&r, &s, &facts(&a, &phone, "140010"), 11);
+    assert!(matches!(ch[..], [Change::Succeeded { .. }]));
+    // a file changes: a new round from wave 1 for both
+    step!(
+        s,
+        vec![Change::Round {
+            at: 20,
+            versions: vec![("update-all-all.txt".into(), 20)],
+        }]
+    );
+    step!(s, advance(&r, &s, &f, 21));
+    assert_eq!(
+        (s.opened.clone(), s.devices[&a].succeeded),
+        (vec![21], None)
+    );
+    assert!(needs_return(&r, &s, &facts(&a, &phone, "1")));
+    // b (wave 2, closed) gets neither
+    let (d, ch) = decide(&r, &s, &facts(&b, &phone, "1"), 22);
+    assert!(matches!(d, Decision::Hold(ref w) if w.contains("not open")));
+    assert!(ch.is_empty());
+    // a on the old build gets the build and is not told yet (the update resets the device
+    // before the files run); on the new build it is told, and succeeds when it comes back
+    let (d, ch) = decide(&r, &s, &facts(&a, &phone, "1"), 23);
+    assert!(matches!(d, Decision::Update { firmware: Some(ref f), .. } if f == "140010"));
+    assert!(ch.is_empty(), "{ch:?}");
+    let (_, ch) = decide(&r, &s, &facts(&a, &phone, "140010"), 24);
+    assert!(matches!(ch[..], [Change::Told { .. }]), "{ch:?}");
+    step!(s, ch);
+    // told, but back on another build: not succeeded
+    assert!(decide(&r, &s, &facts(&a, &phone, "1"), 25).1.is_empty());
+    let (_, ch) = decide(&r, &s, &facts(&a, &phone, "140010"), 26);
+    assert!(matches!(ch[..], [Change::Succeeded { .. }]), "{ch:?}");
+    step!(s, ch);
+    step!(s, advance(&r, &s, &f, 121));
+    assert_eq!(s.opened.len(), 2, "wave 2 opens for both");
+    // a halt holds both for b (never told); the round's end keeps the waves
+    s.apply(&Change::Halted(crate::rollout::state::Halt {
+        at: 122,
+        wave: 1,
+        reason: "x".into(),
+    }));
+    let (d, _) = decide(&r, &s, &facts(&b, &phone, "1"), 123);
+    assert!(matches!(d, Decision::Hold(ref w) if w.contains("halted")));
+    let end = crate::rollout::staged::next_round(&r, &s, Vec::new(), 124).expect("ends");
+    assert_eq!(end, Change::RoundEnded { at: 124 });
+    step!(s, vec![end]);
+    assert_eq!((s.opened.len(), s.round.len()), (2, 0));
+    assert!(s.halted.is_some() && s.devices[&a].succeeded.is_some());
+    let sum = summarize(&r, &s, true, 125);
+    assert_eq!(sum.phase, Phase::Halted);
+    assert!(
+        crate::rollout::staged::target_words(&sum)
+            .starts_with("firmware 140010, boot code unchanged; snippets update-all-all.txt")
+    );
+}
+
 fn arb_rollout() -> impl Strategy<Value = Rollout> {
     (
         proptest::collection::btree_set(1u8..=100, 1..6),
@@ -422,12 +493,13 @@ fn arb_rollout() -> impl Strategy<Value = Rollout> {
         0i64..500,
         1i64..500,
         any::<bool>(),
-        any::<(bool, bool, bool)>(),
+        any::<(bool, bool, bool, bool)>(),
     )
         .prop_map(
-            |(waves, success, halt, soak, timeout, manual, (fw, boot, snip))| Rollout {
-                firmware: (!snip && (fw || !boot)).then(|| "140010".to_string()),
-                bootcode: (!snip && boot).then(|| "140011".to_string()),
+            // builds, snippets, or both (`also`: a snippet rollout stages builds as well)
+            |(waves, success, halt, soak, timeout, manual, (fw, boot, snip, also))| Rollout {
+                firmware: ((!snip || also) && (fw || !boot)).then(|| "140010".to_string()),
+                bootcode: ((!snip || also) && boot).then(|| "140011".to_string()),
                 snippets: if snip {
                     vec!["update-all-all.txt".to_string()]
                 } else {
@@ -509,6 +581,7 @@ proptest! {
         (no_fw, no_boot, counts) in any::<(bool, bool, bool)>(),
         now in 0i64..5000,
         known in proptest::collection::vec("009033[0-9a-f]{2}", 0..10),
+        end_round in any::<bool>(),
     ) {
         let phone = vec!["phone".to_string()];
         let f = fleet(&known.iter().map(String::as_str).collect::<Vec<_>>());
@@ -516,6 +589,15 @@ proptest! {
             no_firmware: no_fw, no_bootcode: no_boot, counts };
         let (_, ch) = decide(&r, &s, &d, now);
         step!(s, ch);
+        if end_round {
+            // the round is done or the files are back: idle, or (with builds) the waves stay
+            let before = s.opened.clone();
+            if let Some(c) = crate::rollout::staged::next_round(&r, &s, Vec::new(), now) {
+                step!(s, vec![c]);
+                prop_assert!(s.round.is_empty());
+                prop_assert!(!r.stages_builds() || s.opened == before);
+            }
+        }
         step!(s, advance(&r, &s, &f, now));
         for a in [Action::Start, Action::Pause, Action::Resume, Action::OpenNext, Action::Abort] {
             if let Ok(ch) = control(&r, &s, a, &f, now) {

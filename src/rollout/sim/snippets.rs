@@ -1,6 +1,7 @@
 //! The simulation of a snippet rollout (`rollout::staged`): the same 1,000 phones poll
 //! every 5 to 6 minutes; the new version of `update-phone-all.txt` is given wave by wave. A
 //! bad version: a device given it never polls again. A good one: every device comes back.
+//! The same with builds (a rollout of firmware and snippets on one schedule).
 
 use super::*;
 use crate::rollout::staged::{Serve, serve};
@@ -22,7 +23,13 @@ fn snippet_rollout() -> Rollout {
 /// the new version; `edit`: when the file changes again (a newer version, a new round).
 /// Returns the run and, per device, when it was first given the newest version.
 fn simulate_snippets(bad: usize, edit: Option<i64>, seed: u64) -> (Run, Vec<Option<i64>>) {
-    let r = snippet_rollout();
+    simulate_with(snippet_rollout(), bad, edit, seed)
+}
+
+/// [`simulate_snippets`] for rollout `r`; with builds, a device in an open wave on the old
+/// build is updated (a reset: the files of that poll do not run) and given the new version
+/// on the first poll on the new build.
+fn simulate_with(r: Rollout, bad: usize, edit: Option<i64>, seed: u64) -> (Run, Vec<Option<i64>>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut devs = devices(&Scenario::default(), &mut rng);
     let in_wave_1: Vec<usize> = (0..devs.len())
@@ -66,16 +73,26 @@ fn simulate_snippets(bad: usize, edit: Option<i64>, seed: u64) -> (Run, Vec<Opti
             if d.gone || d.next_poll > t {
                 continue;
             }
+            let on_new = d.updated_at.is_some_and(|u| u <= t);
             let facts = DeviceFacts {
                 sn: &d.sn,
                 classes: &classes,
                 envs: &[],
-                prot: Some(OLD),
+                prot: Some(if on_new { NEW } else { OLD }),
                 boot: None,
                 no_firmware: false,
                 no_bootcode: false,
                 counts: true,
             };
+            if r.stages_builds() && !on_new {
+                // the firmware step: the build first (its changes are the delivery's)
+                if let (Decision::Update { .. }, _) = decide(&r, &state, &facts, t) {
+                    d.updated_at.get_or_insert(t + rng.random_range(60..1800));
+                }
+                d.last_seen = t;
+                d.next_poll = t + 300 + rng.random_range(0..60);
+                continue;
+            }
             let file = (FILE, live, Some(PREVIOUS));
             let (got, changes) = serve(&r, &state, &facts, file, t);
             for c in &changes {
@@ -164,5 +181,50 @@ fn a_further_change_starts_a_new_round_from_wave_1() {
     for (d, at) in run.devs.iter().zip(&given) {
         let w = wave_of(r, &d.sn).expect("a wave");
         assert!(at.expect("given") >= run.state.opened[w], "{} early", d.sn);
+    }
+}
+
+#[test]
+fn builds_and_snippets_on_one_schedule() {
+    // `timeout` covers the update: a member is told on its first poll on the new build
+    let r = Rollout {
+        firmware: Some(NEW.to_string()),
+        timeout: 3600,
+        ..snippet_rollout()
+    };
+    // a bad version: wave 1 halts, nobody else gets the build or the version
+    let (run, given) = simulate_with(r.clone(), 30, None, 4);
+    report("builds_and_snippets_bad_version", &run);
+    let halt = run.state.halted.as_ref().expect("halted");
+    assert_eq!(
+        (halt.wave, run.state.opened.len()),
+        (0, 1),
+        "{}",
+        halt.reason
+    );
+    for (d, at) in run.devs.iter().zip(&given) {
+        if wave_of(&r, &d.sn) != Some(0) {
+            assert!(
+                at.is_none() && d.updated_at.is_none(),
+                "{} outside wave 1",
+                d.sn
+            );
+        }
+    }
+    // a good one: everyone runs the build and came back after the new version, by waves
+    let (run, given) = simulate_with(r.clone(), 0, None, 6);
+    report("builds_and_snippets_good_version", &run);
+    check_common(&run);
+    assert_eq!(summarize(&r, &run.state, true, run.end).phase, Phase::Done);
+    assert_eq!(counted(&run, |d| d.succeeded.is_some()), DEVICES);
+    for (d, at) in run.devs.iter().zip(&given) {
+        let w = wave_of(&r, &d.sn).expect("a wave");
+        let updated = d.updated_at.expect("updated");
+        assert!(updated >= run.state.opened[w], "{} updated early", d.sn);
+        assert!(
+            at.expect("given") >= updated,
+            "{} given before its build",
+            d.sn
+        );
     }
 }

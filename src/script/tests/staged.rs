@@ -117,3 +117,50 @@ fn held_devices_get_the_previous_version_as_php_would_record_it() {
     assert!(commands(&out).contains(&"config change OLD".to_string()));
     assert!(text(&out).contains("waits for its round to begin"));
 }
+
+#[test]
+fn builds_and_snippets_go_together_and_the_delivery_records_them() {
+    let user = format!(
+        r#"{STATUS}<master info="none" firmware="140000" bootcode="none"/><rollouts><rollout id="ntp" firmware="140010" snippets="{FILE}" applies="phone" waves="50,100"/></rollouts></config>"#
+    );
+    let case = Case::new(&user).snippet(FILE, 1000, "config change NEW\n");
+    let views = vec![(
+        "ntp".to_string(),
+        RolloutState {
+            opened: vec![NOW - 10],
+            round: vec![(FILE.to_string(), NOW - 1000)],
+            round_at: NOW - 10,
+            ..RolloutState::default()
+        },
+    )];
+    let (a, b) = (sn_in(&case.config, 0), sn_in(&case.config, 1));
+    let q = |sn: &str, prot: &str| {
+        format!("type=IP232&sn={sn}&hwid=IP232-x&ip=10.0.0.5&PROT={prot}&BOOT=1")
+    };
+    // the open wave on the old build: the build and the new version, not told yet (the
+    // update resets the device before the files run)
+    let out = poll(&case, &q(&a, "130000"), &views);
+    let t = text(&out);
+    assert!(
+        t.contains(" ser 140010\r\n") && t.contains("config change NEW"),
+        "{t}"
+    );
+    assert!(out.rollout_changes.is_empty(), "{:?}", out.rollout_changes);
+    // on the new build: the new version, told once (by the delivery)
+    let out = poll(&case, &q(&a, "140010"), &views);
+    assert!(text(&out).contains("config change NEW"));
+    assert!(
+        matches!(&out.rollout_changes[..], [(id, Change::Told { .. })] if id == "ntp"),
+        "{:?}",
+        out.rollout_changes
+    );
+    // the closed wave: neither the build (nor the master's) nor the new version
+    let out = poll(&case, &q(&b, "130000"), &views);
+    let t = text(&out);
+    assert!(
+        !t.contains("mod cmd UP0 prot") && !t.contains("config change NEW"),
+        "{t}"
+    );
+    assert!(t.contains("config change OLD"), "{t}");
+    assert!(out.rollout_changes.is_empty());
+}
