@@ -45,7 +45,6 @@ fn simulate_with(r: Rollout, bad: usize, edit: Option<i64>, seed: u64) -> (Run, 
     });
     let mut given = vec![None; devs.len()];
     let mut openings = Vec::new();
-    let classes = vec!["phone".to_string()];
     let mut t = 0;
     let mut live = NEW_VERSION;
     while t <= END && !finished(&r, &state, t) {
@@ -73,38 +72,9 @@ fn simulate_with(r: Rollout, bad: usize, edit: Option<i64>, seed: u64) -> (Run, 
             if d.gone || d.next_poll > t {
                 continue;
             }
-            let on_new = d.updated_at.is_some_and(|u| u <= t);
-            let facts = DeviceFacts {
-                sn: &d.sn,
-                classes: &classes,
-                envs: &[],
-                prot: Some(if on_new { NEW } else { OLD }),
-                boot: None,
-                no_firmware: false,
-                no_bootcode: false,
-                counts: true,
-            };
-            if r.stages_builds() && !on_new {
-                // the firmware step: the build first (its changes are the delivery's)
-                if let (Decision::Update { .. }, _) = decide(&r, &state, &facts, t) {
-                    d.updated_at.get_or_insert(t + rng.random_range(60..1800));
-                }
-                d.last_seen = t;
-                d.next_poll = t + 300 + rng.random_range(0..60);
-                continue;
-            }
-            let file = (FILE, live, Some(PREVIOUS));
-            let (got, changes) = serve(&r, &state, &facts, file, t);
-            for c in &changes {
-                state.apply(c);
-            }
-            if got == Serve::Live {
+            if poll(&r, &mut state, d, (live, t), &mut rng) {
                 given[i].get_or_insert(t);
-                // a bad configuration: the device never polls again
-                d.gone = d.lost;
             }
-            d.last_seen = t;
-            d.next_poll = t + 300 + rng.random_range(0..60);
         }
         t += STEP;
     }
@@ -116,6 +86,48 @@ fn simulate_with(r: Rollout, bad: usize, edit: Option<i64>, seed: u64) -> (Run, 
         end: t,
     };
     (run, given)
+}
+
+/// One poll of `d` at `t` with the file's `live` version; whether it was given that version
+/// (a device of a bad version never polls again).
+fn poll(
+    r: &Rollout,
+    state: &mut RolloutState,
+    d: &mut Dev,
+    (live, t): (i64, i64),
+    rng: &mut StdRng,
+) -> bool {
+    let classes = ["phone".to_string()];
+    let on_new = d.updated_at.is_some_and(|u| u <= t);
+    let facts = DeviceFacts {
+        sn: &d.sn,
+        classes: &classes,
+        envs: &[],
+        prot: Some(if on_new { NEW } else { OLD }),
+        boot: None,
+        no_firmware: false,
+        no_bootcode: false,
+        counts: true,
+    };
+    let mut given = false;
+    if r.stages_builds() && !on_new {
+        // the firmware step: the build first (its changes are the delivery's)
+        if let (Decision::Update { .. }, _) = decide(r, state, &facts, t) {
+            d.updated_at.get_or_insert(t + rng.random_range(60..1800));
+        }
+    } else {
+        let file = (FILE, live, Some(PREVIOUS));
+        let (got, changes) = serve(r, state, &facts, file, t);
+        for c in &changes {
+            state.apply(c);
+        }
+        given = got == Serve::Live;
+        // a bad configuration: the device never polls again
+        d.gone = given && d.lost;
+    }
+    d.last_seen = t;
+    d.next_poll = t + 300 + rng.random_range(0..60);
+    given
 }
 
 #[test]
