@@ -6,7 +6,8 @@
 //! not take. After a burst (a 16 MiB upload, a minute of hostile requests) the memory it
 //! freed then stayed resident until traffic came again (measured: 33 MB after one 16 MiB
 //! `mode=vardump`, 12 MB of it still after further polls). So a worker thread that goes idle
-//! hands its free pages back ([`on_idle`], at most every [`COLLECT_EVERY`]), and a tick of
+//! hands its free pages back ([`on_idle`]; so does a thread of the blocking pool after each
+//! task, `app::blocking`), and a tick of
 //! the runtime ([`tick`]) makes the purges that came due since happen.
 //!
 //! Transparent huge pages are off for the process ([`configure`]): mimalloc asks for them on
@@ -16,8 +17,7 @@
 //! varied requests (measured: 53 MiB of 112 MiB in huge pages after two minutes of hostile
 //! requests; 10,000 devices polled once: 42 MiB with, 28 MiB without).
 
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // Every poll builds and drops many small strings (the answer, the device state); mimalloc
 // handles that allocation pattern across threads far better than the system allocator.
@@ -26,7 +26,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 unsafe extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    fn mi_collect(force: bool);
 }
 
 /// `mi_option_purge_delay` in mimalloc.h (v3); checked against its default in the tests.
@@ -40,9 +39,6 @@ const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 /// `mi_option_allow_thp` in mimalloc.h (v3); checked against its default in the tests.
 pub const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
-
-/// Shortest time between two collections by one idle worker thread.
-pub const COLLECT_EVERY: Duration = Duration::from_millis(100);
 
 /// Sets the purge delay and turns transparent huge pages off, unless the environment
 /// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ALLOW_THP`) says otherwise. First thing in `main`.
@@ -64,28 +60,9 @@ pub fn configure() {
     }
 }
 
-/// A worker thread goes idle (`on_thread_park`): its empty pages go back to the arenas and
-/// the purges due are made, at most every [`COLLECT_EVERY`] per thread.
+/// A worker thread goes idle (`on_thread_park`): see [`update_server::idle_memory`].
 pub fn on_idle() {
-    thread_local! {
-        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
-    }
-    let now = Instant::now();
-    let due = LAST
-        .try_with(|last| {
-            let due = last
-                .get()
-                .is_none_or(|t| now.duration_since(t) >= COLLECT_EVERY);
-            if due {
-                last.set(Some(now));
-            }
-            due
-        })
-        .unwrap_or(false);
-    if due {
-        // SAFETY: a collection of the calling thread's heap, without forcing
-        unsafe { mi_collect(false) };
-    }
+    update_server::idle_memory::collect();
 }
 
 /// Once a second on the runtime: the purges that came due while every thread was idle.
@@ -94,7 +71,6 @@ pub async fn tick() {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        // SAFETY: as in `on_idle`
-        unsafe { mi_collect(false) };
+        update_server::idle_memory::collect_now();
     }
 }

@@ -204,6 +204,13 @@ impl App {
 }
 
 /// Runs `f` on the blocking pool (file I/O); `None` if the pool is gone or `f` panicked.
+/// The thread then hands its free memory back ([`crate::idle_memory`]).
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
+    tokio::task::spawn_blocking(move || {
+        let out = f();
+        crate::idle_memory::collect();
+        out
+    })
+    .await
+    .ok()
 }

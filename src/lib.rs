@@ -41,6 +41,7 @@ pub mod health;
 pub mod hooks;
 pub mod http;
 pub mod identity;
+pub mod idle_memory;
 pub mod lifecycle;
 pub mod log_sink;
 pub mod metrics;
