@@ -10,7 +10,8 @@ use std::time::Duration;
 use update_server::config::Config;
 use update_server::rollout::wave_of;
 
-const TOKEN: &str = "api-token-0123456789";
+/// The API token of the rollout tests' configurations (also `snippet_rollouts`).
+pub(crate) const TOKEN: &str = "api-token-0123456789";
 
 fn config(timeout: u32) -> String {
     format!(
@@ -45,12 +46,14 @@ fn poll(s: &Server, ty: &str, sn: &str, prot: &str) -> String {
     .text()
 }
 
-fn api(s: &Server, method: &str, target: &str) -> Response {
+/// A rollout API request with [`TOKEN`].
+pub(crate) fn api(s: &Server, method: &str, target: &str) -> Response {
     let auth = format!("Bearer {TOKEN}");
     http_request(s.addr(), method, target, &[("Authorization", &auth)], b"")
 }
 
-fn rollout_json(s: &Server) -> serde_json::Value {
+/// The first rollout of `GET api/rollouts`.
+pub(crate) fn rollout_json(s: &Server) -> serde_json::Value {
     let r = api(s, "GET", "/api/rollouts");
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
@@ -59,7 +62,7 @@ fn rollout_json(s: &Server) -> serde_json::Value {
 
 /// One tick of the rollouts now (the device index read first), instead of waiting for the
 /// server's ticker.
-fn tick(s: &Server) {
+pub(crate) fn tick(s: &Server) {
     let cfg = s.app.config.get().expect("config");
     if let Some(states) = s.app.states(&cfg) {
         assert!(
@@ -71,7 +74,7 @@ fn tick(s: &Server) {
 }
 
 /// Moves the rollouts' clock forward by `secs` and ticks.
-fn skip(s: &Server, secs: i64) {
+pub(crate) fn skip(s: &Server, secs: i64) {
     s.app.rollouts.skip(secs);
     tick(s);
 }

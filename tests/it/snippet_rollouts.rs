@@ -8,19 +8,19 @@
 //! date; a rollout of builds and snippets, and the kept copies removed with the rollout. The
 //! rollouts' clock is moved forward by the test; nothing waits for the ticker.
 
-use crate::common::{Response, Server, http_request, make_root};
+use crate::common::{Server, http_request, make_root};
+use crate::rollouts::{api, rollout_json, skip, tick};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use update_server::config::Config;
 use update_server::rollout::wave_of;
 
-const TOKEN: &str = "api-token-0123456789";
 const FILE: &str = "update-all-default.txt";
 
 const CONFIG: &str = r#"<config>
     <master info="none" firmware="none" bootcode="none" user="admin" password="secret"/>
     <status dir="status" missing="86400"/>
-    <api token="api-token-0123456789"/>
+    <api token="api-token-0123456789"/><!-- crate::rollouts::TOKEN: the API calls send it -->
     <rollouts>
         <rollout id="ntp" snippets="update-all-default.txt" applies="phone" waves="50,100"
                  success="100" halt="40" soak="60" timeout="600"/>
@@ -43,31 +43,6 @@ fn poll(s: &Server, ty: &str, sn: &str) -> String {
         "/update.php?type={ty}&sn={sn}&hwid={ty}-{hw}&ip=10.0.0.1&PROT=130000&BOOT=130000"
     ))
     .text()
-}
-
-fn api(s: &Server, method: &str, target: &str) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    http_request(s.addr(), method, target, &[("Authorization", &auth)], b"")
-}
-
-fn rollout_json(s: &Server) -> serde_json::Value {
-    let r = api(s, "GET", "/api/rollouts");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
-    v["rollouts"][0].clone()
-}
-
-fn tick(s: &Server) {
-    let cfg = s.app.config.get().expect("config");
-    if let Some(states) = s.app.states(&cfg) {
-        assert!(states.index().wait_complete(Duration::from_secs(10)));
-    }
-    update_server::rollout_ticker::tick(&s.app);
-}
-
-fn skip(s: &Server, secs: i64) {
-    s.app.rollouts.skip(secs);
-    tick(s);
 }
 
 /// Writes a new version of the snippet, dated `ago` seconds back (older than the grace
