@@ -59,10 +59,7 @@ fn setup(
     let server = Server::start(&root, &[]);
     let base = format!("http://127.0.0.1:{}", server.http_port);
     b.goto(&format!("{base}/admin/admin.php"));
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
     Some((dir, root, b, server, base))
 }
 

@@ -80,10 +80,7 @@ fn an_administrator_works_with_the_status_page() {
         b.try_find(".login .error").is_some()
     });
     assert!(b.try_find("#devices").is_none());
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
 
     // the seeded devices
     let rows = visible_rows(&b);
@@ -296,10 +293,7 @@ fn measure_a_large_fleet_in_the_browser() {
     let server = Server::start(&root, &[]);
     let base = format!("http://127.0.0.1:{}", server.http_port);
     b.goto(&format!("{base}/admin/admin.php"));
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
     for round in 0..3 {
         b.goto(&format!("{base}/admin/admin.php"));
         let t = b.exec(

@@ -70,10 +70,7 @@ fn the_rollout_panel_and_its_buttons() {
     let page = format!("{base}/admin/admin.php");
 
     b.goto(&page);
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
 
     // the first tick (once the device index is read) opens the first wave
     tick(&server);
@@ -172,10 +169,7 @@ fn the_start_gate_blocked_sentence_failing_devices_and_removed_rollouts_on_the_p
     tick(&server);
     let page = format!("http://127.0.0.1:{}/admin/admin.php", server.http_port);
     b.goto(&page);
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
 
     // ready: a Start button, no "open next", the reason it is not moving, what abort does
     b.goto(&page);

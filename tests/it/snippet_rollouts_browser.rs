@@ -54,10 +54,7 @@ fn the_snippet_rollout_panel() {
     tick(&server);
     let page = format!("http://127.0.0.1:{}/admin/admin.php", server.http_port);
     b.goto(&page);
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
 
     // idle: the file with its kept version, nothing staged, no buttons
     b.goto(&page);

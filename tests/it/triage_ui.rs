@@ -60,10 +60,7 @@ fn resize(b: &Browser, w: u32, h: u32) {
 
 fn login(b: &Browser, base: &str) {
     b.goto(&format!("{base}/admin/admin.php"));
-    b.send_keys(&b.find("#user"), "admin");
-    b.send_keys(&b.find("#password"), "secret");
-    b.click_css("#login");
-    b.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    b.log_in();
 }
 
 /// How many device rows are fully inside the viewport once the table is scrolled to the top.

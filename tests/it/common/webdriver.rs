@@ -94,6 +94,15 @@ pub struct Browser {
 pub struct El(String);
 
 impl Browser {
+    /// Logs in as the test configurations' administrator (`admin`/`secret`) on the login
+    /// form of the page shown, and waits for the device table.
+    pub fn log_in(&self) {
+        self.send_keys(&self.find("#user"), "admin");
+        self.send_keys(&self.find("#password"), "secret");
+        self.click_css("#login");
+        self.wait_for("the device table", |b| b.try_find("#devices").is_some());
+    }
+
     /// Starts ChromeDriver and a headless Chromium that downloads into `downloads`.
     pub fn start(downloads: &Path) -> Result<Browser, String> {
         let (chromium, chromedriver) = find_browser()?;
